@@ -1,0 +1,383 @@
+//! The rules: a pure function from a [`Snapshot`] to a [`Report`].
+//!
+//! This reproduces the built-in MIDUserConnectivity job (servicenow.md §5.2) exactly — who is
+//! checked, which event decides, what n counts — and adds the detail of product.md §2 without ever
+//! changing a documented message. No I/O and no clock: the window is an input.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::messages::{MessageStyle, issue_message};
+use crate::model::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Snapshot, Window};
+use crate::report::{
+    AccountState, Category, Condition, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence, MidRef,
+    MissingRoles, Report, Status, Summary,
+};
+
+/// The domain written when the user's is empty, as the built-in job does.
+pub const GLOBAL_DOMAIN: &str = "global";
+
+/// The role whose absence makes a user's authorization failures invisible to the instance.
+pub const SOAP_SCRIPT_ROLE: &str = "soap_script";
+
+/// The sets of servicenow.md §5.2 steps 2–6.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Population<'a> {
+    /// A: active users holding `mid_server`, by user name → sys_domain.
+    pub role_users: BTreeMap<&'a str, Option<&'a str>>,
+    /// B: users configured on down MID Servers → those MID Servers (each once).
+    pub down_mid_users: BTreeMap<&'a str, Vec<&'a MidServer>>,
+    /// C: every configured MID user, whatever the MID Server's status.
+    pub configured: BTreeSet<&'a str>,
+    /// D = A − C.
+    pub unassociated: BTreeSet<&'a str>,
+    pub down_mid_servers: Vec<&'a MidServer>,
+}
+
+impl<'a> Population<'a> {
+    /// Derives the sets from the snapshot's roles, users, MID Servers and configuration (not its events).
+    pub fn of(s: &'a Snapshot) -> Population<'a> {
+        let mut role_users = BTreeMap::new();
+        if s.mid_server_role.is_some() {
+            for id in &s.role_holders {
+                if let Some(u) = s.users.get(id).filter(|u| u.active) {
+                    role_users.insert(u.user_name.as_str(), u.sys_domain.as_deref());
+                }
+            }
+        }
+        let down_mid_servers: Vec<&MidServer> = s.mid_servers.iter().filter(|m| m.is_down()).collect();
+        let mut down_mid_users: BTreeMap<&str, Vec<&MidServer>> = BTreeMap::new();
+        for cfg in &s.mid_user_configs {
+            if let Some(mid) = down_mid_servers.iter().find(|m| m.sys_id == cfg.mid_server) {
+                let mids = down_mid_users.entry(cfg.user_name.as_str()).or_default();
+                if !mids.iter().any(|m| m.sys_id == mid.sys_id) {
+                    mids.push(mid);
+                }
+            }
+        }
+        let configured: BTreeSet<&str> = s.mid_user_configs.iter().map(|c| c.user_name.as_str()).collect();
+        let unassociated = role_users.keys().copied().filter(|u| !configured.contains(u)).collect();
+        Population { role_users, down_mid_users, configured, unassociated, down_mid_servers }
+    }
+
+    /// U = B ∪ D: the users whose login events decide a finding. Users configured only on Up MID
+    /// Servers are never examined.
+    pub fn to_check(&self) -> BTreeSet<&'a str> {
+        self.down_mid_users.keys().chain(self.unassociated.iter()).copied().collect()
+    }
+
+    /// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
+    fn domain(&self, s: &Snapshot, user: &str) -> String {
+        let from_user = self.role_users.get(user).copied().flatten();
+        let from_config = || {
+            s.mid_user_configs
+                .iter()
+                .filter(|c| c.user_name == user)
+                .find_map(|c| c.sys_domain.as_deref())
+        };
+        from_user
+            .or_else(from_config)
+            .filter(|d| !d.is_empty())
+            .unwrap_or(GLOBAL_DOMAIN)
+            .to_string()
+    }
+}
+
+/// What the report needs beyond the snapshot.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub instance: &'a str,
+    pub window: Window,
+    pub messages: MessageStyle,
+}
+
+/// Evaluates every rule on the snapshot.
+pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
+    let pop = Population::of(s);
+    let latest = latest_events(s, &ctx.window);
+    let mut summary = Summary {
+        role_users: pop.role_users.len(),
+        down_mid_servers: pop.down_mid_servers.len(),
+        users_on_down_mid_servers: pop.down_mid_users.len(),
+        configured_mid_users: pop.configured.len(),
+        unassociated_role_users: pop.unassociated.len(),
+        ..Summary::default()
+    };
+    let skipped: BTreeSet<&str> = s.skipped_users.iter().map(|u| u.user.as_str()).collect();
+
+    let mut findings = Vec::new();
+    for user in pop.to_check() {
+        if skipped.contains(user) {
+            continue;
+        }
+        let event = latest.get(user).copied();
+        match event.map(|e| e.kind) {
+            Some(LoginEventKind::Failed) => summary.last_attempt_failed_authentication += 1,
+            Some(LoginEventKind::AuthorizationFailed) => summary.last_attempt_failed_authorization += 1,
+            Some(LoginEventKind::Succeeded) => summary.last_attempt_succeeded += 1,
+            None => summary.no_attempt += 1,
+        }
+        let down = pop.down_mid_users.get(user).map(Vec::as_slice).unwrap_or_default();
+        if let Some(f) = finding(s, &pop, ctx, user, event, down) {
+            if f.condition == Condition::ConnectivityUndetectable {
+                summary.connectivity_undetectable += 1;
+            }
+            findings.push(f);
+        }
+    }
+    findings.sort_by(|a, b| (a.category, &a.user).cmp(&(b.category, &b.user)));
+
+    for f in &findings {
+        *summary.findings_by_category.entry(f.category).or_default() += 1;
+        *summary.findings_by_condition.entry(f.condition).or_default() += 1;
+    }
+    summary.findings = findings.len();
+
+    let status = if findings.iter().any(|f| f.category != Category::Configuration) {
+        Status::Critical
+    } else if findings.is_empty() {
+        Status::Ok
+    } else {
+        Status::Warning
+    };
+
+    Report {
+        instance: ctx.instance.to_string(),
+        window: ctx.window,
+        messages: ctx.messages,
+        status,
+        summary,
+        findings,
+        id_map: id_map(&pop),
+        skipped_users: s.skipped_users.clone(),
+        notes: notes(s, &pop),
+    }
+}
+
+/// The most recent login event of each user inside the window; ties on the second are broken by
+/// sys_id so that the result does not depend on the order the instance returned rows in.
+fn latest_events<'s>(s: &'s Snapshot, window: &Window) -> BTreeMap<&'s str, &'s LoginEvent> {
+    let mut latest: BTreeMap<&str, &LoginEvent> = BTreeMap::new();
+    for e in s.login_events.iter().filter(|e| window.contains(e.created_on)) {
+        let slot = latest.entry(e.user_name.as_str()).or_insert(e);
+        if (e.created_on, &e.sys_id) > (slot.created_on, &slot.sys_id) {
+            *slot = e;
+        }
+    }
+    latest
+}
+
+fn finding(
+    s: &Snapshot,
+    pop: &Population<'_>,
+    ctx: &Context<'_>,
+    user: &str,
+    event: Option<&LoginEvent>,
+    down: &[&MidServer],
+) -> Option<Finding> {
+    let kind = event.map(|e| e.kind);
+    let n = down.len();
+    let account = account_state(s, user);
+    let missing_roles = missing_roles(s, user, event);
+    let lacks_soap_script = lacks_role(s, user, SOAP_SCRIPT_ROLE);
+
+    let (category, condition) = match (kind, n) {
+        (Some(LoginEventKind::Succeeded), 1..) => return None,
+        (Some(LoginEventKind::Failed), 1..) => (Category::Authentication, Condition::LoginFailedOnDownMid),
+        (Some(LoginEventKind::AuthorizationFailed), 1..) => {
+            (Category::Authorization, Condition::AuthorizationFailedOnDownMid)
+        }
+        (None, 1..) if lacks_soap_script => (Category::Network, Condition::ConnectivityUndetectable),
+        (None, 1..) => (Category::Network, Condition::NoLoginOnDownMid),
+        (Some(LoginEventKind::Failed), 0) => (Category::Configuration, Condition::LoginFailedUnassociated),
+        (Some(LoginEventKind::AuthorizationFailed), 0) => {
+            (Category::Configuration, Condition::AuthorizationFailedUnassociated)
+        }
+        (Some(LoginEventKind::Succeeded), 0) => (Category::Configuration, Condition::LoginSucceededUnassociated),
+        (None, 0) => (Category::Configuration, Condition::NoLoginUnassociated),
+    };
+
+    let likely_cause = likely_cause(user, account, condition, &missing_roles);
+    let mut down_mid_servers: Vec<MidRef> =
+        down.iter().map(|m| MidRef { sys_id: m.sys_id.clone(), name: m.name.clone() }).collect();
+    down_mid_servers.sort();
+
+    Some(Finding {
+        category,
+        condition,
+        user: user.to_string(),
+        message: issue_message(ctx.messages, user, kind, n),
+        down_mid_servers,
+        missing_roles,
+        account,
+        likely_cause,
+        evidence: evidence(s, user, event, &ctx.window),
+        sys_domain: pop.domain(s, user),
+    })
+}
+
+fn user_by_name<'s>(s: &'s Snapshot, user: &str) -> Option<&'s crate::model::UserAccount> {
+    s.users.values().find(|u| u.user_name == user)
+}
+
+fn account_state(s: &Snapshot, user: &str) -> AccountState {
+    match user_by_name(s, user) {
+        None => AccountState::NotFound,
+        Some(u) => match (u.active, u.locked_out) {
+            (true, false) => AccountState::Active,
+            (false, false) => AccountState::Inactive,
+            (true, true) => AccountState::LockedOut,
+            (false, true) => AccountState::InactiveAndLockedOut,
+        },
+    }
+}
+
+/// `mid_server` and every role it contains that the user does not hold, by name, sorted.
+fn missing_roles(s: &Snapshot, user: &str, event: Option<&LoginEvent>) -> MissingRoles {
+    let from_event = match event {
+        Some(e) if e.kind == LoginEventKind::AuthorizationFailed => {
+            let mut roles: Vec<String> =
+                e.parm2.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
+            roles.sort();
+            roles.dedup();
+            roles
+        }
+        _ => Vec::new(),
+    };
+    let from_role_containment = match (&s.mid_server_role, user_by_name(s, user).and_then(|u| u.roles.as_ref())) {
+        (Some(role), Some(held)) => {
+            let mut missing: Vec<String> = std::iter::once((&role.sys_id, &"mid_server".to_string()))
+                .chain(role.contains.iter())
+                .filter(|(id, _)| !held.contains(*id))
+                .map(|(_, name)| name.to_string())
+                .collect();
+            missing.sort();
+            missing.dedup();
+            missing
+        }
+        _ => Vec::new(),
+    };
+    MissingRoles { from_event, from_role_containment }
+}
+
+/// True only when we know the user's roles and they lack `role` (one that `mid_server` contains).
+fn lacks_role(s: &Snapshot, user: &str, role: &str) -> bool {
+    let Some(mid_role) = &s.mid_server_role else { return false };
+    let Some(role_id) = mid_role.contains.iter().find(|(_, n)| n.as_str() == role).map(|(id, _)| id) else {
+        return false;
+    };
+    user_by_name(s, user).and_then(|u| u.roles.as_ref()).is_some_and(|held| !held.contains(role_id))
+}
+
+fn likely_cause(user: &str, account: AccountState, condition: Condition, missing: &MissingRoles) -> Option<String> {
+    let on_down_mid = matches!(
+        condition,
+        Condition::LoginFailedOnDownMid
+            | Condition::AuthorizationFailedOnDownMid
+            | Condition::NoLoginOnDownMid
+            | Condition::ConnectivityUndetectable
+    );
+    if !on_down_mid {
+        return None;
+    }
+    match account {
+        AccountState::NotFound => {
+            return Some(format!(
+                "No user named {user} exists on the instance: the MID Server cannot log in, and the instance records \
+                 no login event for an unknown user. Check mid.instance.username in the MID Server's config.xml."
+            ));
+        }
+        AccountState::LockedOut | AccountState::InactiveAndLockedOut => {
+            return Some(format!(
+                "The account {user} is locked out (sys_user.locked_out): unlock it, then check the password the MID \
+                 Server uses."
+            ));
+        }
+        AccountState::Inactive => {
+            return Some(format!("The account {user} is inactive (sys_user.active = false): activate it."));
+        }
+        AccountState::Active => {}
+    }
+    if condition == Condition::ConnectivityUndetectable {
+        let roles = missing.from_role_containment.join(", ");
+        return Some(format!(
+            "{}: the user lacks {SOAP_SCRIPT_ROLE}, so the instance can never record its authorization failures; \
+             the problem may be missing roles ({roles}) rather than the network. Re-assign the mid_server role.",
+            crate::messages::undetectable_message(user)
+        ));
+    }
+    None
+}
+
+fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Window) -> Evidence {
+    let event = event.map(|e| EventEvidence {
+        sys_id: e.sys_id.clone(),
+        name: e.kind,
+        at: e.created_on,
+        ip: (e.kind != LoginEventKind::AuthorizationFailed)
+            .then(|| e.parm2.trim())
+            .filter(|p| p.parse::<std::net::IpAddr>().is_ok())
+            .map(str::to_string),
+    });
+    let account = user_by_name(s, user);
+    let rows = match &s.login_history {
+        LoginHistory::Rows(rows) => Some(rows),
+        LoginHistory::Absent | LoginHistory::Unreadable(_) => None,
+    };
+    let login_history = rows.and_then(|rows| {
+        rows.iter()
+            .filter(|h| window.contains(h.created_on))
+            .filter(|h| h.user == user || account.is_some_and(|a| a.sys_id == h.user))
+            .max_by_key(|h| h.created_on)
+            .map(|h| LoginHistoryEvidence {
+                status: h.status.clone(),
+                failure_reason: h.failure_reason.clone(),
+                ip_address: h.ip_address.clone(),
+                at: h.created_on,
+            })
+    });
+    Evidence { event, login_history }
+}
+
+fn id_map(pop: &Population<'_>) -> Option<IdMap> {
+    if pop.down_mid_servers.is_empty() {
+        return None;
+    }
+    Some(IdMap {
+        unassociated_users: pop.unassociated.iter().map(|u| u.to_string()).collect(),
+        users_on_down_mid_servers: pop
+            .down_mid_users
+            .iter()
+            .map(|(u, mids)| (u.to_string(), mids.iter().map(|m| m.sys_id.clone()).collect()))
+            .collect(),
+        down_mid_servers: pop.down_mid_servers.iter().map(|m| (m.sys_id.clone(), m.name.clone())).collect(),
+    })
+}
+
+fn notes(s: &Snapshot, pop: &Population<'_>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if s.mid_server_role.is_none() {
+        notes.push(
+            "The instance has no mid_server role (sys_user_role name=mid_server): no user was checked for holding \
+             it; only users of down MID Servers were checked."
+                .to_string(),
+        );
+    }
+    if pop.down_mid_servers.is_empty() {
+        notes.push("No MID Server is down.".to_string());
+    }
+    match &s.login_history {
+        LoginHistory::Rows(_) => {}
+        LoginHistory::Absent => notes.push(
+            "The table sys_user_login_history does not exist (Identity Center is not installed): findings carry no \
+             login failure reason."
+                .to_string(),
+        ),
+        LoginHistory::Unreadable(reason) => {
+            notes.push(format!("sys_user_login_history could not be read, so findings carry no login failure reason: {reason}"))
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! Plain typed records of the instance, as `collect` hands them to `evaluate`.
+//!
+//! Nothing here knows HTTP or JSON: the Table API client decodes the instance's value shapes once,
+//! and the rules only ever see these types.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The sampling period of one cycle. Events count when `start < sys_created_on <= end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// Exclusive lower bound: `end - length - margin`.
+    #[serde(with = "crate::model::sn_time")]
+    pub start: DateTime<Utc>,
+    /// Inclusive upper bound: "now" when the cycle began. Fixed for the whole read, so rows that
+    /// arrive while `sysevent` is being paged cannot shift the pages.
+    #[serde(with = "crate::model::sn_time")]
+    pub end: DateTime<Utc>,
+    /// The configured length, without the margin.
+    #[serde(serialize_with = "serialize_duration")]
+    pub length: std::time::Duration,
+}
+
+/// The built-in job's allowance for scheduling delay (servicenow.md §5.2 step 1).
+pub const WINDOW_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The shortest window accepted: the MID Server heartbeat interval.
+pub const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+impl Window {
+    /// The window of `length` ending at `end`, widened by the built-in job's one-minute margin.
+    pub fn ending_at(end: DateTime<Utc>, length: std::time::Duration) -> Window {
+        let span = chrono::Duration::from_std(length + WINDOW_MARGIN).unwrap_or(chrono::Duration::MAX);
+        let start = end.checked_sub_signed(span).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Window { start, end, length }
+    }
+
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.start < at && at <= self.end
+    }
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// ServiceNow's date-time format (`yyyy-MM-dd HH:mm:ss`, UTC in the Table API).
+pub mod sn_time {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+
+    pub const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+    pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+        NaiveDateTime::parse_from_str(s.trim(), FORMAT).ok().map(|t| t.and_utc())
+    }
+
+    pub fn format(t: DateTime<Utc>) -> String {
+        t.format(FORMAT).to_string()
+    }
+
+    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t))
+    }
+}
+
+/// A row of `ecc_agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidServer {
+    pub sys_id: String,
+    pub name: String,
+    /// The stored `status` string: `Up`, `Down`, and others (Paused, Upgrading…) kept verbatim.
+    pub status: String,
+}
+
+impl MidServer {
+    /// The built-in job compares with the stored string `Down` exactly.
+    pub fn is_down(&self) -> bool {
+        self.status == "Down"
+    }
+}
+
+/// A `mid.instance.username` row of `ecc_agent_config`: the user a MID Server is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidUserConfig {
+    pub mid_server: String,
+    pub user_name: String,
+    pub sys_domain: Option<String>,
+}
+
+/// A row of `sys_user`, with the roles we read for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccount {
+    pub sys_id: String,
+    pub user_name: String,
+    pub active: bool,
+    pub locked_out: bool,
+    pub sys_domain: Option<String>,
+    /// sys_ids of every role the user holds (`sys_user_has_role`, inherited rows included);
+    /// `None` when the roles were not read for this user.
+    pub roles: Option<BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum LoginEventKind {
+    #[serde(rename = "login")]
+    Succeeded,
+    #[serde(rename = "login.failed")]
+    Failed,
+    #[serde(rename = "login.authorization.failed")]
+    AuthorizationFailed,
+}
+
+impl LoginEventKind {
+    pub const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
+
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Self::Succeeded => "login",
+            Self::Failed => "login.failed",
+            Self::AuthorizationFailed => "login.authorization.failed",
+        }
+    }
+
+    pub fn from_event_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.event_name() == name)
+    }
+}
+
+/// A `login`, `login.failed` or `login.authorization.failed` row of `sysevent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginEvent {
+    pub sys_id: String,
+    pub kind: LoginEventKind,
+    /// `parm1`: the user name, compared exactly and case-sensitively as the built-in job does.
+    pub user_name: String,
+    /// `parm2`: the source IP for `login`/`login.failed`, the missing roles for an authorization failure.
+    pub parm2: String,
+    pub created_on: DateTime<Utc>,
+}
+
+/// A row of the Identity Center table `sys_user_login_history` (column names unconfirmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginHistoryEntry {
+    pub user: String,
+    pub status: String,
+    pub failure_reason: String,
+    pub ip_address: String,
+    pub created_on: DateTime<Utc>,
+}
+
+/// The optional Identity Center data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LoginHistory {
+    Rows(Vec<LoginHistoryEntry>),
+    /// The table does not exist (HTTP 400 "Invalid table"): Identity Center is not installed.
+    #[default]
+    Absent,
+    /// The table exists but could not be read; the reason is reported once.
+    Unreadable(String),
+}
+
+/// The `mid_server` role and what it contains.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MidServerRole {
+    pub sys_id: String,
+    /// Every role `mid_server` contains, transitively: sys_id → name.
+    pub contains: BTreeMap<String, String>,
+}
+
+/// A user name the check refused to put into a query, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedUser {
+    pub user: String,
+    pub reason: String,
+}
+
+/// Everything one cycle read from the instance: the input of the pure rules.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `None` when the instance has no `mid_server` role (the built-in job logs it and checks no role users).
+    pub mid_server_role: Option<MidServerRole>,
+    /// sys_ids of the users holding `mid_server` (`sys_user_has_role`, inherited rows included).
+    pub role_holders: BTreeSet<String>,
+    /// `sys_user` rows of role holders and configured MID users, keyed by sys_id.
+    pub users: BTreeMap<String, UserAccount>,
+    pub mid_servers: Vec<MidServer>,
+    pub mid_user_configs: Vec<MidUserConfig>,
+    /// Login events of the checked users inside the window (others may be present; they are ignored).
+    pub login_events: Vec<LoginEvent>,
+    pub login_history: LoginHistory,
+    pub skipped_users: Vec<SkippedUser>,
+}

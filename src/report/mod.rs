@@ -1,0 +1,292 @@
+//! The result of one cycle's evaluation, and its renderings (text and JSON).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::messages::MessageStyle;
+use crate::model::{LoginEventKind, SkippedUser, Window};
+
+pub mod json;
+pub mod text;
+
+/// The four kinds of problem, in the order reports list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Authentication,
+    Authorization,
+    Network,
+    Configuration,
+}
+
+impl Category {
+    pub const ALL: [Category; 4] = [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Authentication => "authentication",
+            Self::Authorization => "authorization",
+            Self::Network => "network",
+            Self::Configuration => "configuration",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Authentication => "Authentication",
+            Self::Authorization => "Authorization",
+            Self::Network => "Network",
+            Self::Configuration => "Configuration",
+        }
+    }
+
+    /// What an administrator should do about a finding of this category.
+    pub fn remediation(self) -> &'static str {
+        match self {
+            Self::Authentication => {
+                "Check the password of the MID Server user: set the same password in the MID Server's config.xml \
+                 (mid.instance.password) and on the user record, make sure the account is active and not locked out, \
+                 then restart the MID Server."
+            }
+            Self::Authorization => {
+                "Re-assign the mid_server role (remove it from the user and add it again) so that the user is granted \
+                 every role mid_server contains; the missing roles are listed with each finding."
+            }
+            Self::Network => {
+                "Check that the MID Server service is running and that its host can reach the instance (proxy, \
+                 firewall, DNS, TLS inspection); the MID Server's agent log (agent0.log.0) shows the connection errors."
+            }
+            Self::Configuration => {
+                "Reserve the mid_server role for MID Server users: remove the role from users that no MID Server is \
+                 configured with, or configure the user on its MID Server (mid.instance.username in config.xml)."
+            }
+        }
+    }
+}
+
+/// What the deciding evidence says, one value per row of product.md §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    LoginFailedOnDownMid,
+    AuthorizationFailedOnDownMid,
+    NoLoginOnDownMid,
+    /// A network finding whose user lacks `soap_script`: the instance cannot record its failures.
+    ConnectivityUndetectable,
+    LoginFailedUnassociated,
+    AuthorizationFailedUnassociated,
+    NoLoginUnassociated,
+    LoginSucceededUnassociated,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoginFailedOnDownMid => "login_failed_on_down_mid",
+            Self::AuthorizationFailedOnDownMid => "authorization_failed_on_down_mid",
+            Self::NoLoginOnDownMid => "no_login_on_down_mid",
+            Self::ConnectivityUndetectable => "connectivity_undetectable",
+            Self::LoginFailedUnassociated => "login_failed_unassociated",
+            Self::AuthorizationFailedUnassociated => "authorization_failed_unassociated",
+            Self::NoLoginUnassociated => "no_login_unassociated",
+            Self::LoginSucceededUnassociated => "login_succeeded_unassociated",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LoginFailedOnDownMid => "users of down MID Servers whose last login failed authentication",
+            Self::AuthorizationFailedOnDownMid => "users of down MID Servers whose last login failed authorization",
+            Self::NoLoginOnDownMid => "users of down MID Servers with no login attempt",
+            Self::ConnectivityUndetectable => {
+                "users of down MID Servers with no login attempt whose connectivity the instance cannot detect"
+            }
+            Self::LoginFailedUnassociated => "unassociated role users whose last login failed authentication",
+            Self::AuthorizationFailedUnassociated => "unassociated role users whose last login failed authorization",
+            Self::NoLoginUnassociated => "unassociated role users with no login attempt",
+            Self::LoginSucceededUnassociated => "unassociated role users that logged in successfully",
+        }
+    }
+}
+
+/// A MID Server named in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MidRef {
+    pub sys_id: String,
+    pub name: String,
+}
+
+/// Roles a user lacks, from the two sources the instance offers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct MissingRoles {
+    /// `parm2` of the deciding `login.authorization.failed` event.
+    pub from_event: Vec<String>,
+    /// Roles `mid_server` contains (and `mid_server` itself) that the user does not hold.
+    pub from_role_containment: Vec<String>,
+}
+
+impl MissingRoles {
+    pub fn is_empty(&self) -> bool {
+        self.from_event.is_empty() && self.from_role_containment.is_empty()
+    }
+}
+
+/// The state of the user's `sys_user` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Active,
+    Inactive,
+    LockedOut,
+    InactiveAndLockedOut,
+    /// No `sys_user` row has this user name: a MID Server configured with it can never log in, and the
+    /// instance records no `login.failed` for an unknown user.
+    NotFound,
+}
+
+/// The event that decided a finding, and what Identity Center adds to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub event: Option<EventEvidence>,
+    pub login_history: Option<LoginHistoryEvidence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventEvidence {
+    pub sys_id: String,
+    pub name: LoginEventKind,
+    #[serde(with = "crate::model::sn_time")]
+    pub at: DateTime<Utc>,
+    /// The source IP (`parm2` of `login` and `login.failed`), when it is one.
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoginHistoryEvidence {
+    pub status: String,
+    pub failure_reason: String,
+    pub ip_address: String,
+    #[serde(with = "crate::model::sn_time")]
+    pub at: DateTime<Utc>,
+}
+
+/// One problem of one MID Server user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub category: Category,
+    pub condition: Condition,
+    pub user: String,
+    /// The `ecc_agent_issue.message`, in the configured style.
+    pub message: String,
+    pub down_mid_servers: Vec<MidRef>,
+    pub missing_roles: MissingRoles,
+    pub account: AccountState,
+    /// The most likely cause, when the data points at one beyond the documented message.
+    pub likely_cause: Option<String>,
+    pub evidence: Evidence,
+    /// The domain written to `ecc_agent_issue.sys_domain`.
+    pub sys_domain: String,
+}
+
+/// The three sections of the MID Server ID map (servicenow.md §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct IdMap {
+    pub unassociated_users: Vec<String>,
+    pub users_on_down_mid_servers: BTreeMap<String, Vec<String>>,
+    pub down_mid_servers: BTreeMap<String, String>,
+}
+
+/// Counts by condition, without names (the built-in job's summary debug level, plus findings).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Summary {
+    pub role_users: usize,
+    pub down_mid_servers: usize,
+    pub users_on_down_mid_servers: usize,
+    pub configured_mid_users: usize,
+    pub unassociated_role_users: usize,
+    pub last_attempt_failed_authentication: usize,
+    pub last_attempt_failed_authorization: usize,
+    pub last_attempt_succeeded: usize,
+    pub no_attempt: usize,
+    pub connectivity_undetectable: usize,
+    pub findings: usize,
+    pub findings_by_category: BTreeMap<Category, usize>,
+    pub findings_by_condition: BTreeMap<Condition, usize>,
+}
+
+/// The plugin status of product.md §1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Warning => 1,
+            Self::Critical => 2,
+            Self::Unknown => 3,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warning => "WARNING",
+            Self::Critical => "CRITICAL",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// What `evaluate` concludes from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub instance: String,
+    pub window: Window,
+    pub messages: MessageStyle,
+    pub status: Status,
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+    /// Present only when at least one MID Server is down.
+    pub id_map: Option<IdMap>,
+    pub skipped_users: Vec<SkippedUser>,
+    /// Things the reader should know about how complete the check was.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The one-line plugin status, e.g.
+    /// `MIDWATCH CRITICAL - 3 findings (2 authentication, 1 network) on acme | findings=3 down_mid_servers=2`.
+    pub fn status_line(&self) -> String {
+        let n = self.findings.len();
+        let what = if n == 0 {
+            "no findings".to_string()
+        } else {
+            let by: Vec<String> = self
+                .summary
+                .findings_by_category
+                .iter()
+                .map(|(c, k)| format!("{k} {}", c.name()))
+                .collect();
+            format!("{n} finding{} ({})", if n == 1 { "" } else { "s" }, by.join(", "))
+        };
+        let skipped = match self.skipped_users.len() {
+            0 => String::new(),
+            k => format!(", {k} user{} not checked", if k == 1 { "" } else { "s" }),
+        };
+        format!(
+            "MIDWATCH {} - {what}{skipped} on {} | findings={n} down_mid_servers={}",
+            self.status.label(),
+            self.instance,
+            self.summary.down_mid_servers
+        )
+    }
+}
