@@ -11,11 +11,15 @@
 //! - [`evaluate`] is a pure function `Snapshot -> Report` reproducing the built-in MIDUserConnectivity job.
 //! - [`report`] renders the report; [`cycle`] ties the steps together for `check` and `demo`.
 
+pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod cycle;
+pub mod demo;
 pub mod evaluate;
-// pub mod fake_instance;
+pub mod fake_instance;
 pub mod messages;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod snow;

@@ -223,7 +223,7 @@ impl Client {
         let mut rows = Vec::new();
         let mut offset = 0u64;
         loop {
-            let page = self.get_page(table, &ordered, fields, offset).await?;
+            let page = self.get_page(table, &ordered, fields, offset, self.opts.page_size).await?;
             rows.extend(page.rows);
             if !page.more {
                 return Ok(rows);
@@ -271,7 +271,7 @@ impl Client {
                 }
                 From::Tie(ts, id) => join_query(&[query, &format!("sys_created_on={ts}^sys_id>{id}"), "ORDERBYsys_id"]),
             };
-            let page = self.get_page(table, &q, &fields, offset).await?;
+            let page = self.get_page(table, &q, &fields, offset, self.opts.page_size).await?;
             let returned = page.rows.len();
             let before = rows.len();
             for r in page.rows {
@@ -317,8 +317,20 @@ impl Client {
         }
     }
 
+    /// Reads at most one row: proves that the table exists and that the account may read it.
+    pub async fn read_first(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
+        Ok(self.get_page(table, query, fields, 0, 1).await?.rows)
+    }
+
     /// One GET, retried per the policy.
-    async fn get_page(&self, table: &str, query: &str, fields: &[&str], offset: u64) -> Result<Page, ApiError> {
+    async fn get_page(
+        &self,
+        table: &str,
+        query: &str,
+        fields: &[&str],
+        offset: u64,
+        limit: u32,
+    ) -> Result<Page, ApiError> {
         let policy = &self.opts.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.base_delay)
@@ -326,7 +338,7 @@ impl Client {
             .with_max_times(policy.max_retries)
             .with_jitter();
         let max_retry_after = policy.max_retry_after;
-        let attempt = || self.get_page_once(table, query, fields, offset);
+        let attempt = || self.get_page_once(table, query, fields, offset, limit);
         attempt
             .retry(backoff)
             .when(|a: &Attempt| match &a.error {
@@ -344,12 +356,18 @@ impl Client {
             .map_err(|a| a.error)
     }
 
-    async fn get_page_once(&self, table: &str, query: &str, fields: &[&str], offset: u64) -> Result<Page, Attempt> {
+    async fn get_page_once(
+        &self,
+        table: &str,
+        query: &str,
+        fields: &[&str],
+        offset: u64,
+        limit: u32,
+    ) -> Result<Page, Attempt> {
         let plain = |error| Attempt { error, retry_after: None };
         let _permit = self.permits.acquire().await.map_err(|_| {
             plain(ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })
         })?;
-        let limit = self.opts.page_size;
         let request = self
             .http
             .get(self.table_url(table))

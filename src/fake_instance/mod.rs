@@ -1,0 +1,180 @@
+//! A simulated ServiceNow instance: a stateful Table API served on loopback.
+//!
+//! Used by `midwatch demo` and by the integration tests. It mimics the real instance's JSON shapes,
+//! errors and paging headers (see `docs/servicenow.md` §2), understands a strict subset of encoded
+//! queries ([`query`]) and can inject faults ([`Fault`]).
+
+mod dataset;
+pub mod query;
+mod server;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use dataset::{Dataset, REFERENCE_TIME};
+
+/// One request the fake instance received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The URL path, e.g. `/api/now/table/sysevent`.
+    pub path: String,
+    /// The query parameters, URL-decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The request body (lossy UTF-8).
+    pub body: String,
+    /// The status answered; `0` for a request that was never answered ([`Fault::ApplyThenHang`]).
+    pub status: u16,
+}
+
+/// A fault to inject into the next matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Next POST to `table`: store the record, then never answer (sleep ~1 hour) so the client times out.
+    ApplyThenHang { table: String },
+    /// Next POST to `table`: store the record, then answer 503.
+    ApplyThen503 { table: String },
+    /// Next request to `table` (any method) answers this status + JSON body without touching data.
+    Respond {
+        table: String,
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl Fault {
+    fn table(&self) -> &str {
+        match self {
+            Fault::ApplyThenHang { table }
+            | Fault::ApplyThen503 { table }
+            | Fault::Respond { table, .. } => table,
+        }
+    }
+}
+
+/// Mutable state of a running fake instance.
+#[derive(Debug)]
+struct State {
+    dataset: Dataset,
+    log: Vec<RecordedRequest>,
+    faults: Vec<Fault>,
+    clock: Option<DateTime<Utc>>,
+    next_id: u64,
+}
+
+/// What the request handlers share.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// `http://127.0.0.1:PORT`
+    base_url: String,
+    /// `base64(user:password)`
+    expected_credentials: String,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running fake instance. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeInstance {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl FakeInstance {
+    /// Binds 127.0.0.1:0 and serves in a tokio task. Every request must carry HTTP basic auth
+    /// `user`/`password`.
+    pub async fn start(
+        dataset: Dataset,
+        user: &str,
+        password: &str,
+    ) -> std::io::Result<FakeInstance> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                dataset,
+                log: Vec::new(),
+                faults: Vec::new(),
+                clock: None,
+                next_id: 0,
+            }),
+            base_url: format!("http://{addr}"),
+            expected_credentials: server::base64_encode(format!("{user}:{password}").as_bytes()),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = server::router(Arc::clone(&shared));
+        let mut signal = shutdown_rx;
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                // Resolves when the flag turns true or the sender is dropped.
+                let _ = signal.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(error = %e, "fake instance server stopped with an error");
+            }
+        });
+        Ok(FakeInstance {
+            shared,
+            shutdown,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().log.clone()
+    }
+
+    /// The rows currently stored in `table` (empty if the table does not exist).
+    pub fn rows(&self, table: &str) -> Vec<Map<String, Value>> {
+        self.shared
+            .lock()
+            .dataset
+            .tables
+            .get(table)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Injects a fault; it applies to the next matching request only. Several faults queue up in
+    /// the order injected.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// Sets the clock used for `sys_created_on`/`sys_updated_on` of writes (default: real time).
+    pub fn set_clock(&self, now: DateTime<Utc>) {
+        self.shared.lock().clock = Some(now);
+    }
+}
+
+impl Drop for FakeInstance {
+    fn drop(&mut self) {
+        // Graceful shutdown: stop accepting, close idle connections, wake hanging handlers.
+        let _ = self.shutdown.send(true);
+        // If connections linger (a client keeping one open), do not keep the listener task around.
+        self.task.abort();
+    }
+}

@@ -1,0 +1,1390 @@
+//! HTTP handling of the fake instance: one fallback handler that routes by hand, so that every
+//! request (including malformed ones) gets a ServiceNow-shaped answer and lands in the request log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::dataset::DATE_TIME_FORMAT;
+use super::query::{Query, field_string, value_string};
+use super::{Dataset, Fault, RecordedRequest, Shared, State};
+
+const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+const DEFAULT_LIMIT: usize = 10_000;
+/// How long [`Fault::ApplyThenHang`] keeps a request unanswered.
+const HANG: Duration = Duration::from_secs(3600);
+
+/// Fields that, written as a string, are stored as a reference to the given table.
+const REFERENCE_FIELDS: &[(&str, &str)] = &[
+    ("mid_server", "ecc_agent"),
+    ("ecc_agent", "ecc_agent"),
+    ("sys_domain", "sys_user_group"),
+    ("user", "sys_user"),
+    ("role", "sys_user_role"),
+    ("contains", "sys_user_role"),
+];
+
+/// System fields a write cannot set: the fake assigns them.
+const SYSTEM_FIELDS: &[&str] = &[
+    "sys_id",
+    "sys_created_on",
+    "sys_updated_on",
+    "sys_mod_count",
+    "sys_created_by",
+    "sys_updated_by",
+];
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A response being built (plain data, so that it can be recorded before it is sent).
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: &Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
+            )],
+            body: body.to_string(),
+        }
+    }
+
+    fn error(status: u16, message: &str, detail: Option<&str>) -> Reply {
+        Reply::json(
+            status,
+            &json!({"error": {"message": message, "detail": detail}, "status": "failure"}),
+        )
+    }
+
+    /// A 400 the real instance would not send: the fake refuses something it does not support.
+    fn unsupported(message: String) -> Reply {
+        Reply::error(400, &message, None)
+    }
+
+    fn not_found() -> Reply {
+        Reply::error(
+            404,
+            "No Record found",
+            Some("Record doesn't exist or ACL restricts the record retrieval"),
+        )
+    }
+
+    fn with_header(mut self, name: HeaderName, value: &str) -> Reply {
+        match HeaderValue::from_str(value) {
+            Ok(v) => {
+                self.headers.push((name, v));
+                self
+            }
+            Err(_) => Reply::error(
+                500,
+                &format!("fake instance cannot encode header {name}: {value:?}"),
+                None,
+            ),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Body::from(self.body)).into_response();
+        let headers = response.headers_mut();
+        // Without an explicit content type, axum labels a String body text/plain; an empty
+        // body (X-no-response-body) should carry none.
+        headers.remove(header::CONTENT_TYPE);
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        response
+    }
+}
+
+/// What the locked part of the handling decided.
+enum Outcome {
+    Reply(Reply),
+    /// [`Fault::ApplyThenHang`]: the record is stored, the request is never answered.
+    Hang,
+}
+
+/// The parts of a request the fake looks at.
+struct Incoming {
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn handle(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        path: uri.path().to_string(),
+        query: uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let outcome = {
+        let mut state = shared.lock();
+        let outcome = process(&shared, &mut state, &incoming);
+        let status = match &outcome {
+            Outcome::Reply(reply) => reply.status,
+            Outcome::Hang => 0,
+        };
+        state.log.push(RecordedRequest {
+            method: incoming.method.to_string(),
+            path: incoming.path.clone(),
+            query: incoming.query.clone(),
+            body: incoming.body.clone(),
+            status,
+        });
+        outcome
+    };
+    match outcome {
+        Outcome::Reply(reply) => reply.into_response(),
+        Outcome::Hang => {
+            let mut shutdown = shared.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(HANG) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+            Reply::error(503, "fake instance: hung request released", None).into_response()
+        }
+    }
+}
+
+/// Where a request points.
+enum Target<'a> {
+    Collection { table: &'a str },
+    Record { table: &'a str, sys_id: &'a str },
+}
+
+impl<'a> Target<'a> {
+    fn parse(path: &'a str) -> Option<Target<'a>> {
+        let rest = path
+            .strip_prefix("/api/now/table/")
+            .or_else(|| path.strip_prefix("/api/now/v2/table/"))?;
+        let mut parts = rest.split('/');
+        let table = parts.next().filter(|t| is_identifier(t))?;
+        match (parts.next(), parts.next()) {
+            (None, _) => Some(Target::Collection { table }),
+            (Some(sys_id), None) if !sys_id.is_empty() => Some(Target::Record { table, sys_id }),
+            _ => None,
+        }
+    }
+
+    fn table(&self) -> &'a str {
+        match self {
+            Target::Collection { table } | Target::Record { table, .. } => table,
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
+    if !authorized(&req.headers, &shared.expected_credentials) {
+        return Outcome::Reply(
+            Reply::error(
+                401,
+                "User Not Authenticated",
+                Some("Required to provide Auth information"),
+            )
+            .with_header(header::WWW_AUTHENTICATE, "BASIC realm=\"Service-now\""),
+        );
+    }
+    let Some(target) = Target::parse(&req.path) else {
+        return Outcome::Reply(Reply::error(
+            400,
+            "Requested URI does not represent any resource",
+            Some(&format!(
+                "fake instance serves only /api/now/table/{{table}}[/{{sys_id}}] and /api/now/v2/table/...: {}",
+                req.path
+            )),
+        ));
+    };
+    let table = target.table();
+
+    // Fault::Respond applies to any request to the table, before anything else.
+    if let Some(i) = state
+        .faults
+        .iter()
+        .position(|f| matches!(f, Fault::Respond { .. }) && f.table() == table)
+    {
+        let fault = state.faults.remove(i);
+        if let Fault::Respond {
+            status,
+            body,
+            headers,
+            ..
+        } = fault
+        {
+            return Outcome::Reply(injected_reply(status, body, &headers));
+        }
+    }
+
+    if !state.dataset.tables.contains_key(table) {
+        return Outcome::Reply(Reply::error(
+            400,
+            &format!("Invalid table {table}"),
+            Some(&format!("Table {table} does not exist")),
+        ));
+    }
+
+    let reply = match (&req.method, &target) {
+        (&Method::GET, Target::Collection { table }) => list(shared, state, req, table),
+        (&Method::GET, Target::Record { table, sys_id }) => get_one(state, req, table, sys_id),
+        (&Method::POST, Target::Collection { table }) => {
+            return create(shared, state, req, table);
+        }
+        (&Method::PATCH | &Method::PUT, Target::Record { table, sys_id }) => {
+            update(shared, state, req, table, sys_id)
+        }
+        (method, _) => Reply::error(
+            405,
+            "Method not Supported",
+            Some(&format!(
+                "fake instance does not support {method} on {}",
+                req.path
+            )),
+        ),
+    };
+    Outcome::Reply(reply)
+}
+
+fn injected_reply(status: u16, body: String, headers: &[(String, String)]) -> Reply {
+    if StatusCode::from_u16(status).is_err() {
+        return Reply::error(
+            500,
+            &format!("fake instance: injected status {status} is invalid"),
+            None,
+        );
+    }
+    let mut reply = Reply {
+        status,
+        headers: Vec::new(),
+        body,
+    };
+    let has_content_type = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    if !has_content_type {
+        reply.headers.push((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        ));
+    }
+    for (name, value) in headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Reply::error(
+                500,
+                &format!("fake instance: injected header name {name:?} is invalid"),
+                None,
+            );
+        };
+        reply = reply.with_header(name, value);
+    }
+    reply
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+fn authorized(headers: &HeaderMap, expected_credentials: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme = parts.next().unwrap_or_default();
+    let credentials = parts.next().unwrap_or_default().trim();
+    scheme.eq_ignore_ascii_case("basic") && credentials == expected_credentials
+}
+
+/// Standard base64 with padding (RFC 4648), enough to build the expected `Authorization` value.
+pub(super) fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/// The sysparm_* parameters of a request, validated.
+#[derive(Debug, Default)]
+struct Params {
+    query: Query,
+    fields: Option<Vec<String>>,
+    limit: usize,
+    offset: usize,
+    exclude_reference_link: bool,
+    suppress_pagination_header: bool,
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "sysparm_query",
+    "sysparm_fields",
+    "sysparm_limit",
+    "sysparm_offset",
+    "sysparm_exclude_reference_link",
+    "sysparm_display_value",
+    "sysparm_no_count",
+    "sysparm_suppress_pagination_header",
+];
+const RECORD_PARAMS: &[&str] = &[
+    "sysparm_fields",
+    "sysparm_exclude_reference_link",
+    "sysparm_display_value",
+];
+const WRITE_PARAMS: &[&str] = &[
+    "sysparm_fields",
+    "sysparm_exclude_reference_link",
+    "sysparm_display_value",
+    "sysparm_input_display_value",
+];
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, Reply> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Reply::unsupported(format!(
+            "fake instance expects true or false for {name}, got {value:?}"
+        ))),
+    }
+}
+
+fn parse_usize(name: &str, value: &str) -> Result<usize, Reply> {
+    value.parse::<usize>().map_err(|_| {
+        Reply::unsupported(format!(
+            "fake instance expects a non-negative integer for {name}, got {value:?}"
+        ))
+    })
+}
+
+fn parse_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<Params, Reply> {
+    let mut params = Params {
+        limit: DEFAULT_LIMIT,
+        ..Params::default()
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in pairs {
+        if !allowed.contains(&name.as_str()) {
+            return Err(Reply::unsupported(format!(
+                "fake instance does not support parameter {name} here (supported: {})",
+                allowed.join(", ")
+            )));
+        }
+        if seen.contains(&name.as_str()) {
+            return Err(Reply::unsupported(format!(
+                "fake instance: parameter {name} given more than once"
+            )));
+        }
+        seen.push(name);
+        match name.as_str() {
+            "sysparm_query" => {
+                params.query =
+                    Query::parse(value).map_err(|e| Reply::unsupported(e.to_string()))?;
+            }
+            "sysparm_fields" => {
+                let fields: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = fields.iter().find(|f| !f.split('.').all(is_identifier)) {
+                    return Err(Reply::unsupported(format!(
+                        "fake instance: invalid field name {bad:?} in sysparm_fields"
+                    )));
+                }
+                params.fields = (!fields.is_empty()).then_some(fields);
+            }
+            "sysparm_limit" => {
+                params.limit = parse_usize(name, value)?;
+                if params.limit == 0 {
+                    return Err(Reply::unsupported(
+                        "fake instance expects sysparm_limit >= 1".to_string(),
+                    ));
+                }
+            }
+            "sysparm_offset" => params.offset = parse_usize(name, value)?,
+            "sysparm_exclude_reference_link" => {
+                params.exclude_reference_link = parse_bool(name, value)?;
+            }
+            "sysparm_suppress_pagination_header" => {
+                params.suppress_pagination_header = parse_bool(name, value)?;
+            }
+            "sysparm_no_count" => {
+                parse_bool(name, value)?;
+            }
+            "sysparm_display_value" | "sysparm_input_display_value" => {
+                if value != "false" {
+                    return Err(Reply::unsupported(format!(
+                        "fake instance supports only {name}=false, got {value:?}"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(params)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// The value at a field path: a plain field, or a dot-walk through references
+/// (`user.user_name`), following the table named in each reference's link.
+fn lookup(dataset: &Dataset, row: &Map<String, Value>, path: &str) -> Option<Value> {
+    let mut parts = path.split('.');
+    let mut current = row.get(parts.next()?)?;
+    for part in parts {
+        let Value::Object(reference) = current else {
+            return None;
+        };
+        let link = reference.get("link")?.as_str()?;
+        let sys_id = reference.get("value")?.as_str()?;
+        let mut segments = link.rsplit('/');
+        segments.next()?;
+        let ref_table = segments.next()?;
+        let target = dataset
+            .tables
+            .get(ref_table)?
+            .iter()
+            .find(|r| field_string(r, "sys_id") == sys_id)?;
+        current = target.get(part)?;
+    }
+    Some(current.clone())
+}
+
+fn lookup_string(dataset: &Dataset, row: &Map<String, Value>, path: &str) -> String {
+    if path.contains('.') {
+        value_string(lookup(dataset, row, path).as_ref())
+    } else {
+        field_string(row, path)
+    }
+}
+
+/// A row as the API returns it, honouring `sysparm_fields` and `sysparm_exclude_reference_link`.
+fn render(dataset: &Dataset, row: &Map<String, Value>, params: &Params) -> Value {
+    let shape = |value: Value| -> Value {
+        match value {
+            Value::Object(ref obj) if params.exclude_reference_link => {
+                Value::String(value_string(obj.get("value")))
+            }
+            other => other,
+        }
+    };
+    let mut out = Map::new();
+    match &params.fields {
+        Some(fields) => {
+            for field in fields {
+                if let Some(value) = lookup(dataset, row, field) {
+                    out.insert(field.clone(), shape(value));
+                }
+            }
+        }
+        None => {
+            for (field, value) in row {
+                out.insert(field.clone(), shape(value.clone()));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn list(shared: &Shared, state: &State, req: &Incoming, table: &str) -> Reply {
+    let params = match parse_params(&req.query, LIST_PARAMS) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let dataset = &state.dataset;
+    let rows = dataset
+        .tables
+        .get(table)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut matching: Vec<&Map<String, Value>> = rows
+        .iter()
+        .filter(|row| {
+            params
+                .query
+                .matches_with(|field| lookup_string(dataset, row, field))
+        })
+        .collect();
+    params.query.sort_with(&mut matching, |row, field| {
+        lookup_string(dataset, row, field)
+    });
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(params.offset)
+        .take(params.limit)
+        .map(|row| render(dataset, row, &params))
+        .collect();
+    let mut reply = Reply::json(200, &json!({ "result": page }))
+        .with_header(HeaderName::from_static("x-total-count"), &total.to_string());
+    if !params.suppress_pagination_header {
+        let link = link_header(&shared.base_url, &req.path, &req.query, &params, total);
+        reply = reply.with_header(header::LINK, &link);
+    }
+    reply
+}
+
+/// `<url?sysparm_offset=…&sysparm_limit=…&…>;rel="next",…`, keeping the other sysparm_* parameters.
+fn link_header(
+    base_url: &str,
+    path: &str,
+    query: &[(String, String)],
+    params: &Params,
+    total: usize,
+) -> String {
+    let limit = params.limit;
+    let offset = params.offset;
+    let url_at = |offset: usize| -> String {
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        serializer.append_pair("sysparm_offset", &offset.to_string());
+        serializer.append_pair("sysparm_limit", &limit.to_string());
+        for (name, value) in query {
+            if name != "sysparm_offset" && name != "sysparm_limit" && name.starts_with("sysparm_") {
+                serializer.append_pair(name, value);
+            }
+        }
+        format!("<{base_url}{path}?{}>", serializer.finish())
+    };
+    let mut links = Vec::new();
+    if offset.saturating_add(limit) < total {
+        links.push(format!("{};rel=\"next\"", url_at(offset + limit)));
+    }
+    if offset > 0 {
+        links.push(format!(
+            "{};rel=\"prev\"",
+            url_at(offset.saturating_sub(limit))
+        ));
+    }
+    links.push(format!("{};rel=\"first\"", url_at(0)));
+    let last = if total == 0 {
+        0
+    } else {
+        (total - 1) / limit * limit
+    };
+    links.push(format!("{};rel=\"last\"", url_at(last)));
+    links.join(",")
+}
+
+fn find_index(state: &State, table: &str, sys_id: &str) -> Option<usize> {
+    state
+        .dataset
+        .tables
+        .get(table)?
+        .iter()
+        .position(|r| field_string(r, "sys_id") == sys_id)
+}
+
+fn get_one(state: &State, req: &Incoming, table: &str, sys_id: &str) -> Reply {
+    let params = match parse_params(&req.query, RECORD_PARAMS) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let row = find_index(state, table, sys_id)
+        .and_then(|i| state.dataset.tables.get(table).and_then(|rows| rows.get(i)));
+    match row {
+        Some(row) => Reply::json(
+            200,
+            &json!({ "result": render(&state.dataset, row, &params) }),
+        ),
+        None => Reply::not_found(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Checks the content type and parses the body into stored field values.
+fn parse_write_body(base_url: &str, req: &Incoming) -> Result<Vec<(String, Value)>, Reply> {
+    let content_type = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let is_json = content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Reply::error(
+            400,
+            "fake instance requires Content-Type: application/json",
+            Some(&format!("got Content-Type {content_type:?}")),
+        ));
+    }
+    let body: Value = serde_json::from_str(&req.body).map_err(|e| {
+        Reply::error(
+            400,
+            "Exception while reading request",
+            Some(&format!("The payload is not valid JSON: {e}")),
+        )
+    })?;
+    let Value::Object(body) = body else {
+        return Err(Reply::error(
+            400,
+            "Exception while reading request",
+            Some("fake instance expects one JSON object"),
+        ));
+    };
+    let mut fields = Vec::with_capacity(body.len());
+    for (field, value) in body {
+        if !is_identifier(&field) {
+            return Err(Reply::unsupported(format!(
+                "fake instance: invalid field name {field:?} in body"
+            )));
+        }
+        if SYSTEM_FIELDS.contains(&field.as_str()) {
+            continue;
+        }
+        let text = match value {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(Reply::unsupported(format!(
+                    "fake instance expects a scalar for field {field}, got {value}"
+                )));
+            }
+        };
+        if javascript(&text) {
+            return Err(Reply::unsupported(format!(
+                "fake instance refuses script value {text}"
+            )));
+        }
+        let stored = match REFERENCE_FIELDS.iter().find(|(f, _)| *f == field) {
+            Some((_, ref_table)) if !text.is_empty() => json!({
+                "link": format!("{base_url}/api/now/table/{ref_table}/{text}"),
+                "value": text,
+            }),
+            _ => Value::String(text),
+        };
+        fields.push((field, stored));
+    }
+    Ok(fields)
+}
+
+fn javascript(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..11)
+        .is_some_and(|p| p.eq_ignore_ascii_case("javascript:"))
+}
+
+fn now_string(state: &State) -> String {
+    state
+        .clock
+        .unwrap_or_else(chrono::Utc::now)
+        .format(DATE_TIME_FORMAT)
+        .to_string()
+}
+
+fn new_sys_id(state: &mut State, table: &str) -> String {
+    loop {
+        state.next_id += 1;
+        let candidate = format!("fa4e{:028x}", state.next_id);
+        if find_index(state, table, &candidate).is_none() {
+            return candidate;
+        }
+    }
+}
+
+fn no_response_body(req: &Incoming) -> bool {
+    req.headers
+        .get("x-no-response-body")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn create(shared: &Shared, state: &mut State, req: &Incoming, table: &str) -> Outcome {
+    let params = match parse_params(&req.query, WRITE_PARAMS) {
+        Ok(p) => p,
+        Err(reply) => return Outcome::Reply(reply),
+    };
+    let fields = match parse_write_body(&shared.base_url, req) {
+        Ok(f) => f,
+        Err(reply) => return Outcome::Reply(reply),
+    };
+    let sys_id = new_sys_id(state, table);
+    let now = now_string(state);
+    let mut row = Map::new();
+    for (field, value) in fields {
+        row.insert(field, value);
+    }
+    if table == "ecc_agent_issue" {
+        row.entry("state").or_insert_with(|| json!("new"));
+        row.entry("count").or_insert_with(|| json!("1"));
+    }
+    row.insert("sys_id".into(), json!(sys_id));
+    row.insert("sys_created_on".into(), json!(now));
+    row.insert("sys_updated_on".into(), json!(now));
+    row.insert("sys_mod_count".into(), json!("0"));
+    let rendered = render(&state.dataset, &row, &params);
+    state
+        .dataset
+        .tables
+        .entry(table.to_string())
+        .or_default()
+        .push(row);
+
+    if let Some(i) = state.faults.iter().position(|f| {
+        matches!(f, Fault::ApplyThenHang { .. } | Fault::ApplyThen503 { .. }) && f.table() == table
+    }) {
+        match state.faults.remove(i) {
+            Fault::ApplyThenHang { .. } => return Outcome::Hang,
+            _ => {
+                return Outcome::Reply(Reply::error(
+                    503,
+                    "Service Unavailable",
+                    Some("fake instance: injected fault after storing the record"),
+                ));
+            }
+        }
+    }
+
+    let location = format!("{}/api/now/table/{table}/{sys_id}", shared.base_url);
+    let reply = if no_response_body(req) {
+        Reply {
+            status: 201,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    } else {
+        Reply::json(201, &json!({ "result": rendered }))
+    };
+    Outcome::Reply(reply.with_header(header::LOCATION, &location))
+}
+
+fn update(shared: &Shared, state: &mut State, req: &Incoming, table: &str, sys_id: &str) -> Reply {
+    let params = match parse_params(&req.query, WRITE_PARAMS) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let Some(index) = find_index(state, table, sys_id) else {
+        return Reply::not_found();
+    };
+    let fields = match parse_write_body(&shared.base_url, req) {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let now = now_string(state);
+    let Some(row) = state
+        .dataset
+        .tables
+        .get_mut(table)
+        .and_then(|rows| rows.get_mut(index))
+    else {
+        return Reply::not_found();
+    };
+    for (field, value) in fields {
+        row.insert(field, value);
+    }
+    let mod_count = field_string(row, "sys_mod_count")
+        .parse::<u64>()
+        .map_or(1, |n| n + 1);
+    row.insert("sys_updated_on".into(), json!(now));
+    row.insert("sys_mod_count".into(), json!(mod_count.to_string()));
+    let row = row.clone();
+    if no_response_body(req) {
+        return Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+    }
+    Reply::json(
+        200,
+        &json!({ "result": render(&state.dataset, &row, &params) }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Dataset, FakeInstance, Fault, REFERENCE_TIME};
+    use super::*;
+    use chrono::{NaiveDateTime, TimeZone, Utc};
+
+    const USER: &str = "agent";
+    const PASSWORD: &str = "s3cret:pw";
+
+    fn small_dataset() -> Dataset {
+        let mut d = Dataset::default();
+        let rows: Vec<Value> = (1..=25)
+            .map(|i| {
+                json!({
+                    "sys_id": format!("e7e7{:028x}", i),
+                    "name": if i % 5 == 0 { "login.failed" } else { "login" },
+                    "parm1": format!("user{}", i % 3),
+                    "sys_created_on": format!("2026-11-22 10:{:02}:00", i),
+                })
+            })
+            .collect();
+        if let Err(e) = d.insert_fixture("sysevent", &json!({ "result": rows }).to_string()) {
+            panic!("{e}");
+        }
+        d.ensure_table("ecc_agent_issue");
+        d
+    }
+
+    async fn start(d: Dataset) -> FakeInstance {
+        match FakeInstance::start(d, USER, PASSWORD).await {
+            Ok(f) => f,
+            Err(e) => panic!("start: {e}"),
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    async fn body_json(resp: reqwest::Response) -> Value {
+        match resp.json::<Value>().await {
+            Ok(v) => v,
+            Err(e) => panic!("json body: {e}"),
+        }
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+        match req.send().await {
+            Ok(r) => r,
+            Err(e) => panic!("request failed: {e}"),
+        }
+    }
+
+    fn header(resp: &reqwest::Response, name: &str) -> String {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The `rel` → decoded query pairs of a Link header.
+    fn links(link: &str) -> Vec<(String, Vec<(String, String)>)> {
+        link.split(",<")
+            .map(|part| {
+                let part = part.trim_start_matches('<');
+                let (url, rel) = part.split_once(">;rel=").unwrap_or(("", ""));
+                let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                (
+                    rel.trim_matches('"').to_string(),
+                    url::form_urlencoded::parse(query.as_bytes())
+                        .into_owned()
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_or_wrong_auth_is_401() {
+        let fake = start(small_dataset()).await;
+        let url = format!("{}/api/now/table/sysevent", fake.url());
+        for req in [
+            client().get(&url),
+            client().get(&url).basic_auth(USER, Some("wrong")),
+            client().get(&url).basic_auth("other", Some(PASSWORD)),
+        ] {
+            let resp = send(req).await;
+            assert_eq!(resp.status(), 401);
+            assert_eq!(
+                body_json(resp).await,
+                json!({"error":{"message":"User Not Authenticated","detail":"Required to provide Auth information"},"status":"failure"})
+            );
+        }
+        let resp = send(client().get(&url).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 200);
+        let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [401, 401, 401, 200]);
+    }
+
+    #[tokio::test]
+    async fn invalid_table_and_bad_requests_are_400() {
+        let fake = start(small_dataset()).await;
+        let resp = send(
+            client()
+                .get(format!("{}/api/now/table/sys_nonexistent", fake.url()))
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(resp.status(), 400);
+        assert_eq!(
+            body_json(resp).await,
+            json!({"error":{"message":"Invalid table sys_nonexistent","detail":"Table sys_nonexistent does not exist"},"status":"failure"})
+        );
+        let url = format!("{}/api/now/table/sysevent", fake.url());
+        for (query, message_start) in [
+            (
+                vec![("sysparm_query", "nameLIKElogin")],
+                "fake instance cannot parse query: ",
+            ),
+            (
+                vec![("sysparm_query", "sys_created_on>javascript:gs.hoursAgo(4)")],
+                "fake instance refuses script value ",
+            ),
+            (
+                vec![("sysparm_display_value", "true")],
+                "fake instance supports only",
+            ),
+            (
+                vec![("name", "login")],
+                "fake instance does not support parameter",
+            ),
+            (
+                vec![("sysparm_limit", "-1")],
+                "fake instance expects a non-negative",
+            ),
+        ] {
+            let resp = send(
+                client()
+                    .get(&url)
+                    .query(&query)
+                    .basic_auth(USER, Some(PASSWORD)),
+            )
+            .await;
+            assert_eq!(resp.status(), 400, "{query:?}");
+            let body = body_json(resp).await;
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(message_start), "{query:?}: {body}");
+            assert_eq!(body["error"]["detail"], Value::Null);
+            assert_eq!(body["status"], "failure");
+        }
+        // every request was logged with its status, query decoded
+        let log = fake.requests();
+        assert_eq!(log.len(), 6);
+        assert!(log.iter().all(|r| r.status == 400 && r.method == "GET"));
+        assert_eq!(
+            log[2].query,
+            [(
+                "sysparm_query".to_string(),
+                "sys_created_on>javascript:gs.hoursAgo(4)".to_string()
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_pages_with_link_headers_and_total_count() {
+        let fake = start(small_dataset()).await;
+        let url = format!("{}/api/now/v2/table/sysevent", fake.url());
+        let query = "name=login^ORDERBYDESCsys_created_on";
+        // 20 rows match
+        let resp = send(
+            client()
+                .get(&url)
+                .query(&[
+                    ("sysparm_query", query),
+                    ("sysparm_fields", "sys_id,parm1,no_such_field"),
+                    ("sysparm_limit", "8"),
+                    ("sysparm_offset", "8"),
+                ])
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            header(&resp, "content-type"),
+            "application/json;charset=UTF-8"
+        );
+        assert_eq!(header(&resp, "x-total-count"), "20");
+        let link = header(&resp, "link");
+        assert!(
+            link.starts_with(&format!("<{url}?sysparm_offset=16&sysparm_limit=8&")),
+            "{link}"
+        );
+        let parsed = links(&link);
+        let rels: Vec<&str> = parsed.iter().map(|(rel, _)| rel.as_str()).collect();
+        assert_eq!(rels, ["next", "prev", "first", "last"]);
+        let offsets: Vec<&str> = parsed.iter().map(|(_, q)| q[0].1.as_str()).collect();
+        assert_eq!(offsets, ["16", "0", "0", "16"]);
+        // other sysparm_* parameters are kept, decoded back to the original values
+        assert!(
+            parsed[0]
+                .1
+                .contains(&("sysparm_query".to_string(), query.to_string()))
+        );
+        let body = body_json(resp).await;
+        let result = body["result"].as_array().cloned().unwrap_or_default();
+        assert_eq!(result.len(), 8);
+        // descending order, skipping every 5th (login.failed): 24,23,22,21,19,18,17,16 | 14,...
+        assert_eq!(result[0]["sys_id"], format!("e7e7{:028x}", 14));
+        assert_eq!(
+            result[0]
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["sys_id".to_string(), "parm1".to_string()])
+        );
+
+        // the last page: no next
+        let resp = send(
+            client()
+                .get(&url)
+                .query(&[
+                    ("sysparm_query", query),
+                    ("sysparm_limit", "8"),
+                    ("sysparm_offset", "16"),
+                ])
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        let rels: Vec<String> = links(&header(&resp, "link"))
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(rels, ["prev", "first", "last"]);
+        assert_eq!(
+            body_json(resp).await["result"].as_array().map(Vec::len),
+            Some(4)
+        );
+
+        // nothing matches: 200 with [] (v2), total 0
+        let resp = send(
+            client()
+                .get(&url)
+                .query(&[("sysparm_query", "name=nothing")])
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(header(&resp, "x-total-count"), "0");
+        assert_eq!(body_json(resp).await, json!({"result": []}));
+    }
+
+    #[tokio::test]
+    async fn post_then_get_and_patch() {
+        let fake = start(small_dataset()).await;
+        let clock = Utc.with_ymd_and_hms(2026, 11, 22, 12, 5, 0).single();
+        let Some(clock) = clock else {
+            panic!("bad clock")
+        };
+        fake.set_clock(clock);
+        let url = format!("{}/api/now/table/ecc_agent_issue", fake.url());
+        let resp = send(
+            client()
+                .post(&url)
+                .basic_auth(USER, Some(PASSWORD))
+                .json(&json!({
+                    "source": "MIDUserConnectivity",
+                    "message": "hello",
+                    "mid_server": "",
+                    "sys_domain": "global",
+                    "extra": 5,
+                })),
+        )
+        .await;
+        assert_eq!(resp.status(), 201);
+        let location = header(&resp, "location");
+        let created = body_json(resp).await["result"].clone();
+        let sys_id = created["sys_id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(sys_id.len(), 32);
+        assert_eq!(location, format!("{url}/{sys_id}"));
+        assert_eq!(created["state"], "new");
+        assert_eq!(created["count"], "1");
+        assert_eq!(created["extra"], "5");
+        assert_eq!(created["mid_server"], "");
+        assert_eq!(created["sys_created_on"], "2026-11-22 12:05:00");
+        assert_eq!(created["sys_mod_count"], "0");
+        assert_eq!(
+            created["sys_domain"],
+            json!({"link": format!("{}/api/now/table/sys_user_group/global", fake.url()), "value": "global"})
+        );
+        assert_eq!(fake.rows("ecc_agent_issue").len(), 1);
+
+        // GET the record, plain references
+        let resp = send(
+            client()
+                .get(format!("{url}/{sys_id}"))
+                .query(&[("sysparm_exclude_reference_link", "true")])
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let got = body_json(resp).await["result"].clone();
+        assert_eq!(got["sys_domain"], "global");
+        assert_eq!(got["message"], "hello");
+
+        // found by query
+        let resp = send(
+            client()
+                .get(&url)
+                .query(&[(
+                    "sysparm_query",
+                    "source=MIDUserConnectivity^stateINnew,acknowledged",
+                )])
+                .basic_auth(USER, Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(
+            body_json(resp).await["result"].as_array().map(Vec::len),
+            Some(1)
+        );
+
+        // PATCH
+        fake.set_clock(clock + chrono::TimeDelta::minutes(10));
+        let resp = send(
+            client()
+                .patch(format!("{url}/{sys_id}"))
+                .query(&[(
+                    "sysparm_fields",
+                    "sys_id,count,state,sys_updated_on,sys_mod_count",
+                )])
+                .basic_auth(USER, Some(PASSWORD))
+                .json(&json!({"count": 2, "state": "resolved"})),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            body_json(resp).await,
+            json!({"result": {"sys_id": sys_id, "count": "2", "state": "resolved",
+                "sys_updated_on": "2026-11-22 12:15:00", "sys_mod_count": "1"}})
+        );
+        let stored = fake.rows("ecc_agent_issue");
+        assert_eq!(stored[0]["sys_created_on"], "2026-11-22 12:05:00");
+        assert_eq!(stored[0]["message"], "hello");
+
+        // PATCH / GET of a missing record: 404
+        for req in [
+            client()
+                .patch(format!("{url}/{}", "0".repeat(32)))
+                .json(&json!({"state": "resolved"})),
+            client().get(format!("{url}/{}", "0".repeat(32))),
+        ] {
+            let resp = send(req.basic_auth(USER, Some(PASSWORD))).await;
+            assert_eq!(resp.status(), 404);
+            assert_eq!(
+                body_json(resp).await,
+                json!({"error":{"message":"No Record found","detail":"Record doesn't exist or ACL restricts the record retrieval"},"status":"failure"})
+            );
+        }
+
+        // POST without JSON content type: 400, nothing stored
+        let resp = send(
+            client()
+                .post(&url)
+                .basic_auth(USER, Some(PASSWORD))
+                .body("{\"message\":\"x\"}"),
+        )
+        .await;
+        assert_eq!(resp.status(), 400);
+        // X-no-response-body
+        let resp = send(
+            client()
+                .post(&url)
+                .basic_auth(USER, Some(PASSWORD))
+                .header("X-no-response-body", "true")
+                .json(&json!({"message": "quiet"})),
+        )
+        .await;
+        assert_eq!(resp.status(), 201);
+        assert!(!header(&resp, "location").is_empty());
+        assert_eq!(resp.text().await.unwrap_or_else(|e| panic!("{e}")), "");
+        assert_eq!(fake.rows("ecc_agent_issue").len(), 2);
+        let methods: Vec<(String, u16)> = fake
+            .requests()
+            .into_iter()
+            .map(|r| (r.method, r.status))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                ("POST".to_string(), 201),
+                ("GET".to_string(), 200),
+                ("GET".to_string(), 200),
+                ("PATCH".to_string(), 200),
+                ("PATCH".to_string(), 404),
+                ("GET".to_string(), 404),
+                ("POST".to_string(), 400),
+                ("POST".to_string(), 201),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn faults_apply_once() {
+        let fake = start(small_dataset()).await;
+        let url = format!("{}/api/now/table/ecc_agent_issue", fake.url());
+        let post = || {
+            client()
+                .post(&url)
+                .basic_auth(USER, Some(PASSWORD))
+                .timeout(Duration::from_millis(500))
+                .json(&json!({"message": "m"}))
+        };
+
+        fake.inject(Fault::ApplyThen503 {
+            table: "ecc_agent_issue".into(),
+        });
+        assert_eq!(send(post()).await.status(), 503);
+        assert_eq!(fake.rows("ecc_agent_issue").len(), 1);
+
+        fake.inject(Fault::ApplyThenHang {
+            table: "ecc_agent_issue".into(),
+        });
+        match post().send().await {
+            Ok(resp) => panic!("expected a timeout, got {}", resp.status()),
+            Err(e) => assert!(e.is_timeout(), "{e}"),
+        }
+        assert_eq!(fake.rows("ecc_agent_issue").len(), 2);
+
+        fake.inject(Fault::Respond {
+            table: "sysevent".into(),
+            status: 429,
+            body: r#"{"error":{"message":"Rate limit exceeded","detail":"x"},"status":"failure"}"#
+                .into(),
+            headers: vec![("Retry-After".into(), "7".into())],
+        });
+        // a request to another table does not consume it
+        assert_eq!(send(post()).await.status(), 201);
+        let events = format!("{}/api/now/table/sysevent", fake.url());
+        let resp = send(client().get(&events).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 429);
+        assert_eq!(header(&resp, "retry-after"), "7");
+        assert_eq!(
+            header(&resp, "content-type"),
+            "application/json;charset=UTF-8"
+        );
+        assert_eq!(
+            body_json(resp).await["error"]["message"],
+            "Rate limit exceeded"
+        );
+        let resp = send(client().get(&events).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 200);
+
+        let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [503, 0, 201, 429, 200]);
+    }
+
+    #[tokio::test]
+    async fn demo_dataset_dot_walk_and_reference_queries() {
+        let now = NaiveDateTime::parse_from_str(REFERENCE_TIME, DATE_TIME_FORMAT)
+            .map(|t| t.and_utc())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fake = start(Dataset::demo(now)).await;
+        let get = |table: &str, query: &str, fields: &str| {
+            client()
+                .get(format!("{}/api/now/table/{table}", fake.url()))
+                .query(&[
+                    ("sysparm_query", query),
+                    ("sysparm_fields", fields),
+                    ("sysparm_exclude_reference_link", "true"),
+                ])
+                .basic_auth(USER, Some(PASSWORD))
+        };
+        // roles of local-midserver, by dot-walk
+        let resp = send(get(
+            "sys_user_has_role",
+            "user.user_name=local-midserver^ORDERBYrole.name",
+            "role.name,inherited,user",
+        ))
+        .await;
+        let body = body_json(resp).await;
+        let roles: Vec<&str> = body["result"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["role.name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            roles,
+            [
+                "mid_server",
+                "soap",
+                "soap_create",
+                "soap_delete",
+                "soap_script",
+                "soap_update"
+            ]
+        );
+        assert_eq!(
+            body["result"][0]["user"],
+            "05e40000000000000000000000000002"
+        );
+
+        // reference compared by value; login events in the default window
+        let resp = send(get(
+            "ecc_agent_config",
+            "param_name=mid.instance.username^ecc_agent=ec0a0000000000000000000000000001",
+            "value",
+        ))
+        .await;
+        assert_eq!(
+            body_json(resp).await,
+            json!({"result": [{"value": "midserver2"}]})
+        );
+        let resp = send(get(
+            "sysevent",
+            "nameSTARTSWITHlogin^sys_created_on>=2026-11-22 07:59:00^parm1=midserver2^ORDERBYDESCsys_created_on",
+            "name,sys_created_on",
+        ))
+        .await;
+        assert_eq!(
+            body_json(resp).await["result"][0],
+            json!({"name": "login.failed", "sys_created_on": "2026-11-22 11:45:00"})
+        );
+    }
+}
