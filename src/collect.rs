@@ -46,12 +46,8 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     snapshot.users = users(client, &snapshot).await?;
 
     let to_check: Vec<String> = Population::of(&snapshot).to_check().into_iter().map(str::to_string).collect();
-    let checked_ids: BTreeSet<String> = snapshot
-        .users
-        .values()
-        .filter(|u| to_check.contains(&u.user_name))
-        .map(|u| u.sys_id.clone())
-        .collect();
+    let checked_ids: BTreeSet<String> =
+        snapshot.users.values().filter(|u| to_check.contains(&u.user_name)).map(|u| u.sys_id.clone()).collect();
     let events_lookup = ValueLookup::plan(to_check.iter().map(String::as_str));
     let (roles, login_events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
@@ -119,19 +115,34 @@ async fn role_containment(client: &Client, role_id: &str) -> Result<BTreeMap<Str
         if frontier.is_empty() {
             break;
         }
-        let rows = read_each(client, "sys_user_role_contains", in_list("role", &frontier), &["role", "contains"]).await?;
-        frontier = rows.iter().filter_map(|r| r.reference("contains")).filter(|c| seen.insert(c.clone())).collect();
+        let rows =
+            read_each(client, "sys_user_role_contains", in_list("role", &frontier), &["role", "contains"]).await?;
+        let parents: BTreeSet<&String> = frontier.iter().collect();
+        frontier = rows
+            .iter()
+            .filter(|r| r.reference("role").is_some_and(|p| parents.contains(&p)))
+            .filter_map(|r| r.reference("contains"))
+            .filter(|c| seen.insert(c.clone()))
+            .collect();
     }
     seen.remove(role_id);
     let rows = read_each(client, "sys_user_role", in_list("sys_id", &seen), &["sys_id", "name"]).await?;
-    Ok(rows.iter().filter_map(|r| Some((r.reference("sys_id")?, r.text("name")))).filter(|(id, _)| seen.contains(id)).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.reference("sys_id")?, r.text("name"))))
+        .filter(|(id, _)| seen.contains(id))
+        .collect())
 }
 
 /// `sys_user` rows of the role holders (by sys_id) and of the configured MID users (by name).
 async fn users(client: &Client, s: &Snapshot) -> Result<BTreeMap<String, UserAccount>, ApiError> {
     let by_id = read_each(client, "sys_user", in_list("sys_id", &s.role_holders), USER_FIELDS).await?;
-    let mut users: BTreeMap<String, UserAccount> =
-        by_id.iter().filter_map(user_account).filter(|u| s.role_holders.contains(&u.sys_id)).map(|u| (u.sys_id.clone(), u)).collect();
+    let mut users: BTreeMap<String, UserAccount> = by_id
+        .iter()
+        .filter_map(user_account)
+        .filter(|u| s.role_holders.contains(&u.sys_id))
+        .map(|u| (u.sys_id.clone(), u))
+        .collect();
 
     let known: BTreeSet<&str> = users.values().map(|u| u.user_name.as_str()).collect();
     let wanted: BTreeSet<&str> =
@@ -157,7 +168,10 @@ fn user_account(r: &Row) -> Option<UserAccount> {
 }
 
 /// The roles (sys_ids) each of `user_ids` holds, inherited rows included.
-async fn user_roles(client: &Client, user_ids: &BTreeSet<String>) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+async fn user_roles(
+    client: &Client,
+    user_ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
     let rows = read_each(client, "sys_user_has_role", in_list("user", user_ids), &["user", "role"]).await?;
     let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rows {
@@ -208,12 +222,13 @@ async fn login_events(
 }
 
 /// Identity Center's login history of `user_ids` inside the window; its absence is not an error.
-async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<String>) -> Result<LoginHistory, ApiError> {
-    let range = format!(
-        "sys_created_on>{}^sys_created_on<={}",
-        sn_time::format(window.start),
-        sn_time::format(window.end)
-    );
+async fn login_history(
+    client: &Client,
+    window: &Window,
+    user_ids: &BTreeSet<String>,
+) -> Result<LoginHistory, ApiError> {
+    let range =
+        format!("sys_created_on>{}^sys_created_on<={}", sn_time::format(window.start), sn_time::format(window.end));
     let conditions: Vec<String> = in_list("user", user_ids).iter().map(|c| join_query(&[c, &range])).collect();
     let fields = &["user", "status", "login_failure_reason", "ip_address", "sys_created_on"];
     match read_each(client, LOGIN_HISTORY_TABLE, conditions, fields).await {
@@ -231,7 +246,9 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Str
                 .collect(),
         )),
         Err(ApiError::InvalidTable { .. }) => {
-            tracing::info!("{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); continuing without it");
+            tracing::info!(
+                "{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); continuing without it"
+            );
             Ok(LoginHistory::Absent)
         }
         Err(e @ ApiError::Forbidden { .. }) => Ok(LoginHistory::Unreadable(e.to_string())),
@@ -240,7 +257,12 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Str
 }
 
 /// Runs one `read_all` per condition (each an IN-list chunk or a prefix) and concatenates the rows.
-async fn read_each(client: &Client, table: &str, conditions: Vec<String>, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
+async fn read_each(
+    client: &Client,
+    table: &str,
+    conditions: Vec<String>,
+    fields: &[&str],
+) -> Result<Vec<Row>, ApiError> {
     let reads = conditions.iter().map(|c| client.read_all(table, c, fields));
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }

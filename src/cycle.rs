@@ -35,6 +35,24 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+impl Outcome {
+    /// The one line a cycle logs: duration, requests, findings by category (and, as they land,
+    /// records created/counted/resolved and the email sent or queued).
+    pub fn summary_line(&self) -> String {
+        let by: Vec<String> =
+            self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
+        format!(
+            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]",
+            self.report.status.label(),
+            self.duration.as_millis(),
+            self.requests,
+            self.response_bytes,
+            self.report.findings.len(),
+            by.join(" ")
+        )
+    }
+}
+
 /// Builds the Table API client for the configured instance.
 pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
     let i = &config.instance;

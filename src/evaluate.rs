@@ -68,17 +68,9 @@ impl<'a> Population<'a> {
     /// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
     fn domain(&self, s: &Snapshot, user: &str) -> String {
         let from_user = self.role_users.get(user).copied().flatten();
-        let from_config = || {
-            s.mid_user_configs
-                .iter()
-                .filter(|c| c.user_name == user)
-                .find_map(|c| c.sys_domain.as_deref())
-        };
-        from_user
-            .or_else(from_config)
-            .filter(|d| !d.is_empty())
-            .unwrap_or(GLOBAL_DOMAIN)
-            .to_string()
+        let from_config =
+            || s.mid_user_configs.iter().filter(|c| c.user_name == user).find_map(|c| c.sys_domain.as_deref());
+        from_user.or_else(from_config).filter(|d| !d.is_empty()).unwrap_or(GLOBAL_DOMAIN).to_string()
     }
 }
 
@@ -372,9 +364,9 @@ fn notes(s: &Snapshot, pop: &Population<'_>) -> Vec<String> {
              login failure reason."
                 .to_string(),
         ),
-        LoginHistory::Unreadable(reason) => {
-            notes.push(format!("sys_user_login_history could not be read, so findings carry no login failure reason: {reason}"))
-        }
+        LoginHistory::Unreadable(reason) => notes.push(format!(
+            "sys_user_login_history could not be read, so findings carry no login failure reason: {reason}"
+        )),
     }
     notes
 }

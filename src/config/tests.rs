@@ -94,7 +94,9 @@ fn http_is_accepted_only_for_loopback() {
     for ok in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://acme.service-now.com/"] {
         assert!(parse_instance_url(ok).is_ok(), "{ok}");
     }
-    for bad in ["http://10.0.0.1", "ftp://x", "https://u:p@acme.service-now.com", "https://acme.service-now.com/now/nav"] {
+    for bad in
+        ["http://10.0.0.1", "ftp://x", "https://u:p@acme.service-now.com", "https://acme.service-now.com/now/nav"]
+    {
         assert!(parse_instance_url(bad).is_err(), "{bad}");
     }
 }
@@ -114,8 +116,9 @@ fn secrets_come_from_env_or_credentials_directory_and_never_print() {
     env.files.insert("/run/credentials/x/instance_password".into(), "cred".into());
     assert_eq!(parse(&text, &env).expect("valid").instance.password.expose_secret(), "cred");
 
-    let err = parse(&MINIMAL.replace("password_file = \"/run/secret\"", "password_env = \"NOPE\""), &FakeEnv::default())
-        .expect_err("unset variable");
+    let err =
+        parse(&MINIMAL.replace("password_file = \"/run/secret\"", "password_env = \"NOPE\""), &FakeEnv::default())
+            .expect_err("unset variable");
     assert!(err.to_string().contains("NOPE, which is not set"));
 }
 

@@ -9,7 +9,8 @@ use crate::model::{LoginHistoryEntry, MidServerRole, MidUserConfig, SkippedUser,
 use LoginEventKind::*;
 
 const MID_ROLE: &str = "r_mid_server";
-const CONTAINED: [(&str, &str); 3] = [("r_soap", "soap"), ("r_soap_script", "soap_script"), ("r_soap_query", "soap_query")];
+const CONTAINED: [(&str, &str); 3] =
+    [("r_soap", "soap"), ("r_soap_script", "soap_script"), ("r_soap_query", "soap_query")];
 
 fn end() -> DateTime<Utc> {
     sn_time::parse("2026-11-22 12:00:00").expect("valid time")
@@ -108,36 +109,76 @@ fn only(report: &Report) -> &Finding {
 fn every_row_of_the_rules_table_in_both_styles() {
     type Row = (Option<LoginEventKind>, usize, Option<(Category, Condition)>, &'static str, &'static str);
     let rows: [Row; 12] = [
-        (Some(Failed), 1, Some((Category::Authentication, Condition::LoginFailedOnDownMid)),
-         "Login authentication failure for User u associated with 1 down MID Server. Check password on MID server.",
-         "Login authentication failure for User u associated with 1 down MID Server.  Check password on MID server."),
-        (Some(Failed), 2, Some((Category::Authentication, Condition::LoginFailedOnDownMid)),
-         "Login authentication failure for User u associated with 2 down MID Servers. Check password on MID servers.",
-         "Login authentication failure for User u associated with 2 down MID Servers.  Check password on MID servers."),
-        (Some(Failed), 0, Some((Category::Configuration, Condition::LoginFailedUnassociated)),
-         "Login authentication failure for User u with mid_server role not associated with a MID Server.",
-         "Login authentication failure for User u with mid_server role not associated with a MID Server."),
-        (Some(AuthorizationFailed), 1, Some((Category::Authorization, Condition::AuthorizationFailedOnDownMid)),
-         "Login authorization failure for User u associated with 1 down MID Server. Re-assign mid_server role to grant all required roles.",
-         "Login authorization failure for User u associated with 1 down MID Server.  Re-assign mid_server role to grant all required roles."),
-        (Some(AuthorizationFailed), 2, Some((Category::Authorization, Condition::AuthorizationFailedOnDownMid)),
-         "Login authorization failure for User u associated with 2 down MID Servers. Re-assign mid_server role to grant all required roles.",
-         "Login authorization failure for User u associated with 2 down MID Servers.  Re-assign mid_server role to grant all required roles."),
-        (Some(AuthorizationFailed), 0, Some((Category::Configuration, Condition::AuthorizationFailedUnassociated)),
-         "Login authorization failure for User u with mid_server role not associated with a MID Server.",
-         "Login authorization failure for User u with mid_server role not associated with a MID Server."),
-        (None, 1, Some((Category::Network, Condition::NoLoginOnDownMid)),
-         "User u is associated with 1 down MID Server. No login attempts within reporting period.",
-         "User u associated with 1 down MID Server.  No login attempts within reporting period."),
-        (None, 2, Some((Category::Network, Condition::NoLoginOnDownMid)),
-         "User u is associated with 2 down MID Servers. No login attempts within reporting period.",
-         "User u associated with 2 down MID Servers.  No login attempts within reporting period."),
-        (None, 0, Some((Category::Configuration, Condition::NoLoginUnassociated)),
-         "User u with mid_server role is not associated with a MID Server. No login attempts within reporting period.",
-         "User u with mid_server role not associated with a MID Server.  No login attempts within reporting period."),
-        (Some(Succeeded), 0, Some((Category::Configuration, Condition::LoginSucceededUnassociated)),
-         "User u with mid_server role successfully connected but not associated with a MID Server. The mid_server role should be reserved for MID Server use only.",
-         "User u with mid_server role successfully connected but is not associated with a MID Server.  The mid_server role should be reserved for MID Server use only."),
+        (
+            Some(Failed),
+            1,
+            Some((Category::Authentication, Condition::LoginFailedOnDownMid)),
+            "Login authentication failure for User u associated with 1 down MID Server. Check password on MID server.",
+            "Login authentication failure for User u associated with 1 down MID Server.  Check password on MID server.",
+        ),
+        (
+            Some(Failed),
+            2,
+            Some((Category::Authentication, Condition::LoginFailedOnDownMid)),
+            "Login authentication failure for User u associated with 2 down MID Servers. Check password on MID servers.",
+            "Login authentication failure for User u associated with 2 down MID Servers.  Check password on MID servers.",
+        ),
+        (
+            Some(Failed),
+            0,
+            Some((Category::Configuration, Condition::LoginFailedUnassociated)),
+            "Login authentication failure for User u with mid_server role not associated with a MID Server.",
+            "Login authentication failure for User u with mid_server role not associated with a MID Server.",
+        ),
+        (
+            Some(AuthorizationFailed),
+            1,
+            Some((Category::Authorization, Condition::AuthorizationFailedOnDownMid)),
+            "Login authorization failure for User u associated with 1 down MID Server. Re-assign mid_server role to grant all required roles.",
+            "Login authorization failure for User u associated with 1 down MID Server.  Re-assign mid_server role to grant all required roles.",
+        ),
+        (
+            Some(AuthorizationFailed),
+            2,
+            Some((Category::Authorization, Condition::AuthorizationFailedOnDownMid)),
+            "Login authorization failure for User u associated with 2 down MID Servers. Re-assign mid_server role to grant all required roles.",
+            "Login authorization failure for User u associated with 2 down MID Servers.  Re-assign mid_server role to grant all required roles.",
+        ),
+        (
+            Some(AuthorizationFailed),
+            0,
+            Some((Category::Configuration, Condition::AuthorizationFailedUnassociated)),
+            "Login authorization failure for User u with mid_server role not associated with a MID Server.",
+            "Login authorization failure for User u with mid_server role not associated with a MID Server.",
+        ),
+        (
+            None,
+            1,
+            Some((Category::Network, Condition::NoLoginOnDownMid)),
+            "User u is associated with 1 down MID Server. No login attempts within reporting period.",
+            "User u associated with 1 down MID Server.  No login attempts within reporting period.",
+        ),
+        (
+            None,
+            2,
+            Some((Category::Network, Condition::NoLoginOnDownMid)),
+            "User u is associated with 2 down MID Servers. No login attempts within reporting period.",
+            "User u associated with 2 down MID Servers.  No login attempts within reporting period.",
+        ),
+        (
+            None,
+            0,
+            Some((Category::Configuration, Condition::NoLoginUnassociated)),
+            "User u with mid_server role is not associated with a MID Server. No login attempts within reporting period.",
+            "User u with mid_server role not associated with a MID Server.  No login attempts within reporting period.",
+        ),
+        (
+            Some(Succeeded),
+            0,
+            Some((Category::Configuration, Condition::LoginSucceededUnassociated)),
+            "User u with mid_server role successfully connected but not associated with a MID Server. The mid_server role should be reserved for MID Server use only.",
+            "User u with mid_server role successfully connected but is not associated with a MID Server.  The mid_server role should be reserved for MID Server use only.",
+        ),
         (Some(Succeeded), 1, None, "", ""),
         (Some(Succeeded), 2, None, "", ""),
     ];
@@ -294,7 +335,10 @@ fn id_map_has_three_sections() {
         .report();
     let map = r.id_map.expect("a MID Server is down");
     assert_eq!(map.unassociated_users, ["ardis.maison"]);
-    assert_eq!(map.users_on_down_mid_servers, BTreeMap::from([("midserver2".to_string(), vec!["m_london".to_string()])]));
+    assert_eq!(
+        map.users_on_down_mid_servers,
+        BTreeMap::from([("midserver2".to_string(), vec!["m_london".to_string()])])
+    );
     assert_eq!(map.down_mid_servers, BTreeMap::from([("m_london".to_string(), "london".to_string())]));
 }
 
@@ -335,9 +379,15 @@ fn user_without_soap_script_on_down_mid_is_undetectable_not_network() {
         .report();
     let f = only(&r);
     assert_eq!((f.category, f.condition), (Category::Network, Condition::ConnectivityUndetectable));
-    assert_eq!(f.message, "User mid.tokyo is associated with 1 down MID Server. No login attempts within reporting period.");
+    assert_eq!(
+        f.message,
+        "User mid.tokyo is associated with 1 down MID Server. No login attempts within reporting period."
+    );
     let cause = f.likely_cause.as_deref().unwrap_or_default();
-    assert!(cause.starts_with("Connectivity of MID Server user mid.tokyo cannot be detected by the instance"), "{cause}");
+    assert!(
+        cause.starts_with("Connectivity of MID Server user mid.tokyo cannot be detected by the instance"),
+        "{cause}"
+    );
     assert!(cause.contains("soap_script"));
     assert_eq!(r.summary.connectivity_undetectable, 1);
 }
@@ -363,7 +413,8 @@ fn locked_out_and_unknown_users_are_named_as_likely_cause() {
 
 #[test]
 fn domain_comes_from_user_then_config_then_global() {
-    let mut inst = instance().role_user("u").mid("london", "Down", "u").mid("paris", "Down", "v").mid("rome", "Down", "w");
+    let mut inst =
+        instance().role_user("u").mid("london", "Down", "u").mid("paris", "Down", "v").mid("rome", "Down", "w");
     inst.s.mid_user_configs[1].sys_domain = Some("d_config".into());
     let r = inst.report();
     let domains: Vec<(&str, &str)> = r.findings.iter().map(|f| (f.user.as_str(), f.sys_domain.as_str())).collect();
@@ -372,7 +423,8 @@ fn domain_comes_from_user_then_config_then_global() {
 
 #[test]
 fn login_history_adds_failure_reason_and_its_absence_is_noted() {
-    let mut inst = instance().role_user("midserver2").mid("london", "Down", "midserver2").event("midserver2", Failed, 5, "");
+    let mut inst =
+        instance().role_user("midserver2").mid("london", "Down", "midserver2").event("midserver2", Failed, 5, "");
     inst.s.login_history = LoginHistory::Rows(vec![LoginHistoryEntry {
         user: "u_midserver2".into(),
         status: "failed".into(),

@@ -270,12 +270,8 @@ impl Report {
         let what = if n == 0 {
             "no findings".to_string()
         } else {
-            let by: Vec<String> = self
-                .summary
-                .findings_by_category
-                .iter()
-                .map(|(c, k)| format!("{k} {}", c.name()))
-                .collect();
+            let by: Vec<String> =
+                self.summary.findings_by_category.iter().map(|(c, k)| format!("{k} {}", c.name())).collect();
             format!("{n} finding{} ({})", if n == 1 { "" } else { "s" }, by.join(", "))
         };
         let skipped = match self.skipped_users.len() {

@@ -132,7 +132,10 @@ fn finding(out: &mut String, f: &Finding) {
         line("Missing (event):", roles.from_event.join(", "));
     }
     if !roles.from_role_containment.is_empty() {
-        line("Missing (roles):", format!("{} (compared with what mid_server contains)", roles.from_role_containment.join(", ")));
+        line(
+            "Missing (roles):",
+            format!("{} (compared with what mid_server contains)", roles.from_role_containment.join(", ")),
+        );
     }
     if let Some(cause) = &f.likely_cause {
         line("Likely cause:", cause.clone());

@@ -62,7 +62,9 @@ pub enum ApiError {
     QuotaExceeded { table: String, message: String, page_size: u32 },
     #[error("HTTP {status} from the instance for {table}: {message}")]
     Status { table: String, status: u16, message: String },
-    #[error("no answer from the instance for {table} within {timeout:?}; check the network, or raise [instance] timeout")]
+    #[error(
+        "no answer from the instance for {table} within {timeout:?}; check the network, or raise [instance] timeout"
+    )]
     Timeout { table: String, timeout: Duration },
     #[error(
         "could not reach the instance for {table}: {reason}; check [instance] url, DNS, the proxy and the firewall"
@@ -263,9 +265,12 @@ impl Client {
         loop {
             let q = match &from {
                 From::Start => join_query(&[query, &upper, "ORDERBYsys_created_on^ORDERBYsys_id"]),
-                From::AtOrAfter(ts) => {
-                    join_query(&[query, &upper, &format!("sys_created_on>={ts}"), "ORDERBYsys_created_on^ORDERBYsys_id"])
-                }
+                From::AtOrAfter(ts) => join_query(&[
+                    query,
+                    &upper,
+                    &format!("sys_created_on>={ts}"),
+                    "ORDERBYsys_created_on^ORDERBYsys_id",
+                ]),
                 From::After(ts) => {
                     join_query(&[query, &upper, &format!("sys_created_on>{ts}"), "ORDERBYsys_created_on^ORDERBYsys_id"])
                 }

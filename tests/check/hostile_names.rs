@@ -1,0 +1,112 @@
+//! User names are untrusted text: a name with `^`, `,`, `@`, `=`, a space, or a `javascript:`
+//! prefix must never change what a query selects. Checked against the simulated instance, which
+//! really evaluates the encoded queries and refuses script values.
+
+use midwatch::fake_instance::{Dataset, FakeInstance};
+use midwatch::report::{Category, Condition};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn reference(table: &str, id: &str) -> Value {
+    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
+}
+
+fn fixture(rows: Vec<Value>) -> String {
+    json!({ "result": rows }).to_string()
+}
+
+/// Users on their own down MID Server each; `events` lists (user, event name, time).
+fn dataset(users: &[&str], events: &[(&str, &str, &str)]) -> Dataset {
+    let mut d = Dataset::default();
+    let role = "a0000000000000000000000000000001";
+    let ins = |d: &mut Dataset, t: &str, rows: Vec<Value>| d.insert_fixture(t, &fixture(rows)).expect("fixture");
+    ins(&mut d, "sys_user_role", vec![json!({"sys_id": role, "name": "mid_server"})]);
+    ins(&mut d, "sys_user_role_contains", vec![]);
+    let mut sys_user = Vec::new();
+    let mut has_role = Vec::new();
+    let mut agents = Vec::new();
+    let mut configs = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let uid = format!("b{i:031}");
+        let mid = format!("c{i:031}");
+        sys_user.push(json!({"sys_id": uid, "user_name": u, "active": "true", "locked_out": "false", "sys_domain": reference("sys_user_group", "global")}));
+        has_role.push(json!({"sys_id": format!("d{i:031}"), "user": reference("sys_user", &uid), "role": reference("sys_user_role", role), "inherited": "false"}));
+        agents.push(json!({"sys_id": mid, "name": format!("mid-{i}"), "status": "Down"}));
+        configs.push(json!({"sys_id": format!("e{i:031}"), "ecc_agent": reference("ecc_agent", &mid), "param_name": "mid.instance.username", "value": u, "sys_domain": reference("sys_user_group", "global")}));
+    }
+    ins(&mut d, "sys_user", sys_user);
+    ins(&mut d, "sys_user_has_role", has_role);
+    ins(&mut d, "ecc_agent", agents);
+    ins(&mut d, "ecc_agent_config", configs);
+    let rows = events
+        .iter()
+        .enumerate()
+        .map(|(i, (user, name, at))| {
+            json!({"sys_id": format!("f{i:031}"), "name": name, "parm1": user, "parm2": "10.0.0.1", "sys_created_on": at})
+        })
+        .collect();
+    ins(&mut d, "sysevent", rows);
+    d.ensure_table("sys_user_login_history");
+    d
+}
+
+#[tokio::test]
+async fn hostile_user_names_get_their_own_finding_or_a_clear_refusal() {
+    let caret = "a^ORparm1ISNOTEMPTY";
+    let comma = "victim,b";
+    let script = "javascript:gs.sleep(10000)";
+    let users = [caret, comma, script, "o'brien", "jürgen.müller", "with space", "x@y=z", "victim", "^leading"];
+    let events = [
+        // The victim's failure must never be attributed to anyone else.
+        ("victim", "login.failed", "2026-11-22 11:00:00"),
+        (caret, "login.authorization.failed", "2026-11-22 11:01:00"),
+        ("o'brien", "login.failed", "2026-11-22 11:02:00"),
+        ("jürgen.müller", "login.failed", "2026-11-22 11:03:00"),
+        ("with space", "login", "2026-11-22 11:04:00"),
+        ("x@y=z", "login.failed", "2026-11-22 11:05:00"),
+        (script, "login.failed", "2026-11-22 11:06:00"),
+        ("^leading", "login.failed", "2026-11-22 11:07:00"),
+    ];
+    let instance = FakeInstance::start(dataset(&users, &events), USER, PASSWORD).await.expect("start");
+    let outcome = check(&instance.url()).await.expect("check completes");
+    let r = &outcome.report;
+    let by_user = |u: &str| r.findings.iter().find(|f| f.user == u);
+
+    assert_eq!(by_user("victim").map(|f| f.category), Some(Category::Authentication));
+    assert_eq!(by_user(caret).map(|f| f.category), Some(Category::Authorization));
+    assert_eq!(by_user("o'brien").map(|f| f.category), Some(Category::Authentication));
+    assert_eq!(by_user("jürgen.müller").map(|f| f.category), Some(Category::Authentication));
+    assert!(by_user("with space").is_none(), "logged in successfully: no finding");
+    assert_eq!(by_user("x@y=z").map(|f| f.category), Some(Category::Authentication));
+    assert_eq!(by_user(script).map(|f| f.category), Some(Category::Authentication));
+    // No event of its own: the victim's login.failed did not leak into the comma name.
+    assert_eq!(by_user(comma).map(|f| f.condition), Some(Condition::NoLoginOnDownMid));
+    assert!(by_user(comma).is_some_and(|f| f.evidence.event.is_none()));
+
+    // A name that starts with an unsafe character is refused by name, and nothing else.
+    assert!(by_user("^leading").is_none());
+    let skipped: Vec<&str> = r.skipped_users.iter().map(|s| s.user.as_str()).collect();
+    assert_eq!(skipped, ["^leading"]);
+
+    // Every finding is decided by the user's own event.
+    for f in &r.findings {
+        if let Some(e) = &f.evidence.event {
+            let own = events.iter().any(|(u, _, at)| *u == f.user && *at == midwatch::model::sn_time::format(e.at));
+            assert!(own, "{} decided by someone else's event {e:?}", f.user);
+        }
+    }
+
+    // Nothing hostile reached a query.
+    for req in instance.requests() {
+        assert!(req.status == 200, "{} {} answered {}", req.method, req.path, req.status);
+        for (k, v) in &req.query {
+            if k == "sysparm_query" {
+                assert!(!v.to_ascii_lowercase().contains("javascript:"), "{v}");
+                for name in [caret, comma, script, "with space", "x@y=z", "^leading"] {
+                    assert!(!v.contains(name), "{name:?} reached a query verbatim: {v}");
+                }
+            }
+        }
+    }
+}

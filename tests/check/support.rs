@@ -1,0 +1,116 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use midwatch::config::Config;
+use midwatch::cycle::{self, CheckOptions};
+use midwatch::model::sn_time;
+use midwatch::snow::{Client, RetryPolicy};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const USER: &str = "svc.midwatch";
+pub const PASSWORD: &str = "test-password";
+
+/// The tables of the demo data set, as the instance serves them.
+pub const TABLES: &[&str] = &[
+    "sys_user_role",
+    "sys_user_role_contains",
+    "sys_user_has_role",
+    "sys_user",
+    "ecc_agent",
+    "ecc_agent_config",
+    "sysevent",
+    "sys_user_login_history",
+    "ecc_agent_issue",
+];
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("wiremock_fixtures").join(name)
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// The reference time the demo fixtures are written against: the end of the window.
+pub fn reference_now() -> DateTime<Utc> {
+    sn_time::parse(midwatch::fake_instance::REFERENCE_TIME).expect("valid reference time")
+}
+
+/// Mounts `demo/<table>.json` for every table except those in `except`.
+pub async fn mount_demo_tables(server: &MockServer, except: &[&str]) {
+    for table in TABLES.iter().filter(|t| !except.contains(t)) {
+        Mock::given(method("GET"))
+            .and(path(format!("/api/now/table/{table}")))
+            .respond_with(json_response(200, &fixture(&format!("demo/{table}.json"))))
+            .mount(server)
+            .await;
+    }
+}
+
+pub fn json_response(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json;charset=UTF-8")
+}
+
+pub fn config_for(url: &str) -> Config {
+    let text = format!(
+        r#"
+[instance]
+url = "{url}"
+name = "acme"
+user = "{USER}"
+password = "{PASSWORD}"
+timeout = "5s"
+"#
+    );
+    Config::parse("test.toml", &text, &midwatch::config::ProcessEnvironment).expect("valid test config")
+}
+
+/// Retries fast, so that tests of the retry policy do not sleep for long.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(2),
+    }
+}
+
+pub fn client(config: &Config) -> Client {
+    cycle::client(config, fast_retry()).expect("client")
+}
+
+pub async fn check(url: &str) -> Result<cycle::Outcome, midwatch::snow::ApiError> {
+    let config = config_for(url);
+    let client = client(&config);
+    cycle::check(&config, &client, &CheckOptions::from_config(&config), reference_now()).await
+}
+
+/// Writes a config file for the binary and returns its directory (kept alive by the caller).
+pub fn config_file(url: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("midwatch.toml");
+    let text = format!(
+        "[instance]\nurl = \"{url}\"\nname = \"acme\"\nuser = \"{USER}\"\npassword_file = \"{}\"\ntimeout = \"5s\"\n",
+        dir.path().join("pw").display()
+    );
+    std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).expect("write password");
+    std::fs::write(&file, text).expect("write config");
+    (dir, file)
+}
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+pub fn run_binary(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_midwatch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("MIDWATCH_CONFIG")
+        .output()
+        .expect("run midwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
