@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Config};
 use crate::cycle::{self, CheckOptions};
 use crate::report::text::Detail;
-use crate::report::{Status, json, text};
+use crate::report::{Status, json};
 use crate::snow::RetryPolicy;
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
     Demo(OutputArgs),
+    /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
+    Run(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +80,19 @@ pub struct CheckArgs {
     pub no_write: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The sampling period of every cycle (e.g. 4h); at least 5m. Default: [check] window.
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<Duration>,
+    /// Do not send email.
+    #[arg(long)]
+    pub no_email: bool,
+    /// Do not write ecc_agent_issue.
+    #[arg(long)]
+    pub no_write: bool,
+}
+
 fn parse_window(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 5m, 4h, 1d"))?;
     config::validate_window(d)
@@ -111,6 +126,11 @@ async fn run(cli: Cli) -> ExitCode {
             init_logging("warn", config::LogFormat::Text, "warn");
             crate::demo::run(&output).await
         }
+        Command::Run(args) => {
+            let opts =
+                crate::service::RunOptions { window: args.window, no_write: args.no_write, no_email: args.no_email };
+            crate::service::run(&cli.config, opts).await
+        }
     }
 }
 
@@ -129,17 +149,10 @@ pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chro
     };
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {
-            print_report(&outcome.report, &args.output);
+            print!("{}", outcome.render(args.output.format, args.output.detail));
             ExitCode::from(outcome.report.status.exit_code())
         }
         Err(e) => unknown(&config.instance.name, &e.to_string(), format),
-    }
-}
-
-pub fn print_report(report: &crate::report::Report, output: &OutputArgs) {
-    match output.format {
-        Format::Text => print!("{}", text::render(report, output.detail)),
-        Format::Json => println!("{}", json::render(report, &serde_json::Map::new())),
     }
 }
 

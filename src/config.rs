@@ -26,6 +26,8 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -43,6 +45,7 @@ struct RawInstance {
     concurrency: Option<i64>,
     proxy: Option<String>,
     ca_file: Option<PathBuf>,
+    batch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -53,6 +56,7 @@ struct RawCheck {
     messages: Option<String>,
     write_issues: Option<bool>,
     issue_source: Option<String>,
+    jitter: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -68,6 +72,12 @@ struct RawLog {
     level: Option<String>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    textfile: Option<PathBuf>,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -75,6 +85,7 @@ pub struct Config {
     pub check: CheckConfig,
     pub state_directory: PathBuf,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +100,8 @@ pub struct InstanceConfig {
     pub concurrency: usize,
     pub proxy: Option<Url>,
     pub ca_file: Option<PathBuf>,
+    /// Write `ecc_agent_issue` through the Batch API (falls back to one request per record).
+    pub batch: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +111,8 @@ pub struct CheckConfig {
     pub messages: MessageStyle,
     pub write_issues: bool,
     pub issue_source: String,
+    /// `midwatch run` waits a random delay in `0..jitter` before each scheduled cycle.
+    pub jitter: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +125,12 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+}
+
+/// `[metrics]`: the Prometheus textfile `midwatch run` rewrites after each cycle.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    pub textfile: Option<PathBuf>,
 }
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
@@ -166,10 +187,17 @@ impl Config {
         let instance = validate_instance(raw.instance.unwrap_or_default(), env, &mut problems);
         let check = validate_check(raw.check, &mut problems);
         let log = validate_log(raw.log, &mut problems);
-        let state_directory = raw.state.directory.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIRECTORY));
+        let metrics = validate_metrics(raw.metrics, &mut problems);
+        // systemd's StateDirectory= sets $STATE_DIRECTORY (colon-separated if several), so one
+        // config works for midwatch.service and every midwatch@%i.service.
+        let state_directory = raw.state.directory.unwrap_or_else(|| {
+            env.var("STATE_DIRECTORY")
+                .and_then(|dirs| dirs.split(':').next().filter(|d| !d.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIRECTORY))
+        });
         match (instance, check, log) {
             (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
-                Ok(Config { instance, check, state_directory, log })
+                Ok(Config { instance, check, state_directory, log, metrics })
             }
             _ => Err(fail(problems)),
         }
@@ -186,9 +214,9 @@ fn validate_instance(raw: RawInstance, env: &dyn Environment, problems: &mut Vec
     };
     match raw.auth.as_deref() {
         None | Some("basic") => {}
-        Some(other) => problems.push(format!(
-            "[instance] auth = \"{other}\" is not supported by this version: expected \"basic\""
-        )),
+        Some(other) => {
+            problems.push(format!("[instance] auth = \"{other}\" is not supported by this version: expected \"basic\""))
+        }
     }
     let user = match raw.user.filter(|u| !u.trim().is_empty()) {
         Some(u) => Some(u),
@@ -197,14 +225,8 @@ fn validate_instance(raw: RawInstance, env: &dyn Environment, problems: &mut Vec
             None
         }
     };
-    let password = resolve_secret(
-        "[instance] password",
-        raw.password,
-        raw.password_file,
-        raw.password_env,
-        env,
-        problems,
-    );
+    let password =
+        resolve_secret("[instance] password", raw.password, raw.password_file, raw.password_env, env, problems);
     let timeout = duration_key("[instance] timeout", raw.timeout.as_deref(), Duration::from_secs(30), problems);
     if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
         problems.push("[instance] timeout must be between 1s and 10m".into());
@@ -213,7 +235,11 @@ fn validate_instance(raw: RawInstance, env: &dyn Environment, problems: &mut Vec
     let concurrency = int_key("[instance] concurrency", raw.concurrency, 4, 1, 16, problems);
     let proxy = raw.proxy.as_deref().and_then(|p| {
         Url::parse(p)
-            .map_err(|e| problems.push(format!("[instance] proxy \"{p}\" is not a URL ({e}): expected e.g. \"http://proxy.corp:3128\"")))
+            .map_err(|e| {
+                problems.push(format!(
+                    "[instance] proxy \"{p}\" is not a URL ({e}): expected e.g. \"http://proxy.corp:3128\""
+                ))
+            })
             .ok()
     });
     if let Some(ca) = &raw.ca_file {
@@ -236,17 +262,21 @@ fn validate_instance(raw: RawInstance, env: &dyn Environment, problems: &mut Vec
         concurrency: usize::try_from(concurrency?).ok()?,
         proxy,
         ca_file: raw.ca_file,
+        batch: raw.batch.unwrap_or(true),
     })
 }
 
 /// `https://` anywhere, `http://` only for loopback; no path, query or credentials.
 pub fn parse_instance_url(u: &str) -> Result<Url, String> {
-    let url = Url::parse(u).map_err(|e| format!("\"{u}\" is not a URL ({e}): expected e.g. \"https://acme.service-now.com\""))?;
+    let url = Url::parse(u)
+        .map_err(|e| format!("\"{u}\" is not a URL ({e}): expected e.g. \"https://acme.service-now.com\""))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials: set [instance] user and password_file instead".into());
     }
     if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
-        return Err(format!("\"{u}\" must be the instance root, without a path: e.g. \"https://acme.service-now.com\""));
+        return Err(format!(
+            "\"{u}\" must be the instance root, without a path: e.g. \"https://acme.service-now.com\""
+        ));
     }
     match url.scheme() {
         "https" => Ok(url),
@@ -321,7 +351,9 @@ fn duration_key(key: &str, value: Option<&str>, default: Duration, problems: &mu
     match value {
         None => Some(default),
         Some(v) => humantime::parse_duration(v)
-            .map_err(|e| problems.push(format!("{key} = \"{v}\" is not a duration ({e}): expected e.g. \"30s\", \"5m\", \"4h\"")))
+            .map_err(|e| {
+                problems.push(format!("{key} = \"{v}\" is not a duration ({e}): expected e.g. \"30s\", \"5m\", \"4h\""))
+            })
             .ok(),
     }
 }
@@ -361,14 +393,22 @@ fn validate_check(raw: RawCheck, problems: &mut Vec<String>) -> Option<CheckConf
         }
     };
     let issue_source = raw.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
-    if issue_source.trim().is_empty() || issue_source.len() > 40 {
-        problems.push("[check] issue_source must be 1 to 40 characters".into());
+    if !crate::snow::query::is_safe_value(&issue_source) || issue_source.len() > 40 {
+        problems.push(format!(
+            "[check] issue_source = \"{issue_source}\": expected 1 to 40 letters, digits, '.', '_' or '-' (it is used in queries)"
+        ));
     }
     let schedule = raw.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
     if schedule.split_whitespace().count() < 6 && !schedule.starts_with('@') {
         problems.push(format!(
             "[check] schedule = \"{schedule}\" needs 6 fields, seconds first (e.g. \"0 0 */4 * * *\" for every 4 hours)"
         ));
+    } else if let Err(e) = validate_schedule(&schedule) {
+        problems.push(format!("[check] schedule = \"{schedule}\" {e}"));
+    }
+    let jitter = duration_key("[check] jitter", raw.jitter.as_deref(), Duration::ZERO, problems);
+    if jitter.is_some_and(|j| j > Duration::from_secs(24 * 3600)) {
+        problems.push("[check] jitter must be at most 1d".into());
     }
     Some(CheckConfig {
         window: window?,
@@ -376,7 +416,35 @@ fn validate_check(raw: RawCheck, problems: &mut Vec<String>) -> Option<CheckConf
         messages: messages?,
         write_issues: raw.write_issues.unwrap_or(true),
         issue_source,
+        jitter: jitter?,
     })
+}
+
+/// A cron expression as `midwatch run` schedules it (tokio-cron-scheduler: 6 or 7 fields, seconds
+/// first, UTC), that fires at least once more.
+pub fn validate_schedule(expression: &str) -> Result<(), String> {
+    let mut job = tokio_cron_scheduler::Job::new_async(expression, |_, _| Box::pin(async {})).map_err(|_| {
+        "is not a cron expression: expected 6 fields, seconds first, in UTC \
+         (sec min hour day-of-month month day-of-week, e.g. \"0 0 */4 * * *\" for every 4 hours)"
+            .to_string()
+    })?;
+    match job.job_data() {
+        Ok(data) if data.next_tick == 0 => Err("never fires again".into()),
+        _ => Ok(()),
+    }
+}
+
+fn validate_metrics(raw: RawMetrics, problems: &mut Vec<String>) -> MetricsConfig {
+    if let Some(path) = &raw.textfile
+        && path.extension().is_none_or(|e| e != "prom")
+    {
+        problems.push(format!(
+            "[metrics] textfile = \"{}\": expected a file name ending in .prom (the node_exporter textfile \
+             collector reads only *.prom)",
+            path.display()
+        ));
+    }
+    MetricsConfig { textfile: raw.textfile }
 }
 
 fn validate_log(raw: RawLog, problems: &mut Vec<String>) -> Option<LogConfig> {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use secrecy::SecretString;
 
-use crate::cli::{OutputArgs, print_report};
+use crate::cli::{Format, OutputArgs};
 use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions};
 use crate::fake_instance::{Dataset, FakeInstance};
@@ -32,6 +32,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             concurrency: 4,
             proxy: None,
             ca_file: None,
+            batch: true,
         },
         check: CheckConfig {
             window: crate::config::DEFAULT_WINDOW,
@@ -39,9 +40,11 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             messages: MessageStyle::Documented,
             write_issues: true,
             issue_source: crate::config::DEFAULT_ISSUE_SOURCE.into(),
+            jitter: std::time::Duration::ZERO,
         },
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },
+        metrics: crate::config::MetricsConfig::default(),
     })
 }
 
@@ -58,19 +61,70 @@ pub async fn run(output: &OutputArgs) -> ExitCode {
 async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now();
     let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
+    instance.set_clock(now);
     eprintln!("midwatch demo: simulated instance listening on {}", instance.url());
     let config = demo_config(&instance.url())?;
     let client = cycle::client(&config, RetryPolicy::default())?;
     let opts = CheckOptions::from_config(&config);
-    let outcome = cycle::check(&config, &client, &opts, now).await?;
-    print_report(&outcome.report, output);
+
+    // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
+    let first = cycle::check(&config, &client, &opts, now).await?;
+    print!("{}", first.render(output.format, output.detail));
     eprintln!(
-        "midwatch demo: the cycle made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
-        outcome.requests,
-        outcome.response_bytes,
-        outcome.duration.as_millis(),
-        outcome.report.status.exit_code(),
-        outcome.report.status.label()
+        "midwatch demo: cycle 1 made {} HTTP requests ({} response bytes) in {} ms",
+        first.requests,
+        first.response_bytes,
+        first.duration.as_millis()
     );
-    Ok(ExitCode::from(outcome.report.status.exit_code()))
+
+    // Between the cycles an administrator unlocks midserver2 and fixes its password, and its MID
+    // Server logs in again.
+    let later = now + chrono::Duration::minutes(5);
+    instance.edit(|tables| fix_midserver2(tables, now + chrono::Duration::minutes(2)));
+    instance.set_clock(later);
+
+    // Cycle 2: the four remaining findings are counted (count 2); midserver2's record is resolved.
+    let second = cycle::check(&config, &client, &opts, later).await?;
+    match output.format {
+        Format::Text => {
+            println!("\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---");
+            println!("{}", second.report.status_line());
+            print!("{}", cycle::render_write_back(&second.write_back, output.detail));
+        }
+        Format::Json => print!("{}", second.render(output.format, output.detail)),
+    }
+    eprintln!(
+        "midwatch demo: cycle 2 made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
+        second.requests,
+        second.response_bytes,
+        second.duration.as_millis(),
+        second.report.status.exit_code(),
+        second.report.status.label()
+    );
+    Ok(ExitCode::from(second.report.status.exit_code()))
+}
+
+/// Unlocks midserver2 and records a successful login of it at `at`.
+fn fix_midserver2(tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>, at: chrono::DateTime<chrono::Utc>) {
+    use serde_json::Value;
+    for user in tables.get_mut("sys_user").into_iter().flatten() {
+        if user.get("user_name").and_then(Value::as_str) == Some("midserver2") {
+            user.insert("locked_out".into(), Value::String("false".into()));
+        }
+    }
+    let event = serde_json::json!({
+        "sys_id": "e7e7ffff000000000000000000000001",
+        "name": "login",
+        "parm1": "midserver2",
+        "parm2": "10.20.30.41",
+        "instance": "",
+        "table": "",
+        "state": "processed",
+        "queue": "",
+        "sys_created_on": crate::model::sn_time::format(at),
+        "sys_created_by": "midserver2",
+    });
+    if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), event) {
+        events.push(row);
+    }
 }

@@ -22,4 +22,6 @@ pub mod messages;
 pub mod model;
 pub mod probe;
 pub mod report;
+pub mod service;
 pub mod snow;
+pub mod writeback;

@@ -63,6 +63,18 @@ pub mod sn_time {
     pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*t))
     }
+
+    /// For `Option<DateTime<Utc>>` fields: `null` or the instance's format.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+
+        pub fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::format(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }
 
 /// A row of `ecc_agent`.

@@ -12,52 +12,20 @@ pub const REFERENCE_TIME: &str = "2026-11-22 12:00:00";
 pub(crate) const DATE_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Fields whose date-time values [`Dataset::demo`] moves to the present.
-const SHIFTED_FIELDS: &[&str] = &[
-    "sys_created_on",
-    "sys_updated_on",
-    "last_refreshed",
-    "last_login_time",
-    "last_detected",
-];
+const SHIFTED_FIELDS: &[&str] =
+    &["sys_created_on", "sys_updated_on", "last_refreshed", "last_login_time", "last_detected"];
 
 /// The demo fixtures, one per table (`wiremock_fixtures/demo/`).
 const DEMO_FIXTURES: &[(&str, &str)] = &[
-    (
-        "sys_user_role",
-        include_str!("../../wiremock_fixtures/demo/sys_user_role.json"),
-    ),
-    (
-        "sys_user_role_contains",
-        include_str!("../../wiremock_fixtures/demo/sys_user_role_contains.json"),
-    ),
-    (
-        "sys_user",
-        include_str!("../../wiremock_fixtures/demo/sys_user.json"),
-    ),
-    (
-        "sys_user_has_role",
-        include_str!("../../wiremock_fixtures/demo/sys_user_has_role.json"),
-    ),
-    (
-        "ecc_agent",
-        include_str!("../../wiremock_fixtures/demo/ecc_agent.json"),
-    ),
-    (
-        "ecc_agent_config",
-        include_str!("../../wiremock_fixtures/demo/ecc_agent_config.json"),
-    ),
-    (
-        "sysevent",
-        include_str!("../../wiremock_fixtures/demo/sysevent.json"),
-    ),
-    (
-        "sys_user_login_history",
-        include_str!("../../wiremock_fixtures/demo/sys_user_login_history.json"),
-    ),
-    (
-        "ecc_agent_issue",
-        include_str!("../../wiremock_fixtures/demo/ecc_agent_issue.json"),
-    ),
+    ("sys_user_role", include_str!("../../wiremock_fixtures/demo/sys_user_role.json")),
+    ("sys_user_role_contains", include_str!("../../wiremock_fixtures/demo/sys_user_role_contains.json")),
+    ("sys_user", include_str!("../../wiremock_fixtures/demo/sys_user.json")),
+    ("sys_user_has_role", include_str!("../../wiremock_fixtures/demo/sys_user_has_role.json")),
+    ("ecc_agent", include_str!("../../wiremock_fixtures/demo/ecc_agent.json")),
+    ("ecc_agent_config", include_str!("../../wiremock_fixtures/demo/ecc_agent_config.json")),
+    ("sysevent", include_str!("../../wiremock_fixtures/demo/sysevent.json")),
+    ("sys_user_login_history", include_str!("../../wiremock_fixtures/demo/sys_user_login_history.json")),
+    ("ecc_agent_issue", include_str!("../../wiremock_fixtures/demo/ecc_agent_issue.json")),
 ];
 
 /// Tables of rows, each row exactly as the Table API returns it with
@@ -73,19 +41,15 @@ impl Dataset {
     /// existing rows). Every field value must be a string or a reference object
     /// `{"link": "<string>", "value": "<string>"}`.
     pub fn insert_fixture(&mut self, table: &str, json: &str) -> Result<(), String> {
-        let body: Value = serde_json::from_str(json)
-            .map_err(|e| format!("fixture for table {table}: invalid JSON: {e}"))?;
+        let body: Value =
+            serde_json::from_str(json).map_err(|e| format!("fixture for table {table}: invalid JSON: {e}"))?;
         let Some(Value::Array(result)) = body.get("result") else {
-            return Err(format!(
-                "fixture for table {table}: expected an object with a \"result\" array"
-            ));
+            return Err(format!("fixture for table {table}: expected an object with a \"result\" array"));
         };
         let mut rows = Vec::with_capacity(result.len());
         for (i, row) in result.iter().enumerate() {
             let Value::Object(row) = row else {
-                return Err(format!(
-                    "fixture for table {table}: result[{i}] is not an object"
-                ));
+                return Err(format!("fixture for table {table}: result[{i}] is not an object"));
             };
             for (field, value) in row {
                 if !valid_value(value) {
@@ -97,10 +61,7 @@ impl Dataset {
             }
             rows.push(row.clone());
         }
-        self.tables
-            .entry(table.to_string())
-            .or_default()
-            .extend(rows);
+        self.tables.entry(table.to_string()).or_default().extend(rows);
         Ok(())
     }
 
@@ -183,20 +144,11 @@ mod tests {
     #[test]
     fn insert_fixture_validates_shapes() {
         let mut d = Dataset::default();
-        assert!(
-            d.insert_fixture(
-                "t",
-                r#"{"result":[{"a":"1","r":{"link":"l","value":"v"},"e":""}]}"#
-            )
-            .is_ok()
-        );
+        assert!(d.insert_fixture("t", r#"{"result":[{"a":"1","r":{"link":"l","value":"v"},"e":""}]}"#).is_ok());
         assert_eq!(d.tables["t"].len(), 1);
         assert!(d.insert_fixture("t", r#"{"result":[{"a":1}]}"#).is_err());
         assert!(d.insert_fixture("t", r#"{"result":[{"a":null}]}"#).is_err());
-        assert!(
-            d.insert_fixture("t", r#"{"result":[{"r":{"value":"v"}}]}"#)
-                .is_err()
-        );
+        assert!(d.insert_fixture("t", r#"{"result":[{"r":{"value":"v"}}]}"#).is_err());
         assert!(d.insert_fixture("t", r#"{"result":{}}"#).is_err());
         assert!(d.insert_fixture("t", r#"[]"#).is_err());
         assert!(d.insert_fixture("t", "not json").is_err());
@@ -244,10 +196,7 @@ mod tests {
     #[test]
     fn demo_sysevent_is_sorted_and_ids_are_unique_hex() {
         let d = Dataset::demo(at(REFERENCE_TIME));
-        let times: Vec<String> = d.tables["sysevent"]
-            .iter()
-            .map(|r| field_string(r, "sys_created_on"))
-            .collect();
+        let times: Vec<String> = d.tables["sysevent"].iter().map(|r| field_string(r, "sys_created_on")).collect();
         let mut sorted = times.clone();
         sorted.sort();
         assert_eq!(times, sorted);
@@ -256,11 +205,7 @@ mod tests {
             for r in rows {
                 let id = field_string(r, "sys_id");
                 assert_eq!(id.len(), 32, "{table}: {id}");
-                assert!(
-                    id.chars()
-                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
-                    "{table}: {id}"
-                );
+                assert!(id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{table}: {id}");
                 assert!(ids.insert(id.clone()), "duplicate sys_id {id}");
             }
         }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use dataset::{Dataset, REFERENCE_TIME};
+pub use server::BATCH_FAULT_TABLE;
 
 /// One request the fake instance received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,20 +41,13 @@ pub enum Fault {
     /// Next POST to `table`: store the record, then answer 503.
     ApplyThen503 { table: String },
     /// Next request to `table` (any method) answers this status + JSON body without touching data.
-    Respond {
-        table: String,
-        status: u16,
-        body: String,
-        headers: Vec<(String, String)>,
-    },
+    Respond { table: String, status: u16, body: String, headers: Vec<(String, String)> },
 }
 
 impl Fault {
     fn table(&self) -> &str {
         match self {
-            Fault::ApplyThenHang { table }
-            | Fault::ApplyThen503 { table }
-            | Fault::Respond { table, .. } => table,
+            Fault::ApplyThenHang { table } | Fault::ApplyThen503 { table } | Fault::Respond { table, .. } => table,
         }
     }
 }
@@ -96,22 +90,12 @@ pub struct FakeInstance {
 impl FakeInstance {
     /// Binds 127.0.0.1:0 and serves in a tokio task. Every request must carry HTTP basic auth
     /// `user`/`password`.
-    pub async fn start(
-        dataset: Dataset,
-        user: &str,
-        password: &str,
-    ) -> std::io::Result<FakeInstance> {
+    pub async fn start(dataset: Dataset, user: &str, password: &str) -> std::io::Result<FakeInstance> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                dataset,
-                log: Vec::new(),
-                faults: Vec::new(),
-                clock: None,
-                next_id: 0,
-            }),
+            state: Mutex::new(State { dataset, log: Vec::new(), faults: Vec::new(), clock: None, next_id: 0 }),
             base_url: format!("http://{addr}"),
             expected_credentials: server::base64_encode(format!("{user}:{password}").as_bytes()),
             shutdown: shutdown_rx.clone(),
@@ -123,18 +107,11 @@ impl FakeInstance {
                 // Resolves when the flag turns true or the sender is dropped.
                 let _ = signal.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
                 tracing::warn!(error = %e, "fake instance server stopped with an error");
             }
         });
-        Ok(FakeInstance {
-            shared,
-            shutdown,
-            task,
-        })
+        Ok(FakeInstance { shared, shutdown, task })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -149,13 +126,13 @@ impl FakeInstance {
 
     /// The rows currently stored in `table` (empty if the table does not exist).
     pub fn rows(&self, table: &str) -> Vec<Map<String, Value>> {
-        self.shared
-            .lock()
-            .dataset
-            .tables
-            .get(table)
-            .cloned()
-            .unwrap_or_default()
+        self.shared.lock().dataset.tables.get(table).cloned().unwrap_or_default()
+    }
+
+    /// Changes the instance behind the client's back, as an administrator (or a MID Server) would:
+    /// `f` gets the stored tables.
+    pub fn edit(&self, f: impl FnOnce(&mut std::collections::BTreeMap<String, Vec<Map<String, Value>>>)) {
+        f(&mut self.shared.lock().dataset.tables);
     }
 
     /// Injects a fault; it applies to the next matching request only. Several faults queue up in

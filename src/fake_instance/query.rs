@@ -95,19 +95,7 @@ pub struct Query {
 }
 
 /// Operators, longest first so that the longest match wins (`>=` before `>`, `NOT IN` before `IN`...).
-const OPERATORS: &[&str] = &[
-    "ISNOTEMPTY",
-    "STARTSWITH",
-    "ISEMPTY",
-    "NOT IN",
-    "!=",
-    ">=",
-    "<=",
-    "IN",
-    "=",
-    ">",
-    "<",
-];
+const OPERATORS: &[&str] = &["ISNOTEMPTY", "STARTSWITH", "ISEMPTY", "NOT IN", "!=", ">=", "<=", "IN", "=", ">", "<"];
 
 /// Operators the real instance knows but the fake does not implement: named in the error message.
 const UNSUPPORTED_OPERATORS: &[&str] = &[
@@ -137,35 +125,22 @@ fn is_field_char(c: char) -> bool {
 
 /// Checks a field name: `[a-z0-9_]+` segments joined by single dots.
 fn valid_field(field: &str) -> bool {
-    !field.is_empty()
-        && field
-            .split('.')
-            .all(|seg| !seg.is_empty() && seg.chars().all(is_field_char))
+    !field.is_empty() && field.split('.').all(|seg| !seg.is_empty() && seg.chars().all(is_field_char))
 }
 
 fn refuse_script(value: &str) -> Result<(), QueryError> {
     let trimmed = value.trim_start();
-    let is_script = trimmed
-        .get(..11)
-        .is_some_and(|p| p.eq_ignore_ascii_case("javascript:"));
-    if is_script {
-        Err(QueryError::Script(value.to_string()))
-    } else {
-        Ok(())
-    }
+    let is_script = trimmed.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("javascript:"));
+    if is_script { Err(QueryError::Script(value.to_string())) } else { Ok(()) }
 }
 
 fn parse_list(cond: &str, value: &str) -> Result<Vec<String>, QueryError> {
     if value.is_empty() {
-        return Err(QueryError::Parse(format!(
-            "empty list in condition {cond:?}"
-        )));
+        return Err(QueryError::Parse(format!("empty list in condition {cond:?}")));
     }
     let items: Vec<String> = value.split(',').map(str::to_string).collect();
     if items.iter().any(String::is_empty) {
-        return Err(QueryError::Parse(format!(
-            "empty item in list of condition {cond:?}"
-        )));
+        return Err(QueryError::Parse(format!("empty item in list of condition {cond:?}")));
     }
     for item in &items {
         refuse_script(item)?;
@@ -174,42 +149,26 @@ fn parse_list(cond: &str, value: &str) -> Result<Vec<String>, QueryError> {
 }
 
 fn parse_condition(cond: &str) -> Result<Condition, QueryError> {
-    let field_end = cond
-        .char_indices()
-        .find(|&(_, c)| !(is_field_char(c) || c == '.'))
-        .map_or(cond.len(), |(i, _)| i);
+    let field_end = cond.char_indices().find(|&(_, c)| !(is_field_char(c) || c == '.')).map_or(cond.len(), |(i, _)| i);
     let field = &cond[..field_end];
     let rest = &cond[field_end..];
     if field.is_empty() {
-        return Err(QueryError::Parse(format!(
-            "condition {cond:?} does not start with a field name"
-        )));
+        return Err(QueryError::Parse(format!("condition {cond:?} does not start with a field name")));
     }
     if !valid_field(field) {
-        return Err(QueryError::Parse(format!(
-            "invalid field name {field:?} in condition {cond:?}"
-        )));
+        return Err(QueryError::Parse(format!("invalid field name {field:?} in condition {cond:?}")));
     }
     let Some(op) = OPERATORS.iter().find(|op| rest.starts_with(**op)) else {
-        if let Some(op) = UNSUPPORTED_OPERATORS
-            .iter()
-            .find(|op| rest.starts_with(**op))
-        {
-            return Err(QueryError::Parse(format!(
-                "operator {op} (in condition {cond:?}) is not supported"
-            )));
+        if let Some(op) = UNSUPPORTED_OPERATORS.iter().find(|op| rest.starts_with(**op)) {
+            return Err(QueryError::Parse(format!("operator {op} (in condition {cond:?}) is not supported")));
         }
-        return Err(QueryError::Parse(format!(
-            "no known operator after field {field:?} in condition {cond:?}"
-        )));
+        return Err(QueryError::Parse(format!("no known operator after field {field:?} in condition {cond:?}")));
     };
     let value = &rest[op.len()..];
     refuse_script(value)?;
     let need_value = |v: &str| -> Result<String, QueryError> {
         if v.is_empty() {
-            Err(QueryError::Parse(format!(
-                "operator {op} needs a value in condition {cond:?}"
-            )))
+            Err(QueryError::Parse(format!("operator {op} needs a value in condition {cond:?}")))
         } else {
             Ok(v.to_string())
         }
@@ -217,15 +176,9 @@ fn parse_condition(cond: &str) -> Result<Condition, QueryError> {
     let op = match *op {
         "ISNOTEMPTY" | "ISEMPTY" => {
             if !value.is_empty() {
-                return Err(QueryError::Parse(format!(
-                    "operator {op} takes no value in condition {cond:?}"
-                )));
+                return Err(QueryError::Parse(format!("operator {op} takes no value in condition {cond:?}")));
             }
-            if *op == "ISEMPTY" {
-                Op::IsEmpty
-            } else {
-                Op::IsNotEmpty
-            }
+            if *op == "ISEMPTY" { Op::IsEmpty } else { Op::IsNotEmpty }
         }
         "STARTSWITH" => Op::StartsWith(need_value(value)?),
         "NOT IN" => Op::NotIn(parse_list(cond, value)?),
@@ -240,19 +193,14 @@ fn parse_condition(cond: &str) -> Result<Condition, QueryError> {
             return Err(QueryError::Parse(format!("operator {other} not handled")));
         }
     };
-    Ok(Condition {
-        field: field.to_string(),
-        op,
-    })
+    Ok(Condition { field: field.to_string(), op })
 }
 
 fn parse_order_field(segment: &str, field: &str) -> Result<String, QueryError> {
     if valid_field(field) {
         Ok(field.to_string())
     } else {
-        Err(QueryError::Parse(format!(
-            "invalid field name {field:?} in {segment:?}"
-        )))
+        Err(QueryError::Parse(format!("invalid field name {field:?} in {segment:?}")))
     }
 }
 
@@ -275,27 +223,17 @@ impl Query {
                 )));
             }
             if let Some(field) = segment.strip_prefix("ORDERBYDESC") {
-                parsed.order.push(OrderBy {
-                    field: parse_order_field(segment, field)?,
-                    descending: true,
-                });
+                parsed.order.push(OrderBy { field: parse_order_field(segment, field)?, descending: true });
                 after_condition = false;
             } else if let Some(field) = segment.strip_prefix("ORDERBY") {
-                parsed.order.push(OrderBy {
-                    field: parse_order_field(segment, field)?,
-                    descending: false,
-                });
+                parsed.order.push(OrderBy { field: parse_order_field(segment, field)?, descending: false });
                 after_condition = false;
             } else if *segment == "EQ" {
                 if i != last {
-                    return Err(QueryError::Parse(format!(
-                        "`EQ` marker must be last in {query:?}"
-                    )));
+                    return Err(QueryError::Parse(format!("`EQ` marker must be last in {query:?}")));
                 }
             } else if *segment == "NQ" || segment.starts_with("RLQUERY") {
-                return Err(QueryError::Parse(format!(
-                    "{segment:?} is not supported in {query:?}"
-                )));
+                return Err(QueryError::Parse(format!("{segment:?} is not supported in {query:?}")));
             } else if let Some(cond) = segment.strip_prefix("OR") {
                 if i == 0 || !after_condition {
                     return Err(QueryError::Parse(format!(
@@ -306,9 +244,7 @@ impl Query {
                 match parsed.groups.last_mut() {
                     Some(group) => group.push(condition),
                     None => {
-                        return Err(QueryError::Parse(format!(
-                            "`OR` condition {segment:?} has nothing to attach to"
-                        )));
+                        return Err(QueryError::Parse(format!("`OR` condition {segment:?} has nothing to attach to")));
                     }
                 }
             } else {
@@ -321,9 +257,7 @@ impl Query {
 
     /// Whether a row matches, reading field values with `get` (missing field = empty string).
     pub fn matches_with(&self, get: impl Fn(&str) -> String) -> bool {
-        self.groups
-            .iter()
-            .all(|group| group.iter().any(|c| c.matches(&get(&c.field))))
+        self.groups.iter().all(|group| group.iter().any(|c| c.matches(&get(&c.field))))
     }
 
     /// Whether a stored row matches (plain fields only; a dotted field reads as empty).
@@ -350,7 +284,7 @@ impl Query {
 
     /// Sorts stored rows by the ORDERBY keys (plain fields only).
     pub fn sort(&self, rows: &mut [Map<String, Value>]) {
-        self.sort_with(rows, |row, field| field_string(row, field));
+        self.sort_with(rows, field_string);
     }
 }
 
@@ -436,10 +370,7 @@ mod tests {
         assert!(query.matches(&row(json!({"name": "login.failed"}))));
         assert!(!query.matches(&row(json!({"name": "logout"}))));
         let query = q("nameNOT INlogin,login.failed");
-        assert_eq!(
-            query.groups[0][0].op,
-            Op::NotIn(vec!["login".into(), "login.failed".into()])
-        );
+        assert_eq!(query.groups[0][0].op, Op::NotIn(vec!["login".into(), "login.failed".into()]));
         assert!(query.matches(&row(json!({"name": "logout"}))));
         assert!(query.matches(&row(json!({}))));
         assert!(!query.matches(&row(json!({"name": "login"}))));
@@ -505,22 +436,14 @@ mod tests {
             row(json!({"id": "3", "t": "b", "u": "z"})),
             row(json!({"id": "4", "t": "a", "u": "x"})),
         ];
-        let ids = |rows: &[Map<String, Value>]| -> Vec<String> {
-            rows.iter().map(|r| field_string(r, "id")).collect()
-        };
+        let ids = |rows: &[Map<String, Value>]| -> Vec<String> { rows.iter().map(|r| field_string(r, "id")).collect() };
         q("ORDERBYDESCt").sort(&mut rows);
         // stable: ties keep insertion order
         assert_eq!(ids(&rows), ["1", "3", "2", "4"]);
         q("t=a^ORt=b^ORDERBYt^ORDERBYDESCu").sort(&mut rows);
         assert_eq!(ids(&rows), ["2", "4", "3", "1"]);
         let query = q("ORDERBYDESCsys_created_on");
-        assert_eq!(
-            query.order,
-            vec![OrderBy {
-                field: "sys_created_on".into(),
-                descending: true
-            }]
-        );
+        assert_eq!(query.order, vec![OrderBy { field: "sys_created_on".into(), descending: true }]);
         assert!(query.groups.is_empty());
     }
 
@@ -530,13 +453,7 @@ mod tests {
         assert_eq!(query.groups.len(), 1);
         let query = q("user.user_name=bob");
         assert_eq!(query.groups[0][0].field, "user.user_name");
-        let got = query.matches_with(|f| {
-            if f == "user.user_name" {
-                "bob".into()
-            } else {
-                String::new()
-            }
-        });
+        let got = query.matches_with(|f| if f == "user.user_name" { "bob".into() } else { String::new() });
         assert!(got);
     }
 
@@ -567,11 +484,7 @@ mod tests {
         ] {
             let err = parse_err(bad);
             assert!(matches!(err, QueryError::Parse(_)), "{bad:?}: {err:?}");
-            assert!(
-                err.to_string()
-                    .starts_with("fake instance cannot parse query: "),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("fake instance cannot parse query: "), "{err}");
         }
     }
 
@@ -586,11 +499,7 @@ mod tests {
         ] {
             let err = parse_err(bad);
             assert!(matches!(err, QueryError::Script(_)), "{bad:?}: {err:?}");
-            assert!(
-                err.to_string()
-                    .starts_with("fake instance refuses script value "),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("fake instance refuses script value "), "{err}");
         }
         // not at the start of the value: a plain string
         assert!(Query::parse("parm1=xjavascript:").is_ok());

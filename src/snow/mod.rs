@@ -87,6 +87,34 @@ struct Attempt {
     retry_after: Option<Duration>,
 }
 
+impl From<ApiError> for Attempt {
+    fn from(error: ApiError) -> Self {
+        Attempt { error, retry_after: None }
+    }
+}
+
+/// The pseudo-table name used in errors of the Batch API.
+pub const BATCH: &str = "the Batch API";
+
+/// One sub-request of a Batch API call.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub id: String,
+    pub method: &'static str,
+    /// Relative to the instance root, e.g. `/api/now/table/ecc_agent_issue/<sys_id>?…`.
+    pub url: String,
+    pub body: Value,
+}
+
+/// The answer to one sub-request.
+#[derive(Debug, Clone)]
+pub struct BatchResult {
+    pub id: String,
+    pub status: u16,
+    pub record: Option<Row>,
+    pub message: String,
+}
+
 /// How reads are retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -336,6 +364,16 @@ impl Client {
         offset: u64,
         limit: u32,
     ) -> Result<Page, ApiError> {
+        self.with_retry(table, || self.get_page_once(table, query, fields, offset, limit)).await
+    }
+
+    /// Retries `attempt` per the policy: 429 honouring `Retry-After` up to the cap, 502/503/504 and
+    /// lost connections with exponential backoff; anything else fails at once.
+    async fn with_retry<T, F, Fut>(&self, table: &str, attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
         let policy = &self.opts.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.base_delay)
@@ -343,7 +381,6 @@ impl Client {
             .with_max_times(policy.max_retries)
             .with_jitter();
         let max_retry_after = policy.max_retry_after;
-        let attempt = || self.get_page_once(table, query, fields, offset, limit);
         attempt
             .retry(backoff)
             .when(|a: &Attempt| match &a.error {
@@ -355,7 +392,7 @@ impl Client {
                 _ => planned,
             })
             .notify(|a: &Attempt, wait| {
-                tracing::warn!(table, error = %a.error, retry_in = ?wait, "Table API read failed; retrying");
+                tracing::warn!(table, error = %a.error, retry_in = ?wait, "Table API request failed; retrying");
             })
             .await
             .map_err(|a| a.error)
@@ -369,40 +406,148 @@ impl Client {
         offset: u64,
         limit: u32,
     ) -> Result<Page, Attempt> {
-        let plain = |error| Attempt { error, retry_after: None };
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            plain(ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })
-        })?;
-        let request = self
-            .http
-            .get(self.table_url(table))
-            .basic_auth(&self.opts.user, Some(self.opts.password.expose_secret()))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .query(&[
-                ("sysparm_query", query),
-                ("sysparm_fields", &fields.join(",")),
-                ("sysparm_limit", &limit.to_string()),
-                ("sysparm_offset", &offset.to_string()),
-                ("sysparm_exclude_reference_link", "true"),
-                ("sysparm_display_value", "false"),
-            ]);
+        let request = self.http.get(self.table_url(table)).query(&[
+            ("sysparm_query", query),
+            ("sysparm_fields", &fields.join(",")),
+            ("sysparm_limit", &limit.to_string()),
+            ("sysparm_offset", &offset.to_string()),
+            ("sysparm_exclude_reference_link", "true"),
+            ("sysparm_display_value", "false"),
+        ]);
         tracing::debug!(table, query, offset, "GET");
-        let response = request.send().await.map_err(|e| plain(self.transport_error(table, &e)))?;
+        let (headers, body) = self.exchange(table, request).await?;
+        let rows = decode_rows(table, &headers, &body).map_err(Attempt::from)?;
+        let more = match next_link(&headers) {
+            Some(next) => next,
+            None => rows.len() as u64 >= u64::from(limit),
+        };
+        Ok(Page { rows, more })
+    }
+
+    /// Sends one request with the account's credentials and `Accept: application/json`; a non-2xx
+    /// answer becomes the matching [`ApiError`], with the server's `Retry-After`.
+    async fn exchange(
+        &self,
+        table: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(HeaderMap, bytes::Bytes), Attempt> {
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            Attempt::from(ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })
+        })?;
+        let request = request
+            .basic_auth(&self.opts.user, Some(self.opts.password.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json");
+        let response = request.send().await.map_err(|e| Attempt::from(self.transport_error(table, &e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| plain(self.transport_error(table, &e)))?;
+        let body = response.bytes().await.map_err(|e| Attempt::from(self.transport_error(table, &e)))?;
         self.stats.record(status, body.len());
-        let retry_after = retry_after(&headers);
-        if status == 200 {
-            let rows = decode_rows(table, &headers, &body).map_err(plain)?;
-            let more = match next_link(&headers) {
-                Some(next) => next,
-                None => rows.len() as u64 >= u64::from(limit),
-            };
-            return Ok(Page { rows, more });
+        if (200..300).contains(&status) {
+            return Ok((headers, body));
         }
         let error = self.status_error(table, status, &headers, &body);
-        Err(Attempt { error, retry_after })
+        Err(Attempt { error, retry_after: retry_after(&headers) })
+    }
+
+    /// Creates one record (never retried: a lost answer may hide a created record, so the caller
+    /// must look before trying again). Returns the created record's `fields`.
+    pub async fn create(&self, table: &str, body: &Value, fields: &[&str]) -> Result<Row, ApiError> {
+        let request = self
+            .http
+            .post(self.table_url(table))
+            .query(&[("sysparm_fields", fields.join(",").as_str()), ("sysparm_exclude_reference_link", "true")])
+            .json(body);
+        let (headers, bytes) = self.exchange(table, request).await.map_err(|a| a.error)?;
+        decode_record(table, &headers, &bytes)
+    }
+
+    /// Updates the given fields of one record. Retried like a read: the values written are absolute,
+    /// so applying the same PATCH twice changes nothing.
+    pub async fn update(&self, table: &str, sys_id: &str, body: &Value) -> Result<(), ApiError> {
+        let url = self.record_url(table, sys_id);
+        let attempt = || {
+            let request = self
+                .http
+                .patch(url.clone())
+                .query(&[("sysparm_fields", "sys_id"), ("sysparm_exclude_reference_link", "true")])
+                .json(body);
+            self.exchange(table, request)
+        };
+        self.with_retry(table, attempt).await.map(|_| ())
+    }
+
+    /// Sends sub-requests through the Batch API (`POST /api/now/v1/batch`) in one round trip.
+    /// Each sub-request is `(id, method, path relative to the instance root, JSON body)`.
+    pub async fn batch(&self, items: &[BatchItem]) -> Result<Vec<BatchResult>, ApiError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let headers = serde_json::json!([
+            {"name": "Content-Type", "value": "application/json"},
+            {"name": "Accept", "value": "application/json"},
+        ]);
+        let rest_requests: Vec<Value> = items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id,
+                    "method": i.method,
+                    "url": i.url,
+                    "headers": headers,
+                    "body": b64.encode(i.body.to_string()),
+                    "exclude_response_headers": true,
+                })
+            })
+            .collect();
+        let envelope = serde_json::json!({ "batch_request_id": "midwatch", "rest_requests": rest_requests });
+        let mut url = self.opts.base_url.clone();
+        url.set_path("/api/now/v1/batch");
+        let request = self.http.post(url).json(&envelope);
+        let (headers, bytes) = self.exchange(BATCH, request).await.map_err(|a| a.error)?;
+        if is_html(&headers, &bytes) {
+            return Err(ApiError::NotJson { table: BATCH.into(), status: 200 });
+        }
+        let malformed = |reason: String| ApiError::Malformed { table: BATCH.into(), reason };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
+        let serviced = value.get("serviced_requests").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(serviced
+            .iter()
+            .map(|r| {
+                let body = r
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .and_then(|b| b64.decode(b).ok())
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .unwrap_or(Value::Null);
+                let record = body.get("result").and_then(Value::as_object).cloned().map(Row);
+                let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or_default().to_string();
+                BatchResult {
+                    id: r.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    status: r
+                        .get("status_code")
+                        .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|t| t.parse().ok())))
+                        .and_then(|s| u16::try_from(s).ok())
+                        .unwrap_or(0),
+                    record,
+                    message,
+                }
+            })
+            .collect())
+    }
+
+    fn record_url(&self, table: &str, sys_id: &str) -> Url {
+        let mut url = self.opts.base_url.clone();
+        url.set_path(&format!("/api/now/table/{table}/{sys_id}"));
+        url
+    }
+
+    /// The path of a record relative to the instance root, for batch sub-requests.
+    pub fn table_path(table: &str, sys_id: Option<&str>, fields: &str) -> String {
+        let mut path = format!("/api/now/table/{table}");
+        if let Some(id) = sys_id {
+            path.push('/');
+            path.push_str(id);
+        }
+        format!("{path}?sysparm_fields={fields}&sysparm_exclude_reference_link=true")
     }
 
     fn transport_error(&self, table: &str, e: &reqwest::Error) -> ApiError {
@@ -456,6 +601,18 @@ fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
     let ct = headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let start = String::from_utf8_lossy(&body[..body.len().min(64)]).trim_start().to_ascii_lowercase();
     ct.contains("html") || start.starts_with("<!doctype") || start.starts_with("<html")
+}
+
+fn decode_record(table: &str, headers: &HeaderMap, body: &[u8]) -> Result<Row, ApiError> {
+    if is_html(headers, body) {
+        return Err(ApiError::NotJson { table: table.into(), status: 201 });
+    }
+    let malformed = |reason: String| ApiError::Malformed { table: table.into(), reason };
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    match value.get("result") {
+        Some(Value::Object(m)) => Ok(Row(m.clone())),
+        _ => Err(malformed("no \"result\" object".into())),
+    }
 }
 
 fn decode_rows(table: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Row>, ApiError> {

@@ -48,6 +48,7 @@ fn dataset(users: &[&str], events: &[(&str, &str, &str)]) -> Dataset {
         .collect();
     ins(&mut d, "sysevent", rows);
     d.ensure_table("sys_user_login_history");
+    d.ensure_table("ecc_agent_issue");
     d
 }
 

@@ -6,3 +6,4 @@ mod hostile_names;
 mod paging;
 mod scenario;
 mod support;
+mod writeback;

@@ -1,0 +1,403 @@
+//! What notification keeps on disk, in the state directory:
+//!
+//! - `email-state.json`: the findings of the last email composed and their digest ([`NotifiedState`]);
+//! - `outbox/NNNNNNNN-YYYYMMDDTHHMMSSZ.json`: one fully rendered message still owed to some recipients
+//!   ([`OutboxEntry`]), oldest first by name;
+//! - `email.lock`: held during a cycle's notification ([`StateLock`]).
+//!
+//! Every file is written atomically (a temporary file in the same directory, fsync, rename, fsync of the
+//! directory), so a crash leaves either the old or the new content, never a torn file.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::{EmailConfig, PermanentFailure};
+use crate::report::{Category, Report};
+
+pub const STATE_FILE: &str = "email-state.json";
+pub const OUTBOX_DIR: &str = "outbox";
+pub const LOCK_FILE: &str = "email.lock";
+pub const STATE_FORMAT: u32 = 1;
+pub const OUTBOX_FORMAT: u32 = 1;
+
+/// A finding as remembered between emails: what identifies it in `ecc_agent_issue` (the message) and how the
+/// email groups it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NotifiedFinding {
+    pub user: String,
+    #[serde(with = "category_name")]
+    pub category: Category,
+    pub message: String,
+}
+
+impl NotifiedFinding {
+    /// The report's findings, sorted and without duplicates.
+    pub fn of_report(report: &Report) -> Vec<NotifiedFinding> {
+        let mut v: Vec<NotifiedFinding> = report
+            .findings
+            .iter()
+            .map(|f| NotifiedFinding { user: f.user.clone(), category: f.category, message: f.message.clone() })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+mod category_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::report::Category;
+
+    pub fn serialize<S: Serializer>(c: &Category, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
+        let name = String::deserialize(d)?;
+        Category::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown category {name:?}")))
+    }
+}
+
+/// The sha256 (hex) of the sorted findings: equal digests mean the same set of findings.
+pub fn digest(sorted: &[NotifiedFinding]) -> String {
+    let mut h = Sha256::new();
+    for f in sorted {
+        for part in [f.user.as_str(), f.category.name(), f.message.as_str()] {
+            // Length-prefixed, so no choice of strings can make two different sets collide by concatenation.
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    hex(&h.finalize())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The last email composed: `email-state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifiedState {
+    pub format: u32,
+    pub digest: String,
+    pub notified_at: DateTime<Utc>,
+    pub message_id: String,
+    pub findings: Vec<NotifiedFinding>,
+}
+
+impl NotifiedState {
+    /// `Ok(None)` when no email was ever composed; `Err` names the file and what is wrong with it.
+    pub fn load(state_dir: &Path) -> Result<Option<NotifiedState>, String> {
+        let path = state_dir.join(STATE_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("{} is not a valid midwatch email state ({e})", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    pub fn store(&self, state_dir: &Path) -> Result<(), String> {
+        let path = state_dir.join(STATE_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| format!("cannot serialize the email state: {e}"))?;
+        write_atomic(&path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// The marker written just before `DATA`: these recipients may have the message if the file still says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendingMarker {
+    pub recipients: Vec<String>,
+    pub since: DateTime<Utc>,
+}
+
+/// One message in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub format: u32,
+    /// Orders the outbox: the file name starts with it.
+    pub seq: u64,
+    pub message_id: String,
+    pub created: DateTime<Utc>,
+    pub subject: String,
+    /// The envelope sender.
+    pub from: String,
+    /// The recipients still owed the message.
+    pub recipients: Vec<String>,
+    /// Present from just before `DATA` until the server's answer is recorded.
+    pub sending: Option<SendingMarker>,
+    pub delivered_to: Vec<String>,
+    pub rejected: Vec<PermanentFailure>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The complete RFC 5322 message (ASCII: every part is quoted-printable).
+    pub message: String,
+    /// Where the entry lives; `None` when it could not be written.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl OutboxEntry {
+    pub fn new(
+        outbox: &Outbox,
+        cfg: &EmailConfig,
+        existing: &[OutboxEntry],
+        message_id: &str,
+        subject: &str,
+        message: String,
+        now: DateTime<Utc>,
+    ) -> OutboxEntry {
+        let seq = existing.iter().map(|e| e.seq).chain(outbox.max_seq()).max().unwrap_or(0) + 1;
+        OutboxEntry {
+            format: OUTBOX_FORMAT,
+            seq,
+            message_id: message_id.to_string(),
+            created: now,
+            subject: subject.to_string(),
+            from: cfg.from.email.to_string(),
+            recipients: super::recipients(cfg),
+            sending: None,
+            delivered_to: Vec::new(),
+            rejected: Vec::new(),
+            attempts: 0,
+            last_error: None,
+            message,
+            path: None,
+        }
+    }
+
+    fn file_name(&self) -> String {
+        format!("{:08}-{}.json", self.seq, self.created.format("%Y%m%dT%H%M%SZ"))
+    }
+}
+
+/// The outbox directory.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    pub fn new(state_dir: &Path) -> Outbox {
+        Outbox { dir: state_dir.join(OUTBOX_DIR) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "json")
+                        && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
+    }
+
+    /// How many messages wait in the outbox.
+    pub fn count(&self) -> usize {
+        self.files().len()
+    }
+
+    fn max_seq(&self) -> Option<u64> {
+        self.files()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok())
+            .max()
+    }
+
+    /// Every readable entry, oldest first, and a problem for each unreadable file (moved aside as `.bad`, so it
+    /// never blocks the outbox).
+    pub fn load(&self) -> (Vec<OutboxEntry>, Vec<String>) {
+        let mut entries = Vec::new();
+        let mut problems = Vec::new();
+        for path in self.files() {
+            let parsed = fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(mut entry) => {
+                    entry.path = Some(path);
+                    entries.push(entry);
+                }
+                Err(e) => {
+                    let bad = path.with_extension("bad");
+                    let moved = fs::rename(&path, &bad).is_ok();
+                    let p = format!(
+                        "outbox file {} is unreadable ({e}){}",
+                        path.display(),
+                        if moved { format!("; moved aside to {}", bad.display()) } else { String::new() }
+                    );
+                    tracing::error!("{p}");
+                    problems.push(p);
+                }
+            }
+        }
+        entries.sort_by_key(|e| e.seq);
+        (entries, problems)
+    }
+
+    /// Writes a new entry; on failure the entry comes back (without a path) with the problem.
+    pub fn store(&self, mut entry: OutboxEntry) -> Result<OutboxEntry, (OutboxEntry, String)> {
+        if let Err(e) = fs::create_dir_all(&self.dir) {
+            return Err((entry, format!("cannot create the outbox {}: {e}", self.dir.display())));
+        }
+        let path = self.dir.join(entry.file_name());
+        entry.path = Some(path);
+        match self.update(&entry) {
+            Ok(()) => Ok(entry),
+            Err(e) => {
+                entry.path = None;
+                Err((entry, e))
+            }
+        }
+    }
+
+    /// Rewrites the entry's file (no-op for an entry that is not on disk).
+    pub fn update(&self, entry: &OutboxEntry) -> Result<(), String> {
+        let Some(path) = &entry.path else { return Ok(()) };
+        let json = serde_json::to_vec_pretty(entry).map_err(|e| format!("cannot serialize an outbox entry: {e}"))?;
+        write_atomic(path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Removes a finished entry.
+    pub fn remove(&self, entry: &OutboxEntry) -> Result<(), String> {
+        let Some(path) = &entry.path else { return Ok(()) };
+        match fs::remove_file(path) {
+            Ok(()) => {
+                sync_dir(&self.dir);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+        }
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes a rename or removal durable. Best effort: not every platform can open a directory.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Exclusive use of the state directory's email files by one process: `email.lock` holds the owner's pid and is
+/// removed on drop. A lock left by a process that no longer exists (`/proc/<pid>` is gone) is taken over.
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live process holds the lock.
+    Busy(String),
+    /// The lock could not be created (e.g. the state directory is not writable).
+    Io(String),
+}
+
+impl StateLock {
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        fs::create_dir_all(state_dir)
+            .map_err(|e| LockError::Io(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
+        let path = state_dir.join(LOCK_FILE);
+        // Held across the whole decision, so threads of this process see a consistent set.
+        let mut held = held();
+        for _ in 0..2 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", std::process::id());
+                    let _ = f.sync_all();
+                    held.insert(path.clone());
+                    return Ok(StateLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    match owner {
+                        // Our own pid counts only while this process really holds it: a container restarted
+                        // after a crash gets the same pid (often 1) again.
+                        Some(pid)
+                            if (pid == std::process::id() && held.contains(&path))
+                                || (pid != std::process::id() && process_alive(pid)) =>
+                        {
+                            return Err(LockError::Busy(format!(
+                                "the state directory {} is in use by another midwatch (pid {pid}, {})",
+                                state_dir.display(),
+                                path.display()
+                            )));
+                        }
+                        _ => {
+                            tracing::warn!(lock = %path.display(), "removing a stale email lock");
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(LockError::Io(format!("cannot create {}: {e}", path.display()))),
+            }
+        }
+        Err(LockError::Busy(format!("cannot take the lock {}", path.display())))
+    }
+}
+
+/// The locks this process holds.
+fn held() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> = std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn process_alive(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() { Path::new(&format!("/proc/{pid}")).exists() } else { false }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let mut held = held();
+        let _ = fs::remove_file(&self.path);
+        held.remove(&self.path);
+    }
+}

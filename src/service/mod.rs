@@ -1,0 +1,505 @@
+//! `midwatch run`: the service. A thin loop around the same [`cycle::check`] that `check` runs once.
+//!
+//! ```text
+//! cron job (UTC) ──tick──▶ Ticks ──wake──▶ worker: [jitter] ─▶ cycle ─▶ summary line, metrics, STATUS
+//!                                              ▲
+//!      SIGHUP ─▶ reload config (keep the old one if invalid) │ SIGTERM/SIGINT ─▶ let the cycle finish
+//!                                                            │ (≤ 30 s), STOPPING=1, exit 0
+//! ```
+//!
+//! One task runs cycles, one after another; the scheduler only wakes it (see [`schedule`]). Signals
+//! are handled by the same task between and during cycles: a cycle future owns its config and
+//! client, so a reload never changes a cycle half way, and a stop lets the running cycle finish
+//! within [`STOP_GRACE`] before dropping it. Dropping is safe: a cycle's reads have no side effect
+//! and each write it makes is logged as it is made.
+
+mod journal;
+mod metrics;
+mod notify;
+mod schedule;
+
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::pin::{Pin, pin};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::cycle::{self, CheckOptions, Outcome};
+use crate::report::Status;
+use crate::snow::{ApiError, Client, RetryPolicy};
+use metrics::Metrics;
+use schedule::{Schedule, Ticks};
+
+/// How long SIGTERM/SIGINT waits for a running cycle before dropping it. The units'
+/// `TimeoutStopSec=` leaves room for it.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// The switches of `midwatch run` that override the config file for every cycle.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub window: Option<Duration>,
+    pub no_write: bool,
+    pub no_email: bool,
+}
+
+/// Runs the service until SIGTERM or SIGINT; exit status 0 after a clean stop, 3 (UNKNOWN, as for
+/// `check`) when it cannot start: bad config, state directory, scheduler.
+pub async fn run(config_path: &Path, opts: RunOptions) -> ExitCode {
+    // First, so that a SIGHUP or SIGTERM arriving during start-up is not fatal by default.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("midwatch: cannot install signal handlers: {e}");
+            return cannot_start();
+        }
+    };
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            journal::init(&LogConfig { format: LogFormat::Text, level: "info".into() });
+            error!("cannot start: {}", one_line(&e));
+            return cannot_start();
+        }
+    };
+    journal::init(&config.log);
+    match Service::start(config_path, opts, config).await {
+        Ok(service) => service.serve(signals).await,
+        Err(e) => {
+            error!("cannot start: {}", one_line(&format!("{e:#}")));
+            cannot_start()
+        }
+    }
+}
+
+fn cannot_start() -> ExitCode {
+    ExitCode::from(Status::Unknown.exit_code())
+}
+
+struct Service {
+    path: PathBuf,
+    opts: RunOptions,
+    config: Arc<Config>,
+    client: Client,
+    ticks: Arc<Ticks>,
+    schedule: Schedule,
+    metrics: Metrics,
+    /// Cycles started since the service started.
+    cycles: u64,
+    /// The last cycle's result, for STATUS.
+    last_result: Option<String>,
+}
+
+impl Service {
+    async fn start(path: &Path, opts: RunOptions, config: Config) -> anyhow::Result<Service> {
+        prepare_state_directory(&config.state_directory)?;
+        let client = cycle::client(&config, RetryPolicy::default())?;
+        let ticks = Arc::new(Ticks::default());
+        let schedule = Schedule::start(&config.check.schedule, Arc::clone(&ticks)).await?;
+        let metrics = Metrics::new(&config.instance.name, config.metrics.textfile.as_deref());
+        warn_if_textfile_directory_missing(&config);
+        Ok(Service {
+            path: path.to_path_buf(),
+            opts,
+            config: Arc::new(config),
+            client,
+            ticks,
+            schedule,
+            metrics,
+            cycles: 0,
+            last_result: None,
+        })
+    }
+
+    async fn serve(mut self, mut signals: Signals) -> ExitCode {
+        let watchdog = notify::spawn_watchdog();
+        let status = self.status_text().await;
+        info!(
+            "midwatch {} started for {} as {}: schedule \"{}\" (UTC), window {}, jitter {}; {status}",
+            env!("CARGO_PKG_VERSION"),
+            self.config.instance.url,
+            self.config.instance.user,
+            self.schedule.expression(),
+            humantime::format_duration(self.check_options().window),
+            humantime::format_duration(self.config.check.jitter),
+        );
+        notify::ready(&status);
+        let ticks = Arc::clone(&self.ticks);
+        loop {
+            let event = tokio::select! {
+                biased;
+                received = signals.recv() => Some(received),
+                () = ticks.next() => None,
+            };
+            let flow = match event {
+                Some(Received::Stop(name)) => {
+                    self.stopping(name, None);
+                    ControlFlow::Break(())
+                }
+                Some(Received::Reload) => {
+                    self.reload().await;
+                    ControlFlow::Continue(())
+                }
+                None => self.cycle(&mut signals).await,
+            };
+            if flow.is_break() {
+                break;
+            }
+        }
+        self.schedule.shutdown().await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        info!("midwatch stopped");
+        ExitCode::SUCCESS
+    }
+
+    fn check_options(&self) -> CheckOptions {
+        let c = &self.config;
+        CheckOptions {
+            window: self.opts.window.unwrap_or(c.check.window),
+            no_write: self.opts.no_write || !c.check.write_issues,
+            no_email: self.opts.no_email,
+            ..CheckOptions::from_config(c)
+        }
+    }
+
+    /// Runs one cycle, handling signals meanwhile; `Break` when the service must stop.
+    async fn cycle(&mut self, signals: &mut Signals) -> ControlFlow<()> {
+        let fired_at_wake = self.ticks.fired();
+        self.cycles += 1;
+        let n = self.cycles;
+        let span = info_span!("cycle", n);
+
+        let delay = schedule::jitter(self.config.check.jitter);
+        if !delay.is_zero() {
+            span.in_scope(|| debug!("waiting {} (jitter) before starting", humantime::format_duration(delay)));
+            let mut sleep = pin!(tokio::time::sleep(delay));
+            loop {
+                tokio::select! {
+                    biased;
+                    received = signals.recv() => match received {
+                        Received::Stop(name) => {
+                            self.stopping(name, None);
+                            return ControlFlow::Break(());
+                        }
+                        Received::Reload => self.reload().await,
+                    },
+                    () = &mut sleep => break,
+                }
+            }
+        }
+
+        let (config, client, opts) = (Arc::clone(&self.config), self.client.clone(), self.check_options());
+        let started_at = Utc::now();
+        let started = Instant::now();
+        let requests_before = client.stats().by_status();
+        span.in_scope(|| {
+            debug!(
+                "cycle {n} starting: window {} ending {}",
+                humantime::format_duration(opts.window),
+                started_at.format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        });
+        notify::status(&format!("cycle {n} running since {}", format_time(started_at)));
+        let run = {
+            let client = client.clone();
+            async move { cycle::check(&config, &client, &opts, started_at).await }.instrument(span.clone())
+        };
+        let mut run = pin!(run);
+        let mut stop = false;
+        let mut result = None;
+        while result.is_none() && !stop {
+            tokio::select! {
+                biased;
+                r = &mut run => result = Some(r),
+                received = signals.recv() => match received {
+                    Received::Stop(name) => {
+                        self.stopping(name, Some(n));
+                        stop = true;
+                    }
+                    Received::Reload => self.reload().await,
+                },
+            }
+        }
+        if stop {
+            result = finish_within(run, STOP_GRACE, signals.next_stop()).await;
+            if result.is_none() {
+                span.in_scope(|| {
+                    warn!("cycle {n} did not finish in time and was abandoned; the next start repeats it")
+                });
+            }
+        }
+        self.metrics.add_requests(&requests_before, &client.stats().by_status());
+        if let Some(result) = result {
+            span.in_scope(|| self.record(started_at, started.elapsed(), result));
+        }
+        if stop {
+            return ControlFlow::Break(());
+        }
+        let missed = self.ticks.fired().saturating_sub(fired_at_wake);
+        if missed > 0 {
+            span.in_scope(|| {
+                warn!(
+                    "{missed} scheduled start(s) passed while cycle {n} ran ({} s): starting one cycle now, \
+                     the schedule may be too tight for the instance",
+                    started.elapsed().as_secs()
+                )
+            });
+        }
+        let status = self.status_text().await;
+        notify::status(&status);
+        ControlFlow::Continue(())
+    }
+
+    /// Logs the cycle's one line, updates the metrics and what STATUS will say.
+    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, ApiError>) {
+        match result {
+            Ok(outcome) => {
+                info!("{}", outcome.summary_line());
+                let report = &outcome.report;
+                self.metrics.cycle_succeeded(
+                    started_at,
+                    outcome.duration,
+                    report.status,
+                    &report.summary.findings_by_category,
+                );
+                let line = report.status_line();
+                let line = line.split_once(" | ").map_or(line.as_str(), |(status, _perfdata)| status);
+                self.last_result = Some(format!("last cycle {}: {line}", format_time(started_at)));
+            }
+            Err(e) => {
+                let e = one_line(&e);
+                error!("cycle failed after {} ms: {e}", elapsed.as_millis());
+                self.metrics.cycle_failed(started_at, elapsed);
+                self.last_result = Some(format!("last cycle {} FAILED: {e}", format_time(started_at)));
+            }
+        }
+        if let Some(path) = &self.config.metrics.textfile
+            && let Err(e) = self.metrics.write(path)
+        {
+            warn!("cannot write the metrics textfile {}: {e}", path.display());
+        }
+    }
+
+    fn stopping(&self, signal: &str, running: Option<u64>) {
+        match running {
+            None => {
+                info!("{signal} received: stopping");
+                notify::stopping("stopping");
+            }
+            Some(n) => {
+                info!(
+                    "{signal} received: stopping once cycle {n} finishes (at most {} s; a second signal stops at once)",
+                    STOP_GRACE.as_secs()
+                );
+                notify::stopping(&format!("stopping: waiting for cycle {n} to finish"));
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads the config file; an invalid one is logged and the running one kept.
+    async fn reload(&mut self) {
+        notify::reloading();
+        info!("SIGHUP received: reloading {}", self.path.display());
+        match self.apply(Config::load(&self.path)).await {
+            Ok(()) => info!(
+                "configuration reloaded: schedule \"{}\" (UTC), window {}, jitter {}",
+                self.schedule.expression(),
+                humantime::format_duration(self.check_options().window),
+                humantime::format_duration(self.config.check.jitter),
+            ),
+            Err(e) => error!("configuration not reloaded, keeping the running one: {}", one_line(&format!("{e:#}"))),
+        }
+        let status = self.status_text().await;
+        notify::ready(&status);
+    }
+
+    /// Everything that can fail comes before anything is replaced.
+    async fn apply(&mut self, loaded: Result<Config, crate::config::ConfigError>) -> anyhow::Result<()> {
+        let config = loaded?;
+        prepare_state_directory(&config.state_directory)?;
+        let client = cycle::client(&config, RetryPolicy::default())?;
+        self.schedule.replace(&config.check.schedule).await?;
+        let old = &self.config;
+        if config.log.level != old.log.level || config.log.format != old.log.format {
+            warn!("[log] changes take effect when midwatch restarts");
+        }
+        if config.instance.name != old.instance.name || config.metrics.textfile != old.metrics.textfile {
+            self.metrics = Metrics::new(&config.instance.name, config.metrics.textfile.as_deref());
+        }
+        self.config = Arc::new(config);
+        self.client = client;
+        warn_if_textfile_directory_missing(&self.config);
+        Ok(())
+    }
+
+    async fn status_text(&mut self) -> String {
+        let next = match self.schedule.next_run().await {
+            Some(at) if at > Utc::now() => format!("next cycle {}", format_time(at)),
+            _ => "next cycle due".to_string(),
+        };
+        match &self.last_result {
+            Some(last) => format!("{last}; {next}"),
+            None => format!("no cycle yet; {next}"),
+        }
+    }
+}
+
+/// Waits for `work` at most `grace`, or until `interrupt`; `None` when it was dropped unfinished.
+async fn finish_within<F: Future>(
+    work: Pin<&mut F>,
+    grace: Duration,
+    interrupt: impl Future<Output = ()>,
+) -> Option<F::Output> {
+    tokio::select! {
+        r = work => Some(r),
+        () = tokio::time::sleep(grace) => None,
+        () = interrupt => None,
+    }
+}
+
+/// Creates the state directory (0700) when missing, and proves it writable now rather than at the
+/// first write of the email outbox.
+fn prepare_state_directory(dir: &Path) -> anyhow::Result<()> {
+    let hint = "set [state] directory, or run under the unit, whose StateDirectory= provides it";
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the state directory {}: {e} ({hint})", dir.display())
+        })?;
+        info!("created the state directory {}", dir.display());
+    }
+    let probe = dir.join(format!(".midwatch-probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|e| anyhow::anyhow!("the state directory {} is not writable: {e} ({hint})", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn warn_if_textfile_directory_missing(config: &Config) {
+    let Some(path) = &config.metrics.textfile else { return };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        warn!(
+            "[metrics] textfile {}: the directory {} does not exist; no metrics are written until it does",
+            path.display(),
+            dir.display()
+        );
+    }
+}
+
+fn format_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A multi-line message as one journal entry.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+/// What the service does on SIGTERM, SIGINT and SIGHUP.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+enum Received {
+    Stop(&'static str),
+    Reload,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal. Cancel safe.
+    async fn recv(&mut self) -> Received {
+        tokio::select! {
+            Some(()) = self.term.recv() => Received::Stop("SIGTERM"),
+            Some(()) = self.int.recv() => Received::Stop("SIGINT"),
+            Some(()) = self.hup.recv() => Received::Reload,
+            else => std::future::pending().await,
+        }
+    }
+
+    /// The next SIGTERM or SIGINT, while stopping.
+    async fn next_stop(&mut self) {
+        loop {
+            match self.recv().await {
+                Received::Stop(name) => {
+                    warn!("{name} received again: stopping at once");
+                    return;
+                }
+                Received::Reload => info!("SIGHUP ignored: stopping"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_lets_the_cycle_finish_within_the_grace_period() {
+        let work = pin!(async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            "done"
+        });
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Some("done"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cycle_longer_than_the_grace_period_is_dropped() {
+        let started = tokio::time::Instant::now();
+        let work = pin!(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "done"
+        });
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, None);
+        assert_eq!(started.elapsed(), STOP_GRACE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_drops_the_cycle_at_once() {
+        let work = pin!(async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            "done"
+        });
+        let second_signal = tokio::time::sleep(Duration::from_secs(1));
+        assert_eq!(finish_within(work, STOP_GRACE, second_signal).await, None);
+    }
+
+    #[test]
+    fn the_state_directory_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("a/midwatch");
+        prepare_state_directory(&state).expect("created");
+        let mode = std::fs::metadata(&state).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+        assert_eq!(std::fs::read_dir(&state).expect("read_dir").count(), 0, "the probe file is removed");
+    }
+
+    #[test]
+    fn a_multi_line_error_becomes_one_line() {
+        assert_eq!(one_line(&"a.toml: first\n  a.toml: second\n"), "a.toml: first; a.toml: second");
+    }
+}

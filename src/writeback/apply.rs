@@ -1,0 +1,294 @@
+//! Carrying a [`Plan`] out over the Table API.
+//!
+//! Safety rules:
+//! - count bumps and resolves write absolute values (`count = N`, `state = resolved`), so a retried
+//!   PATCH cannot count twice;
+//! - a create whose answer was lost (timeout, dropped connection, 5xx) may have gone through: it is
+//!   never re-POSTed blindly — the open records of our source are read first, and a record with the
+//!   message is adopted; only when none exists is the create sent once more;
+//! - every write is logged as it lands, so an interrupted cycle leaves a record of what it wrote, and
+//!   the next cycle's reconcile converges (an unfinished resolve is planned again; a duplicate left by
+//!   an unknowable failure is resolved).
+//!
+//! Writes go through the Batch API (`/api/now/v1/batch`, up to [`BATCH_SIZE`] per request) when the
+//! instance offers it, and one request per record otherwise.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::reconcile::{Create, IssueRecord, Plan};
+use super::{ISSUE_TABLE, RESOLVED};
+use crate::model::sn_time;
+use crate::snow::{ApiError, BatchItem, BatchResult, Client};
+
+/// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
+pub const BATCH_SIZE: usize = 50;
+
+const RECORD_FIELDS: &[&str] =
+    &["sys_id", "message", "source", "state", "count", "mid_server", "sys_domain", "sys_created_on"];
+
+/// Reads the unresolved records of `source` (New and Acknowledged alike).
+pub async fn read_open_records(client: &Client, source: &str) -> Result<Vec<IssueRecord>, ApiError> {
+    // `source` is validated as query-safe by the config; the filter is repeated on our side anyway.
+    let query = format!("source={source}^state!={RESOLVED}");
+    let rows = client.read_all(ISSUE_TABLE, &query, RECORD_FIELDS).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(IssueRecord {
+                sys_id: r.reference("sys_id")?,
+                message: r.text("message"),
+                source: r.text("source"),
+                state: r.text("state"),
+                count: r.text("count").trim().parse().unwrap_or(1),
+                mid_server: r.reference("mid_server"),
+                sys_domain: r.reference("sys_domain"),
+                created_on: r.time("sys_created_on"),
+            })
+        })
+        .filter(|r| r.source == source && r.state != RESOLVED)
+        .collect())
+}
+
+/// A record written by this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    pub sys_id: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedWrite {
+    pub action: &'static str,
+    pub message: String,
+    pub error: String,
+}
+
+/// What the write-back step did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Applied {
+    pub created: Vec<Written>,
+    pub counted: Vec<Written>,
+    pub resolved: Vec<Written>,
+    pub failed: Vec<FailedWrite>,
+    /// Creates whose answer was lost, found on the instance by looking, not re-sent.
+    pub adopted: usize,
+    pub batch: bool,
+}
+
+impl Applied {
+    /// The ecc_agent_issue sys_id of each message written (created or counted).
+    pub fn issue_ids(&self) -> BTreeMap<String, String> {
+        self.created.iter().chain(&self.counted).map(|w| (w.message.clone(), w.sys_id.clone())).collect()
+    }
+}
+
+/// One planned write.
+#[derive(Debug, Clone)]
+enum Write<'a> {
+    Create(&'a Create),
+    Patch { action: &'static str, sys_id: &'a str, message: &'a str, count: Option<u64>, body: Value },
+}
+
+impl Write<'_> {
+    fn batch_item(&self, id: usize) -> BatchItem {
+        match self {
+            Write::Create(c) => BatchItem {
+                id: id.to_string(),
+                method: "POST",
+                url: Client::table_path(ISSUE_TABLE, None, "sys_id,message"),
+                body: create_body(c),
+            },
+            Write::Patch { sys_id, body, .. } => BatchItem {
+                id: id.to_string(),
+                method: "PATCH",
+                url: Client::table_path(ISSUE_TABLE, Some(sys_id), "sys_id"),
+                body: body.clone(),
+            },
+        }
+    }
+}
+
+fn create_body(c: &Create) -> Value {
+    json!({
+        "message": c.message,
+        "source": c.source,
+        "last_detected": sn_time::format(c.last_detected),
+        "sys_domain": c.sys_domain,
+    })
+}
+
+/// True when a failed write may nevertheless have been applied.
+fn outcome_unknown(e: &ApiError) -> bool {
+    matches!(e, ApiError::Timeout { .. } | ApiError::Connect { .. } | ApiError::Malformed { .. } | ApiError::NotJson { .. })
+        || matches!(e, ApiError::Status { status, .. } if *status >= 500)
+        || matches!(e, ApiError::QuotaExceeded { .. })
+}
+
+/// True when the Batch API is not offered to this account (so each write goes on its own).
+fn batch_unavailable(e: &ApiError) -> bool {
+    matches!(e, ApiError::Forbidden { .. } | ApiError::InvalidTable { .. } | ApiError::NotJson { .. })
+        || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405))
+}
+
+/// Applies `plan` for `source`, through the Batch API when `use_batch` and the instance allows it.
+pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) -> Applied {
+    let mut writes: Vec<Write> = plan.create.iter().map(Write::Create).collect();
+    writes.extend(plan.count.iter().map(|u| Write::Patch {
+        action: "count",
+        sys_id: &u.sys_id,
+        message: &u.message,
+        count: Some(u.count),
+        body: json!({
+            "count": u.count.to_string(),
+            "last_detected": sn_time::format(u.last_detected),
+            "sys_domain": u.sys_domain,
+        }),
+    }));
+    writes.extend(plan.resolve.iter().map(|r| Write::Patch {
+        action: "resolve",
+        sys_id: &r.sys_id,
+        message: &r.message,
+        count: None,
+        body: json!({ "state": RESOLVED }),
+    }));
+
+    let mut applied = Applied::default();
+    let mut one_by_one: Vec<Write> = Vec::new();
+    let mut unknown: Vec<&Create> = Vec::new();
+    if use_batch && !writes.is_empty() {
+        applied.batch = true;
+        let mut chunks = writes.chunks(BATCH_SIZE);
+        for chunk in chunks.by_ref() {
+            let items: Vec<BatchItem> = chunk.iter().enumerate().map(|(i, w)| w.batch_item(i)).collect();
+            match client.batch(&items).await {
+                Ok(results) => {
+                    let by_id: BTreeMap<&str, &BatchResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
+                    for (i, w) in chunk.iter().enumerate() {
+                        match by_id.get(i.to_string().as_str()) {
+                            Some(r) if (200..300).contains(&r.status) => {
+                                let sys_id = r.record.as_ref().map(|row| row.text("sys_id")).unwrap_or_default();
+                                if matches!(w, Write::Create(_)) && sys_id.is_empty() {
+                                    if let Write::Create(c) = w {
+                                        unknown.push(c);
+                                    }
+                                } else {
+                                    record_success(&mut applied, w, sys_id);
+                                }
+                            }
+                            Some(r) if (400..500).contains(&r.status) => {
+                                record_failure(&mut applied, w, format!("HTTP {} in batch: {}", r.status, r.message));
+                            }
+                            // 5xx or left unserviced: a create may have happened; a PATCH can be repeated.
+                            _ => match w {
+                                Write::Create(c) => unknown.push(c),
+                                patch => one_by_one.push(patch.clone()),
+                            },
+                        }
+                    }
+                }
+                Err(e) if batch_unavailable(&e) => {
+                    tracing::info!(error = %e, "the Batch API is not available; writing one record per request");
+                    applied.batch = false;
+                    one_by_one.extend(chunk.iter().cloned());
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a Batch API call failed; checking what it wrote");
+                    for w in chunk {
+                        match w {
+                            Write::Create(c) if outcome_unknown(&e) => unknown.push(c),
+                            Write::Create(_) => record_failure(&mut applied, w, e.to_string()),
+                            patch => one_by_one.push(patch.clone()),
+                        }
+                    }
+                }
+            }
+        }
+        one_by_one.extend(chunks.flatten().cloned());
+    } else {
+        one_by_one = writes;
+    }
+
+    for w in &one_by_one {
+        match w {
+            Write::Create(c) => match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
+                Ok(row) if !row.text("sys_id").is_empty() => record_success(&mut applied, w, row.text("sys_id")),
+                Ok(_) => unknown.push(c),
+                Err(e) if outcome_unknown(&e) => {
+                    tracing::warn!(error = %e, message = %c.message, "a create's answer was lost; looking before retrying");
+                    unknown.push(c);
+                }
+                Err(e) => record_failure(&mut applied, w, e.to_string()),
+            },
+            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id, body).await {
+                Ok(()) => record_success(&mut applied, w, sys_id.to_string()),
+                Err(e) => record_failure(&mut applied, w, e.to_string()),
+            },
+        }
+    }
+
+    if !unknown.is_empty() {
+        settle_unknown_creates(client, source, &unknown, &mut applied).await;
+    }
+    applied
+}
+
+/// Looks for the records of creates whose answer was lost; re-sends only those not found.
+async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Create], applied: &mut Applied) {
+    let open = match read_open_records(client, source).await {
+        Ok(open) => open,
+        Err(e) => {
+            for c in unknown {
+                record_failure(
+                    applied,
+                    &Write::Create(c),
+                    format!("the outcome is unknown and could not be checked ({e}); the next cycle will reconcile it"),
+                );
+            }
+            return;
+        }
+    };
+    for c in unknown {
+        let w = Write::Create(c);
+        // The plan created this message because no open record had it: any open record now is ours.
+        if let Some(found) = open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
+            tracing::info!(sys_id = %found.sys_id, message = %c.message, "the lost create had gone through; adopted");
+            applied.adopted += 1;
+            record_success(applied, &w, found.sys_id.clone());
+            continue;
+        }
+        match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
+            Ok(row) if !row.text("sys_id").is_empty() => record_success(applied, &w, row.text("sys_id")),
+            Ok(_) => record_failure(applied, &w, "the instance answered without a sys_id".into()),
+            Err(e) => record_failure(applied, &w, format!("{e}; the next cycle will try again")),
+        }
+    }
+}
+
+fn record_success(applied: &mut Applied, w: &Write, sys_id: String) {
+    match w {
+        Write::Create(c) => {
+            tracing::info!(%sys_id, message = %c.message, "created ecc_agent_issue record");
+            applied.created.push(Written { sys_id, message: c.message.clone(), count: Some(1) });
+        }
+        Write::Patch { action, message, count, .. } => {
+            tracing::info!(%sys_id, %message, action, "updated ecc_agent_issue record");
+            let written = Written { sys_id, message: message.to_string(), count: *count };
+            if *action == "resolve" { applied.resolved.push(written) } else { applied.counted.push(written) }
+        }
+    }
+}
+
+fn record_failure(applied: &mut Applied, w: &Write, error: String) {
+    let (action, message) = match w {
+        Write::Create(c) => ("create", c.message.clone()),
+        Write::Patch { action, message, .. } => (*action, message.to_string()),
+    };
+    tracing::error!(action, %message, %error, "could not write ecc_agent_issue");
+    applied.failed.push(FailedWrite { action, message, error });
+}

@@ -1,0 +1,154 @@
+//! The pure half of write-back: which records to create, count and resolve.
+//!
+//! The rules are the built-in job's (servicenow.md §5.2 items 10–11), applied idempotently:
+//! - a finding whose message matches an unresolved record of our source with an empty
+//!   `mid_server` → `count` + 1, `last_detected` = now, `sys_domain` refreshed;
+//! - otherwise a new record (`message`, `source`, `last_detected`, `sys_domain`; `mid_server` empty);
+//! - every unresolved record of our source whose message this cycle did not produce → resolved;
+//! - New and Acknowledged records are alike ("unresolved"); resolved records are never read, so never
+//!   reopened: a recurrence is a new record.
+//!
+//! Beyond the built-in job: when an interrupted cycle left two unresolved records with the same
+//! message, the oldest is counted and the others are resolved, so the table converges to one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::report::Finding;
+
+/// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueRecord {
+    pub sys_id: String,
+    pub message: String,
+    pub source: String,
+    /// `new`, `acknowledged`, … (never `resolved`: those are not read).
+    pub state: String,
+    pub count: u64,
+    /// Empty for every record the built-in job (and midwatch) writes.
+    pub mid_server: Option<String>,
+    pub sys_domain: Option<String>,
+    #[serde(with = "crate::model::sn_time::option")]
+    pub created_on: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Create {
+    pub message: String,
+    pub source: String,
+    #[serde(with = "crate::model::sn_time")]
+    pub last_detected: DateTime<Utc>,
+    pub sys_domain: String,
+    /// The user the finding is about (not written; for reports and links).
+    pub user: String,
+}
+
+/// A count bump of a record still detected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Update {
+    pub sys_id: String,
+    pub message: String,
+    /// The new absolute count (an absolute value, so a retried PATCH cannot count twice).
+    pub count: u64,
+    #[serde(with = "crate::model::sn_time")]
+    pub last_detected: DateTime<Utc>,
+    pub sys_domain: String,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolve {
+    pub sys_id: String,
+    pub message: String,
+    /// Why: no longer detected, or a duplicate left by an interrupted cycle.
+    pub reason: ResolveReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveReason {
+    NoLongerDetected,
+    Duplicate,
+}
+
+/// What one cycle will write.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Plan {
+    pub create: Vec<Create>,
+    pub count: Vec<Update>,
+    pub resolve: Vec<Resolve>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.count.is_empty() && self.resolve.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.create.len() + self.count.len() + self.resolve.len()
+    }
+}
+
+/// Plans the writes of one cycle. `open` must hold only unresolved records of `source`; any other
+/// record passed in by mistake is ignored, never touched.
+pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: DateTime<Utc>) -> Plan {
+    let ours: Vec<&IssueRecord> =
+        open.iter().filter(|r| r.source == source && !r.state.eq_ignore_ascii_case(super::RESOLVED)).collect();
+
+    // Unresolved records by message, only those with an empty mid_server (the built-in key);
+    // oldest first, so the record counted is the one that has been open longest.
+    let mut by_message: BTreeMap<&str, Vec<&IssueRecord>> = BTreeMap::new();
+    for r in ours.iter().filter(|r| r.mid_server.as_deref().is_none_or(str::is_empty)) {
+        by_message.entry(r.message.as_str()).or_default().push(r);
+    }
+    for records in by_message.values_mut() {
+        records.sort_by(|a, b| (a.created_on, &a.sys_id).cmp(&(b.created_on, &b.sys_id)));
+    }
+
+    let mut plan = Plan::default();
+    let mut produced: BTreeSet<&str> = BTreeSet::new();
+    for f in findings {
+        if !produced.insert(f.message.as_str()) {
+            continue; // the same message twice in one cycle is one record
+        }
+        match by_message.get(f.message.as_str()).and_then(|rs| rs.first()) {
+            Some(r) => plan.count.push(Update {
+                sys_id: r.sys_id.clone(),
+                message: f.message.clone(),
+                count: r.count.saturating_add(1),
+                last_detected: now,
+                sys_domain: f.sys_domain.clone(),
+                user: f.user.clone(),
+            }),
+            None => plan.create.push(Create {
+                message: f.message.clone(),
+                source: source.to_string(),
+                last_detected: now,
+                sys_domain: f.sys_domain.clone(),
+                user: f.user.clone(),
+            }),
+        }
+    }
+
+    for r in &ours {
+        let still = produced.contains(r.message.as_str());
+        let keeper = by_message.get(r.message.as_str()).and_then(|rs| rs.first()).map(|k| k.sys_id.as_str());
+        let reason = if !still {
+            // The built-in auto-resolve: `message NOT IN <messages written this run>`.
+            Some(ResolveReason::NoLongerDetected)
+        } else if keeper.is_some_and(|k| k != r.sys_id) && r.mid_server.as_deref().is_none_or(str::is_empty) {
+            Some(ResolveReason::Duplicate)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            plan.resolve.push(Resolve { sys_id: r.sys_id.clone(), message: r.message.clone(), reason });
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests;

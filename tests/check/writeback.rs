@@ -1,0 +1,307 @@
+//! Write-back against the stateful simulated instance: what the tests read back is what the
+//! program wrote.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use midwatch::config::Config;
+use midwatch::cycle::{self, CheckOptions, Outcome, WriteBack};
+use midwatch::fake_instance::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
+use serde_json::{Map, Value};
+
+use crate::support::*;
+
+const TABLE: &str = "ecc_agent_issue";
+
+struct Site {
+    instance: FakeInstance,
+    config: Config,
+    client: midwatch::snow::Client,
+}
+
+async fn site(batch: bool) -> Site {
+    let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
+    let mut config = config_for(&instance.url());
+    config.instance.batch = batch;
+    config.instance.timeout = Duration::from_secs(1);
+    let client = client(&config);
+    Site { instance, config, client }
+}
+
+impl Site {
+    async fn cycle(&self, now: DateTime<Utc>) -> Outcome {
+        self.instance.set_clock(now);
+        let opts = CheckOptions::from_config(&self.config);
+        cycle::check(&self.config, &self.client, &opts, now).await.expect("cycle")
+    }
+
+    fn records(&self, source: &str) -> Vec<Map<String, Value>> {
+        self.instance
+            .rows(TABLE)
+            .into_iter()
+            .filter(|r| r.get("source").and_then(Value::as_str) == Some(source))
+            .collect()
+    }
+
+    fn open_records(&self) -> Vec<(String, String)> {
+        let mut open: Vec<(String, String)> = self
+            .records("midwatch")
+            .iter()
+            .filter(|r| text(r, "state") != "resolved")
+            .map(|r| (text(r, "message"), text(r, "count")))
+            .collect();
+        open.sort();
+        open
+    }
+
+    fn writes(&self) -> usize {
+        self.instance.requests().iter().filter(|r| r.method != "GET").count()
+    }
+}
+
+fn text(r: &Map<String, Value>, f: &str) -> String {
+    match r.get(f) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(o)) => o.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
+        _ => String::new(),
+    }
+}
+
+fn minutes(m: i64) -> chrono::Duration {
+    chrono::Duration::minutes(m)
+}
+
+/// midserver2 is unlocked and its MID Server logs in at `at`.
+fn fix_midserver2(site: &Site, at: DateTime<Utc>) {
+    site.instance.edit(|tables| {
+        let mut row = Map::new();
+        for (k, v) in [
+            ("sys_id", "e7e7ffff000000000000000000000099".to_string()),
+            ("name", "login".into()),
+            ("parm1", "midserver2".into()),
+            ("parm2", "10.20.30.41".into()),
+            ("sys_created_on", midwatch::model::sn_time::format(at)),
+        ] {
+            row.insert(k.into(), Value::String(v));
+        }
+        tables.entry("sysevent".into()).or_default().push(row);
+    });
+}
+
+async fn detect_persist_fix(batch: bool) {
+    let site = site(batch).await;
+    let clone_before = site.records("InstanceClone");
+
+    // Cycle 1: detect — five records, count 1, no mid_server, our source, the user's domain.
+    let first = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &first.write_back else { panic!("{:?}", first.write_back) };
+    assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (5, 0, 0));
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert_eq!(applied.batch, batch);
+    let records = site.records("midwatch");
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert_eq!(text(r, "count"), "1");
+        assert_eq!(text(r, "state"), "new");
+        assert_eq!(text(r, "mid_server"), "");
+        assert_eq!(text(r, "sys_domain"), "global");
+        assert_eq!(text(r, "last_detected"), "2026-11-22 12:00:00");
+    }
+    let messages: Vec<String> = first.report.findings.iter().map(|f| f.message.clone()).collect();
+    assert!(records.iter().all(|r| messages.contains(&text(r, "message"))));
+
+    // Cycle 2: persist — the same five, counted to 2, no new record.
+    let later = reference_now() + minutes(5);
+    let second = site.cycle(later).await;
+    let WriteBack::Applied { applied, .. } = &second.write_back else { panic!() };
+    assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 5, 0));
+    assert_eq!(site.records("midwatch").len(), 5);
+    assert!(site.open_records().iter().all(|(_, count)| count == "2"), "{:?}", site.open_records());
+    assert!(site.records("midwatch").iter().all(|r| text(r, "last_detected") == "2026-11-22 12:05:00"));
+
+    // An administrator acknowledges one record: it is still counted.
+    site.instance.edit(|t| {
+        if let Some(r) = t.get_mut(TABLE).and_then(|rows| {
+            rows.iter_mut().find(|r| text(r, "source") == "midwatch" && text(r, "message").contains("mid.paris"))
+        }) {
+            r.insert("state".into(), Value::String("acknowledged".into()));
+        }
+    });
+
+    // Cycle 3: fix — midserver2 logs in; its record is resolved, the others count 3.
+    let last = later + minutes(5);
+    fix_midserver2(&site, last - minutes(2));
+    let third = site.cycle(last).await;
+    let WriteBack::Applied { applied, .. } = &third.write_back else { panic!() };
+    assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 4, 1));
+    let all = site.records("midwatch");
+    assert_eq!(all.len(), 5, "no record created or deleted");
+    let resolved: Vec<String> =
+        all.iter().filter(|r| text(r, "state") == "resolved").map(|r| text(r, "message")).collect();
+    assert_eq!(resolved.len(), 1);
+    assert!(resolved[0].contains("User midserver2 "), "{resolved:?}");
+    assert!(site.open_records().iter().all(|(_, count)| count == "3"));
+    assert!(all.iter().any(|r| text(r, "state") == "acknowledged" && text(r, "count") == "3"));
+
+    // Cycle 4: midserver2 fails again — a new record; the resolved one is never reopened.
+    site.instance.edit(|t| {
+        if let Some(events) = t.get_mut("sysevent") {
+            events.retain(|e| text(e, "sys_id") != "e7e7ffff000000000000000000000099");
+        }
+    });
+    let fourth = site.cycle(last + minutes(5)).await;
+    let WriteBack::Applied { applied, .. } = &fourth.write_back else { panic!() };
+    assert_eq!(applied.created.len(), 1);
+    assert_eq!(site.records("midwatch").iter().filter(|r| text(r, "state") == "resolved").count(), 1);
+
+    assert_eq!(site.records("InstanceClone"), clone_before, "another source's record is untouched");
+}
+
+#[tokio::test]
+async fn detect_persist_fix_through_the_batch_api() {
+    detect_persist_fix(true).await;
+}
+
+#[tokio::test]
+async fn detect_persist_fix_one_request_per_record() {
+    detect_persist_fix(false).await;
+}
+
+#[tokio::test]
+async fn batch_api_uses_one_request_for_all_writes() {
+    let site = site(true).await;
+    site.cycle(reference_now()).await;
+    let writes: Vec<String> = site
+        .instance
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, ["POST /api/now/v1/batch"]);
+}
+
+#[tokio::test]
+async fn unavailable_batch_api_falls_back_to_one_request_per_record() {
+    let site = site(true).await;
+    let body =
+        r#"{"error":{"message":"Requested URI does not represent any resource","detail":null},"status":"failure"}"#;
+    site.instance.inject(Fault::Respond {
+        table: BATCH_FAULT_TABLE.into(),
+        status: 400,
+        body: body.into(),
+        headers: vec![],
+    });
+    let outcome = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!() };
+    assert!(!applied.batch);
+    assert_eq!(applied.created.len(), 5);
+    assert_eq!(site.records("midwatch").len(), 5);
+}
+
+async fn lost_create_leaves_no_duplicate(batch: bool, fault: Fault) {
+    let site = site(batch).await;
+    site.instance.inject(fault);
+    let first = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &first.write_back else { panic!() };
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert!(applied.adopted >= 1, "the lost create was found by looking, not re-sent");
+    assert_eq!(site.records("midwatch").len(), 5, "no duplicate after the lost answer");
+
+    // The next cycle converges: every record counted once, still no duplicate.
+    site.cycle(reference_now() + minutes(5)).await;
+    let open = site.open_records();
+    assert_eq!(open.len(), 5);
+    assert!(open.iter().all(|(_, c)| c == "2"), "{open:?}");
+}
+
+#[tokio::test]
+async fn dropped_connection_on_a_post_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(false, Fault::ApplyThenHang { table: TABLE.into() }).await;
+}
+
+#[tokio::test]
+async fn server_error_after_a_post_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(false, Fault::ApplyThen503 { table: TABLE.into() }).await;
+}
+
+#[tokio::test]
+async fn lost_batch_answer_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(true, Fault::ApplyThenHang { table: BATCH_FAULT_TABLE.into() }).await;
+}
+
+#[tokio::test]
+async fn interrupted_cycle_duplicates_converge_to_one_record() {
+    let site = site(false).await;
+    site.cycle(reference_now()).await;
+    // A crash between a create and its answer, followed by a blind retry, left a second record.
+    let dup = site.records("midwatch")[0].clone();
+    site.instance.edit(|t| {
+        let mut copy = dup.clone();
+        copy.insert("sys_id".into(), Value::String("dddd0000000000000000000000000001".into()));
+        copy.insert("sys_created_on".into(), Value::String("2026-11-22 12:00:05".into()));
+        t.entry(TABLE.into()).or_default().push(copy);
+    });
+    site.cycle(reference_now() + minutes(5)).await;
+    let open = site.open_records();
+    assert_eq!(open.len(), 5, "{open:?}");
+    let resolved = site.records("midwatch").into_iter().filter(|r| text(r, "state") == "resolved").collect::<Vec<_>>();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(text(&resolved[0], "sys_id"), "dddd0000000000000000000000000001", "the newer duplicate is resolved");
+}
+
+#[tokio::test]
+async fn dry_run_sends_no_write_at_all() {
+    let site = site(true).await;
+    let mut opts = CheckOptions::from_config(&site.config);
+    opts.dry_run = true;
+    let outcome = cycle::check(&site.config, &site.client, &opts, reference_now()).await.expect("cycle");
+    let WriteBack::DryRun { plan, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    assert_eq!(plan.create.len(), 5);
+    assert_eq!(site.writes(), 0, "no POST, PATCH or batch");
+    assert!(site.records("midwatch").is_empty());
+    let text = outcome.render(midwatch::cli::Format::Text, midwatch::report::text::Detail::Detailed);
+    assert!(text.contains("dry run, nothing written: would create 5, count 0, resolve 0"), "{text}");
+    assert!(!text.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn dry_run_through_the_binary_writes_nothing() {
+    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
+    let (_dir, file) = config_file(&instance.url());
+    let url = instance.url();
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        let _ = url;
+        run_binary(&["check", "--dry-run", "--config", file.to_str().expect("utf-8")])
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("would create:   Login authentication failure for User midserver2"), "{stdout}");
+    let writes: Vec<_> = instance.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[tokio::test]
+async fn no_write_skips_write_back_and_keeps_the_exit_status() {
+    let site = site(true).await;
+    let mut opts = CheckOptions::from_config(&site.config);
+    opts.no_write = true;
+    let outcome = cycle::check(&site.config, &site.client, &opts, reference_now()).await.expect("cycle");
+    assert!(matches!(outcome.write_back, WriteBack::Disabled));
+    assert_eq!(outcome.report.status.exit_code(), 2);
+    assert!(site.instance.requests().iter().all(|r| !r.path.ends_with(TABLE)), "not even read");
+}
+
+#[tokio::test]
+async fn unreadable_issue_table_is_reported_without_changing_the_status() {
+    let site = site(true).await;
+    let body = r#"{"error":{"message":"Insufficient rights to query records","detail":null},"status":"failure"}"#;
+    site.instance.inject(Fault::Respond { table: TABLE.into(), status: 403, body: body.into(), headers: vec![] });
+    let outcome = site.cycle(reference_now()).await;
+    let WriteBack::Failed { error, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    assert!(error.contains("may not read table ecc_agent_issue"), "{error}");
+    assert_eq!(outcome.report.status.exit_code(), 2);
+    assert_eq!(site.writes(), 0);
+}
