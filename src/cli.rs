@@ -180,19 +180,27 @@ async fn config_check(path: &std::path::Path, offline: bool) -> ExitCode {
     };
     println!("{}: valid", path.display());
     if offline {
+        if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
+            println!("warning: {w}");
+        }
         return ExitCode::SUCCESS;
     }
-    match crate::probe::probe(&config).await {
-        problems if problems.is_empty() => {
-            println!("{}: the instance is reachable and every table is readable", config.instance.url);
-            ExitCode::SUCCESS
-        }
-        problems => {
-            for p in &problems {
-                eprintln!("problem: {p}");
-            }
-            ExitCode::from(Status::Unknown.exit_code())
-        }
+    let probe = crate::probe::probe(&config).await;
+    for n in &probe.notes {
+        println!("note: {n}");
+    }
+    for w in &probe.warnings {
+        println!("warning: {w}");
+    }
+    for p in &probe.problems {
+        println!("problem: {p}");
+    }
+    if probe.problems.is_empty() {
+        println!("{}: the instance answers and the account can read every table a cycle reads", config.instance.url);
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problem(s) found", probe.problems.len());
+        ExitCode::from(Status::Unknown.exit_code())
     }
 }
 

@@ -5,6 +5,7 @@ use crate::collect::LOGIN_HISTORY_TABLE;
 use crate::config::Config;
 use crate::cycle;
 use crate::snow::{ApiError, RetryPolicy};
+use crate::writeback::ISSUE_TABLE;
 
 /// The tables a cycle reads, with the fields it needs.
 pub const READ_TABLES: &[(&str, &str)] = &[
@@ -17,32 +18,87 @@ pub const READ_TABLES: &[(&str, &str)] = &[
     ("sysevent", "name,parm1,parm2,sys_created_on,sys_id"),
 ];
 
-/// Returns every problem found; empty means the account can do its reads.
-pub async fn probe(config: &Config) -> Vec<String> {
+/// The built-in job's `source`, and the name of its scheduled job (a `sysauto` record).
+pub const BUILTIN_SOURCE: &str = "MIDUserConnectivity";
+
+/// What `config check` found online.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Things that will make a cycle fail.
+    pub problems: Vec<String>,
+    /// Things that will make a cycle do harm or less than it could.
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The warning of a shared issue source, given whether the built-in job is active (None: unknown).
+pub fn shared_source_warning(source: &str, builtin_active: Option<bool>) -> Option<String> {
+    if source != BUILTIN_SOURCE {
+        return None;
+    }
+    let why = "both resolve every unresolved record of that source they did not produce themselves, so each \
+               run of one resolves the other's records and the next creates them again; keep the default \
+               issue_source = \"midwatch\", or deactivate the built-in job if midwatch replaces it";
+    match builtin_active {
+        Some(false) => None,
+        Some(true) => Some(format!(
+            "[check] issue_source is \"{BUILTIN_SOURCE}\" while the built-in scheduled job {BUILTIN_SOURCE} \
+             (sysauto) is active: {why}"
+        )),
+        None => Some(format!(
+            "[check] issue_source is \"{BUILTIN_SOURCE}\"; if the built-in scheduled job {BUILTIN_SOURCE} is \
+             active, {why}"
+        )),
+    }
+}
+
+/// Proves every read a cycle makes; names every problem, not just the first.
+pub async fn probe(config: &Config) -> Probe {
+    let mut out = Probe::default();
     let retry = RetryPolicy { max_retries: 1, ..RetryPolicy::default() };
     let client = match cycle::client(config, retry) {
         Ok(c) => c,
-        Err(e) => return vec![format!("{e:#}")],
+        Err(e) => {
+            out.problems.push(format!("{e:#}"));
+            return out;
+        }
     };
-    let reads = READ_TABLES.iter().map(|(table, fields)| {
-        let client = &client;
-        async move {
-            let fields: Vec<&str> = fields.split(',').collect();
-            (table, client.read_first(table, "", &fields).await)
-        }
-    });
-    let mut problems: Vec<String> = futures::future::join_all(reads)
-        .await
-        .into_iter()
-        .filter_map(|(_, r)| r.err().map(|e| e.to_string()))
-        .collect();
-    problems.dedup();
-    match client.read_first(LOGIN_HISTORY_TABLE, "", &["user"]).await {
-        Ok(_) => println!("note: {LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"),
-        Err(ApiError::InvalidTable { .. }) => {
-            println!("note: {LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); optional")
-        }
-        Err(e) => println!("note: {LOGIN_HISTORY_TABLE} is optional and could not be read: {e}"),
+    let reads =
+        READ_TABLES.iter().chain(&[(ISSUE_TABLE, "sys_id,message,source,state,count")]).map(|(table, fields)| {
+            let client = &client;
+            async move {
+                let fields: Vec<&str> = fields.split(',').collect();
+                client.read_first(table, "", &fields).await
+            }
+        });
+    out.problems =
+        futures::future::join_all(reads).await.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+    out.problems.dedup();
+    if config.check.write_issues {
+        out.notes.push(format!(
+            "creating and updating {ISSUE_TABLE} is not tried (it would write a record); a refused write shows in \
+             the first check's report"
+        ));
     }
-    problems
+    match client.read_first(LOGIN_HISTORY_TABLE, "", &["user"]).await {
+        Ok(_) => {
+            out.notes.push(format!("{LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"))
+        }
+        Err(ApiError::InvalidTable { .. }) => out
+            .notes
+            .push(format!("{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); it is optional")),
+        Err(e) => out.notes.push(format!("{LOGIN_HISTORY_TABLE} is optional and could not be read: {e}")),
+    }
+    if config.check.issue_source == BUILTIN_SOURCE {
+        let query = format!("name={BUILTIN_SOURCE}");
+        let active = match client.read_all("sysauto", &query, &["sys_id", "name", "active"]).await {
+            Ok(rows) => Some(rows.iter().any(|r| r.text("name") == BUILTIN_SOURCE && r.flag("active"))),
+            Err(e) => {
+                out.notes.push(format!("could not read sysauto to see whether {BUILTIN_SOURCE} is active: {e}"));
+                None
+            }
+        };
+        out.warnings.extend(shared_source_warning(&config.check.issue_source, active));
+    }
+    out
 }

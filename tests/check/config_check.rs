@@ -1,0 +1,70 @@
+//! `midwatch config check` online and offline, through the binary.
+
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer};
+
+use crate::support::*;
+
+fn config_check(server: &MockServer, extra: &str) -> (i32, String) {
+    let (dir, file) = config_file(&server.uri());
+    if !extra.is_empty() {
+        let text = std::fs::read_to_string(&file).expect("read") + extra;
+        std::fs::write(&file, text).expect("write");
+    }
+    let (code, stdout, stderr) = run_binary(&["config", "check", "--config", file.to_str().expect("utf-8")]);
+    drop(dir);
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    (code, stdout)
+}
+
+#[tokio::test]
+async fn config_check_names_every_unreadable_table() {
+    let server = MockServer::start().await;
+    let forbidden = r#"{"error":{"message":"Insufficient rights to query records","detail":null},"status":"failure"}"#;
+    for table in ["sysevent", "ecc_agent_config"] {
+        Mock::given(path(format!("/api/now/table/{table}")))
+            .respond_with(json_response(403, forbidden))
+            .mount(&server)
+            .await;
+    }
+    mount_demo_tables(&server, &["sysevent", "ecc_agent_config", "sys_user_login_history"]).await;
+    let (code, stdout) = config_check(&server, "");
+    assert_eq!(code, 3, "{stdout}");
+    assert!(stdout.contains("problem: the account may not read table sysevent"), "{stdout}");
+    assert!(stdout.contains("problem: the account may not read table ecc_agent_config"), "{stdout}");
+    assert!(stdout.contains("2 problem(s) found"));
+}
+
+#[tokio::test]
+async fn config_check_passes_on_a_readable_instance() {
+    let server = MockServer::start().await;
+    mount_demo_tables(&server, &[]).await;
+    let (code, stdout) = config_check(&server, "");
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("sys_user_login_history is readable"), "{stdout}");
+    assert!(!stdout.contains("warning:"));
+}
+
+#[tokio::test]
+async fn shared_source_with_the_active_builtin_job_is_a_warning_that_says_why() {
+    let server = MockServer::start().await;
+    mount_demo_tables(&server, &[]).await;
+    let sysauto =
+        r#"{"result":[{"sys_id":"5a5a0000000000000000000000000001","name":"MIDUserConnectivity","active":"true"}]}"#;
+    Mock::given(path("/api/now/table/sysauto")).respond_with(json_response(200, sysauto)).mount(&server).await;
+    let (code, stdout) = config_check(&server, "\n[check]\nissue_source = \"MIDUserConnectivity\"\n");
+    assert_eq!(code, 0, "a warning, not a failure: {stdout}");
+    assert!(
+        stdout.contains("warning: [check] issue_source is \"MIDUserConnectivity\" while the built-in scheduled job"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("resolves the other's records"), "{stdout}");
+
+    let inactive =
+        r#"{"result":[{"sys_id":"5a5a0000000000000000000000000001","name":"MIDUserConnectivity","active":"false"}]}"#;
+    let server2 = MockServer::start().await;
+    mount_demo_tables(&server2, &[]).await;
+    Mock::given(path("/api/now/table/sysauto")).respond_with(json_response(200, inactive)).mount(&server2).await;
+    let (_, stdout) = config_check(&server2, "\n[check]\nissue_source = \"MIDUserConnectivity\"\n");
+    assert!(!stdout.contains("warning:"), "the built-in job is inactive: {stdout}");
+}
