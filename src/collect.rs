@@ -175,10 +175,10 @@ async fn user_roles(
     let rows = read_each(client, "sys_user_has_role", in_list("user", user_ids), &["user", "role"]).await?;
     let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rows {
-        if let (Some(user), Some(role)) = (r.reference("user"), r.reference("role")) {
-            if user_ids.contains(&user) {
-                roles.entry(user).or_default().insert(role);
-            }
+        if let (Some(user), Some(role)) = (r.reference("user"), r.reference("role"))
+            && user_ids.contains(&user)
+        {
+            roles.entry(user).or_default().insert(role);
         }
     }
     Ok(roles)

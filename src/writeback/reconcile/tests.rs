@@ -67,7 +67,7 @@ fn same_message_on_two_cycles_is_one_record_with_count_two() {
 fn n_changing_from_one_to_two_resolves_the_old_record_and_creates_a_new_one() {
     let old = finding("u", 1);
     let new = finding("u", 2);
-    let plan = reconcile(&[new.clone()], &[record("r1", &old.message, "new", 3)], SOURCE, now());
+    let plan = reconcile(std::slice::from_ref(&new), &[record("r1", &old.message, "new", 3)], SOURCE, now());
     assert_eq!(plan.create.len(), 1);
     assert_eq!(plan.create[0].message, new.message);
     assert_eq!(plan.resolve.len(), 1);
