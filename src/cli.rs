@@ -185,7 +185,14 @@ async fn config_check(path: &std::path::Path, offline: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let probe = crate::probe::probe(&config).await;
+    let mut probe = crate::probe::probe(&config).await;
+    if let Some(email) = &config.email {
+        let smtp = crate::notify::probe(email).await;
+        if smtp.is_empty() {
+            probe.notes.push(format!("{} accepts midwatch's sender and every recipient", email.server_url()));
+        }
+        probe.problems.extend(smtp);
+    }
     for n in &probe.notes {
         println!("note: {n}");
     }

@@ -28,6 +28,7 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     metrics: RawMetrics,
+    email: Option<crate::notify::RawEmail>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -86,6 +87,8 @@ pub struct Config {
     pub state_directory: PathBuf,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    /// `None` when the file has no `[email]` section: no email is sent.
+    pub email: Option<crate::notify::EmailConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +191,7 @@ impl Config {
         let check = validate_check(raw.check, &mut problems);
         let log = validate_log(raw.log, &mut problems);
         let metrics = validate_metrics(raw.metrics, &mut problems);
+        let email = raw.email.and_then(|e| crate::notify::validate_email(e, env, &mut problems));
         // systemd's StateDirectory= sets $STATE_DIRECTORY (colon-separated if several), so one
         // config works for midwatch.service and every midwatch@%i.service.
         let state_directory = raw.state.directory.unwrap_or_else(|| {
@@ -197,7 +201,7 @@ impl Config {
         });
         match (instance, check, log) {
             (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
-                Ok(Config { instance, check, state_directory, log, metrics })
+                Ok(Config { instance, check, state_directory, log, metrics, email })
             }
             _ => Err(fail(problems)),
         }
@@ -242,10 +246,10 @@ fn validate_instance(raw: RawInstance, env: &dyn Environment, problems: &mut Vec
             })
             .ok()
     });
-    if let Some(ca) = &raw.ca_file {
-        if let Err(e) = env.read_file(ca) {
-            problems.push(format!("[instance] ca_file {} cannot be read: {e}", ca.display()));
-        }
+    if let Some(ca) = &raw.ca_file
+        && let Err(e) = env.read_file(ca)
+    {
+        problems.push(format!("[instance] ca_file {} cannot be read: {e}", ca.display()));
     }
     let url = url?;
     let name = raw.name.unwrap_or_else(|| {
@@ -288,7 +292,7 @@ pub fn parse_instance_url(u: &str) -> Result<Url, String> {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -299,7 +303,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Exactly one of inline, `_file` and `_env`. A relative `_file` is looked up in systemd's
 /// `$CREDENTIALS_DIRECTORY` when that is set.
-fn resolve_secret(
+pub(crate) fn resolve_secret(
     key: &str,
     inline: Option<SecretString>,
     file: Option<PathBuf>,

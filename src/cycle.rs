@@ -8,6 +8,7 @@ use crate::collect::collect;
 use crate::config::Config;
 use crate::evaluate::{Context, evaluate};
 use crate::model::Window;
+use crate::notify::{self, EmailOutcome, Links};
 use crate::report::Report;
 use crate::snow::{ApiError, Client, ClientOptions, RetryPolicy};
 use crate::writeback::{self, Applied, Plan};
@@ -34,17 +35,33 @@ pub enum WriteBack {
     /// `--no-write` or `[check] write_issues = false`.
     Disabled,
     /// `--dry-run`: what would be written.
-    DryRun { source: String, plan: Plan },
-    Applied { source: String, plan: Plan, applied: Applied },
+    DryRun {
+        source: String,
+        plan: Plan,
+    },
+    Applied {
+        source: String,
+        plan: Plan,
+        applied: Applied,
+    },
     /// The open records could not be read; nothing was written.
-    Failed { source: String, error: String },
+    Failed {
+        source: String,
+        error: String,
+    },
 }
 
 impl WriteBack {
     /// The record sys_ids by message, for links.
     pub fn issue_ids(&self) -> std::collections::BTreeMap<String, String> {
         match self {
-            WriteBack::Applied { applied, .. } => applied.issue_ids(),
+            WriteBack::Applied { applied, .. } => {
+                let mut ids = applied.issue_ids();
+                for r in &applied.resolved {
+                    ids.entry(r.message.clone()).or_insert_with(|| r.sys_id.clone());
+                }
+                ids
+            }
             _ => Default::default(),
         }
     }
@@ -75,6 +92,8 @@ impl WriteBack {
 pub struct Outcome {
     pub report: Report,
     pub write_back: WriteBack,
+    /// `None` when no `[email]` is configured or `--no-email` was given.
+    pub email: Option<EmailOutcome>,
     pub requests: u64,
     pub response_bytes: u64,
     pub duration: Duration,
@@ -87,14 +106,15 @@ impl Outcome {
         let by: Vec<String> =
             self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
         format!(
-            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}",
+            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}; {}",
             self.report.status.label(),
             self.duration.as_millis(),
             self.requests,
             self.response_bytes,
             self.report.findings.len(),
             by.join(" "),
-            self.write_back.summary()
+            self.write_back.summary(),
+            self.email.as_ref().map_or_else(|| "email off".to_string(), EmailOutcome::summary)
         )
     }
 }
@@ -129,9 +149,18 @@ pub async fn check(
     let ctx = Context { instance: &config.instance.name, window, messages: config.check.messages };
     let report = evaluate(&snapshot, &ctx);
     let write_back = write_back(config, client, opts, &report, now).await;
+    let email = match (&config.email, opts.no_email) {
+        (Some(email), false) => {
+            let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
+            let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
+            Some(notify::notify(email, &config.state_directory, &report, &links, mode, now).await)
+        }
+        _ => None,
+    };
     Ok(Outcome {
         report,
         write_back,
+        email,
         requests: client.stats().requests() - before.0,
         response_bytes: client.stats().response_bytes() - before.1,
         duration: started.elapsed(),
@@ -173,10 +202,11 @@ impl Outcome {
             crate::cli::Format::Text => {
                 let mut out = crate::report::text::render(&self.report, detail);
                 out.push_str(&render_write_back(&self.write_back, detail));
+                out.push_str(&render_email(self.email.as_ref()));
                 out
             }
             crate::cli::Format::Json => {
-                let extra = serde_json::json!({ "write_back": self.write_back });
+                let extra = serde_json::json!({ "write_back": self.write_back, "email": self.email });
                 crate::report::json::render(&self.report, &extra)
             }
         }
@@ -238,6 +268,29 @@ pub fn render_write_back(w: &WriteBack, detail: crate::report::text::Detail) -> 
                 let _ = writeln!(out, "  FAILED {} of \"{}\": {}", f.action, f.message, f.error);
             }
         }
+    }
+    out
+}
+
+/// The email section of the text report.
+pub fn render_email(email: Option<&EmailOutcome>) -> String {
+    use std::fmt::Write as _;
+    let Some(email) = email else { return String::new() };
+    let mut out = String::new();
+    match &email.status {
+        notify::EmailStatus::DryRun { subject, recipients, text, .. } => {
+            let _ = writeln!(out, "\nEmail (dry run, not sent) to {}", recipients.join(", "));
+            let _ = writeln!(out, "  Subject: {subject}");
+            for line in text.lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "\nEmail: {}", email.summary());
+        }
+    }
+    for p in &email.problems {
+        let _ = writeln!(out, "  problem: {p}");
     }
     out
 }

@@ -13,6 +13,8 @@ use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions};
 use crate::fake_instance::{Dataset, FakeInstance};
 use crate::messages::MessageStyle;
+use crate::notify::EmailConfig;
+use crate::notify::sink::SmtpSink;
 use crate::report::Status;
 use crate::snow::RetryPolicy;
 
@@ -45,6 +47,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },
         metrics: crate::config::MetricsConfig::default(),
+        email: None,
     })
 }
 
@@ -63,7 +66,16 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
     let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
     instance.set_clock(now);
     eprintln!("midwatch demo: simulated instance listening on {}", instance.url());
-    let config = demo_config(&instance.url())?;
+    let mut config = demo_config(&instance.url())?;
+    // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
+    config.state_directory =
+        std::env::temp_dir().join(format!("midwatch-demo-{}-{}", now.format("%Y%m%d-%H%M%S"), std::process::id()));
+    let mail_dir = config.state_directory.join("received-mail");
+    let sink = SmtpSink::start(Some(mail_dir.clone())).await?;
+    let from: lettre::message::Mailbox = "midwatch <midwatch@demo.invalid>".parse()?;
+    let to: lettre::message::Mailbox = "MID Server admins <mid-admins@demo.invalid>".parse()?;
+    config.email = Some(EmailConfig::loopback(sink.port(), from, vec![to]));
+    eprintln!("midwatch demo: SMTP server listening on 127.0.0.1:{}", sink.port());
     let client = cycle::client(&config, RetryPolicy::default())?;
     let opts = CheckOptions::from_config(&config);
 
@@ -90,6 +102,7 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
             println!("\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---");
             println!("{}", second.report.status_line());
             print!("{}", cycle::render_write_back(&second.write_back, output.detail));
+            print!("{}", cycle::render_email(second.email.as_ref()));
         }
         Format::Json => print!("{}", second.render(output.format, output.detail)),
     }
@@ -101,11 +114,17 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
         second.report.status.exit_code(),
         second.report.status.label()
     );
+    for file in sink.saved_files() {
+        eprintln!("midwatch demo: the email received by the demo SMTP server is saved as {}", file.display());
+    }
     Ok(ExitCode::from(second.report.status.exit_code()))
 }
 
 /// Unlocks midserver2 and records a successful login of it at `at`.
-fn fix_midserver2(tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>, at: chrono::DateTime<chrono::Utc>) {
+fn fix_midserver2(
+    tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     use serde_json::Value;
     for user in tables.get_mut("sys_user").into_iter().flatten() {
         if user.get("user_name").and_then(Value::as_str) == Some("midserver2") {

@@ -20,6 +20,7 @@ pub mod evaluate;
 pub mod fake_instance;
 pub mod messages;
 pub mod model;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod service;

@@ -306,7 +306,9 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     let mut after: Option<Fault> = None;
     if let Some(i) = state.faults.iter().position(|f| f.table() == BATCH_FAULT_TABLE) {
         match state.faults.remove(i) {
-            Fault::Respond { status, body, headers, .. } => return Outcome::Reply(injected_reply(status, body, &headers)),
+            Fault::Respond { status, body, headers, .. } => {
+                return Outcome::Reply(injected_reply(status, body, &headers));
+            }
             other => after = Some(other),
         }
     }

@@ -78,7 +78,8 @@ pub enum SendPolicy {
     /// Only when the set of findings differs from the last email's.
     #[default]
     OnChange,
-    /// Every cycle, even when nothing changed (and when everything is fine).
+    /// Every cycle, even when nothing changed (and when everything is fine), once a first email has been sent:
+    /// a cycle with no findings and no email before it sends nothing.
     Always,
     /// Never compose a message (messages already in the outbox are still delivered).
     Never,
@@ -282,9 +283,7 @@ fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), 
     let example = "expected e.g. \"smtp://smtp.acme.com:587\" or \"smtps://smtp.acme.com\"";
     let url = Url::parse(u).map_err(|e| format!("[email] url = \"{u}\" is not a URL ({e}): {example}"))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "[email] url must not contain credentials: set [email] user and password_file instead".to_string()
-        );
+        return Err("[email] url must not contain credentials: set [email] user and password_file instead".to_string());
     }
     if (!url.path().is_empty() && url.path() != "/") || url.query().is_some() || url.fragment().is_some() {
         return Err(format!("[email] url = \"{u}\" must not have a path or query: {example}"));
@@ -388,7 +387,13 @@ pub struct EmailOutcome {
 
 impl EmailOutcome {
     fn new(status: EmailStatus) -> EmailOutcome {
-        EmailOutcome { status, outbox_delivered: 0, outbox_pending: 0, permanent_failures: Vec::new(), problems: Vec::new() }
+        EmailOutcome {
+            status,
+            outbox_delivered: 0,
+            outbox_pending: 0,
+            permanent_failures: Vec::new(),
+            problems: Vec::new(),
+        }
     }
 
     /// A short phrase for the cycle's log line: `email sent to 2 recipients`, `email queued (smtp down: …)`.
@@ -396,7 +401,7 @@ impl EmailOutcome {
         let mut s = match &self.status {
             EmailStatus::NotNeeded { reason } => format!("email not needed ({reason})"),
             EmailStatus::Sent { recipients, .. } => format!("email sent to {}", plural(recipients.len(), "recipient")),
-            EmailStatus::Queued { reason, delivered_to, queued_for, .. } if delivered_to.is_empty() => {
+            EmailStatus::Queued { reason, delivered_to, .. } if delivered_to.is_empty() => {
                 format!("email queued ({reason})")
             }
             EmailStatus::Queued { reason, delivered_to, queued_for, .. } => format!(
@@ -407,10 +412,9 @@ impl EmailOutcome {
             EmailStatus::Rejected { delivered_to, .. } if delivered_to.is_empty() => {
                 "email refused permanently for every recipient".to_string()
             }
-            EmailStatus::Rejected { delivered_to, .. } => format!(
-                "email sent to {}, refused permanently for the others",
-                plural(delivered_to.len(), "recipient")
-            ),
+            EmailStatus::Rejected { delivered_to, .. } => {
+                format!("email sent to {}, refused permanently for the others", plural(delivered_to.len(), "recipient"))
+            }
             EmailStatus::DryRun { recipients, subject, .. } => {
                 format!("email dry run: would send \"{subject}\" to {}", plural(recipients.len(), "recipient"))
             }
@@ -458,9 +462,8 @@ pub async fn notify(
 fn decide(cfg: &EmailConfig, last: Option<&outbox::NotifiedState>, digest: &str, report: &Report) -> Option<String> {
     match cfg.send {
         SendPolicy::Never => Some("send = \"never\"".into()),
-        _ if last.is_none() && report.findings.is_empty() && cfg.send == SendPolicy::OnChange => {
-            Some("no findings".into())
-        }
+        // Nothing to report and nothing ever reported: not even `always` starts with an empty email.
+        _ if last.is_none() && report.findings.is_empty() => Some("no findings".into()),
         SendPolicy::OnChange if last.is_some_and(|l| l.digest == digest) => {
             Some("findings unchanged since the last email".into())
         }
@@ -486,7 +489,12 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, 
         None => {
             let delta = render::Delta::compute(report, last.as_ref());
             let email = render::render(report, &delta, links, now);
-            EmailStatus::DryRun { subject: email.subject, recipients: recipients(cfg), text: email.text, outbox_pending }
+            EmailStatus::DryRun {
+                subject: email.subject,
+                recipients: recipients(cfg),
+                text: email.text,
+                outbox_pending,
+            }
         }
     };
     EmailOutcome { outbox_pending, problems, ..EmailOutcome::new(status) }
@@ -495,7 +503,7 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, 
 async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, now: DateTime<Utc>) -> EmailOutcome {
     let mut problems = Vec::new();
     let _lock = match outbox::StateLock::acquire(state_dir) {
-        Ok(lock) => lock,
+        Ok(lock) => Some(lock),
         Err(outbox::LockError::Busy(reason)) => {
             tracing::warn!(%reason, "email skipped this cycle");
             return EmailOutcome::new(EmailStatus::Skipped { reason });
@@ -517,9 +525,9 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     let digest = outbox::digest(&current);
     let (mut entries, load_problems) = outbox.load();
     problems.extend(load_problems);
-    let earlier = entries.len();
 
     let mut composed: Option<(String, String)> = None; // (message id, subject)
+    let mut unqueued_state = None;
     let mut status = None;
     match decide(cfg, last.as_ref(), &digest, report) {
         Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
@@ -528,16 +536,8 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
             let email = render::render(report, &delta, links, now);
             match smtp::build_message(cfg, &email, &digest, now) {
                 Ok((message_id, raw)) => {
-                    let entry = outbox::OutboxEntry::new(&outbox, cfg, &entries, &message_id, &email.subject, raw, now);
-                    let entry = match outbox.store(entry) {
-                        Ok(entry) => entry,
-                        Err((entry, e)) => {
-                            // Not on disk: still try to send it now, so the cycle's news is not lost.
-                            tracing::error!(error = %e, "cannot write the outbox; sending without a copy on disk");
-                            problems.push(e);
-                            entry
-                        }
-                    };
+                    let mut entry =
+                        outbox::OutboxEntry::new(&outbox, cfg, &entries, &message_id, &email.subject, raw, now);
                     let state = outbox::NotifiedState {
                         format: outbox::STATE_FORMAT,
                         digest: digest.clone(),
@@ -545,9 +545,16 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
                         message_id: message_id.clone(),
                         findings: current,
                     };
-                    if let Err(e) = state.store(state_dir) {
-                        tracing::error!(error = %e, "cannot record the last-notified state");
-                        problems.push(e);
+                    match outbox.store(&mut entry) {
+                        // Queued: from now on the message is owed, so this content counts as notified.
+                        Ok(()) => record_state(&state, state_dir, &mut problems),
+                        Err(e) => {
+                            // Not on disk: still try to send it now, so the cycle's news is not lost; the state
+                            // is recorded only if that works, so that a later cycle composes it again otherwise.
+                            tracing::error!(error = %e, "cannot write the outbox; sending without a copy on disk");
+                            problems.push(e);
+                            unqueued_state = Some(state);
+                        }
                     }
                     composed = Some((message_id, email.subject));
                     entries.push(entry);
@@ -560,48 +567,54 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         }
     }
 
-    let report_of = smtp::deliver(cfg, &outbox, entries, now).await;
-    let mut outcome = EmailOutcome::new(EmailStatus::Skipped { reason: String::new() });
-    outcome.problems = problems;
-    outcome.problems.extend(report_of.problems);
-    outcome.permanent_failures = report_of.permanent_failures;
-    outcome.outbox_pending = report_of.pending;
-    outcome.outbox_delivered =
-        report_of.results.iter().filter(|r| r.message_id != composed_id(&composed) && r.finished).count().min(earlier);
-    outcome.status = match (status, composed) {
+    let delivery = smtp::deliver(cfg, &outbox, entries, now).await;
+    problems.extend(delivery.problems);
+    let new_id = composed.as_ref().map(|(id, _)| id.as_str());
+    if let Some(state) = unqueued_state
+        && delivery.results.iter().any(|r| r.finished && Some(r.message_id.as_str()) == new_id)
+    {
+        record_state(&state, state_dir, &mut problems);
+    }
+    let outbox_delivered =
+        delivery.results.iter().filter(|r| r.finished && Some(r.message_id.as_str()) != new_id).count();
+    let status = match (status, composed) {
         (Some(status), _) => status,
-        (None, Some((message_id, subject))) => {
-            match report_of.results.iter().find(|r| r.message_id == message_id) {
-                Some(r) if r.finished && r.delivered_to.is_empty() => {
-                    EmailStatus::Rejected { message_id, subject, delivered_to: Vec::new() }
-                }
-                Some(r) if r.finished && !r.rejected_any => {
-                    EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
-                }
-                Some(r) if r.finished => {
-                    EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
-                }
-                Some(r) => EmailStatus::Queued {
-                    message_id,
-                    subject,
-                    reason: r.reason.clone().unwrap_or_else(|| "not delivered".into()),
-                    delivered_to: r.delivered_to.clone(),
-                    queued_for: r.pending.clone(),
-                },
-                None => EmailStatus::Queued {
-                    message_id,
-                    subject,
-                    reason: "not attempted".into(),
-                    delivered_to: Vec::new(),
-                    queued_for: recipients(cfg),
-                },
-            }
-        }
         (None, None) => EmailStatus::Skipped { reason: "nothing composed".into() },
+        (None, Some((message_id, subject))) => match delivery.results.iter().find(|r| r.message_id == message_id) {
+            Some(r) if r.finished && !r.rejected_any => {
+                EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
+            }
+            Some(r) if r.finished => {
+                EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
+            }
+            Some(r) => EmailStatus::Queued {
+                message_id,
+                subject,
+                reason: r.reason.clone().unwrap_or_else(|| "not delivered yet".into()),
+                delivered_to: r.delivered_to.clone(),
+                queued_for: r.pending.clone(),
+            },
+            None => EmailStatus::Queued {
+                message_id,
+                subject,
+                reason: "not attempted".into(),
+                delivered_to: Vec::new(),
+                queued_for: recipients(cfg),
+            },
+        },
     };
-    outcome
+    EmailOutcome {
+        status,
+        outbox_delivered,
+        outbox_pending: delivery.pending,
+        permanent_failures: delivery.permanent_failures,
+        problems,
+    }
 }
 
-fn composed_id(composed: &Option<(String, String)>) -> &str {
-    composed.as_ref().map(|(id, _)| id.as_str()).unwrap_or("")
+fn record_state(state: &outbox::NotifiedState, state_dir: &Path, problems: &mut Vec<String>) {
+    if let Err(e) = state.store(state_dir) {
+        tracing::error!(error = %e, "cannot record the last-notified state");
+        problems.push(e);
+    }
 }

@@ -218,10 +218,7 @@ impl Outbox {
     }
 
     fn max_seq(&self) -> Option<u64> {
-        self.files()
-            .iter()
-            .filter_map(|p| p.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok())
-            .max()
+        self.files().iter().filter_map(|p| p.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok()).max()
     }
 
     /// Every readable entry, oldest first, and a problem for each unreadable file (moved aside as `.bad`, so it
@@ -255,20 +252,15 @@ impl Outbox {
         (entries, problems)
     }
 
-    /// Writes a new entry; on failure the entry comes back (without a path) with the problem.
-    pub fn store(&self, mut entry: OutboxEntry) -> Result<OutboxEntry, (OutboxEntry, String)> {
-        if let Err(e) = fs::create_dir_all(&self.dir) {
-            return Err((entry, format!("cannot create the outbox {}: {e}", self.dir.display())));
+    /// Writes a new entry and sets its path; on failure the entry stays without a path (in memory only).
+    pub fn store(&self, entry: &mut OutboxEntry) -> Result<(), String> {
+        fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create the outbox {}: {e}", self.dir.display()))?;
+        entry.path = Some(self.dir.join(entry.file_name()));
+        let written = self.update(entry);
+        if written.is_err() {
+            entry.path = None;
         }
-        let path = self.dir.join(entry.file_name());
-        entry.path = Some(path);
-        match self.update(&entry) {
-            Ok(()) => Ok(entry),
-            Err(e) => {
-                entry.path = None;
-                Err((entry, e))
-            }
-        }
+        written
     }
 
     /// Rewrites the entry's file (no-op for an entry that is not on disk).
@@ -299,11 +291,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;

@@ -180,13 +180,19 @@ fn detail_rows(f: &Finding) -> Vec<(&'static str, String)> {
             let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
             rows.push((
                 "Deciding event",
-                format!("{} at {} UTC{from} (sysevent {})", e.name.event_name(), sn_time::format(e.at), clean(&e.sys_id)),
+                format!(
+                    "{} at {} UTC{from} (sysevent {})",
+                    e.name.event_name(),
+                    sn_time::format(e.at),
+                    clean(&e.sys_id)
+                ),
             ));
         }
         None => rows.push(("Deciding event", "none: no login attempt in the window".to_string())),
     }
     if let Some(h) = &f.evidence.login_history {
-        let reason = if h.failure_reason.is_empty() { String::new() } else { format!(": {}", clean(&h.failure_reason)) };
+        let reason =
+            if h.failure_reason.is_empty() { String::new() } else { format!(": {}", clean(&h.failure_reason)) };
         rows.push((
             "Login history",
             format!("{} at {} UTC from {}{reason}", clean(&h.status), sn_time::format(h.at), clean(&h.ip_address)),
@@ -290,7 +296,7 @@ impl TextOut {
     /// `      Label:           value`, the value wrapped under itself.
     fn field(&mut self, label: &str, value: &str) {
         let first = format!("      {:<17}", format!("{label}:"));
-        let rest = " ".repeat(first.chars().count() + 1);
+        let rest = " ".repeat(first.chars().count());
         self.wrapped(&first, &rest, value);
     }
 }

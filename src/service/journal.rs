@@ -26,7 +26,9 @@ pub(crate) fn init(log: &LogConfig) {
     let journal = stderr_is_journal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match (log.format, journal) {
-        (LogFormat::Json, _) => builder.json().with_ansi(false).map_event_format(|f| Priority { inner: f, journal }).try_init(),
+        (LogFormat::Json, _) => {
+            builder.json().with_ansi(false).map_event_format(|f| Priority { inner: f, journal }).try_init()
+        }
         (LogFormat::Text, true) => {
             builder.with_ansi(false).without_time().map_event_format(|f| Priority { inner: f, journal }).try_init()
         }

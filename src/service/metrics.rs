@@ -122,7 +122,10 @@ impl Metrics {
                 let samples: Vec<(String, String)> = Category::ALL
                     .iter()
                     .map(|c| {
-                        (format!("{label},category=\"{}\"", c.name()), findings.get(c).copied().unwrap_or(0).to_string())
+                        (
+                            format!("{label},category=\"{}\"", c.name()),
+                            findings.get(c).copied().unwrap_or(0).to_string(),
+                        )
                     })
                     .collect();
                 family("midwatch_findings", "gauge", "Findings of the last completed cycle by category.", &samples);
@@ -224,7 +227,9 @@ mod tests {
         m.cycle_failed(at("2026-01-02T07:00:00Z"), Duration::from_secs(30));
         let text = m.render();
         assert!(text.contains("midwatch_cycle_status{servicenow_instance=\"acme\"} 3\n"), "{text}");
-        assert!(text.contains("midwatch_last_success_timestamp_seconds{servicenow_instance=\"acme\"} 1767322800.000\n"));
+        assert!(
+            text.contains("midwatch_last_success_timestamp_seconds{servicenow_instance=\"acme\"} 1767322800.000\n")
+        );
         assert!(text.contains("midwatch_findings{servicenow_instance=\"acme\",category=\"network\"} 0\n"));
     }
 
@@ -246,6 +251,10 @@ mod tests {
         assert_eq!(mode, 0o644);
 
         let restarted = Metrics::new("acme", Some(&path));
-        assert!(restarted.render().contains("midwatch_last_success_timestamp_seconds{servicenow_instance=\"acme\"} 1767322800.000"));
+        assert!(
+            restarted
+                .render()
+                .contains("midwatch_last_success_timestamp_seconds{servicenow_instance=\"acme\"} 1767322800.000")
+        );
     }
 }

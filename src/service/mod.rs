@@ -371,9 +371,11 @@ async fn finish_within<F: Future>(
 fn prepare_state_directory(dir: &Path) -> anyhow::Result<()> {
     let hint = "set [state] directory, or run under the unit, whose StateDirectory= provides it";
     if !dir.is_dir() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the state directory {}: {e} ({hint})", dir.display())
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e} ({hint})", dir.display()))?;
         info!("created the state directory {}", dir.display());
     }
     let probe = dir.join(format!(".midwatch-probe.{}", std::process::id()));

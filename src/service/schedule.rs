@@ -102,8 +102,7 @@ pub(crate) enum ScheduleError {
 }
 
 fn tick_job(expression: &str, ticks: &Arc<Ticks>) -> Result<Job, ScheduleError> {
-    crate::config::validate_schedule(expression)
-        .map_err(|e| ScheduleError::Expression(expression.to_string(), e))?;
+    crate::config::validate_schedule(expression).map_err(|e| ScheduleError::Expression(expression.to_string(), e))?;
     let ticks = Arc::clone(ticks);
     Job::new_async(expression, move |_, _| {
         ticks.fire();

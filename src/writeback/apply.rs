@@ -124,8 +124,10 @@ fn create_body(c: &Create) -> Value {
 
 /// True when a failed write may nevertheless have been applied.
 fn outcome_unknown(e: &ApiError) -> bool {
-    matches!(e, ApiError::Timeout { .. } | ApiError::Connect { .. } | ApiError::Malformed { .. } | ApiError::NotJson { .. })
-        || matches!(e, ApiError::Status { status, .. } if *status >= 500)
+    matches!(
+        e,
+        ApiError::Timeout { .. } | ApiError::Connect { .. } | ApiError::Malformed { .. } | ApiError::NotJson { .. }
+    ) || matches!(e, ApiError::Status { status, .. } if *status >= 500)
         || matches!(e, ApiError::QuotaExceeded { .. })
 }
 

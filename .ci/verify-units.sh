@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks systemd/midwatch.service and systemd/midwatch@.service with `systemd-analyze verify`, and
+# prints their `systemd-analyze security` exposure. Usage: .ci/verify-units.sh [path/to/midwatch]
+# (default target/debug/midwatch, built if missing). Under CI=true, installs systemd when absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "${CI:-}" = "true" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+  else
+    echo "verify-units: systemd-analyze not found (apt-get install systemd); skipped" >&2
+    exit 0
+  fi
+fi
+
+binary=${1:-target/debug/midwatch}
+[ -x "$binary" ] || cargo build --quiet --bin midwatch
+binary=$(realpath "$binary")
+
+# verify checks that ExecStart's binary exists: point the copies at the built one.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for unit in systemd/midwatch.service systemd/midwatch@.service; do
+  sed "s|/usr/local/bin/midwatch|$binary|" "$unit" >"$work/$(basename "$unit")"
+done
+
+status=0
+for unit in midwatch.service midwatch@.service; do
+  # Unknown or misspelt keys are only warnings (exit status 0): fail on any line about our units too.
+  if out=$(systemd-analyze verify "$work/$unit" 2>&1) && ! grep -q midwatch <<<"$out"; then
+    echo "verify-units: $unit ok"
+  else
+    printf '%s\n' "$out" >&2
+    echo "verify-units: systemd-analyze verify $unit failed" >&2
+    status=1
+  fi
+  # The exposure score (0 = best, 10 = worst) for the record; --offline needs systemd >= 250.
+  if score=$(systemd-analyze security --offline=yes "$work/$unit" 2>/dev/null | tail -n 1); then
+    echo "verify-units: $unit: $score"
+  fi
+done
+exit $status
