@@ -10,6 +10,7 @@
 //! - [`collect`] reads one window's data into a [`model::Snapshot`].
 //! - [`evaluate`] is a pure function `Snapshot -> Report` reproducing the built-in MIDUserConnectivity job.
 //! - [`report`] renders the report; [`cycle`] ties the steps together for `check` and `demo`.
+//! - [`service`] is `midwatch run`: cycles on a cron schedule, signals, systemd notifications, metrics.
 
 pub mod cli;
 pub mod collect;

@@ -20,8 +20,14 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber (once; later calls do nothing).
 pub(crate) fn init(log: &LogConfig) {
+    // The scheduler logs its own start-up at info; keep that out unless asked for by name.
+    let level = if log.level.contains("tokio_cron_scheduler") {
+        log.level.clone()
+    } else {
+        format!("{},tokio_cron_scheduler=warn", log.level)
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
+        .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let journal = stderr_is_journal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

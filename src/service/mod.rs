@@ -1,13 +1,12 @@
 //! `midwatch run`: the service. A thin loop around the same [`cycle::check`] that `check` runs once.
 //!
 //! ```text
-//! cron job (UTC) ──tick──▶ Ticks ──wake──▶ worker: [jitter] ─▶ cycle ─▶ summary line, metrics, STATUS
-//!                                              ▲
-//!      SIGHUP ─▶ reload config (keep the old one if invalid) │ SIGTERM/SIGINT ─▶ let the cycle finish
-//!                                                            │ (≤ 30 s), STOPPING=1, exit 0
+//! cron job (UTC) ─tick─▶ Ticks ─wake─▶ worker: [jitter] ─▶ cycle::check ─▶ summary line, metrics, STATUS=
+//! SIGHUP         ─▶ worker: re-read the config; an invalid one is logged and the running one kept
+//! SIGTERM/SIGINT ─▶ worker: STOPPING=1, let a running cycle finish (≤ 30 s), exit 0
 //! ```
 //!
-//! One task runs cycles, one after another; the scheduler only wakes it (see [`schedule`]). Signals
+//! One task runs cycles, one after another; the scheduler only wakes it (see `schedule.rs`). Signals
 //! are handled by the same task between and during cycles: a cycle future owns its config and
 //! client, so a reload never changes a cycle half way, and a stop lets the running cycle finish
 //! within [`STOP_GRACE`] before dropping it. Dropping is safe: a cycle's reads have no side effect
@@ -15,12 +14,13 @@
 
 mod journal;
 mod metrics;
-mod notify;
 mod schedule;
+mod systemd;
 
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::os::unix::fs::DirBuilderExt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
@@ -28,13 +28,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions, Outcome};
 use crate::report::Status;
-use crate::snow::{ApiError, Client, RetryPolicy};
+use crate::snow::{Client, RetryPolicy};
 use metrics::Metrics;
 use schedule::{Schedule, Ticks};
 
@@ -95,6 +96,8 @@ struct Service {
     cycles: u64,
     /// The last cycle's result, for STATUS.
     last_result: Option<String>,
+    /// The cycle in flight and when it started, for STATUS.
+    running: Option<(u64, DateTime<Utc>)>,
 }
 
 impl Service {
@@ -115,11 +118,11 @@ impl Service {
             metrics,
             cycles: 0,
             last_result: None,
+            running: None,
         })
     }
 
     async fn serve(mut self, mut signals: Signals) -> ExitCode {
-        let watchdog = notify::spawn_watchdog();
         let status = self.status_text().await;
         info!(
             "midwatch {} started for {} as {}: schedule \"{}\" (UTC), window {}, jitter {}; {status}",
@@ -130,7 +133,8 @@ impl Service {
             humantime::format_duration(self.check_options().window),
             humantime::format_duration(self.config.check.jitter),
         );
-        notify::ready(&status);
+        systemd::ready(&status);
+        let watchdog = systemd::spawn_watchdog();
         let ticks = Arc::clone(&self.ticks);
         loop {
             let event = tokio::select! {
@@ -208,10 +212,18 @@ impl Service {
                 started_at.format("%Y-%m-%dT%H:%M:%SZ")
             )
         });
-        notify::status(&format!("cycle {n} running since {}", format_time(started_at)));
+        self.running = Some((n, started_at));
+        systemd::status(&self.status_text().await);
         let run = {
             let client = client.clone();
-            async move { cycle::check(&config, &client, &opts, started_at).await }.instrument(span.clone())
+            // A panic (a bug, or data nobody foresaw) fails this cycle, not the service.
+            AssertUnwindSafe(async move { cycle::check(&config, &client, &opts, started_at).await })
+                .catch_unwind()
+                .map(|caught| match caught {
+                    Ok(result) => result.map_err(|e| one_line(&e)),
+                    Err(panic) => Err(format!("the cycle panicked: {}", panic_message(panic.as_ref()))),
+                })
+                .instrument(span.clone())
         };
         let mut run = pin!(run);
         let mut stop = false;
@@ -233,10 +245,15 @@ impl Service {
             result = finish_within(run, STOP_GRACE, signals.next_stop()).await;
             if result.is_none() {
                 span.in_scope(|| {
-                    warn!("cycle {n} did not finish in time and was abandoned; the next start repeats it")
+                    warn!(
+                        "cycle {n} did not finish within {} s and was abandoned; each write it made is logged \
+                         above, and the next cycle reconciles ecc_agent_issue again",
+                        STOP_GRACE.as_secs()
+                    )
                 });
             }
         }
+        self.running = None;
         self.metrics.add_requests(&requests_before, &client.stats().by_status());
         if let Some(result) = result {
             span.in_scope(|| self.record(started_at, started.elapsed(), result));
@@ -255,12 +272,12 @@ impl Service {
             });
         }
         let status = self.status_text().await;
-        notify::status(&status);
+        systemd::status(&status);
         ControlFlow::Continue(())
     }
 
     /// Logs the cycle's one line, updates the metrics and what STATUS will say.
-    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, ApiError>) {
+    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, String>) {
         match result {
             Ok(outcome) => {
                 info!("{}", outcome.summary_line());
@@ -276,7 +293,6 @@ impl Service {
                 self.last_result = Some(format!("last cycle {}: {line}", format_time(started_at)));
             }
             Err(e) => {
-                let e = one_line(&e);
                 error!("cycle failed after {} ms: {e}", elapsed.as_millis());
                 self.metrics.cycle_failed(started_at, elapsed);
                 self.last_result = Some(format!("last cycle {} FAILED: {e}", format_time(started_at)));
@@ -293,21 +309,21 @@ impl Service {
         match running {
             None => {
                 info!("{signal} received: stopping");
-                notify::stopping("stopping");
+                systemd::stopping("stopping");
             }
             Some(n) => {
                 info!(
                     "{signal} received: stopping once cycle {n} finishes (at most {} s; a second signal stops at once)",
                     STOP_GRACE.as_secs()
                 );
-                notify::stopping(&format!("stopping: waiting for cycle {n} to finish"));
+                systemd::stopping(&format!("stopping: waiting for cycle {n} to finish"));
             }
         }
     }
 
     /// SIGHUP: re-reads the config file; an invalid one is logged and the running one kept.
     async fn reload(&mut self) {
-        notify::reloading();
+        systemd::reloading();
         info!("SIGHUP received: reloading {}", self.path.display());
         match self.apply(Config::load(&self.path)).await {
             Ok(()) => info!(
@@ -319,7 +335,7 @@ impl Service {
             Err(e) => error!("configuration not reloaded, keeping the running one: {}", one_line(&format!("{e:#}"))),
         }
         let status = self.status_text().await;
-        notify::ready(&status);
+        systemd::ready(&status);
     }
 
     /// Everything that can fail comes before anything is replaced.
@@ -342,6 +358,9 @@ impl Service {
     }
 
     async fn status_text(&mut self) -> String {
+        if let Some((n, since)) = self.running {
+            return format!("cycle {n} running since {}", format_time(since));
+        }
         let next = match self.schedule.next_run().await {
             Some(at) if at > Utc::now() => format!("next cycle {}", format_time(at)),
             _ => "next cycle due".to_string(),
@@ -399,6 +418,14 @@ fn warn_if_textfile_directory_missing(config: &Config) {
             dir.display()
         );
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn format_time(at: DateTime<Utc>) -> String {
