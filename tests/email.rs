@@ -138,23 +138,8 @@ fn header<'a>(headers: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 fn decode_qp(s: &str) -> String {
-    let joined = s.replace("=\r\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 3 <= bytes.len()
-            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).expect("utf-8 body")
+    let bytes = quoted_printable::decode(s, quoted_printable::ParseMode::Robust).expect("quoted-printable body");
+    String::from_utf8(bytes).expect("utf-8 body")
 }
 
 /// The decoded parts of a multipart message: (content type, body).
