@@ -54,14 +54,11 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
         login_events(client, window, &events_lookup, &to_check),
         login_history(client, window, &checked_ids),
     )?;
-    for (id, held) in roles {
-        if let Some(u) = snapshot.users.get_mut(&id) {
-            u.roles = Some(held);
-        }
-    }
+    let mut roles = roles;
     for id in &checked_ids {
         if let Some(u) = snapshot.users.get_mut(id) {
-            u.roles.get_or_insert_with(BTreeSet::new);
+            // A checked user with no row in sys_user_has_role holds no role at all.
+            u.roles = Some(roles.remove(id).unwrap_or_default());
         }
     }
     snapshot.login_events = login_events;

@@ -117,6 +117,22 @@ impl Outcome {
             self.email.as_ref().map_or_else(|| "email off".to_string(), EmailOutcome::summary)
         )
     }
+
+    /// The report in the requested format, with what the side effects did.
+    pub fn render(&self, format: crate::cli::Format, detail: crate::report::text::Detail) -> String {
+        match format {
+            crate::cli::Format::Text => {
+                let mut out = crate::report::text::render(&self.report, detail);
+                out.push_str(&render_write_back(&self.write_back, detail));
+                out.push_str(&render_email(self.email.as_ref()));
+                out
+            }
+            crate::cli::Format::Json => {
+                let extra = serde_json::json!({ "write_back": self.write_back, "email": self.email });
+                crate::report::json::render(&self.report, &extra)
+            }
+        }
+    }
 }
 
 /// Builds the Table API client for the configured instance.
@@ -193,24 +209,6 @@ async fn write_back(
     }
     let applied = writeback::apply(client, &plan, &source, config.instance.batch).await;
     WriteBack::Applied { source, plan, applied }
-}
-
-impl Outcome {
-    /// The report in the requested format, with what the side effects did.
-    pub fn render(&self, format: crate::cli::Format, detail: crate::report::text::Detail) -> String {
-        match format {
-            crate::cli::Format::Text => {
-                let mut out = crate::report::text::render(&self.report, detail);
-                out.push_str(&render_write_back(&self.write_back, detail));
-                out.push_str(&render_email(self.email.as_ref()));
-                out
-            }
-            crate::cli::Format::Json => {
-                let extra = serde_json::json!({ "write_back": self.write_back, "email": self.email });
-                crate::report::json::render(&self.report, &extra)
-            }
-        }
-    }
 }
 
 /// The write-back section of the text report.

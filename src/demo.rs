@@ -120,8 +120,11 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(second.report.status.exit_code()))
 }
 
+/// The sys_id of the `login` event [`fix_midserver2`] records.
+pub const FIX_EVENT_SYS_ID: &str = "e7e7ffff000000000000000000000001";
+
 /// Unlocks midserver2 and records a successful login of it at `at`.
-fn fix_midserver2(
+pub fn fix_midserver2(
     tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
     at: chrono::DateTime<chrono::Utc>,
 ) {
@@ -132,7 +135,7 @@ fn fix_midserver2(
         }
     }
     let event = serde_json::json!({
-        "sys_id": "e7e7ffff000000000000000000000001",
+        "sys_id": FIX_EVENT_SYS_ID,
         "name": "login",
         "parm1": "midserver2",
         "parm2": "10.20.30.41",

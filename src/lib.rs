@@ -12,6 +12,7 @@
 //! - [`report`] renders the report; [`cycle`] ties the steps together for `check` and `demo`.
 //! - [`service`] is `midwatch run`: cycles on a cron schedule, signals, systemd notifications, metrics.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod collect;
 pub mod config;

@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -145,28 +143,8 @@ impl Metrics {
     /// Writes [`Self::render`] to `path` atomically, readable by the collector (0644: nothing in it
     /// is secret, and the unit's `UMask=0077` would otherwise hide it).
     pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = temporary_path(path)?;
-        let result = (|| {
-            let mut file =
-                std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-            // `mode` is filtered by the umask; set it explicitly.
-            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            file.write_all(self.render().as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::atomic_file::write(path, self.render().as_bytes(), Some(0o644))
     }
-}
-
-/// `.NAME.PID.tmp` beside the target: same file system, so the rename is atomic, and a name the
-/// collector ignores (it reads only `*.prom`).
-fn temporary_path(path: &Path) -> std::io::Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("the textfile path has no file name"))?;
-    Ok(path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id())))
 }
 
 fn unix_seconds(at: DateTime<Utc>) -> f64 {
@@ -188,6 +166,7 @@ fn previous_success(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().expect("RFC 3339")

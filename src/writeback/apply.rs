@@ -174,12 +174,10 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
                         match by_id.get(i.to_string().as_str()) {
                             Some(r) if (200..300).contains(&r.status) => {
                                 let sys_id = r.record.as_ref().map(|row| row.text("sys_id")).unwrap_or_default();
-                                if matches!(w, Write::Create(_)) && sys_id.is_empty() {
-                                    if let Write::Create(c) = w {
-                                        unknown.push(c);
-                                    }
-                                } else {
-                                    record_success(&mut applied, w, sys_id);
+                                match w {
+                                    // Created, but which record? Look for it like a lost answer.
+                                    Write::Create(c) if sys_id.is_empty() => unknown.push(c),
+                                    _ => record_success(&mut applied, w, sys_id),
                                 }
                             }
                             Some(r) if (400..500).contains(&r.status) => {

@@ -72,21 +72,9 @@ fn minutes(m: i64) -> chrono::Duration {
     chrono::Duration::minutes(m)
 }
 
-/// midserver2 is unlocked and its MID Server logs in at `at`.
+/// midserver2 is unlocked and its MID Server logs in at `at` (the demo's own fix).
 fn fix_midserver2(site: &Site, at: DateTime<Utc>) {
-    site.instance.edit(|tables| {
-        let mut row = Map::new();
-        for (k, v) in [
-            ("sys_id", "e7e7ffff000000000000000000000099".to_string()),
-            ("name", "login".into()),
-            ("parm1", "midserver2".into()),
-            ("parm2", "10.20.30.41".into()),
-            ("sys_created_on", midwatch::model::sn_time::format(at)),
-        ] {
-            row.insert(k.into(), Value::String(v));
-        }
-        tables.entry("sysevent".into()).or_default().push(row);
-    });
+    site.instance.edit(|tables| midwatch::demo::fix_midserver2(tables, at));
 }
 
 async fn detect_persist_fix(batch: bool) {
@@ -147,7 +135,7 @@ async fn detect_persist_fix(batch: bool) {
     // Cycle 4: midserver2 fails again — a new record; the resolved one is never reopened.
     site.instance.edit(|t| {
         if let Some(events) = t.get_mut("sysevent") {
-            events.retain(|e| text(e, "sys_id") != "e7e7ffff000000000000000000000099");
+            events.retain(|e| text(e, "sys_id") != midwatch::demo::FIX_EVENT_SYS_ID);
         }
     });
     let fourth = site.cycle(last + minutes(5)).await;
