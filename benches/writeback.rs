@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::fake_instance::{Dataset, FakeInstance};
-use midwatch::model::sn_time;
+use midwatch::demo::instance::{Dataset, FakeInstance};
+use midwatch::domain::sn_time;
 use serde_json::{Value, json};
 
 const USER: &str = "bench";

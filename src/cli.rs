@@ -1,15 +1,18 @@
-//! The command line: parsing, dispatch, and the exit-status contract of product.md §1.
+//! The command line: parsing, dispatch, and the exit-status contract.
+//!
+//! This is the only module that turns what a command ended with into a process exit status ([`exit`]):
+//! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, the Nagios/Icinga plugin convention of the README.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::cycle::{self, CheckOptions};
-use crate::report::text::Detail;
-use crate::report::{Status, json};
+use crate::domain::Status;
+use crate::present::{Detail, Format, clean, json};
 use crate::snow::RetryPolicy;
 
 #[derive(Debug, Parser)]
@@ -43,13 +46,6 @@ pub enum ConfigCommand {
         #[arg(long)]
         offline: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Format {
-    #[default]
-    Text,
-    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,13 +101,18 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("midwatch: cannot start the async runtime: {e}");
-            return ExitCode::from(Status::Unknown.exit_code());
+            return exit(Status::Unknown);
         }
     };
-    runtime.block_on(run(cli))
+    exit(runtime.block_on(run(cli)))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+/// The one place a command's status becomes the process exit status.
+fn exit(status: Status) -> ExitCode {
+    ExitCode::from(status.exit_code())
+}
+
+async fn run(cli: Cli) -> Status {
     match cli.command {
         Command::Check(args) => {
             let config = match Config::load(&cli.config) {
@@ -124,7 +125,13 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { offline }) => config_check(&cli.config, offline).await,
         Command::Demo(output) => {
             init_logging("warn", config::LogFormat::Text, "warn");
-            crate::demo::run(&output).await
+            match crate::demo::run(output.format, output.detail).await {
+                Ok(status) => status,
+                Err(e) => {
+                    eprintln!("midwatch demo failed: {e:#}");
+                    Status::Unknown
+                }
+            }
         }
         Command::Run(args) => {
             let opts =
@@ -134,8 +141,8 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Runs `check` and prints its report; the exit status is the report's.
-pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> ExitCode {
+/// Runs `check` and prints its report; the status is the report's.
+pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> Status {
     let format = args.output.format;
     let client = match cycle::client(config, RetryPolicy::default()) {
         Ok(c) => c,
@@ -150,32 +157,32 @@ pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chro
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {
             print!("{}", outcome.render(args.output.format, args.output.detail));
-            ExitCode::from(outcome.report.status.exit_code())
+            outcome.report.status
         }
         Err(e) => unknown(&config.instance.name, &e.to_string(), format),
     }
 }
 
-/// Prints the UNKNOWN status (plugin style first line) and returns exit status 3.
-fn unknown(instance: &str, error: &str, format: Format) -> ExitCode {
+/// Prints the UNKNOWN status (plugin style first line): the check could not complete.
+fn unknown(instance: &str, error: &str, format: Format) -> Status {
     match format {
         Format::Text => {
-            println!("MIDWATCH UNKNOWN - {} on {instance}", json::first_line(error));
+            println!("MIDWATCH UNKNOWN - {} on {}", clean(json::first_line(error)), clean(instance));
             for line in error.lines().skip(1) {
-                println!("{line}");
+                println!("{}", clean(line));
             }
         }
         Format::Json => println!("{}", json::render_error(instance, error)),
     }
-    ExitCode::from(Status::Unknown.exit_code())
+    Status::Unknown
 }
 
-async fn config_check(path: &std::path::Path, offline: bool) -> ExitCode {
+async fn config_check(path: &std::path::Path, offline: bool) -> Status {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(Status::Unknown.exit_code());
+            return Status::Unknown;
         }
     };
     println!("{}: valid", path.display());
@@ -183,7 +190,7 @@ async fn config_check(path: &std::path::Path, offline: bool) -> ExitCode {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
             println!("warning: {w}");
         }
-        return ExitCode::SUCCESS;
+        return Status::Ok;
     }
     let mut probe = crate::probe::probe(&config).await;
     if let Some(email) = &config.email {
@@ -204,10 +211,10 @@ async fn config_check(path: &std::path::Path, offline: bool) -> ExitCode {
     }
     if probe.problems.is_empty() {
         println!("{}: the instance answers and the account can read every table a cycle reads", config.instance.url);
-        ExitCode::SUCCESS
+        Status::Ok
     } else {
         println!("{} problem(s) found", probe.problems.len());
-        ExitCode::from(Status::Unknown.exit_code())
+        Status::Unknown
     }
 }
 

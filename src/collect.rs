@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 
-use crate::evaluate::Population;
-use crate::model::{
+use crate::domain::{
     LoginEvent, LoginEventKind, LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidUserConfig, Snapshot,
     UserAccount, Window, sn_time,
 };
+use crate::evaluate::Population;
 use crate::snow::query::{ValueLookup, in_list};
 use crate::snow::{ApiError, Client, Row, join_query};
 

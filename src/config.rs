@@ -10,8 +10,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::messages::MessageStyle;
-use crate::model::MIN_WINDOW;
+use crate::domain::MIN_WINDOW;
+use crate::domain::MessageStyle;
 
 /// The default config path, overridden by `--config` or `$MIDWATCH_CONFIG`.
 pub const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";

@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 
 use crate::collect::collect;
 use crate::config::Config;
+use crate::domain::Report;
+use crate::domain::Window;
 use crate::evaluate::{Context, evaluate};
-use crate::model::Window;
 use crate::notify::{self, EmailOutcome, Links};
-use crate::report::Report;
+use crate::present::{self, Detail, Format};
 use crate::snow::{ApiError, Client, ClientOptions, RetryPolicy};
-use crate::writeback::{self, Applied, Plan};
+use crate::writeback::{self, WriteBack};
 
 /// The switches of one cycle.
 #[derive(Debug, Clone)]
@@ -25,65 +26,6 @@ pub struct CheckOptions {
 impl CheckOptions {
     pub fn from_config(config: &Config) -> CheckOptions {
         CheckOptions { window: config.check.window, dry_run: false, no_write: false, no_email: false }
-    }
-}
-
-/// What the write-back step did this cycle.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum WriteBack {
-    /// `--no-write` or `[check] write_issues = false`.
-    Disabled,
-    /// `--dry-run`: what would be written.
-    DryRun {
-        source: String,
-        plan: Plan,
-    },
-    Applied {
-        source: String,
-        plan: Plan,
-        applied: Applied,
-    },
-    /// The open records could not be read; nothing was written.
-    Failed {
-        source: String,
-        error: String,
-    },
-}
-
-impl WriteBack {
-    /// The record sys_ids by message, for links.
-    pub fn issue_ids(&self) -> std::collections::BTreeMap<String, String> {
-        match self {
-            WriteBack::Applied { applied, .. } => {
-                let mut ids = applied.issue_ids();
-                for r in &applied.resolved {
-                    ids.entry(r.message.clone()).or_insert_with(|| r.sys_id.clone());
-                }
-                ids
-            }
-            _ => Default::default(),
-        }
-    }
-
-    pub fn summary(&self) -> String {
-        match self {
-            WriteBack::Disabled => "write-back off".into(),
-            WriteBack::DryRun { plan, .. } => format!(
-                "dry run: would create {}, count {}, resolve {}",
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
-            ),
-            WriteBack::Applied { applied, .. } => format!(
-                "records created={} counted={} resolved={} failed={}",
-                applied.created.len(),
-                applied.counted.len(),
-                applied.resolved.len(),
-                applied.failed.len()
-            ),
-            WriteBack::Failed { error, .. } => format!("write-back failed: {error}"),
-        }
     }
 }
 
@@ -119,17 +61,17 @@ impl Outcome {
     }
 
     /// The report in the requested format, with what the side effects did.
-    pub fn render(&self, format: crate::cli::Format, detail: crate::report::text::Detail) -> String {
+    pub fn render(&self, format: Format, detail: Detail) -> String {
         match format {
-            crate::cli::Format::Text => {
-                let mut out = crate::report::text::render(&self.report, detail);
-                out.push_str(&render_write_back(&self.write_back, detail));
-                out.push_str(&render_email(self.email.as_ref()));
+            Format::Text => {
+                let mut out = present::text::render(&self.report, detail);
+                out.push_str(&present::text::write_back(&self.write_back, detail));
+                out.push_str(&present::text::email(self.email.as_ref().map(EmailOutcome::section).as_ref()));
                 out
             }
-            crate::cli::Format::Json => {
+            Format::Json => {
                 let extra = serde_json::json!({ "write_back": self.write_back, "email": self.email });
-                crate::report::json::render(&self.report, &extra)
+                present::json::render(&self.report, &extra)
             }
         }
     }
@@ -209,86 +151,4 @@ async fn write_back(
     }
     let applied = writeback::apply(client, &plan, &source, config.instance.batch).await;
     WriteBack::Applied { source, plan, applied }
-}
-
-/// The write-back section of the text report.
-pub fn render_write_back(w: &WriteBack, detail: crate::report::text::Detail) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let detailed = detail == crate::report::text::Detail::Detailed;
-    match w {
-        WriteBack::Disabled => {}
-        WriteBack::Failed { source, error } => {
-            let _ = writeln!(out, "\necc_agent_issue (source {source}): not written: {error}");
-        }
-        WriteBack::DryRun { source, plan } => {
-            let _ = writeln!(
-                out,
-                "\necc_agent_issue (source {source}), dry run, nothing written: would create {}, count {}, resolve {}",
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
-            );
-            if detailed {
-                for c in &plan.create {
-                    let _ = writeln!(out, "  would create:   {}", c.message);
-                }
-                for u in &plan.count {
-                    let _ = writeln!(out, "  would count:    {} -> count {}: {}", u.sys_id, u.count, u.message);
-                }
-                for r in &plan.resolve {
-                    let _ = writeln!(out, "  would resolve:  {}: {}", r.sys_id, r.message);
-                }
-            }
-        }
-        WriteBack::Applied { source, applied, .. } => {
-            let _ = writeln!(
-                out,
-                "\necc_agent_issue (source {source}): {} created, {} counted, {} resolved{}",
-                applied.created.len(),
-                applied.counted.len(),
-                applied.resolved.len(),
-                if applied.failed.is_empty() { String::new() } else { format!(", {} FAILED", applied.failed.len()) }
-            );
-            if detailed {
-                for c in &applied.created {
-                    let _ = writeln!(out, "  created   {}: {}", c.sys_id, c.message);
-                }
-                for c in &applied.counted {
-                    let count = c.count.map(|n| format!(" (count {n})")).unwrap_or_default();
-                    let _ = writeln!(out, "  counted   {}{count}: {}", c.sys_id, c.message);
-                }
-                for r in &applied.resolved {
-                    let _ = writeln!(out, "  resolved  {}: {}", r.sys_id, r.message);
-                }
-            }
-            for f in &applied.failed {
-                let _ = writeln!(out, "  FAILED {} of \"{}\": {}", f.action, f.message, f.error);
-            }
-        }
-    }
-    out
-}
-
-/// The email section of the text report.
-pub fn render_email(email: Option<&EmailOutcome>) -> String {
-    use std::fmt::Write as _;
-    let Some(email) = email else { return String::new() };
-    let mut out = String::new();
-    match &email.status {
-        notify::EmailStatus::DryRun { subject, recipients, text, .. } => {
-            let _ = writeln!(out, "\nEmail (dry run, not sent) to {}", recipients.join(", "));
-            let _ = writeln!(out, "  Subject: {subject}");
-            for line in text.lines() {
-                let _ = writeln!(out, "  | {line}");
-            }
-        }
-        _ => {
-            let _ = writeln!(out, "\nEmail: {}", email.summary());
-        }
-    }
-    for p in &email.problems {
-        let _ = writeln!(out, "  problem: {p}");
-    }
-    out
 }

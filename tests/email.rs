@@ -11,17 +11,16 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use lettre::message::Mailbox;
 use midwatch::config::{Config, Environment};
-use midwatch::messages::MessageStyle;
-use midwatch::model::{Window, sn_time};
+use midwatch::demo::smtp::{ReceivedMessage, SmtpSink, SmtpStage};
+use midwatch::domain::MessageStyle;
+use midwatch::domain::{
+    AccountState, Category, Condition, EventEvidence, Evidence, Finding, FindingKey, MidRef, MissingRoles, Report,
+    Status, Summary,
+};
+use midwatch::domain::{Window, sn_time};
 use midwatch::notify::outbox::{NotifiedState, Outbox, OutboxEntry};
-use midwatch::notify::render::{self, Delta};
-use midwatch::notify::sink::{ReceivedMessage, SmtpSink, SmtpStage};
-use midwatch::notify::{
-    EmailConfig, EmailOutcome, EmailStatus, Links, Mode, NotifiedFinding, SendPolicy, TlsMode, notify, probe,
-};
-use midwatch::report::{
-    AccountState, Category, Condition, EventEvidence, Evidence, Finding, MidRef, MissingRoles, Report, Status, Summary,
-};
+use midwatch::notify::{EmailConfig, EmailOutcome, EmailStatus, Links, Mode, SendPolicy, TlsMode, notify, probe};
+use midwatch::present::email::{self, Delta};
 
 // ------------------------------------------------------------------------------------------------------------
 // Helpers
@@ -74,7 +73,7 @@ fn finding(user: &str, category: Category) -> Finding {
     };
     let event = (category == Category::Authentication).then(|| EventEvidence {
         sys_id: "e7e70000000000000000000000000001".into(),
-        name: midwatch::model::LoginEventKind::Failed,
+        name: midwatch::domain::LoginEventKind::Failed,
         at: now() - TimeDelta::minutes(15),
         ip: Some("10.20.30.41".into()),
     });
@@ -687,7 +686,7 @@ async fn the_state_file_records_the_findings_and_their_digest() {
     assert_eq!(state.findings.len(), 2);
     assert_eq!(state.findings[0].user, "u1", "sorted");
     assert_eq!(state.digest.len(), 64);
-    assert_eq!(state.digest, midwatch::notify::outbox::digest(&NotifiedFinding::of_report(&r)));
+    assert_eq!(state.digest, midwatch::notify::outbox::digest(&FindingKey::of_report(&r)));
     // Nothing left behind but the state and an empty outbox.
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -868,10 +867,11 @@ async fn a_second_process_holding_the_state_directory_skips_the_cycle() {
 
 /// The demo data set at its reference time, through the simulated instance, the Table API client and the rules.
 async fn documented_scenario() -> Report {
-    let reference = sn_time::parse(midwatch::fake_instance::REFERENCE_TIME).expect("reference time");
-    let dataset = midwatch::fake_instance::Dataset::demo(reference);
-    let instance =
-        midwatch::fake_instance::FakeInstance::start(dataset, "svc.midwatch", "demo-password").await.expect("instance");
+    let reference = sn_time::parse(midwatch::demo::instance::REFERENCE_TIME).expect("reference time");
+    let dataset = midwatch::demo::instance::Dataset::demo(reference);
+    let instance = midwatch::demo::instance::FakeInstance::start(dataset, "svc.midwatch", "demo-password")
+        .await
+        .expect("instance");
     let config = midwatch::demo::demo_config(&instance.url()).expect("config");
     let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
     let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
@@ -917,13 +917,13 @@ fn scenario_links(report: &Report) -> Links {
 async fn rendering_snapshot_of_the_first_email_of_the_documented_scenario() {
     let report = documented_scenario().await;
     assert!(report.findings.len() >= 4, "the scenario has findings in several categories: {:?}", report.findings);
-    let delta = Delta::compute(&report, None);
-    let email = render::render(&report, &delta, &scenario_links(&report), now());
+    let delta = midwatch::notify::changes(&report, None);
+    let email = email::render(&report, &delta, &scenario_links(&report), now());
     assert_snapshot("email_first.subject.txt", &format!("{}\n", email.subject));
     assert_snapshot("email_first.txt", &email.text);
     assert_snapshot("email_first.html", &email.html);
     // Deterministic given now.
-    let again = render::render(&report, &Delta::compute(&report, None), &scenario_links(&report), now());
+    let again = email::render(&report, &midwatch::notify::changes(&report, None), &scenario_links(&report), now());
     assert_eq!(email, again);
 }
 
@@ -931,9 +931,9 @@ async fn rendering_snapshot_of_the_first_email_of_the_documented_scenario() {
 async fn rendering_snapshot_of_a_later_email_with_new_still_open_and_resolved_findings() {
     let report = documented_scenario().await;
     // The last email knew every finding but the first, plus one that has since been fixed.
-    let mut previous: Vec<NotifiedFinding> =
-        NotifiedFinding::of_report(&report).into_iter().filter(|f| f.message != report.findings[0].message).collect();
-    previous.push(NotifiedFinding {
+    let mut previous: Vec<FindingKey> =
+        FindingKey::of_report(&report).into_iter().filter(|f| f.message != report.findings[0].message).collect();
+    previous.push(FindingKey {
         user: "mid.oslo".into(),
         category: Category::Network,
         message: "User mid.oslo is associated with 1 down MID Server. No login attempts within reporting period."
@@ -942,7 +942,7 @@ async fn rendering_snapshot_of_a_later_email_with_new_still_open_and_resolved_fi
     let delta = Delta::against(&report, &previous, Some(now() - TimeDelta::hours(4)));
     assert_eq!(delta.new.len(), 1);
     assert_eq!(delta.resolved.len(), 1);
-    let email = render::render(&report, &delta, &scenario_links(&report), now());
+    let email = email::render(&report, &delta, &scenario_links(&report), now());
     assert_snapshot("email_changes.subject.txt", &format!("{}\n", email.subject));
     assert_snapshot("email_changes.txt", &email.text);
     assert_snapshot("email_changes.html", &email.html);
@@ -950,9 +950,9 @@ async fn rendering_snapshot_of_a_later_email_with_new_still_open_and_resolved_fi
 
 #[test]
 fn text_wraps_at_76_columns_without_breaking_words() {
-    let w = render::wrap("one two three four five six seven", "  * ", "    ", 16);
+    let w = email::wrap("one two three four five six seven", "  * ", "    ", 16);
     assert_eq!(w, "  * one two\n    three four\n    five six\n    seven\n");
-    let long = render::wrap("see https://acme.service-now.com/a/very/long/path/that/does/not/fit", "", "  ", 20);
+    let long = email::wrap("see https://acme.service-now.com/a/very/long/path/that/does/not/fit", "", "  ", 20);
     assert_eq!(long, "see\n  https://acme.service-now.com/a/very/long/path/that/does/not/fit\n");
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::model::{LoginHistoryEntry, MidServerRole, MidUserConfig, SkippedUser, UserAccount, sn_time};
+use crate::domain::{LoginHistoryEntry, MidServerRole, MidUserConfig, SkippedUser, UserAccount, sn_time};
 use LoginEventKind::*;
 
 const MID_ROLE: &str = "r_mid_server";

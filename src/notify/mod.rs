@@ -33,7 +33,6 @@
 //! The state directory is locked (`<state>/email.lock`, holding the owner's pid) while a cycle notifies, so a
 //! manual `midwatch check` and the service cannot deliver the same outbox message at the same time.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,14 +43,14 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::Environment;
-use crate::report::Report;
+use crate::domain::{FindingKey, Report};
+use crate::present::email::{self, Delta};
+use crate::present::text::{DryRunEmail, EmailSection};
 
 pub mod outbox;
-pub mod render;
-pub mod sink;
 mod smtp;
 
-pub use outbox::NotifiedFinding;
+pub use crate::present::email::Links;
 pub use smtp::probe;
 
 /// The default SMTP timeout (connection and each command).
@@ -328,13 +327,6 @@ fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), 
     Ok((host, url.port().unwrap_or(default_port), mode))
 }
 
-/// Links to the instance: `ecc_agent_issue` record sys_ids by message (may be empty when write-back is off).
-#[derive(Debug, Clone)]
-pub struct Links {
-    pub instance_url: Url,
-    pub issue_ids: BTreeMap<String, String>,
-}
-
 /// Whether [`notify`] may touch the network and the state directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -435,6 +427,25 @@ impl EmailOutcome {
         }
         s
     }
+
+    /// What the text report's email section shows.
+    pub fn section(&self) -> EmailSection {
+        let dry_run = match &self.status {
+            EmailStatus::DryRun { subject, recipients, text, .. } => {
+                Some(DryRunEmail { subject: subject.clone(), recipients: recipients.clone(), text: text.clone() })
+            }
+            _ => None,
+        };
+        EmailSection { summary: self.summary(), dry_run, problems: self.problems.clone() }
+    }
+}
+
+/// How the findings compare with the last email composed (`None`: nothing was ever sent, every finding is new).
+pub fn changes<'a>(report: &'a Report, last: Option<&outbox::NotifiedState>) -> Delta<'a> {
+    match last {
+        Some(l) => Delta::against(report, &l.findings, Some(l.notified_at)),
+        None => Delta::against(report, &[], None),
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -482,13 +493,13 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, 
         None
     });
     let outbox_pending = outbox::Outbox::new(state_dir).count();
-    let current = NotifiedFinding::of_report(report);
+    let current = FindingKey::of_report(report);
     let digest = outbox::digest(&current);
     let status = match decide(cfg, last.as_ref(), &digest, report) {
         Some(reason) => EmailStatus::NotNeeded { reason },
         None => {
-            let delta = render::Delta::compute(report, last.as_ref());
-            let email = render::render(report, &delta, links, now);
+            let delta = changes(report, last.as_ref());
+            let email = email::render(report, &delta, links, now);
             EmailStatus::DryRun {
                 subject: email.subject,
                 recipients: recipients(cfg),
@@ -521,7 +532,7 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         problems.push(e);
         None
     });
-    let current = NotifiedFinding::of_report(report);
+    let current = FindingKey::of_report(report);
     let digest = outbox::digest(&current);
     let (mut entries, load_problems) = outbox.load();
     problems.extend(load_problems);
@@ -532,8 +543,8 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     match decide(cfg, last.as_ref(), &digest, report) {
         Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
         None => {
-            let delta = render::Delta::compute(report, last.as_ref());
-            let email = render::render(report, &delta, links, now);
+            let delta = changes(report, last.as_ref());
+            let email = email::render(report, &delta, links, now);
             match smtp::build_message(cfg, &email, &digest, now) {
                 Ok((message_id, raw)) => {
                     let mut entry =

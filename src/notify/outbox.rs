@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::{EmailConfig, PermanentFailure};
-use crate::report::{Category, Report};
+use crate::domain::FindingKey;
 
 pub const STATE_FILE: &str = "email-state.json";
 pub const OUTBOX_DIR: &str = "outbox";
@@ -25,50 +25,8 @@ pub const LOCK_FILE: &str = "email.lock";
 pub const STATE_FORMAT: u32 = 1;
 pub const OUTBOX_FORMAT: u32 = 1;
 
-/// A finding as remembered between emails: what identifies it in `ecc_agent_issue` (the message) and how the
-/// email groups it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NotifiedFinding {
-    pub user: String,
-    #[serde(with = "category_name")]
-    pub category: Category,
-    pub message: String,
-}
-
-impl NotifiedFinding {
-    /// The report's findings, sorted and without duplicates.
-    pub fn of_report(report: &Report) -> Vec<NotifiedFinding> {
-        let mut v: Vec<NotifiedFinding> = report
-            .findings
-            .iter()
-            .map(|f| NotifiedFinding { user: f.user.clone(), category: f.category, message: f.message.clone() })
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-}
-
-mod category_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::report::Category;
-
-    pub fn serialize<S: Serializer>(c: &Category, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(c.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
-        let name = String::deserialize(d)?;
-        Category::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown category {name:?}")))
-    }
-}
-
 /// The sha256 (hex) of the sorted findings: equal digests mean the same set of findings.
-pub fn digest(sorted: &[NotifiedFinding]) -> String {
+pub fn digest(sorted: &[FindingKey]) -> String {
     let mut h = Sha256::new();
     for f in sorted {
         for part in [f.user.as_str(), f.category.name(), f.message.as_str()] {
@@ -91,7 +49,7 @@ pub struct NotifiedState {
     pub digest: String,
     pub notified_at: DateTime<Utc>,
     pub message_id: String,
-    pub findings: Vec<NotifiedFinding>,
+    pub findings: Vec<FindingKey>,
 }
 
 impl NotifiedState {

@@ -20,8 +20,8 @@ use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 
 use super::outbox::{Outbox, OutboxEntry, SendingMarker, hex};
-use super::render::RenderedEmail;
 use super::{EmailConfig, PermanentFailure, TlsMode};
+use crate::present::email::RenderedEmail;
 
 static MESSAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::report::{Category, Status};
+use crate::domain::{Category, Status};
 
 const LAST_SUCCESS: &str = "midwatch_last_success_timestamp_seconds";
 

@@ -23,7 +23,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
-use std::process::ExitCode;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions, Outcome};
-use crate::report::Status;
+use crate::domain::Status;
 use crate::snow::{Client, RetryPolicy};
 use metrics::Metrics;
 use schedule::{Schedule, Ticks};
@@ -51,9 +51,9 @@ pub struct RunOptions {
     pub no_email: bool,
 }
 
-/// Runs the service until SIGTERM or SIGINT; exit status 0 after a clean stop, 3 (UNKNOWN, as for
+/// Runs the service until SIGTERM or SIGINT: `Ok` after a clean stop, `Unknown` (exit 3, as for
 /// `check`) when it cannot start: bad config, state directory, scheduler.
-pub async fn run(config_path: &Path, opts: RunOptions) -> ExitCode {
+pub async fn run(config_path: &Path, opts: RunOptions) -> Status {
     // First, so that a SIGHUP or SIGTERM arriving during start-up is not fatal by default.
     let signals = match Signals::install() {
         Ok(s) => s,
@@ -80,8 +80,8 @@ pub async fn run(config_path: &Path, opts: RunOptions) -> ExitCode {
     }
 }
 
-fn cannot_start() -> ExitCode {
-    ExitCode::from(Status::Unknown.exit_code())
+fn cannot_start() -> Status {
+    Status::Unknown
 }
 
 struct Service {
@@ -122,7 +122,7 @@ impl Service {
         })
     }
 
-    async fn serve(mut self, mut signals: Signals) -> ExitCode {
+    async fn serve(mut self, mut signals: Signals) -> Status {
         let status = self.status_text().await;
         info!(
             "midwatch {} started for {} as {}: schedule \"{}\" (UTC), window {}, jitter {}; {status}",
@@ -162,7 +162,7 @@ impl Service {
             w.abort();
         }
         info!("midwatch stopped");
-        ExitCode::SUCCESS
+        Status::Ok
     }
 
     fn check_options(&self) -> CheckOptions {

@@ -23,7 +23,7 @@ pub mod row;
 
 pub use row::Row;
 
-use crate::model::sn_time;
+use crate::domain::sn_time;
 
 /// Why a Table API call failed, worded for the person who has to fix it.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::SkippedUser;
+use crate::domain::SkippedUser;
 
 /// The most values put into one `IN` list, to keep URLs short.
 pub const IN_CHUNK: usize = 100;

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::model::sn_time;
+use crate::domain::sn_time;
 
 /// One record of a Table API `result` array.
 #[derive(Debug, Clone, PartialEq, Default)]

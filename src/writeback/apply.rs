@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::reconcile::{Create, IssueRecord, Plan};
 use super::{ISSUE_TABLE, RESOLVED};
-use crate::model::sn_time;
+use crate::domain::sn_time;
 use crate::snow::{ApiError, BatchItem, BatchResult, Client};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).

@@ -14,3 +14,62 @@ pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile};
 pub const ISSUE_TABLE: &str = "ecc_agent_issue";
 /// The stored `state` of a resolved record.
 pub const RESOLVED: &str = "resolved";
+
+/// What the write-back step did this cycle.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum WriteBack {
+    /// `--no-write` or `[check] write_issues = false`.
+    Disabled,
+    /// `--dry-run`: what would be written.
+    DryRun {
+        source: String,
+        plan: Plan,
+    },
+    Applied {
+        source: String,
+        plan: Plan,
+        applied: Applied,
+    },
+    /// The open records could not be read; nothing was written.
+    Failed {
+        source: String,
+        error: String,
+    },
+}
+
+impl WriteBack {
+    /// The record sys_ids by message, for links.
+    pub fn issue_ids(&self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            WriteBack::Applied { applied, .. } => {
+                let mut ids = applied.issue_ids();
+                for r in &applied.resolved {
+                    ids.entry(r.message.clone()).or_insert_with(|| r.sys_id.clone());
+                }
+                ids
+            }
+            _ => Default::default(),
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        match self {
+            WriteBack::Disabled => "write-back off".into(),
+            WriteBack::DryRun { plan, .. } => format!(
+                "dry run: would create {}, count {}, resolve {}",
+                plan.create.len(),
+                plan.count.len(),
+                plan.resolve.len()
+            ),
+            WriteBack::Applied { applied, .. } => format!(
+                "records created={} counted={} resolved={} failed={}",
+                applied.created.len(),
+                applied.counted.len(),
+                applied.resolved.len(),
+                applied.failed.len()
+            ),
+            WriteBack::Failed { error, .. } => format!("write-back failed: {error}"),
+        }
+    }
+}

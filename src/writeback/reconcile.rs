@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::report::Finding;
+use crate::domain::Finding;
 
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,7 +30,7 @@ pub struct IssueRecord {
     /// Empty for every record the built-in job (and midwatch) writes.
     pub mid_server: Option<String>,
     pub sys_domain: Option<String>,
-    #[serde(with = "crate::model::sn_time::option")]
+    #[serde(with = "crate::domain::sn_time::option")]
     pub created_on: Option<DateTime<Utc>>,
 }
 
@@ -38,7 +38,7 @@ pub struct IssueRecord {
 pub struct Create {
     pub message: String,
     pub source: String,
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub last_detected: DateTime<Utc>,
     pub sys_domain: String,
     /// The user the finding is about (not written; for reports and links).
@@ -52,7 +52,7 @@ pub struct Update {
     pub message: String,
     /// The new absolute count (an absolute value, so a retried PATCH cannot count twice).
     pub count: u64,
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub last_detected: DateTime<Utc>,
     pub sys_domain: String,
     pub user: String,

@@ -2,8 +2,8 @@
 //! prefix must never change what a query selects. Checked against the simulated instance, which
 //! really evaluates the encoded queries and refuses script values.
 
-use midwatch::fake_instance::{Dataset, FakeInstance};
-use midwatch::report::{Category, Condition};
+use midwatch::demo::instance::{Dataset, FakeInstance};
+use midwatch::domain::{Category, Condition};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -93,7 +93,7 @@ async fn hostile_user_names_get_their_own_finding_or_a_clear_refusal() {
     // Every finding is decided by the user's own event.
     for f in &r.findings {
         if let Some(e) = &f.evidence.event {
-            let own = events.iter().any(|(u, _, at)| *u == f.user && *at == midwatch::model::sn_time::format(e.at));
+            let own = events.iter().any(|(u, _, at)| *u == f.user && *at == midwatch::domain::sn_time::format(e.at));
             assert!(own, "{} decided by someone else's event {e:?}", f.user);
         }
     }

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use midwatch::fake_instance::{Dataset, FakeInstance};
-use midwatch::model::sn_time;
+use midwatch::demo::instance::{Dataset, FakeInstance};
+use midwatch::domain::sn_time;
 use midwatch::snow::{Client, ClientOptions};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};

@@ -1,6 +1,6 @@
 //! The documentation's example scenario, end to end over HTTP.
 
-use midwatch::report::{AccountState, Category, Condition, Status};
+use midwatch::domain::{AccountState, Category, Condition, Status};
 use wiremock::MockServer;
 
 use crate::support::*;
@@ -65,7 +65,7 @@ async fn instance_message_style_reproduces_the_builtin_strings() {
     let server = MockServer::start().await;
     mount_demo_tables(&server, &[]).await;
     let mut config = config_for(&server.uri());
-    config.check.messages = midwatch::messages::MessageStyle::Instance;
+    config.check.messages = midwatch::domain::MessageStyle::Instance;
     let client = client(&config);
     let opts = midwatch::cycle::CheckOptions::from_config(&config);
     let outcome = midwatch::cycle::check(&config, &client, &opts, reference_now()).await.expect("check");
@@ -81,7 +81,7 @@ async fn json_report_is_a_stable_document() {
     mount_demo_tables(&server, &[]).await;
     let outcome = check(&server.uri()).await.expect("check");
     let doc: serde_json::Value =
-        serde_json::from_str(&midwatch::report::json::render(&outcome.report, &serde_json::Map::new())).expect("JSON");
+        serde_json::from_str(&midwatch::present::json::render(&outcome.report, &serde_json::Map::new())).expect("JSON");
     assert_eq!(doc["status"], "CRITICAL");
     assert_eq!(doc["exit_code"], 2);
     assert_eq!(doc["window"]["end"], "2026-11-22 12:00:00");
@@ -104,12 +104,12 @@ async fn summary_text_has_counts_and_no_names() {
     let server = MockServer::start().await;
     mount_demo_tables(&server, &[]).await;
     let outcome = check(&server.uri()).await.expect("check");
-    let text = midwatch::report::text::render(&outcome.report, midwatch::report::text::Detail::Summary);
+    let text = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Summary);
     for name in ["midserver2", "local-midserver", "ardis.maison", "mid-london-01"] {
         assert!(!text.contains(name), "summary names {name}:\n{text}");
     }
     assert!(text.contains("Users with the mid_server role"));
-    let detailed = midwatch::report::text::render(&outcome.report, midwatch::report::text::Detail::Detailed);
+    let detailed = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Detailed);
     assert!(detailed.contains("MID Server ID map"));
     assert!(detailed.contains("What to do: Re-assign the mid_server role"));
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
 use midwatch::cycle::{self, CheckOptions};
-use midwatch::model::sn_time;
+use midwatch::domain::sn_time;
 use midwatch::snow::{Client, RetryPolicy};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -35,7 +35,7 @@ pub fn fixture(name: &str) -> String {
 
 /// The reference time the demo fixtures are written against: the end of the window.
 pub fn reference_now() -> DateTime<Utc> {
-    sn_time::parse(midwatch::fake_instance::REFERENCE_TIME).expect("valid reference time")
+    sn_time::parse(midwatch::demo::instance::REFERENCE_TIME).expect("valid reference time")
 }
 
 /// Mounts `demo/<table>.json` for every table except those in `except`.

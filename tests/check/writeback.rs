@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
-use midwatch::cycle::{self, CheckOptions, Outcome, WriteBack};
-use midwatch::fake_instance::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
+use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::demo::instance::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
+use midwatch::writeback::WriteBack;
 use serde_json::{Map, Value};
 
 use crate::support::*;
@@ -249,7 +250,7 @@ async fn dry_run_sends_no_write_at_all() {
     assert_eq!(plan.create.len(), 5);
     assert_eq!(site.writes(), 0, "no POST, PATCH or batch");
     assert!(site.records("midwatch").is_empty());
-    let text = outcome.render(midwatch::cli::Format::Text, midwatch::report::text::Detail::Detailed);
+    let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
     assert!(text.contains("dry run, nothing written: would create 5, count 0, resolve 0"), "{text}");
     assert!(!text.contains(PASSWORD));
 }

@@ -1,9 +1,10 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::messages::{MessageStyle, issue_message};
-use crate::model::{LoginEventKind, sn_time};
-use crate::report::{AccountState, Category, Condition, Evidence, MissingRoles};
+use crate::domain::MessageStyle;
+use crate::domain::{AccountState, Category, Condition, Evidence, MissingRoles};
+use crate::domain::{LoginEventKind, sn_time};
+use crate::evaluate::messages::issue_message;
 
 const SOURCE: &str = "midwatch";
 

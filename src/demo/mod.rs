@@ -3,20 +3,23 @@
 //! The simulated instance serves the data set of `wiremock_fixtures/demo/` (the documentation's
 //! example users, shifted so that its events fall inside the window ending now) over real HTTP on
 //! a loopback port, and the demo runs the same `check` code path a real instance gets.
+//!
+//! The simulated instance ([`instance`]) and SMTP server ([`smtp`]) are also what the integration tests run
+//! against; they are not part of the product's API.
 
-use std::process::ExitCode;
+pub mod instance;
+pub mod smtp;
 
 use secrecy::SecretString;
 
-use crate::cli::{Format, OutputArgs};
 use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions};
-use crate::fake_instance::{Dataset, FakeInstance};
-use crate::messages::MessageStyle;
+use crate::domain::{MessageStyle, Status};
 use crate::notify::EmailConfig;
-use crate::notify::sink::SmtpSink;
-use crate::report::Status;
+use crate::present::{self, Detail, Format};
 use crate::snow::RetryPolicy;
+use instance::{Dataset, FakeInstance};
+use smtp::SmtpSink;
 
 const USER: &str = "svc.midwatch";
 const PASSWORD: &str = "demo-password";
@@ -51,17 +54,8 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
     })
 }
 
-pub async fn run(output: &OutputArgs) -> ExitCode {
-    match run_demo(output).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("midwatch demo failed: {e:#}");
-            ExitCode::from(Status::Unknown.exit_code())
-        }
-    }
-}
-
-async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
+/// Runs the demo's two cycles and prints their report; the status is the second cycle's.
+pub async fn run(format: Format, detail: Detail) -> anyhow::Result<Status> {
     let now = chrono::Utc::now();
     let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
     instance.set_clock(now);
@@ -81,7 +75,7 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
 
     // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
     let first = cycle::check(&config, &client, &opts, now).await?;
-    print!("{}", first.render(output.format, output.detail));
+    print!("{}", first.render(format, detail));
     eprintln!(
         "midwatch demo: cycle 1 made {} HTTP requests ({} response bytes) in {} ms",
         first.requests,
@@ -97,14 +91,17 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
 
     // Cycle 2: the four remaining findings are counted (count 2); midserver2's record is resolved.
     let second = cycle::check(&config, &client, &opts, later).await?;
-    match output.format {
+    match format {
         Format::Text => {
             println!("\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---");
             println!("{}", second.report.status_line());
-            print!("{}", cycle::render_write_back(&second.write_back, output.detail));
-            print!("{}", cycle::render_email(second.email.as_ref()));
+            print!("{}", present::text::write_back(&second.write_back, detail));
+            print!(
+                "{}",
+                present::text::email(second.email.as_ref().map(crate::notify::EmailOutcome::section).as_ref())
+            );
         }
-        Format::Json => print!("{}", second.render(output.format, output.detail)),
+        Format::Json => print!("{}", second.render(format, detail)),
     }
     eprintln!(
         "midwatch demo: cycle 2 made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
@@ -117,7 +114,7 @@ async fn run_demo(output: &OutputArgs) -> anyhow::Result<ExitCode> {
     for file in sink.saved_files() {
         eprintln!("midwatch demo: the email received by the demo SMTP server is saved as {}", file.display());
     }
-    Ok(ExitCode::from(second.report.status.exit_code()))
+    Ok(second.report.status)
 }
 
 /// The sys_id of the `login` event [`fix_midserver2`] records.
@@ -143,7 +140,7 @@ pub fn fix_midserver2(
         "table": "",
         "state": "processed",
         "queue": "",
-        "sys_created_on": crate::model::sn_time::format(at),
+        "sys_created_on": crate::domain::sn_time::format(at),
         "sys_created_by": "midserver2",
     });
     if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), event) {

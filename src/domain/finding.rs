@@ -1,15 +1,22 @@
-//! The result of one cycle's evaluation, and its renderings (text and JSON).
+//! What `evaluate` concludes: findings, their categories and evidence, the summary and the plugin status.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::messages::MessageStyle;
-use crate::model::{LoginEventKind, SkippedUser, Window};
+use super::{LoginEventKind, SkippedUser, Window};
 
-pub mod json;
-pub mod text;
+/// Which text the messages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStyle {
+    /// The product documentation's wording (one space, "is associated", "but not associated").
+    #[default]
+    Documented,
+    /// The built-in job's stored strings, byte for byte (two spaces after the first sentence).
+    Instance,
+}
 
 /// The four kinds of problem, in the order reports list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -157,7 +164,7 @@ pub struct Evidence {
 pub struct EventEvidence {
     pub sys_id: String,
     pub name: LoginEventKind,
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub at: DateTime<Utc>,
     /// The source IP (`parm2` of `login` and `login.failed`), when it is one.
     pub ip: Option<String>,
@@ -168,7 +175,7 @@ pub struct LoginHistoryEvidence {
     pub status: String,
     pub failure_reason: String,
     pub ip_address: String,
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub at: DateTime<Utc>,
 }
 
@@ -284,5 +291,47 @@ impl Report {
             self.instance,
             self.summary.down_mid_servers
         )
+    }
+}
+
+/// A finding as remembered between emails: what identifies it in `ecc_agent_issue` (the message) and how the
+/// email groups it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FindingKey {
+    pub user: String,
+    #[serde(with = "category_name")]
+    pub category: Category,
+    pub message: String,
+}
+
+impl FindingKey {
+    /// The report's findings, sorted and without duplicates.
+    pub fn of_report(report: &Report) -> Vec<FindingKey> {
+        let mut v: Vec<FindingKey> = report
+            .findings
+            .iter()
+            .map(|f| FindingKey { user: f.user.clone(), category: f.category, message: f.message.clone() })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+mod category_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Category;
+
+    pub fn serialize<S: Serializer>(c: &Category, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
+        let name = String::deserialize(d)?;
+        Category::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown category {name:?}")))
     }
 }

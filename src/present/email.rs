@@ -10,10 +10,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::Links;
-use super::outbox::{NotifiedFinding, NotifiedState};
-use crate::model::sn_time;
-use crate::report::{AccountState, Category, Finding, IdMap, Report, Status};
+use super::{FindingView, IdMapView, ReportView, Value, clean};
+use crate::domain::{Category, Finding, FindingKey, Report, Status, sn_time};
 
 /// Text lines are wrapped at this width where words allow (URLs are never broken).
 pub const WIDTH: usize = 76;
@@ -24,27 +22,20 @@ pub struct Delta<'a> {
     pub new: Vec<&'a Finding>,
     pub still_open: Vec<&'a Finding>,
     /// In the last email, gone now.
-    pub resolved: Vec<NotifiedFinding>,
+    pub resolved: Vec<FindingKey>,
     /// When the last email was composed; `None` for the first one.
     pub previous_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> Delta<'a> {
-    /// Compares with the last-notified state (`None`: nothing was ever sent, every finding is new).
-    pub fn compute(report: &'a Report, last: Option<&NotifiedState>) -> Delta<'a> {
-        match last {
-            Some(l) => Delta::against(report, &l.findings, Some(l.notified_at)),
-            None => Delta::against(report, &[], None),
-        }
-    }
-
-    pub fn against(report: &'a Report, previous: &[NotifiedFinding], previous_at: Option<DateTime<Utc>>) -> Delta<'a> {
+    /// Compares with the findings of the last email (`previous_at` `None`: nothing was ever sent).
+    pub fn against(report: &'a Report, previous: &[FindingKey], previous_at: Option<DateTime<Utc>>) -> Delta<'a> {
         let was = |f: &Finding| {
             previous.iter().any(|p| p.user == f.user && p.category == f.category && p.message == f.message)
         };
         let (still_open, new): (Vec<&Finding>, Vec<&Finding>) = report.findings.iter().partition(|f| was(f));
-        let current = NotifiedFinding::of_report(report);
-        let mut resolved: Vec<NotifiedFinding> = previous.iter().filter(|p| !current.contains(p)).cloned().collect();
+        let current = FindingKey::of_report(report);
+        let mut resolved: Vec<FindingKey> = previous.iter().filter(|p| !current.contains(p)).cloned().collect();
         resolved.sort();
         resolved.dedup();
         Delta { new, still_open, resolved, previous_at }
@@ -62,9 +53,73 @@ pub struct RenderedEmail {
 /// Renders the subject and both bodies.
 pub fn render(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -> RenderedEmail {
     let subject = subject(report, delta);
-    let text = text(report, delta, links, now);
-    let html = html(report, delta, links, now, &subject);
+    let view = EmailView::of(report, delta);
+    let text = text(&view, links, now);
+    let html = html(&view, links, now, &subject);
     RenderedEmail { subject, text, html }
+}
+
+/// New or still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    New,
+    StillOpen,
+}
+
+/// A finding of the last email that is gone now.
+struct ResolvedView<'a> {
+    message: Value<'a>,
+    user: Value<'a>,
+}
+
+type Groups<'a> = Vec<(Category, Vec<FindingView<'a>>)>;
+
+/// What both bodies show, built once from the report and the change since the last email.
+struct EmailView<'a> {
+    report: ReportView<'a>,
+    changes: String,
+    /// New, then still open, with their counts; each grouped by category, empty groups left out.
+    sections: Vec<(Section, usize, Groups<'a>)>,
+    resolved_count: usize,
+    resolved: Vec<(Category, Vec<ResolvedView<'a>>)>,
+}
+
+impl<'a> EmailView<'a> {
+    fn of(report: &'a Report, delta: &'a Delta<'a>) -> EmailView<'a> {
+        let group = |findings: &[&'a Finding]| -> Groups<'a> {
+            Category::ALL
+                .into_iter()
+                .map(|c| {
+                    (c, findings.iter().filter(|f| f.category == c).map(|f| FindingView::of(f)).collect::<Vec<_>>())
+                })
+                .filter(|(_, g)| !g.is_empty())
+                .collect()
+        };
+        let sections = [(Section::New, &delta.new), (Section::StillOpen, &delta.still_open)]
+            .into_iter()
+            .filter(|(_, f)| !f.is_empty())
+            .map(|(s, f)| (s, f.len(), group(f)))
+            .collect();
+        EmailView {
+            report: ReportView::of(report),
+            changes: changes_line(delta),
+            sections,
+            resolved_count: delta.resolved.len(),
+            resolved: Category::ALL
+                .into_iter()
+                .map(|c| {
+                    let group: Vec<ResolvedView<'a>> = delta
+                        .resolved
+                        .iter()
+                        .filter(|f| f.category == c)
+                        .map(|f| ResolvedView { message: Value::of(&f.message), user: Value::of(&f.user) })
+                        .collect();
+                    (c, group)
+                })
+                .filter(|(_, g)| !g.is_empty())
+                .collect(),
+        }
+    }
 }
 
 /// `[midwatch] CRITICAL acme: 3 MID Server user issues (2 new, 1 resolved)`.
@@ -94,24 +149,6 @@ pub fn subject(report: &Report, delta: &Delta<'_>) -> String {
 // ---------------------------------------------------------------------------------------------------------
 // Values from the instance
 
-/// Control characters (CR, LF, TAB, ESC, …) made visible as escapes, so that no value can start a new line in
-/// a body, fake a MIME boundary, or move a terminal's cursor.
-pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
@@ -134,6 +171,13 @@ pub fn escape_html(s: &str) -> String {
 
 // ---------------------------------------------------------------------------------------------------------
 // Links
+
+/// Links to the instance: `ecc_agent_issue` record sys_ids by message (may be empty when write-back is off).
+#[derive(Debug, Clone)]
+pub struct Links {
+    pub instance_url: Url,
+    pub issue_ids: std::collections::BTreeMap<String, String>,
+}
 
 fn page(links: &Links, path: &str, pairs: &[(&str, &str)]) -> Option<String> {
     let mut url: Url = links.instance_url.join(path).ok()?;
@@ -162,64 +206,6 @@ pub fn mid_link(links: &Links, sys_id: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------------------
 // Shared wording
 
-fn account(a: AccountState) -> &'static str {
-    match a {
-        AccountState::Active => "active",
-        AccountState::Inactive => "INACTIVE",
-        AccountState::LockedOut => "LOCKED OUT",
-        AccountState::InactiveAndLockedOut => "INACTIVE and LOCKED OUT",
-        AccountState::NotFound => "NO SUCH USER in sys_user",
-    }
-}
-
-/// The detail rows of a finding, label → (cleaned) value, without links.
-fn detail_rows(f: &Finding) -> Vec<(&'static str, String)> {
-    let mut rows = Vec::new();
-    match &f.evidence.event {
-        Some(e) => {
-            let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
-            rows.push((
-                "Deciding event",
-                format!(
-                    "{} at {} UTC{from} (sysevent {})",
-                    e.name.event_name(),
-                    sn_time::format(e.at),
-                    clean(&e.sys_id)
-                ),
-            ));
-        }
-        None => rows.push(("Deciding event", "none: no login attempt in the window".to_string())),
-    }
-    if let Some(h) = &f.evidence.login_history {
-        let reason =
-            if h.failure_reason.is_empty() { String::new() } else { format!(": {}", clean(&h.failure_reason)) };
-        rows.push((
-            "Login history",
-            format!("{} at {} UTC from {}{reason}", clean(&h.status), sn_time::format(h.at), clean(&h.ip_address)),
-        ));
-    }
-    rows.push(("Account", account(f.account).to_string()));
-    let roles = &f.missing_roles;
-    if !roles.from_event.is_empty() {
-        rows.push(("Missing (event)", clean(&roles.from_event.join(", "))));
-    }
-    if !roles.from_role_containment.is_empty() {
-        rows.push((
-            "Missing (roles)",
-            format!("{} (compared with what mid_server contains)", clean(&roles.from_role_containment.join(", "))),
-        ));
-    }
-    if let Some(cause) = &f.likely_cause {
-        rows.push(("Likely cause", clean(cause)));
-    }
-    rows
-}
-
-/// Current findings of one category, in report order.
-fn of_category<'a>(findings: &[&'a Finding], c: Category) -> Vec<&'a Finding> {
-    findings.iter().copied().filter(|f| f.category == c).collect()
-}
-
 fn changes_line(delta: &Delta<'_>) -> String {
     match delta.previous_at {
         None => "first email from midwatch for this instance: every finding is new".to_string(),
@@ -231,16 +217,6 @@ fn changes_line(delta: &Delta<'_>) -> String {
             sn_time::format(at)
         ),
     }
-}
-
-fn window_line(report: &Report) -> String {
-    let w = &report.window;
-    format!(
-        "after {} UTC, up to {} UTC ({} plus the built-in job's 1-minute margin)",
-        sn_time::format(w.start),
-        sn_time::format(w.end),
-        humantime::format_duration(w.length)
-    )
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -301,26 +277,23 @@ impl TextOut {
     }
 }
 
-fn text(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -> String {
+fn text(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>) -> String {
+    let r = &v.report;
     let mut t = TextOut { out: String::new() };
-    t.wrapped("", "  ", &clean(&report.status_line()));
+    t.wrapped("", "  ", &r.status_line);
     t.blank();
     t.wrapped("Instance: ", "          ", &clean(links.instance_url.as_str()));
-    t.wrapped("Window:   ", "          ", &window_line(report));
-    t.wrapped("Changes:  ", "          ", &changes_line(delta));
+    t.wrapped("Window:   ", "          ", &r.window);
+    t.wrapped("Changes:  ", "          ", &v.changes);
 
-    let sections: [(&str, &[&Finding]); 2] = [("NEW", &delta.new), ("STILL OPEN", &delta.still_open)];
-    for (title, findings) in sections {
-        if findings.is_empty() {
-            continue;
-        }
+    for (section, count, groups) in &v.sections {
+        let title = match section {
+            Section::New => "NEW",
+            Section::StillOpen => "STILL OPEN",
+        };
         t.blank();
-        t.heading(&format!("{title} ({})", findings.len()), '=');
-        for c in Category::ALL {
-            let group = of_category(findings, c);
-            if group.is_empty() {
-                continue;
-            }
+        t.heading(&format!("{title} ({count})"), '=');
+        for (c, group) in groups {
             t.blank();
             t.heading(&format!("{} ({})", c.title(), group.len()), '-');
             t.wrapped("What to do: ", "  ", c.remediation());
@@ -329,47 +302,43 @@ fn text(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -
             }
         }
     }
-    if !delta.resolved.is_empty() {
+    if v.resolved_count > 0 {
         t.blank();
-        t.heading(&format!("RESOLVED ({})", delta.resolved.len()), '=');
-        for c in Category::ALL {
-            let group: Vec<&NotifiedFinding> = delta.resolved.iter().filter(|f| f.category == c).collect();
-            if group.is_empty() {
-                continue;
-            }
+        t.heading(&format!("RESOLVED ({})", v.resolved_count), '=');
+        for (c, group) in &v.resolved {
             t.blank();
             t.heading(&format!("{} ({})", c.title(), group.len()), '-');
             for f in group {
                 t.blank();
-                t.wrapped("  * ", "    ", &clean(&f.message));
-                if let Some(u) = issue_link(links, &f.message) {
+                t.wrapped("  * ", "    ", &f.message.text);
+                if let Some(u) = issue_link(links, f.message.raw) {
                     t.field("Issue record", &u);
                 }
-                if let Some(u) = user_link(links, &f.user) {
+                if let Some(u) = user_link(links, f.user.raw) {
                     t.field("User record", &u);
                 }
             }
         }
     }
-    if report.findings.is_empty() {
+    if r.report.findings.is_empty() {
         t.blank();
         t.line("No MID Server user has a problem now.");
     }
-    if !report.skipped_users.is_empty() {
+    if !r.skipped_users.is_empty() {
         t.blank();
-        t.heading(&format!("USERS NOT CHECKED ({})", report.skipped_users.len()), '=');
-        for s in &report.skipped_users {
-            t.wrapped("  * ", "    ", &format!("{}: {}", clean(&s.user), clean(&s.reason)));
+        t.heading(&format!("USERS NOT CHECKED ({})", r.skipped_users.len()), '=');
+        for (user, reason) in &r.skipped_users {
+            t.wrapped("  * ", "    ", &format!("{user}: {reason}"));
         }
     }
-    if let Some(map) = &report.id_map {
+    if let Some(map) = &r.id_map {
         text_id_map(&mut t, map, links);
     }
-    if !report.notes.is_empty() {
+    if !r.notes.is_empty() {
         t.blank();
         t.heading("NOTES", '=');
-        for n in &report.notes {
-            t.wrapped("  - ", "    ", &clean(n));
+        for n in &r.notes {
+            t.wrapped("  - ", "    ", n);
         }
     }
     t.blank();
@@ -387,25 +356,25 @@ fn text(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -
     t.out
 }
 
-fn text_finding(t: &mut TextOut, f: &Finding, links: &Links) {
+fn text_finding(t: &mut TextOut, f: &FindingView<'_>, links: &Links) {
     t.blank();
-    t.wrapped("  * ", "    ", &clean(&f.message));
+    t.wrapped("  * ", "    ", &f.message.text);
     for m in &f.down_mid_servers {
-        let link = mid_link(links, &m.sys_id).unwrap_or_else(|| clean(&m.sys_id));
-        t.field("Down MID Server", &format!("{} {link}", clean(&m.name)));
+        let link = mid_link(links, m.sys_id.raw).unwrap_or_else(|| m.sys_id.text.clone());
+        t.field("Down MID Server", &format!("{} {link}", m.name.text));
     }
-    for (label, value) in detail_rows(f) {
-        t.field(label, &value);
+    for (label, value) in &f.rows {
+        t.field(label, value);
     }
-    if let Some(u) = issue_link(links, &f.message) {
+    if let Some(u) = issue_link(links, f.message.raw) {
         t.field("Issue record", &u);
     }
-    if let Some(u) = user_link(links, &f.user) {
+    if let Some(u) = user_link(links, f.user.raw) {
         t.field("User record", &u);
     }
 }
 
-fn text_id_map(t: &mut TextOut, map: &IdMap, links: &Links) {
+fn text_id_map(t: &mut TextOut, map: &IdMapView<'_>, links: &Links) {
     t.blank();
     t.heading("MID SERVER ID MAP", '=');
     t.line("Users with the mid_server role not configured on any MID Server:");
@@ -413,16 +382,17 @@ fn text_id_map(t: &mut TextOut, map: &IdMap, links: &Links) {
         t.line("  (none)");
     }
     for u in &map.unassociated_users {
-        t.wrapped("  ", "    ", &clean(u));
+        t.wrapped("  ", "    ", &u.text);
     }
     t.line("Users configured on down MID Servers (MID Server sys_ids):");
-    for (u, mids) in &map.users_on_down_mid_servers {
-        t.wrapped("  ", "    ", &format!("{}: {}", clean(u), clean(&mids.join(", "))));
+    for u in &map.users_on_down_mid_servers {
+        let ids: Vec<&str> = u.mid_servers.iter().map(|m| m.text.as_str()).collect();
+        t.wrapped("  ", "    ", &format!("{}: {}", u.user.text, ids.join(", ")));
     }
     t.line("Down MID Servers (sys_id: name):");
-    for (id, name) in &map.down_mid_servers {
-        t.wrapped("  ", "    ", &format!("{}: {}", clean(id), clean(name)));
-        if let Some(u) = mid_link(links, id) {
+    for m in &map.down_mid_servers {
+        t.wrapped("  ", "    ", &format!("{}: {}", m.sys_id.text, m.name.text));
+        if let Some(u) = mid_link(links, m.sys_id.raw) {
             t.wrapped("    ", "    ", &u);
         }
     }
@@ -472,7 +442,8 @@ impl HtmlOut {
     }
 }
 
-fn html(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, subject: &str) -> String {
+fn html(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>, subject: &str) -> String {
+    let r = &v.report;
     let mut h = HtmlOut(String::new());
     h.l("<!DOCTYPE html>");
     h.l("<html lang=\"en\">");
@@ -483,28 +454,23 @@ fn html(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, s
     h.l("<body style=\"font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#1f2328;line-height:1.4\">");
     h.l(&format!(
         "<p style=\"font-family:monospace;font-weight:bold;color:{}\">{}</p>",
-        status_color(report.status),
-        escape_html(&report.status_line())
+        status_color(r.report.status),
+        escape_html(&r.status_line)
     ));
     h.l("<table style=\"border-collapse:collapse\">");
     let instance = links.instance_url.as_str();
     h.row("Instance", &a(instance, instance));
-    h.row("Window", &escape_html(&window_line(report)));
-    h.row("Changes", &escape_html(&changes_line(delta)));
+    h.row("Window", &escape_html(&r.window));
+    h.row("Changes", &escape_html(&v.changes));
     h.l("</table>");
 
-    let sections: [(&str, &str, &[&Finding]); 2] =
-        [("New", "#cf222e", &delta.new), ("Still open", "#9a6700", &delta.still_open)];
-    for (title, color, findings) in sections {
-        if findings.is_empty() {
-            continue;
-        }
-        h.h2(&format!("{title} ({})", findings.len()), color);
-        for c in Category::ALL {
-            let group = of_category(findings, c);
-            if group.is_empty() {
-                continue;
-            }
+    for (section, count, groups) in &v.sections {
+        let (title, color) = match section {
+            Section::New => ("New", "#cf222e"),
+            Section::StillOpen => ("Still open", "#9a6700"),
+        };
+        h.h2(&format!("{title} ({count})"), color);
+        for (c, group) in groups {
             h.h3(&format!("{} ({})", c.title(), group.len()));
             h.l(&format!(
                 "<p style=\"background:#f6f8fa;padding:6px 8px;margin:4px 0 8px 0\"><strong>What to do:</strong> {}</p>",
@@ -515,18 +481,14 @@ fn html(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, s
             }
         }
     }
-    if !delta.resolved.is_empty() {
-        h.h2(&format!("Resolved ({})", delta.resolved.len()), "#1a7f37");
-        for c in Category::ALL {
-            let group: Vec<&NotifiedFinding> = delta.resolved.iter().filter(|f| f.category == c).collect();
-            if group.is_empty() {
-                continue;
-            }
+    if v.resolved_count > 0 {
+        h.h2(&format!("Resolved ({})", v.resolved_count), "#1a7f37");
+        for (c, group) in &v.resolved {
             h.h3(&format!("{} ({})", c.title(), group.len()));
             h.l("<ul>");
             for f in group {
                 let mut item =
-                    format!("<li><span style=\"text-decoration:line-through\">{}</span>", escape_html(&f.message));
+                    format!("<li><span style=\"text-decoration:line-through\">{}</span>", escape_html(&f.message.text));
                 let refs = refs(links, &f.message, &f.user);
                 if !refs.is_empty() {
                     let _ = write!(item, "<br>{refs}");
@@ -537,24 +499,24 @@ fn html(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, s
             h.l("</ul>");
         }
     }
-    if report.findings.is_empty() {
+    if r.report.findings.is_empty() {
         h.l("<p><strong>No MID Server user has a problem now.</strong></p>");
     }
-    if !report.skipped_users.is_empty() {
-        h.h2(&format!("Users not checked ({})", report.skipped_users.len()), "#d0d7de");
+    if !r.skipped_users.is_empty() {
+        h.h2(&format!("Users not checked ({})", r.skipped_users.len()), "#d0d7de");
         h.l("<ul>");
-        for s in &report.skipped_users {
-            h.l(&format!("<li><code>{}</code>: {}</li>", escape_html(&s.user), escape_html(&s.reason)));
+        for (user, reason) in &r.skipped_users {
+            h.l(&format!("<li><code>{}</code>: {}</li>", escape_html(user), escape_html(reason)));
         }
         h.l("</ul>");
     }
-    if let Some(map) = &report.id_map {
+    if let Some(map) = &r.id_map {
         html_id_map(&mut h, map, links);
     }
-    if !report.notes.is_empty() {
+    if !r.notes.is_empty() {
         h.h2("Notes", "#d0d7de");
         h.l("<ul>");
-        for n in &report.notes {
+        for n in &r.notes {
             h.l(&format!("<li>{}</li>", escape_html(n)));
         }
         h.l("</ul>");
@@ -573,30 +535,30 @@ fn html(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, s
 }
 
 /// `issue record · user NAME` links, HTML.
-fn refs(links: &Links, message: &str, user: &str) -> String {
+fn refs(links: &Links, message: &Value<'_>, user: &Value<'_>) -> String {
     let mut refs = Vec::new();
-    if let Some(u) = issue_link(links, message) {
+    if let Some(u) = issue_link(links, message.raw) {
         refs.push(a(&u, "issue record"));
     }
-    if let Some(u) = user_link(links, user) {
-        refs.push(a(&u, &format!("user {user}")));
+    if let Some(u) = user_link(links, user.raw) {
+        refs.push(a(&u, &format!("user {}", user.text)));
     }
     refs.join(" &middot; ")
 }
 
-fn html_finding(h: &mut HtmlOut, f: &Finding, links: &Links, color: &str) {
+fn html_finding(h: &mut HtmlOut, f: &FindingView<'_>, links: &Links, color: &str) {
     h.l(&format!("<div style=\"border-left:4px solid {color};padding:2px 0 2px 10px;margin:0 0 12px 0\">"));
-    h.l(&format!("<p style=\"margin:0 0 4px 0\"><strong>{}</strong></p>", escape_html(&f.message)));
+    h.l(&format!("<p style=\"margin:0 0 4px 0\"><strong>{}</strong></p>", escape_html(&f.message.text)));
     h.l("<table style=\"border-collapse:collapse;font-size:13px\">");
     for m in &f.down_mid_servers {
-        let value = match mid_link(links, &m.sys_id) {
-            Some(u) => format!("{} ({})", a(&u, &m.name), escape_html(&m.sys_id)),
-            None => format!("{} ({})", escape_html(&m.name), escape_html(&m.sys_id)),
+        let name = match mid_link(links, m.sys_id.raw) {
+            Some(u) => a(&u, &m.name.text),
+            None => escape_html(&m.name.text),
         };
-        h.row("Down MID Server", &value);
+        h.row("Down MID Server", &format!("{name} ({})", escape_html(&m.sys_id.text)));
     }
-    for (label, value) in detail_rows(f) {
-        h.row(label, &escape_html(&value));
+    for (label, value) in &f.rows {
+        h.row(label, &escape_html(value));
     }
     let refs = refs(links, &f.message, &f.user);
     if !refs.is_empty() {
@@ -606,7 +568,7 @@ fn html_finding(h: &mut HtmlOut, f: &Finding, links: &Links, color: &str) {
     h.l("</div>");
 }
 
-fn html_id_map(h: &mut HtmlOut, map: &IdMap, links: &Links) {
+fn html_id_map(h: &mut HtmlOut, map: &IdMapView<'_>, links: &Links) {
     let linked = |link: Option<String>, label: &str| match link {
         Some(u) => a(&u, label),
         None => escape_html(label),
@@ -618,20 +580,21 @@ fn html_id_map(h: &mut HtmlOut, map: &IdMap, links: &Links) {
         h.l("<li>(none)</li>");
     }
     for u in &map.unassociated_users {
-        h.l(&format!("<li>{}</li>", linked(user_link(links, u), u)));
+        h.l(&format!("<li>{}</li>", linked(user_link(links, u.raw), &u.text)));
     }
     h.l("</ul>");
     h.l("<p style=\"margin:4px 0\">Users configured on down MID Servers (MID Server sys_ids):</p>");
     h.l("<ul>");
-    for (u, mids) in &map.users_on_down_mid_servers {
-        let ids: Vec<String> = mids.iter().map(|id| linked(mid_link(links, id), id)).collect();
-        h.l(&format!("<li>{}: {}</li>", linked(user_link(links, u), u), ids.join(", ")));
+    for u in &map.users_on_down_mid_servers {
+        let ids: Vec<String> = u.mid_servers.iter().map(|id| linked(mid_link(links, id.raw), &id.text)).collect();
+        h.l(&format!("<li>{}: {}</li>", linked(user_link(links, u.user.raw), &u.user.text), ids.join(", ")));
     }
     h.l("</ul>");
     h.l("<p style=\"margin:4px 0\">Down MID Servers (sys_id: name):</p>");
     h.l("<ul>");
-    for (id, name) in &map.down_mid_servers {
-        h.l(&format!("<li>{}: {}</li>", linked(mid_link(links, id), id), escape_html(name)));
+    for m in &map.down_mid_servers {
+        let id = linked(mid_link(links, m.sys_id.raw), &m.sys_id.text);
+        h.l(&format!("<li>{id}: {}</li>", escape_html(&m.name.text)));
     }
     h.l("</ul>");
 }

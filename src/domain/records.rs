@@ -12,11 +12,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Window {
     /// Exclusive lower bound: `end - length - margin`.
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub start: DateTime<Utc>,
     /// Inclusive upper bound: "now" when the cycle began. Fixed for the whole read, so rows that
     /// arrive while `sysevent` is being paged cannot shift the pages.
-    #[serde(with = "crate::model::sn_time")]
+    #[serde(with = "crate::domain::sn_time")]
     pub end: DateTime<Utc>,
     /// The configured length, without the margin.
     #[serde(serialize_with = "serialize_duration")]
@@ -44,37 +44,6 @@ impl Window {
 
 fn serialize_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
-/// ServiceNow's date-time format (`yyyy-MM-dd HH:mm:ss`, UTC in the Table API).
-pub mod sn_time {
-    use chrono::{DateTime, NaiveDateTime, Utc};
-
-    pub const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
-
-    pub fn parse(s: &str) -> Option<DateTime<Utc>> {
-        NaiveDateTime::parse_from_str(s.trim(), FORMAT).ok().map(|t| t.and_utc())
-    }
-
-    pub fn format(t: DateTime<Utc>) -> String {
-        t.format(FORMAT).to_string()
-    }
-
-    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*t))
-    }
-
-    /// For `Option<DateTime<Utc>>` fields: `null` or the instance's format.
-    pub mod option {
-        use chrono::{DateTime, Utc};
-
-        pub fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.serialize_str(&super::format(*t)),
-                None => s.serialize_none(),
-            }
-        }
-    }
 }
 
 /// A row of `ecc_agent`.

@@ -3,20 +3,7 @@
 //! The message is the key the built-in job (and midwatch) de-duplicates `ecc_agent_issue` on,
 //! so these strings are part of the contract: product.md §2 and servicenow.md §5.2 item 9.
 
-use serde::{Deserialize, Serialize};
-
-use crate::model::LoginEventKind;
-
-/// Which text the messages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageStyle {
-    /// The product documentation's wording (one space, "is associated", "but not associated").
-    #[default]
-    Documented,
-    /// The built-in job's stored strings, byte for byte (two spaces after the first sentence).
-    Instance,
-}
+use crate::domain::{LoginEventKind, MessageStyle};
 
 /// The message for user `user` whose last login event in the window was `last` (None: no attempt),
 /// configured on `down` down MID Servers.

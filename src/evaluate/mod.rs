@@ -4,14 +4,17 @@
 //! checked, which event decides, what n counts — and adds the detail of product.md §2 without ever
 //! changing a documented message. No I/O and no clock: the window is an input.
 
+pub mod messages;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::messages::{MessageStyle, issue_message};
-use crate::model::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Snapshot, Window};
-use crate::report::{
+use crate::domain::MessageStyle;
+use crate::domain::{
     AccountState, Category, Condition, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence, MidRef,
     MissingRoles, Report, Status, Summary,
 };
+use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Snapshot, Window};
+use crate::evaluate::messages::issue_message;
 
 /// The domain written when the user's is empty, as the built-in job does.
 pub const GLOBAL_DOMAIN: &str = "global";
@@ -207,7 +210,7 @@ fn finding(
     })
 }
 
-fn user_by_name<'s>(s: &'s Snapshot, user: &str) -> Option<&'s crate::model::UserAccount> {
+fn user_by_name<'s>(s: &'s Snapshot, user: &str) -> Option<&'s crate::domain::UserAccount> {
     s.users.values().find(|u| u.user_name == user)
 }
 
@@ -294,7 +297,7 @@ fn likely_cause(user: &str, account: AccountState, condition: Condition, missing
         return Some(format!(
             "{}: the user lacks {SOAP_SCRIPT_ROLE}, so the instance can never record its authorization failures; \
              the problem may be missing roles ({roles}) rather than the network. Re-assign the mid_server role.",
-            crate::messages::undetectable_message(user)
+            crate::evaluate::messages::undetectable_message(user)
         ));
     }
     None

@@ -1,0 +1,259 @@
+//! Presenting a cycle: ONE view of the report and of each finding, and its renderings.
+//!
+//! ```text
+//! Report ──▶ ReportView / FindingView (wording, values cleaned of control characters, once)
+//!               ├──▶ text.rs   the terminal report (and the write-back and email sections of a cycle)
+//!               ├──▶ email.rs  the email: subject, plain text, HTML
+//!               └──  json.rs   the JSON document (serde does the escaping there)
+//! ```
+//!
+//! Everything that comes from the instance (user names, MID Server names, sys_ids, event fields, messages)
+//! is untrusted. The view holds it [`clean`]ed — control characters shown as escapes — so no value can
+//! forge a status line, a log line or a mail header line, whichever rendering prints it; the HTML
+//! rendering escapes on top of that. The raw value is kept beside the shown one only where a link is built
+//! from it (URL-encoded there).
+
+pub mod email;
+pub mod json;
+pub mod text;
+
+use std::fmt::Write as _;
+
+use crate::domain::{AccountState, Finding, IdMap, Report, sn_time};
+
+/// Output format of `check` and `demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// How much the text report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Detail {
+    /// Counts by condition, no names.
+    Summary,
+    /// Named findings by category, with remediation and the MID Server ID map.
+    #[default]
+    Detailed,
+}
+
+/// Control characters (CR, LF, TAB, ESC, …) made visible as escapes, so that no value can start a new line in
+/// a report, a log line or a mail body, fake a MIME boundary, or move a terminal's cursor.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value for display: `Display` prints it [`clean`]ed. For log fields (`tracing::warn!(user = %Shown(u))`)
+/// and `format!` arguments that carry instance data.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(pub &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&clean(self.0))
+    }
+}
+
+/// A value from the instance: `raw` for building links, `text` (cleaned) for showing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value<'a> {
+    pub raw: &'a str,
+    pub text: String,
+}
+
+impl<'a> Value<'a> {
+    pub fn of(raw: &'a str) -> Value<'a> {
+        Value { raw, text: clean(raw) }
+    }
+}
+
+/// The account wording every rendering uses.
+pub fn account_label(a: AccountState) -> &'static str {
+    match a {
+        AccountState::Active => "active",
+        AccountState::Inactive => "INACTIVE",
+        AccountState::LockedOut => "LOCKED OUT",
+        AccountState::InactiveAndLockedOut => "INACTIVE and LOCKED OUT",
+        AccountState::NotFound => "NO SUCH USER in sys_user",
+    }
+}
+
+/// `after … UTC, up to … UTC (4h plus the built-in job's 1-minute margin)`.
+pub fn window_line(report: &Report) -> String {
+    let w = &report.window;
+    format!(
+        "after {} UTC, up to {} UTC ({} plus the built-in job's 1-minute margin)",
+        sn_time::format(w.start),
+        sn_time::format(w.end),
+        humantime::format_duration(w.length)
+    )
+}
+
+/// A down MID Server named in a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidView<'a> {
+    pub sys_id: Value<'a>,
+    pub name: Value<'a>,
+}
+
+/// One finding as every rendering shows it.
+#[derive(Debug, Clone)]
+pub struct FindingView<'a> {
+    pub finding: &'a Finding,
+    /// The documented message, cleaned.
+    pub message: Value<'a>,
+    pub user: Value<'a>,
+    pub down_mid_servers: Vec<MidView<'a>>,
+    /// The detail rows after the MID Servers, label → cleaned value: deciding event, login history, account,
+    /// missing roles, likely cause.
+    pub rows: Vec<(&'static str, String)>,
+}
+
+impl<'a> FindingView<'a> {
+    pub fn of(f: &'a Finding) -> FindingView<'a> {
+        let mut rows = Vec::new();
+        match &f.evidence.event {
+            Some(e) => {
+                let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
+                rows.push((
+                    "Deciding event",
+                    format!(
+                        "{} at {} UTC{from} (sysevent {})",
+                        e.name.event_name(),
+                        sn_time::format(e.at),
+                        clean(&e.sys_id)
+                    ),
+                ));
+            }
+            None => rows.push(("Deciding event", "none: no login attempt in the window".to_string())),
+        }
+        if let Some(h) = &f.evidence.login_history {
+            let reason =
+                if h.failure_reason.is_empty() { String::new() } else { format!(": {}", clean(&h.failure_reason)) };
+            rows.push((
+                "Login history",
+                format!("{} at {} UTC from {}{reason}", clean(&h.status), sn_time::format(h.at), clean(&h.ip_address)),
+            ));
+        }
+        rows.push(("Account", account_label(f.account).to_string()));
+        let roles = &f.missing_roles;
+        if !roles.from_event.is_empty() {
+            rows.push(("Missing (event)", clean(&roles.from_event.join(", "))));
+        }
+        if !roles.from_role_containment.is_empty() {
+            rows.push((
+                "Missing (roles)",
+                format!("{} (compared with what mid_server contains)", clean(&roles.from_role_containment.join(", "))),
+            ));
+        }
+        if let Some(cause) = &f.likely_cause {
+            rows.push(("Likely cause", clean(cause)));
+        }
+        FindingView {
+            finding: f,
+            message: Value::of(&f.message),
+            user: Value::of(&f.user),
+            down_mid_servers: f
+                .down_mid_servers
+                .iter()
+                .map(|m| MidView { sys_id: Value::of(&m.sys_id), name: Value::of(&m.name) })
+                .collect(),
+            rows,
+        }
+    }
+}
+
+/// A user configured on down MID Servers, in the ID map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedUser<'a> {
+    pub user: Value<'a>,
+    pub mid_servers: Vec<Value<'a>>,
+}
+
+/// The MID Server ID map, cleaned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMapView<'a> {
+    pub unassociated_users: Vec<Value<'a>>,
+    pub users_on_down_mid_servers: Vec<MappedUser<'a>>,
+    /// sys_id → name.
+    pub down_mid_servers: Vec<MidView<'a>>,
+}
+
+impl<'a> IdMapView<'a> {
+    pub fn of(map: &'a IdMap) -> IdMapView<'a> {
+        IdMapView {
+            unassociated_users: map.unassociated_users.iter().map(|u| Value::of(u)).collect(),
+            users_on_down_mid_servers: map
+                .users_on_down_mid_servers
+                .iter()
+                .map(|(u, mids)| MappedUser {
+                    user: Value::of(u),
+                    mid_servers: mids.iter().map(|m| Value::of(m)).collect(),
+                })
+                .collect(),
+            down_mid_servers: map
+                .down_mid_servers
+                .iter()
+                .map(|(id, name)| MidView { sys_id: Value::of(id), name: Value::of(name) })
+                .collect(),
+        }
+    }
+}
+
+/// The parts of a report every rendering shows, cleaned once.
+#[derive(Debug, Clone)]
+pub struct ReportView<'a> {
+    pub report: &'a Report,
+    pub status_line: String,
+    pub instance: String,
+    pub window: String,
+    /// (user, reason) of the users the check refused to query.
+    pub skipped_users: Vec<(String, String)>,
+    pub id_map: Option<IdMapView<'a>>,
+    pub notes: Vec<String>,
+}
+
+impl<'a> ReportView<'a> {
+    pub fn of(report: &'a Report) -> ReportView<'a> {
+        ReportView {
+            report,
+            status_line: clean(&report.status_line()),
+            instance: clean(&report.instance),
+            window: window_line(report),
+            skipped_users: report.skipped_users.iter().map(|s| (clean(&s.user), clean(&s.reason))).collect(),
+            id_map: report.id_map.as_ref().map(IdMapView::of),
+            notes: report.notes.iter().map(|n| clean(n)).collect(),
+        }
+    }
+
+    /// The findings of one category, in report order.
+    pub fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
+        self.report.findings.iter().filter(|f| f.category == category).map(FindingView::of).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(clean("a\r\nMIDWATCH OK - x\t\u{1b}[2J\u{2028}"), "a\\r\\nMIDWATCH OK - x\\t\\u{1b}[2J\\u{2028}");
+        assert_eq!(Shown("x\ny").to_string(), "x\\ny");
+        assert_eq!(clean("plain välue"), "plain välue");
+    }
+}

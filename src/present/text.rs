@@ -1,0 +1,224 @@
+//! The terminal report: a plugin-style first line, then the summary or the detailed findings, and the
+//! write-back and email sections of a cycle.
+
+use std::fmt::Write as _;
+
+use super::{Detail, FindingView, IdMapView, ReportView, clean};
+use crate::domain::{Category, Report};
+use crate::writeback::WriteBack;
+
+pub fn render(report: &Report, detail: Detail) -> String {
+    let view = ReportView::of(report);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", view.status_line);
+    let _ = writeln!(out, "Window: {}", view.window);
+    match detail {
+        Detail::Summary => summary(&mut out, &view),
+        Detail::Detailed => detailed(&mut out, &view),
+    }
+    if !view.notes.is_empty() {
+        let _ = writeln!(out, "\nNotes:");
+        for n in &view.notes {
+            let _ = writeln!(out, "  - {n}");
+        }
+    }
+    out
+}
+
+fn summary(out: &mut String, v: &ReportView<'_>) {
+    let s = &v.report.summary;
+    let rows: [(&str, usize); 10] = [
+        ("Users with the mid_server role", s.role_users),
+        ("Down MID Servers", s.down_mid_servers),
+        ("Users configured on down MID Servers", s.users_on_down_mid_servers),
+        ("Configured MID Server users", s.configured_mid_users),
+        ("Role users not associated with a MID Server", s.unassociated_role_users),
+        ("Last login attempt failed authentication", s.last_attempt_failed_authentication),
+        ("Last login attempt failed authorization", s.last_attempt_failed_authorization),
+        ("Last login attempt succeeded", s.last_attempt_succeeded),
+        ("No login attempt in the window", s.no_attempt),
+        ("Connectivity undetectable (no soap_script)", s.connectivity_undetectable),
+    ];
+    let _ = writeln!(out);
+    for (label, n) in rows {
+        let _ = writeln!(out, "{label:<46} {n:>5}");
+    }
+    let _ = writeln!(out, "\nFindings by category:");
+    for c in Category::ALL {
+        let _ = writeln!(out, "  {:<44} {:>5}", c.name(), s.findings_by_category.get(&c).copied().unwrap_or(0));
+    }
+    if !s.findings_by_condition.is_empty() {
+        let _ = writeln!(out, "\nFindings by condition:");
+        for (cond, n) in &s.findings_by_condition {
+            let _ = writeln!(out, "  {:<44} {n:>5}", cond.describe());
+        }
+    }
+    if !v.skipped_users.is_empty() {
+        let _ = writeln!(out, "\nUsers not checked: {}", v.skipped_users.len());
+    }
+}
+
+fn detailed(out: &mut String, v: &ReportView<'_>) {
+    for c in Category::ALL {
+        let findings = v.findings_of(c);
+        if findings.is_empty() {
+            continue;
+        }
+        let n = findings.len();
+        let _ = writeln!(out, "\n{} ({n} finding{})", c.title(), if n == 1 { "" } else { "s" });
+        let _ = writeln!(out, "  What to do: {}", c.remediation());
+        for f in &findings {
+            finding(out, f);
+        }
+    }
+    if !v.skipped_users.is_empty() {
+        let _ = writeln!(out, "\nUsers not checked");
+        for (user, reason) in &v.skipped_users {
+            let _ = writeln!(out, "  * \"{user}\": {reason}");
+        }
+    }
+    if let Some(map) = &v.id_map {
+        id_map(out, map);
+    }
+}
+
+fn finding(out: &mut String, f: &FindingView<'_>) {
+    let _ = writeln!(out, "  * {}", f.message.text);
+    let mut line = |label: &str, value: &str| {
+        let _ = writeln!(out, "      {:<17} {value}", format!("{label}:"));
+    };
+    if !f.down_mid_servers.is_empty() {
+        let mids: Vec<String> =
+            f.down_mid_servers.iter().map(|m| format!("{} ({})", m.name.text, m.sys_id.text)).collect();
+        line("Down MID Servers", &mids.join(", "));
+    }
+    for (label, value) in &f.rows {
+        line(label, value);
+    }
+}
+
+fn id_map(out: &mut String, map: &IdMapView<'_>) {
+    let _ = writeln!(out, "\nMID Server ID map");
+    let _ = writeln!(out, "  Users with the mid_server role not configured on any MID Server:");
+    if map.unassociated_users.is_empty() {
+        let _ = writeln!(out, "    (none)");
+    }
+    for u in &map.unassociated_users {
+        let _ = writeln!(out, "    {}", u.text);
+    }
+    let _ = writeln!(out, "  Users configured on down MID Servers (MID Server sys_ids):");
+    for u in &map.users_on_down_mid_servers {
+        let ids: Vec<&str> = u.mid_servers.iter().map(|m| m.text.as_str()).collect();
+        let _ = writeln!(out, "    {}: {}", u.user.text, ids.join(", "));
+    }
+    let _ = writeln!(out, "  Down MID Servers (sys_id: name):");
+    for m in &map.down_mid_servers {
+        let _ = writeln!(out, "    {}: {}", m.sys_id.text, m.name.text);
+    }
+}
+
+/// The write-back section of the text report.
+pub fn write_back(w: &WriteBack, detail: Detail) -> String {
+    let mut out = String::new();
+    let detailed = detail == Detail::Detailed;
+    match w {
+        WriteBack::Disabled => {}
+        WriteBack::Failed { source, error } => {
+            let _ = writeln!(out, "\necc_agent_issue (source {}): not written: {}", clean(source), clean(error));
+        }
+        WriteBack::DryRun { source, plan } => {
+            let _ = writeln!(
+                out,
+                "\necc_agent_issue (source {}), dry run, nothing written: would create {}, count {}, resolve {}",
+                clean(source),
+                plan.create.len(),
+                plan.count.len(),
+                plan.resolve.len()
+            );
+            if detailed {
+                for c in &plan.create {
+                    let _ = writeln!(out, "  would create:   {}", clean(&c.message));
+                }
+                for u in &plan.count {
+                    let _ = writeln!(
+                        out,
+                        "  would count:    {} -> count {}: {}",
+                        clean(&u.sys_id),
+                        u.count,
+                        clean(&u.message)
+                    );
+                }
+                for r in &plan.resolve {
+                    let _ = writeln!(out, "  would resolve:  {}: {}", clean(&r.sys_id), clean(&r.message));
+                }
+            }
+        }
+        WriteBack::Applied { source, applied, .. } => {
+            let _ = writeln!(
+                out,
+                "\necc_agent_issue (source {}): {} created, {} counted, {} resolved{}",
+                clean(source),
+                applied.created.len(),
+                applied.counted.len(),
+                applied.resolved.len(),
+                if applied.failed.is_empty() { String::new() } else { format!(", {} FAILED", applied.failed.len()) }
+            );
+            if detailed {
+                for c in &applied.created {
+                    let _ = writeln!(out, "  created   {}: {}", clean(&c.sys_id), clean(&c.message));
+                }
+                for c in &applied.counted {
+                    let count = c.count.map(|n| format!(" (count {n})")).unwrap_or_default();
+                    let _ = writeln!(out, "  counted   {}{count}: {}", clean(&c.sys_id), clean(&c.message));
+                }
+                for r in &applied.resolved {
+                    let _ = writeln!(out, "  resolved  {}: {}", clean(&r.sys_id), clean(&r.message));
+                }
+            }
+            for f in &applied.failed {
+                let _ = writeln!(out, "  FAILED {} of \"{}\": {}", f.action, clean(&f.message), clean(&f.error));
+            }
+        }
+    }
+    out
+}
+
+/// What the email step did, as the text report shows it. `notify` fills it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSection {
+    /// `sent to 2 recipients`, `queued (…)`…
+    pub summary: String,
+    /// A dry run: the message that would be sent.
+    pub dry_run: Option<DryRunEmail>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunEmail {
+    pub subject: String,
+    pub recipients: Vec<String>,
+    /// The plain-text body (already cleaned by the email rendering).
+    pub text: String,
+}
+
+/// The email section of the text report.
+pub fn email(section: Option<&EmailSection>) -> String {
+    let Some(section) = section else { return String::new() };
+    let mut out = String::new();
+    match &section.dry_run {
+        Some(d) => {
+            let _ = writeln!(out, "\nEmail (dry run, not sent) to {}", clean(&d.recipients.join(", ")));
+            let _ = writeln!(out, "  Subject: {}", clean(&d.subject));
+            for line in d.text.lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "\nEmail: {}", clean(&section.summary));
+        }
+    }
+    for p in &section.problems {
+        let _ = writeln!(out, "  problem: {}", clean(p));
+    }
+    out
+}
