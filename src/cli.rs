@@ -119,12 +119,12 @@ async fn run(cli: Cli) -> Status {
                 Ok(c) => c,
                 Err(e) => return unknown("instance", &e.to_string(), args.output.format),
             };
-            init_logging(&config.log.level, config.log.format, "warn");
+            crate::logging::init(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
         }
         Command::Config(ConfigCommand::Check { offline }) => config_check(&cli.config, offline).await,
         Command::Demo(output) => {
-            init_logging("warn", config::LogFormat::Text, "warn");
+            crate::logging::init("warn", config::LogFormat::Text, "warn");
             match crate::demo::run(output.format, output.detail).await {
                 Ok(status) => status,
                 Err(e) => {
@@ -216,17 +216,4 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Status {
         println!("{} problem(s) found", probe.problems.len());
         Status::Unknown
     }
-}
-
-/// Logs go to stderr, so stdout carries only the report. `RUST_LOG` overrides the level.
-pub fn init_logging(level: &str, format: config::LogFormat, default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(if level.is_empty() { default } else { level }))
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        config::LogFormat::Json => builder.json().try_init(),
-        config::LogFormat::Text => builder.try_init(),
-    };
 }

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::try_join_all;
 
 use crate::domain::{
-    LoginEvent, LoginEventKind, LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidUserConfig, Snapshot,
-    UserAccount, Window, sn_time,
+    LoginEvent, LoginEventKind, LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus,
+    MidUserConfig, Snapshot, SysId, UserAccount, Window, sn_time,
 };
 use crate::evaluate::Population;
 use crate::snow::query::{ValueLookup, in_list};
@@ -77,7 +77,11 @@ async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
     Ok(rows
         .iter()
         .filter_map(|r| {
-            Some(MidServer { sys_id: r.reference("sys_id")?, name: r.text("name"), status: r.text("status") })
+            Some(MidServer {
+                sys_id: r.reference("sys_id")?,
+                name: r.text("name"),
+                status: MidServerStatus::parse(&r.text("status")),
+            })
         })
         .collect())
 }
@@ -233,7 +237,7 @@ async fn login_history(
             rows.iter()
                 .filter_map(|r| {
                     Some(LoginHistoryEntry {
-                        user: r.reference("user")?,
+                        user: SysId(r.reference("user")?),
                         status: r.text("status"),
                         failure_reason: r.text("login_failure_reason"),
                         ip_address: r.text("ip_address"),

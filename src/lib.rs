@@ -33,7 +33,9 @@ pub mod cycle;
 #[doc(hidden)]
 pub mod demo;
 pub mod domain;
+pub mod escape;
 pub mod evaluate;
+pub mod logging;
 pub mod notify;
 pub mod present;
 pub mod probe;

@@ -46,19 +46,123 @@ fn serialize_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Re
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
+/// The stored `ecc_agent.status` of a MID Server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MidServerStatus {
+    Up,
+    /// The only status the built-in job acts on.
+    Down,
+    /// Paused, Upgrading, Upgrade Failed, Draining, …: kept verbatim, never judged as down.
+    Other(String),
+}
+
+impl MidServerStatus {
+    /// The built-in job compares with the stored string `Down` exactly (case-sensitively), so `down` or
+    /// `DOWN` is not down.
+    pub fn parse(stored: &str) -> MidServerStatus {
+        match stored {
+            "Up" => Self::Up,
+            "Down" => Self::Down,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Up => "Up",
+            Self::Down => "Down",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for MidServerStatus {
+    fn from(stored: &str) -> MidServerStatus {
+        MidServerStatus::parse(stored)
+    }
+}
+
 /// A row of `ecc_agent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MidServer {
     pub sys_id: String,
     pub name: String,
-    /// The stored `status` string: `Up`, `Down`, and others (Paused, Upgrading…) kept verbatim.
-    pub status: String,
+    pub status: MidServerStatus,
 }
 
 impl MidServer {
-    /// The built-in job compares with the stored string `Down` exactly.
     pub fn is_down(&self) -> bool {
-        self.status == "Down"
+        self.status == MidServerStatus::Down
+    }
+}
+
+/// The stored `ecc_agent_issue.state`. Read case-insensitively once, here; every other place compares the
+/// enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueState {
+    New,
+    Acknowledged,
+    Resolved,
+    /// A state this version does not know, kept verbatim; treated as open, like New and Acknowledged.
+    Other(String),
+}
+
+impl IssueState {
+    pub fn parse(stored: &str) -> IssueState {
+        let s = stored.trim();
+        if s.eq_ignore_ascii_case("new") {
+            Self::New
+        } else if s.eq_ignore_ascii_case("acknowledged") {
+            Self::Acknowledged
+        } else if s.eq_ignore_ascii_case("resolved") {
+            Self::Resolved
+        } else {
+            Self::Other(s.to_string())
+        }
+    }
+
+    /// The stored value midwatch writes or queries with.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::New => "new",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::Other(s) => s,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self != Self::Resolved
+    }
+}
+
+impl From<&str> for IssueState {
+    fn from(stored: &str) -> IssueState {
+        IssueState::parse(stored)
+    }
+}
+
+impl Serialize for IssueState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A sys_id: the 32-hex-digit key of a record (or `global` for the global domain). A type of its own where a
+/// field could otherwise be mistaken for a user name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SysId(pub String);
+
+impl SysId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SysId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -124,7 +228,8 @@ pub struct LoginEvent {
 /// A row of the Identity Center table `sys_user_login_history` (column names unconfirmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginHistoryEntry {
-    pub user: String,
+    /// The `user` reference: the sys_id of the `sys_user` row, never a user name.
+    pub user: SysId,
     pub status: String,
     pub failure_reason: String,
     pub ip_address: String,

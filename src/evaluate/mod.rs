@@ -321,7 +321,7 @@ fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Windo
     let login_history = rows.and_then(|rows| {
         rows.iter()
             .filter(|h| window.contains(h.created_on))
-            .filter(|h| h.user == user || account.is_some_and(|a| a.sys_id == h.user))
+            .filter(|h| account.is_some_and(|a| a.sys_id == h.user.as_str()))
             .max_by_key(|h| h.created_on)
             .map(|h| LoginHistoryEvidence {
                 status: h.status.clone(),

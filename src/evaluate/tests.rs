@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::domain::{LoginHistoryEntry, MidServerRole, MidUserConfig, SkippedUser, UserAccount, sn_time};
+use crate::domain::{LoginHistoryEntry, MidServerRole, MidUserConfig, SkippedUser, SysId, UserAccount, sn_time};
 use LoginEventKind::*;
 
 const MID_ROLE: &str = "r_mid_server";
@@ -426,7 +426,7 @@ fn login_history_adds_failure_reason_and_its_absence_is_noted() {
     let mut inst =
         instance().role_user("midserver2").mid("london", "Down", "midserver2").event("midserver2", Failed, 5, "");
     inst.s.login_history = LoginHistory::Rows(vec![LoginHistoryEntry {
-        user: "u_midserver2".into(),
+        user: SysId("u_midserver2".into()),
         status: "failed".into(),
         failure_reason: "User locked out".into(),
         ip_address: "10.20.30.41".into(),

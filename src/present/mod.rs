@@ -17,9 +17,8 @@ pub mod email;
 pub mod json;
 pub mod text;
 
-use std::fmt::Write as _;
-
 use crate::domain::{AccountState, Finding, IdMap, Report, sn_time};
+pub use crate::escape::{Shown, clean};
 
 /// Output format of `check` and `demo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -37,35 +36,6 @@ pub enum Detail {
     /// Named findings by category, with remediation and the MID Server ID map.
     #[default]
     Detailed,
-}
-
-/// Control characters (CR, LF, TAB, ESC, …) made visible as escapes, so that no value can start a new line in
-/// a report, a log line or a mail body, fake a MIME boundary, or move a terminal's cursor.
-pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A value for display: `Display` prints it [`clean`]ed. For log fields (`tracing::warn!(user = %Shown(u))`)
-/// and `format!` arguments that carry instance data.
-#[derive(Debug, Clone, Copy)]
-pub struct Shown<'a>(pub &'a str);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&clean(self.0))
-    }
 }
 
 /// A value from the instance: `raw` for building links, `text` (cleaned) for showing.
@@ -243,17 +213,5 @@ impl<'a> ReportView<'a> {
     /// The findings of one category, in report order.
     pub fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
         self.report.findings.iter().filter(|f| f.category == category).map(FindingView::of).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_shown_escaped() {
-        assert_eq!(clean("a\r\nMIDWATCH OK - x\t\u{1b}[2J\u{2028}"), "a\\r\\nMIDWATCH OK - x\\t\\u{1b}[2J\\u{2028}");
-        assert_eq!(Shown("x\ny").to_string(), "x\\ny");
-        assert_eq!(clean("plain välue"), "plain välue");
     }
 }

@@ -3,10 +3,9 @@
 //! When stderr is the journal's stream (systemd sets `$JOURNAL_STREAM` to its `device:inode`), a
 //! line carries no timestamp and no colour (the journal records the time itself) and starts with
 //! the syslog priority `<N>`, so that `journalctl -p warning` works. Elsewhere it is the usual
-//! tracing format, coloured only on a terminal. `RUST_LOG` overrides `[log] level`.
+//! tracing format. Every line has its control characters escaped (`crate::logging`). `RUST_LOG` overrides `[log] level`.
 
 use std::fmt;
-use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
@@ -17,6 +16,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::logging::Escaped;
 
 /// Installs the global subscriber (once; later calls do nothing).
 pub(crate) fn init(log: &LogConfig) {
@@ -33,12 +33,14 @@ pub(crate) fn init(log: &LogConfig) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match (log.format, journal) {
         (LogFormat::Json, _) => {
-            builder.json().with_ansi(false).map_event_format(|f| Priority { inner: f, journal }).try_init()
+            builder.json().with_ansi(false).map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init()
         }
-        (LogFormat::Text, true) => {
-            builder.with_ansi(false).without_time().map_event_format(|f| Priority { inner: f, journal }).try_init()
-        }
-        (LogFormat::Text, false) => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        (LogFormat::Text, true) => builder
+            .with_ansi(false)
+            .without_time()
+            .map_event_format(|f| Escaped(Priority { inner: f, journal }))
+            .try_init(),
+        (LogFormat::Text, false) => builder.with_ansi(false).map_event_format(Escaped).try_init(),
     };
 }
 

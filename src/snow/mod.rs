@@ -21,7 +21,7 @@ use url::Url;
 pub mod query;
 pub mod row;
 
-pub use row::Row;
+pub use row::{Row, value_text};
 
 use crate::domain::sn_time;
 

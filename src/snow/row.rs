@@ -9,6 +9,18 @@ use serde_json::{Map, Value};
 
 use crate::domain::sn_time;
 
+/// A value as text: strings as they are, numbers and booleans printed, a reference object's `value`, anything
+/// else (absent, null, other objects, arrays) as "".
+pub fn value_text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Object(o)) => o.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
+        _ => String::new(),
+    }
+}
+
 /// One record of a Table API `result` array.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row(pub Map<String, Value>);
@@ -17,13 +29,7 @@ impl Row {
     /// The field as text: strings as they are, numbers and booleans printed, anything else (absent,
     /// null, objects) as "". A reference object yields its `value`.
     pub fn text(&self, field: &str) -> String {
-        match self.0.get(field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Object(o)) => o.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
-            _ => String::new(),
-        }
+        value_text(self.0.get(field))
     }
 
     /// A reference field's sys_id, or `None` when empty or absent.

@@ -19,8 +19,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::reconcile::{Create, IssueRecord, Plan};
-use super::{ISSUE_TABLE, RESOLVED};
+use super::{ISSUE_TABLE, WriteAction};
+use crate::domain::IssueState;
 use crate::domain::sn_time;
+use crate::escape::Shown;
 use crate::snow::{ApiError, BatchItem, BatchResult, Client};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
@@ -32,7 +34,7 @@ const RECORD_FIELDS: &[&str] =
 /// Reads the unresolved records of `source` (New and Acknowledged alike).
 pub async fn read_open_records(client: &Client, source: &str) -> Result<Vec<IssueRecord>, ApiError> {
     // `source` is validated as query-safe by the config; the filter is repeated on our side anyway.
-    let query = format!("source={source}^state!={RESOLVED}");
+    let query = format!("source={source}^state!={}", IssueState::Resolved.as_str());
     let rows = client.read_all(ISSUE_TABLE, &query, RECORD_FIELDS).await?;
     Ok(rows
         .iter()
@@ -41,14 +43,14 @@ pub async fn read_open_records(client: &Client, source: &str) -> Result<Vec<Issu
                 sys_id: r.reference("sys_id")?,
                 message: r.text("message"),
                 source: r.text("source"),
-                state: r.text("state"),
+                state: IssueState::parse(&r.text("state")),
                 count: r.text("count").trim().parse().unwrap_or(1),
                 mid_server: r.reference("mid_server"),
                 sys_domain: r.reference("sys_domain"),
                 created_on: r.time("sys_created_on"),
             })
         })
-        .filter(|r| r.source == source && r.state != RESOLVED)
+        .filter(|r| r.source == source && r.state.is_open())
         .collect())
 }
 
@@ -63,7 +65,7 @@ pub struct Written {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedWrite {
-    pub action: &'static str,
+    pub action: WriteAction,
     pub message: String,
     pub error: String,
 }
@@ -91,7 +93,7 @@ impl Applied {
 #[derive(Debug, Clone)]
 enum Write<'a> {
     Create(&'a Create),
-    Patch { action: &'static str, sys_id: &'a str, message: &'a str, count: Option<u64>, body: Value },
+    Patch { action: WriteAction, sys_id: &'a str, message: &'a str, count: Option<u64>, body: Value },
 }
 
 impl Write<'_> {
@@ -141,7 +143,7 @@ fn batch_unavailable(e: &ApiError) -> bool {
 pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) -> Applied {
     let mut writes: Vec<Write> = plan.create.iter().map(Write::Create).collect();
     writes.extend(plan.count.iter().map(|u| Write::Patch {
-        action: "count",
+        action: WriteAction::Count,
         sys_id: &u.sys_id,
         message: &u.message,
         count: Some(u.count),
@@ -152,11 +154,11 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
         }),
     }));
     writes.extend(plan.resolve.iter().map(|r| Write::Patch {
-        action: "resolve",
+        action: WriteAction::Resolve,
         sys_id: &r.sys_id,
         message: &r.message,
         count: None,
-        body: json!({ "state": RESOLVED }),
+        body: json!({ "state": IssueState::Resolved.as_str() }),
     }));
 
     let mut applied = Applied::default();
@@ -273,22 +275,22 @@ async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Creat
 fn record_success(applied: &mut Applied, w: &Write, sys_id: String) {
     match w {
         Write::Create(c) => {
-            tracing::info!(%sys_id, message = %c.message, "created ecc_agent_issue record");
+            tracing::info!(%sys_id, message = %Shown(&c.message), "created ecc_agent_issue record");
             applied.created.push(Written { sys_id, message: c.message.clone(), count: Some(1) });
         }
         Write::Patch { action, message, count, .. } => {
-            tracing::info!(%sys_id, %message, action, "updated ecc_agent_issue record");
+            tracing::info!(%sys_id, message = %Shown(message), %action, "updated ecc_agent_issue record");
             let written = Written { sys_id, message: message.to_string(), count: *count };
-            if *action == "resolve" { applied.resolved.push(written) } else { applied.counted.push(written) }
+            if *action == WriteAction::Resolve { applied.resolved.push(written) } else { applied.counted.push(written) }
         }
     }
 }
 
 fn record_failure(applied: &mut Applied, w: &Write, error: String) {
     let (action, message) = match w {
-        Write::Create(c) => ("create", c.message.clone()),
+        Write::Create(c) => (WriteAction::Create, c.message.clone()),
         Write::Patch { action, message, .. } => (*action, message.to_string()),
     };
-    tracing::error!(action, %message, %error, "could not write ecc_agent_issue");
+    tracing::error!(%action, message = %Shown(&message), error = %Shown(&error), "could not write ecc_agent_issue");
     applied.failed.push(FailedWrite { action, message, error });
 }

@@ -12,8 +12,33 @@ pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile};
 
 /// The MID Server Issue table.
 pub const ISSUE_TABLE: &str = "ecc_agent_issue";
-/// The stored `state` of a resolved record.
-pub const RESOLVED: &str = "resolved";
+
+/// A write to `ecc_agent_issue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteAction {
+    Create,
+    /// `count` + 1 and `last_detected` of a record still detected.
+    Count,
+    /// `state = resolved` of a record no longer detected.
+    Resolve,
+}
+
+impl WriteAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Count => "count",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// What the write-back step did this cycle.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::Finding;
+use crate::domain::{Finding, IssueState};
 
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,8 +24,8 @@ pub struct IssueRecord {
     pub sys_id: String,
     pub message: String,
     pub source: String,
-    /// `new`, `acknowledged`, … (never `resolved`: those are not read).
-    pub state: String,
+    /// New, Acknowledged, … (never Resolved: those are not read).
+    pub state: IssueState,
     pub count: u64,
     /// Empty for every record the built-in job (and midwatch) writes.
     pub mid_server: Option<String>,
@@ -94,8 +94,7 @@ impl Plan {
 /// Plans the writes of one cycle. `open` must hold only unresolved records of `source`; any other
 /// record passed in by mistake is ignored, never touched.
 pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: DateTime<Utc>) -> Plan {
-    let ours: Vec<&IssueRecord> =
-        open.iter().filter(|r| r.source == source && !r.state.eq_ignore_ascii_case(super::RESOLVED)).collect();
+    let ours: Vec<&IssueRecord> = open.iter().filter(|r| r.source == source && r.state.is_open()).collect();
 
     // Unresolved records by message, only those with an empty mid_server (the built-in key);
     // oldest first, so the record counted is the one that has been open longest.

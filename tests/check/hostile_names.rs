@@ -111,3 +111,35 @@ async fn hostile_user_names_get_their_own_finding_or_a_clear_refusal() {
         }
     }
 }
+
+#[tokio::test]
+async fn control_characters_in_instance_data_cannot_forge_a_line_of_the_terminal_report() {
+    let forger = "mid\r\nMIDWATCH OK - no findings on acme | findings=0";
+    let escape = "tty\u{1b}[2J\u{1b}[1;1Hclear";
+    let leading = "\nMIDWATCH OK - refused by name";
+    let users = [forger, escape, leading];
+    let events = [(forger, "login.failed", "2026-11-22 11:00:00"), (escape, "login.failed", "2026-11-22 11:01:00")];
+    let instance = FakeInstance::start(dataset(&users, &events), USER, PASSWORD).await.expect("start");
+    let outcome = check(&instance.url()).await.expect("check completes");
+    assert_eq!(outcome.report.findings.len(), 2, "{:?}", outcome.report.findings);
+    assert_eq!(outcome.report.skipped_users.len(), 1);
+
+    use midwatch::present::{Detail, Format};
+    for detail in [Detail::Detailed, Detail::Summary] {
+        let text = outcome.render(Format::Text, detail);
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert!(lines[0].starts_with("MIDWATCH CRITICAL - "), "{}", lines[0]);
+        assert_eq!(lines.iter().filter(|l| l.starts_with("MIDWATCH ")).count(), 1, "one status line only:\n{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "raw control characters:\n{text:?}");
+        if detail == Detail::Detailed {
+            assert!(text.contains("mid\\r\\nMIDWATCH OK - no findings"), "shown escaped:\n{text}");
+            assert!(text.contains("tty\\u{1b}[2J"), "shown escaped:\n{text}");
+            assert!(text.contains("\"\\nMIDWATCH OK - refused by name\""), "the refused name, escaped:\n{text}");
+        }
+    }
+    // JSON keeps the values exactly (serde escapes them as JSON strings).
+    let json: serde_json::Value = serde_json::from_str(&outcome.render(Format::Json, Detail::Detailed)).expect("json");
+    let users: Vec<&str> =
+        json["findings"].as_array().into_iter().flatten().filter_map(|f| f["user"].as_str()).collect();
+    assert!(users.contains(&forger) && users.contains(&escape), "{users:?}");
+}

@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use crate::domain::sn_time;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 /// The "now" the demo fixtures are written against (UTC).
 pub const REFERENCE_TIME: &str = "2026-11-22 12:00:00";
 
-/// ServiceNow's date-time format (`yyyy-MM-dd HH:mm:ss`, UTC in the API).
-pub(crate) const DATE_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Fields whose date-time values [`Dataset::demo`] moves to the present.
 const SHIFTED_FIELDS: &[&str] =
@@ -78,9 +77,7 @@ impl Dataset {
             }
         }
         dataset.ensure_table("ecc_agent_issue");
-        let reference = NaiveDateTime::parse_from_str(REFERENCE_TIME, DATE_TIME_FORMAT)
-            .map(|t| t.and_utc().timestamp())
-            .unwrap_or_default();
+        let reference = sn_time::parse(REFERENCE_TIME).map(|t| t.timestamp()).unwrap_or_default();
         let delta = TimeDelta::seconds(now.timestamp() - reference);
         dataset.shift_times(delta);
         dataset
@@ -99,10 +96,8 @@ impl Dataset {
                     let Some(Value::String(text)) = row.get_mut(*field) else {
                         continue;
                     };
-                    if let Ok(t) = NaiveDateTime::parse_from_str(text, DATE_TIME_FORMAT)
-                        && let Some(shifted) = t.checked_add_signed(delta)
-                    {
-                        *text = shifted.format(DATE_TIME_FORMAT).to_string();
+                    if let Some(shifted) = sn_time::parse(text).and_then(|t| t.checked_add_signed(delta)) {
+                        *text = sn_time::format(shifted);
                     }
                 }
             }
@@ -128,9 +123,9 @@ mod tests {
     use crate::demo::instance::query::field_string;
 
     fn at(s: &str) -> DateTime<Utc> {
-        match NaiveDateTime::parse_from_str(s, DATE_TIME_FORMAT) {
-            Ok(t) => t.and_utc(),
-            Err(e) => panic!("bad time {s}: {e}"),
+        match sn_time::parse(s) {
+            Some(t) => t,
+            None => panic!("bad time {s}"),
         }
     }
 

@@ -288,19 +288,10 @@ impl Query {
     }
 }
 
-/// The comparable string of a stored value: strings as they are, references by their `value`,
-/// missing fields and JSON null as the empty string.
+/// The comparable string of a stored value: the product's own decoding of the instance's value shapes
+/// (strings as they are, references by their `value`, missing fields and JSON null as the empty string).
 pub fn value_string(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(obj)) => match obj.get("value") {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        },
-        Some(other) => other.to_string(),
-    }
+    crate::snow::value_text(value)
 }
 
 /// The comparable string of `field` in `row` (see [`value_string`]).

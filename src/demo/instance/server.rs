@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::dataset::DATE_TIME_FORMAT;
 use super::query::{Query, field_string, value_string};
 use super::{Dataset, Fault, RecordedRequest, Shared, State};
+use crate::domain::sn_time;
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const DEFAULT_LIMIT: usize = 10_000;
@@ -676,7 +676,7 @@ fn javascript(value: &str) -> bool {
 }
 
 fn now_string(state: &State) -> String {
-    state.clock.unwrap_or_else(chrono::Utc::now).format(DATE_TIME_FORMAT).to_string()
+    sn_time::format(state.clock.unwrap_or_else(chrono::Utc::now))
 }
 
 fn new_sys_id(state: &mut State, table: &str) -> String {
@@ -781,7 +781,7 @@ fn update(shared: &Shared, state: &mut State, req: &Incoming, table: &str, sys_i
 mod tests {
     use super::super::{Dataset, FakeInstance, Fault, REFERENCE_TIME};
     use super::*;
-    use chrono::{NaiveDateTime, TimeZone, Utc};
+    use chrono::{TimeZone, Utc};
 
     const USER: &str = "agent";
     const PASSWORD: &str = "s3cret:pw";
@@ -1154,9 +1154,7 @@ mod tests {
 
     #[tokio::test]
     async fn demo_dataset_dot_walk_and_reference_queries() {
-        let now = NaiveDateTime::parse_from_str(REFERENCE_TIME, DATE_TIME_FORMAT)
-            .map(|t| t.and_utc())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let now = sn_time::parse(REFERENCE_TIME).unwrap_or_else(|| panic!("{REFERENCE_TIME} is an instance time"));
         let fake = start(Dataset::demo(now)).await;
         let get = |table: &str, query: &str, fields: &str| {
             client()

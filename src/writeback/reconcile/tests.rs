@@ -1,8 +1,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::domain::MessageStyle;
 use crate::domain::{AccountState, Category, Condition, Evidence, MissingRoles};
+use crate::domain::{IssueState, MessageStyle};
 use crate::domain::{LoginEventKind, sn_time};
 use crate::evaluate::messages::issue_message;
 
@@ -32,7 +32,7 @@ fn record(id: &str, message: &str, state: &str, count: u64) -> IssueRecord {
         sys_id: id.into(),
         message: message.into(),
         source: SOURCE.into(),
-        state: state.into(),
+        state: IssueState::parse(state),
         count,
         mid_server: None,
         sys_domain: Some("global".into()),

@@ -1,0 +1,103 @@
+//! Logging: one line per event on stderr (stdout carries only the report), whatever the event holds.
+//!
+//! Log fields and messages often carry instance data (a user name in a message, an error quoting the
+//! instance's answer). [`Escaped`] formats each event, then shows every control character in it escaped
+//! ([`crate::escape::clean`]), so no value can start a second log line or move a terminal's cursor. Colour
+//! is therefore off: the formatter writes into a plain buffer.
+
+use std::fmt;
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::LogFormat;
+use crate::escape::clean;
+
+/// Wraps an event format: the formatted event, control characters escaped, then one newline.
+pub struct Escaped<F>(pub F);
+
+impl<S, N, F> FormatEvent<S, N> for Escaped<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(body) => (body, true),
+            None => (line.as_str(), false),
+        };
+        writer.write_str(&clean(body))?;
+        if newline {
+            writer.write_char('\n')?;
+        }
+        Ok(())
+    }
+}
+
+/// The subscriber of `check`, `demo` and `config check`: `RUST_LOG` overrides `level` (itself `default` when
+/// empty). Installed once; later calls do nothing.
+pub fn init(level: &str, format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(if level.is_empty() { default } else { level }))
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().map_event_format(Escaped).try_init(),
+        LogFormat::Text => builder.map_event_format(Escaped).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(json: bool, log: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let builder = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).without_time();
+        if json {
+            tracing::subscriber::with_default(builder.json().map_event_format(Escaped).finish(), log);
+        } else {
+            tracing::subscriber::with_default(builder.map_event_format(Escaped).finish(), log);
+        }
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn an_instance_value_cannot_forge_a_log_line() {
+        let user = "mid\r\nERROR forged line \u{1b}[2J";
+        for json in [false, true] {
+            let out = logged(json, || {
+                tracing::warn!(user, "login of {user} failed");
+                tracing::info!("second");
+            });
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines.len(), 2, "one line per event:\n{out}");
+            assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out:?}");
+            assert!(lines[0].contains("mid\\r\\nERROR forged line"), "{out}");
+        }
+    }
+}
