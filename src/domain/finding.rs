@@ -73,7 +73,7 @@ impl Category {
     }
 }
 
-/// What the deciding evidence says, one value per row of product.md §2.
+/// What the deciding evidence says, one value per condition of the built-in job (docs/servicenow.md §1 item 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
@@ -197,7 +197,7 @@ pub struct Finding {
     pub sys_domain: String,
 }
 
-/// The three sections of the MID Server ID map (servicenow.md §5.3).
+/// The three sections of the MID Server ID map (docs/servicenow.md §1 item 7).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct IdMap {
     pub unassociated_users: Vec<String>,
@@ -223,7 +223,7 @@ pub struct Summary {
     pub findings_by_condition: BTreeMap<Condition, usize>,
 }
 
-/// The plugin status of product.md §1.
+/// The plugin status (Nagios/Icinga convention): OK, WARNING, CRITICAL, UNKNOWN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {

@@ -23,7 +23,7 @@ pub struct Window {
     pub length: std::time::Duration,
 }
 
-/// The built-in job's allowance for scheduling delay (servicenow.md §5.2 step 1).
+/// The built-in job's allowance for scheduling delay (docs/servicenow.md §1 item 1).
 pub const WINDOW_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The shortest window accepted: the MID Server heartbeat interval.

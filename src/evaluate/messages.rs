@@ -1,7 +1,7 @@
 //! The issue messages, in the two styles `messages = "documented" | "instance"`.
 //!
 //! The message is the key the built-in job (and midwatch) de-duplicates `ecc_agent_issue` on,
-//! so these strings are part of the contract: product.md §2 and servicenow.md §5.2 item 9.
+//! so these strings are part of the contract (docs/servicenow.md §1 item 6).
 
 use crate::domain::{LoginEventKind, MessageStyle};
 

@@ -1,7 +1,7 @@
 //! The rules: a pure function from a [`Snapshot`] to a [`Report`].
 //!
-//! This reproduces the built-in MIDUserConnectivity job (servicenow.md §5.2) exactly — who is
-//! checked, which event decides, what n counts — and adds the detail of product.md §2 without ever
+//! This reproduces the built-in MIDUserConnectivity job (docs/servicenow.md §1) exactly — who is
+//! checked, which event decides, what n counts — and adds its own detail (missing roles, account state, evidence) without ever
 //! changing a documented message. No I/O and no clock: the window is an input.
 
 pub mod messages;
@@ -22,7 +22,7 @@ pub const GLOBAL_DOMAIN: &str = "global";
 /// The role whose absence makes a user's authorization failures invisible to the instance.
 pub const SOAP_SCRIPT_ROLE: &str = "soap_script";
 
-/// The sets of servicenow.md §5.2 steps 2–6.
+/// The sets of the built-in job (docs/servicenow.md §1 items 2–4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Population<'a> {
     /// A: active users holding `mid_server`, by user name → sys_domain.

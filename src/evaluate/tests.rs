@@ -1,4 +1,4 @@
-//! Rule tests on small snapshots: one per row of product.md §2 and per rule of servicenow.md §5.2.
+//! Rule tests on small snapshots: one per finding condition and per rule of the built-in job (docs/servicenow.md §1).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,7 +104,7 @@ fn only(report: &Report) -> &Finding {
     &report.findings[0]
 }
 
-/// Every row of product.md §2's table, for n = 0, 1 and 2, in both message styles.
+/// Every condition of the findings (last event × down MID Servers), for n = 0, 1 and 2, in both message styles.
 #[test]
 fn every_row_of_the_rules_table_in_both_styles() {
     type Row = (Option<LoginEventKind>, usize, Option<(Category, Condition)>, &'static str, &'static str);

@@ -1,7 +1,7 @@
 //! When cycles start: a tokio-cron-scheduler job in UTC that only *signals* a tick.
 //!
 //! The scheduler spawns a new run of a job on every tick without waiting for the last one, and its
-//! `shutdown()` neither waits for nor cancels running jobs (docs/crates.md §5). So the job body
+//! `shutdown()` neither waits for nor cancels running jobs (tokio-cron-scheduler 0.15). So the job body
 //! does no work: it records the tick and wakes the one worker, which runs cycles one after another.
 //! Ticks that arrive while a cycle runs leave a single wake-up behind ([`Notify`] stores at most
 //! one permit), so a long cycle delays the next and a missed tick runs once, not many times.

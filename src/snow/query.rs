@@ -1,4 +1,4 @@
-//! Building encoded queries from untrusted values (servicenow.md §3.3).
+//! Building encoded queries from untrusted values (docs/servicenow.md §3).
 //!
 //! ServiceNow has no reliable escape for `^`, `,` (in IN lists) or `@` (in ranges) inside a value,
 //! and a value starting with `javascript:` is evaluated as a script. midwatch therefore never puts a

@@ -1,4 +1,4 @@
-//! Lenient decoding of the instance's value shapes (servicenow.md §2.2).
+//! Lenient decoding of the instance's value shapes (docs/servicenow.md §2 item 2).
 //!
 //! Every value is a string; references are `{"link","value"}` objects, plain strings (with
 //! `sysparm_exclude_reference_link=true`) or `""` when empty; booleans are `"true"`/`"false"`; a

@@ -1,6 +1,6 @@
 //! The pure half of write-back: which records to create, count and resolve.
 //!
-//! The rules are the built-in job's (servicenow.md §5.2 items 10–11), applied idempotently:
+//! The rules are the built-in job's (docs/servicenow.md §1 item 6), applied idempotently:
 //! - a finding whose message matches an unresolved record of our source with an empty
 //!   `mid_server` → `count` + 1, `last_detected` = now, `sys_domain` refreshed;
 //! - otherwise a new record (`message`, `source`, `last_detected`, `sys_domain`; `mid_server` empty);

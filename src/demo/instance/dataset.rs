@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 /// The "now" the demo fixtures are written against (UTC).
 pub const REFERENCE_TIME: &str = "2026-11-22 12:00:00";
 
-
 /// Fields whose date-time values [`Dataset::demo`] moves to the present.
 const SHIFTED_FIELDS: &[&str] =
     &["sys_created_on", "sys_updated_on", "last_refreshed", "last_login_time", "last_detected"];
