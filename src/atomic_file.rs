@@ -5,6 +5,13 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
+/// Creates `dir` and any missing parent as 0700 (owner only), as the state directory and its subdirectories
+/// must be whoever creates them first (`check` or the service). An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Replaces `path` with `bytes` atomically. `mode` sets the file's permissions explicitly (the
 /// process umask would otherwise decide them); `None` keeps the temporary file's private 0600.
 pub fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
@@ -29,6 +36,17 @@ pub fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn private_directories_are_owner_only_down_to_the_last() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        super::create_private_dir(&state.join("outbox")).expect("create");
+        for d in [&state, &state.join("outbox")] {
+            let mode = std::fs::metadata(d).expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+    }
 
     #[test]
     fn replaces_the_file_and_sets_the_mode() {

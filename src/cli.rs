@@ -3,6 +3,7 @@
 //! This is the only module that turns what a command ended with into a process exit status ([`exit`]):
 //! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, the Nagios/Icinga plugin convention of the README.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,11 +19,16 @@ use crate::snow::RetryPolicy;
 #[derive(Debug, Parser)]
 #[command(name = "midwatch", version, about = "Watches the MID Server users of a ServiceNow instance")]
 pub struct Cli {
-    /// The configuration file.
-    #[arg(long, global = true, env = "MIDWATCH_CONFIG", default_value = config::DEFAULT_PATH)]
-    pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--config PATH`, for the commands that read a config file (`demo` reads none).
+#[derive(Debug, clap::Args)]
+pub struct ConfigPath {
+    /// The configuration file.
+    #[arg(long = "config", value_name = "PATH", env = "MIDWATCH_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +48,8 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the config file and name every problem found.
     Check {
+        #[command(flatten)]
+        config: ConfigPath,
         /// Only validate the file; do not contact the instance.
         #[arg(long)]
         offline: bool,
@@ -60,6 +68,8 @@ pub struct OutputArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigPath,
     /// The sampling period (e.g. 5m, 4h, 1d); at least 5m. Default: [check] window.
     #[arg(long, value_parser = parse_window)]
     pub window: Option<Duration>,
@@ -78,6 +88,8 @@ pub struct CheckArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigPath,
     /// The sampling period of every cycle (e.g. 4h); at least 5m. Default: [check] window.
     #[arg(long, value_parser = parse_window)]
     pub window: Option<Duration>,
@@ -94,59 +106,106 @@ fn parse_window(s: &str) -> Result<Duration, String> {
     config::validate_window(d)
 }
 
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran (or could not): the plugin status.
+    Status(Status),
+    /// `--help` or `--version` was printed.
+    Informed,
+    /// The command line was invalid: UNKNOWN, never CRITICAL (clap's own status would be 2).
+    Usage,
+    /// Whoever read standard output went away (`midwatch demo | head`): end quietly.
+    StdoutClosed,
+}
+
+/// The exit status of a process killed by SIGPIPE, as a shell reports it.
+const STDOUT_CLOSED: u8 = 128 + 13;
+
+/// The one place a command's end becomes the process exit status.
+pub fn exit(ended: Ended) -> ExitCode {
+    match ended {
+        Ended::Status(status) => ExitCode::from(status.exit_code()),
+        Ended::Informed => ExitCode::SUCCESS,
+        Ended::Usage => ExitCode::from(Status::Unknown.exit_code()),
+        Ended::StdoutClosed => ExitCode::from(STDOUT_CLOSED),
+    }
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit(usage(&e)),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("midwatch: cannot start the async runtime: {e}");
-            return exit(Status::Unknown);
+            let _ = writeln!(std::io::stderr(), "midwatch: cannot start the async runtime: {e}");
+            return exit(Ended::Status(Status::Unknown));
         }
     };
-    exit(runtime.block_on(run(cli)))
+    exit(match runtime.block_on(run(cli)) {
+        Ok(status) => Ended::Status(status),
+        Err(closed) => closed,
+    })
 }
 
-/// The one place a command's status becomes the process exit status.
-fn exit(status: Status) -> ExitCode {
-    ExitCode::from(status.exit_code())
+/// Prints clap's help, version or error; usage errors are UNKNOWN.
+fn usage(e: &clap::Error) -> Ended {
+    use clap::error::ErrorKind;
+    // `print` writes help and version to stdout and errors to stderr, with clap's wording.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ended::Informed,
+        _ => Ended::Usage,
+    }
 }
 
-async fn run(cli: Cli) -> Status {
+/// Writes `text` to standard output; a closed pipe ends the command quietly.
+pub fn print(text: &str) -> Result<(), Ended> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Ended::StdoutClosed),
+        // Any other failure to write the report (a full disk behind a redirect) is not the instance's status.
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "midwatch: cannot write to standard output: {e}");
+            Err(Ended::Status(Status::Unknown))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Status, Ended> {
     match cli.command {
         Command::Check(args) => {
-            let config = match Config::load(&cli.config) {
+            let config = match Config::load(&args.config.path) {
                 Ok(c) => c,
-                Err(e) => return unknown("instance", &e.to_string(), args.output.format),
+                Err(e) => return unknown(None, &e.to_string(), args.output.format),
             };
             crate::logging::init(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
         }
-        Command::Config(ConfigCommand::Check { offline }) => config_check(&cli.config, offline).await,
+        Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         Command::Demo(output) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn");
-            match crate::demo::run(output.format, output.detail).await {
-                Ok(status) => status,
-                Err(e) => {
-                    eprintln!("midwatch demo failed: {e:#}");
-                    Status::Unknown
-                }
-            }
+            crate::demo::run(output.format, output.detail, print).await
         }
         Command::Run(args) => {
             let opts =
                 crate::service::RunOptions { window: args.window, no_write: args.no_write, no_email: args.no_email };
-            crate::service::run(&cli.config, opts).await
+            Ok(crate::service::run(&args.config.path, opts).await)
         }
     }
 }
 
 /// Runs `check` and prints its report; the status is the report's.
-pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> Status {
+pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Status, Ended> {
     let format = args.output.format;
+    let instance = Some(config.instance.name.as_str());
     let client = match cycle::client(config, RetryPolicy::default()) {
         Ok(c) => c,
-        Err(e) => return unknown(&config.instance.name, &format!("{e:#}"), format),
+        Err(e) => return unknown(instance, &format!("{e:#}"), format),
     };
     let opts = CheckOptions {
         window: args.window.unwrap_or(config.check.window),
@@ -156,42 +215,49 @@ pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chro
     };
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {
-            print!("{}", outcome.render(args.output.format, args.output.detail));
-            outcome.report.status
+            print(&outcome.render(args.output.format, args.output.detail))?;
+            Ok(outcome.report.status)
         }
-        Err(e) => unknown(&config.instance.name, &e.to_string(), format),
+        Err(e) => unknown(instance, &e.to_string(), format),
     }
 }
 
-/// Prints the UNKNOWN status (plugin style first line): the check could not complete.
-fn unknown(instance: &str, error: &str, format: Format) -> Status {
-    match format {
+/// Prints the UNKNOWN status (plugin style first line): the check could not complete. `instance` is `None`
+/// when the config could not be read, so no instance name is known.
+fn unknown(instance: Option<&str>, error: &str, format: Format) -> Result<Status, Ended> {
+    let text = match format {
         Format::Text => {
-            println!("MIDWATCH UNKNOWN - {} on {}", clean(json::first_line(error)), clean(instance));
+            let on = instance.map(|i| format!(" on {}", clean(i))).unwrap_or_default();
+            let mut text = format!("MIDWATCH UNKNOWN - {}{on}\n", clean(json::first_line(error)));
             for line in error.lines().skip(1) {
-                println!("{}", clean(line));
+                text.push_str(&clean(line));
+                text.push('\n');
             }
+            text
         }
-        Format::Json => println!("{}", json::render_error(instance, error)),
-    }
-    Status::Unknown
+        Format::Json => format!("{}\n", json::render_error(instance, error)),
+    };
+    print(&text)?;
+    Ok(Status::Unknown)
 }
 
-async fn config_check(path: &std::path::Path, offline: bool) -> Status {
+async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, Ended> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
-            return Status::Unknown;
+            let _ = writeln!(std::io::stderr(), "{e}");
+            return Ok(Status::Unknown);
         }
     };
-    println!("{}: valid", path.display());
+    let mut out = format!("{}: valid\n", path.display());
     if offline {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
-            println!("warning: {w}");
+            out.push_str(&format!("warning: {w}\n"));
         }
-        return Status::Ok;
+        print(&out)?;
+        return Ok(Status::Ok);
     }
+    print(&out)?;
     let mut probe = crate::probe::probe(&config).await;
     if let Some(email) = &config.email {
         let smtp = crate::notify::probe(email).await;
@@ -200,20 +266,26 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Status {
         }
         probe.problems.extend(smtp);
     }
+    let mut out = String::new();
     for n in &probe.notes {
-        println!("note: {n}");
+        out.push_str(&format!("note: {}\n", clean(n)));
     }
     for w in &probe.warnings {
-        println!("warning: {w}");
+        out.push_str(&format!("warning: {}\n", clean(w)));
     }
     for p in &probe.problems {
-        println!("problem: {p}");
+        out.push_str(&format!("problem: {}\n", clean(p)));
     }
-    if probe.problems.is_empty() {
-        println!("{}: the instance answers and the account can read every table a cycle reads", config.instance.url);
+    let status = if probe.problems.is_empty() {
+        out.push_str(&format!(
+            "{}: the instance answers and the account can read every table a cycle reads\n",
+            config.instance.url
+        ));
         Status::Ok
     } else {
-        println!("{} problem(s) found", probe.problems.len());
+        out.push_str(&format!("{} problem(s) found\n", probe.problems.len()));
         Status::Unknown
-    }
+    };
+    print(&out)?;
+    Ok(status)
 }

@@ -69,11 +69,17 @@ impl Outcome {
                 out.push_str(&present::text::email(self.email.as_ref().map(EmailOutcome::section).as_ref()));
                 out
             }
-            Format::Json => {
-                let extra = serde_json::json!({ "write_back": self.write_back, "email": self.email });
-                present::json::render(&self.report, &extra)
-            }
+            Format::Json => present::json::render(&self.report, &self.json_extra()),
         }
+    }
+
+    /// The JSON document of this cycle (`check --format json`), as a value.
+    pub fn to_json(&self) -> serde_json::Value {
+        present::json::document(&self.report, &self.json_extra())
+    }
+
+    fn json_extra(&self) -> serde_json::Value {
+        serde_json::json!({ "write_back": self.write_back, "email": self.email })
     }
 }
 

@@ -968,3 +968,18 @@ fn the_futures_can_be_spawned_on_a_multi_thread_runtime() {
     let probe = probe(&cfg);
     assert_send(&probe);
 }
+
+#[tokio::test]
+async fn the_state_directory_and_its_outbox_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("var").join("midwatch");
+    // No server listens here: the message stays in the outbox, which must exist now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let outcome = cycle(&email_config(port), &state, &report(vec![finding("u", Category::Network)]), now()).await;
+    assert!(matches!(outcome.status, EmailStatus::Queued { .. }), "{outcome:?}");
+    for d in [dir.path().join("var"), state.clone(), state.join("outbox")] {
+        let mode = std::fs::metadata(&d).expect("created").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+}

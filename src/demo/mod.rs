@@ -54,12 +54,36 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
     })
 }
 
-/// Runs the demo's two cycles and prints their report; the status is the second cycle's.
-pub async fn run(format: Format, detail: Detail) -> anyhow::Result<Status> {
+/// Runs the demo's two cycles and prints their report through `out`; the status is the second cycle's. With
+/// `--format json` the output is one JSON document, `{"cycles": [<cycle 1>, <cycle 2>]}`, each cycle shaped as
+/// `check --format json` prints it. A failure of the demo itself is reported on stderr and is UNKNOWN; an error
+/// of `out` (stdout closed) ends the demo at once.
+pub async fn run<E>(format: Format, detail: Detail, out: impl Fn(&str) -> Result<(), E>) -> Result<Status, E> {
+    match cycles(format, detail, &out).await {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(e)) => Err(e),
+        Err(e) => {
+            note(&format!("failed: {e:#}"));
+            Ok(Status::Unknown)
+        }
+    }
+}
+
+/// A progress line on stderr (stdout carries only the report); a closed stderr is ignored.
+fn note(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "midwatch demo: {}", present::clean(line));
+}
+
+async fn cycles<E>(
+    format: Format,
+    detail: Detail,
+    out: &impl Fn(&str) -> Result<(), E>,
+) -> anyhow::Result<Result<Status, E>> {
     let now = chrono::Utc::now();
     let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
     instance.set_clock(now);
-    eprintln!("midwatch demo: simulated instance listening on {}", instance.url());
+    note(&format!("simulated instance listening on {}", instance.url()));
     let mut config = demo_config(&instance.url())?;
     // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
     config.state_directory =
@@ -69,19 +93,23 @@ pub async fn run(format: Format, detail: Detail) -> anyhow::Result<Status> {
     let from: lettre::message::Mailbox = "midwatch <midwatch@demo.invalid>".parse()?;
     let to: lettre::message::Mailbox = "MID Server admins <mid-admins@demo.invalid>".parse()?;
     config.email = Some(EmailConfig::loopback(sink.port(), from, vec![to]));
-    eprintln!("midwatch demo: SMTP server listening on 127.0.0.1:{}", sink.port());
+    note(&format!("SMTP server listening on 127.0.0.1:{}", sink.port()));
     let client = cycle::client(&config, RetryPolicy::default())?;
     let opts = CheckOptions::from_config(&config);
 
     // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
     let first = cycle::check(&config, &client, &opts, now).await?;
-    print!("{}", first.render(format, detail));
-    eprintln!(
-        "midwatch demo: cycle 1 made {} HTTP requests ({} response bytes) in {} ms",
+    if format == Format::Text
+        && let Err(e) = out(&first.render(format, detail))
+    {
+        return Ok(Err(e));
+    }
+    note(&format!(
+        "cycle 1 made {} HTTP requests ({} response bytes) in {} ms",
         first.requests,
         first.response_bytes,
         first.duration.as_millis()
-    );
+    ));
 
     // Between the cycles an administrator unlocks midserver2 and fixes its password, and its MID
     // Server logs in again.
@@ -91,30 +119,36 @@ pub async fn run(format: Format, detail: Detail) -> anyhow::Result<Status> {
 
     // Cycle 2: the four remaining findings are counted (count 2); midserver2's record is resolved.
     let second = cycle::check(&config, &client, &opts, later).await?;
-    match format {
+    let text = match format {
         Format::Text => {
-            println!("\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---");
-            println!("{}", second.report.status_line());
-            print!("{}", present::text::write_back(&second.write_back, detail));
-            print!(
-                "{}",
-                present::text::email(second.email.as_ref().map(crate::notify::EmailOutcome::section).as_ref())
-            );
+            let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
+            format!(
+                "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n{}{}",
+                present::clean(&second.report.status_line()),
+                present::text::write_back(&second.write_back, detail),
+                present::text::email(email.as_ref())
+            )
         }
-        Format::Json => print!("{}", second.render(format, detail)),
+        Format::Json => {
+            let doc = serde_json::json!({ "cycles": [first.to_json(), second.to_json()] });
+            serde_json::to_string_pretty(&doc)? + "\n"
+        }
+    };
+    if let Err(e) = out(&text) {
+        return Ok(Err(e));
     }
-    eprintln!(
-        "midwatch demo: cycle 2 made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
+    note(&format!(
+        "cycle 2 made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
         second.requests,
         second.response_bytes,
         second.duration.as_millis(),
         second.report.status.exit_code(),
         second.report.status.label()
-    );
+    ));
     for file in sink.saved_files() {
-        eprintln!("midwatch demo: the email received by the demo SMTP server is saved as {}", file.display());
+        note(&format!("the email received by the demo SMTP server is saved as {}", file.display()));
     }
-    Ok(second.report.status)
+    Ok(Ok(second.report.status))
 }
 
 /// The sys_id of the `login` event [`fix_midserver2`] records.

@@ -211,7 +211,8 @@ impl Outbox {
 
     /// Writes a new entry and sets its path; on failure the entry stays without a path (in memory only).
     pub fn store(&self, entry: &mut OutboxEntry) -> Result<(), String> {
-        fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create the outbox {}: {e}", self.dir.display()))?;
+        crate::atomic_file::create_private_dir(&self.dir)
+            .map_err(|e| format!("cannot create the outbox {}: {e}", self.dir.display()))?;
         entry.path = Some(self.dir.join(entry.file_name()));
         let written = self.update(entry);
         if written.is_err() {
@@ -270,7 +271,7 @@ pub enum LockError {
 
 impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
-        fs::create_dir_all(state_dir)
+        crate::atomic_file::create_private_dir(state_dir)
             .map_err(|e| LockError::Io(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
         let path = state_dir.join(LOCK_FILE);
         // Held across the whole decision, so threads of this process see a consistent set.

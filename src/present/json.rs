@@ -21,6 +21,12 @@ struct Document<'a, E: Serialize> {
 
 /// The report as a pretty-printed JSON document; `extra` adds top-level keys (write-back, email).
 pub fn render<E: Serialize>(report: &Report, extra: &E) -> String {
+    serde_json::to_string_pretty(&document(report, extra))
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the report: {e}\"}}"))
+}
+
+/// The report as a JSON value, as [`render`] prints it.
+pub fn document<E: Serialize>(report: &Report, extra: &E) -> serde_json::Value {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         midwatch_version: env!("CARGO_PKG_VERSION"),
@@ -29,11 +35,12 @@ pub fn render<E: Serialize>(report: &Report, extra: &E) -> String {
         report,
         extra,
     };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render the report: {e}\"}}"))
+    serde_json::to_value(&doc)
+        .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot render the report: {e}") }))
 }
 
 /// The JSON document of a check that could not complete.
-pub fn render_error(instance: &str, error: &str) -> String {
+pub fn render_error(instance: Option<&str>, error: &str) -> String {
     let doc = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "midwatch_version": env!("CARGO_PKG_VERSION"),

@@ -222,7 +222,7 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
                 Ok(row) if !row.text("sys_id").is_empty() => record_success(&mut applied, w, row.text("sys_id")),
                 Ok(_) => unknown.push(c),
                 Err(e) if outcome_unknown(&e) => {
-                    tracing::warn!(error = %e, message = %c.message, "a create's answer was lost; looking before retrying");
+                    tracing::warn!(error = %e, message = %Shown(&c.message), "a create's answer was lost; looking before retrying");
                     unknown.push(c);
                 }
                 Err(e) => record_failure(&mut applied, w, e.to_string()),
@@ -259,7 +259,7 @@ async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Creat
         let w = Write::Create(c);
         // The plan created this message because no open record had it: any open record now is ours.
         if let Some(found) = open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
-            tracing::info!(sys_id = %found.sys_id, message = %c.message, "the lost create had gone through; adopted");
+            tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
             applied.adopted += 1;
             record_success(applied, &w, found.sys_id.clone());
             continue;
@@ -275,11 +275,11 @@ async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Creat
 fn record_success(applied: &mut Applied, w: &Write, sys_id: String) {
     match w {
         Write::Create(c) => {
-            tracing::info!(%sys_id, message = %Shown(&c.message), "created ecc_agent_issue record");
+            tracing::debug!(%sys_id, message = %Shown(&c.message), "created ecc_agent_issue record");
             applied.created.push(Written { sys_id, message: c.message.clone(), count: Some(1) });
         }
         Write::Patch { action, message, count, .. } => {
-            tracing::info!(%sys_id, message = %Shown(message), %action, "updated ecc_agent_issue record");
+            tracing::debug!(%sys_id, message = %Shown(message), %action, "updated ecc_agent_issue record");
             let written = Written { sys_id, message: message.to_string(), count: *count };
             if *action == WriteAction::Resolve { applied.resolved.push(written) } else { applied.counted.push(written) }
         }

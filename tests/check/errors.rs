@@ -110,7 +110,7 @@ async fn transaction_quota_suggests_a_smaller_page() {
 #[test]
 fn window_below_five_minutes_is_refused_by_the_cli() {
     let (code, _, stderr) = run_binary(&["check", "--window", "4m", "--config", "/nonexistent.toml"]);
-    assert_eq!(code, 2, "clap's usage error status");
+    assert_eq!(code, 3, "a usage error is UNKNOWN, never CRITICAL");
     assert!(stderr.contains("below the 5-minute minimum"), "{stderr}");
 }
 

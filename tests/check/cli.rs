@@ -1,0 +1,71 @@
+//! The command line as a monitoring system and a shell see it: exit codes, pipes, one JSON document.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+
+use crate::support::run_binary;
+
+#[test]
+fn usage_errors_are_unknown_never_critical() {
+    let cases: &[&[&str]] = &[
+        &["check", "--window", "1m"],
+        &["check", "--format", "xml"],
+        &["check", "--bogus"],
+        &["run", "--window", "1m"],
+        &["demo", "--config", "/etc/midwatch/midwatch.toml"],
+        &["frobnicate"],
+        &[],
+    ];
+    for args in cases {
+        let (code, stdout, stderr) = run_binary(args);
+        assert_eq!(code, 3, "midwatch {args:?}: {stderr}");
+        assert!(stdout.is_empty(), "midwatch {args:?} printed on stdout: {stdout}");
+        assert!(stderr.contains("Usage:") || stderr.contains("error:"), "clap's message for {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_zero_on_stdout() {
+    for args in [&["--help"][..], &["check", "--help"], &["demo", "--help"], &["help"]] {
+        let (code, stdout, _) = run_binary(args);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+    }
+    let (code, stdout, _) = run_binary(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), format!("midwatch {}", env!("CARGO_PKG_VERSION")));
+    let (_, demo_help, _) = run_binary(&["demo", "--help"]);
+    assert!(!demo_help.contains("--config"), "the demo reads no config:\n{demo_help}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_demo_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_midwatch"))
+        .arg("demo")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn midwatch demo");
+    // Read nothing and close the pipe, as `midwatch demo | head -0` would.
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(status.code(), Some(141), "the usual status of a pipeline's writer whose reader left: {stderr}");
+}
+
+#[test]
+fn demo_json_is_one_document_with_both_cycles() {
+    let (code, stdout, stderr) = run_binary(&["demo", "--format", "json"]);
+    assert_eq!(code, 2, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("exactly one JSON document");
+    let cycles = doc["cycles"].as_array().expect("cycles");
+    assert_eq!(cycles.len(), 2);
+    assert_eq!(cycles[0]["write_back"]["applied"]["created"].as_array().map(Vec::len), Some(5));
+    assert_eq!(cycles[1]["status"], "CRITICAL");
+    assert_eq!(cycles[1]["exit_code"], 2);
+}
