@@ -65,7 +65,7 @@ pub struct OutputArgs {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// The sampling period (e.g. 5m, 4h, 1d); at least 5m. Default: [check] window.
-    #[arg(long, value_parser = parse_window)]
+    #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -83,7 +83,7 @@ pub struct CheckArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The sampling period of every cycle (e.g. 4h); at least 5m. Default: [check] window.
-    #[arg(long, value_parser = parse_window)]
+    #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     /// Do not send email.
     #[arg(long)]
@@ -91,11 +91,6 @@ pub struct RunArgs {
     /// Do not write ecc_agent_issue.
     #[arg(long)]
     pub no_write: bool,
-}
-
-fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 5m, 4h, 1d"))?;
-    config::validate_window(d)
 }
 
 /// Parses the command line and runs it.

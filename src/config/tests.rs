@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::messages::MessageStyle;
 
 #[derive(Default)]
 struct FakeEnv {
