@@ -64,7 +64,7 @@ pub struct OutputArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m. Default: [check] window.
+    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window.
     #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     #[command(flatten)]
@@ -82,7 +82,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The sampling period of every cycle (e.g. 4h); at least 5m. Default: [check] window.
+    /// The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window.
     #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     /// Do not send email.
@@ -111,7 +111,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => {
             let config = match Config::load(&cli.config) {
                 Ok(c) => c,
-                Err(e) => return unknown("instance", &e.to_string(), args.output.format),
+                Err(e) => return unknown("", &e.to_string(), args.output.format),
             };
             init_logging(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
@@ -151,11 +151,13 @@ pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chro
     }
 }
 
-/// Prints the UNKNOWN status (plugin style first line) and returns exit status 3.
+/// Prints the UNKNOWN status (plugin style first line) and returns exit status 3. `instance` is empty when the
+/// config could not be read: no instance is named then.
 fn unknown(instance: &str, error: &str, format: Format) -> ExitCode {
     match format {
         Format::Text => {
-            println!("MIDWATCH UNKNOWN - {} on {instance}", json::first_line(error));
+            let on = if instance.is_empty() { String::new() } else { format!(" on {instance}") };
+            println!("MIDWATCH UNKNOWN - {}{on}", json::first_line(error));
             for line in error.lines().skip(1) {
                 println!("{line}");
             }

@@ -13,8 +13,12 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
 pub const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
 pub const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
 
+/// The longest window accepted. The instance keeps `sysevent` rows for about 7 days by default (its table
+/// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
+/// and stops absurd values (`1000000000d` would reach before year 1 in the query).
+pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawCheck {
     window: Option<String>,
     schedule: Option<String>,
@@ -77,13 +81,21 @@ impl RawCheck {
     }
 }
 
-/// Refuses a window below the MID Server heartbeat interval.
+/// Refuses a window below the MID Server heartbeat interval or above [`MAX_WINDOW`].
 pub fn validate_window(window: Duration) -> Result<Duration, String> {
     if window < MIN_WINDOW {
         Err(format!(
             "a window of {} is below the 5-minute minimum: the MID Server heartbeat runs every 5 minutes, so a \
              shorter window reports healthy MID Servers as silent",
             humantime::format_duration(window)
+        ))
+    } else if window > MAX_WINDOW {
+        // In days: humantime would say "1month 13h 26m 24s" for 31d.
+        let days = window.as_secs_f64() / 86_400.0;
+        let days = if window.as_secs().is_multiple_of(86_400) { format!("{days:.0}") } else { format!("{days:.1}") };
+        Err(format!(
+            "a window of {days} days is above the 30-day maximum: the instance keeps sysevent rows about 7 days \
+             by default, so older login events are gone anyway; use at most 30d"
         ))
     } else {
         Ok(window)

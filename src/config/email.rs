@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::secret::resolve_secret;
-use super::{Environment, is_loopback};
+use super::{Environment, is_loopback_host, without_userinfo};
 
 /// The default SMTP timeout (connection and each command).
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,7 +104,7 @@ impl EmailConfig {
 
 /// `to` accepts one address or a list.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected an address or a list of addresses, e.g. to = [\"mid-admins@acme.com\"]")]
 enum RawRecipients {
     One(String),
     Many(Vec<String>),
@@ -112,7 +112,6 @@ enum RawRecipients {
 
 /// The `[email]` section as written in the file; [`RawEmail::validate`] turns it into an [`EmailConfig`].
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawEmail {
     url: Option<String>,
     tls: Option<String>,
@@ -238,7 +237,8 @@ fn validate_recipients(raw: Option<RawRecipients>, problems: &mut Vec<String>) -
 /// or `smtps://host[:port]` (default port 465, implicit TLS).
 fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), String> {
     let example = "expected e.g. \"smtp://smtp.acme.com:587\" or \"smtps://smtp.acme.com\"";
-    let url = Url::parse(u).map_err(|e| format!("[email] url = \"{u}\" is not a URL ({e}): {example}"))?;
+    let url = Url::parse(u)
+        .map_err(|e| format!("[email] url = \"{}\" is not a URL ({e}): {example}", without_userinfo(u)))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("[email] url must not contain credentials: set [email] user and password_file instead".to_string());
     }
@@ -276,7 +276,7 @@ fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), 
         ),
         other => return Err(format!("[email] url = \"{u}\" has scheme {other}: {example}")),
     };
-    if mode == TlsMode::None && !is_loopback(&url) {
+    if mode == TlsMode::None && !is_loopback_host(&host) {
         return Err(format!(
             "[email] tls = \"none\" sends mail (and any password) in clear, so it is accepted only for loopback \
              hosts (127.0.0.1, ::1, localhost), not {host}: use tls = \"required\" or \"opportunistic\""

@@ -3,7 +3,6 @@
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     format: Option<String>,
     level: Option<String>,

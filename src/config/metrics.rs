@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
     textfile: Option<PathBuf>,
 }

@@ -16,19 +16,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use url::Url;
+use check::RawCheck;
+use email::RawEmail;
+use instance::RawInstance;
+use log::RawLog;
+use metrics::RawMetrics;
+use raw::RawFile;
+use state::RawState;
 
 mod check;
 mod email;
 mod instance;
 mod log;
 mod metrics;
+mod raw;
 mod secret;
 mod state;
 
 pub use check::{
-    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_WINDOW, parse_window, validate_schedule,
+    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_WINDOW, MAX_WINDOW, parse_window, validate_schedule,
     validate_window,
 };
 pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
@@ -39,21 +45,6 @@ pub use state::DEFAULT_STATE_DIRECTORY;
 
 /// The default config path, overridden by `--config` or `$MIDWATCH_CONFIG`.
 pub const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    instance: Option<instance::RawInstance>,
-    #[serde(default)]
-    check: check::RawCheck,
-    #[serde(default)]
-    state: state::RawState,
-    #[serde(default)]
-    log: log::RawLog,
-    #[serde(default)]
-    metrics: metrics::RawMetrics,
-    email: Option<email::RawEmail>,
-}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -75,10 +66,14 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
-/// Where secrets that are not inline come from; tests pass their own.
+/// Where secrets that are not inline come from, and the files the config names; tests pass their own.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
     fn read_file(&self, path: &Path) -> std::io::Result<String>;
+    /// A file that need not be text (`[instance] ca_file`).
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.read_file(path).map(String::into_bytes)
+    }
 }
 
 /// The process environment and file system.
@@ -91,6 +86,10 @@ impl Environment for ProcessEnvironment {
 
     fn read_file(&self, path: &Path) -> std::io::Result<String> {
         std::fs::read_to_string(path)
+    }
+
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
     }
 }
 
@@ -108,17 +107,21 @@ impl Config {
         Config::parse(&name, &text, &ProcessEnvironment)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text, naming every problem of the file: unknown sections and keys, values
+    /// of the wrong type, and every value a section's rules refuse.
     pub fn parse(source_name: &str, text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         let fail = |problems| ConfigError { source_name: source_name.to_string(), problems };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| fail(vec![e.to_string().trim_end().to_string()]))?;
+        let mut file = RawFile::parse(text).map_err(|problem| fail(vec![problem]))?;
         let mut problems = Vec::new();
-        let instance = raw.instance.unwrap_or_default().validate(env, &mut problems);
-        let check = raw.check.validate(&mut problems);
-        let log = raw.log.validate(&mut problems);
-        let metrics = raw.metrics.validate(&mut problems);
-        let email = raw.email.and_then(|e| e.validate(env, &mut problems));
-        let state_directory = raw.state.directory(env);
+        let p = &mut problems;
+        let instance = file.section::<RawInstance>("instance", p).validate(p, |raw, p| raw.validate(env, p));
+        let check = file.section::<RawCheck>("check", p).validate(p, RawCheck::validate);
+        let email = file.section::<RawEmail>("email", p);
+        let email = if email.is_present() { email.validate(p, |raw, p| raw.validate(env, p)) } else { None };
+        let state_directory = file.section::<RawState>("state", p).validate(p, |raw, _| raw.directory(env));
+        let log = file.section::<RawLog>("log", p).validate(p, RawLog::validate);
+        let metrics = file.section::<RawMetrics>("metrics", p).validate(p, RawMetrics::validate);
+        file.finish(p);
         match (instance, check, log) {
             (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
                 Ok(Config { instance, check, state_directory, log, metrics, email })
@@ -128,12 +131,26 @@ impl Config {
     }
 }
 
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+/// Whether a host (a URL's host, with or without the brackets of an IPv6 address) is this machine: an address
+/// in 127.0.0.0/8, `::1`, or `localhost`. The host is parsed here rather than taken from [`url::Url::host`],
+/// which for a scheme the `url` crate does not know (`smtp://`) returns every host as an opaque name.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// A URL as text, with any `user:password@` replaced by `…@`, for messages.
+fn without_userinfo(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return u.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => u.to_string(),
     }
 }
 

@@ -9,7 +9,6 @@ use super::Environment;
 pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/midwatch";
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawState {
     directory: Option<PathBuf>,
 }
