@@ -41,10 +41,9 @@ pub struct CheckConfig {
 
 impl RawCheck {
     pub(super) fn validate(self, problems: &mut Vec<String>) -> Option<CheckConfig> {
-        let raw = self;
-        let window = duration_key("[check] window", raw.window.as_deref(), DEFAULT_WINDOW, problems)
+        let window = duration_key("[check] window", self.window.as_deref(), DEFAULT_WINDOW, problems)
             .and_then(|w| validate_window(w).map_err(|e| problems.push(format!("[check] window: {e}"))).ok());
-        let messages = match raw.messages.as_deref() {
+        let messages = match self.messages.as_deref() {
             None | Some("documented") => Some(MessageStyle::Documented),
             Some("instance") => Some(MessageStyle::Instance),
             Some(other) => {
@@ -52,13 +51,13 @@ impl RawCheck {
                 None
             }
         };
-        let issue_source = raw.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
+        let issue_source = self.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
         if !crate::snow::query::is_safe_value(&issue_source) || issue_source.len() > 40 {
             problems.push(format!(
                 "[check] issue_source = \"{issue_source}\": expected 1 to 40 letters, digits, '.', '_' or '-' (it is used in queries)"
             ));
         }
-        let schedule = raw.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
+        let schedule = self.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
         if schedule.split_whitespace().count() < 6 && !schedule.starts_with('@') {
             problems.push(format!(
                 "[check] schedule = \"{schedule}\" needs 6 fields, seconds first (e.g. \"0 0 */4 * * *\" for every 4 hours)"
@@ -66,7 +65,7 @@ impl RawCheck {
         } else if let Err(e) = validate_schedule(&schedule) {
             problems.push(format!("[check] schedule = \"{schedule}\" {e}"));
         }
-        let jitter = duration_key("[check] jitter", raw.jitter.as_deref(), Duration::ZERO, problems);
+        let jitter = duration_key("[check] jitter", self.jitter.as_deref(), Duration::ZERO, problems);
         if jitter.is_some_and(|j| j > Duration::from_secs(24 * 3600)) {
             problems.push("[check] jitter must be at most 1d".into());
         }
@@ -74,7 +73,7 @@ impl RawCheck {
             window: window?,
             schedule,
             messages: messages?,
-            write_issues: raw.write_issues.unwrap_or(true),
+            write_issues: self.write_issues.unwrap_or(true),
             issue_source,
             jitter: jitter?,
         })

@@ -128,9 +128,8 @@ pub(super) struct RawEmail {
 impl RawEmail {
     /// Validates `[email]`, naming every problem with its key.
     pub(super) fn validate(self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<EmailConfig> {
-        let raw = self;
         let before = problems.len();
-        let server = match raw.url.as_deref() {
+        let server = match self.url.as_deref() {
             None => {
                 problems.push(
                     "[email] url is required, e.g. url = \"smtp://smtp.acme.com:587\" (STARTTLS) or \
@@ -139,16 +138,16 @@ impl RawEmail {
                 );
                 None
             }
-            Some(u) => parse_smtp_url(u, raw.tls.as_deref()).map_err(|p| problems.push(p)).ok(),
+            Some(u) => parse_smtp_url(u, self.tls.as_deref()).map_err(|p| problems.push(p)).ok(),
         };
-        let user = raw.user.filter(|u| !u.trim().is_empty());
+        let user = self.user.filter(|u| !u.trim().is_empty());
         let credentials = match user {
             Some(user) => {
-                resolve_secret("[email] password", raw.password, raw.password_file, raw.password_env, env, problems)
+                resolve_secret("[email] password", self.password, self.password_file, self.password_env, env, problems)
                     .map(|password| SmtpCredentials { user, password })
             }
             None => {
-                if raw.password.is_some() || raw.password_file.is_some() || raw.password_env.is_some() {
+                if self.password.is_some() || self.password_file.is_some() || self.password_env.is_some() {
                     problems.push(
                         "[email] a password is set but [email] user is not: set user too, or remove the password"
                             .into(),
@@ -157,7 +156,7 @@ impl RawEmail {
                 None
             }
         };
-        let from = match raw.from.as_deref() {
+        let from = match self.from.as_deref() {
             None => {
                 problems.push("[email] from is required, e.g. from = \"midwatch <midwatch@acme.com>\"".into());
                 None
@@ -172,8 +171,8 @@ impl RawEmail {
                 })
                 .ok(),
         };
-        let to = validate_recipients(raw.to, problems);
-        let timeout = match raw.timeout.as_deref() {
+        let to = validate_recipients(self.to, problems);
+        let timeout = match self.timeout.as_deref() {
             None => Some(DEFAULT_SMTP_TIMEOUT),
             Some(t) => match humantime::parse_duration(t) {
                 Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) => Some(d),
@@ -187,7 +186,7 @@ impl RawEmail {
                 }
             },
         };
-        let send = match raw.send.as_deref() {
+        let send = match self.send.as_deref() {
             None | Some("on_change") => Some(SendPolicy::OnChange),
             Some("always") => Some(SendPolicy::Always),
             Some("never") => Some(SendPolicy::Never),
