@@ -70,8 +70,8 @@ pub struct OutputArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigPath,
-    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m. Default: [check] window.
-    #[arg(long, value_parser = parse_window)]
+    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window.
+    #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -90,8 +90,8 @@ pub struct CheckArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigPath,
-    /// The sampling period of every cycle (e.g. 4h); at least 5m. Default: [check] window.
-    #[arg(long, value_parser = parse_window)]
+    /// The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window.
+    #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
     /// Do not send email.
     #[arg(long)]
@@ -99,11 +99,6 @@ pub struct RunArgs {
     /// Do not write ecc_agent_issue.
     #[arg(long)]
     pub no_write: bool,
-}
-
-fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 5m, 4h, 1d"))?;
-    config::validate_window(d)
 }
 
 /// How a command ended.

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::domain::MessageStyle;
 
 #[derive(Default)]
 struct FakeEnv {
@@ -132,4 +133,273 @@ fn unknown_keys_are_refused_with_their_name() {
 fn window_below_five_minutes_is_refused() {
     assert!(validate_window(std::time::Duration::from_secs(299)).is_err());
     assert!(validate_window(std::time::Duration::from_secs(300)).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Every problem at once, unknown keys included (issue 10)
+
+#[test]
+fn three_unknown_keys_are_named_at_once_with_their_section() {
+    let text = r#"
+[instance]
+url = "https://acme.service-now.com"
+user = "midwatch"
+pasword_file = "/run/secret"
+
+[check]
+windw = "4h"
+
+[extra]
+a = 1
+"#;
+    let err = parse(text, &env_with_secret()).expect_err("three unknown keys");
+    let all = err.to_string();
+    for needle in [
+        "test.toml: [instance] unknown field `pasword_file`: did you mean `password_file`?",
+        "test.toml: [check] unknown field `windw`: did you mean `window`?",
+        "test.toml: unknown section [extra]: remove it; the sections are [instance], [check], [email], [state], \
+         [log], [metrics]",
+    ] {
+        assert!(all.lines().any(|l| l == needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn an_unknown_key_without_a_close_spelling_names_where_it_belongs_or_what_the_section_has() {
+    let text = format!("{MINIMAL}window = \"4h\"\nfoo = 1\n[emial]\nurl = \"smtp://x\"\n");
+    let all = parse(&text, &env_with_secret()).expect_err("unknown keys").to_string();
+    assert!(all.contains("[instance] unknown field `window`: it belongs in [check]"), "{all}");
+    assert!(all.contains("[instance] unknown field `foo`: remove it; [instance] has url, name, auth,"), "{all}");
+    assert!(all.contains("unknown section [emial]: did you mean [email]?"), "{all}");
+
+    let all = parse(&format!("url = \"x\"\n{MINIMAL}"), &env_with_secret()).expect_err("top-level key").to_string();
+    assert!(all.contains("`url` is outside any section: move it below the [instance] or [email] line"), "{all}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_and_the_rest_of_its_section_is_still_checked() {
+    let text = r#"
+[instance]
+url = 5
+user = "midwatch"
+password = 12345
+page_size = "10"
+timeout = "soon"
+"#;
+    let all = parse(text, &FakeEnv::default()).expect_err("wrong types").to_string();
+    for needle in [
+        "[instance] url: invalid type: integer `5`, expected a string",
+        "[instance] page_size: invalid type: string \"10\", expected an integer (without quotes)",
+        "[instance] password must be a string in quotes (the value is not shown: it is a secret)",
+        "[instance] timeout = \"soon\" is not a duration",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert!(!all.contains("url is required"), "the url is there, with the wrong type:\n{all}");
+    assert!(!all.contains("set exactly one of"), "the password is there, with the wrong type:\n{all}");
+    assert!(!all.contains("12345"), "a secret is never echoed:\n{all}");
+    assert!(all.lines().all(|l| l.starts_with("test.toml: [instance] ")), "one line per problem:\n{all}");
+
+    let all = parse(
+        &format!("{MINIMAL}[email]\nurl = \"smtp://m.acme.com\"\nfrom = \"a@acme.com\"\nto = 5\n"),
+        &env_with_secret(),
+    )
+    .expect_err("to is a number")
+    .to_string();
+    assert!(
+        all.contains("[email] to: expected an address or a list of addresses, e.g. to = [\"mid-admins@acme.com\"]"),
+        "{all}"
+    );
+    assert!(!all.contains("to needs at least one address"), "{all}");
+}
+
+#[test]
+fn a_toml_syntax_error_names_the_line_and_does_not_echo_it() {
+    let err = parse("[instance]\npassword = \"s3cret\n", &FakeEnv::default()).expect_err("not TOML").to_string();
+    assert!(err.starts_with("test.toml: not valid TOML at line 2, column "), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [instance] proxy and ca_file, checked offline
+
+#[test]
+fn a_proxy_is_http_or_https_only() {
+    for ok in ["http://proxy.corp:3128", "https://proxy.corp"] {
+        let c = parse(&format!("{MINIMAL}proxy = \"{ok}\"\n"), &env_with_secret()).expect(ok);
+        assert!(c.instance.proxy.is_some());
+    }
+    for (bad, scheme) in [("ftp://proxy.corp:21", "ftp"), ("socks5://proxy.corp:1080", "socks5")] {
+        let err = parse(&format!("{MINIMAL}proxy = \"{bad}\"\n"), &env_with_secret()).expect_err(bad).to_string();
+        assert!(
+            err.contains(&format!(
+                "[instance] proxy \"{bad}\" has scheme {scheme}: midwatch talks to a proxy over http:// or https:// \
+                 only (it is built without SOCKS support)"
+            )),
+            "{err}"
+        );
+    }
+    let err = parse(&format!("{MINIMAL}proxy = \"proxy.corp:3128\"\n"), &env_with_secret()).expect_err("no scheme");
+    assert!(err.to_string().contains("[instance] proxy \"proxy.corp:3128\""), "{err}");
+}
+
+#[test]
+fn a_proxy_password_is_neither_echoed_nor_in_debug_output() {
+    let c = parse(&format!("{MINIMAL}proxy = \"http://u:pr0xypw@proxy.corp:3128\"\n"), &env_with_secret())
+        .expect("a proxy with credentials");
+    assert!(!format!("{c:?}").contains("pr0xypw"), "{c:?}");
+    let err = parse(&format!("{MINIMAL}proxy = \"socks5://u:pr0xypw@proxy.corp\"\n"), &env_with_secret())
+        .expect_err("socks")
+        .to_string();
+    assert!(err.contains("\"socks5://…@proxy.corp\""), "{err}");
+    assert!(!err.contains("pr0xypw"), "{err}");
+}
+
+/// A self-signed test CA (`openssl req -x509 -newkey ec …`), valid until 2126.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBjTCCATOgAwIBAgIUEun0QWgTHrY41IHEhkqIfjcWTfYwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQbWlkd2F0Y2ggdGVzdCBDQTAgFw0yNjEyMDEyMTA5MTFaGA8y
+MTI2MTEwNzIxMDkxMVowGzEZMBcGA1UEAwwQbWlkd2F0Y2ggdGVzdCBDQTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABFx8W8RoivL1JmB75KBy/875OBCZz3l2kbGC
+55OBxQPm/kJRsh6vm+P9s6T/daJzge2YOhw4n5hHxfjn/BFE9/ijUzBRMB0GA1Ud
+DgQWBBSlkcSsaN//XDQNRf26jDovyA55CzAfBgNVHSMEGDAWgBSlkcSsaN//XDQN
+Rf26jDovyA55CzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIBBZ
+BlmYUapBaRLyl0W/2yRyhlrc6x36yr6ko31ubaogAiEA8gYZZgiOMRn1EM+h/903
+d5s2UzYvm7bdCJEZbaW6Nis=
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn ca_file_must_hold_a_pem_certificate() {
+    let with_ca = |contents: &str| {
+        let mut env = env_with_secret();
+        env.files.insert("/etc/midwatch/ca.pem".into(), contents.into());
+        parse(&format!("{MINIMAL}ca_file = \"/etc/midwatch/ca.pem\"\n"), &env).map_err(|e| e.to_string())
+    };
+    let c = with_ca(TEST_CA).expect("a PEM certificate");
+    assert_eq!(c.instance.ca_file.as_deref(), Some(Path::new("/etc/midwatch/ca.pem")));
+    with_ca(&format!("# the proxy's CA\n{TEST_CA}{TEST_CA}")).expect("a bundle with text around it");
+
+    for (contents, expected) in [
+        ("not a certificate at all", "[instance] ca_file /etc/midwatch/ca.pem holds no PEM certificate"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
+            "[instance] ca_file /etc/midwatch/ca.pem holds no PEM certificate",
+        ),
+        (
+            "-----BEGIN CERTIFICATE-----\n!!!! not base64 !!!!\n-----END CERTIFICATE-----\n",
+            "[instance] ca_file /etc/midwatch/ca.pem is not a valid PEM certificate file",
+        ),
+    ] {
+        let err = with_ca(contents).expect_err(contents);
+        assert!(err.contains(expected), "{contents:?}: {err}");
+        assert!(err.contains("openssl x509 -inform der"), "says how to convert: {err}");
+    }
+    let err = parse(&format!("{MINIMAL}ca_file = \"/nope.pem\"\n"), &env_with_secret()).expect_err("missing");
+    assert!(err.to_string().contains("[instance] ca_file /nope.pem cannot be read"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loopback, instance names, the window maximum
+
+const EMAIL_LOOPBACK: &str = "\n[email]\ntls = \"none\"\nfrom = \"a@acme.com\"\nto = \"b@acme.com\"\n";
+
+#[test]
+fn plaintext_smtp_is_accepted_for_every_loopback_host_and_refused_elsewhere() {
+    for host in ["127.0.0.1", "127.1.2.3", "[::1]", "localhost", "LocalHost"] {
+        let text = format!("{MINIMAL}{EMAIL_LOOPBACK}url = \"smtp://{host}:25\"\n");
+        let c = parse(&text, &env_with_secret()).unwrap_or_else(|e| panic!("{host}: {e}"));
+        let email = c.email.expect("[email]");
+        assert_eq!(email.tls, TlsMode::None);
+        assert_eq!(email.host, host.trim_matches(['[', ']']));
+    }
+    for host in ["192.0.2.1", "[2001:db8::1]", "smtp.acme.com", "localhost.acme.com"] {
+        let text = format!("{MINIMAL}{EMAIL_LOOPBACK}url = \"smtp://{host}:25\"\n");
+        let err = parse(&text, &env_with_secret()).expect_err(host).to_string();
+        assert!(err.contains("[email] tls = \"none\" sends mail (and any password) in clear"), "{host}: {err}");
+    }
+}
+
+#[test]
+fn loopback_hosts_are_recognised_by_their_address() {
+    for host in ["127.0.0.1", "127.255.0.9", "::1", "[::1]", "localhost", "LOCALHOST"] {
+        assert!(is_loopback_host(host), "{host}");
+    }
+    for host in ["192.0.2.1", "10.0.0.1", "::", "[2001:db8::1]", "localhost.example", "127.0.0.1.example", ""] {
+        assert!(!is_loopback_host(host), "{host}");
+    }
+    assert!(parse_instance_url("http://127.3.2.1:8080").is_ok());
+    assert!(parse_instance_url("http://192.0.2.1:8080").is_err());
+}
+
+#[test]
+fn an_instance_on_an_ip_address_is_named_by_the_whole_address() {
+    for (url, name) in [
+        ("http://127.0.0.1:8080", "127.0.0.1"),
+        ("http://[::1]:8080", "::1"),
+        ("https://192.0.2.10", "192.0.2.10"),
+        ("https://acme.service-now.com", "acme"),
+        ("http://localhost:1", "localhost"),
+    ] {
+        let text = MINIMAL.replace("https://acme.service-now.com", url);
+        assert_eq!(parse(&text, &env_with_secret()).expect(url).instance.name, name, "{url}");
+    }
+}
+
+#[test]
+fn window_above_thirty_days_is_refused_in_the_file_and_on_the_command_line() {
+    assert_eq!(validate_window(MAX_WINDOW), Ok(MAX_WINDOW));
+    let err = validate_window(MAX_WINDOW + std::time::Duration::from_secs(3600)).expect_err("above");
+    assert!(err.starts_with("a window of 30.0 days"), "{err}");
+    assert!(err.contains("above the 30-day maximum"), "{err}");
+    assert!(err.contains("sysevent rows about 7 days by default"), "says why: {err}");
+    assert!(err.ends_with("use at most 30d"), "says what to do: {err}");
+
+    let err = parse_window("1000000000d").expect_err("absurd");
+    assert!(err.starts_with("a window of 1000000000 days is above the 30-day maximum"), "{err}");
+    assert!(parse_window("30d").is_ok());
+
+    let err = parse(&format!("{MINIMAL}[check]\nwindow = \"31d\"\n"), &env_with_secret()).expect_err("31d");
+    assert!(err.to_string().contains("[check] window: a window of 31 days is above the 30-day maximum"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The example config
+
+/// The example with its commented-out `[email]` section enabled: every line that begins with `#` directly
+/// followed by a key or a section header is uncommented (the convention the example's comments describe).
+fn example_with_email() -> String {
+    include_str!("../../config/midwatch.example.toml")
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn example_env() -> FakeEnv {
+    let mut env = FakeEnv::default();
+    env.files.insert("/run/credentials/midwatch.service/instance_password".into(), "x".into());
+    env.vars.insert("CREDENTIALS_DIRECTORY".into(), "/run/credentials/midwatch.service".into());
+    env
+}
+
+#[test]
+fn example_config_as_shipped_sends_no_email_so_editing_instance_is_enough() {
+    let c = parse(include_str!("../../config/midwatch.example.toml"), &example_env()).expect("as shipped");
+    assert!(c.email.is_none(), "[email] ships commented out");
+    assert_eq!(c.instance.name, "acme");
+    assert_eq!(c.check.window, DEFAULT_WINDOW);
+}
+
+#[test]
+fn example_config_email_section_is_valid_once_uncommented() {
+    let text = example_with_email();
+    assert!(text.contains("\n[email]\n"), "the convention uncovers [email]");
+    let email = parse(&text, &example_env()).expect("[email] uncommented").email.expect("[email]");
+    assert_eq!((email.host.as_str(), email.port, email.tls), ("smtp.acme.com", 587, TlsMode::Required));
+    assert_eq!(email.send, SendPolicy::OnChange);
+    assert!(email.credentials.is_none(), "the alternatives of user/password stay commented");
 }

@@ -68,3 +68,21 @@ async fn shared_source_with_the_active_builtin_job_is_a_warning_that_says_why() 
     let (_, stdout) = config_check(&server2, "\n[check]\nissue_source = \"MIDUserConnectivity\"\n");
     assert!(!stdout.contains("warning:"), "the built-in job is inactive: {stdout}");
 }
+
+#[test]
+fn offline_config_check_refuses_a_socks_proxy_an_ftp_proxy_and_a_non_pem_ca_file() {
+    for proxy in ["socks5://proxy.corp:1080", "ftp://proxy.corp"] {
+        let (dir, file) = config_file("https://acme.service-now.com");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").expect("write ca");
+        let text = std::fs::read_to_string(&file).expect("read")
+            + &format!("proxy = \"{proxy}\"\nca_file = \"{}\"\n", ca.display());
+        std::fs::write(&file, text).expect("write");
+        let (code, stdout, stderr) =
+            run_binary(&["config", "check", "--offline", "--config", file.to_str().expect("utf-8")]);
+        assert_eq!(code, 3, "{stdout}{stderr}");
+        assert!(stderr.contains(&format!("[instance] proxy \"{proxy}\" has scheme")), "{stderr}");
+        assert!(stderr.contains(&format!("[instance] ca_file {} holds no PEM certificate", ca.display())), "{stderr}");
+        assert!(!stdout.contains("valid"), "{stdout}");
+    }
+}

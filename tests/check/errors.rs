@@ -115,6 +115,15 @@ fn window_below_five_minutes_is_refused_by_the_cli() {
 }
 
 #[test]
+fn window_above_thirty_days_is_refused_by_the_cli() {
+    let (code, _, stderr) = run_binary(&["check", "--window", "1000000000d", "--config", "/nonexistent.toml"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is above the 30-day maximum"), "{stderr}");
+    let (_, _, stderr) = run_binary(&["run", "--window", "31d", "--config", "/nonexistent.toml"]);
+    assert!(stderr.contains("a window of 31 days is above the 30-day maximum"), "{stderr}");
+}
+
+#[test]
 fn missing_config_file_is_unknown_and_says_what_to_do() {
     let (code, stdout, _) = run_binary(&["check", "--config", "/nonexistent/midwatch.toml"]);
     assert_eq!(code, 3);
@@ -123,6 +132,20 @@ fn missing_config_file_is_unknown_and_says_what_to_do() {
         "{stdout}"
     );
     assert!(stdout.contains("--config PATH"));
+}
+
+#[test]
+fn an_invalid_config_is_unknown_without_naming_an_instance() {
+    let (dir, file) = config_file("https://acme.service-now.com");
+    let text = std::fs::read_to_string(&file).expect("read") + "page_sise = 10\n";
+    std::fs::write(&file, text).expect("write");
+    let (code, stdout, _) = run_binary(&["check", "--config", file.to_str().expect("utf-8")]);
+    drop(dir);
+    assert_eq!(code, 3);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("MIDWATCH UNKNOWN - "), "{stdout}");
+    assert!(first.ends_with("[instance] unknown field `page_sise`: did you mean `page_size`?"), "{stdout}");
+    assert!(!first.contains(" on instance"), "no instance name is known yet: {stdout}");
 }
 
 #[tokio::test]

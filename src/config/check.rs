@@ -1,0 +1,123 @@
+//! `[check]`: what a cycle looks at and when `midwatch run` starts one. Also the `--window` argument, which
+//! follows the same rule as `[check] window`, and the cron schedule rule `midwatch run` relies on.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration_key;
+use crate::domain::MIN_WINDOW;
+use crate::domain::MessageStyle;
+
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
+pub const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
+pub const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
+
+/// The longest window accepted. The instance keeps `sysevent` rows for about 7 days by default (its table
+/// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
+/// and stops absurd values (`1000000000d` would reach before year 1 in the query).
+pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RawCheck {
+    window: Option<String>,
+    schedule: Option<String>,
+    messages: Option<String>,
+    write_issues: Option<bool>,
+    issue_source: Option<String>,
+    jitter: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub window: Duration,
+    pub schedule: String,
+    pub messages: MessageStyle,
+    pub write_issues: bool,
+    pub issue_source: String,
+    /// `midwatch run` waits a random delay in `0..jitter` before each scheduled cycle.
+    pub jitter: Duration,
+}
+
+impl RawCheck {
+    pub(super) fn validate(self, problems: &mut Vec<String>) -> Option<CheckConfig> {
+        let window = duration_key("[check] window", self.window.as_deref(), DEFAULT_WINDOW, problems)
+            .and_then(|w| validate_window(w).map_err(|e| problems.push(format!("[check] window: {e}"))).ok());
+        let messages = match self.messages.as_deref() {
+            None | Some("documented") => Some(MessageStyle::Documented),
+            Some("instance") => Some(MessageStyle::Instance),
+            Some(other) => {
+                problems.push(format!("[check] messages = \"{other}\": expected \"documented\" or \"instance\""));
+                None
+            }
+        };
+        let issue_source = self.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
+        if !crate::snow::query::is_safe_value(&issue_source) || issue_source.len() > 40 {
+            problems.push(format!(
+                "[check] issue_source = \"{issue_source}\": expected 1 to 40 letters, digits, '.', '_' or '-' (it is used in queries)"
+            ));
+        }
+        let schedule = self.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
+        if schedule.split_whitespace().count() < 6 && !schedule.starts_with('@') {
+            problems.push(format!(
+                "[check] schedule = \"{schedule}\" needs 6 fields, seconds first (e.g. \"0 0 */4 * * *\" for every 4 hours)"
+            ));
+        } else if let Err(e) = validate_schedule(&schedule) {
+            problems.push(format!("[check] schedule = \"{schedule}\" {e}"));
+        }
+        let jitter = duration_key("[check] jitter", self.jitter.as_deref(), Duration::ZERO, problems);
+        if jitter.is_some_and(|j| j > Duration::from_secs(24 * 3600)) {
+            problems.push("[check] jitter must be at most 1d".into());
+        }
+        Some(CheckConfig {
+            window: window?,
+            schedule,
+            messages: messages?,
+            write_issues: self.write_issues.unwrap_or(true),
+            issue_source,
+            jitter: jitter?,
+        })
+    }
+}
+
+/// Refuses a window below the MID Server heartbeat interval or above [`MAX_WINDOW`].
+pub fn validate_window(window: Duration) -> Result<Duration, String> {
+    if window < MIN_WINDOW {
+        Err(format!(
+            "a window of {} is below the 5-minute minimum: the MID Server heartbeat runs every 5 minutes, so a \
+             shorter window reports healthy MID Servers as silent",
+            humantime::format_duration(window)
+        ))
+    } else if window > MAX_WINDOW {
+        // In days: humantime would say "1month 13h 26m 24s" for 31d.
+        let days = window.as_secs_f64() / 86_400.0;
+        let days = if window.as_secs().is_multiple_of(86_400) { format!("{days:.0}") } else { format!("{days:.1}") };
+        Err(format!(
+            "a window of {days} days is above the 30-day maximum: the instance keeps sysevent rows about 7 days \
+             by default, so older login events are gone anyway; use at most 30d"
+        ))
+    } else {
+        Ok(window)
+    }
+}
+
+/// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration that
+/// [`validate_window`] accepts.
+pub fn parse_window(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 5m, 4h, 1d"))?;
+    validate_window(d)
+}
+
+/// A cron expression as `midwatch run` schedules it (tokio-cron-scheduler: 6 or 7 fields, seconds
+/// first, UTC), that fires at least once more.
+pub fn validate_schedule(expression: &str) -> Result<(), String> {
+    let mut job = tokio_cron_scheduler::Job::new_async(expression, |_, _| Box::pin(async {})).map_err(|_| {
+        "is not a cron expression: expected 6 fields, seconds first, in UTC \
+         (sec min hour day-of-month month day-of-week, e.g. \"0 0 */4 * * *\" for every 4 hours)"
+            .to_string()
+    })?;
+    match job.job_data() {
+        Ok(data) if data.next_tick == 0 => Err("never fires again".into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,285 @@
+//! `[email]`: the SMTP server, its TLS mode and credentials, the sender and recipients, and when a cycle sends
+//! an email. `notify` takes the validated [`EmailConfig`]; this module knows nothing of sending.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::secret::resolve_secret;
+use super::{Environment, is_loopback_host, without_userinfo};
+
+/// The default SMTP timeout (connection and each command).
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// `smtps://`: TLS from the first byte (usually port 465).
+    Implicit,
+    /// `smtp://` with `tls = "required"`: STARTTLS, and no mail if the server does not offer it.
+    Required,
+    /// `smtp://` with `tls = "opportunistic"`: STARTTLS when the server offers it, else plaintext.
+    Opportunistic,
+    /// `smtp://` with `tls = "none"`: plaintext, accepted only for loopback hosts.
+    None,
+}
+
+/// When a cycle sends an email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendPolicy {
+    /// Only when the set of findings differs from the last email's.
+    #[default]
+    OnChange,
+    /// Every cycle, even when nothing changed (and when everything is fine), once a first email has been sent:
+    /// a cycle with no findings and no email before it sends nothing.
+    Always,
+    /// Never compose a message (messages already in the outbox are still delivered).
+    Never,
+}
+
+impl SendPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OnChange => "on_change",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// SMTP authentication. The password is never logged nor printed (`Debug` shows `[REDACTED]`).
+#[derive(Debug, Clone)]
+pub struct SmtpCredentials {
+    pub user: String,
+    pub password: SecretString,
+}
+
+/// A validated `[email]` section.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The SMTP server's host name or IP address (without brackets).
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<SmtpCredentials>,
+    pub from: Mailbox,
+    /// At least one recipient, each address once.
+    pub to: Vec<Mailbox>,
+    /// Connection timeout and the limit for every SMTP command.
+    pub timeout: Duration,
+    pub send: SendPolicy,
+}
+
+impl EmailConfig {
+    /// A plaintext connection to an SMTP server on `127.0.0.1:port` (the demo's and the tests' SMTP sink).
+    pub fn loopback(port: u16, from: Mailbox, to: Vec<Mailbox>) -> EmailConfig {
+        EmailConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            credentials: None,
+            from,
+            to,
+            timeout: Duration::from_secs(10),
+            send: SendPolicy::OnChange,
+        }
+    }
+
+    /// The server as a URL, for messages: `smtp://host:port` or `smtps://host:port`.
+    pub fn server_url(&self) -> String {
+        let scheme = if self.tls == TlsMode::Implicit { "smtps" } else { "smtp" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `to` accepts one address or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "expected an address or a list of addresses, e.g. to = [\"mid-admins@acme.com\"]")]
+enum RawRecipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The `[email]` section as written in the file; [`RawEmail::validate`] turns it into an [`EmailConfig`].
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RawEmail {
+    url: Option<String>,
+    tls: Option<String>,
+    user: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    from: Option<String>,
+    to: Option<RawRecipients>,
+    timeout: Option<String>,
+    send: Option<String>,
+}
+
+impl RawEmail {
+    /// Validates `[email]`, naming every problem with its key.
+    pub(super) fn validate(self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<EmailConfig> {
+        let before = problems.len();
+        let server = match self.url.as_deref() {
+            None => {
+                problems.push(
+                    "[email] url is required, e.g. url = \"smtp://smtp.acme.com:587\" (STARTTLS) or \
+                     \"smtps://smtp.acme.com\" (implicit TLS)"
+                        .into(),
+                );
+                None
+            }
+            Some(u) => parse_smtp_url(u, self.tls.as_deref()).map_err(|p| problems.push(p)).ok(),
+        };
+        let user = self.user.filter(|u| !u.trim().is_empty());
+        let credentials = match user {
+            Some(user) => {
+                resolve_secret("[email] password", self.password, self.password_file, self.password_env, env, problems)
+                    .map(|password| SmtpCredentials { user, password })
+            }
+            None => {
+                if self.password.is_some() || self.password_file.is_some() || self.password_env.is_some() {
+                    problems.push(
+                        "[email] a password is set but [email] user is not: set user too, or remove the password"
+                            .into(),
+                    );
+                }
+                None
+            }
+        };
+        let from = match self.from.as_deref() {
+            None => {
+                problems.push("[email] from is required, e.g. from = \"midwatch <midwatch@acme.com>\"".into());
+                None
+            }
+            Some(f) => f
+                .trim()
+                .parse::<Mailbox>()
+                .map_err(|e| {
+                    problems.push(format!(
+                        "[email] from = \"{f}\" is not a valid address ({e}): expected e.g. \"midwatch <midwatch@acme.com>\""
+                    ))
+                })
+                .ok(),
+        };
+        let to = validate_recipients(self.to, problems);
+        let timeout = match self.timeout.as_deref() {
+            None => Some(DEFAULT_SMTP_TIMEOUT),
+            Some(t) => match humantime::parse_duration(t) {
+                Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) => Some(d),
+                Ok(_) => {
+                    problems.push(format!("[email] timeout = \"{t}\" must be between 1s and 10m"));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("[email] timeout = \"{t}\" is not a duration ({e}): expected e.g. \"30s\""));
+                    None
+                }
+            },
+        };
+        let send = match self.send.as_deref() {
+            None | Some("on_change") => Some(SendPolicy::OnChange),
+            Some("always") => Some(SendPolicy::Always),
+            Some("never") => Some(SendPolicy::Never),
+            Some(other) => {
+                problems.push(format!("[email] send = \"{other}\": expected \"on_change\", \"always\" or \"never\""));
+                None
+            }
+        };
+        let (host, port, tls) = server?;
+        let config = EmailConfig { host, port, tls, credentials, from: from?, to: to?, timeout: timeout?, send: send? };
+        (problems.len() == before).then_some(config)
+    }
+}
+
+fn validate_recipients(raw: Option<RawRecipients>, problems: &mut Vec<String>) -> Option<Vec<Mailbox>> {
+    let list = match raw {
+        None => Vec::new(),
+        Some(RawRecipients::One(s)) => vec![s],
+        Some(RawRecipients::Many(v)) => v,
+    };
+    if list.is_empty() {
+        problems.push("[email] to needs at least one address, e.g. to = [\"mid-admins@acme.com\"]".into());
+        return None;
+    }
+    let mut ok = true;
+    let mut to: Vec<Mailbox> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match s.trim().parse::<Mailbox>() {
+            Ok(m) => {
+                let address = m.email.to_string().to_ascii_lowercase();
+                if !to.iter().any(|t| t.email.to_string().to_ascii_lowercase() == address) {
+                    to.push(m);
+                }
+            }
+            Err(e) => {
+                ok = false;
+                problems.push(format!(
+                    "[email] to[{i}] = \"{s}\" is not a valid address ({e}): expected e.g. \"mid-admins@acme.com\""
+                ));
+            }
+        }
+    }
+    ok.then_some(to)
+}
+
+/// `smtp://host[:port]` (default port 25) with `tls` required (default) / opportunistic / none (loopback only),
+/// or `smtps://host[:port]` (default port 465, implicit TLS).
+fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), String> {
+    let example = "expected e.g. \"smtp://smtp.acme.com:587\" or \"smtps://smtp.acme.com\"";
+    let url = Url::parse(u)
+        .map_err(|e| format!("[email] url = \"{}\" is not a URL ({e}): {example}", without_userinfo(u)))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("[email] url must not contain credentials: set [email] user and password_file instead".to_string());
+    }
+    if (!url.path().is_empty() && url.path() != "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("[email] url = \"{u}\" must not have a path or query: {example}"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(format!("[email] url = \"{u}\" has no host: {example}")),
+    };
+    let (default_port, mode) = match url.scheme() {
+        "smtps" => {
+            return match tls {
+                None | Some("required") => Ok((host, url.port().unwrap_or(465), TlsMode::Implicit)),
+                Some(other) => Err(format!(
+                    "[email] tls = \"{other}\" does not apply to smtps:// (implicit TLS, always encrypted): remove \
+                     tls, or use an smtp:// url"
+                )),
+            };
+        }
+        "smtp" => (
+            25,
+            match tls {
+                None | Some("required") => TlsMode::Required,
+                Some("opportunistic") => TlsMode::Opportunistic,
+                Some("none") => TlsMode::None,
+                Some(other) => {
+                    return Err(format!(
+                        "[email] tls = \"{other}\": expected \"required\" (STARTTLS), \"opportunistic\" or \"none\""
+                    ));
+                }
+            },
+        ),
+        other => return Err(format!("[email] url = \"{u}\" has scheme {other}: {example}")),
+    };
+    if mode == TlsMode::None && !is_loopback_host(&host) {
+        return Err(format!(
+            "[email] tls = \"none\" sends mail (and any password) in clear, so it is accepted only for loopback \
+             hosts (127.0.0.1, ::1, localhost), not {host}: use tls = \"required\" or \"opportunistic\""
+        ));
+    }
+    Ok((host, url.port().unwrap_or(default_port), mode))
+}

@@ -1,0 +1,184 @@
+//! `[instance]`: which ServiceNow instance, how to sign in, and how to talk to it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::{Host, Url};
+
+use super::secret::resolve_secret;
+use super::{Environment, duration_key, int_key, is_loopback_host, without_userinfo};
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RawInstance {
+    url: Option<String>,
+    name: Option<String>,
+    auth: Option<String>,
+    user: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    timeout: Option<String>,
+    page_size: Option<i64>,
+    concurrency: Option<i64>,
+    proxy: Option<String>,
+    ca_file: Option<PathBuf>,
+    batch: Option<bool>,
+}
+
+/// A validated `[instance]` section. `Debug` shows neither the password nor a password in the proxy URL.
+#[derive(Clone)]
+pub struct InstanceConfig {
+    pub url: Url,
+    /// The short name used in reports (`acme` for `https://acme.service-now.com`).
+    pub name: String,
+    pub user: String,
+    pub password: SecretString,
+    pub timeout: Duration,
+    pub page_size: u32,
+    pub concurrency: usize,
+    pub proxy: Option<Url>,
+    pub ca_file: Option<PathBuf>,
+    /// Write `ecc_agent_issue` through the Batch API (falls back to one request per record).
+    pub batch: bool,
+}
+
+impl std::fmt::Debug for InstanceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let InstanceConfig { url, name, user, password, timeout, page_size, concurrency, proxy, ca_file, batch } = self;
+        f.debug_struct("InstanceConfig")
+            .field("url", &url.as_str())
+            .field("name", name)
+            .field("user", user)
+            .field("password", password)
+            .field("timeout", timeout)
+            .field("page_size", page_size)
+            .field("concurrency", concurrency)
+            .field("proxy", &proxy.as_ref().map(|p| without_userinfo(p.as_str())))
+            .field("ca_file", ca_file)
+            .field("batch", batch)
+            .finish()
+    }
+}
+
+impl RawInstance {
+    pub(super) fn validate(self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<InstanceConfig> {
+        let url = match self.url.as_deref() {
+            None => {
+                problems.push("[instance] url is required, e.g. url = \"https://acme.service-now.com\"".into());
+                None
+            }
+            Some(u) => parse_instance_url(u).map_err(|p| problems.push(format!("[instance] url {p}"))).ok(),
+        };
+        match self.auth.as_deref() {
+            None | Some("basic") => {}
+            Some(other) => problems
+                .push(format!("[instance] auth = \"{other}\" is not supported by this version: expected \"basic\"")),
+        }
+        let user = match self.user.filter(|u| !u.trim().is_empty()) {
+            Some(u) => Some(u),
+            None => {
+                problems.push("[instance] user is required: the ServiceNow account midwatch signs in as".into());
+                None
+            }
+        };
+        let password =
+            resolve_secret("[instance] password", self.password, self.password_file, self.password_env, env, problems);
+        let timeout = duration_key("[instance] timeout", self.timeout.as_deref(), Duration::from_secs(30), problems);
+        if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
+            problems.push("[instance] timeout must be between 1s and 10m".into());
+        }
+        let page_size = int_key("[instance] page_size", self.page_size, 1000, 1, 10_000, problems);
+        let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1, 16, problems);
+        let proxy = self.proxy.as_deref().and_then(|p| parse_proxy(p).map_err(|e| problems.push(e)).ok());
+        if let Some(ca) = &self.ca_file
+            && let Err(e) = check_ca_file(ca, env)
+        {
+            problems.push(e);
+        }
+        let url = url?;
+        let name = self.name.unwrap_or_else(|| short_name(&url));
+        Some(InstanceConfig {
+            url,
+            name,
+            user: user?,
+            password: password?,
+            timeout: timeout?,
+            page_size: u32::try_from(page_size?).ok()?,
+            concurrency: usize::try_from(concurrency?).ok()?,
+            proxy,
+            ca_file: self.ca_file,
+            batch: self.batch.unwrap_or(true),
+        })
+    }
+}
+
+/// The name reports use when `[instance] name` is not set: the first label of a host name (`acme` for
+/// `acme.service-now.com`), or the whole address when the host is an IP address.
+fn short_name(url: &Url) -> String {
+    match url.host() {
+        Some(Host::Domain(host)) => host.split('.').next().unwrap_or(host).to_string(),
+        Some(Host::Ipv4(ip)) => ip.to_string(),
+        Some(Host::Ipv6(ip)) => ip.to_string(),
+        None => "instance".to_string(),
+    }
+}
+
+/// `https://` anywhere, `http://` only for loopback; no path, query or credentials.
+pub fn parse_instance_url(u: &str) -> Result<Url, String> {
+    let url = Url::parse(u).map_err(|e| {
+        format!("\"{}\" is not a URL ({e}): expected e.g. \"https://acme.service-now.com\"", without_userinfo(u))
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials: set [instance] user and password_file instead".into());
+    }
+    if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
+        return Err(format!(
+            "\"{u}\" must be the instance root, without a path: e.g. \"https://acme.service-now.com\""
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if url.host_str().is_some_and(is_loopback_host) => Ok(url),
+        "http" => Err(format!(
+            "\"{u}\" uses plain http: only https is accepted, except for loopback addresses (127.0.0.1, ::1, localhost)"
+        )),
+        other => Err(format!("\"{u}\" has scheme {other}: expected https")),
+    }
+}
+
+/// An `http://` or `https://` proxy: the schemes the HTTP client is built with (it has no SOCKS support).
+fn parse_proxy(p: &str) -> Result<Url, String> {
+    let shown = without_userinfo(p);
+    let example = "expected e.g. \"http://proxy.corp:3128\"";
+    let url = Url::parse(p).map_err(|e| format!("[instance] proxy \"{shown}\" is not a URL ({e}): {example}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
+        "http" | "https" => Err(format!("[instance] proxy \"{shown}\" has no host: {example}")),
+        other => Err(format!(
+            "[instance] proxy \"{shown}\" has scheme {other}: midwatch talks to a proxy over http:// or https:// \
+             only (it is built without SOCKS support); {example}, or unset proxy"
+        )),
+    }
+}
+
+/// The extra CA must be a PEM file holding at least one certificate. Checked here, offline: the HTTP client
+/// silently trusts nothing extra when a PEM file holds no certificate. (Whether a decoded block is a
+/// well-formed X.509 certificate is left to the client, which refuses it when it is built.)
+fn check_ca_file(path: &Path, env: &dyn Environment) -> Result<(), String> {
+    let convert = "expected the CA certificate in PEM (-----BEGIN CERTIFICATE----- blocks); convert a DER file \
+                   with `openssl x509 -inform der -in ca.der -out ca.pem`";
+    let bytes =
+        env.read_bytes(path).map_err(|e| format!("[instance] ca_file {} cannot be read: {e}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&bytes) {
+        Ok(certificates) if !certificates.is_empty() => Ok(()),
+        Ok(_) => Err(format!("[instance] ca_file {} holds no PEM certificate: {convert}", path.display())),
+        Err(_) => Err(format!(
+            "[instance] ca_file {} is not a valid PEM certificate file (a certificate block does not decode): \
+             {convert}",
+            path.display()
+        )),
+    }
+}

@@ -1,0 +1,179 @@
+//! The configuration file: raw TOML parsed once, then validated into a [`Config`] the rest of the
+//! code can trust. Validation names every problem with its key and what is expected, not just the
+//! first. Secrets may come inline, from a `*_file` (what systemd's `LoadCredential=` provides) or
+//! from an environment variable; they are held as [`SecretString`](secrecy::SecretString) and never printed.
+//!
+//! Every rule about a configuration value lives here, one file per section:
+//!
+//! - `mod.rs`: [`Config`], [`Config::load`] / [`Config::parse`], [`ConfigError`], [`Environment`];
+//! - `instance.rs`: `[instance]` ([`InstanceConfig`], [`parse_instance_url`]);
+//! - `check.rs`: `[check]` ([`CheckConfig`]), the `--window` argument ([`parse_window`]) and the cron
+//!   schedule rule ([`validate_schedule`]);
+//! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
+//! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` ([`LogConfig`]), `[metrics]` ([`MetricsConfig`]);
+//! - `secret.rs`: inline / `*_file` / `*_env` secrets, the same for every section.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use check::RawCheck;
+use email::RawEmail;
+use instance::RawInstance;
+use log::RawLog;
+use metrics::RawMetrics;
+use raw::RawFile;
+use state::RawState;
+
+mod check;
+mod email;
+mod instance;
+mod log;
+mod metrics;
+mod raw;
+mod secret;
+mod state;
+
+pub use check::{
+    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_WINDOW, MAX_WINDOW, parse_window, validate_schedule,
+    validate_window,
+};
+pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
+pub use instance::{InstanceConfig, parse_instance_url};
+pub use log::{LogConfig, LogFormat};
+pub use metrics::MetricsConfig;
+pub use state::DEFAULT_STATE_DIRECTORY;
+
+/// The default config path, overridden by `--config` or `$MIDWATCH_CONFIG`.
+pub const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub instance: InstanceConfig,
+    pub check: CheckConfig,
+    pub state_directory: PathBuf,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    /// `None` when the file has no `[email]` section: no email is sent.
+    pub email: Option<EmailConfig>,
+}
+
+/// Every problem found in a config file, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.iter().map(|p| format!("{}: {p}", .source_name)).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<String>,
+}
+
+/// Where secrets that are not inline come from, and the files the config names; tests pass their own.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &Path) -> std::io::Result<String>;
+    /// A file that need not be text (`[instance] ca_file`).
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.read_file(path).map(String::into_bytes)
+    }
+}
+
+/// The process environment and file system.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            problems: vec![format!(
+                "cannot read the config file ({e}); pass --config PATH or set MIDWATCH_CONFIG \
+                 (config/midwatch.example.toml documents every key)"
+            )],
+        })?;
+        Config::parse(&name, &text, &ProcessEnvironment)
+    }
+
+    /// Parses and validates TOML text, naming every problem of the file: unknown sections and keys, values
+    /// of the wrong type, and every value a section's rules refuse.
+    pub fn parse(source_name: &str, text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError { source_name: source_name.to_string(), problems };
+        let mut file = RawFile::parse(text).map_err(|problem| fail(vec![problem]))?;
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let instance = file.section::<RawInstance>("instance", p).validate(p, |raw, p| raw.validate(env, p));
+        let check = file.section::<RawCheck>("check", p).validate(p, RawCheck::validate);
+        let email = file.section::<RawEmail>("email", p);
+        let email = if email.is_present() { email.validate(p, |raw, p| raw.validate(env, p)) } else { None };
+        let state_directory = file.section::<RawState>("state", p).validate(p, |raw, _| raw.directory(env));
+        let log = file.section::<RawLog>("log", p).validate(p, RawLog::validate);
+        let metrics = file.section::<RawMetrics>("metrics", p).validate(p, RawMetrics::validate);
+        file.finish(p);
+        match (instance, check, log) {
+            (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
+                Ok(Config { instance, check, state_directory, log, metrics, email })
+            }
+            _ => Err(fail(problems)),
+        }
+    }
+}
+
+/// Whether a host (a URL's host, with or without the brackets of an IPv6 address) is this machine: an address
+/// in 127.0.0.0/8, `::1`, or `localhost`. The host is parsed here rather than taken from [`url::Url::host`],
+/// which for a scheme the `url` crate does not know (`smtp://`) returns every host as an opaque name.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// A URL as text, with any `user:password@` replaced by `…@`, for messages.
+fn without_userinfo(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return u.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => u.to_string(),
+    }
+}
+
+fn duration_key(key: &str, value: Option<&str>, default: Duration, problems: &mut Vec<String>) -> Option<Duration> {
+    match value {
+        None => Some(default),
+        Some(v) => humantime::parse_duration(v)
+            .map_err(|e| {
+                problems.push(format!("{key} = \"{v}\" is not a duration ({e}): expected e.g. \"30s\", \"5m\", \"4h\""))
+            })
+            .ok(),
+    }
+}
+
+fn int_key(key: &str, value: Option<i64>, default: i64, min: i64, max: i64, problems: &mut Vec<String>) -> Option<i64> {
+    let v = value.unwrap_or(default);
+    if (min..=max).contains(&v) {
+        Some(v)
+    } else {
+        problems.push(format!("{key} = {v} is out of range: expected {min} to {max}"));
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;
