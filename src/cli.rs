@@ -129,7 +129,15 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => {
             let opts =
                 crate::service::RunOptions { window: args.window, no_write: args.no_write, no_email: args.no_email };
-            crate::service::run(&cli.config, opts).await
+            let served = match crate::service::Signals::install() {
+                Ok(signals) => crate::service::run(&cli.config, opts, signals).await,
+                Err(cannot_start) => Err(cannot_start),
+            };
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                // The service has reported why: on stderr, or in the log once it is set up.
+                Err(crate::service::CannotStart(_)) => ExitCode::from(Status::Unknown.exit_code()),
+            }
         }
     }
 }
