@@ -399,6 +399,30 @@ async fn a_cycle_still_running_after_the_grace_period_is_abandoned() {
     assert!(log.has(|l| l.ends_with("midwatch stopped")));
 }
 
+#[tokio::test]
+async fn a_second_stop_a_second_later_drops_the_cycle_at_once_and_says_so() {
+    let mut instance = SilentInstance::bind().await;
+    let service = InProcess::new(&config_one_request_at_a_time(&instance.url()));
+    service.send(&[Event::Tick, Event::Stop("SIGTERM")]);
+    let (stopped, ()) = tokio::join!(service.run(), async {
+        instance.next_request().await;
+        tokio::time::pause();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        service.send(&[Event::Stop("SIGTERM")]);
+    });
+    stopped.expect("a clean stop");
+
+    let log = &service.log;
+    let stopping = log.expect("on the first stop", |l| l.contains("SIGTERM received: stopping once cycle 1"));
+    let dropped = log.expect("on the second stop", |l| l.contains("SIGTERM received again"));
+    assert!(dropped.text.contains("cycle 1 dropped unfinished, stopping at once"), "{dropped:?}");
+    let waited = dropped.at - stopping.at;
+    assert!(waited >= Duration::from_secs(1) && waited < STOP_GRACE, "dropped after {waited:?}");
+    // The line the bug report quotes: 30 s had not passed.
+    assert!(!log.has(|l| l.contains("did not finish within")), "log:\n{}", log.dump());
+    assert!(log.has(|l| l.ends_with("midwatch stopped")));
+}
+
 #[tokio::test(start_paused = true)]
 async fn jitter_delays_each_cycle_by_a_draw_below_its_bound() {
     let instance = SilentInstance::bind().await;

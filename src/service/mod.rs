@@ -263,15 +263,15 @@ impl Service {
             }
         }
         if stop {
-            result = finish_within(run, STOP_GRACE, inbox.next_stop()).await;
-            if result.is_none() {
-                span.in_scope(|| {
-                    warn!(
-                        "cycle {n} did not finish within {} s and was abandoned; each write it made is logged \
-                         above, and the next cycle reconciles ecc_agent_issue again",
-                        STOP_GRACE.as_secs()
-                    )
-                });
+            let abandoned = "each write it made is logged above, and the next cycle reconciles ecc_agent_issue again";
+            match finish_within(run, STOP_GRACE, inbox.next_stop()).await {
+                Finish::Finished(r) => result = Some(r),
+                Finish::GraceExpired => span.in_scope(|| {
+                    warn!("cycle {n} did not finish within {} s and was abandoned; {abandoned}", STOP_GRACE.as_secs())
+                }),
+                Finish::Interrupted(signal) => span.in_scope(|| {
+                    warn!("{signal} received again: cycle {n} dropped unfinished, stopping at once; {abandoned}")
+                }),
             }
         }
         self.running = None;
@@ -392,19 +392,27 @@ impl Service {
     }
 }
 
-/// Waits for `work` at most `grace`, or until `interrupt`; `None` when it was dropped unfinished.
+/// How a running cycle ended after a stop.
+#[derive(Debug, PartialEq)]
+enum Finish<T> {
+    Finished(T),
+    /// [`STOP_GRACE`] passed first; the cycle was dropped.
+    GraceExpired,
+    /// A second stop (this signal) came first; the cycle was dropped.
+    Interrupted(&'static str),
+}
+
+/// Waits for `work` at most `grace`, or until `interrupt` names a second signal.
 async fn finish_within<F: Future>(
     work: Pin<&mut F>,
     grace: Duration,
     interrupt: impl Future<Output = &'static str>,
-) -> Option<F::Output> {
+) -> Finish<F::Output> {
     tokio::select! {
-        r = work => Some(r),
-        () = tokio::time::sleep(grace) => None,
-        signal = interrupt => {
-            warn!("{signal} received again: stopping at once");
-            None
-        }
+        biased;
+        r = work => Finish::Finished(r),
+        signal = interrupt => Finish::Interrupted(signal),
+        () = tokio::time::sleep(grace) => Finish::GraceExpired,
     }
 }
 
@@ -470,7 +478,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             "done"
         });
-        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Some("done"));
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Finish::Finished("done"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -480,7 +488,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             "done"
         });
-        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, None);
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Finish::GraceExpired);
         assert_eq!(started.elapsed(), STOP_GRACE);
     }
 
@@ -491,7 +499,7 @@ mod tests {
             "done"
         });
         let second_signal = tokio::time::sleep(Duration::from_secs(1)).map(|()| "SIGINT");
-        assert_eq!(finish_within(work, STOP_GRACE, second_signal).await, None);
+        assert_eq!(finish_within(work, STOP_GRACE, second_signal).await, Finish::Interrupted("SIGINT"));
     }
 
     #[test]
