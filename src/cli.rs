@@ -189,7 +189,15 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         Command::Run(args) => {
             let opts =
                 crate::service::RunOptions { window: args.window, no_write: args.no_write, no_email: args.no_email };
-            Ok(crate::service::run(&args.config.path, opts).await)
+            let served = match crate::service::Signals::install() {
+                Ok(signals) => crate::service::run(&args.config.path, opts, signals).await,
+                Err(cannot_start) => Err(cannot_start),
+            };
+            // The service has reported why it could not start: on stderr, or in the log once it is set up.
+            Ok(match served {
+                Ok(()) => Status::Ok,
+                Err(crate::service::CannotStart(_)) => Status::Unknown,
+            })
         }
     }
 }

@@ -1,45 +1,54 @@
 //! `midwatch run`: the service. A thin loop around the same [`cycle::check`] that `check` runs once.
 //!
 //! ```text
-//! cron job (UTC) ─tick─▶ Ticks ─wake─▶ worker: [jitter] ─▶ cycle::check ─▶ summary line, metrics, STATUS=
-//! SIGHUP         ─▶ worker: re-read the config; an invalid one is logged and the running one kept
-//! SIGTERM/SIGINT ─▶ worker: STOPPING=1, let a running cycle finish (≤ 30 s), exit 0
+//! cron job (UTC) ──Tick──┐
+//!                        ├─▶ Inbox ─▶ worker ─ Tick ──▶ [jitter] ─▶ cycle::check ─▶ summary line, metrics, STATUS=
+//! events: Signals ───────┘                    ├ Reload ▶ re-read the config; an invalid one is logged, the old kept
+//!   (or a test's channel)                     └ Stop ──▶ STOPPING=1, let a running cycle finish (≤ 30 s), return
 //! ```
 //!
-//! One task runs cycles, one after another; the scheduler only wakes it (see `schedule.rs`). Signals
-//! are handled by the same task between and during cycles: a cycle future owns its config and
-//! client, so a reload never changes a cycle half way, and a stop lets the running cycle finish
-//! within [`STOP_GRACE`] before dropping it. Dropping is safe: a cycle's reads have no side effect
-//! and each write it makes is logged as it is made.
+//! [`run`] does not install signal handlers: its events come in as a stream. The CLI passes
+//! [`Signals`]; a test passes a channel of its own and sends the ticks itself, instead of waiting
+//! for a cron second, with tokio's clock paused where it measures the grace period or the jitter.
+//! The schedule (`schedule.rs`) adds its ticks to the same inbox.
+//!
+//! One task runs cycles, one after another, and reads the inbox between and during cycles: a cycle
+//! future owns its config and client, so a reload never changes a cycle half way; the ticks that
+//! come during a cycle start one more cycle when it ends, not one each; a stop lets the running
+//! cycle finish within [`STOP_GRACE`], and a second stop drops it at once. Dropping is safe: a
+//! cycle's reads have no side effect and each write it makes is logged as it is made.
 
+mod event;
 mod journal;
 mod metrics;
 mod schedule;
+mod signals;
 mod systemd;
 
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::os::unix::fs::DirBuilderExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use futures::{FutureExt, Stream};
+use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions, Outcome};
-use crate::domain::Status;
 use crate::snow::{Client, RetryPolicy};
+use event::Inbox;
 use metrics::Metrics;
-use schedule::{Schedule, Ticks};
+use schedule::Schedule;
 
-/// How long SIGTERM/SIGINT waits for a running cycle before dropping it. The units'
+pub use event::Event;
+pub use signals::Signals;
+
+/// How long a stop waits for a running cycle before dropping it. The units'
 /// `TimeoutStopSec=` leaves room for it.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -51,37 +60,42 @@ pub struct RunOptions {
     pub no_email: bool,
 }
 
-/// Runs the service until SIGTERM or SIGINT: `Ok` after a clean stop, `Unknown` (exit 3, as for
-/// `check`) when it cannot start: bad config, state directory, scheduler.
-pub async fn run(config_path: &Path, opts: RunOptions) -> Status {
-    // First, so that a SIGHUP or SIGTERM arriving during start-up is not fatal by default.
-    let signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("midwatch: cannot install signal handlers: {e}");
-            return cannot_start();
-        }
-    };
+/// The service could not start (bad config, state directory, scheduler, signal handlers). The
+/// reason has already been logged, or printed on stderr when logging was not set up yet; the CLI
+/// maps this to exit status 3 (UNKNOWN, as for `check`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start: {0}")]
+pub struct CannotStart(pub String);
+
+/// Runs the service on the config file at `config_path` until `events` brings an
+/// [`Event::Stop`]; `Ok` after a clean stop. The ticks of the configured schedule are merged with
+/// `events`; if `events` ends, the service goes on with its schedule.
+pub async fn run(
+    config_path: &Path,
+    opts: RunOptions,
+    events: impl Stream<Item = Event> + Unpin,
+) -> Result<(), CannotStart> {
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             journal::init(&LogConfig { format: LogFormat::Text, level: "info".into() });
-            error!("cannot start: {}", one_line(&e));
-            return cannot_start();
+            return Err(cannot_start(one_line(&e)));
         }
     };
     journal::init(&config.log);
-    match Service::start(config_path, opts, config).await {
-        Ok(service) => service.serve(signals).await,
-        Err(e) => {
-            error!("cannot start: {}", one_line(&format!("{e:#}")));
-            cannot_start()
+    let (ticks, tick_inbox) = mpsc::channel(schedule::TICK_BACKLOG);
+    match Service::start(config_path, opts, config, ticks).await {
+        Ok(service) => {
+            service.serve(Inbox::new(events, tick_inbox)).await;
+            Ok(())
         }
+        Err(e) => Err(cannot_start(one_line(&format!("{e:#}")))),
     }
 }
 
-fn cannot_start() -> Status {
-    Status::Unknown
+fn cannot_start(reason: String) -> CannotStart {
+    error!("cannot start: {reason}");
+    CannotStart(reason)
 }
 
 struct Service {
@@ -89,7 +103,6 @@ struct Service {
     opts: RunOptions,
     config: Arc<Config>,
     client: Client,
-    ticks: Arc<Ticks>,
     schedule: Schedule,
     metrics: Metrics,
     /// Cycles started since the service started.
@@ -100,12 +113,20 @@ struct Service {
     running: Option<(u64, DateTime<Utc>)>,
 }
 
+/// How a cycle left the service.
+enum Next {
+    /// Wait for the next event.
+    Idle,
+    /// Ticks came during the cycle: start one more cycle now.
+    Due,
+    Stop,
+}
+
 impl Service {
-    async fn start(path: &Path, opts: RunOptions, config: Config) -> anyhow::Result<Service> {
+    async fn start(path: &Path, opts: RunOptions, config: Config, ticks: mpsc::Sender<()>) -> anyhow::Result<Service> {
         prepare_state_directory(&config.state_directory)?;
         let client = cycle::client(&config, RetryPolicy::default())?;
-        let ticks = Arc::new(Ticks::default());
-        let schedule = Schedule::start(&config.check.schedule, Arc::clone(&ticks)).await?;
+        let schedule = Schedule::start(&config.check.schedule, ticks).await?;
         let metrics = Metrics::new(&config.instance.name, config.metrics.textfile.as_deref());
         warn_if_textfile_directory_missing(&config);
         Ok(Service {
@@ -113,7 +134,6 @@ impl Service {
             opts,
             config: Arc::new(config),
             client,
-            ticks,
             schedule,
             metrics,
             cycles: 0,
@@ -122,7 +142,7 @@ impl Service {
         })
     }
 
-    async fn serve(mut self, mut signals: Signals) -> Status {
+    async fn serve<S: Stream<Item = Event> + Unpin>(mut self, mut inbox: Inbox<S>) {
         let status = self.status_text().await;
         info!(
             "midwatch {} started for {} as {}: schedule \"{}\" (UTC), window {}, jitter {}; {status}",
@@ -135,25 +155,23 @@ impl Service {
         );
         systemd::ready(&status);
         let watchdog = systemd::spawn_watchdog();
-        let ticks = Arc::clone(&self.ticks);
+        let mut next = Next::Idle;
         loop {
-            let event = tokio::select! {
-                biased;
-                received = signals.recv() => Some(received),
-                () = ticks.next() => None,
-            };
-            let flow = match event {
-                Some(Received::Stop(name)) => {
-                    self.stopping(name, None);
-                    ControlFlow::Break(())
+            if let Next::Idle = next {
+                match inbox.next().await {
+                    Event::Tick => {}
+                    Event::Reload => {
+                        self.reload().await;
+                        continue;
+                    }
+                    Event::Stop(signal) => {
+                        self.stopping(signal, None);
+                        break;
+                    }
                 }
-                Some(Received::Reload) => {
-                    self.reload().await;
-                    ControlFlow::Continue(())
-                }
-                None => self.cycle(&mut signals).await,
-            };
-            if flow.is_break() {
+            }
+            next = self.cycle(&mut inbox).await;
+            if let Next::Stop = next {
                 break;
             }
         }
@@ -162,7 +180,6 @@ impl Service {
             w.abort();
         }
         info!("midwatch stopped");
-        Status::Ok
     }
 
     fn check_options(&self) -> CheckOptions {
@@ -175,12 +192,13 @@ impl Service {
         }
     }
 
-    /// Runs one cycle, handling signals meanwhile; `Break` when the service must stop.
-    async fn cycle(&mut self, signals: &mut Signals) -> ControlFlow<()> {
-        let fired_at_wake = self.ticks.fired();
+    /// Runs one cycle, reading the inbox meanwhile.
+    async fn cycle<S: Stream<Item = Event> + Unpin>(&mut self, inbox: &mut Inbox<S>) -> Next {
         self.cycles += 1;
         let n = self.cycles;
         let span = info_span!("cycle", n);
+        // Ticks during the jitter and the cycle: each would have started this very cycle.
+        let mut missed = 0u64;
 
         let delay = schedule::jitter(self.config.check.jitter);
         if !delay.is_zero() {
@@ -189,12 +207,13 @@ impl Service {
             loop {
                 tokio::select! {
                     biased;
-                    received = signals.recv() => match received {
-                        Received::Stop(name) => {
-                            self.stopping(name, None);
-                            return ControlFlow::Break(());
+                    event = inbox.next() => match event {
+                        Event::Tick => missed += 1,
+                        Event::Reload => self.reload().await,
+                        Event::Stop(signal) => {
+                            self.stopping(signal, None);
+                            return Next::Stop;
                         }
-                        Received::Reload => self.reload().await,
                     },
                     () = &mut sleep => break,
                 }
@@ -230,27 +249,29 @@ impl Service {
         let mut result = None;
         while result.is_none() && !stop {
             tokio::select! {
+                // A cycle that is done is recorded, even when an event came at the same time.
                 biased;
                 r = &mut run => result = Some(r),
-                received = signals.recv() => match received {
-                    Received::Stop(name) => {
-                        self.stopping(name, Some(n));
+                event = inbox.next() => match event {
+                    Event::Tick => missed += 1,
+                    Event::Reload => self.reload().await,
+                    Event::Stop(signal) => {
+                        self.stopping(signal, Some(n));
                         stop = true;
                     }
-                    Received::Reload => self.reload().await,
                 },
             }
         }
         if stop {
-            result = finish_within(run, STOP_GRACE, signals.next_stop()).await;
-            if result.is_none() {
-                span.in_scope(|| {
-                    warn!(
-                        "cycle {n} did not finish within {} s and was abandoned; each write it made is logged \
-                         above, and the next cycle reconciles ecc_agent_issue again",
-                        STOP_GRACE.as_secs()
-                    )
-                });
+            let abandoned = "each write it made is logged above, and the next cycle reconciles ecc_agent_issue again";
+            match finish_within(run, STOP_GRACE, inbox.next_stop()).await {
+                Finish::Finished(r) => result = Some(r),
+                Finish::GraceExpired => span.in_scope(|| {
+                    warn!("cycle {n} did not finish within {} s and was abandoned; {abandoned}", STOP_GRACE.as_secs())
+                }),
+                Finish::Interrupted(signal) => span.in_scope(|| {
+                    warn!("{signal} received again: cycle {n} dropped unfinished, stopping at once; {abandoned}")
+                }),
             }
         }
         self.running = None;
@@ -259,9 +280,8 @@ impl Service {
             span.in_scope(|| self.record(started_at, started.elapsed(), result));
         }
         if stop {
-            return ControlFlow::Break(());
+            return Next::Stop;
         }
-        let missed = self.ticks.fired().saturating_sub(fired_at_wake);
         if missed > 0 {
             span.in_scope(|| {
                 warn!(
@@ -273,7 +293,7 @@ impl Service {
         }
         let status = self.status_text().await;
         systemd::status(&status);
-        ControlFlow::Continue(())
+        if missed > 0 { Next::Due } else { Next::Idle }
     }
 
     /// Logs the cycle's one line, updates the metrics and what STATUS will say.
@@ -372,16 +392,27 @@ impl Service {
     }
 }
 
-/// Waits for `work` at most `grace`, or until `interrupt`; `None` when it was dropped unfinished.
+/// How a running cycle ended after a stop.
+#[derive(Debug, PartialEq)]
+enum Finish<T> {
+    Finished(T),
+    /// [`STOP_GRACE`] passed first; the cycle was dropped.
+    GraceExpired,
+    /// A second stop (this signal) came first; the cycle was dropped.
+    Interrupted(&'static str),
+}
+
+/// Waits for `work` at most `grace`, or until `interrupt` names a second signal.
 async fn finish_within<F: Future>(
     work: Pin<&mut F>,
     grace: Duration,
-    interrupt: impl Future<Output = ()>,
-) -> Option<F::Output> {
+    interrupt: impl Future<Output = &'static str>,
+) -> Finish<F::Output> {
     tokio::select! {
-        r = work => Some(r),
-        () = tokio::time::sleep(grace) => None,
-        () = interrupt => None,
+        biased;
+        r = work => Finish::Finished(r),
+        signal = interrupt => Finish::Interrupted(signal),
+        () = tokio::time::sleep(grace) => Finish::GraceExpired,
     }
 }
 
@@ -437,51 +468,6 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 
-/// What the service does on SIGTERM, SIGINT and SIGHUP.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
-
-enum Received {
-    Stop(&'static str),
-    Reload,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    /// The next signal. Cancel safe.
-    async fn recv(&mut self) -> Received {
-        tokio::select! {
-            Some(()) = self.term.recv() => Received::Stop("SIGTERM"),
-            Some(()) = self.int.recv() => Received::Stop("SIGINT"),
-            Some(()) = self.hup.recv() => Received::Reload,
-            else => std::future::pending().await,
-        }
-    }
-
-    /// The next SIGTERM or SIGINT, while stopping.
-    async fn next_stop(&mut self) {
-        loop {
-            match self.recv().await {
-                Received::Stop(name) => {
-                    warn!("{name} received again: stopping at once");
-                    return;
-                }
-                Received::Reload => info!("SIGHUP ignored: stopping"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,7 +478,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             "done"
         });
-        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Some("done"));
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Finish::Finished("done"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -502,7 +488,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             "done"
         });
-        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, None);
+        assert_eq!(finish_within(work, STOP_GRACE, std::future::pending()).await, Finish::GraceExpired);
         assert_eq!(started.elapsed(), STOP_GRACE);
     }
 
@@ -512,8 +498,8 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             "done"
         });
-        let second_signal = tokio::time::sleep(Duration::from_secs(1));
-        assert_eq!(finish_within(work, STOP_GRACE, second_signal).await, None);
+        let second_signal = tokio::time::sleep(Duration::from_secs(1)).map(|()| "SIGINT");
+        assert_eq!(finish_within(work, STOP_GRACE, second_signal).await, Finish::Interrupted("SIGINT"));
     }
 
     #[test]

@@ -1,57 +1,34 @@
-//! When cycles start: a tokio-cron-scheduler job in UTC that only *signals* a tick.
+//! When cycles start: a tokio-cron-scheduler job in UTC that only *sends* a tick.
 //!
 //! The scheduler spawns a new run of a job on every tick without waiting for the last one, and its
-//! `shutdown()` neither waits for nor cancels running jobs (tokio-cron-scheduler 0.15). So the job body
-//! does no work: it records the tick and wakes the one worker, which runs cycles one after another.
-//! Ticks that arrive while a cycle runs leave a single wake-up behind ([`Notify`] stores at most
-//! one permit), so a long cycle delays the next and a missed tick runs once, not many times.
+//! `shutdown()` neither waits for nor cancels running jobs. So the job body does no work: it puts a
+//! tick in the worker's [`Inbox`](super::event::Inbox), and the one worker runs cycles one after
+//! another, counting the ticks that arrive during a cycle as a single late start.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use tokio_cron_scheduler::job::JobId;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-/// What the cron job shares with the worker.
-#[derive(Debug, Default)]
-pub(crate) struct Ticks {
-    wake: Notify,
-    fired: AtomicU64,
-}
-
-impl Ticks {
-    fn fire(&self) {
-        self.fired.fetch_add(1, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-
-    /// Resolves at the next tick, or at once if a tick came since the last call. Cancel safe.
-    pub(crate) async fn next(&self) {
-        self.wake.notified().await;
-    }
-
-    /// How many ticks have fired since the start.
-    pub(crate) fn fired(&self) -> u64 {
-        self.fired.load(Ordering::Relaxed)
-    }
-}
+/// Ticks the worker has not read yet. It reads them during cycles too, so a backlog only builds up
+/// while it is stuck; the ticks beyond this many are dropped, as they would start one cycle anyway.
+pub(crate) const TICK_BACKLOG: usize = 16;
 
 /// The running scheduler and its one job.
 pub(crate) struct Schedule {
     scheduler: JobScheduler,
     job: JobId,
     expression: String,
-    ticks: Arc<Ticks>,
+    ticks: mpsc::Sender<()>,
 }
 
 impl Schedule {
-    /// Starts the scheduler with one job firing on `expression` (UTC).
-    pub(crate) async fn start(expression: &str, ticks: Arc<Ticks>) -> Result<Schedule, ScheduleError> {
+    /// Starts the scheduler with one job that sends a tick into `ticks` on `expression` (UTC).
+    pub(crate) async fn start(expression: &str, ticks: mpsc::Sender<()>) -> Result<Schedule, ScheduleError> {
         let scheduler = JobScheduler::new().await.map_err(ScheduleError::Scheduler)?;
         let job = scheduler.add(tick_job(expression, &ticks)?).await.map_err(ScheduleError::Scheduler)?;
         scheduler.start().await.map_err(ScheduleError::Scheduler)?;
@@ -71,7 +48,7 @@ impl Schedule {
         let job = tick_job(expression, &self.ticks)?;
         let id = self.scheduler.add(job).await.map_err(ScheduleError::Scheduler)?;
         if let Err(e) = self.scheduler.remove(&self.job).await {
-            // Two jobs would only fire more ticks, which the worker coalesces; still, undo.
+            // Two jobs would only send more ticks, which the worker coalesces; still, undo.
             let _ = self.scheduler.remove(&id).await;
             return Err(ScheduleError::Scheduler(e));
         }
@@ -101,11 +78,14 @@ pub(crate) enum ScheduleError {
     Scheduler(JobSchedulerError),
 }
 
-fn tick_job(expression: &str, ticks: &Arc<Ticks>) -> Result<Job, ScheduleError> {
+fn tick_job(expression: &str, ticks: &mpsc::Sender<()>) -> Result<Job, ScheduleError> {
     crate::config::validate_schedule(expression).map_err(|e| ScheduleError::Expression(expression.to_string(), e))?;
-    let ticks = Arc::clone(ticks);
+    let ticks = ticks.clone();
     Job::new_async(expression, move |_, _| {
-        ticks.fire();
+        // Never waits: a full backlog already holds a start, and a closed one means the worker is gone.
+        if let Err(mpsc::error::TrySendError::Full(())) = ticks.try_send(()) {
+            tracing::debug!("{TICK_BACKLOG} ticks not read yet; this one is dropped");
+        }
         Box::pin(async {})
     })
     .map_err(|e| ScheduleError::Expression(expression.to_string(), e.to_string()))
@@ -140,23 +120,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ticks_that_arrive_while_the_worker_is_busy_wake_it_once() {
-        let ticks = Ticks::default();
-        ticks.fire();
-        ticks.fire();
-        ticks.fire();
-        assert_eq!(ticks.fired(), 3);
-        tokio::time::timeout(Duration::from_millis(100), ticks.next()).await.expect("one stored wake-up");
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), ticks.next()).await.is_err(),
-            "three ticks must coalesce into one wake-up"
-        );
-    }
-
-    #[tokio::test]
     async fn an_invalid_expression_keeps_the_running_job() {
-        let ticks = Arc::new(Ticks::default());
-        let mut schedule = Schedule::start("0 0 0 1 1 *", Arc::clone(&ticks)).await.expect("start");
+        let (ticks, _read) = mpsc::channel(TICK_BACKLOG);
+        let mut schedule = Schedule::start("0 0 0 1 1 *", ticks).await.expect("start");
         let err = schedule.replace("every day at noon").await.expect_err("not cron");
         assert!(err.to_string().contains("is not a cron expression"), "{err}");
         assert_eq!(schedule.expression(), "0 0 0 1 1 *");
@@ -167,10 +133,10 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_job_wakes_the_worker_every_second() {
-        let ticks = Arc::new(Ticks::default());
-        let mut schedule = Schedule::start("* * * * * *", Arc::clone(&ticks)).await.expect("start");
-        tokio::time::timeout(Duration::from_secs(5), ticks.next()).await.expect("a tick within 5 s");
+    async fn the_job_sends_a_tick_every_second() {
+        let (ticks, mut read) = mpsc::channel(TICK_BACKLOG);
+        let mut schedule = Schedule::start("* * * * * *", ticks).await.expect("start");
+        tokio::time::timeout(Duration::from_secs(5), read.recv()).await.expect("a tick within 5 s");
         schedule.shutdown().await;
     }
 }
