@@ -73,6 +73,10 @@ pub struct CheckArgs {
     /// The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window.
     #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
+    /// The whole check's deadline (e.g. 50s); when it passes, the check says what it was waiting for and exits
+    /// 3. Default: [check] timeout (50s, below the 60s a monitoring plugin gets).
+    #[arg(long, value_parser = config::parse_timeout)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Read and evaluate, print what would be written and sent, and write and send nothing.
@@ -93,6 +97,9 @@ pub struct RunArgs {
     /// The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window.
     #[arg(long, value_parser = config::parse_window)]
     pub window: Option<Duration>,
+    /// The deadline of every cycle (e.g. 5m). Default: [check] timeout.
+    #[arg(long, value_parser = config::parse_timeout)]
+    pub timeout: Option<Duration>,
     /// Do not send email.
     #[arg(long)]
     pub no_email: bool,
@@ -187,8 +194,12 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             crate::demo::run(output.format, output.detail, print).await
         }
         Command::Run(args) => {
-            let opts =
-                crate::service::RunOptions { window: args.window, no_write: args.no_write, no_email: args.no_email };
+            let opts = crate::service::RunOptions {
+                window: args.window,
+                timeout: args.timeout,
+                no_write: args.no_write,
+                no_email: args.no_email,
+            };
             let served = match crate::service::Signals::install() {
                 Ok(signals) => crate::service::run(&args.config.path, opts, signals).await,
                 Err(cannot_start) => Err(cannot_start),
@@ -215,6 +226,7 @@ pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chro
         dry_run: args.dry_run,
         no_write: args.no_write || !config.check.write_issues,
         no_email: args.no_email,
+        timeout: args.timeout.unwrap_or(config.check.timeout),
     };
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {

@@ -1,5 +1,7 @@
-//! One check cycle: collect → evaluate → report. `check`, `demo` and (later) `run` all call this.
+//! One check cycle: collect → evaluate → reconcile / apply → notify. `check`, `demo` and each cycle of `run`
+//! call this, under the cycle's deadline.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -21,11 +23,55 @@ pub struct CheckOptions {
     pub dry_run: bool,
     pub no_write: bool,
     pub no_email: bool,
+    /// The whole cycle's deadline (`--timeout`, `[check] timeout`).
+    pub timeout: Duration,
 }
 
 impl CheckOptions {
     pub fn from_config(config: &Config) -> CheckOptions {
-        CheckOptions { window: config.check.window, dry_run: false, no_write: false, no_email: false }
+        CheckOptions {
+            window: config.check.window,
+            dry_run: false,
+            no_write: false,
+            no_email: false,
+            timeout: config.check.timeout,
+        }
+    }
+}
+
+/// Why a cycle did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// A read of the instance failed: the check cannot say anything.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The deadline passed. What was written before is consistent (write-back is idempotent and the next cycle
+    /// converges); an email not yet handed to the SMTP server stays in the outbox or is composed next cycle.
+    #[error(
+        "the check did not finish within its {} deadline: it was {pending}. Raise --timeout or [check] timeout \
+         if the instance is merely slow; a monitoring plugin's own limit is usually 60s",
+        humantime::format_duration(*.timeout)
+    )]
+    Deadline { timeout: Duration, pending: String },
+}
+
+/// What the cycle is doing now, for the deadline's message.
+#[derive(Debug)]
+struct Progress {
+    step: Mutex<&'static str>,
+}
+
+impl Progress {
+    fn at(&self, step: &'static str) {
+        if let Ok(mut s) = self.step.lock() {
+            *s = step;
+        }
+    }
+
+    fn describe(&self, client: &Client, requests_before: u64) -> String {
+        let step = self.step.lock().map(|s| *s).unwrap_or("running");
+        let answered = client.stats().requests().saturating_sub(requests_before);
+        format!("{step} ({answered} request{} answered so far)", if answered == 1 { "" } else { "s" })
     }
 }
 
@@ -99,22 +145,43 @@ pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
     })
 }
 
-/// Runs one cycle whose window ends at `now`.
+/// Runs one cycle whose window ends at `now`, within `opts.timeout`.
 pub async fn check(
     config: &Config,
     client: &Client,
     opts: &CheckOptions,
     now: DateTime<Utc>,
+) -> Result<Outcome, CycleError> {
+    let progress = Progress { step: Mutex::new("starting") };
+    let requests_before = client.stats().requests();
+    match tokio::time::timeout(opts.timeout, run(config, client, opts, now, &progress)).await {
+        Ok(result) => result.map_err(CycleError::Api),
+        Err(_) => {
+            let pending = progress.describe(client, requests_before);
+            Err(CycleError::Deadline { timeout: opts.timeout, pending })
+        }
+    }
+}
+
+async fn run(
+    config: &Config,
+    client: &Client,
+    opts: &CheckOptions,
+    now: DateTime<Utc>,
+    progress: &Progress,
 ) -> Result<Outcome, ApiError> {
     let started = Instant::now();
     let before = (client.stats().requests(), client.stats().response_bytes());
     let window = Window::ending_at(now, opts.window);
+    progress.at("reading the instance (roles, MID Servers, users, sysevent)");
     let snapshot = collect(client, &window).await?;
     let ctx = Context { instance: &config.instance.name, window, messages: config.check.messages };
     let report = evaluate(&snapshot, &ctx);
+    progress.at("writing ecc_agent_issue");
     let write_back = write_back(config, client, opts, &report, now).await;
     let email = match (&config.email, opts.no_email) {
         (Some(email), false) => {
+            progress.at("sending the email");
             let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
             Some(notify::notify(email, &config.state_directory, &report, &links, mode, now).await)

@@ -12,6 +12,12 @@ use crate::domain::MessageStyle;
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
 pub const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
 pub const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
+/// The whole cycle's deadline by default: below the 60 s a Nagios or Icinga plugin gets before its runner kills
+/// it, so the plugin reports its own UNKNOWN (saying what it was waiting for) rather than the runner's timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
+/// The deadline's bounds: a cycle needs a few requests at least; a day is longer than any schedule.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest window accepted. The instance keeps `sysevent` rows for about 7 days by default (its table
 /// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
@@ -26,6 +32,7 @@ pub(super) struct RawCheck {
     write_issues: Option<bool>,
     issue_source: Option<String>,
     jitter: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +44,8 @@ pub struct CheckConfig {
     pub issue_source: String,
     /// `midwatch run` waits a random delay in `0..jitter` before each scheduled cycle.
     pub jitter: Duration,
+    /// The deadline of a whole cycle (`check`, and each cycle of `run`).
+    pub timeout: Duration,
 }
 
 impl RawCheck {
@@ -69,6 +78,8 @@ impl RawCheck {
         if jitter.is_some_and(|j| j > Duration::from_secs(24 * 3600)) {
             problems.push("[check] jitter must be at most 1d".into());
         }
+        let timeout = duration_key("[check] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems)
+            .and_then(|t| validate_timeout(t).map_err(|e| problems.push(format!("[check] timeout: {e}"))).ok());
         Some(CheckConfig {
             window: window?,
             schedule,
@@ -76,6 +87,7 @@ impl RawCheck {
             write_issues: self.write_issues.unwrap_or(true),
             issue_source,
             jitter: jitter?,
+            timeout: timeout?,
         })
     }
 }
@@ -99,6 +111,24 @@ pub fn validate_window(window: Duration) -> Result<Duration, String> {
     } else {
         Ok(window)
     }
+}
+
+/// Refuses a cycle deadline outside [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`].
+pub fn validate_timeout(timeout: Duration) -> Result<Duration, String> {
+    if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+        Ok(timeout)
+    } else {
+        Err(format!(
+            "a deadline of {} is outside 5s..=1d: give the whole cycle at least a few requests' time",
+            humantime::format_duration(timeout)
+        ))
+    }
+}
+
+/// The `--timeout` argument of `check` and `run` (a clap value parser).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 50s, 2m"))?;
+    validate_timeout(d)
 }
 
 /// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration that

@@ -34,8 +34,8 @@ mod secret;
 mod state;
 
 pub use check::{
-    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_WINDOW, MAX_WINDOW, parse_window, validate_schedule,
-    validate_window,
+    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW, parse_timeout,
+    parse_window, validate_schedule, validate_timeout, validate_window,
 };
 pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
 pub use instance::{InstanceConfig, parse_instance_url};

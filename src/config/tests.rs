@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
@@ -402,4 +403,16 @@ fn example_config_email_section_is_valid_once_uncommented() {
     assert_eq!((email.host.as_str(), email.port, email.tls), ("smtp.acme.com", 587, TlsMode::Required));
     assert_eq!(email.send, SendPolicy::OnChange);
     assert!(email.credentials.is_none(), "the alternatives of user/password stay commented");
+}
+
+#[test]
+fn the_cycle_deadline_defaults_below_a_plugins_limit_and_is_bounded() {
+    let c = parse(MINIMAL, &env_with_secret()).expect("valid");
+    assert_eq!(c.check.timeout, Duration::from_secs(50));
+    let c = parse(&format!("{MINIMAL}\n[check]\ntimeout = \"2m\"\n"), &env_with_secret()).expect("valid");
+    assert_eq!(c.check.timeout, Duration::from_secs(120));
+    for bad in ["1s", "2d", "later"] {
+        let e = parse(&format!("{MINIMAL}\n[check]\ntimeout = \"{bad}\"\n"), &env_with_secret()).expect_err(bad);
+        assert!(e.to_string().contains("[check] timeout"), "{e}");
+    }
 }

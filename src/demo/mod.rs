@@ -46,6 +46,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             write_issues: true,
             issue_source: crate::config::DEFAULT_ISSUE_SOURCE.into(),
             jitter: std::time::Duration::ZERO,
+            timeout: crate::config::DEFAULT_TIMEOUT,
         },
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },

@@ -56,6 +56,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub window: Option<Duration>,
+    /// Every cycle's deadline, instead of `[check] timeout`.
+    pub timeout: Option<Duration>,
     pub no_write: bool,
     pub no_email: bool,
 }
@@ -186,6 +188,7 @@ impl Service {
         let c = &self.config;
         CheckOptions {
             window: self.opts.window.unwrap_or(c.check.window),
+            timeout: self.opts.timeout.unwrap_or(c.check.timeout),
             no_write: self.opts.no_write || !c.check.write_issues,
             no_email: self.opts.no_email,
             ..CheckOptions::from_config(c)

@@ -3,6 +3,10 @@
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use std::time::Duration;
+
+use midwatch::cycle::{self, CheckOptions};
+
 use crate::support::*;
 
 /// Serves the demo tables, except `table`, which answers `response`.
@@ -193,4 +197,32 @@ async fn connection_refused_is_unknown_after_the_retry_budget() {
     };
     let err = check(&format!("http://127.0.0.1:{port}")).await.expect_err("nothing listens");
     assert!(err.to_string().contains("could not reach the instance"), "{err}");
+}
+
+#[tokio::test]
+async fn the_deadline_stops_a_check_against_an_instance_that_never_answers() {
+    let server =
+        instance_failing_on("sysevent", json_response(200, r#"{"result":[]}"#).set_delay(Duration::from_secs(60)))
+            .await;
+    let config = config_for(&server.uri());
+    let client = client(&config);
+    // The config's minimum is 5s; the cycle itself takes any deadline, so the test need not wait seconds.
+    let opts = CheckOptions { timeout: Duration::from_millis(400), ..CheckOptions::from_config(&config) };
+    let started = std::time::Instant::now();
+    let err = cycle::check(&config, &client, &opts, reference_now()).await.expect_err("the deadline passes");
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped at the deadline, not after the retries");
+    assert!(matches!(err, cycle::CycleError::Deadline { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("did not finish within its 400ms deadline"), "{text}");
+    assert!(text.contains("it was reading the instance"), "says what was pending: {text}");
+    assert!(text.contains("--timeout"), "says what to do: {text}");
+}
+
+#[test]
+fn timeout_values_are_checked_on_the_command_line() {
+    for bad in ["1s", "2d", "soon"] {
+        let (code, _, stderr) = run_binary(&["check", "--timeout", bad, "--config", "/nonexistent.toml"]);
+        assert_eq!(code, 3, "--timeout {bad}: {stderr}");
+        assert!(stderr.contains("--timeout"), "{stderr}");
+    }
 }

@@ -81,7 +81,7 @@ pub fn client(config: &Config) -> Client {
     cycle::client(config, fast_retry()).expect("client")
 }
 
-pub async fn check(url: &str) -> Result<cycle::Outcome, midwatch::snow::ApiError> {
+pub async fn check(url: &str) -> Result<cycle::Outcome, cycle::CycleError> {
     let config = config_for(url);
     let client = client(&config);
     cycle::check(&config, &client, &CheckOptions::from_config(&config), reference_now()).await
