@@ -5,6 +5,7 @@ mod cli;
 mod config_check;
 mod errors;
 mod hostile_names;
+mod layout;
 mod paging;
 mod scenario;
 mod support;
