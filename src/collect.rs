@@ -73,7 +73,7 @@ async fn mid_server_role_id(client: &Client) -> Result<Option<String>, ApiError>
 }
 
 async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
-    let rows = client.read_all("ecc_agent", "", &["sys_id", "name", "status"]).await?;
+    let rows = client.read_all("ecc_agent", "", &["sys_id", "name", "status", "last_refreshed"]).await?;
     Ok(rows
         .iter()
         .filter_map(|r| {
@@ -81,6 +81,7 @@ async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
                 sys_id: r.reference("sys_id")?,
                 name: r.text("name"),
                 status: MidServerStatus::parse(&r.text("status")),
+                last_refreshed: r.time("last_refreshed"),
             })
         })
         .collect())

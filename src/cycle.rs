@@ -175,10 +175,22 @@ async fn run(
     let window = Window::ending_at(now, opts.window);
     progress.at("reading the instance (roles, MID Servers, users, sysevent)");
     let snapshot = collect(client, &window).await?;
-    let ctx = Context { instance: &config.instance.name, window, messages: config.check.messages };
-    let report = evaluate(&snapshot, &ctx);
+    let ctx = Context {
+        instance: &config.instance.name,
+        window,
+        messages: config.check.messages,
+        down_for: config.check.down_for,
+    };
+    let mut report = evaluate(&snapshot, &ctx);
+    progress.at("reading ecc_agent_issue");
+    let records = read_records(config, client, now).await;
+    if let Ok(records) = &records {
+        for f in &mut report.findings {
+            f.history = Some(writeback::history(f, records, now));
+        }
+    }
     progress.at("writing ecc_agent_issue");
-    let write_back = write_back(config, client, opts, &report, now).await;
+    let write_back = write_back(config, client, opts, &report, records, now).await;
     let email = match (&config.email, opts.no_email) {
         (Some(email), false) => {
             progress.at("sending the email");
@@ -198,6 +210,16 @@ async fn run(
     })
 }
 
+/// The records of our source: the open ones the plan needs and the recently resolved ones the history needs,
+/// in one read. Read with `--no-write` too (the findings' history comes from them); a failure is logged and
+/// leaves the findings without history.
+async fn read_records(config: &Config, client: &Client, now: DateTime<Utc>) -> Result<writeback::Records, String> {
+    writeback::read_records(client, &config.check.issue_source, now).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read ecc_agent_issue: nothing written this cycle, no finding's history");
+        e.to_string()
+    })
+}
+
 /// Reconciles the findings with the open records of our source and, unless told not to, applies
 /// the plan. A failure here never changes the report or the exit status.
 async fn write_back(
@@ -205,18 +227,16 @@ async fn write_back(
     client: &Client,
     opts: &CheckOptions,
     report: &Report,
+    records: Result<writeback::Records, String>,
     now: DateTime<Utc>,
 ) -> WriteBack {
     if opts.no_write {
         return WriteBack::Disabled;
     }
     let source = config.check.issue_source.clone();
-    let open = match writeback::read_open_records(client, &source).await {
-        Ok(open) => open,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read ecc_agent_issue; nothing written this cycle");
-            return WriteBack::Failed { source, error: e.to_string() };
-        }
+    let open = match records {
+        Ok(records) => records.open,
+        Err(error) => return WriteBack::Failed { source, error },
     };
     let plan = writeback::reconcile(&report.findings, &open, &source, now);
     if opts.dry_run {

@@ -85,13 +85,18 @@ fn finding(user: &str, category: Category) -> Finding {
         down_mid_servers: if category == Category::Configuration {
             Vec::new()
         } else {
-            vec![MidRef { sys_id: "ec0a0000000000000000000000000001".into(), name: format!("mid-of-{user}") }]
+            vec![MidRef {
+                sys_id: "ec0a0000000000000000000000000001".into(),
+                name: format!("mid-of-{user}"),
+                down_since: None,
+            }]
         },
         missing_roles: MissingRoles::default(),
         account: AccountState::Active,
         likely_cause: None,
         evidence: Evidence { event, login_history: None },
         sys_domain: "global".into(),
+        history: None,
     }
 }
 
@@ -111,6 +116,7 @@ fn report(findings: Vec<Finding>) -> Report {
         findings,
         id_map: None,
         skipped_users: Vec::new(),
+        down_mid_servers: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -876,7 +882,12 @@ async fn documented_scenario() -> Report {
     let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
     let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
     let snapshot = midwatch::collect::collect(&client, &window).await.expect("collect");
-    let ctx = midwatch::evaluate::Context { instance: "acme", window, messages: MessageStyle::Documented };
+    let ctx = midwatch::evaluate::Context {
+        instance: "acme",
+        window,
+        messages: MessageStyle::Documented,
+        down_for: Duration::ZERO,
+    };
     midwatch::evaluate::evaluate(&snapshot, &ctx)
 }
 

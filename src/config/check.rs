@@ -33,6 +33,7 @@ pub(super) struct RawCheck {
     issue_source: Option<String>,
     jitter: Option<String>,
     timeout: Option<String>,
+    down_for: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +47,9 @@ pub struct CheckConfig {
     pub jitter: Duration,
     /// The deadline of a whole cycle (`check`, and each cycle of `run`).
     pub timeout: Duration,
+    /// A MID Server down for less than this is not judged yet (it may be restarting or upgrading); `0s`, the
+    /// default, judges every down MID Server, exactly as the built-in job.
+    pub down_for: Duration,
 }
 
 impl RawCheck {
@@ -80,6 +84,10 @@ impl RawCheck {
         }
         let timeout = duration_key("[check] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems)
             .and_then(|t| validate_timeout(t).map_err(|e| problems.push(format!("[check] timeout: {e}"))).ok());
+        let down_for = duration_key("[check] down_for", self.down_for.as_deref(), Duration::ZERO, problems);
+        if down_for.is_some_and(|d| d > Duration::from_secs(24 * 3600)) {
+            problems.push("[check] down_for must be at most 1d: a MID Server silent that long is down".into());
+        }
         Some(CheckConfig {
             window: window?,
             schedule,
@@ -88,6 +96,7 @@ impl RawCheck {
             issue_source,
             jitter: jitter?,
             timeout: timeout?,
+            down_for: down_for?,
         })
     }
 }

@@ -47,6 +47,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             issue_source: crate::config::DEFAULT_ISSUE_SOURCE.into(),
             jitter: std::time::Duration::ZERO,
             timeout: crate::config::DEFAULT_TIMEOUT,
+            down_for: std::time::Duration::ZERO,
         },
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },

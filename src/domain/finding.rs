@@ -123,6 +123,9 @@ impl Condition {
 pub struct MidRef {
     pub sys_id: String,
     pub name: String,
+    /// When the MID Server went silent (its `last_refreshed`), when known.
+    #[serde(with = "crate::domain::sn_time::option")]
+    pub down_since: Option<DateTime<Utc>>,
 }
 
 /// Roles a user lacks, from the two sources the instance offers.
@@ -195,6 +198,23 @@ pub struct Finding {
     pub evidence: Evidence,
     /// The domain written to `ecc_agent_issue.sys_domain`.
     pub sys_domain: String,
+    /// Since when midwatch has seen it, from its own `ecc_agent_issue` records; `None` when they could not be
+    /// read. Filled in after evaluation (the rules never look at it).
+    #[serde(flatten)]
+    pub history: Option<FindingHistory>,
+}
+
+/// Since when a finding has been seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FindingHistory {
+    /// When midwatch's source first recorded it (its open record's `sys_created_on`); now for a new finding.
+    #[serde(with = "crate::domain::sn_time")]
+    pub first_detected: DateTime<Utc>,
+    /// How many cycles have seen it, this one included (the open record's `count` + 1).
+    pub times_detected: u64,
+    /// For a new finding: when midwatch's source last resolved the same message, if it did (it is back).
+    #[serde(with = "crate::domain::sn_time::option", skip_serializing_if = "Option::is_none")]
+    pub resolved_before: Option<DateTime<Utc>>,
 }
 
 /// The three sections of the MID Server ID map (docs/servicenow.md §1 item 7).
@@ -265,8 +285,25 @@ pub struct Report {
     /// Present only when at least one MID Server is down.
     pub id_map: Option<IdMap>,
     pub skipped_users: Vec<SkippedUser>,
+    /// Every down MID Server, with when it went silent and whether it was judged this cycle.
+    pub down_mid_servers: Vec<DownMidServer>,
     /// Things the reader should know about how complete the check was.
     pub notes: Vec<String>,
+}
+
+/// A MID Server whose `status` is `Down`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownMidServer {
+    pub sys_id: String,
+    pub name: String,
+    /// Its `last_refreshed`: the last heartbeat it answered.
+    #[serde(with = "crate::domain::sn_time::option")]
+    pub down_since: Option<DateTime<Utc>>,
+    /// `false` when it has been down for less than `[check] down_for`: it may be restarting or upgrading, so
+    /// its users are not judged this cycle (they are on a later one).
+    pub judged: bool,
+    /// The users configured on it.
+    pub users: Vec<String>,
 }
 
 impl Report {

@@ -88,6 +88,9 @@ pub struct MidServer {
     pub sys_id: String,
     pub name: String,
     pub status: MidServerStatus,
+    /// `last_refreshed`: the last heartbeat the MID Server answered (heartbeats run every 5 minutes), so for a
+    /// down MID Server the time it went silent. `None` when the instance did not give it.
+    pub last_refreshed: Option<DateTime<Utc>>,
 }
 
 impl MidServer {

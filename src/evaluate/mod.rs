@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::MessageStyle;
 use crate::domain::{
-    AccountState, Category, Condition, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence, MidRef,
-    MissingRoles, Report, Status, Summary,
+    AccountState, Category, Condition, DownMidServer, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence,
+    MidRef, MissingRoles, Report, Status, Summary,
 };
 use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Snapshot, Window};
 use crate::evaluate::messages::issue_message;
@@ -39,6 +39,11 @@ pub struct Population<'a> {
 impl<'a> Population<'a> {
     /// Derives the sets from the snapshot's roles, users, MID Servers and configuration (not its events).
     pub fn of(s: &'a Snapshot) -> Population<'a> {
+        Population::holding_back(s, &BTreeSet::new())
+    }
+
+    /// As [`Population::of`], with the down MID Servers in `held_back` (sys_ids) counted as not down.
+    pub fn holding_back(s: &'a Snapshot, held_back: &BTreeSet<&str>) -> Population<'a> {
         let mut role_users = BTreeMap::new();
         if s.mid_server_role.is_some() {
             for id in &s.role_holders {
@@ -47,7 +52,8 @@ impl<'a> Population<'a> {
                 }
             }
         }
-        let down_mid_servers: Vec<&MidServer> = s.mid_servers.iter().filter(|m| m.is_down()).collect();
+        let down_mid_servers: Vec<&MidServer> =
+            s.mid_servers.iter().filter(|m| m.is_down() && !held_back.contains(m.sys_id.as_str())).collect();
         let mut down_mid_users: BTreeMap<&str, Vec<&MidServer>> = BTreeMap::new();
         for cfg in &s.mid_user_configs {
             if let Some(mid) = down_mid_servers.iter().find(|m| m.sys_id == cfg.mid_server) {
@@ -83,11 +89,55 @@ pub struct Context<'a> {
     pub instance: &'a str,
     pub window: Window,
     pub messages: MessageStyle,
+    /// `[check] down_for`: a MID Server down for less than this (by its `last_refreshed`, against the window's
+    /// end) is not judged yet. Zero is exactly the built-in job.
+    pub down_for: std::time::Duration,
+}
+
+/// The down MID Servers that went silent less than `down_for` before the window's end (sys_ids). A MID
+/// Server without `last_refreshed` is judged, as by the built-in job.
+fn held_back<'s>(s: &'s Snapshot, ctx: &Context<'_>) -> BTreeSet<&'s str> {
+    if ctx.down_for.is_zero() {
+        return BTreeSet::new();
+    }
+    let span = chrono::Duration::from_std(ctx.down_for).unwrap_or(chrono::Duration::MAX);
+    let Some(cutoff) = ctx.window.end.checked_sub_signed(span) else { return BTreeSet::new() };
+    s.mid_servers
+        .iter()
+        .filter(|m| m.is_down() && m.last_refreshed.is_some_and(|at| at > cutoff))
+        .map(|m| m.sys_id.as_str())
+        .collect()
+}
+
+/// Every down MID Server, judged or held back, with its users.
+fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&str>) -> Vec<DownMidServer> {
+    let mut out: Vec<DownMidServer> = s
+        .mid_servers
+        .iter()
+        .filter(|m| m.is_down())
+        .map(|m| {
+            let mut users: Vec<String> =
+                s.mid_user_configs.iter().filter(|c| c.mid_server == m.sys_id).map(|c| c.user_name.clone()).collect();
+            users.sort();
+            users.dedup();
+            DownMidServer {
+                sys_id: m.sys_id.clone(),
+                name: m.name.clone(),
+                down_since: m.last_refreshed,
+                judged: !held.contains(m.sys_id.as_str()),
+                users,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.sys_id).cmp(&(&b.name, &b.sys_id)));
+    out.dedup_by(|a, b| a.sys_id == b.sys_id);
+    out
 }
 
 /// Evaluates every rule on the snapshot.
 pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
-    let pop = Population::of(s);
+    let held = held_back(s, ctx);
+    let pop = Population::holding_back(s, &held);
     let latest = latest_events(s, &ctx.window);
     let mut summary = Summary {
         role_users: pop.role_users.len(),
@@ -144,6 +194,7 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         findings,
         id_map: id_map(&pop),
         skipped_users: s.skipped_users.clone(),
+        down_mid_servers: down_mid_servers(s, &held),
         notes: notes(s, &pop),
     }
 }
@@ -192,8 +243,10 @@ fn finding(
     };
 
     let likely_cause = likely_cause(user, account, condition, &missing_roles);
-    let mut down_mid_servers: Vec<MidRef> =
-        down.iter().map(|m| MidRef { sys_id: m.sys_id.clone(), name: m.name.clone() }).collect();
+    let mut down_mid_servers: Vec<MidRef> = down
+        .iter()
+        .map(|m| MidRef { sys_id: m.sys_id.clone(), name: m.name.clone(), down_since: m.last_refreshed })
+        .collect();
     down_mid_servers.sort();
 
     Some(Finding {
@@ -207,6 +260,7 @@ fn finding(
         likely_cause,
         evidence: evidence(s, user, event, &ctx.window),
         sys_domain: pop.domain(s, user),
+        history: None,
     })
 }
 

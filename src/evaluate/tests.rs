@@ -24,6 +24,7 @@ fn window() -> Window {
 struct Instance {
     s: Snapshot,
     next_event: u32,
+    down_for: std::time::Duration,
 }
 
 fn instance() -> Instance {
@@ -33,7 +34,7 @@ fn instance() -> Instance {
         login_history: LoginHistory::Rows(Vec::new()),
         ..Snapshot::default()
     };
-    Instance { s, next_event: 0 }
+    Instance { s, next_event: 0, down_for: std::time::Duration::ZERO }
 }
 
 fn all_roles() -> BTreeSet<String> {
@@ -71,9 +72,28 @@ impl Instance {
     fn mid(mut self, name: &str, status: &str, user: &str) -> Self {
         let id = format!("m_{name}");
         if !self.s.mid_servers.iter().any(|m| m.sys_id == id) {
-            self.s.mid_servers.push(MidServer { sys_id: id.clone(), name: name.into(), status: status.into() });
+            self.s.mid_servers.push(MidServer {
+                sys_id: id.clone(),
+                name: name.into(),
+                status: status.into(),
+                last_refreshed: None,
+            });
         }
         self.s.mid_user_configs.push(MidUserConfig { mid_server: id, user_name: user.into(), sys_domain: None });
+        self
+    }
+
+    /// The MID Server `name` answered its last heartbeat `minutes` before the end of the window.
+    fn silent_since(mut self, name: &str, minutes: i64) -> Self {
+        let id = format!("m_{name}");
+        for m in self.s.mid_servers.iter_mut().filter(|m| m.sys_id == id) {
+            m.last_refreshed = Some(end() - Duration::minutes(minutes));
+        }
+        self
+    }
+
+    fn down_for(mut self, minutes: u64) -> Self {
+        self.down_for = std::time::Duration::from_secs(minutes * 60);
         self
     }
 
@@ -91,7 +111,7 @@ impl Instance {
     }
 
     fn eval(&self, style: MessageStyle) -> Report {
-        evaluate(&self.s, &Context { instance: "acme", window: window(), messages: style })
+        evaluate(&self.s, &Context { instance: "acme", window: window(), messages: style, down_for: self.down_for })
     }
 
     fn report(&self) -> Report {
@@ -494,4 +514,61 @@ fn summary_counts_match_the_builtin_debug_summary() {
     assert_eq!((s.last_attempt_failed_authorization, s.last_attempt_succeeded, s.no_attempt), (1, 1, 2));
     assert_eq!(s.findings, 4);
     assert_eq!(s.findings_by_category[&Category::Configuration], 2);
+}
+
+#[test]
+fn down_for_holds_back_a_just_down_mid_server_and_judges_it_once_down_long_enough() {
+    let inst = || {
+        instance()
+            .role_user("fresh")
+            .role_user("stale")
+            .mid("upgrading", "Down", "fresh")
+            .mid("dead", "Down", "stale")
+            .silent_since("upgrading", 3)
+            .silent_since("dead", 180)
+    };
+    // 0s is the built-in job: both users are judged (no login: network findings).
+    let r = inst().report();
+    assert_eq!(r.findings.len(), 2);
+    assert!(r.down_mid_servers.iter().all(|m| m.judged));
+
+    // Down for 3 minutes < 10 minutes: fresh is held back, stale is judged.
+    let r = inst().down_for(10).report();
+    let users: Vec<&str> = r.findings.iter().map(|f| f.user.as_str()).collect();
+    assert_eq!(users, ["stale"]);
+    let held: Vec<(&str, bool, Vec<String>)> =
+        r.down_mid_servers.iter().map(|m| (m.name.as_str(), m.judged, m.users.clone())).collect();
+    assert_eq!(held, [("dead", true, vec!["stale".to_string()]), ("upgrading", false, vec!["fresh".to_string()])]);
+    assert_eq!(r.summary.down_mid_servers, 1, "only the judged one counts as down this cycle");
+    assert!(r.id_map.as_ref().is_some_and(|m| !m.down_mid_servers.contains_key("m_upgrading")));
+
+    // On a later cycle it has been silent long enough: judged.
+    let r = inst().silent_since("upgrading", 12).down_for(10).report();
+    assert_eq!(r.findings.len(), 2);
+    assert_eq!(
+        r.findings.iter().find(|f| f.user == "fresh").map(|f| f.down_mid_servers[0].down_since),
+        Some(Some(end() - Duration::minutes(12)))
+    );
+}
+
+#[test]
+fn a_down_mid_server_without_last_refreshed_is_judged_whatever_down_for() {
+    let r = instance().role_user("u").mid("london", "Down", "u").down_for(60).report();
+    assert_eq!(r.findings.len(), 1);
+    assert!(r.down_mid_servers[0].judged && r.down_mid_servers[0].down_since.is_none());
+}
+
+#[test]
+fn a_user_on_a_held_back_and_a_judged_mid_server_is_judged_on_the_judged_one() {
+    let r = instance()
+        .role_user("u")
+        .mid("a", "Down", "u")
+        .mid("b", "Down", "u")
+        .silent_since("a", 1)
+        .silent_since("b", 60)
+        .down_for(5)
+        .report();
+    let f = only(&r);
+    assert_eq!(f.down_mid_servers.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert!(f.message.contains("1 down MID Server"), "{}", f.message);
 }

@@ -90,7 +90,14 @@ impl<'a> EmailView<'a> {
             Category::ALL
                 .into_iter()
                 .map(|c| {
-                    (c, findings.iter().filter(|f| f.category == c).map(|f| FindingView::of(f)).collect::<Vec<_>>())
+                    (
+                        c,
+                        findings
+                            .iter()
+                            .filter(|f| f.category == c)
+                            .map(|f| FindingView::of(f, report.window.end))
+                            .collect::<Vec<_>>(),
+                    )
                 })
                 .filter(|(_, g)| !g.is_empty())
                 .collect()
@@ -324,6 +331,24 @@ fn text(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>) -> String {
         t.blank();
         t.line("No MID Server user has a problem now.");
     }
+    if !r.held_back.is_empty() {
+        t.blank();
+        t.heading(&format!("RECENTLY DOWN, NOT JUDGED YET ({})", r.held_back.len()), '=');
+        t.wrapped(
+            "",
+            "",
+            "Down for less than [check] down_for: they may be restarting or upgrading. Their users are judged on a \
+             later cycle if they stay down.",
+        );
+        for h in &r.held_back {
+            let since = h.mid.down_since.as_deref().unwrap_or("last heartbeat unknown");
+            let users: Vec<&str> = h.users.iter().map(|u| u.text.as_str()).collect();
+            t.wrapped("  * ", "    ", &format!("{}, {since}; users: {}", h.mid.name.text, users.join(", ")));
+            if let Some(u) = mid_link(links, h.mid.sys_id.raw) {
+                t.wrapped("    ", "    ", &u);
+            }
+        }
+    }
     if !r.skipped_users.is_empty() {
         t.blank();
         t.heading(&format!("USERS NOT CHECKED ({})", r.skipped_users.len()), '=');
@@ -361,7 +386,8 @@ fn text_finding(t: &mut TextOut, f: &FindingView<'_>, links: &Links) {
     t.wrapped("  * ", "    ", &f.message.text);
     for m in &f.down_mid_servers {
         let link = mid_link(links, m.sys_id.raw).unwrap_or_else(|| m.sys_id.text.clone());
-        t.field("Down MID Server", &format!("{} {link}", m.name.text));
+        let since = m.down_since.as_ref().map(|s| format!(", {s}")).unwrap_or_default();
+        t.field("Down MID Server", &format!("{}{since} {link}", m.name.text));
     }
     for (label, value) in &f.rows {
         t.field(label, value);
@@ -502,6 +528,22 @@ fn html(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>, subject: &str) -> 
     if r.report.findings.is_empty() {
         h.l("<p><strong>No MID Server user has a problem now.</strong></p>");
     }
+    if !r.held_back.is_empty() {
+        h.h2(&format!("Recently down, not judged yet ({})", r.held_back.len()), "#d0d7de");
+        h.l("<p style=\"margin:4px 0\">Down for less than [check] down_for: they may be restarting or upgrading. \
+             Their users are judged on a later cycle if they stay down.</p>");
+        h.l("<ul>");
+        for held in &r.held_back {
+            let name = match mid_link(links, held.mid.sys_id.raw) {
+                Some(u) => a(&u, &held.mid.name.text),
+                None => escape_html(&held.mid.name.text),
+            };
+            let since = held.mid.down_since.as_deref().unwrap_or("last heartbeat unknown");
+            let users: Vec<&str> = held.users.iter().map(|u| u.text.as_str()).collect();
+            h.l(&format!("<li>{name}, {}; users: {}</li>", escape_html(since), escape_html(&users.join(", "))));
+        }
+        h.l("</ul>");
+    }
     if !r.skipped_users.is_empty() {
         h.h2(&format!("Users not checked ({})", r.skipped_users.len()), "#d0d7de");
         h.l("<ul>");
@@ -555,7 +597,8 @@ fn html_finding(h: &mut HtmlOut, f: &FindingView<'_>, links: &Links, color: &str
             Some(u) => a(&u, &m.name.text),
             None => escape_html(&m.name.text),
         };
-        h.row("Down MID Server", &format!("{name} ({})", escape_html(&m.sys_id.text)));
+        let since = m.down_since.as_ref().map(|s| format!(", {}", escape_html(s))).unwrap_or_default();
+        h.row("Down MID Server", &format!("{name} ({}){since}", escape_html(&m.sys_id.text)));
     }
     for (label, value) in &f.rows {
         h.row(label, &escape_html(value));

@@ -78,6 +78,27 @@ pub fn window_line(report: &Report) -> String {
 pub struct MidView<'a> {
     pub sys_id: Value<'a>,
     pub name: Value<'a>,
+    /// `silent since 2026-11-22 11:39:12 UTC (20m before the check)`, when its last heartbeat is known.
+    pub down_since: Option<String>,
+}
+
+/// How long before `end` a moment was, in the largest two units that matter: `3d 4h`, `2h 5m`, `20m`, `45s`.
+pub fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (end - at).num_seconds().max(0);
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// `silent since … UTC (20m before the check)`.
+pub fn silent_since(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
+    format!("silent since {} UTC ({} before the check)", sn_time::format(at), age(at, end))
 }
 
 /// One finding as every rendering shows it.
@@ -94,7 +115,8 @@ pub struct FindingView<'a> {
 }
 
 impl<'a> FindingView<'a> {
-    pub fn of(f: &'a Finding) -> FindingView<'a> {
+    /// The view of `f` in a report whose window ends at `end`.
+    pub fn of(f: &'a Finding, end: chrono::DateTime<chrono::Utc>) -> FindingView<'a> {
         let mut rows = Vec::new();
         match &f.evidence.event {
             Some(e) => {
@@ -140,7 +162,11 @@ impl<'a> FindingView<'a> {
             down_mid_servers: f
                 .down_mid_servers
                 .iter()
-                .map(|m| MidView { sys_id: Value::of(&m.sys_id), name: Value::of(&m.name) })
+                .map(|m| MidView {
+                    sys_id: Value::of(&m.sys_id),
+                    name: Value::of(&m.name),
+                    down_since: m.down_since.map(|at| silent_since(at, end)),
+                })
                 .collect(),
             rows,
         }
@@ -178,7 +204,7 @@ impl<'a> IdMapView<'a> {
             down_mid_servers: map
                 .down_mid_servers
                 .iter()
-                .map(|(id, name)| MidView { sys_id: Value::of(id), name: Value::of(name) })
+                .map(|(id, name)| MidView { sys_id: Value::of(id), name: Value::of(name), down_since: None })
                 .collect(),
         }
     }
@@ -194,7 +220,16 @@ pub struct ReportView<'a> {
     /// (user, reason) of the users the check refused to query.
     pub skipped_users: Vec<(String, String)>,
     pub id_map: Option<IdMapView<'a>>,
+    /// Down MID Servers not judged this cycle (`[check] down_for`).
+    pub held_back: Vec<HeldBackView<'a>>,
     pub notes: Vec<String>,
+}
+
+/// A MID Server down for less than `[check] down_for`: its users are judged on a later cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBackView<'a> {
+    pub mid: MidView<'a>,
+    pub users: Vec<Value<'a>>,
 }
 
 impl<'a> ReportView<'a> {
@@ -206,12 +241,26 @@ impl<'a> ReportView<'a> {
             window: window_line(report),
             skipped_users: report.skipped_users.iter().map(|s| (clean(&s.user), clean(&s.reason))).collect(),
             id_map: report.id_map.as_ref().map(IdMapView::of),
+            held_back: report
+                .down_mid_servers
+                .iter()
+                .filter(|m| !m.judged)
+                .map(|m| HeldBackView {
+                    mid: MidView {
+                        sys_id: Value::of(&m.sys_id),
+                        name: Value::of(&m.name),
+                        down_since: m.down_since.map(|at| silent_since(at, report.window.end)),
+                    },
+                    users: m.users.iter().map(|u| Value::of(u)).collect(),
+                })
+                .collect(),
             notes: report.notes.iter().map(|n| clean(n)).collect(),
         }
     }
 
     /// The findings of one category, in report order.
     pub fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
-        self.report.findings.iter().filter(|f| f.category == category).map(FindingView::of).collect()
+        let end = self.report.window.end;
+        self.report.findings.iter().filter(|f| f.category == category).map(|f| FindingView::of(f, end)).collect()
     }
 }

@@ -56,6 +56,9 @@ fn summary(out: &mut String, v: &ReportView<'_>) {
     if !v.skipped_users.is_empty() {
         let _ = writeln!(out, "\nUsers not checked: {}", v.skipped_users.len());
     }
+    if !v.held_back.is_empty() {
+        let _ = writeln!(out, "Recently down MID Servers, not judged yet: {}", v.held_back.len());
+    }
 }
 
 fn detailed(out: &mut String, v: &ReportView<'_>) {
@@ -71,6 +74,7 @@ fn detailed(out: &mut String, v: &ReportView<'_>) {
             finding(out, f);
         }
     }
+    held_back(out, v);
     if !v.skipped_users.is_empty() {
         let _ = writeln!(out, "\nUsers not checked");
         for (user, reason) in &v.skipped_users {
@@ -82,15 +86,33 @@ fn detailed(out: &mut String, v: &ReportView<'_>) {
     }
 }
 
+fn held_back(out: &mut String, v: &ReportView<'_>) {
+    if v.held_back.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nRecently down, not judged yet ([check] down_for)");
+    for h in &v.held_back {
+        let since = h.mid.down_since.as_deref().unwrap_or("last heartbeat unknown");
+        let users: Vec<&str> = h.users.iter().map(|u| u.text.as_str()).collect();
+        let _ = writeln!(out, "  * {} ({}), {since}: {}", h.mid.name.text, h.mid.sys_id.text, users.join(", "));
+    }
+}
+
 fn finding(out: &mut String, f: &FindingView<'_>) {
     let _ = writeln!(out, "  * {}", f.message.text);
     let mut line = |label: &str, value: &str| {
         let _ = writeln!(out, "      {:<17} {value}", format!("{label}:"));
     };
     if !f.down_mid_servers.is_empty() {
-        let mids: Vec<String> =
-            f.down_mid_servers.iter().map(|m| format!("{} ({})", m.name.text, m.sys_id.text)).collect();
-        line("Down MID Servers", &mids.join(", "));
+        let mids: Vec<String> = f
+            .down_mid_servers
+            .iter()
+            .map(|m| match &m.down_since {
+                Some(since) => format!("{} ({}), {since}", m.name.text, m.sys_id.text),
+                None => format!("{} ({})", m.name.text, m.sys_id.text),
+            })
+            .collect();
+        line("Down MID Servers", &mids.join("; "));
     }
     for (label, value) in &f.rows {
         line(label, value);

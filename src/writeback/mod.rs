@@ -5,9 +5,11 @@
 //! create whose outcome is unknown without looking first.
 
 pub mod apply;
+pub mod history;
 pub mod reconcile;
 
 pub use apply::{Applied, apply, read_open_records};
+pub use history::{Records, history, read_records};
 pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile};
 
 /// The MID Server Issue table.

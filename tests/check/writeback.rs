@@ -280,7 +280,11 @@ async fn no_write_skips_write_back_and_keeps_the_exit_status() {
     let outcome = cycle::check(&site.config, &site.client, &opts, reference_now()).await.expect("cycle");
     assert!(matches!(outcome.write_back, WriteBack::Disabled));
     assert_eq!(outcome.report.status.exit_code(), 2);
-    assert!(site.instance.requests().iter().all(|r| !r.path.ends_with(TABLE)), "not even read");
+    // Read once, for the findings' history (since when); never written.
+    let touched: Vec<String> =
+        site.instance.requests().iter().filter(|r| r.path.ends_with(TABLE)).map(|r| r.method.clone()).collect();
+    assert_eq!(touched, ["GET"], "one read, no write");
+    assert!(outcome.report.findings.iter().all(|f| f.history.is_some()));
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ fn finding(user: &str, down: usize) -> Finding {
         likely_cause: None,
         evidence: Evidence { event: None, login_history: None },
         sys_domain: "global".into(),
+        history: None,
     }
 }
 

@@ -1,0 +1,165 @@
+//! Since when: each finding's history, from midwatch's own `ecc_agent_issue` records.
+//!
+//! One read serves both the plan and the history ([`read_records`]): the unresolved records of our source
+//! (what [`super::reconcile`] needs) and, in the same query, the records of our source updated within the
+//! instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
+//! an open record with the finding's message gives its first detection (`sys_created_on`) and how many cycles
+//! saw it (`count`, plus this one); a resolved record with the message says the finding is back.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::ISSUE_TABLE;
+use super::reconcile::IssueRecord;
+use crate::domain::{Finding, FindingHistory, IssueState, sn_time};
+use crate::snow::{ApiError, Client};
+
+/// The records of our source one cycle reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    /// Unresolved (New, Acknowledged, …).
+    pub open: Vec<IssueRecord>,
+    /// Resolved, with when they were last updated (their resolution, as midwatch never touches them again).
+    pub resolved: Vec<(IssueRecord, DateTime<Utc>)>,
+}
+
+/// The instance deletes `ecc_agent_issue` rows not updated for 30 days (docs/servicenow.md §4).
+const RETENTION_DAYS: i64 = 30;
+
+const FIELDS: &[&str] =
+    &["sys_id", "message", "source", "state", "count", "mid_server", "sys_domain", "sys_created_on", "sys_updated_on"];
+
+/// Reads the unresolved records of `source` and those it resolved within the table's retention, in one query.
+pub async fn read_records(client: &Client, source: &str, now: DateTime<Utc>) -> Result<Records, ApiError> {
+    let since = now - Duration::days(RETENTION_DAYS);
+    // `source` is validated as query-safe by the config; both filters are repeated on our side anyway.
+    // `^OR` binds to the condition before it: source AND (unresolved OR updated recently).
+    let query =
+        format!("source={source}^state!={}^ORsys_updated_on>{}", IssueState::Resolved.as_str(), sn_time::format(since));
+    let rows = client.read_all(ISSUE_TABLE, &query, FIELDS).await?;
+    let mut records = Records::default();
+    for r in &rows {
+        let Some(sys_id) = r.reference("sys_id") else { continue };
+        let record = IssueRecord {
+            sys_id,
+            message: r.text("message"),
+            source: r.text("source"),
+            state: IssueState::parse(&r.text("state")),
+            count: r.text("count").trim().parse().unwrap_or(1),
+            mid_server: r.reference("mid_server"),
+            sys_domain: r.reference("sys_domain"),
+            created_on: r.time("sys_created_on"),
+        };
+        if record.source != source {
+            continue;
+        }
+        if record.state.is_open() {
+            records.open.push(record);
+        } else if let Some(at) = r.time("sys_updated_on").filter(|at| *at > since) {
+            records.resolved.push((record, at));
+        }
+    }
+    Ok(records)
+}
+
+/// The history of `finding` at `now`: from its open record (the oldest, if an interrupted cycle left two), or
+/// new this cycle — then, if our source resolved the same message before, when it did (the latest).
+pub fn history(finding: &Finding, records: &Records, now: DateTime<Utc>) -> FindingHistory {
+    let ours = |r: &IssueRecord| r.message == finding.message && r.mid_server.is_none();
+    let open: Vec<&IssueRecord> = records.open.iter().filter(|r| ours(r)).collect();
+    if !open.is_empty() {
+        let first = open.iter().filter_map(|r| r.created_on).min().unwrap_or(now);
+        let count = open.iter().map(|r| r.count).max().unwrap_or(0);
+        return FindingHistory { first_detected: first, times_detected: count + 1, resolved_before: None };
+    }
+    let resolved_before = records.resolved.iter().filter(|(r, _)| ours(r)).map(|(_, at)| *at).max();
+    FindingHistory { first_detected: now, times_detected: 1, resolved_before }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountState, Category, Condition, Evidence, FindingHistory, MissingRoles, sn_time};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        sn_time::parse(s).unwrap_or_else(|| panic!("{s}"))
+    }
+
+    fn finding(message: &str) -> Finding {
+        Finding {
+            category: Category::Network,
+            condition: Condition::NoLoginOnDownMid,
+            user: "u".into(),
+            message: message.into(),
+            down_mid_servers: Vec::new(),
+            missing_roles: MissingRoles::default(),
+            account: AccountState::Active,
+            likely_cause: None,
+            evidence: Evidence { event: None, login_history: None },
+            sys_domain: "global".into(),
+            history: None,
+        }
+    }
+
+    fn record(id: &str, message: &str, state: &str, count: u64, created: &str) -> IssueRecord {
+        IssueRecord {
+            sys_id: id.into(),
+            message: message.into(),
+            source: "midwatch".into(),
+            state: IssueState::parse(state),
+            count,
+            mid_server: None,
+            sys_domain: None,
+            created_on: Some(at(created)),
+        }
+    }
+
+    const NOW: &str = "2026-12-01 12:00:00";
+
+    #[test]
+    fn an_open_record_gives_the_first_detection_and_counts_this_cycle() {
+        let records = Records {
+            open: vec![record("a", "m", "new", 18, "2026-11-28 08:00:00"), record("x", "other", "new", 3, NOW)],
+            resolved: Vec::new(),
+        };
+        let h = history(&finding("m"), &records, at(NOW));
+        assert_eq!(
+            h,
+            FindingHistory { first_detected: at("2026-11-28 08:00:00"), times_detected: 19, resolved_before: None }
+        );
+    }
+
+    #[test]
+    fn duplicates_left_by_an_interrupted_cycle_give_the_oldest_and_the_highest_count() {
+        let records = Records {
+            open: vec![
+                record("a", "m", "new", 2, "2026-11-30 08:00:00"),
+                record("b", "m", "acknowledged", 5, "2026-11-29 08:00:00"),
+            ],
+            resolved: Vec::new(),
+        };
+        let h = history(&finding("m"), &records, at(NOW));
+        assert_eq!((h.first_detected, h.times_detected), (at("2026-11-29 08:00:00"), 6));
+    }
+
+    #[test]
+    fn a_finding_that_reappears_after_being_resolved_says_when_it_was_resolved() {
+        let records = Records {
+            open: Vec::new(),
+            resolved: vec![
+                (record("a", "m", "resolved", 4, "2026-11-20 08:00:00"), at("2026-11-25 08:00:00")),
+                (record("b", "m", "resolved", 1, "2026-11-27 08:00:00"), at("2026-11-29 12:00:00")),
+                (record("c", "other", "resolved", 1, "2026-11-27 08:00:00"), at("2026-11-30 12:00:00")),
+            ],
+        };
+        let h = history(&finding("m"), &records, at(NOW));
+        assert_eq!(
+            h,
+            FindingHistory {
+                first_detected: at(NOW),
+                times_detected: 1,
+                resolved_before: Some(at("2026-11-29 12:00:00"))
+            }
+        );
+        assert_eq!(history(&finding("new"), &records, at(NOW)).resolved_before, None);
+    }
+}
