@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(CheckArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::manual::CompletionsArgs),
     /// Validate the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -121,6 +123,7 @@ async fn run(cli: Cli) -> ExitCode {
             init_logging(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
         }
+        Command::Completions(args) => crate::manual::print_completions(args.shell),
         Command::Config(ConfigCommand::Check { offline }) => config_check(&cli.config, offline).await,
         Command::Demo(output) => {
             init_logging("warn", config::LogFormat::Text, "warn");

@@ -20,6 +20,7 @@ pub mod cycle;
 pub mod demo;
 pub mod evaluate;
 pub mod fake_instance;
+pub mod manual;
 pub mod messages;
 pub mod model;
 pub mod notify;
