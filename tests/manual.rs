@@ -1,5 +1,6 @@
-//! The man pages and completions in `docs/man/` and `docs/completions/` are the ones `src/manual.rs`
-//! generates from the clap definition.
+//! The man pages and completions that the Debian package ships (`docs/man/`, `docs/completions/`) are
+//! the ones `src/manual.rs` generates from the clap definition, and the package metadata in
+//! `Cargo.toml` ships every one of them.
 //!
 //! After changing the command line: `MIDWATCH_BLESS=1 cargo test --test manual` rewrites the files.
 
@@ -97,5 +98,53 @@ fn completions_subcommand_prints_the_packaged_scripts() {
         assert_eq!(out.stdout, manual::completions(shell), "midwatch completions {name}");
         let script = String::from_utf8(out.stdout).expect("UTF-8");
         assert!(script.contains("config") && script.contains("window"), "{name} script misses subcommands");
+    }
+}
+
+/// `[package.metadata.deb]`: every asset exists, every generated file is shipped, and the units call the
+/// binary where the package puts it.
+#[test]
+fn debian_package_ships_every_generated_file_and_units_use_usr_bin() {
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml")).expect("TOML");
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let assets = deb["assets"].as_array().expect("[package.metadata.deb] assets");
+    let mut shipped = BTreeSet::new();
+    for asset in assets {
+        let source = asset[0].as_str().expect("asset source");
+        if source.starts_with("target/release/") {
+            continue;
+        }
+        let dest = asset[1].as_str().expect("asset dest");
+        assert!(!dest.starts_with('/'), "asset dest {dest} must be relative");
+        // Literal paths and `dir/*` globs only.
+        let paths: Vec<PathBuf> = match source.strip_suffix("/*") {
+            Some(dir) => listed(dir).into_iter().collect(),
+            None => vec![PathBuf::from(source)],
+        };
+        assert!(!paths.is_empty(), "asset {source} matches no file");
+        for path in paths {
+            assert!(root().join(&path).is_file(), "asset {} does not exist", path.display());
+            shipped.insert(path);
+        }
+    }
+    for (path, _) in generated() {
+        assert!(shipped.contains(&path), "{} is generated but not in [package.metadata.deb] assets", path.display());
+    }
+    // The package's changelog.gz starts with the version being packaged.
+    let changelog = std::fs::read_to_string(root().join("docs/debian/changelog")).expect("docs/debian/changelog");
+    let top = changelog.lines().next().unwrap_or_default();
+    assert!(
+        top.starts_with(&format!("midwatch ({}) ", env!("CARGO_PKG_VERSION"))),
+        "docs/debian/changelog must start with an entry for {}: {top}",
+        env!("CARGO_PKG_VERSION")
+    );
+    for unit in ["systemd/midwatch.service", "systemd/midwatch@.service"] {
+        let text = std::fs::read_to_string(root().join(unit)).expect("unit");
+        let exec: Vec<&str> = text.lines().filter(|l| l.starts_with("ExecStart=")).collect();
+        assert!(
+            exec.len() == 1 && exec[0].starts_with("ExecStart=/usr/bin/midwatch run "),
+            "{unit}: ExecStart must run /usr/bin/midwatch, where the package installs it: {exec:?}"
+        );
     }
 }
