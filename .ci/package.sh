@@ -79,7 +79,11 @@ for pair in bash:/usr/share/bash-completion/completions/midwatch zsh:/usr/share/
   shell=${pair%%:*} file=${pair#*:}
   cmp -s "$file" <(/usr/bin/midwatch completions "$shell") || fail "$file is not what midwatch completions $shell prints"
 done
-bash -n /usr/share/bash-completion/completions/midwatch || fail "the bash completion does not parse"
+# What bash offers after `midwatch c<Tab>`.
+offered=$(bash -c 'source /usr/share/bash-completion/completions/midwatch
+  COMP_WORDS=(midwatch c) COMP_CWORD=1 COMP_LINE="midwatch c" COMP_POINT=10
+  _midwatch midwatch c midwatch && echo "${COMPREPLY[*]}"')
+[ "$offered" = "check completions config" ] || fail "bash completes 'midwatch c' to '$offered'"
 say "completions for bash, zsh and fish installed"
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' midwatch)
 grep -q '^ /etc/midwatch/midwatch.toml ' <<<"$conffiles" || fail "/etc/midwatch/midwatch.toml is not a conffile"
@@ -88,6 +92,10 @@ for doc in README.md copyright examples/midwatch.example.toml; do
 done
 # Not enabled, not started: no [Install] symlink, no running midwatch.
 if compgen -G '/etc/systemd/system/*.wants/midwatch*' >/dev/null; then fail "the install enabled a unit"; fi
+if command -v systemctl >/dev/null; then
+  enabled=$(systemctl is-enabled midwatch.service 2>&1) || true
+  [ "$enabled" = disabled ] || fail "systemctl is-enabled midwatch.service: $enabled"
+fi
 for exe in /proc/[0-9]*/exe; do
   [ "$(readlink "$exe" 2>/dev/null)" != /usr/bin/midwatch ] || fail "the install started midwatch (${exe%/exe})"
 done
