@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks systemd/midwatch.service and systemd/midwatch@.service with `systemd-analyze verify`, and
-# prints their `systemd-analyze security` exposure. Usage: .ci/verify-units.sh [path/to/midwatch]
-# (default target/debug/midwatch, built if missing). Under CI=true, installs systemd when absent.
+# prints their `systemd-analyze security` exposure. Usage: .ci/verify-units.sh [path/to/midwatch [UNIT_DIR]]
+# (default target/debug/midwatch, built if missing, and the units in systemd/; .ci/package.sh passes
+# the installed binary and /usr/lib/systemd/system). Under CI=true, installs systemd when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,18 +19,21 @@ fi
 binary=${1:-target/debug/midwatch}
 [ -x "$binary" ] || cargo build --quiet --bin midwatch
 binary=$(realpath "$binary")
+units=${2:-systemd}
+# Documentation=man:midwatch(1) is checked with man(1): only the package installs the page.
+if [ "$units" = systemd ]; then man=--man=no; else man=--man=yes; fi
 
 # verify checks that ExecStart's binary exists: point the copies at the built one.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for unit in systemd/midwatch.service systemd/midwatch@.service; do
-  sed "s|/usr/local/bin/midwatch|$binary|" "$unit" >"$work/$(basename "$unit")"
+for unit in "$units/midwatch.service" "$units/midwatch@.service"; do
+  sed "s|/usr/bin/midwatch|$binary|" "$unit" >"$work/$(basename "$unit")"
 done
 
 status=0
 for unit in midwatch.service midwatch@.service; do
   # Unknown or misspelt keys are only warnings (exit status 0): fail on any line about our units too.
-  if out=$(systemd-analyze verify "$work/$unit" 2>&1) && ! grep -q midwatch <<<"$out"; then
+  if out=$(systemd-analyze verify "$man" "$work/$unit" 2>&1) && ! grep -q midwatch <<<"$out"; then
     echo "verify-units: $unit ok"
   else
     printf '%s\n' "$out" >&2

@@ -35,6 +35,8 @@ pub struct ConfigPath {
 pub enum Command {
     /// Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(CheckArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::manual::CompletionsArgs),
     /// Validate the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -187,6 +189,10 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             };
             crate::logging::init(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
+        }
+        Command::Completions(args) => {
+            print(&String::from_utf8_lossy(&crate::manual::completions(args.shell)))?;
+            Ok(Status::Ok)
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         Command::Demo(output) => {

@@ -36,6 +36,8 @@ pub mod domain;
 pub mod escape;
 pub mod evaluate;
 pub mod logging;
+#[doc(hidden)]
+pub mod manual;
 pub mod notify;
 pub mod present;
 pub mod probe;
