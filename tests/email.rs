@@ -940,7 +940,24 @@ async fn rendering_snapshot_of_the_first_email_of_the_documented_scenario() {
 
 #[tokio::test]
 async fn rendering_snapshot_of_a_later_email_with_new_still_open_and_resolved_findings() {
-    let report = documented_scenario().await;
+    let mut report = documented_scenario().await;
+    // Since when, as write-back's read of ecc_agent_issue gives it: the first finding is back after being
+    // resolved, the others have been open for a while.
+    let end = report.window.end;
+    for (i, f) in report.findings.iter_mut().enumerate() {
+        f.history = Some(match i {
+            0 => midwatch::domain::FindingHistory {
+                first_detected: end,
+                times_detected: 1,
+                resolved_before: Some(end - TimeDelta::days(2)),
+            },
+            i => midwatch::domain::FindingHistory {
+                first_detected: end - TimeDelta::hours(4 * 18 * i as i64),
+                times_detected: 1 + 18 * i as u64,
+                resolved_before: None,
+            },
+        });
+    }
     // The last email knew every finding but the first, plus one that has since been fixed.
     let mut previous: Vec<FindingKey> =
         FindingKey::of_report(&report).into_iter().filter(|f| f.message != report.findings[0].message).collect();

@@ -82,6 +82,36 @@ struct EmailView<'a> {
     sections: Vec<(Section, usize, Groups<'a>)>,
     resolved_count: usize,
     resolved: Vec<(Category, Vec<ResolvedView<'a>>)>,
+    glance: Vec<GlanceRow>,
+}
+
+/// One row of the "at a glance" table: a category with findings now.
+struct GlanceRow {
+    category: Category,
+    findings: usize,
+    new: usize,
+    /// How long the oldest of them has been open (`None`: all new, or no history).
+    oldest_open: Option<String>,
+}
+
+fn glance(report: &Report, delta: &Delta<'_>) -> Vec<GlanceRow> {
+    Category::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let of_c: Vec<&Finding> = report.findings.iter().filter(|f| f.category == c).collect();
+            if of_c.is_empty() {
+                return None;
+            }
+            let oldest =
+                of_c.iter().filter_map(|f| f.history.filter(|h| h.times_detected > 1).map(|h| h.first_detected)).min();
+            Some(GlanceRow {
+                category: c,
+                findings: of_c.len(),
+                new: delta.new.iter().filter(|f| f.category == c).count(),
+                oldest_open: oldest.map(|at| super::age(at, report.window.end)),
+            })
+        })
+        .collect()
 }
 
 impl<'a> EmailView<'a> {
@@ -112,6 +142,7 @@ impl<'a> EmailView<'a> {
             changes: changes_line(delta),
             sections,
             resolved_count: delta.resolved.len(),
+            glance: glance(report, delta),
             resolved: Category::ALL
                 .into_iter()
                 .map(|c| {
@@ -292,6 +323,20 @@ fn text(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>) -> String {
     t.wrapped("Instance: ", "          ", &clean(links.instance_url.as_str()));
     t.wrapped("Window:   ", "          ", &r.window);
     t.wrapped("Changes:  ", "          ", &v.changes);
+    if !v.glance.is_empty() {
+        t.blank();
+        t.line("At a glance:");
+        t.line(&format!("  {:<16} {:>8} {:>5}  {}", "Category", "Findings", "New", "Oldest open"));
+        for g in &v.glance {
+            t.line(&format!(
+                "  {:<16} {:>8} {:>5}  {}",
+                g.category.name(),
+                g.findings,
+                g.new,
+                g.oldest_open.as_deref().unwrap_or("-")
+            ));
+        }
+    }
 
     for (section, count, groups) in &v.sections {
         let title = match section {
@@ -489,6 +534,27 @@ fn html(v: &EmailView<'_>, links: &Links, now: DateTime<Utc>, subject: &str) -> 
     h.row("Window", &escape_html(&r.window));
     h.row("Changes", &escape_html(&v.changes));
     h.l("</table>");
+    if !v.glance.is_empty() {
+        const C: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de";
+        const N: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:right";
+        h.l("<h3 style=\"font-size:15px;margin-bottom:4px\">At a glance</h3>");
+        h.l("<table style=\"border-collapse:collapse;font-size:13px\">");
+        h.l(&format!(
+            "<tr><th style=\"{C};text-align:left\">Category</th><th style=\"{N}\">Findings</th>\
+             <th style=\"{N}\">New</th><th style=\"{C};text-align:left\">Oldest open</th></tr>"
+        ));
+        for g in &v.glance {
+            h.l(&format!(
+                "<tr><td style=\"{C}\">{}</td><td style=\"{N}\">{}</td><td style=\"{N}\">{}</td>\
+                 <td style=\"{C}\">{}</td></tr>",
+                g.category.title(),
+                g.findings,
+                g.new,
+                escape_html(g.oldest_open.as_deref().unwrap_or("-"))
+            ));
+        }
+        h.l("</table>");
+    }
 
     for (section, count, groups) in &v.sections {
         let (title, color) = match section {

@@ -96,6 +96,22 @@ pub fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>
     }
 }
 
+/// `open for 3d 4h (first detected … UTC), seen 19 times`, `new this cycle`, or `new: back 2d after …`.
+pub fn seen(h: &crate::domain::FindingHistory, end: chrono::DateTime<chrono::Utc>) -> String {
+    if h.times_detected > 1 {
+        return format!(
+            "open for {} (first detected {} UTC), seen {} times",
+            age(h.first_detected, end),
+            sn_time::format(h.first_detected),
+            h.times_detected
+        );
+    }
+    match h.resolved_before {
+        Some(at) => format!("new: back after {} (midwatch resolved it {} UTC)", age(at, end), sn_time::format(at)),
+        None => "new this cycle".to_string(),
+    }
+}
+
 /// `silent since … UTC (20m before the check)`.
 pub fn silent_since(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
     format!("silent since {} UTC ({} before the check)", sn_time::format(at), age(at, end))
@@ -118,6 +134,9 @@ impl<'a> FindingView<'a> {
     /// The view of `f` in a report whose window ends at `end`.
     pub fn of(f: &'a Finding, end: chrono::DateTime<chrono::Utc>) -> FindingView<'a> {
         let mut rows = Vec::new();
+        if let Some(h) = &f.history {
+            rows.push(("Seen", seen(h, end)));
+        }
         match &f.evidence.event {
             Some(e) => {
                 let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();

@@ -39,18 +39,29 @@ fn summary(out: &mut String, v: &ReportView<'_>) {
         ("No login attempt in the window", s.no_attempt),
         ("Connectivity undetectable (no soap_script)", s.connectivity_undetectable),
     ];
+    // One column for every count, as wide as the longest label of the three tables needs.
+    let categories: Vec<(&str, usize)> =
+        Category::ALL.iter().map(|c| (c.name(), s.findings_by_category.get(c).copied().unwrap_or(0))).collect();
+    let conditions: Vec<(&str, usize)> = s.findings_by_condition.iter().map(|(c, n)| (c.describe(), *n)).collect();
+    let width = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .chain(categories.iter().chain(&conditions).map(|(l, _)| l.chars().count() + 2))
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(out);
     for (label, n) in rows {
-        let _ = writeln!(out, "{label:<46} {n:>5}");
+        let _ = writeln!(out, "{label:<width$} {n:>5}");
     }
     let _ = writeln!(out, "\nFindings by category:");
-    for c in Category::ALL {
-        let _ = writeln!(out, "  {:<44} {:>5}", c.name(), s.findings_by_category.get(&c).copied().unwrap_or(0));
+    let inner = width.saturating_sub(2);
+    for (label, n) in categories {
+        let _ = writeln!(out, "  {label:<inner$} {n:>5}");
     }
-    if !s.findings_by_condition.is_empty() {
+    if !conditions.is_empty() {
         let _ = writeln!(out, "\nFindings by condition:");
-        for (cond, n) in &s.findings_by_condition {
-            let _ = writeln!(out, "  {:<44} {n:>5}", cond.describe());
+        for (label, n) in conditions {
+            let _ = writeln!(out, "  {label:<inner$} {n:>5}");
         }
     }
     if !v.skipped_users.is_empty() {

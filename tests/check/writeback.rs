@@ -298,3 +298,57 @@ async fn unreadable_issue_table_is_reported_without_changing_the_status() {
     assert_eq!(outcome.report.status.exit_code(), 2);
     assert_eq!(site.writes(), 0);
 }
+
+#[tokio::test]
+async fn since_when_grows_over_cycles_and_a_finding_back_after_resolve_says_so() {
+    let site = site(true).await;
+    let t0 = reference_now();
+    let first = site.cycle(t0).await;
+    for f in &first.report.findings {
+        let h = f.history.expect("history from the read of ecc_agent_issue");
+        assert_eq!((h.first_detected, h.times_detected, h.resolved_before), (t0, 1, None), "{}", f.message);
+    }
+
+    // Five minutes later the same findings: their records' age and count.
+    let t1 = t0 + chrono::Duration::minutes(5);
+    let second = site.cycle(t1).await;
+    for f in &second.report.findings {
+        let h = f.history.expect("history");
+        assert_eq!((h.first_detected, h.times_detected), (t0, 2), "{}", f.message);
+    }
+    let text = second.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    assert!(text.contains("open for 5m (first detected"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&second.render(midwatch::present::Format::Json, Default::default())).expect("json");
+    assert_eq!(json["findings"][0]["times_detected"], 2);
+    assert_eq!(json["findings"][0]["first_detected"], midwatch::domain::sn_time::format(t0));
+
+    // midserver2 is fixed: its record is resolved; then it fails again and is back.
+    let t2 = t1 + chrono::Duration::minutes(5);
+    site.instance.edit(|tables| midwatch::demo::fix_midserver2(tables, t2 - chrono::Duration::minutes(2)));
+    let third = site.cycle(t2).await;
+    assert!(third.report.findings.iter().all(|f| f.user != "midserver2"));
+    let t3 = t2 + chrono::Duration::minutes(5);
+    site.instance.edit(|tables| {
+        if let Some(events) = tables.get_mut("sysevent") {
+            let mut again = serde_json::Map::new();
+            for (k, v) in [
+                ("sys_id", "e7e7ffff000000000000000000000099"),
+                ("name", "login.failed"),
+                ("parm1", "midserver2"),
+                ("parm2", "10.20.30.41"),
+            ] {
+                again.insert(k.into(), Value::String(v.into()));
+            }
+            let at = midwatch::domain::sn_time::format(t3 - chrono::Duration::minutes(1));
+            again.insert("sys_created_on".into(), Value::String(at));
+            events.push(again);
+        }
+    });
+    let fourth = site.cycle(t3).await;
+    let back = fourth.report.findings.iter().find(|f| f.user == "midserver2").expect("midserver2 again");
+    let h = back.history.expect("history");
+    assert_eq!((h.times_detected, h.resolved_before), (1, Some(t2)), "resolved by the third cycle, at t2");
+    let text = fourth.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    assert!(text.contains("new: back after 5m (midwatch resolved it"), "{text}");
+}
