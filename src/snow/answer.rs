@@ -128,7 +128,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &Body, shape: Shape) -> 
     let (message, detail) = object.as_ref().map(error_member).unwrap_or_default();
     if status == 429 {
         let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(RetryAfter::parse);
-        return Err(Class::RateLimited { retry_after, message: joined(&message, &detail) });
+        return Err(Class::RateLimited { retry_after, message: describe(html, &message, &detail, bytes) });
     }
     if is_quota_cancellation(&message, &detail) || (object.is_none() && !html && mentions_quota_near_end(bytes)) {
         let message =

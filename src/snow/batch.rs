@@ -1,8 +1,8 @@
 //! The Batch API (`POST /api/now/v1/batch`, docs/servicenow.md §2 item 8): the envelope sent, and
 //! what each sub-request's answer says about the write it carried.
 //!
-//! Each sub-request's answer goes through the same classifier as a direct answer
-//! ([`super::answer::classify`]): a sub-request is written only when its body is data.
+//! Each sub-request's answer goes through the same classifier as a direct answer (`answer.rs`): a
+//! sub-request is written only when its body is data.
 
 use base64::Engine as _;
 use bytes::Bytes;

@@ -1,7 +1,7 @@
 //! [`Client`]: one instance's Table API and Batch API over HTTP, its options and its counters.
 //!
-//! Every answer is read incrementally up to a size limit and then classified
-//! ([`super::answer::classify`]); only data reaches the caller.
+//! Every answer is read incrementally up to a size limit and then classified (`answer.rs`); only
+//! data reaches the caller.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,12 +1,12 @@
 //! The ServiceNow REST Table API client: the only code that knows HTTP, paging, retries and JSON.
 //!
-//! - [`client`]: the [`Client`], its options and counters; every answer is read up to a size limit.
-//! - [`answer`]: what an answer is — data, or a class of failure (quota cancellation, rate limit,
+//! - `client.rs`: the [`Client`], its options and counters; every answer is read up to a size limit.
+//! - `answer.rs`: what an answer is — data, or a class of failure (quota cancellation, rate limit,
 //!   unavailable, not the API, refused, too large, cut off); one classifier for every read and write.
-//! - [`error`]: [`ApiError`], worded for the person who has to fix it.
-//! - [`retry`]: the [`RetryPolicy`] and `Retry-After` in both of its forms.
-//! - [`paging`]: offset and keyset cursors.
-//! - [`batch`]: the Batch API's envelope and the outcome of each sub-request.
+//! - `error.rs`: [`ApiError`], worded for the person who has to fix it.
+//! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
+//! - `paging.rs`: offset and keyset cursors.
+//! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request.
 //! - [`query`]: encoded queries from untrusted values; [`row`]: the instance's value shapes.
 //!
 //! Reads are retried (429 honouring `Retry-After` up to a cap, 5xx, cut-off answers and lost
@@ -15,15 +15,16 @@
 //! `sysevent`, which grows while it is read, is paged by keyset on `(sys_created_on, sys_id)` under
 //! the window's fixed upper bound ([`Client::read_keyset`]).
 
-pub mod answer;
-pub mod batch;
-pub mod client;
-pub mod error;
-pub mod paging;
+mod answer;
+mod batch;
+mod client;
+mod error;
+mod paging;
 pub mod query;
-pub mod retry;
+mod retry;
 pub mod row;
 
+pub use answer::RedirectKind;
 pub use batch::{BATCH, BatchItem, BatchResult, ItemOutcome};
 pub use client::{Client, ClientOptions, DEFAULT_RESPONSE_LIMIT, QUOTA_MIN_PAGE, Stats};
 pub use error::ApiError;

@@ -49,7 +49,6 @@ pub trait Cursor {
     fn next(&self) -> Option<PageRequest>;
     /// Takes the answer to the last [`Cursor::next`].
     fn take(&mut self, page: Page) -> Result<(), ApiError>;
-    fn limit(&self) -> u32;
     fn set_limit(&mut self, limit: u32);
     fn into_rows(self) -> Vec<Row>;
 }
@@ -81,10 +80,6 @@ impl Cursor for Offset {
         self.done = !page.more;
         self.offset += u64::from(self.limit);
         Ok(())
-    }
-
-    fn limit(&self) -> u32 {
-        self.limit
     }
 
     fn set_limit(&mut self, limit: u32) {
@@ -149,6 +144,7 @@ impl Keyset {
     }
 
     /// Where the next page starts.
+    #[cfg(test)]
     pub fn from(&self) -> &From {
         &self.from
     }
@@ -222,10 +218,6 @@ impl Cursor for Keyset {
             self.offset = 0;
         }
         Ok(())
-    }
-
-    fn limit(&self) -> u32 {
-        self.limit
     }
 
     fn set_limit(&mut self, limit: u32) {
