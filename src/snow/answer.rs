@@ -119,12 +119,12 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &Body, shape: Shape) -> 
         let kind = location.as_deref().map_or(RedirectKind::Elsewhere, redirect_kind);
         return Err(Class::Redirect { status, location: location.as_deref().map(without_query), kind });
     }
-    let html = is_html(headers, bytes);
-    let object = if html { None } else { serde_json::from_slice::<Value>(bytes).ok() };
-    let object = match object {
-        Some(Value::Object(m)) => Some(m),
+    let object = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Some(m),
         _ => None,
     };
+    // JSON wins over a wrong label; markup is markup whatever its label.
+    let html = object.is_none() && is_html(headers, bytes);
     let (message, detail) = object.as_ref().map(error_member).unwrap_or_default();
     if status == 429 {
         let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(RetryAfter::parse);

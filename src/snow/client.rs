@@ -223,7 +223,7 @@ impl Client {
             tracing::debug!(table, query, offset, limit, "GET");
             let answer = self.exchange(table, request).await?;
             let object = self.data(table, &answer, Shape::Table)?;
-            Ok(Page::new(rows(table, &object)?, &answer.headers, limit))
+            Ok(Page::new(rows(table, object)?, &answer.headers, limit))
         };
         retry::run(&self.opts.retry, table, retry::transient, attempt).await
     }
@@ -239,7 +239,7 @@ impl Client {
                 .query(&[("sysparm_fields", fields.join(",").as_str()), ("sysparm_exclude_reference_link", "true")])
                 .json(body);
             let answer = self.exchange(table, request).await?;
-            record(table, &self.data(table, &answer, Shape::Table)?)
+            record(table, self.data(table, &answer, Shape::Table)?)
         };
         retry::run(&self.opts.retry, table, retry::rate_limited, attempt).await
     }
@@ -346,24 +346,24 @@ impl Client {
 }
 
 /// The rows of a Table API `result` array.
-fn rows(table: &str, object: &Map<String, Value>) -> Result<Vec<Row>, ApiError> {
+fn rows(table: &str, mut object: Map<String, Value>) -> Result<Vec<Row>, ApiError> {
     let malformed = |reason: String| ApiError::Malformed { table: table.into(), reason };
-    let Some(Value::Array(result)) = object.get("result") else {
+    let Some(Value::Array(result)) = object.remove("result") else {
         return Err(malformed("\"result\" is not an array".into()));
     };
     result
-        .iter()
+        .into_iter()
         .map(|r| match r {
-            Value::Object(m) => Ok(Row(m.clone())),
-            other => Err(malformed(format!("a result element is {}, not an object", kind(other)))),
+            Value::Object(m) => Ok(Row(m)),
+            other => Err(malformed(format!("a result element is {}, not an object", kind(&other)))),
         })
         .collect()
 }
 
 /// The record of a Table API `result` object.
-fn record(table: &str, object: &Map<String, Value>) -> Result<Row, ApiError> {
-    match object.get("result") {
-        Some(Value::Object(m)) => Ok(Row(m.clone())),
+fn record(table: &str, mut object: Map<String, Value>) -> Result<Row, ApiError> {
+    match object.remove("result") {
+        Some(Value::Object(m)) => Ok(Row(m)),
         _ => Err(ApiError::Malformed { table: table.into(), reason: "\"result\" is not an object".into() }),
     }
 }
