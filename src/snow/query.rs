@@ -12,6 +12,11 @@ use std::collections::BTreeSet;
 
 use crate::domain::SkippedUser;
 
+/// Joins query parts with `^`, skipping empty ones.
+pub fn join_query(parts: &[&str]) -> String {
+    parts.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("^")
+}
+
 /// The most values put into one `IN` list, to keep URLs short.
 pub const IN_CHUNK: usize = 100;
 

@@ -3,15 +3,18 @@
 //! Safety rules:
 //! - count bumps and resolves write absolute values (`count = N`, `state = resolved`), so a retried
 //!   PATCH cannot count twice;
-//! - a create whose answer was lost (timeout, dropped connection, 5xx) may have gone through: it is
-//!   never re-POSTed blindly — the open records of our source are read first, and a record with the
-//!   message is adopted; only when none exists is the create sent once more;
+//! - a create whose answer was lost may have gone through: it is never re-POSTed blindly — the open
+//!   records of our source are read first, and a record with the message is adopted; only when none
+//!   exists is the create sent once more. "Lost" is every answer but a clear refusal
+//!   ([`ApiError::outcome_unknown`]): a timeout, a dropped or cut-off connection, a 5xx, and an
+//!   answer that is not a valid one — a gateway's HTML page in place of a Batch API answer included;
 //! - every write is logged as it lands, so an interrupted cycle leaves a record of what it wrote, and
 //!   the next cycle's reconcile converges (an unfinished resolve is planned again; a duplicate left by
 //!   an unknowable failure is resolved).
 //!
 //! Writes go through the Batch API (`/api/now/v1/batch`, up to [`BATCH_SIZE`] per request) when the
-//! instance offers it, and one request per record otherwise.
+//! instance offers it, and one request per record otherwise — only after a clear "not here"
+//! ([`ApiError::batch_not_offered`]: 400, 403, 404, 405 before anything ran).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +26,7 @@ use super::{ISSUE_TABLE, WriteAction};
 use crate::domain::IssueState;
 use crate::domain::sn_time;
 use crate::escape::Shown;
-use crate::snow::{ApiError, BatchItem, BatchResult, Client};
+use crate::snow::{ApiError, BatchItem, Client, ItemOutcome};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
 pub const BATCH_SIZE: usize = 50;
@@ -124,21 +127,6 @@ fn create_body(c: &Create) -> Value {
     })
 }
 
-/// True when a failed write may nevertheless have been applied.
-fn outcome_unknown(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::Timeout { .. } | ApiError::Connect { .. } | ApiError::Malformed { .. } | ApiError::NotJson { .. }
-    ) || matches!(e, ApiError::Status { status, .. } if *status >= 500)
-        || matches!(e, ApiError::QuotaExceeded { .. })
-}
-
-/// True when the Batch API is not offered to this account (so each write goes on its own).
-fn batch_unavailable(e: &ApiError) -> bool {
-    matches!(e, ApiError::Forbidden { .. } | ApiError::InvalidTable { .. } | ApiError::NotJson { .. })
-        || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405))
-}
-
 /// Applies `plan` for `source`, through the Batch API when `use_batch` and the instance allows it.
 pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) -> Applied {
     let mut writes: Vec<Write> = plan.create.iter().map(Write::Create).collect();
@@ -171,39 +159,42 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
             let items: Vec<BatchItem> = chunk.iter().enumerate().map(|(i, w)| w.batch_item(i)).collect();
             match client.batch(&items).await {
                 Ok(results) => {
-                    let by_id: BTreeMap<&str, &BatchResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
-                    for (i, w) in chunk.iter().enumerate() {
-                        match by_id.get(i.to_string().as_str()) {
-                            Some(r) if (200..300).contains(&r.status) => {
-                                let sys_id = r.record.as_ref().map(|row| row.text("sys_id")).unwrap_or_default();
-                                match w {
-                                    // Created, but which record? Look for it like a lost answer.
-                                    Write::Create(c) if sys_id.is_empty() => unknown.push(c),
-                                    _ => record_success(&mut applied, w, sys_id),
-                                }
-                            }
-                            Some(r) if (400..500).contains(&r.status) => {
-                                record_failure(&mut applied, w, format!("HTTP {} in batch: {}", r.status, r.message));
-                            }
-                            // 5xx or left unserviced: a create may have happened; a PATCH can be repeated.
-                            _ => match w {
-                                Write::Create(c) => unknown.push(c),
-                                patch => one_by_one.push(patch.clone()),
+                    for (w, r) in chunk.iter().zip(&results) {
+                        match (&r.outcome, w) {
+                            (ItemOutcome::Written(row), Write::Create(c)) => match row.reference("sys_id") {
+                                Some(sys_id) => record_success(&mut applied, w, sys_id),
+                                // Created, but which record? Look for it like a lost answer.
+                                None => unknown.push(c),
                             },
+                            (ItemOutcome::Written(_), Write::Patch { sys_id, .. }) => {
+                                record_success(&mut applied, w, sys_id.to_string());
+                            }
+                            (ItemOutcome::Refused(e), _) => record_failure(&mut applied, w, format!("in a batch: {e}")),
+                            (ItemOutcome::Unknown(why), Write::Create(c)) => {
+                                tracing::warn!(why = %Shown(why), message = %Shown(&c.message), "a batched create's outcome is unknown; looking before re-creating");
+                                unknown.push(c);
+                            }
+                            // A PATCH writes absolute values: sending it again is safe.
+                            (ItemOutcome::Unknown(_), patch) => one_by_one.push(patch.clone()),
                         }
                     }
                 }
-                Err(e) if batch_unavailable(&e) => {
-                    tracing::info!(error = %e, "the Batch API is not available; writing one record per request");
+                // Refused before anything ran: each write goes on its own.
+                Err(e) if e.batch_not_offered() => {
+                    tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
                     applied.batch = false;
                     one_by_one.extend(chunk.iter().cloned());
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "a Batch API call failed; checking what it wrote");
+                    if e.outcome_unknown() {
+                        tracing::warn!(error = %e, "a Batch API call's answer was lost; looking before re-creating");
+                    } else {
+                        tracing::error!(error = %e, "a Batch API call was refused");
+                    }
                     for w in chunk {
                         match w {
-                            Write::Create(c) if outcome_unknown(&e) => unknown.push(c),
+                            Write::Create(c) if e.outcome_unknown() => unknown.push(c),
                             Write::Create(_) => record_failure(&mut applied, w, e.to_string()),
                             patch => one_by_one.push(patch.clone()),
                         }
@@ -221,7 +212,7 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
             Write::Create(c) => match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
                 Ok(row) if !row.text("sys_id").is_empty() => record_success(&mut applied, w, row.text("sys_id")),
                 Ok(_) => unknown.push(c),
-                Err(e) if outcome_unknown(&e) => {
+                Err(e) if e.outcome_unknown() => {
                     tracing::warn!(error = %e, message = %Shown(&c.message), "a create's answer was lost; looking before retrying");
                     unknown.push(c);
                 }

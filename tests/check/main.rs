@@ -1,6 +1,7 @@
 //! Integration tests of `check` over real HTTP: wiremock serving the instance's JSON from
 //! `wiremock_fixtures/`, and the stateful simulated instance for queries that must really filter.
 
+mod answers;
 mod cli;
 mod config_check;
 mod errors;

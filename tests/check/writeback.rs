@@ -220,6 +220,78 @@ async fn lost_batch_answer_leaves_no_duplicate() {
     lost_create_leaves_no_duplicate(true, Fault::ApplyThenHang { table: BATCH_FAULT_TABLE.into() }).await;
 }
 
+fn gateway_page(table: &str, status: u16) -> Fault {
+    Fault::ApplyThenRespond {
+        table: table.into(),
+        status,
+        body: fixture("answers/gateway_200.html"),
+        headers: vec![("Content-Type".into(), "text/html;charset=UTF-8".into())],
+    }
+}
+
+/// The writes the instance received, in order.
+fn write_log(site: &Site) -> Vec<String> {
+    site.instance.requests().iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect()
+}
+
+#[tokio::test]
+async fn batch_answer_replaced_by_a_gateway_html_page_leaves_no_duplicate() {
+    let site = site(true).await;
+    site.instance.inject(gateway_page(BATCH_FAULT_TABLE, 200));
+    let first = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &first.write_back else { panic!("{:?}", first.write_back) };
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert_eq!((applied.created.len(), applied.adopted), (5, 5), "all five found by looking, none re-sent");
+    assert!(applied.batch, "the Batch API was used: no fallback");
+    assert_eq!(site.records("midwatch").len(), 5, "no duplicate after the lost answer");
+    assert_eq!(write_log(&site), ["POST /api/now/v1/batch"], "nothing sent again");
+    let reads_of_issues =
+        site.instance.requests().iter().filter(|r| r.method == "GET" && r.path.ends_with(TABLE)).count();
+    assert_eq!(reads_of_issues, 2, "the plan's read, and the look after the lost answer");
+    assert_eq!(site.instance.requests().len(), 15, "13 reads, 1 batch, 1 look");
+
+    // The next cycle counts the five once; still no duplicate.
+    site.cycle(reference_now() + minutes(5)).await;
+    let open = site.open_records();
+    assert_eq!(open.len(), 5);
+    assert!(open.iter().all(|(_, c)| c == "2"), "{open:?}");
+    assert_eq!(site.records("midwatch").len(), 5);
+}
+
+#[tokio::test]
+async fn batch_answer_cut_off_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(true, Fault::CutOff { table: BATCH_FAULT_TABLE.into(), bytes: 40 }).await;
+}
+
+#[tokio::test]
+async fn batch_answered_by_a_load_balancers_503_page_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(true, gateway_page(BATCH_FAULT_TABLE, 503)).await;
+}
+
+#[tokio::test]
+async fn post_answered_by_a_gateway_html_page_leaves_no_duplicate() {
+    lost_create_leaves_no_duplicate(false, gateway_page(TABLE, 200)).await;
+}
+
+#[tokio::test]
+async fn batch_api_not_found_falls_back_before_anything_is_written() {
+    let site = site(true).await;
+    site.instance.inject(Fault::Respond {
+        table: BATCH_FAULT_TABLE.into(),
+        status: 404,
+        body: "<html><head><title>404 Not Found</title></head></html>".into(),
+        headers: vec![("Content-Type".into(), "text/html".into())],
+    });
+    let outcome = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!() };
+    assert!(!applied.batch);
+    assert_eq!((applied.created.len(), applied.adopted), (5, 0));
+    assert_eq!(site.records("midwatch").len(), 5);
+    let log = write_log(&site);
+    assert_eq!(log.len(), 6, "{log:?}");
+    assert_eq!(log[0], "POST /api/now/v1/batch");
+}
+
 #[tokio::test]
 async fn interrupted_cycle_duplicates_converge_to_one_record() {
     let site = site(false).await;

@@ -42,12 +42,26 @@ pub enum Fault {
     ApplyThen503 { table: String },
     /// Next request to `table` (any method) answers this status + JSON body without touching data.
     Respond { table: String, status: u16, body: String, headers: Vec<(String, String)> },
+    /// Next POST to `table` (with [`BATCH_FAULT_TABLE`]: the next Batch API call): store the record(s),
+    /// then answer this instead, as a gateway that replaced the real answer with its own page would.
+    ApplyThenRespond { table: String, status: u16, body: String, headers: Vec<(String, String)> },
+    /// Next GET of `table`: the REST quota cancels it after `rows` rows of the page. HTTP 200, those rows,
+    /// then the quota's error (docs/servicenow.md §2 item 6).
+    QuotaPartial { table: String, rows: usize },
+    /// Next request to `table` (with [`BATCH_FAULT_TABLE`]: the next Batch API call, after running it): the
+    /// real answer, its connection closed after `bytes` bytes of the body.
+    CutOff { table: String, bytes: usize },
 }
 
 impl Fault {
     fn table(&self) -> &str {
         match self {
-            Fault::ApplyThenHang { table } | Fault::ApplyThen503 { table } | Fault::Respond { table, .. } => table,
+            Fault::ApplyThenHang { table }
+            | Fault::ApplyThen503 { table }
+            | Fault::Respond { table, .. }
+            | Fault::ApplyThenRespond { table, .. }
+            | Fault::QuotaPartial { table, .. }
+            | Fault::CutOff { table, .. } => table,
         }
     }
 }

@@ -20,6 +20,8 @@ const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const DEFAULT_LIMIT: usize = 10_000;
 /// How long [`Fault::ApplyThenHang`] keeps a request unanswered.
 const HANG: Duration = Duration::from_secs(3600);
+/// How long [`Fault::CutOff`] waits after the bytes it sends before closing the connection.
+const CUT_DELAY: Duration = Duration::from_millis(50);
 
 /// Fields that, written as a string, are stored as a reference to the given table.
 const REFERENCE_FIELDS: &[(&str, &str)] = &[
@@ -103,11 +105,38 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The reply with `Content-Length` of the whole body, of which only the first `bytes` are sent
+    /// before the connection is closed.
+    fn into_cut_response(self, bytes: usize) -> Response {
+        let full = self.body.len();
+        let head = Bytes::from(self.body.into_bytes()).slice(..bytes.min(full));
+        // The error comes a moment after the head, so that what was sent is flushed before the
+        // connection closes.
+        let cut = futures::stream::once(async {
+            tokio::time::sleep(CUT_DELAY).await;
+            Err::<Bytes, _>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake instance: connection cut"))
+        });
+        let chunks = futures::StreamExt::chain(futures::stream::iter([Ok(head)]), cut);
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Body::from_stream(chunks)).into_response();
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_TYPE);
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(full));
+        response
+    }
+}
+
 /// What the locked part of the handling decided.
 enum Outcome {
     Reply(Reply),
     /// [`Fault::ApplyThenHang`]: the record is stored, the request is never answered.
     Hang,
+    /// [`Fault::CutOff`]: the reply, its connection closed after this many bytes of the body.
+    CutOff(Reply, usize),
 }
 
 /// The parts of a request the fake looks at.
@@ -140,7 +169,7 @@ async fn handle(
         let mut state = shared.lock();
         let outcome = process(&shared, &mut state, &incoming);
         let status = match &outcome {
-            Outcome::Reply(reply) => reply.status,
+            Outcome::Reply(reply) | Outcome::CutOff(reply, _) => reply.status,
             Outcome::Hang => 0,
         };
         state.log.push(RecordedRequest {
@@ -154,6 +183,7 @@ async fn handle(
     };
     match outcome {
         Outcome::Reply(reply) => reply.into_response(),
+        Outcome::CutOff(reply, bytes) => reply.into_cut_response(bytes),
         Outcome::Hang => {
             let mut shutdown = shared.shutdown.clone();
             tokio::select! {
@@ -232,20 +262,39 @@ fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
         ));
     }
 
-    let reply = match (&req.method, &target) {
-        (&Method::GET, Target::Collection { table }) => list(shared, state, req, table),
-        (&Method::GET, Target::Record { table, sys_id }) => get_one(state, req, table, sys_id),
-        (&Method::POST, Target::Collection { table }) => {
-            return create(shared, state, req, table);
+    let list_request = req.method == Method::GET && matches!(target, Target::Collection { .. });
+    let partial = take_fault(state, table, |f| match f {
+        Fault::QuotaPartial { rows, .. } if list_request => Some(*rows),
+        _ => None,
+    });
+    let cut = take_fault(state, table, |f| match f {
+        Fault::CutOff { bytes, .. } => Some(*bytes),
+        _ => None,
+    });
+
+    let outcome = match (&req.method, &target) {
+        (&Method::GET, Target::Collection { table }) => Outcome::Reply(list(shared, state, req, table, partial)),
+        (&Method::GET, Target::Record { table, sys_id }) => Outcome::Reply(get_one(state, req, table, sys_id)),
+        (&Method::POST, Target::Collection { table }) => create(shared, state, req, table),
+        (&Method::PATCH | &Method::PUT, Target::Record { table, sys_id }) => {
+            Outcome::Reply(update(shared, state, req, table, sys_id))
         }
-        (&Method::PATCH | &Method::PUT, Target::Record { table, sys_id }) => update(shared, state, req, table, sys_id),
-        (method, _) => Reply::error(
+        (method, _) => Outcome::Reply(Reply::error(
             405,
             "Method not Supported",
             Some(&format!("fake instance does not support {method} on {}", req.path)),
-        ),
+        )),
     };
-    Outcome::Reply(reply)
+    match (outcome, cut) {
+        (Outcome::Reply(reply), Some(bytes)) => Outcome::CutOff(reply, bytes),
+        (outcome, _) => outcome,
+    }
+}
+
+/// Removes the first fault on `table` that `pick` accepts, and returns what `pick` made of it.
+fn take_fault<T>(state: &mut State, table: &str, pick: impl Fn(&Fault) -> Option<T>) -> Option<T> {
+    let i = state.faults.iter().position(|f| f.table() == table && pick(f).is_some())?;
+    pick(&state.faults.remove(i))
 }
 
 fn injected_reply(status: u16, body: String, headers: &[(String, String)]) -> Reply {
@@ -296,7 +345,8 @@ pub const BATCH_FAULT_TABLE: &str = "batch";
 /// `POST /api/now/v1/batch`: runs each `rest_requests` item through the same handling as a direct
 /// request (authorization is the outer request's), and answers `serviced_requests` with base64
 /// bodies. Faults on table [`BATCH_FAULT_TABLE`] apply to the whole call: `Respond` answers without
-/// running anything, `ApplyThenHang` / `ApplyThen503` run every item, then hang or answer 503.
+/// running anything; `ApplyThenHang`, `ApplyThen503`, `ApplyThenRespond` and `CutOff` run every item,
+/// then hang, answer 503, answer what they carry, or cut the answer off.
 fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -346,7 +396,7 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
             body,
         };
         let reply = match process(shared, state, &sub) {
-            Outcome::Reply(r) => r,
+            Outcome::Reply(r) | Outcome::CutOff(r, _) => r,
             Outcome::Hang => Reply::error(503, "fake instance: sub-request timed out", None),
         };
         serviced.push(json!({
@@ -358,19 +408,23 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
             "execution_time": 1,
         }));
     }
-    match after {
-        Some(Fault::ApplyThenHang { .. }) => return Outcome::Hang,
-        Some(Fault::ApplyThen503 { .. }) => {
-            return Outcome::Reply(Reply::error(503, "fake instance: injected 503 after applying the batch", None));
-        }
-        _ => {}
-    }
     let batch_request_id = envelope.get("batch_request_id").cloned().unwrap_or(Value::Null);
-    Outcome::Reply(Reply::json(
+    let reply = Reply::json(
         200,
         json!({"batch_request_id": batch_request_id, "serviced_requests": serviced, "unserviced_requests": []})
             .to_string(),
-    ))
+    );
+    match after {
+        Some(Fault::ApplyThenHang { .. }) => Outcome::Hang,
+        Some(Fault::ApplyThen503 { .. }) => {
+            Outcome::Reply(Reply::error(503, "fake instance: injected 503 after applying the batch", None))
+        }
+        Some(Fault::ApplyThenRespond { status, body, headers, .. }) => {
+            Outcome::Reply(injected_reply(status, body, &headers))
+        }
+        Some(Fault::CutOff { bytes, .. }) => Outcome::CutOff(reply, bytes),
+        _ => Outcome::Reply(reply),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,7 +601,21 @@ fn render(dataset: &Dataset, row: &Map<String, Value>, params: &Params) -> Recor
     Record(fields)
 }
 
-fn list(shared: &Shared, state: &State, req: &Incoming, table: &str) -> Reply {
+/// The REST quota's error, as KB1297438 quotes it (docs/servicenow.md §2 item 6).
+const QUOTA_MESSAGE: &str = "Transaction cancelled: maximum execution time exceeded";
+const QUOTA_DETAIL: &str = "Transaction cancelled: maximum execution time exceeded Check logs for error trace or \
+                            enable glide.rest.debug property to verify REST request processing";
+
+/// A page the quota cut: the rows sent before it struck, then its error.
+#[derive(serde::Serialize)]
+struct CancelledPage<'a> {
+    result: Vec<Record>,
+    error: ErrorBody<'a>,
+    status: &'a str,
+}
+
+/// `partial`: [`Fault::QuotaPartial`], the rows sent before the quota cancels the transaction.
+fn list(shared: &Shared, state: &State, req: &Incoming, table: &str, partial: Option<usize>) -> Reply {
     let params = match parse_params(&req.query, LIST_PARAMS) {
         Ok(p) => p,
         Err(reply) => return reply,
@@ -560,6 +628,18 @@ fn list(shared: &Shared, state: &State, req: &Incoming, table: &str) -> Reply {
     let total = matching.len();
     let page: Vec<Record> =
         matching.iter().skip(params.offset).take(params.limit).map(|row| render(dataset, row, &params)).collect();
+    if let Some(rows) = partial {
+        let result = page.into_iter().take(rows).collect();
+        let cancelled = CancelledPage {
+            result,
+            error: ErrorBody { message: QUOTA_MESSAGE, detail: Some(QUOTA_DETAIL) },
+            status: "failure",
+        };
+        return match serde_json::to_string(&cancelled) {
+            Ok(body) => Reply::json(200, body),
+            Err(e) => Reply::error(500, &format!("fake instance cannot serialize the result: {e}"), None),
+        };
+    }
     let mut reply = Reply::result(200, page).with_header(HeaderName::from_static("x-total-count"), &total.to_string());
     if !params.suppress_pagination_header {
         let link = link_header(&shared.base_url, &req.path, &req.query, &params, total);
@@ -722,13 +802,15 @@ fn create(shared: &Shared, state: &mut State, req: &Incoming, table: &str) -> Ou
     let rendered = render(&state.dataset, &row, &params);
     state.dataset.tables.entry(table.to_string()).or_default().push(row);
 
-    if let Some(i) = state
-        .faults
-        .iter()
-        .position(|f| matches!(f, Fault::ApplyThenHang { .. } | Fault::ApplyThen503 { .. }) && f.table() == table)
-    {
+    if let Some(i) = state.faults.iter().position(|f| {
+        matches!(f, Fault::ApplyThenHang { .. } | Fault::ApplyThen503 { .. } | Fault::ApplyThenRespond { .. })
+            && f.table() == table
+    }) {
         match state.faults.remove(i) {
             Fault::ApplyThenHang { .. } => return Outcome::Hang,
+            Fault::ApplyThenRespond { status, body, headers, .. } => {
+                return Outcome::Reply(injected_reply(status, body, &headers));
+            }
             _ => {
                 return Outcome::Reply(Reply::error(
                     503,
@@ -1150,6 +1232,49 @@ mod tests {
 
         let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
         assert_eq!(statuses, [503, 0, 201, 429, 200]);
+    }
+
+    #[tokio::test]
+    async fn quota_partial_and_cut_off_answers() {
+        let fake = start(small_dataset()).await;
+        let events = format!("{}/api/now/table/sysevent", fake.url());
+        fake.inject(Fault::QuotaPartial { table: "sysevent".into(), rows: 2 });
+        let resp = send(client().get(&events).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 200);
+        let body = body_json(resp).await;
+        assert_eq!(body["result"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["error"]["message"], "Transaction cancelled: maximum execution time exceeded");
+        assert_eq!(body["status"], "failure");
+
+        fake.inject(Fault::CutOff { table: "sysevent".into(), bytes: 100 });
+        let mut resp = send(client().get(&events).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 200);
+        let declared: usize = header(&resp, "content-length").parse().unwrap_or_default();
+        assert!(declared > 100, "{declared}");
+        let mut received = 0;
+        let error = loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => received += c.len(),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        assert!(error.is_some(), "the body was cut");
+        assert_eq!(received, 100);
+
+        // Applied, then answered with a gateway's page.
+        let url = format!("{}/api/now/table/ecc_agent_issue", fake.url());
+        fake.inject(Fault::ApplyThenRespond {
+            table: "ecc_agent_issue".into(),
+            status: 200,
+            body: "<html><body>Gateway</body></html>".into(),
+            headers: vec![("Content-Type".into(), "text/html".into())],
+        });
+        let resp = send(client().post(&url).basic_auth(USER, Some(PASSWORD)).json(&json!({"message": "m"}))).await;
+        assert_eq!((resp.status().as_u16(), header(&resp, "content-type")), (200, "text/html".to_string()));
+        assert_eq!(fake.rows("ecc_agent_issue").len(), 1);
+        let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200]);
     }
 
     #[tokio::test]

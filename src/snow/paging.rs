@@ -1,0 +1,383 @@
+//! Where the next page of a read starts (docs/servicenow.md §2 item 3): offset paging under a
+//! total order, and keyset paging on `(sys_created_on, sys_id)` under a fixed upper bound for
+//! `sysevent`, which grows while it is read. Pure: the client sends what a cursor asks and hands
+//! it the page that came back.
+
+use reqwest::header::{HeaderMap, LINK};
+
+use super::ApiError;
+use super::query::join_query;
+use super::row::Row;
+
+/// One page of a read.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub rows: Vec<Row>,
+    /// The instance says more rows follow (`Link: …;rel="next"`, or a full page when no Link is sent).
+    pub more: bool,
+}
+
+impl Page {
+    /// A page as the instance answered it to a request for `limit` rows.
+    pub fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
+        let more = next_link(headers).unwrap_or(rows.len() as u64 >= u64::from(limit));
+        Page { rows, more }
+    }
+}
+
+/// `Some(true)` when the `Link` header has `rel="next"`, `Some(false)` when it has none, `None` without a header.
+fn next_link(headers: &HeaderMap) -> Option<bool> {
+    let links: Vec<&str> = headers.get_all(LINK).iter().filter_map(|v| v.to_str().ok()).collect();
+    if links.is_empty() {
+        return None;
+    }
+    Some(links.iter().flat_map(|l| l.split(',')).any(|l| l.replace(' ', "").contains("rel=\"next\"")))
+}
+
+/// What to ask for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub query: String,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// A read in progress: it says which page to ask for, takes the page that came back, and knows
+/// when it is done. Its page size can shrink between pages (after a quota cancellation).
+pub trait Cursor {
+    /// The next page to ask for, or `None` when the read is complete.
+    fn next(&self) -> Option<PageRequest>;
+    /// Takes the answer to the last [`Cursor::next`].
+    fn take(&mut self, page: Page) -> Result<(), ApiError>;
+    fn set_limit(&mut self, limit: u32);
+    fn into_rows(self) -> Vec<Row>;
+}
+
+/// Offset paging under `ORDERBYsys_id`: no row is dropped or repeated between pages of a table
+/// that does not change meanwhile.
+#[derive(Debug)]
+pub struct Offset {
+    query: String,
+    offset: u64,
+    limit: u32,
+    done: bool,
+    rows: Vec<Row>,
+}
+
+impl Offset {
+    pub fn new(query: &str, limit: u32) -> Offset {
+        Offset { query: join_query(&[query, "ORDERBYsys_id"]), offset: 0, limit, done: false, rows: Vec::new() }
+    }
+}
+
+impl Cursor for Offset {
+    fn next(&self) -> Option<PageRequest> {
+        (!self.done).then(|| PageRequest { query: self.query.clone(), offset: self.offset, limit: self.limit })
+    }
+
+    fn take(&mut self, page: Page) -> Result<(), ApiError> {
+        self.rows.extend(page.rows);
+        self.done = !page.more;
+        self.offset += u64::from(self.limit);
+        Ok(())
+    }
+
+    fn set_limit(&mut self, limit: u32) {
+        self.limit = limit.max(1);
+    }
+
+    fn into_rows(self) -> Vec<Row> {
+        self.rows
+    }
+}
+
+/// Where the next keyset page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    Start,
+    /// `sys_created_on >= ts`: rows of that second already emitted are filtered out again.
+    AtOrAfter(String),
+    /// `sys_created_on > ts`: the second `ts` has been read completely.
+    After(String),
+    /// `sys_created_on = ts ^ sys_id > id`: a whole page shared the second `ts`.
+    Tie(String, String),
+}
+
+/// Pages in a row that bring nothing new before the read gives up (a broken instance).
+const MAX_IDLE_PAGES: u32 = 10_000;
+
+/// Keyset paging on `(sys_created_on, sys_id)` under a fixed upper bound (inclusive): rows
+/// inserted or rotated away while the read goes on cannot shift a page, so none is dropped or
+/// repeated. A page the account's ACLs emptied (the limit applies before ACLs) is stepped over
+/// by offset.
+#[derive(Debug)]
+pub struct Keyset {
+    table: String,
+    query: String,
+    upper: String,
+    from: From,
+    last: Option<(String, String)>,
+    offset: u64,
+    idle_pages: u32,
+    limit: u32,
+    done: bool,
+    rows: Vec<Row>,
+}
+
+const ORDER: &str = "ORDERBYsys_created_on^ORDERBYsys_id";
+
+impl Keyset {
+    /// `upper` is an instance time (`yyyy-MM-dd HH:mm:ss`).
+    pub fn new(table: &str, query: &str, upper: &str, limit: u32) -> Keyset {
+        Keyset {
+            table: table.to_string(),
+            query: query.to_string(),
+            upper: format!("sys_created_on<={upper}"),
+            from: From::Start,
+            last: None,
+            offset: 0,
+            idle_pages: 0,
+            limit,
+            done: false,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Where the next page starts.
+    #[cfg(test)]
+    pub fn from(&self) -> &From {
+        &self.from
+    }
+}
+
+impl Cursor for Keyset {
+    fn next(&self) -> Option<PageRequest> {
+        if self.done {
+            return None;
+        }
+        let (q, upper) = (self.query.as_str(), self.upper.as_str());
+        let query = match &self.from {
+            From::Start => join_query(&[q, upper, ORDER]),
+            From::AtOrAfter(ts) => join_query(&[q, upper, &format!("sys_created_on>={ts}"), ORDER]),
+            From::After(ts) => join_query(&[q, upper, &format!("sys_created_on>{ts}"), ORDER]),
+            From::Tie(ts, id) => join_query(&[q, &format!("sys_created_on={ts}^sys_id>{id}"), "ORDERBYsys_id"]),
+        };
+        Some(PageRequest { query, offset: self.offset, limit: self.limit })
+    }
+
+    fn take(&mut self, page: Page) -> Result<(), ApiError> {
+        let returned = page.rows.len();
+        let before = self.rows.len();
+        for r in page.rows {
+            let key = (r.text("sys_created_on"), r.text("sys_id"));
+            if self.last.as_ref().is_none_or(|l| key > *l) {
+                self.last = Some(key);
+                self.rows.push(r);
+            }
+        }
+        let progressed = self.rows.len() > before;
+        if progressed {
+            self.offset = 0;
+            self.idle_pages = 0;
+        } else {
+            self.idle_pages += 1;
+            if self.idle_pages > MAX_IDLE_PAGES {
+                return Err(ApiError::Malformed {
+                    table: self.table.clone(),
+                    reason: format!("paging made no progress over {MAX_IDLE_PAGES} pages"),
+                });
+            }
+        }
+        let Some((ts, id)) = self.last.clone() else {
+            // Nothing readable yet: step over the (ACL-emptied) page.
+            self.done = !page.more;
+            self.offset += u64::from(self.limit);
+            return Ok(());
+        };
+        let from = std::mem::replace(&mut self.from, From::Start);
+        let before = from.clone();
+        self.from = match (from, page.more) {
+            // The tie second is exhausted: go on strictly after it.
+            (From::Tie(..), false) => From::After(ts),
+            (from, false) => {
+                self.done = true;
+                from
+            }
+            (From::Tie(..), true) if progressed => From::Tie(ts, id),
+            (_, true) if progressed => From::AtOrAfter(ts),
+            // A full page of rows already emitted: they all share the cursor's second.
+            (From::AtOrAfter(_) | From::After(_) | From::Start, true) if returned > 0 => From::Tie(ts, id),
+            (from, true) => {
+                self.offset += u64::from(self.limit);
+                from
+            }
+        };
+        // A new query starts at its own first row: an offset stepped over hidden rows of the old
+        // one would skip rows of the new.
+        if self.from != before {
+            self.offset = 0;
+        }
+        Ok(())
+    }
+
+    fn set_limit(&mut self, limit: u32) {
+        self.limit = limit.max(1);
+    }
+
+    fn into_rows(self) -> Vec<Row> {
+        self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// One event row.
+    fn event(ts: &str, id: &str) -> Row {
+        match json!({"sys_created_on": ts, "sys_id": id}) {
+            Value::Object(m) => Row(m),
+            _ => Row(Map::new()),
+        }
+    }
+
+    /// A table served the way the instance would answer the cursor's position (no HTTP, no
+    /// query parsing: the position is read from the cursor itself). `hidden` rows count
+    /// against the limit but are not returned (ACLs apply after the limit).
+    struct Table {
+        rows: Vec<(String, String, bool)>,
+        upper: String,
+    }
+
+    impl Table {
+        fn answer(&self, cursor: &Keyset, req: &PageRequest) -> Page {
+            let mut matching: Vec<&(String, String, bool)> = self
+                .rows
+                .iter()
+                .filter(|(ts, id, _)| match cursor.from() {
+                    From::Start => *ts <= self.upper,
+                    From::AtOrAfter(t) => *ts <= self.upper && ts >= t,
+                    From::After(t) => *ts <= self.upper && ts > t,
+                    From::Tie(t, i) => ts == t && id > i,
+                })
+                .collect();
+            matching.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            let total = matching.len() as u64;
+            let end = (req.offset + u64::from(req.limit)).min(total);
+            let start = req.offset.min(total);
+            let rows = matching[start as usize..end as usize]
+                .iter()
+                .filter(|(_, _, hidden)| !hidden)
+                .map(|(ts, id, _)| event(ts, id))
+                .collect();
+            Page { rows, more: end < total }
+        }
+    }
+
+    fn drain(table: &Table, limit: u32) -> (Vec<(String, String)>, usize) {
+        let mut cursor = Keyset::new("sysevent", "name=login", &table.upper, limit);
+        let mut pages = 0;
+        while let Some(req) = cursor.next() {
+            let page = table.answer(&cursor, &req);
+            if let Err(e) = cursor.take(page) {
+                panic!("{e}");
+            }
+            pages += 1;
+            assert!(pages < 10_000, "the read never ends");
+        }
+        let keys = cursor.into_rows().iter().map(|r| (r.text("sys_created_on"), r.text("sys_id"))).collect();
+        (keys, pages)
+    }
+
+    fn events() -> Table {
+        let mut rows = Vec::new();
+        for i in 0..25u32 {
+            let second = ["2026-11-22 10:00:00", "2026-11-22 10:00:01", "2026-11-22 10:00:02"][(i % 3) as usize];
+            rows.push((second.to_string(), format!("{:032x}", (i * 7919) % 1000), i % 11 == 4));
+        }
+        rows.push(("2026-11-22 12:00:01".into(), "f".repeat(32), false));
+        Table { rows, upper: "2026-11-22 12:00:00".into() }
+    }
+
+    #[test]
+    fn keyset_reads_every_visible_row_once_in_key_order_at_any_page_size() {
+        let table = events();
+        let visible = table.rows.iter().filter(|(ts, _, hidden)| !hidden && *ts <= table.upper).count();
+        for limit in [1, 2, 3, 7, 8, 9, 100] {
+            let (keys, _) = drain(&table, limit);
+            let unique: BTreeSet<&(String, String)> = keys.iter().collect();
+            assert_eq!(keys.len(), visible, "limit {limit}");
+            assert_eq!(unique.len(), visible, "limit {limit}: no row twice");
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "limit {limit}: in key order");
+        }
+    }
+
+    #[test]
+    fn keyset_steps_over_rows_the_acls_hide_without_skipping_visible_ones() {
+        let patterns: [fn(usize) -> bool; 4] = [|i| i < 20, |i| i % 2 == 0, |i| i % 3 == 1, |i| i % 5 != 0];
+        for hide in patterns {
+            let mut table = events();
+            for (i, row) in table.rows.iter_mut().enumerate() {
+                row.2 = hide(i);
+            }
+            let visible = table.rows.iter().filter(|(ts, _, hidden)| !hidden && *ts <= table.upper).count();
+            for limit in [1, 2, 3, 5, 8] {
+                assert_eq!(drain(&table, limit).0.len(), visible, "limit {limit}");
+            }
+        }
+    }
+
+    #[test]
+    fn keyset_queries_stay_under_the_upper_bound_or_inside_one_second() {
+        let mut cursor = Keyset::new("sysevent", "name=login", "2026-11-22 12:00:00", 2);
+        let first = cursor.next().map(|r| r.query);
+        assert_eq!(
+            first.as_deref(),
+            Some("name=login^sys_created_on<=2026-11-22 12:00:00^ORDERBYsys_created_on^ORDERBYsys_id")
+        );
+        // A full page of one second: the next page is that second's rest, by sys_id.
+        let page =
+            Page { rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")], more: true };
+        assert!(cursor.take(page).is_ok());
+        let page =
+            Page { rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")], more: true };
+        assert!(cursor.take(page).is_ok());
+        assert_eq!(cursor.from(), &From::Tie("2026-11-22 10:00:00".into(), "b".into()));
+        assert_eq!(
+            cursor.next().map(|r| r.query).as_deref(),
+            Some("name=login^sys_created_on=2026-11-22 10:00:00^sys_id>b^ORDERBYsys_id")
+        );
+    }
+
+    #[test]
+    fn a_smaller_page_keeps_the_position() {
+        let table = events();
+        let mut cursor = Keyset::new("sysevent", "", &table.upper, 8);
+        let req = cursor.next();
+        cursor.set_limit(4);
+        let again = cursor.next();
+        assert_eq!(req.map(|r| (r.query, r.offset)), again.clone().map(|r| (r.query, r.offset)));
+        assert_eq!(again.map(|r| r.limit), Some(4));
+        let mut offset = Offset::new("active=true", 8);
+        assert!(offset.take(Page { rows: vec![event("t", "a")], more: true }).is_ok());
+        offset.set_limit(4);
+        assert_eq!(offset.next(), Some(PageRequest { query: "active=true^ORDERBYsys_id".into(), offset: 8, limit: 4 }));
+        assert!(offset.take(Page::default()).is_ok());
+        assert_eq!(offset.next(), None);
+    }
+
+    #[test]
+    fn more_rows_follow_per_link_header_or_a_full_page() {
+        let mut h = HeaderMap::new();
+        assert!(Page::new(vec![Row::default(); 2], &h, 2).more);
+        assert!(!Page::new(vec![Row::default(); 1], &h, 2).more);
+        h.insert(LINK, reqwest::header::HeaderValue::from_static("<https://x/a?sysparm_offset=0>;rel=\"first\""));
+        assert!(!Page::new(vec![Row::default(); 2], &h, 2).more);
+        h.insert(LINK, reqwest::header::HeaderValue::from_static("<https://x/a?sysparm_offset=2>; rel=\"next\""));
+        assert!(Page::new(vec![], &h, 2).more);
+    }
+}
