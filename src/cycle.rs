@@ -71,7 +71,11 @@ impl Progress {
     fn describe(&self, client: &Client, requests_before: u64) -> String {
         let step = self.step.lock().map(|s| *s).unwrap_or("running");
         let answered = client.stats().requests().saturating_sub(requests_before);
-        format!("{step} ({answered} request{} answered so far)", if answered == 1 { "" } else { "s" })
+        let waiting = match client.pending() {
+            w if w.is_empty() => String::new(),
+            w => format!(", {w}"),
+        };
+        format!("{step}{waiting} ({answered} request{} answered so far)", if answered == 1 { "" } else { "s" })
     }
 }
 
@@ -154,9 +158,13 @@ pub async fn check(
 ) -> Result<Outcome, CycleError> {
     let progress = Progress { step: Mutex::new("starting") };
     let requests_before = client.stats().requests();
-    match tokio::time::timeout(opts.timeout, run(config, client, opts, now, &progress)).await {
-        Ok(result) => result.map_err(CycleError::Api),
-        Err(_) => {
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let cycle = crate::snow::deadline::within(deadline, run(config, client, opts, now, &progress));
+    let mut cycle = std::pin::pin!(cycle);
+    tokio::select! {
+        result = &mut cycle => result.map_err(CycleError::Api),
+        () = tokio::time::sleep_until(deadline) => {
+            // Described while the cycle still holds its requests, then dropped: what was written is consistent.
             let pending = progress.describe(client, requests_before);
             Err(CycleError::Deadline { timeout: opts.timeout, pending })
         }

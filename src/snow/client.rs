@@ -18,6 +18,7 @@ use url::Url;
 
 use super::answer::{Body, Shape, classify};
 use super::batch::{self, BATCH, BatchItem, BatchResult};
+use super::deadline::Pending;
 use super::error::Context;
 use super::paging::{Cursor, Keyset, Offset, Page};
 use super::retry::{self, RetryPolicy};
@@ -83,6 +84,7 @@ pub struct Client {
     opts: Arc<ClientOptions>,
     permits: Arc<Semaphore>,
     stats: Arc<Stats>,
+    pending: Arc<Pending>,
     response_limit: u64,
 }
 
@@ -123,6 +125,7 @@ impl Client {
             opts: Arc::new(opts),
             permits,
             stats: Arc::default(),
+            pending: Arc::default(),
             response_limit: DEFAULT_RESPONSE_LIMIT,
         })
     }
@@ -131,6 +134,11 @@ impl Client {
     pub fn with_response_limit(mut self, bytes: u64) -> Client {
         self.response_limit = bytes.max(1);
         self
+    }
+
+    /// The requests in flight now (`waiting for sysevent page 3; …`), empty when idle.
+    pub fn pending(&self) -> String {
+        self.pending.describe()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -180,7 +188,10 @@ impl Client {
     /// Runs a cursor to its end. A page the REST quota cancelled is asked again with half the
     /// rows, down to [`QUOTA_MIN_PAGE`]; the rows of a cancelled page are never used.
     async fn drain(&self, table: &str, fields: &[&str], mut cursor: impl Cursor) -> Result<Vec<Row>, ApiError> {
+        let mut page = 0u32;
         while let Some(req) = cursor.next() {
+            page += 1;
+            let _waiting = self.pending.enter(format!("waiting for {table} page {page}"));
             match self.get_page(table, &req.query, fields, req.offset, req.limit).await {
                 Ok(page) => cursor.take(page)?,
                 Err(ApiError::QuotaExceeded { .. }) if req.limit / 2 >= QUOTA_MIN_PAGE => {
@@ -232,6 +243,7 @@ impl Client {
     /// hide a created record, so the caller must look before trying again
     /// ([`ApiError::outcome_unknown`]). Returns the created record's `fields`.
     pub async fn create(&self, table: &str, body: &Value, fields: &[&str]) -> Result<Row, ApiError> {
+        let _waiting = self.pending.enter(format!("waiting for the answer to a create in {table}"));
         let attempt = || async move {
             let request = self
                 .http
@@ -247,6 +259,7 @@ impl Client {
     /// Updates the given fields of one record. Retried like a read: the values written are absolute,
     /// so applying the same PATCH twice changes nothing.
     pub async fn update(&self, table: &str, sys_id: &str, body: &Value) -> Result<(), ApiError> {
+        let _waiting = self.pending.enter(format!("waiting for the answer to an update in {table}"));
         let url = self.url(&format!("/api/now/table/{table}/{sys_id}"));
         let attempt = || async {
             let request = self
@@ -265,6 +278,8 @@ impl Client {
     /// [`ApiError::batch_not_offered`] means nothing was run; otherwise
     /// [`ApiError::outcome_unknown`] tells whether any item may have been.
     pub async fn batch(&self, items: &[BatchItem]) -> Result<Vec<BatchResult>, ApiError> {
+        let _waiting =
+            self.pending.enter(format!("waiting for the answer to a Batch API call of {} writes", items.len()));
         let envelope = batch::envelope(items);
         let attempt = || async {
             let request = self.http.post(self.url("/api/now/v1/batch")).json(&envelope);
@@ -337,10 +352,14 @@ impl Client {
     }
 
     fn transport_error(&self, table: &str, e: &reqwest::Error) -> ApiError {
+        let chain = crate::escape::clean(&error_chain(e));
         if e.is_timeout() {
             ApiError::Timeout { table: table.into(), timeout: self.opts.timeout }
+        } else if is_certificate_error(&chain) {
+            // Retrying cannot help: the same certificate comes back.
+            ApiError::Certificate { table: table.into(), reason: chain }
         } else {
-            ApiError::Connect { table: table.into(), reason: crate::escape::clean(&error_chain(e)) }
+            ApiError::Connect { table: table.into(), reason: chain }
         }
     }
 }
@@ -377,6 +396,13 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// True when a transport error is rustls refusing the peer's certificate (`invalid peer certificate:
+/// UnknownIssuer`, an expired or wrong-name certificate), as opposed to a network failure.
+fn is_certificate_error(chain: &str) -> bool {
+    let chain = chain.to_ascii_lowercase();
+    chain.contains("invalid peer certificate") || chain.contains("certificate verify failed")
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

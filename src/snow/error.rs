@@ -74,6 +74,21 @@ pub enum ApiError {
         "could not reach the instance for {table}: {reason}; check [instance] url, DNS, the proxy and the firewall"
     )]
     Connect { table: String, reason: String },
+    /// The TLS handshake refused the instance's (or a proxy's) certificate: no request was sent.
+    #[error(
+        "the TLS certificate presented for the instance was not accepted ({reason}) while reading {table}: if the \
+         instance, or a TLS-inspecting proxy in front of it, uses a private CA, set [instance] ca_file to that CA's \
+         PEM certificate; otherwise check [instance] url and the proxy"
+    )]
+    Certificate { table: String, reason: String },
+    /// The instance asked to wait (`Retry-After`) longer than the cycle's deadline leaves.
+    #[error(
+        "the instance asked midwatch to wait {} before trying {table} again (HTTP 429 Retry-After), longer than \
+         the {} left of the check's deadline: run the check later, or raise --timeout / [check] timeout",
+        humantime::format_duration(Duration::from_secs(.wait.as_secs())),
+        humantime::format_duration(Duration::from_secs(.left.as_secs()))
+    )]
+    WaitBeyondDeadline { table: String, wait: Duration, left: Duration },
 }
 
 /// What the client knew when an answer came back, for the wording.
@@ -153,7 +168,9 @@ impl ApiError {
             Self::Unauthorized { .. }
             | Self::Forbidden { .. }
             | Self::InvalidTable { .. }
-            | Self::RateLimited { .. } => true,
+            | Self::RateLimited { .. }
+            | Self::WaitBeyondDeadline { .. }
+            | Self::Certificate { .. } => true,
             Self::Status { status, .. } => (400..500).contains(status),
             _ => false,
         }

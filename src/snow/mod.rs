@@ -7,6 +7,7 @@
 //! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
 //! - `paging.rs`: offset and keyset cursors.
 //! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request.
+//! - [`deadline`]: the cycle's deadline as requests see it, and what is in flight.
 //! - [`query`]: encoded queries from untrusted values; [`row`]: the instance's value shapes.
 //!
 //! Reads are retried (429 honouring `Retry-After` up to a cap, 5xx, cut-off answers and lost
@@ -18,6 +19,7 @@
 mod answer;
 mod batch;
 mod client;
+pub mod deadline;
 mod error;
 mod paging;
 pub mod query;

@@ -99,16 +99,35 @@ where
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    attempt
+    // Set when the instance asked for a wait the cycle's deadline does not leave.
+    let beyond: std::sync::Mutex<Option<(Duration, Duration)>> = std::sync::Mutex::new(None);
+    let result = attempt
         .retry(backoff)
         .when(|e: &ApiError| retryable(e, policy))
         // `planned` is None once the budget is spent: a server that keeps answering 429 is not
         // retried for ever.
-        .adjust(|e: &ApiError, planned| planned.map(|p| e.retry_after().unwrap_or(p)))
+        .adjust(|e: &ApiError, planned| {
+            let asked = e.retry_after();
+            let wait = planned.map(|p| asked.unwrap_or(p))?;
+            match (asked, super::deadline::remaining()) {
+                (Some(asked), Some(left)) if asked > left => {
+                    if let Ok(mut b) = beyond.lock() {
+                        *b = Some((asked, left));
+                    }
+                    None
+                }
+                _ => Some(wait),
+            }
+        })
         .notify(|e: &ApiError, wait| {
             tracing::warn!(table, error = %e, retry_in = ?wait, "request failed; retrying");
         })
-        .await
+        .await;
+    let beyond = beyond.lock().ok().and_then(|b| *b);
+    match (result, beyond) {
+        (Err(_), Some((wait, left))) => Err(ApiError::WaitBeyondDeadline { table: table.into(), wait, left }),
+        (result, _) => result,
+    }
 }
 
 /// Reads and PATCHes (absolute values, so repeating one changes nothing): every transient failure.

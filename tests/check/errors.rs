@@ -215,6 +215,7 @@ async fn the_deadline_stops_a_check_against_an_instance_that_never_answers() {
     let text = err.to_string();
     assert!(text.contains("did not finish within its 400ms deadline"), "{text}");
     assert!(text.contains("it was reading the instance"), "says what was pending: {text}");
+    assert!(text.contains("waiting for sysevent page 1"), "names the request in flight: {text}");
     assert!(text.contains("--timeout"), "says what to do: {text}");
 }
 
@@ -225,4 +226,65 @@ fn timeout_values_are_checked_on_the_command_line() {
         assert_eq!(code, 3, "--timeout {bad}: {stderr}");
         assert!(stderr.contains("--timeout"), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_deadline_leaves_fails_at_once_with_that_reason() {
+    let limited = json_response(
+        429,
+        r#"{"error":{"message":"Rate limit exceeded","detail":"Rate limit of 100 requests per hour for Table API exceeded"},"status":"failure"}"#,
+    )
+    .insert_header("Retry-After", "2");
+    let server = instance_failing_on("sysevent", limited).await;
+    let config = config_for(&server.uri());
+    let client = client(&config);
+    let opts = CheckOptions { timeout: Duration::from_millis(1500), ..CheckOptions::from_config(&config) };
+    let started = std::time::Instant::now();
+    let err = cycle::check(&config, &client, &opts, reference_now()).await.expect_err("cannot wait that long");
+    assert!(started.elapsed() < Duration::from_secs(1), "failed at once, without sleeping: {:?}", started.elapsed());
+    let text = err.to_string();
+    assert!(text.contains("asked midwatch to wait 2s before trying sysevent again"), "{text}");
+    assert!(text.contains("longer than the 1s left of the check's deadline"), "{text}");
+    let sysevent = server.received_requests().await.unwrap_or_default();
+    assert_eq!(sysevent.iter().filter(|r| r.url.path().ends_with("/sysevent")).count(), 1, "not retried");
+}
+
+/// A TLS server on loopback presenting a self-signed certificate for `localhost`.
+async fn untrusted_tls_server() -> u16 {
+    use std::sync::Arc;
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
+    let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], private)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            // The client refuses the certificate, so the handshake fails: nothing more to serve.
+            tokio::spawn(async move { acceptor.accept(stream).await.ok() });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_not_retried_and_names_ca_file() {
+    let port = untrusted_tls_server().await;
+    let mut config = config_for(&format!("https://localhost:{port}"));
+    config.instance.name = "acme".into();
+    let client = client(&config);
+    let started = std::time::Instant::now();
+    let err = cycle::check(&config, &client, &CheckOptions::from_config(&config), reference_now())
+        .await
+        .expect_err("the certificate is refused");
+    let text = err.to_string();
+    assert!(text.contains("TLS certificate"), "{text}");
+    assert!(text.contains("[instance] ca_file"), "names the key that fixes it: {text}");
+    assert!(!text.contains("DNS"), "no advice about DNS and firewalls: {text}");
+    assert!(started.elapsed() < Duration::from_secs(2), "not retried: {:?}", started.elapsed());
 }
