@@ -122,7 +122,7 @@ pub fn validate_window(window: Duration) -> Result<Duration, String> {
     }
 }
 
-/// Refuses a cycle deadline outside [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`].
+/// Refuses a cycle deadline outside 5s..=1d (`MIN_TIMEOUT`..=`MAX_TIMEOUT`).
 pub fn validate_timeout(timeout: Duration) -> Result<Duration, String> {
     if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
         Ok(timeout)

@@ -1,5 +1,5 @@
 //! The words of the domain, with no I/O: the instance's records as `collect` hands them to
-//! `evaluate` ([`records`]), what `evaluate` concludes ([`finding`]), and the instance's time
+//! `evaluate` (`records.rs`), what `evaluate` concludes (`finding.rs`), and the instance's time
 //! format ([`sn_time`]).
 
 mod finding;

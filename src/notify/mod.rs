@@ -4,7 +4,7 @@
 //!
 //! 1. **decide**: compare the findings (user, category, message) with those of the last email composed,
 //!    kept in `<state>/email-state.json`, according to [`SendPolicy`];
-//! 2. **compose**: render the text and HTML alternatives ([`render`]) and put the fully rendered message into
+//! 2. **compose**: render the text and HTML alternatives (`crate::present::email`) and put the fully rendered message into
 //!    the outbox, `<state>/outbox/`, one file per message, written atomically; then record the new
 //!    last-notified state (so `on_change` does not queue the same content again next cycle);
 //! 3. **deliver** every message of the outbox, oldest first, over one SMTP connection; a delivered message is

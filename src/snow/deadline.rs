@@ -2,7 +2,7 @@
 //!
 //! A cycle runs its reads and writes [`within`] its deadline (a task-local, so every request of the cycle's
 //! task sees it without being passed it). The retry loop refuses a `Retry-After` longer than what is left —
-//! failing at once, saying so — instead of sleeping past the deadline. [`Pending`] names the requests in
+//! failing at once, saying so — instead of sleeping past the deadline. `Pending` names the requests in
 //! flight (`waiting for sysevent page 3`), so a passed deadline says what it was waiting for.
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Since when: each finding's history, from midwatch's own `ecc_agent_issue` records.
 //!
 //! One read serves both the plan and the history ([`read_records`]): the unresolved records of our source
-//! (what [`super::reconcile`] needs) and, in the same query, the records of our source updated within the
+//! (what [`super::reconcile()`] needs) and, in the same query, the records of our source updated within the
 //! instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
 //! an open record with the finding's message gives its first detection (`sys_created_on`) and how many cycles
 //! saw it (`count`, plus this one); a resolved record with the message says the finding is back.

@@ -1,7 +1,7 @@
 //! Keeping `ecc_agent_issue` exactly as the built-in job would, under midwatch's own `source`.
 //!
-//! [`reconcile`] is pure: `(findings of this cycle, unresolved records of our source) → Plan`.
-//! [`apply`] carries a plan out over the Table API, logging every write, and never re-POSTs a
+//! [`reconcile()`] is pure: `(findings of this cycle, unresolved records of our source) → Plan`.
+//! [`apply()`] carries a plan out over the Table API, logging every write, and never re-POSTs a
 //! create whose outcome is unknown without looking first.
 
 pub mod apply;
