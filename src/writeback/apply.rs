@@ -26,12 +26,12 @@ use super::{ISSUE_TABLE, WriteAction};
 use crate::domain::IssueState;
 use crate::domain::sn_time;
 use crate::escape::Shown;
-use crate::snow::{ApiError, BatchItem, Client, ItemOutcome};
+use crate::snow::{ApiError, BatchItem, Client, ItemOutcome, Row};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
 pub const BATCH_SIZE: usize = 50;
 
-const RECORD_FIELDS: &[&str] =
+pub(crate) const RECORD_FIELDS: &[&str] =
     &["sys_id", "message", "source", "state", "count", "mid_server", "sys_domain", "sys_created_on"];
 
 /// Reads the unresolved records of `source` (New and Acknowledged alike).
@@ -39,22 +39,21 @@ pub async fn read_open_records(client: &Client, source: &str) -> Result<Vec<Issu
     // `source` is validated as query-safe by the config; the filter is repeated on our side anyway.
     let query = format!("source={source}^state!={}", IssueState::Resolved.as_str());
     let rows = client.read_all(ISSUE_TABLE, &query, RECORD_FIELDS).await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            Some(IssueRecord {
-                sys_id: r.reference("sys_id")?,
-                message: r.text("message"),
-                source: r.text("source"),
-                state: IssueState::parse(&r.text("state")),
-                count: r.text("count").trim().parse().unwrap_or(1),
-                mid_server: r.reference("mid_server"),
-                sys_domain: r.reference("sys_domain"),
-                created_on: r.time("sys_created_on"),
-            })
-        })
-        .filter(|r| r.source == source && r.state.is_open())
-        .collect())
+    Ok(rows.iter().filter_map(issue_record).filter(|r| r.source == source && r.state.is_open()).collect())
+}
+
+/// An `ecc_agent_issue` row as the plan sees it; `None` without a sys_id.
+pub(crate) fn issue_record(r: &Row) -> Option<IssueRecord> {
+    Some(IssueRecord {
+        sys_id: r.reference("sys_id")?,
+        message: r.text("message"),
+        source: r.text("source"),
+        state: IssueState::parse(&r.text("state")),
+        count: r.text("count").trim().parse().unwrap_or(1),
+        mid_server: r.reference("mid_server"),
+        sys_domain: r.reference("sys_domain"),
+        created_on: r.time("sys_created_on"),
+    })
 }
 
 /// A record written by this cycle.

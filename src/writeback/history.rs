@@ -25,9 +25,6 @@ pub struct Records {
 /// The instance deletes `ecc_agent_issue` rows not updated for 30 days (docs/servicenow.md §4).
 const RETENTION_DAYS: i64 = 30;
 
-const FIELDS: &[&str] =
-    &["sys_id", "message", "source", "state", "count", "mid_server", "sys_domain", "sys_created_on", "sys_updated_on"];
-
 /// Reads the unresolved records of `source` and those it resolved within the table's retention, in one query.
 pub async fn read_records(client: &Client, source: &str, now: DateTime<Utc>) -> Result<Records, ApiError> {
     let since = now - Duration::days(RETENTION_DAYS);
@@ -35,23 +32,11 @@ pub async fn read_records(client: &Client, source: &str, now: DateTime<Utc>) -> 
     // `^OR` binds to the condition before it: source AND (unresolved OR updated recently).
     let query =
         format!("source={source}^state!={}^ORsys_updated_on>{}", IssueState::Resolved.as_str(), sn_time::format(since));
-    let rows = client.read_all(ISSUE_TABLE, &query, FIELDS).await?;
+    let fields: Vec<&str> = super::apply::RECORD_FIELDS.iter().copied().chain(["sys_updated_on"]).collect();
+    let rows = client.read_all(ISSUE_TABLE, &query, &fields).await?;
     let mut records = Records::default();
     for r in &rows {
-        let Some(sys_id) = r.reference("sys_id") else { continue };
-        let record = IssueRecord {
-            sys_id,
-            message: r.text("message"),
-            source: r.text("source"),
-            state: IssueState::parse(&r.text("state")),
-            count: r.text("count").trim().parse().unwrap_or(1),
-            mid_server: r.reference("mid_server"),
-            sys_domain: r.reference("sys_domain"),
-            created_on: r.time("sys_created_on"),
-        };
-        if record.source != source {
-            continue;
-        }
+        let Some(record) = super::apply::issue_record(r).filter(|rec| rec.source == source) else { continue };
         if record.state.is_open() {
             records.open.push(record);
         } else if let Some(at) = r.time("sys_updated_on").filter(|at| *at > since) {
