@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use url::Url;
 
+pub mod auth;
 pub mod query;
 pub mod row;
+
+use auth::{Auth, Credentials};
 
 pub use row::{Row, value_text};
 
@@ -33,6 +35,17 @@ pub enum ApiError {
          account may also need web_service_access_only or the snc_basic_auth_api_access role"
     )]
     Unauthorized { table: String },
+    /// No OAuth token could be obtained (`auth.rs`).
+    #[error("{error}")]
+    Token { table: String, error: auth::TokenError },
+    /// The API refused an OAuth token twice, with a renewal in between.
+    #[error(
+        "the instance refused a freshly issued OAuth token on {table} (HTTP 401 again after renewing it): check on \
+         the instance that {who} is active and not locked out, and that no REST API access policy or token \
+         restriction (the Application Registry entry's Enforce Token Restrictions, a REST API Auth Scope) keeps its \
+         tokens from the Table API and the Batch API"
+    )]
+    TokenRefused { table: String, who: String },
     #[error(
         "the account may not read table {table} (HTTP 403: {message}): grant it a role whose ACLs allow reading {table}"
     )]
@@ -77,6 +90,7 @@ impl ApiError {
     fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::Connect { .. })
             || matches!(self, Self::Status { status, .. } if matches!(status, 502..=504))
+            || matches!(self, Self::Token { error, .. } if error.is_transient())
     }
 }
 
@@ -172,8 +186,7 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub base_url: Url,
-    pub user: String,
-    pub password: SecretString,
+    pub auth: Credentials,
     pub timeout: Duration,
     pub page_size: u32,
     pub concurrency: usize,
@@ -196,6 +209,7 @@ struct Page {
 pub struct Client {
     http: reqwest::Client,
     opts: Arc<ClientOptions>,
+    auth: Arc<Auth>,
     permits: Arc<Semaphore>,
     stats: Arc<Stats>,
 }
@@ -224,12 +238,18 @@ impl Client {
             builder = builder.add_root_certificate(cert);
         }
         let http = builder.build()?;
+        let auth = Arc::new(Auth::new(&opts.auth, http.clone(), &opts.base_url, opts.timeout));
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        Ok(Client { http, opts: Arc::new(opts), permits, stats: Arc::default() })
+        Ok(Client { http, opts: Arc::new(opts), auth, permits, stats: Arc::default() })
     }
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// How requests sign in (one OAuth token shared by every clone of this client).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     pub fn base_url(&self) -> &Url {
@@ -434,10 +454,26 @@ impl Client {
         let _permit = self.permits.acquire().await.map_err(|_| {
             Attempt::from(ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })
         })?;
-        let request = request
-            .basic_auth(&self.opts.user, Some(self.opts.password.expose_secret()))
-            .header(reqwest::header::ACCEPT, "application/json");
-        let response = request.send().await.map_err(|e| Attempt::from(self.transport_error(table, &e)))?;
+        let request = request.header(reqwest::header::ACCEPT, "application/json");
+        // `auth.rs`: the credentials; a refused OAuth token is renewed once and the request repeated once.
+        self.auth.send(table, |authorization| self.send_once(table, request.try_clone(), authorization)).await
+    }
+
+    /// One request with the given `Authorization` header (`None`: a request whose body cannot be sent twice).
+    async fn send_once(
+        &self,
+        table: &str,
+        request: Option<reqwest::RequestBuilder>,
+        authorization: HeaderValue,
+    ) -> Result<(HeaderMap, bytes::Bytes), Attempt> {
+        let Some(request) = request else {
+            return Err(Attempt::from(ApiError::Malformed { table: table.into(), reason: "a streamed body".into() }));
+        };
+        let response = request
+            .header(AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(|e| Attempt::from(self.transport_error(table, &e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| Attempt::from(self.transport_error(table, &e)))?;
