@@ -5,6 +5,8 @@ mod cli;
 mod config_check;
 mod errors;
 mod hostile_names;
+mod oauth;
+mod oauth_secrets;
 mod paging;
 mod scenario;
 mod support;
