@@ -563,7 +563,27 @@ impl HttpEndpoint {
             GrantRequest::Password { user, .. } => Some(user.to_string()),
             _ => None,
         };
-        self.answer(kind, user, status, &headers, &body)
+        if (200..300).contains(&status) {
+            return self.answer(kind, user, status, &headers, &body);
+        }
+        self.answer(kind, user, status, &headers, self.scrub(&body, &grant).as_bytes())
+    }
+
+    /// An error answer with every secret of the request taken out (a proxy's error page might echo the request),
+    /// before any of it is quoted in a message.
+    fn scrub(&self, body: &[u8], grant: &GrantRequest<'_>) -> String {
+        let mut secrets = vec![self.client.secret.expose_secret()];
+        match grant {
+            GrantRequest::Password { password, .. } => secrets.push(password.expose_secret()),
+            GrantRequest::RefreshToken { token } => secrets.push(token.expose_secret()),
+            GrantRequest::ClientCredentials => {}
+        }
+        let mut text = String::from_utf8_lossy(body).into_owned();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            text = text.replace(secret, "[redacted]").replace(&encoded, "[redacted]");
+        }
+        text
     }
 
     /// The request body: `grant_type`, the client's id and secret, and what the grant carries.

@@ -467,7 +467,8 @@ impl Client {
         authorization: HeaderValue,
     ) -> Result<(HeaderMap, bytes::Bytes), Attempt> {
         let Some(request) = request else {
-            return Err(Attempt::from(ApiError::Malformed { table: table.into(), reason: "a streamed body".into() }));
+            let reason = "midwatch cannot send this request (its body is a stream); report it".into();
+            return Err(Attempt::from(ApiError::Connect { table: table.into(), reason }));
         };
         let response = request
             .header(AUTHORIZATION, authorization)

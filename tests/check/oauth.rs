@@ -90,6 +90,9 @@ async fn client_credentials_send_one_form_encoded_token_request_and_a_bearer_tok
     let opts = CheckOptions { no_write: true, ..CheckOptions::from_config(&config) };
     let outcome = cycle::check(&config, &client, &opts, reference_now()).await.expect("a cycle with OAuth");
     assert_eq!(outcome.report.status, Status::Critical, "the demo scenario's findings");
+    for shown in [format!("{config:?}"), format!("{client:?}"), format!("{:?}", client.auth())] {
+        assert!(!shown.contains(CLIENT_SECRET) && !shown.contains("tok-cc-1"), "{shown}");
+    }
 
     let (tokens, api) = received(&server).await;
     assert_eq!(tokens.len(), 1, "one token for the whole cycle");
@@ -348,7 +351,10 @@ async fn token_failure(method: &str, answer: ResponseTemplate) -> String {
     let (_, api) = received(&server).await;
     assert!(api.is_empty(), "no API call without a token");
     let text = err.to_string();
-    assert!(!text.contains(CLIENT_SECRET) && !text.contains(PASSWORD), "{text}");
+    let encoded: String = url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+    for secret in [CLIENT_SECRET, PASSWORD, encoded.as_str()] {
+        assert!(!text.contains(secret), "{text}");
+    }
     text
 }
 
@@ -405,6 +411,12 @@ async fn each_token_endpoint_failure_says_what_to_check_on_the_instance() {
 
     let text = token_failure(cc, json_response(200, r#"{"scope":"useraccount","token_type":"Bearer"}"#)).await;
     assert!(text.contains("is not a token (no access_token)"), "{text}");
+
+    // A proxy's error page that echoes the request: the secret is not quoted.
+    let encoded: String = url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+    let echo = format!("bad request: client_secret={encoded} ({CLIENT_SECRET})");
+    let text = token_failure(cc, ResponseTemplate::new(400).set_body_raw(echo, "text/plain")).await;
+    assert!(text.contains("(HTTP 400 bad request: client_secret=[redacted] ([redacted]))"), "{text}");
 
     let text = token_failure(cc, json_response(400, r#"{"error":"invalid_request","error_description":"bad"}"#)).await;
     assert!(
