@@ -285,7 +285,7 @@ impl Auth {
     }
 
     /// The credentials of the next request.
-    pub(crate) async fn authorization(&self) -> Result<Authorization, TokenError> {
+    async fn authorization(&self) -> Result<Authorization, TokenError> {
         match &self.kind {
             Kind::Basic(header) => Ok(Authorization { header: header.clone(), generation: None }),
             Kind::OAuth(tokens) => tokens.authorization().await,
