@@ -55,8 +55,8 @@ struct Measure {
 
 async fn cycle_at(instance: &FakeInstance, batch: bool, now: DateTime<Utc>) -> (Outcome, Measure) {
     let mut config = midwatch::demo::demo_config(&instance.url()).expect("config");
-    config.instance.user = USER.into();
-    config.instance.password = PASSWORD.to_string().into();
+    config.instance.auth =
+        midwatch::snow::auth::Credentials::Basic { user: USER.into(), password: PASSWORD.to_string().into() };
     config.instance.batch = batch;
     let client = cycle::client(&config, Default::default()).expect("client");
     let before = instance.requests().len();

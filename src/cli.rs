@@ -41,7 +41,7 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
-    Demo(OutputArgs),
+    Demo(DemoArgs),
     /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
     Run(RunArgs),
 }
@@ -66,6 +66,16 @@ pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// How the demo signs in to its simulated instance: basic, oauth_client_credentials (alias oauth) or
+    /// oauth_password.
+    #[arg(long, value_enum, default_value_t)]
+    pub auth: crate::demo::DemoAuth,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,9 +205,9 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             Ok(Status::Ok)
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
-        Command::Demo(output) => {
+        Command::Demo(DemoArgs { output, auth }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn");
-            crate::demo::run(output.format, output.detail, print).await
+            crate::demo::run(output.format, output.detail, auth, print).await
         }
         Command::Run(args) => {
             let opts = crate::service::RunOptions {

@@ -138,8 +138,7 @@ pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
     let i = &config.instance;
     Client::new(ClientOptions {
         base_url: i.url.clone(),
-        user: i.user.clone(),
-        password: i.password.clone(),
+        auth: i.auth.clone(),
         timeout: i.timeout,
         page_size: i.page_size,
         concurrency: i.concurrency,

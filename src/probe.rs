@@ -1,9 +1,11 @@
 //! `midwatch config check` online: proves that the instance answers and that the account can read
-//! every table a cycle reads. Every problem is named, not just the first.
+//! every table a cycle reads. Every problem is named, not just the first. With OAuth it first obtains a token
+//! and says which grant worked and for how long the token is valid; the tables are then probed with it.
 
 use crate::collect::LOGIN_HISTORY_TABLE;
 use crate::config::Config;
 use crate::cycle;
+use crate::snow::auth::TokenInfo;
 use crate::snow::{ApiError, RetryPolicy};
 use crate::writeback::ISSUE_TABLE;
 
@@ -52,6 +54,32 @@ pub fn shared_source_warning(source: &str, builtin_active: Option<bool>) -> Opti
     }
 }
 
+/// What `config check` says about the token it obtained.
+fn token_note(method: &str, token: &TokenInfo) -> String {
+    let lifetime = humantime::format_duration(token.lifetime);
+    let how_long = if token.lifetime_stated {
+        format!("valid for {lifetime} (expires_in {} s)", token.lifetime.as_secs())
+    } else {
+        format!("without expires_in, so midwatch assumes the instance's default lifetime of {lifetime}")
+    };
+    format!(
+        "auth = \"{method}\": the instance issued an OAuth token with the {} grant, {how_long}; midwatch renews it \
+         shortly before it expires and keeps it in memory only",
+        token.grant
+    )
+}
+
+/// Tokens that live less than a minute make midwatch ask for one every few requests.
+fn short_lifetime_warning(token: &TokenInfo) -> Option<String> {
+    (token.lifetime < std::time::Duration::from_secs(60)).then(|| {
+        format!(
+            "the instance's OAuth tokens are valid for only {} s: midwatch will ask for a new one every few requests; \
+             raise the Access Token Lifespan of the Application Registry entry (default 1800 s)",
+            token.lifetime.as_secs()
+        )
+    })
+}
+
 /// Proves every read a cycle makes; names every problem, not just the first.
 pub async fn probe(config: &Config) -> Probe {
     let mut out = Probe::default();
@@ -63,6 +91,18 @@ pub async fn probe(config: &Config) -> Probe {
             return out;
         }
     };
+    match client.auth().sign_in().await {
+        Ok(None) => {}
+        Ok(Some(token)) => {
+            out.notes.push(token_note(config.instance.auth.method(), &token));
+            out.warnings.extend(short_lifetime_warning(&token));
+        }
+        // Without a token no table can be read: the one problem to fix first.
+        Err(e) => {
+            out.problems.push(e.to_string());
+            return out;
+        }
+    }
     let reads =
         READ_TABLES.iter().chain(&[(ISSUE_TABLE, "sys_id,message,source,state,count")]).map(|(table, fields)| {
             let client = &client;

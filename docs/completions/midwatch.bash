@@ -210,7 +210,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__demo)
-            opts="-h --detail --format --help"
+            opts="-h --detail --format --auth --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +222,10 @@ _midwatch() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -W "basic oauth_client_credentials oauth_password" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -9,6 +9,7 @@ use url::{Host, Url};
 
 use super::secret::resolve_secret;
 use super::{Environment, duration_key, int_key, is_loopback_host, without_userinfo};
+use crate::snow::auth::{Credentials, OAuthClient};
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawInstance {
@@ -19,6 +20,10 @@ pub(super) struct RawInstance {
     password: Option<SecretString>,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_file: Option<PathBuf>,
+    client_secret_env: Option<String>,
     timeout: Option<String>,
     page_size: Option<i64>,
     concurrency: Option<i64>,
@@ -27,14 +32,15 @@ pub(super) struct RawInstance {
     batch: Option<bool>,
 }
 
-/// A validated `[instance]` section. `Debug` shows neither the password nor a password in the proxy URL.
+/// A validated `[instance]` section. `Debug` shows no secret (password, client secret) and no password in
+/// the proxy URL.
 #[derive(Clone)]
 pub struct InstanceConfig {
     pub url: Url,
     /// The short name used in reports (`acme` for `https://acme.service-now.com`).
     pub name: String,
-    pub user: String,
-    pub password: SecretString,
+    /// How midwatch signs in (`auth` and its keys).
+    pub auth: Credentials,
     pub timeout: Duration,
     pub page_size: u32,
     pub concurrency: usize,
@@ -47,12 +53,11 @@ pub struct InstanceConfig {
 impl std::fmt::Debug for InstanceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Destructured, so that a new field cannot be forgotten here.
-        let InstanceConfig { url, name, user, password, timeout, page_size, concurrency, proxy, ca_file, batch } = self;
+        let InstanceConfig { url, name, auth, timeout, page_size, concurrency, proxy, ca_file, batch } = self;
         f.debug_struct("InstanceConfig")
             .field("url", &url.as_str())
             .field("name", name)
-            .field("user", user)
-            .field("password", password)
+            .field("auth", auth)
             .field("timeout", timeout)
             .field("page_size", page_size)
             .field("concurrency", concurrency)
@@ -64,7 +69,7 @@ impl std::fmt::Debug for InstanceConfig {
 }
 
 impl RawInstance {
-    pub(super) fn validate(self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<InstanceConfig> {
+    pub(super) fn validate(mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<InstanceConfig> {
         let url = match self.url.as_deref() {
             None => {
                 problems.push("[instance] url is required, e.g. url = \"https://acme.service-now.com\"".into());
@@ -72,20 +77,7 @@ impl RawInstance {
             }
             Some(u) => parse_instance_url(u).map_err(|p| problems.push(format!("[instance] url {p}"))).ok(),
         };
-        match self.auth.as_deref() {
-            None | Some("basic") => {}
-            Some(other) => problems
-                .push(format!("[instance] auth = \"{other}\" is not supported by this version: expected \"basic\"")),
-        }
-        let user = match self.user.filter(|u| !u.trim().is_empty()) {
-            Some(u) => Some(u),
-            None => {
-                problems.push("[instance] user is required: the ServiceNow account midwatch signs in as".into());
-                None
-            }
-        };
-        let password =
-            resolve_secret("[instance] password", self.password, self.password_file, self.password_env, env, problems);
+        let auth = self.credentials(env, problems);
         let timeout = duration_key("[instance] timeout", self.timeout.as_deref(), Duration::from_secs(30), problems);
         if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
             problems.push("[instance] timeout must be between 1s and 10m".into());
@@ -103,8 +95,7 @@ impl RawInstance {
         Some(InstanceConfig {
             url,
             name,
-            user: user?,
-            password: password?,
+            auth: auth?,
             timeout: timeout?,
             page_size: u32::try_from(page_size?).ok()?,
             concurrency: usize::try_from(concurrency?).ok()?,
@@ -112,6 +103,116 @@ impl RawInstance {
             ca_file: self.ca_file,
             batch: self.batch.unwrap_or(true),
         })
+    }
+}
+
+/// The values `[instance] auth` takes.
+const AUTH_METHODS: &str = "\"basic\", \"oauth_client_credentials\" or \"oauth_password\"";
+
+impl RawInstance {
+    /// `auth` and the keys it needs: `user` and a password for `basic`; `client_id` and a client secret for
+    /// `oauth_client_credentials`; all four for `oauth_password`. A key the method does not use is refused, so
+    /// that a half-edited file does not sign in differently than its author thinks.
+    fn credentials(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<Credentials> {
+        let method = self.auth.clone().unwrap_or_else(|| "basic".into());
+        let (user_keys, client_keys) = match method.as_str() {
+            "basic" => (true, false),
+            "oauth_client_credentials" => (false, true),
+            "oauth_password" => (true, true),
+            other => {
+                let hint = if other.to_ascii_lowercase().contains("oauth") {
+                    ": OAuth is \"oauth_client_credentials\" (Washington DC or later) or \"oauth_password\""
+                } else {
+                    ""
+                };
+                problems.push(format!("[instance] auth = \"{other}\" is not known: expected {AUTH_METHODS}{hint}"));
+                return None;
+            }
+        };
+        let unused = |key: &str, why: &str| format!("[instance] {key} is not used with auth = \"{method}\": {why}");
+        if !user_keys {
+            let why = "the calls run as the OAuth Application User named on the instance's Application Registry \
+                       entry; remove it";
+            for (key, set) in [
+                ("user", self.user.is_some()),
+                ("password", self.password.is_some()),
+                ("password_file", self.password_file.is_some()),
+                ("password_env", self.password_env.is_some()),
+            ] {
+                if set {
+                    problems.push(unused(key, why));
+                }
+            }
+        }
+        if !client_keys {
+            let why = "it belongs to OAuth (auth = \"oauth_client_credentials\" or \"oauth_password\"); remove it, \
+                       or set auth";
+            for (key, set) in [
+                ("client_id", self.client_id.is_some()),
+                ("client_secret", self.client_secret.is_some()),
+                ("client_secret_file", self.client_secret_file.is_some()),
+                ("client_secret_env", self.client_secret_env.is_some()),
+            ] {
+                if set {
+                    problems.push(unused(key, why));
+                }
+            }
+        }
+        let account = user_keys.then(|| self.account(env, problems));
+        let client = client_keys.then(|| self.client(env, problems));
+        match (account, client) {
+            (Some(account), None) => account.map(|(user, password)| Credentials::Basic { user, password }),
+            (None, Some(client)) => client.map(|client| Credentials::OAuthClientCredentials { client }),
+            (Some(account), Some(client)) => {
+                let ((user, password), client) = (account?, client?);
+                Some(Credentials::OAuthPassword { client, user, password })
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// `user` and one password source.
+    fn account(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<(String, SecretString)> {
+        let user = match self.user.take().filter(|u| !u.trim().is_empty()) {
+            Some(u) => Some(u),
+            None => {
+                problems.push("[instance] user is required: the ServiceNow account midwatch signs in as".into());
+                None
+            }
+        };
+        let password = resolve_secret(
+            "[instance] password",
+            self.password.take(),
+            self.password_file.take(),
+            self.password_env.take(),
+            env,
+            problems,
+        );
+        Some((user?, password?))
+    }
+
+    /// `client_id` and one client secret source.
+    fn client(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<OAuthClient> {
+        let id = match self.client_id.take().map(|id| id.trim().to_string()).filter(|id| !id.is_empty()) {
+            Some(id) => Some(id),
+            None => {
+                problems.push(
+                    "[instance] client_id is required with OAuth: the Client ID of the instance's Application \
+                     Registry entry (System OAuth > Application Registry)"
+                        .into(),
+                );
+                None
+            }
+        };
+        let secret = resolve_secret(
+            "[instance] client_secret",
+            self.client_secret.take(),
+            self.client_secret_file.take(),
+            self.client_secret_env.take(),
+            env,
+            problems,
+        );
+        Some(OAuthClient { id: id?, secret: secret? })
     }
 }
 

@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeOwned, Visitor};
 const SECTIONS: &[&str] = &["instance", "check", "email", "state", "log", "metrics"];
 
 /// Keys whose value is an inline secret: a wrong-type message must not echo the value.
-const SECRET_KEYS: &[&str] = &["password"];
+const SECRET_KEYS: &[&str] = &["password", "client_secret"];
 
 /// A parsed file whose sections are taken out one by one; [`RawFile::finish`] names what is left.
 pub(super) struct RawFile {

@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 
 use super::*;
 use crate::domain::MessageStyle;
+use crate::snow::auth::Credentials;
 
 #[derive(Default)]
 struct FakeEnv {
@@ -27,6 +28,14 @@ fn parse(text: &str, env: &FakeEnv) -> Result<Config, ConfigError> {
     Config::parse("test.toml", text, env)
 }
 
+/// The Basic-auth password of a config.
+fn password(c: &Config) -> &str {
+    match &c.instance.auth {
+        Credentials::Basic { password, .. } => password.expose_secret(),
+        other => panic!("not basic: {other:?}"),
+    }
+}
+
 const MINIMAL: &str = r#"
 [instance]
 url = "https://acme.service-now.com"
@@ -44,7 +53,7 @@ fn env_with_secret() -> FakeEnv {
 fn minimal_config_gets_every_default() {
     let c = parse(MINIMAL, &env_with_secret()).expect("valid");
     assert_eq!(c.instance.name, "acme");
-    assert_eq!(c.instance.password.expose_secret(), "s3cret", "trailing newline of the file is dropped");
+    assert_eq!(password(&c), "s3cret", "trailing newline of the file is dropped");
     assert_eq!(c.instance.page_size, 1000);
     assert_eq!(c.check.window, DEFAULT_WINDOW);
     assert_eq!(c.check.issue_source, "midwatch");
@@ -109,14 +118,14 @@ fn secrets_come_from_env_or_credentials_directory_and_never_print() {
     let mut env = FakeEnv::default();
     env.vars.insert("SN_PASS".into(), "from-env".into());
     let c = parse(&text, &env).expect("valid");
-    assert_eq!(c.instance.password.expose_secret(), "from-env");
+    assert_eq!(password(&c), "from-env");
     assert!(!format!("{c:?}").contains("from-env"), "Debug must redact the secret");
 
     let text = MINIMAL.replace("/run/secret", "instance_password");
     let mut env = FakeEnv::default();
     env.vars.insert("CREDENTIALS_DIRECTORY".into(), "/run/credentials/x".into());
     env.files.insert("/run/credentials/x/instance_password".into(), "cred".into());
-    assert_eq!(parse(&text, &env).expect("valid").instance.password.expose_secret(), "cred");
+    assert_eq!(password(&parse(&text, &env).expect("valid")), "cred");
 
     let err =
         parse(&MINIMAL.replace("password_file = \"/run/secret\"", "password_env = \"NOPE\""), &FakeEnv::default())
@@ -414,5 +423,128 @@ fn the_cycle_deadline_defaults_below_a_plugins_limit_and_is_bounded() {
     for bad in ["1s", "2d", "later"] {
         let e = parse(&format!("{MINIMAL}\n[check]\ntimeout = \"{bad}\"\n"), &env_with_secret()).expect_err(bad);
         assert!(e.to_string().contains("[check] timeout"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// OAuth (issue 11)
+
+const CLIENT_CREDENTIALS: &str = r#"
+[instance]
+url = "https://acme.service-now.com"
+auth = "oauth_client_credentials"
+client_id = "3f2a8c1e9b7d4e6fa0c5d2b8e1f4a7c9"
+client_secret_file = "client_secret"
+"#;
+
+fn env_with_client_secret() -> FakeEnv {
+    let mut env = FakeEnv::default();
+    env.vars.insert("CREDENTIALS_DIRECTORY".into(), "/run/credentials/midwatch.service".into());
+    env.files.insert("/run/credentials/midwatch.service/client_secret".into(), "cl1ent-s3cret\n".into());
+    env.files.insert("/run/secret".into(), "s3cret\n".into());
+    env
+}
+
+#[test]
+fn client_credentials_take_a_client_id_and_a_secret_from_the_credentials_directory() {
+    let c = parse(CLIENT_CREDENTIALS, &env_with_client_secret()).expect("valid");
+    let Credentials::OAuthClientCredentials { client } = &c.instance.auth else { panic!("{:?}", c.instance.auth) };
+    assert_eq!(client.id, "3f2a8c1e9b7d4e6fa0c5d2b8e1f4a7c9");
+    assert_eq!(client.secret.expose_secret(), "cl1ent-s3cret", "looked up in $CREDENTIALS_DIRECTORY, newline dropped");
+    assert!(!format!("{c:?}").contains("cl1ent-s3cret"), "Debug must redact the client secret");
+    assert_eq!(c.instance.auth.method(), "oauth_client_credentials");
+}
+
+#[test]
+fn the_password_grant_takes_the_client_and_the_account() {
+    let text = format!("{CLIENT_CREDENTIALS}user = \"svc.midwatch\"\npassword_file = \"/run/secret\"\n")
+        .replace("oauth_client_credentials", "oauth_password")
+        .replace("client_secret_file = \"client_secret\"", "client_secret_env = \"SN_CLIENT_SECRET\"");
+    let mut env = env_with_client_secret();
+    env.vars.insert("SN_CLIENT_SECRET".into(), "from-env-secret".into());
+    let c = parse(&text, &env).expect("valid");
+    let Credentials::OAuthPassword { client, user, password } = &c.instance.auth else {
+        panic!("{:?}", c.instance.auth)
+    };
+    assert_eq!(
+        (client.secret.expose_secret(), user.as_str(), password.expose_secret()),
+        ("from-env-secret", "svc.midwatch", "s3cret")
+    );
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("from-env-secret") && !shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn each_auth_method_names_the_keys_it_lacks_and_the_keys_it_does_not_use() {
+    let all = |text: &str| parse(text, &env_with_client_secret()).expect_err("invalid").to_string();
+
+    let err = all("[instance]\nurl = \"https://acme.service-now.com\"\nauth = \"oauth_client_credentials\"\n");
+    assert!(
+        err.contains(
+            "[instance] client_id is required with OAuth: the Client ID of the instance's Application Registry entry"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("[instance] client_secret: set exactly one of [instance] client_secret_file"), "{err}");
+    assert!(!err.contains("user is required"), "client credentials need no user: {err}");
+
+    let err = all(&format!("{CLIENT_CREDENTIALS}user = \"svc\"\npassword = \"pw-inline\"\nclient_secret = \"x\"\n"));
+    assert!(err.contains("[instance] user is not used with auth = \"oauth_client_credentials\": the calls run as the OAuth Application User"), "{err}");
+    assert!(err.contains("[instance] password is not used with auth"), "{err}");
+    assert!(err.contains("[instance] client_secret: set exactly one of"), "two sources: {err}");
+    assert!(!err.contains("pw-inline"), "{err}");
+
+    let err = all(&format!("{MINIMAL}client_id = \"abc\"\nclient_secret_env = \"X\"\n"));
+    assert!(err.contains("[instance] client_id is not used with auth = \"basic\": it belongs to OAuth"), "{err}");
+    assert!(err.contains("[instance] client_secret_env is not used with auth = \"basic\""), "{err}");
+
+    let err = all(&CLIENT_CREDENTIALS.replace("oauth_client_credentials", "oauth_password"));
+    assert!(err.contains("[instance] user is required"), "{err}");
+    assert!(err.contains("[instance] password: set exactly one of"), "{err}");
+
+    let err = all(&MINIMAL.replace("user = ", "auth = \"oauth\"\nuser = "));
+    assert!(err.contains("[instance] auth = \"oauth\" is not known: expected \"basic\", \"oauth_client_credentials\" or \"oauth_password\": OAuth is"), "{err}");
+}
+
+#[test]
+fn a_client_secret_of_the_wrong_type_is_not_echoed() {
+    let text = CLIENT_CREDENTIALS.replace("client_secret_file = \"client_secret\"", "client_secret = 987654321");
+    let err = parse(&text, &env_with_client_secret()).expect_err("a number").to_string();
+    assert!(
+        err.contains("[instance] client_secret must be a string in quotes (the value is not shown: it is a secret)"),
+        "{err}"
+    );
+    assert!(!err.contains("987654321"), "{err}");
+    assert!(!err.contains("set exactly one of"), "the secret is there, with the wrong type: {err}");
+}
+
+#[test]
+fn example_config_oauth_examples_are_valid_once_uncommented() {
+    // Each OAuth method of the example: its `# auth = …` line and the client lines uncommented, and, for client
+    // credentials, the Basic-auth account removed.
+    let example = include_str!("../../config/midwatch.example.toml");
+    for method in ["oauth_client_credentials", "oauth_password"] {
+        let auth_line = format!("# auth = \"{method}\"");
+        assert!(example.lines().any(|l| l == auth_line), "the example shows {method}");
+        let text: Vec<&str> = example
+            .lines()
+            .filter_map(|line| match line {
+                "auth = \"basic\"" => None,
+                "user = \"svc.midwatch\"" | "password_file = \"instance_password\""
+                    if method == "oauth_client_credentials" =>
+                {
+                    None
+                }
+                l if l == auth_line || l.starts_with("# client_id = ") || l.starts_with("# client_secret_file = ") => {
+                    l.get(2..)
+                }
+                l => Some(l),
+            })
+            .collect();
+        let text = text.join("\n");
+        let mut env = example_env();
+        env.files.insert("/run/credentials/midwatch.service/client_secret".into(), "x".into());
+        let c = parse(&text, &env).unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(c.instance.auth.method(), method);
     }
 }

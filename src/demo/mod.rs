@@ -4,6 +4,9 @@
 //! example users, shifted so that its events fall inside the window ending now) over real HTTP on
 //! a loopback port, and the demo runs the same `check` code path a real instance gets.
 //!
+//! With `--auth oauth_client_credentials` (or `oauth`) or `--auth oauth_password` the demo signs in with OAuth:
+//! the simulated instance registers an OAuth client, refuses Basic auth, and serves `/oauth_token.do`.
+//!
 //! The simulated instance ([`instance`]) and SMTP server ([`smtp`]) are also what the integration tests run
 //! against; they are not part of the product's API.
 
@@ -18,11 +21,44 @@ use crate::domain::{MessageStyle, Status};
 use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
 use crate::snow::RetryPolicy;
-use instance::{Dataset, FakeInstance};
+use crate::snow::auth::{Credentials, OAuthClient};
+use instance::{Dataset, FakeInstance, OAuthApp};
 use smtp::SmtpSink;
 
 const USER: &str = "svc.midwatch";
 const PASSWORD: &str = "demo-password";
+/// The demo's OAuth client (an Application Registry entry of the simulated instance).
+const CLIENT_ID: &str = "3f2a8c1e9b7d4e6fa0c5d2b8e1f4a7c9";
+const CLIENT_SECRET: &str = "demo-client-secret";
+
+/// How the demo signs in to its simulated instance (`midwatch demo --auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoAuth {
+    /// Basic auth, user and password on every request.
+    #[default]
+    Basic,
+    /// OAuth client credentials grant (Basic auth refused by the simulated instance).
+    #[value(name = "oauth_client_credentials", alias = "oauth")]
+    OAuthClientCredentials,
+    /// OAuth password grant with a refresh token (Basic auth refused by the simulated instance).
+    #[value(name = "oauth_password")]
+    OAuthPassword,
+}
+
+impl DemoAuth {
+    fn credentials(self) -> Credentials {
+        let client = || OAuthClient { id: CLIENT_ID.into(), secret: SecretString::from(CLIENT_SECRET) };
+        match self {
+            DemoAuth::Basic => Credentials::Basic { user: USER.into(), password: SecretString::from(PASSWORD) },
+            DemoAuth::OAuthClientCredentials => Credentials::OAuthClientCredentials { client: client() },
+            DemoAuth::OAuthPassword => Credentials::OAuthPassword {
+                client: client(),
+                user: USER.into(),
+                password: SecretString::from(PASSWORD),
+            },
+        }
+    }
+}
 
 /// The configuration of a check against the simulated instance at `url`.
 pub fn demo_config(url: &str) -> anyhow::Result<Config> {
@@ -30,8 +66,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
         instance: InstanceConfig {
             url: crate::config::parse_instance_url(url).map_err(anyhow::Error::msg)?,
             name: "demo".into(),
-            user: USER.into(),
-            password: SecretString::from(PASSWORD),
+            auth: DemoAuth::Basic.credentials(),
             timeout: std::time::Duration::from_secs(10),
             page_size: 1000,
             concurrency: 4,
@@ -60,8 +95,13 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
 /// `--format json` the output is one JSON document, `{"cycles": [<cycle 1>, <cycle 2>]}`, each cycle shaped as
 /// `check --format json` prints it. A failure of the demo itself is reported on stderr and is UNKNOWN; an error
 /// of `out` (stdout closed) ends the demo at once.
-pub async fn run<E>(format: Format, detail: Detail, out: impl Fn(&str) -> Result<(), E>) -> Result<Status, E> {
-    match cycles(format, detail, &out).await {
+pub async fn run<E>(
+    format: Format,
+    detail: Detail,
+    auth: DemoAuth,
+    out: impl Fn(&str) -> Result<(), E>,
+) -> Result<Status, E> {
+    match cycles(format, detail, auth, &out).await {
         Ok(Ok(status)) => Ok(status),
         Ok(Err(e)) => Err(e),
         Err(e) => {
@@ -80,6 +120,7 @@ fn note(line: &str) {
 async fn cycles<E>(
     format: Format,
     detail: Detail,
+    auth: DemoAuth,
     out: &impl Fn(&str) -> Result<(), E>,
 ) -> anyhow::Result<Result<Status, E>> {
     let now = chrono::Utc::now();
@@ -87,6 +128,14 @@ async fn cycles<E>(
     instance.set_clock(now);
     note(&format!("simulated instance listening on {}", instance.url()));
     let mut config = demo_config(&instance.url())?;
+    if auth != DemoAuth::Basic {
+        instance.enable_oauth(OAuthApp::new(CLIENT_ID, CLIENT_SECRET));
+        config.instance.auth = auth.credentials();
+        note(&format!(
+            "signing in with [instance] auth = \"{}\" (the simulated instance refuses Basic auth)",
+            config.instance.auth.method()
+        ));
+    }
     // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
     config.state_directory =
         std::env::temp_dir().join(format!("midwatch-demo-{}-{}", now.format("%Y%m%d-%H%M%S"), std::process::id()));
@@ -147,6 +196,14 @@ async fn cycles<E>(
         second.report.status.exit_code(),
         second.report.status.label()
     ));
+    if auth != DemoAuth::Basic {
+        let grants: Vec<String> = instance.token_requests().into_iter().map(|(grant, _)| grant).collect();
+        note(&format!(
+            "{} OAuth token request(s) over both cycles ({}): the token is reused until shortly before it expires",
+            grants.len(),
+            grants.join(", ")
+        ));
+    }
     for file in sink.saved_files() {
         note(&format!("the email received by the demo SMTP server is saved as {}", file.display()));
     }

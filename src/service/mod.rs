@@ -150,7 +150,7 @@ impl Service {
             "midwatch {} started for {} as {}: schedule \"{}\" (UTC), window {}, jitter {}; {status}",
             env!("CARGO_PKG_VERSION"),
             self.config.instance.url,
-            self.config.instance.user,
+            self.config.instance.auth.account(),
             self.schedule.expression(),
             humantime::format_duration(self.check_options().window),
             humantime::format_duration(self.config.check.jitter),

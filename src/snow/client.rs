@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use reqwest::header::{CONTENT_LENGTH, HeaderMap};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use url::Url;
 
 use super::answer::{Body, Shape, classify};
+use super::auth::{Auth, Credentials};
 use super::batch::{self, BATCH, BatchItem, BatchResult};
 use super::deadline::Pending;
 use super::error::Context;
@@ -66,8 +66,7 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub base_url: Url,
-    pub user: String,
-    pub password: SecretString,
+    pub auth: Credentials,
     pub timeout: Duration,
     pub page_size: u32,
     pub concurrency: usize,
@@ -82,6 +81,7 @@ pub struct ClientOptions {
 pub struct Client {
     http: reqwest::Client,
     opts: Arc<ClientOptions>,
+    auth: Arc<Auth>,
     permits: Arc<Semaphore>,
     stats: Arc<Stats>,
     pending: Arc<Pending>,
@@ -120,8 +120,10 @@ impl Client {
         }
         let http = builder.build()?;
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let auth = Arc::new(Auth::new(&opts.auth, http.clone(), &opts.base_url, opts.timeout));
         Ok(Client {
             http,
+            auth,
             opts: Arc::new(opts),
             permits,
             stats: Arc::default(),
@@ -134,6 +136,11 @@ impl Client {
     pub fn with_response_limit(mut self, bytes: u64) -> Client {
         self.response_limit = bytes.max(1);
         self
+    }
+
+    /// How requests sign in (one OAuth token shared by every clone of this client).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// The requests in flight now (`waiting for sysevent page 3; …`), empty when idle.
@@ -315,10 +322,31 @@ impl Client {
             .acquire()
             .await
             .map_err(|_| ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })?;
-        let request = request
-            .basic_auth(&self.opts.user, Some(self.opts.password.expose_secret()))
-            .header(reqwest::header::ACCEPT, "application/json");
-        let mut response = request.send().await.map_err(|e| self.transport_error(table, &e))?;
+        let request = request.header(reqwest::header::ACCEPT, "application/json");
+        // `auth.rs`: the credentials; a refused OAuth token is renewed once and the request repeated once.
+        self.auth
+            .send(
+                table,
+                |a: &Answer| a.status == 401,
+                |authorization| self.send_once(table, request.try_clone(), authorization),
+            )
+            .await
+    }
+
+    /// One request with the given `Authorization` header (`None`: a request whose body cannot be sent twice),
+    /// its body read incrementally, never beyond the size limit.
+    async fn send_once(
+        &self,
+        table: &str,
+        request: Option<reqwest::RequestBuilder>,
+        authorization: HeaderValue,
+    ) -> Result<Answer, ApiError> {
+        let Some(request) = request else {
+            let reason = "midwatch cannot send this request (its body is a stream); report it".into();
+            return Err(ApiError::Connect { table: table.into(), reason });
+        };
+        let mut response =
+            request.header(AUTHORIZATION, authorization).send().await.map_err(|e| self.transport_error(table, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let limit = self.response_limit;

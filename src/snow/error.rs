@@ -19,6 +19,17 @@ pub enum ApiError {
          account may also need web_service_access_only or the snc_basic_auth_api_access role"
     )]
     Unauthorized { table: String },
+    /// No OAuth token could be obtained (`auth.rs`).
+    #[error("{error}")]
+    Token { table: String, error: super::auth::TokenError },
+    /// The API refused an OAuth token twice, with a renewal in between.
+    #[error(
+        "the instance refused a freshly issued OAuth token on {table} (HTTP 401 again after renewing it): check on \
+         the instance that {who} is active and not locked out, and that no REST API access policy or token \
+         restriction (the Application Registry entry's Enforce Token Restrictions, a REST API Auth Scope) keeps its \
+         tokens from the Table API and the Batch API"
+    )]
+    TokenRefused { table: String, who: String },
     #[error(
         "the account may not read table {table} (HTTP 403: {message}): grant it a role whose ACLs allow reading {table}"
     )]
@@ -148,6 +159,7 @@ impl ApiError {
             Self::RateLimited { retry_after, .. } => retry_after.is_none_or(|d| d <= max_retry_after),
             Self::Status { status, .. } => *status >= 500,
             Self::Timeout { .. } | Self::Connect { .. } | Self::CutOff { .. } | Self::Incomplete { .. } => true,
+            Self::Token { error, .. } => error.is_transient(),
             _ => false,
         }
     }
@@ -170,7 +182,9 @@ impl ApiError {
             | Self::InvalidTable { .. }
             | Self::RateLimited { .. }
             | Self::WaitBeyondDeadline { .. }
-            | Self::Certificate { .. } => true,
+            | Self::Certificate { .. }
+            | Self::Token { .. }
+            | Self::TokenRefused { .. } => true,
             Self::Status { status, .. } => (400..500).contains(status),
             _ => false,
         }

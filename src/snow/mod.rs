@@ -4,6 +4,8 @@
 //! - `answer.rs`: what an answer is — data, or a class of failure (quota cancellation, rate limit,
 //!   unavailable, not the API, refused, too large, cut off); one classifier for every read and write.
 //! - `error.rs`: [`ApiError`], worded for the person who has to fix it.
+//! - [`auth`]: the credentials of every request: Basic, or an OAuth token renewed before it expires and once
+//!   after a 401.
 //! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
 //! - `paging.rs`: offset and keyset cursors.
 //! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request.
@@ -17,6 +19,7 @@
 //! the window's fixed upper bound ([`Client::read_keyset`]).
 
 mod answer;
+pub mod auth;
 mod batch;
 mod client;
 pub mod deadline;

@@ -56,8 +56,7 @@ fn check_binary(url: &str) -> (i32, String) {
 fn client_for(url: &str, retry: RetryPolicy) -> Client {
     Client::new(ClientOptions {
         base_url: url.parse().expect("url"),
-        user: USER.into(),
-        password: PASSWORD.to_string().into(),
+        auth: midwatch::snow::auth::Credentials::Basic { user: USER.into(), password: PASSWORD.to_string().into() },
         timeout: Duration::from_secs(5),
         page_size: 1000,
         concurrency: 2,

@@ -7,6 +7,8 @@ mod config_check;
 mod errors;
 mod hostile_names;
 mod layout;
+mod oauth;
+mod oauth_secrets;
 mod paging;
 mod scenario;
 mod support;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use midwatch::demo::instance::{Dataset, FakeInstance};
 use midwatch::domain::sn_time;
+use midwatch::snow::auth::Credentials;
 use midwatch::snow::{Client, ClientOptions};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
@@ -15,8 +16,7 @@ use crate::support::*;
 fn client_with_page_size(url: &str, page_size: u32) -> Client {
     Client::new(ClientOptions {
         base_url: url.parse().expect("url"),
-        user: USER.into(),
-        password: PASSWORD.to_string().into(),
+        auth: Credentials::Basic { user: USER.into(), password: PASSWORD.to_string().into() },
         timeout: Duration::from_secs(5),
         page_size,
         concurrency: 2,

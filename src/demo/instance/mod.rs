@@ -2,9 +2,11 @@
 //!
 //! Used by `midwatch demo` and by the integration tests. It mimics the real instance's JSON shapes,
 //! errors and paging headers (see `docs/servicenow.md` §2), understands a strict subset of encoded
-//! queries ([`query`]) and can inject faults ([`Fault`]).
+//! queries ([`query`]) and can inject faults ([`Fault`]). With [`FakeInstance::enable_oauth`] it also
+//! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API.
 
 mod dataset;
+pub mod oauth;
 pub mod query;
 mod server;
 
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use dataset::{Dataset, REFERENCE_TIME};
+pub use oauth::OAuthApp;
 pub use server::BATCH_FAULT_TABLE;
 
 /// One request the fake instance received.
@@ -27,7 +30,7 @@ pub struct RecordedRequest {
     pub path: String,
     /// The query parameters, URL-decoded, in order.
     pub query: Vec<(String, String)>,
-    /// The request body (lossy UTF-8).
+    /// The request body (lossy UTF-8); for `/oauth_token.do` with the secrets replaced by `[redacted]`.
     pub body: String,
     /// The status answered; `0` for a request that was never answered ([`Fault::ApplyThenHang`]).
     pub status: u16,
@@ -74,6 +77,10 @@ struct State {
     faults: Vec<Fault>,
     clock: Option<DateTime<Utc>>,
     next_id: u64,
+    /// Set by [`FakeInstance::enable_oauth`].
+    oauth: Option<oauth::OAuthState>,
+    /// Set by [`FakeInstance::set_latency`].
+    latency: std::time::Duration,
 }
 
 /// What the request handlers share.
@@ -84,6 +91,8 @@ struct Shared {
     base_url: String,
     /// `base64(user:password)`
     expected_credentials: String,
+    /// The user and password, for the OAuth password grant.
+    account: (String, String),
     shutdown: watch::Receiver<bool>,
 }
 
@@ -109,9 +118,18 @@ impl FakeInstance {
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { dataset, log: Vec::new(), faults: Vec::new(), clock: None, next_id: 0 }),
+            state: Mutex::new(State {
+                dataset,
+                log: Vec::new(),
+                faults: Vec::new(),
+                clock: None,
+                next_id: 0,
+                oauth: None,
+                latency: std::time::Duration::ZERO,
+            }),
             base_url: format!("http://{addr}"),
             expected_credentials: server::base64_encode(format!("{user}:{password}").as_bytes()),
+            account: (user.to_string(), password.to_string()),
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(Arc::clone(&shared));
@@ -158,6 +176,53 @@ impl FakeInstance {
     /// Sets the clock used for `sys_created_on`/`sys_updated_on` of writes (default: real time).
     pub fn set_clock(&self, now: DateTime<Utc>) {
         self.shared.lock().clock = Some(now);
+    }
+
+    /// Registers an OAuth client: `/oauth_token.do` issues tokens for it and the API accepts them (and, with
+    /// [`OAuthApp::basic_refused`], nothing else). The password grant takes the user and password the instance
+    /// was started with.
+    pub fn enable_oauth(&self, app: OAuthApp) {
+        self.shared.lock().oauth = Some(oauth::OAuthState::new(app));
+    }
+
+    /// Every access token issued so far stops being accepted (an administrator revoked them), though each
+    /// looks valid to the client.
+    pub fn revoke_access_tokens(&self) {
+        if let Some(o) = self.shared.lock().oauth.as_mut() {
+            o.revoke_access_tokens();
+        }
+    }
+
+    /// Every refresh token issued so far is refused from now on.
+    pub fn revoke_refresh_tokens(&self) {
+        if let Some(o) = self.shared.lock().oauth.as_mut() {
+            o.revoke_refresh_tokens();
+        }
+    }
+
+    /// Every access and refresh token issued so far (for tests that look for them in outputs).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().oauth.as_ref().map(oauth::OAuthState::issued).unwrap_or_default()
+    }
+
+    /// The `grant_type` and status of every token request so far, in order.
+    pub fn token_requests(&self) -> Vec<(String, u16)> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == oauth::TOKEN_PATH)
+            .map(|r| {
+                let grant = url::form_urlencoded::parse(r.body.as_bytes())
+                    .find(|(k, _)| k == "grant_type")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                (grant, r.status)
+            })
+            .collect()
+    }
+
+    /// Every answer is delayed by `latency` (after the request was authorized), as a slow instance's would be.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.shared.lock().latency = latency;
     }
 }
 

@@ -165,22 +165,29 @@ async fn handle(
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let outcome = {
+    let (outcome, latency) = {
         let mut state = shared.lock();
         let outcome = process(&shared, &mut state, &incoming);
         let status = match &outcome {
             Outcome::Reply(reply) | Outcome::CutOff(reply, _) => reply.status,
             Outcome::Hang => 0,
         };
+        let body = match incoming.path.as_str() {
+            super::oauth::TOKEN_PATH => super::oauth::redact(&incoming.body),
+            _ => incoming.body.clone(),
+        };
         state.log.push(RecordedRequest {
             method: incoming.method.to_string(),
             path: incoming.path.clone(),
             query: incoming.query.clone(),
-            body: incoming.body.clone(),
+            body,
             status,
         });
-        outcome
+        (outcome, state.latency)
     };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     match outcome {
         Outcome::Reply(reply) => reply.into_response(),
         Outcome::CutOff(reply, bytes) => reply.into_cut_response(bytes),
@@ -225,7 +232,10 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
-    if !authorized(&req.headers, &shared.expected_credentials) {
+    if req.path == super::oauth::TOKEN_PATH {
+        return Outcome::Reply(token(shared, state, req));
+    }
+    if !authorized(&req.headers, &shared.expected_credentials, state.oauth.as_ref()) {
         return Outcome::Reply(
             Reply::error(401, "User Not Authenticated", Some("Required to provide Auth information"))
                 .with_header(header::WWW_AUTHENTICATE, "BASIC realm=\"Service-now\""),
@@ -318,14 +328,33 @@ fn injected_reply(status: u16, body: String, headers: &[(String, String)]) -> Re
 // ---------------------------------------------------------------------------------------------
 // Authentication
 
-fn authorized(headers: &HeaderMap, expected_credentials: &str) -> bool {
+/// Basic auth with the instance's user and password (unless OAuth refuses it), or a bearer token it issued.
+fn authorized(headers: &HeaderMap, expected_credentials: &str, oauth: Option<&super::oauth::OAuthState>) -> bool {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let mut parts = value.trim().splitn(2, ' ');
     let scheme = parts.next().unwrap_or_default();
     let credentials = parts.next().unwrap_or_default().trim();
-    scheme.eq_ignore_ascii_case("basic") && credentials == expected_credentials
+    match oauth {
+        Some(o) if scheme.eq_ignore_ascii_case("bearer") => o.accepts(credentials),
+        Some(o) if o.app.basic_refused => false,
+        _ => scheme.eq_ignore_ascii_case("basic") && credentials == expected_credentials,
+    }
+}
+
+/// `POST /oauth_token.do`: a 404 until OAuth is enabled, as on an instance without the OAuth plugin.
+fn token(shared: &Shared, state: &mut State, req: &Incoming) -> Reply {
+    let Some(oauth) = state.oauth.as_mut() else {
+        return Reply::error(404, "Not Found", None);
+    };
+    if req.method != Method::POST {
+        return Reply::error(405, "Method not Supported", None);
+    }
+    let content_type = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (user, password) = &shared.account;
+    let (status, body) = oauth.token_request(content_type, &req.body, (user, password));
+    Reply::json(status, body)
 }
 
 /// Standard base64 with padding (RFC 4648).
