@@ -18,9 +18,14 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use url::Url;
 
+pub mod aggregate;
+mod batch_get;
+mod fold;
 pub mod query;
 pub mod row;
 
+pub use aggregate::Group;
+pub use batch_get::PageRequest;
 pub use row::{Row, value_text};
 
 use crate::domain::sn_time;
