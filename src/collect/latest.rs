@@ -13,7 +13,9 @@
 //!    to fit one page); users with more get their latest row only (`ORDERBYDESC`, limit 1), up to
 //!    [`BATCH_READS`] per round trip through the Batch API, or one request each where it is not offered.
 //! 4. A name that can only be queried through a `STARTSWITH` superset (docs/servicenow.md §3) is read at
-//!    its latest second when known, else newest first until its latest row turns up.
+//!    its latest second: known from the MAX, or else found by halving the window with counts of that
+//!    user's events (about 14 small Aggregate API calls), so that what is read is the superset's rows of
+//!    one second, not the superset.
 //! 5. **Without the Aggregate API** every login event of the checked users is read by keyset, as the plan
 //!    before this one did, but folded page by page.
 //!
@@ -121,10 +123,8 @@ pub(super) async fn latest_login_events(
     let wanted: BTreeSet<&str> = users.iter().map(String::as_str).collect();
     let latest = Latest { window, wanted: &wanted, events: Mutex::default(), rows_read: Mutex::default() };
     let names: Vec<&str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
-    let base = join_query(&[
-        &format!("nameIN{}", names.join(",")),
-        &format!("sys_created_on>{}", sn_time::format(window.start)),
-    ]);
+    let names = format!("nameIN{}", names.join(","));
+    let base = join_query(&[&names, &format!("sys_created_on>{}", sn_time::format(window.start))]);
     let bounded = join_query(&[&base, &format!("sys_created_on<={}", sn_time::format(window.end))]);
     let parts = parts(lookup, users);
     if parts.is_empty() {
@@ -175,8 +175,12 @@ pub(super) async fn latest_login_events(
         async move { client.fold_keyset(TABLE, &q, FIELDS, window.end, |rows| latest.fold(&rows)).await }
     }));
     let exact_reads = try_join_all(exact.chunks(EXACT_CHUNK).map(|chunk| read_exact(client, &base, chunk, &latest)));
-    let supersets =
-        try_join_all(superset.iter().map(|(part, users)| read_superset(client, &bounded, part, users, &latest)));
+    let supersets = try_join_all(
+        superset
+            .iter()
+            .flat_map(|(part, users)| users.iter().map(move |u| (*part, *u)))
+            .map(|(part, user)| read_superset(client, &names, window, part, user, &latest)),
+    );
     let heavy_reads = read_heavy(client, &bounded, &heavy, &latest);
     let (_, leftovers, _, ()) = tokio::try_join!(whole, exact_reads, supersets, heavy_reads)?;
 
@@ -188,7 +192,7 @@ pub(super) async fn latest_login_events(
     read_heavy(client, &bounded, &again, &latest).await?;
     for user in unsafe_again {
         if let Some(part) = parts.iter().find(|p| p.users.iter().any(|u| u == user)) {
-            read_superset(client, &bounded, part, &[user], &latest).await?;
+            read_superset(client, &names, window, part, user, &latest).await?;
         }
     }
     if let Ok(n) = latest.rows_read.lock() {
@@ -367,22 +371,57 @@ async fn read_heavy(client: &Client, bounded: &str, users: &[&str], latest: &Lat
     try_join_all(direct).await.map(|_| ())
 }
 
-/// Users reachable only through a `STARTSWITH` superset: read it newest first until each one's latest
-/// row has turned up (the first row of a user in this order is its latest).
+/// A user reachable only through a `STARTSWITH` superset: finds the second of its latest event by
+/// halving the window with counts of its own events (the Aggregate API groups by the exact `parm1`),
+/// then reads the superset's rows of that second. Without counts, reads the superset newest first
+/// until the user's first (latest) row.
 async fn read_superset(
     client: &Client,
-    bounded: &str,
+    names: &str,
+    window: &Window,
     part: &Part,
-    users: &[&str],
+    user: &str,
     latest: &Latest<'_>,
 ) -> Result<(), ApiError> {
-    let q = join_query(&[bounded, &part.condition, NEWEST_FIRST]);
-    let mut missing: BTreeSet<&str> = users.iter().copied().collect();
+    let range = |lo: i64, hi: i64| {
+        let at = |t: i64| DateTime::from_timestamp(t, 0).map(sn_time::format).unwrap_or_default();
+        format!("sys_created_on>{}^sys_created_on<={}", at(lo), at(hi))
+    };
+    // Invariant: the user's latest event is in (lo, hi].
+    let (mut lo, mut hi) = (window.start.timestamp(), window.end.timestamp());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let q = join_query(&[names, &part.condition, &range(mid, hi)]);
+        match client.aggregate(TABLE, &q, &["parm1"], &[]).await {
+            Ok(groups) => {
+                let counts: Option<Vec<u64>> = groups
+                    .iter()
+                    .filter(|g| g.fields.get("parm1").is_some_and(|p| p == user))
+                    .map(|g| g.count)
+                    .collect();
+                match counts.map(|c| c.iter().sum::<u64>()) {
+                    Some(0) => hi = mid,
+                    Some(_) => lo = mid,
+                    // A count that cannot be read: search no further, read the whole superset instead.
+                    None => {
+                        (lo, hi) = (window.start.timestamp(), window.end.timestamp());
+                        break;
+                    }
+                }
+            }
+            Err(e) if unavailable(&e) => {
+                lo = window.start.timestamp();
+                hi = window.end.timestamp();
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let q = join_query(&[names, &part.condition, &range(lo, hi), NEWEST_FIRST]);
     client
         .read_until(TABLE, &q, FIELDS, client.page_size(), |r| {
             latest.fold(std::slice::from_ref(r));
-            missing.remove(r.text("parm1").as_str());
-            missing.is_empty()
+            r.text("parm1") == user
         })
         .await
 }

@@ -6,6 +6,7 @@ mod config_check;
 mod errors;
 mod hostile_names;
 mod paging;
+mod read_plan;
 mod scenario;
 mod support;
 mod writeback;

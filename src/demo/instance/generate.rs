@@ -285,7 +285,7 @@ pub fn generate(s: &Scenario) -> Generated {
             events.add(lo - 3 * 3600 - dice.below(3600) as i64, "login.failed", name, "10.1.0.9");
         }
         let Plan::Latest(kind) = plan else { continue };
-        let weight = if k % heavy_every == 3 { 200.0 } else { 1.0 + (splitmix64(*u as u64) % 9) as f64 };
+        let weight = if k % heavy_every == 3 { 260.0 } else { 1.0 + (splitmix64(*u as u64) % 9) as f64 };
         let count = ((weight * scale).round() as usize).max(1);
         let last = lo + (hi - lo) / 2 + dice.below(((hi - lo) / 2) as u64) as i64;
         let parm2 = |kind: LoginEventKind| -> String {
@@ -303,20 +303,21 @@ pub fn generate(s: &Scenario) -> Generated {
             };
             events.add(at, other.event_name(), name, &parm2(other));
         }
-        events.add(last, kind.event_name(), name, &parm2(*kind));
-        checked_login_events += count;
         latest.insert(*u, (last, *kind));
-        // Now and then a second event in the same second: the tie is broken by sys_id.
+        // Now and then a second event in the same second: the tie is broken by sys_id, and the planned
+        // kind is given to the one with the greater sys_id.
         if k % 97 == 11 {
             let twin =
                 if *kind == LoginEventKind::Succeeded { LoginEventKind::Failed } else { LoginEventKind::Succeeded };
-            events.add(last, twin.event_name(), name, &parm2(twin));
-            checked_login_events += 1;
-            let (a, b) = (events.serial - 1, events.serial);
             let key = |n: u64| (u128::from(splitmix64(n)) << 64) | u128::from(n);
-            if key(b) > key(a) {
-                latest.insert(*u, (last, twin));
-            }
+            let (a, b) = (events.serial + 1, events.serial + 2);
+            let (first, second) = if key(b) > key(a) { (twin, *kind) } else { (*kind, twin) };
+            events.add(last, first.event_name(), name, &parm2(first));
+            events.add(last, second.event_name(), name, &parm2(second));
+            checked_login_events += count + 1;
+        } else {
+            events.add(last, kind.event_name(), name, &parm2(*kind));
+            checked_login_events += count;
         }
     }
 
