@@ -27,7 +27,7 @@ pub const MID_USER_PARAM: &str = "mid.instance.username";
 pub const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
 const USER_FIELDS: &[&str] = &["sys_id", "user_name", "active", "locked_out", "sys_domain"];
-/// The role rows with their user's fields, dot-walked (docs/servicenow.md §4), saving a `sys_user` read
+/// The role rows with their user's fields, dot-walked (docs/servicenow.md §3), saving a `sys_user` read
 /// per 100 holders.
 const HOLDER_FIELDS: &[&str] = &["user", "role", "user.user_name", "user.active", "user.locked_out", "user.sys_domain"];
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
