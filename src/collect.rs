@@ -1,21 +1,25 @@
 //! Reads one window's data from the instance into a [`Snapshot`].
 //!
 //! Three rounds, each read concurrently: (1) the `mid_server` role, the MID Servers and their
-//! configured users; (2) who holds the role, what it contains, and their `sys_user` rows; then the
-//! pure [`Population`] decides whom to check, and (3) reads only those users' roles, login events
-//! and (optional) login history.
+//! configured users; (2) who holds the role (with their `sys_user` fields, dot-walked) and what it
+//! contains; then the pure [`Population`] decides whom to check, and (3) reads only those users'
+//! roles, latest login event (`collect/latest.rs`) and (optional) login history.
+
+mod latest;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 
 use crate::domain::{
-    LoginEvent, LoginEventKind, LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus,
-    MidUserConfig, Snapshot, SysId, UserAccount, Window, sn_time,
+    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Snapshot, SysId,
+    UserAccount, Window, sn_time,
 };
 use crate::evaluate::Population;
 use crate::snow::query::{ValueLookup, in_list};
 use crate::snow::{ApiError, Client, Row, join_query};
+
+pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
 
 /// The `param_name` of the `ecc_agent_config` row that holds a MID Server's user.
 pub const MID_USER_PARAM: &str = "mid.instance.username";
@@ -23,6 +27,9 @@ pub const MID_USER_PARAM: &str = "mid.instance.username";
 pub const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
 const USER_FIELDS: &[&str] = &["sys_id", "user_name", "active", "locked_out", "sys_domain"];
+/// The role rows with their user's fields, dot-walked (docs/servicenow.md §3), saving a `sys_user` read
+/// per 100 holders.
+const HOLDER_FIELDS: &[&str] = &["user", "role", "user.user_name", "user.active", "user.locked_out", "user.sys_domain"];
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
@@ -31,19 +38,19 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     let (role_id, mid_servers, mid_user_configs) =
         tokio::try_join!(mid_server_role_id(client), mid_servers(client), mid_user_configs(client))?;
 
-    let (mid_server_role, role_holders) = match &role_id {
+    let (mid_server_role, (role_holders, holder_accounts)) = match &role_id {
         Some(id) => {
             let (contains, holders) = tokio::try_join!(role_containment(client, id), role_holders(client, id))?;
             (Some(MidServerRole { sys_id: id.clone(), contains }), holders)
         }
         None => {
             tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
-            (None, BTreeSet::new())
+            (None, (BTreeSet::new(), BTreeMap::new()))
         }
     };
 
     let mut snapshot = Snapshot { mid_server_role, role_holders, mid_servers, mid_user_configs, ..Snapshot::default() };
-    snapshot.users = users(client, &snapshot).await?;
+    snapshot.users = users(client, &snapshot, holder_accounts).await?;
 
     let to_check: Vec<String> = Population::of(&snapshot).to_check().into_iter().map(str::to_string).collect();
     let checked_ids: BTreeSet<String> =
@@ -51,7 +58,7 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     let events_lookup = ValueLookup::plan(to_check.iter().map(String::as_str));
     let (roles, login_events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
-        login_events(client, window, &events_lookup, &to_check),
+        latest::latest_login_events(client, window, &events_lookup, &to_check),
         login_history(client, window, &checked_ids),
     )?;
     let mut roles = roles;
@@ -104,9 +111,33 @@ async fn mid_user_configs(client: &Client) -> Result<Vec<MidUserConfig>, ApiErro
         .collect())
 }
 
-async fn role_holders(client: &Client, role_id: &str) -> Result<BTreeSet<String>, ApiError> {
-    let rows = client.read_all("sys_user_has_role", &format!("role={role_id}"), &["user", "role"]).await?;
-    Ok(rows.iter().filter(|r| r.text("role") == role_id).filter_map(|r| r.reference("user")).collect())
+/// The holders of `role_id` (sys_ids), and the `sys_user` fields of those the instance dot-walked.
+async fn role_holders(
+    client: &Client,
+    role_id: &str,
+) -> Result<(BTreeSet<String>, BTreeMap<String, UserAccount>), ApiError> {
+    let rows = client.read_all("sys_user_has_role", &format!("role={role_id}"), HOLDER_FIELDS).await?;
+    let mut holders = BTreeSet::new();
+    let mut accounts = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.text("role") == role_id) {
+        let Some(user) = r.reference("user") else { continue };
+        // A dot-walked field the account may not read, or a dangling reference, is absent or empty:
+        // that user is read from sys_user by sys_id instead.
+        let user_name = r.text("user.user_name");
+        if !user_name.is_empty() && r.0.contains_key("user.active") {
+            let account = UserAccount {
+                sys_id: user.clone(),
+                user_name,
+                active: r.flag("user.active"),
+                locked_out: r.flag("user.locked_out"),
+                sys_domain: r.reference("user.sys_domain"),
+                roles: None,
+            };
+            accounts.insert(user.clone(), account);
+        }
+        holders.insert(user);
+    }
+    Ok((holders, accounts))
 }
 
 /// Every role `mid_server` contains, transitively, by sys_id → name.
@@ -136,15 +167,19 @@ async fn role_containment(client: &Client, role_id: &str) -> Result<BTreeMap<Str
         .collect())
 }
 
-/// `sys_user` rows of the role holders (by sys_id) and of the configured MID users (by name).
-async fn users(client: &Client, s: &Snapshot) -> Result<BTreeMap<String, UserAccount>, ApiError> {
-    let by_id = read_each(client, "sys_user", in_list("sys_id", &s.role_holders), USER_FIELDS).await?;
-    let mut users: BTreeMap<String, UserAccount> = by_id
-        .iter()
-        .filter_map(user_account)
-        .filter(|u| s.role_holders.contains(&u.sys_id))
-        .map(|u| (u.sys_id.clone(), u))
-        .collect();
+/// `sys_user` rows of the role holders (by sys_id, unless `known` from the dot-walk) and of the
+/// configured MID users (by name).
+async fn users(
+    client: &Client,
+    s: &Snapshot,
+    known: BTreeMap<String, UserAccount>,
+) -> Result<BTreeMap<String, UserAccount>, ApiError> {
+    let unknown: BTreeSet<&String> = s.role_holders.iter().filter(|id| !known.contains_key(*id)).collect();
+    let by_id = read_each(client, "sys_user", in_list("sys_id", unknown.iter().copied()), USER_FIELDS).await?;
+    let mut users = known;
+    users.extend(
+        by_id.iter().filter_map(user_account).filter(|u| unknown.contains(&u.sys_id)).map(|u| (u.sys_id.clone(), u)),
+    );
 
     let known: BTreeSet<&str> = users.values().map(|u| u.user_name.as_str()).collect();
     let wanted: BTreeSet<&str> =
@@ -184,43 +219,6 @@ async fn user_roles(
         }
     }
     Ok(roles)
-}
-
-/// The login events of `users` inside the window, read by keyset under the window's end.
-async fn login_events(
-    client: &Client,
-    window: &Window,
-    lookup: &ValueLookup,
-    users: &[String],
-) -> Result<Vec<LoginEvent>, ApiError> {
-    let names: Vec<&str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
-    let base = join_query(&[
-        &format!("nameIN{}", names.join(",")),
-        &format!("sys_created_on>{}", sn_time::format(window.start)),
-    ]);
-    let reads = lookup.conditions("parm1").into_iter().map(|cond| {
-        let query = join_query(&[&base, &cond]);
-        async move { client.read_keyset("sysevent", &query, &["name", "parm1", "parm2"], window.end).await }
-    });
-    let pages = try_join_all(reads).await?;
-    let wanted: BTreeSet<&str> = users.iter().map(String::as_str).collect();
-    let mut seen = BTreeSet::new();
-    Ok(pages
-        .iter()
-        .flatten()
-        .filter_map(|r| {
-            let event = LoginEvent {
-                sys_id: r.reference("sys_id")?,
-                kind: LoginEventKind::from_event_name(&r.text("name"))?,
-                user_name: r.text("parm1"),
-                parm2: r.text("parm2"),
-                created_on: r.time("sys_created_on")?,
-            };
-            // Exact, case-sensitive match on our side, whatever the query selected.
-            (wanted.contains(event.user_name.as_str()) && window.contains(event.created_on)).then_some(event)
-        })
-        .filter(|e| seen.insert(e.sys_id.clone()))
-        .collect())
 }
 
 /// Identity Center's login history of `user_ids` inside the window; its absence is not an error.

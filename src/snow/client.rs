@@ -79,12 +79,12 @@ pub struct ClientOptions {
 /// A Table API client for one instance.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    opts: Arc<ClientOptions>,
+    pub(super) http: reqwest::Client,
+    pub(super) opts: Arc<ClientOptions>,
     auth: Arc<Auth>,
     permits: Arc<Semaphore>,
     stats: Arc<Stats>,
-    pending: Arc<Pending>,
+    pub(super) pending: Arc<Pending>,
     response_limit: u64,
 }
 
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// An answer as it came off the wire.
-struct Answer {
+pub(super) struct Answer {
     status: u16,
     headers: HeaderMap,
     body: Body,
@@ -169,7 +169,9 @@ impl Client {
     /// Reads every row matching `query` with offset paging. A total order (`ORDERBYsys_id`) is added
     /// so that no row is dropped or repeated between pages of a table that does not change meanwhile.
     pub async fn read_all(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
-        self.drain(table, fields, Offset::new(query, self.opts.page_size)).await
+        let mut all = Vec::new();
+        self.drain(table, fields, Offset::new(query, self.opts.page_size), |rows| all.extend(rows)).await?;
+        Ok(all)
     }
 
     /// Reads every row matching `query` whose `sys_created_on` is at most `upper` (inclusive), by
@@ -183,8 +185,30 @@ impl Client {
         upper: DateTime<Utc>,
     ) -> Result<Vec<Row>, ApiError> {
         let fields: Vec<&str> = fields.iter().copied().chain(["sys_created_on", "sys_id"]).collect();
+        let mut all = Vec::new();
+        self.fold_keyset(table, query, &fields, upper, |rows| all.extend(rows)).await?;
+        Ok(all)
+    }
+
+    /// As [`Client::read_keyset`], but hands each page's new rows to `fold` and keeps none, so what the
+    /// read holds does not grow with the table. Returns how many rows were folded.
+    pub async fn fold_keyset(
+        &self,
+        table: &str,
+        query: &str,
+        fields: &[&str],
+        upper: DateTime<Utc>,
+        mut fold: impl FnMut(Vec<Row>),
+    ) -> Result<u64, ApiError> {
+        let fields: Vec<&str> = fields.iter().copied().chain(["sys_created_on", "sys_id"]).collect();
         let cursor = Keyset::new(table, query, &sn_time::format(upper), self.opts.page_size);
-        self.drain(table, &fields, cursor).await
+        let mut folded = 0u64;
+        self.drain(table, &fields, cursor, |rows| {
+            folded += rows.len() as u64;
+            fold(rows);
+        })
+        .await?;
+        Ok(folded)
     }
 
     /// Reads at most one row: proves that the table exists and that the account may read it.
@@ -192,15 +216,28 @@ impl Client {
         Ok(self.get_page(table, query, fields, 0, 1).await?.rows)
     }
 
-    /// Runs a cursor to its end. A page the REST quota cancelled is asked again with half the
-    /// rows, down to [`QUOTA_MIN_PAGE`]; the rows of a cancelled page are never used.
-    async fn drain(&self, table: &str, fields: &[&str], mut cursor: impl Cursor) -> Result<Vec<Row>, ApiError> {
+    /// Runs a cursor to its end, handing the rows of each page to `sink`. A page the REST quota
+    /// cancelled is asked again with half the rows, down to [`QUOTA_MIN_PAGE`]; the rows of a
+    /// cancelled page are never used.
+    async fn drain(
+        &self,
+        table: &str,
+        fields: &[&str],
+        mut cursor: impl Cursor,
+        mut sink: impl FnMut(Vec<Row>),
+    ) -> Result<(), ApiError> {
         let mut page = 0u32;
         while let Some(req) = cursor.next() {
             page += 1;
             let _waiting = self.pending.enter(format!("waiting for {table} page {page}"));
             match self.get_page(table, &req.query, fields, req.offset, req.limit).await {
-                Ok(page) => cursor.take(page)?,
+                Ok(page) => {
+                    cursor.take(page)?;
+                    let rows = cursor.take_rows();
+                    if !rows.is_empty() {
+                        sink(rows);
+                    }
+                }
                 Err(ApiError::QuotaExceeded { .. }) if req.limit / 2 >= QUOTA_MIN_PAGE => {
                     let smaller = req.limit / 2;
                     tracing::warn!(
@@ -217,11 +254,11 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        Ok(cursor.into_rows())
+        Ok(())
     }
 
     /// One GET, retried per the policy.
-    async fn get_page(
+    pub(super) async fn get_page(
         &self,
         table: &str,
         query: &str,
@@ -308,7 +345,7 @@ impl Client {
     }
 
     /// The answer's JSON object, or the error its class means.
-    fn data(&self, table: &str, answer: &Answer, shape: Shape) -> Result<Map<String, Value>, ApiError> {
+    pub(super) fn data(&self, table: &str, answer: &Answer, shape: Shape) -> Result<Map<String, Value>, ApiError> {
         classify(answer.status, &answer.headers, &answer.body, shape).map_err(|class| {
             ApiError::from_answer(class, &Context { table, page_size: self.opts.page_size, now: Utc::now() })
         })
@@ -316,7 +353,7 @@ impl Client {
 
     /// Sends one request with the account's credentials and `Accept: application/json`, and reads
     /// the body incrementally, never beyond the size limit.
-    async fn exchange(&self, table: &str, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
+    pub(super) async fn exchange(&self, table: &str, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
         let _permit = self
             .permits
             .acquire()

@@ -8,7 +8,10 @@
 //!   after a 401.
 //! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
 //! - `paging.rs`: offset and keyset cursors.
-//! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request.
+//! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request; `batch_get.rs`: many small
+//!   reads (GET sub-requests) in one round trip.
+//! - [`aggregate`]: the Aggregate API (counts per group, MAX where the instance offers it).
+//! - `fold.rs`: reads that hand their rows on page by page instead of collecting them.
 //! - [`deadline`]: the cycle's deadline as requests see it, and what is in flight.
 //! - [`query`]: encoded queries from untrusted values; [`row`]: the instance's value shapes.
 //!
@@ -18,19 +21,24 @@
 //! `sysevent`, which grows while it is read, is paged by keyset on `(sys_created_on, sys_id)` under
 //! the window's fixed upper bound ([`Client::read_keyset`]).
 
+pub mod aggregate;
 mod answer;
 pub mod auth;
 mod batch;
+mod batch_get;
 mod client;
 pub mod deadline;
 mod error;
+mod fold;
 mod paging;
 pub mod query;
 mod retry;
 pub mod row;
 
+pub use aggregate::Group;
 pub use answer::RedirectKind;
 pub use batch::{BATCH, BatchItem, BatchResult, ItemOutcome};
+pub use batch_get::PageRequest;
 pub use client::{Client, ClientOptions, DEFAULT_RESPONSE_LIMIT, QUOTA_MIN_PAGE, Stats};
 pub use error::ApiError;
 pub use query::join_query;

@@ -50,7 +50,8 @@ pub trait Cursor {
     /// Takes the answer to the last [`Cursor::next`].
     fn take(&mut self, page: Page) -> Result<(), ApiError>;
     fn set_limit(&mut self, limit: u32);
-    fn into_rows(self) -> Vec<Row>;
+    /// The rows taken since the last call (each row once: a read hands them on page by page).
+    fn take_rows(&mut self) -> Vec<Row>;
 }
 
 /// Offset paging under `ORDERBYsys_id`: no row is dropped or repeated between pages of a table
@@ -86,8 +87,8 @@ impl Cursor for Offset {
         self.limit = limit.max(1);
     }
 
-    fn into_rows(self) -> Vec<Row> {
-        self.rows
+    fn take_rows(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.rows)
     }
 }
 
@@ -224,8 +225,8 @@ impl Cursor for Keyset {
         self.limit = limit.max(1);
     }
 
-    fn into_rows(self) -> Vec<Row> {
-        self.rows
+    fn take_rows(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.rows)
     }
 }
 
@@ -289,7 +290,7 @@ mod tests {
             pages += 1;
             assert!(pages < 10_000, "the read never ends");
         }
-        let keys = cursor.into_rows().iter().map(|r| (r.text("sys_created_on"), r.text("sys_id"))).collect();
+        let keys = cursor.take_rows().iter().map(|r| (r.text("sys_created_on"), r.text("sys_id"))).collect();
         (keys, pages)
     }
 

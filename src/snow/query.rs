@@ -31,7 +31,7 @@ pub fn is_safe_value(v: &str) -> bool {
 }
 
 /// The longest leading run of safe characters, if any.
-fn safe_prefix(v: &str) -> Option<&str> {
+pub fn safe_prefix(v: &str) -> Option<&str> {
     let end = v.char_indices().find(|(_, c)| !safe_char(*c)).map_or(v.len(), |(i, _)| i);
     Some(&v[..end]).filter(|p| !p.is_empty())
 }

@@ -10,6 +10,7 @@ mod layout;
 mod oauth;
 mod oauth_secrets;
 mod paging;
+mod read_plan;
 mod scenario;
 mod support;
 mod writeback;

@@ -58,6 +58,16 @@ async fn mount_tables_for(server: &MockServer, token: &str) {
             .mount(server)
             .await;
     }
+    // An instance without the Aggregate API for this account: the read plan falls back to the Table API.
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/api/now/stats/"))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(json_response(
+            404,
+            r#"{"error":{"message":"Requested URI does not represent any resource","detail":null},"status":"failure"}"#,
+        ))
+        .mount(server)
+        .await;
     Mock::given(wiremock::matchers::any())
         .respond_with(json_response(401, UNAUTHORIZED))
         .with_priority(10)

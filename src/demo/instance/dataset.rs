@@ -6,6 +6,8 @@ use crate::domain::sn_time;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
+use super::events::EventLog;
+
 /// The "now" the demo fixtures are written against (UTC).
 pub const REFERENCE_TIME: &str = "2026-11-22 12:00:00";
 
@@ -32,6 +34,9 @@ const DEMO_FIXTURES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
     pub tables: BTreeMap<String, Vec<Map<String, Value>>>,
+    /// More `sysevent` rows, stored compactly and indexed (a generated large instance); served together
+    /// with `tables["sysevent"]`, which must then exist.
+    pub events: EventLog,
 }
 
 impl Dataset {

@@ -6,11 +6,15 @@
 //! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API.
 
 mod dataset;
+pub mod events;
+pub mod generate;
 pub mod oauth;
 pub mod query;
 mod server;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -18,8 +22,53 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use dataset::{Dataset, REFERENCE_TIME};
+pub use events::EventLog;
 pub use oauth::OAuthApp;
 pub use server::BATCH_FAULT_TABLE;
+
+/// What the simulated instance makes each answer cost, as the benchmark's latency model: a round
+/// trip per request, a cost per row returned (or counted by the Aggregate API), and server time per
+/// Batch API sub-request, which the instance serves one after another. Zero by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostModel {
+    pub per_request: Duration,
+    pub per_row: Duration,
+    pub per_batch_item: Duration,
+}
+
+/// How much of the Aggregate API (`/api/now/stats/{table}`) the instance offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AggregateSupport {
+    /// No Aggregate API: 400, as for any unknown path.
+    Unavailable,
+    /// Counts, and MIN/MAX of non-date fields; `sysparm_max_fields` on a date-time is ignored (the
+    /// answer carries no max for it). The default: MAX of a date-time over REST is unconfirmed.
+    #[default]
+    NoDateMax,
+    /// Counts and MIN/MAX of every field, date-times included.
+    Full,
+}
+
+/// What the instance served, for the benchmark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// HTTP requests answered (a Batch API call counts once).
+    pub requests: u64,
+    /// Response bodies as sent: gzip-compressed when the request accepted it.
+    pub wire_bytes: u64,
+    /// Response bodies before compression.
+    pub body_bytes: u64,
+    /// Requests by endpoint (`table/<t>`, `stats/<t>`, `batch`).
+    pub requests_by_endpoint: BTreeMap<String, u64>,
+    /// Batch API sub-requests by endpoint.
+    pub sub_requests: BTreeMap<String, u64>,
+    /// Rows the Table API returned, per table, directly or inside Batch API answers.
+    pub rows_returned: BTreeMap<String, u64>,
+    /// Rows the Aggregate API counted, per table.
+    pub rows_aggregated: BTreeMap<String, u64>,
+    /// Groups the Aggregate API returned, per table.
+    pub groups_returned: BTreeMap<String, u64>,
+}
 
 /// One request the fake instance received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +130,10 @@ struct State {
     oauth: Option<oauth::OAuthState>,
     /// Set by [`FakeInstance::set_latency`].
     latency: std::time::Duration,
+    index: server::SysIdIndex,
+    tally: Tally,
+    cost: CostModel,
+    aggregate: AggregateSupport,
 }
 
 /// What the request handlers share.
@@ -126,6 +179,10 @@ impl FakeInstance {
                 next_id: 0,
                 oauth: None,
                 latency: std::time::Duration::ZERO,
+                index: server::SysIdIndex::default(),
+                tally: Tally::default(),
+                cost: CostModel::default(),
+                aggregate: AggregateSupport::default(),
             }),
             base_url: format!("http://{addr}"),
             expected_credentials: server::base64_encode(format!("{user}:{password}").as_bytes()),
@@ -164,7 +221,36 @@ impl FakeInstance {
     /// Changes the instance behind the client's back, as an administrator (or a MID Server) would:
     /// `f` gets the stored tables.
     pub fn edit(&self, f: impl FnOnce(&mut std::collections::BTreeMap<String, Vec<Map<String, Value>>>)) {
-        f(&mut self.shared.lock().dataset.tables);
+        let mut state = self.shared.lock();
+        f(&mut state.dataset.tables);
+        state.index.invalidate();
+    }
+
+    /// Changes the compact `sysevent` rows behind the client's back (events arriving while it reads).
+    pub fn edit_events(&self, f: impl FnOnce(&mut EventLog)) {
+        f(&mut self.shared.lock().dataset.events);
+    }
+
+    /// Sets the latency model (see [`CostModel`]).
+    pub fn set_cost(&self, cost: CostModel) {
+        self.shared.lock().cost = cost;
+    }
+
+    /// Sets how much of the Aggregate API the instance offers.
+    pub fn set_aggregate(&self, support: AggregateSupport) {
+        self.shared.lock().aggregate = support;
+    }
+
+    /// What the instance served so far.
+    pub fn tally(&self) -> Tally {
+        self.shared.lock().tally.clone()
+    }
+
+    /// Forgets the request log and the tally (between benchmark runs).
+    pub fn reset_counters(&self) {
+        let mut state = self.shared.lock();
+        state.log.clear();
+        state.tally = Tally::default();
     }
 
     /// Injects a fault; it applies to the next matching request only. Several faults queue up in

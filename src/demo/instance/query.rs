@@ -3,6 +3,7 @@
 //! Grammar (values arrive URL-decoded):
 //! - conditions are separated by `^` (AND); a condition written `^OR<cond>` is OR'ed with the previous
 //!   condition, and OR binds tighter than AND (`a^b^ORc` = `a AND (b OR c)`);
+//! - `^NQ<cond>` starts a new query OR'ed with everything before it (`a^b^NQc` = `(a AND b) OR c`);
 //! - `ORDERBY<field>` / `ORDERBYDESC<field>` add sort keys (applied in order, stable);
 //! - a trailing `^EQ` end marker is accepted and ignored;
 //! - a condition is `<field><operator><value>`; fields are `[a-z0-9_]+`, optionally dot-walked
@@ -62,7 +63,7 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn matches(&self, value: &str) -> bool {
+    pub fn matches(&self, value: &str) -> bool {
         match &self.op {
             Op::Eq(v) => value == v,
             Op::Ne(v) => value != v,
@@ -86,11 +87,13 @@ pub struct OrderBy {
     pub descending: bool,
 }
 
-/// A parsed encoded query: an AND of OR-groups, plus sort keys.
+/// A parsed encoded query: an AND of OR-groups (OR'ed with the further `^NQ` queries), plus sort keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// Every group must match; a group matches when any of its conditions does.
     pub groups: Vec<Vec<Condition>>,
+    /// The queries after each `^NQ`, each shaped like `groups`; a row matches when `groups` or any of these does.
+    pub new_queries: Vec<Vec<Vec<Condition>>>,
     pub order: Vec<OrderBy>,
 }
 
@@ -232,8 +235,16 @@ impl Query {
                 if i != last {
                     return Err(QueryError::Parse(format!("`EQ` marker must be last in {query:?}")));
                 }
-            } else if *segment == "NQ" || segment.starts_with("RLQUERY") {
+            } else if segment.starts_with("RLQUERY") {
                 return Err(QueryError::Parse(format!("{segment:?} is not supported in {query:?}")));
+            } else if let Some(cond) = segment.strip_prefix("NQ") {
+                if i == 0 || cond.is_empty() {
+                    return Err(QueryError::Parse(format!("`NQ` query {segment:?} must follow a query in {query:?}")));
+                }
+                let previous = std::mem::take(&mut parsed.groups);
+                parsed.new_queries.push(previous);
+                parsed.groups.push(vec![parse_condition(cond)?]);
+                after_condition = true;
             } else if let Some(cond) = segment.strip_prefix("OR") {
                 if i == 0 || !after_condition {
                     return Err(QueryError::Parse(format!(
@@ -252,12 +263,23 @@ impl Query {
                 after_condition = true;
             }
         }
+        // Parsing pushed each finished query in front of the current one: put the first query first.
+        if !parsed.new_queries.is_empty() {
+            let last = std::mem::take(&mut parsed.groups);
+            parsed.new_queries.push(last);
+            parsed.groups = parsed.new_queries.remove(0);
+        }
         Ok(parsed)
+    }
+
+    /// The OR'ed queries: `groups`, then each `^NQ` query.
+    pub fn queries(&self) -> impl Iterator<Item = &Vec<Vec<Condition>>> {
+        std::iter::once(&self.groups).chain(&self.new_queries)
     }
 
     /// Whether a row matches, reading field values with `get` (missing field = empty string).
     pub fn matches_with(&self, get: impl Fn(&str) -> String) -> bool {
-        self.groups.iter().all(|group| group.iter().any(|c| c.matches(&get(&c.field))))
+        self.queries().any(|groups| groups.iter().all(|group| group.iter().any(|c| c.matches(&get(&c.field)))))
     }
 
     /// Whether a stored row matches (plain fields only; a dotted field reads as empty).
@@ -439,6 +461,19 @@ mod tests {
     }
 
     #[test]
+    fn new_query_is_ored_with_everything_before_it() {
+        let query = q("parm1=a^sys_created_on=1^NQparm1=b^sys_created_on=2^ORsys_created_on=3^ORDERBYsys_id");
+        assert_eq!((query.groups.len(), query.new_queries.len(), query.order.len()), (2, 1, 1));
+        assert!(query.matches(&row(json!({"parm1": "a", "sys_created_on": "1"}))));
+        assert!(query.matches(&row(json!({"parm1": "b", "sys_created_on": "3"}))));
+        assert!(!query.matches(&row(json!({"parm1": "a", "sys_created_on": "2"}))));
+        assert!(!query.matches(&row(json!({"parm1": "b", "sys_created_on": "1"}))));
+        let three = q("a=1^NQa=2^NQa=3");
+        assert_eq!(three.queries().count(), 3);
+        assert_eq!(three.groups[0][0].op, Op::Eq("1".into()));
+    }
+
+    #[test]
     fn trailing_eq_marker_and_dot_walk_fields() {
         let query = q("active=true^EQ");
         assert_eq!(query.groups.len(), 1);
@@ -468,7 +503,8 @@ mod tests {
             "sys_created_on>",
             "ORDERBY",
             "ORDERBYDESCName",
-            "a=1^NQb=2",
+            "NQa=1",
+            "a=1^NQ",
             "a=1^EQ^b=2",
             "user..name=x",
             "name =login",

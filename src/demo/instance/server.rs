@@ -1,6 +1,8 @@
 //! HTTP handling of the fake instance: one fallback handler that routes by hand, so that every
 //! request (including malformed ones) gets a ServiceNow-shaped answer and lands in the request log.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
+use super::events::EVENT_FIELDS;
 use super::query::{Query, field_string, value_string};
-use super::{Dataset, Fault, RecordedRequest, Shared, State};
+use super::{AggregateSupport, Dataset, Fault, RecordedRequest, Shared, State};
 use crate::domain::sn_time;
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -41,17 +44,39 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
 }
 
+/// What answering a request cost the instance, for the latency model.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    /// Table API rows returned.
+    rows: usize,
+    /// Rows the Aggregate API counted.
+    aggregated: usize,
+    /// Batch API sub-requests served.
+    batch_items: usize,
+}
+
 /// A response being built (plain data, so that it can be recorded before it is sent).
 #[derive(Debug)]
 struct Reply {
     status: u16,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: String,
+    cost: Cost,
 }
 
 impl Reply {
     fn json(status: u16, body: String) -> Reply {
-        Reply { status, headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE))], body }
+        Reply {
+            status,
+            headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE))],
+            body,
+            cost: Cost::default(),
+        }
+    }
+
+    fn with_cost(mut self, cost: Cost) -> Reply {
+        self.cost = cost;
+        self
     }
 
     /// `{"result": …}` with the record(s) in field order.
@@ -91,9 +116,26 @@ impl Reply {
         }
     }
 
-    fn into_response(self) -> Response {
+    /// The body as sent: gzip-compressed when the request accepted it (and the body is not empty).
+    fn encode(mut self, gzip: bool) -> (Reply, Vec<u8>) {
+        let body = std::mem::take(&mut self.body).into_bytes();
+        if !gzip || body.is_empty() {
+            return (self, body);
+        }
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        match encoder.write_all(&body).and_then(|()| encoder.finish()) {
+            Ok(compressed) => {
+                self.headers.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+                (self, compressed)
+            }
+            Err(_) => (self, body),
+        }
+    }
+
+    fn into_response(self, body: Vec<u8>) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Body::from(self.body)).into_response();
+        let mut response = (status, Body::from(body)).into_response();
         let headers = response.headers_mut();
         // Without an explicit content type, axum labels a String body text/plain; an empty
         // body (X-no-response-body) should carry none.
@@ -165,7 +207,13 @@ async fn handle(
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let (outcome, latency) = {
+    let gzip = incoming
+        .headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().split(';').next().is_some_and(|e| e.eq_ignore_ascii_case("gzip"))));
+    let (outcome, model, latency) = {
         let mut state = shared.lock();
         let outcome = process(&shared, &mut state, &incoming);
         let status = match &outcome {
@@ -183,21 +231,40 @@ async fn handle(
             body,
             status,
         });
-        (outcome, state.latency)
+        state.tally.requests += 1;
+        *state.tally.requests_by_endpoint.entry(endpoint(&incoming.path)).or_default() += 1;
+        (outcome, state.cost, state.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     match outcome {
-        Outcome::Reply(reply) => reply.into_response(),
         Outcome::CutOff(reply, bytes) => reply.into_cut_response(bytes),
+        Outcome::Reply(reply) => {
+            let cost = reply.cost;
+            let plain = reply.body.len();
+            let (reply, body) = reply.encode(gzip);
+            {
+                let mut state = shared.lock();
+                state.tally.body_bytes += plain as u64;
+                state.tally.wire_bytes += body.len() as u64;
+            }
+            let delay = model.per_request
+                + model.per_row * u32::try_from(cost.rows + cost.aggregated).unwrap_or(u32::MAX)
+                + model.per_batch_item * u32::try_from(cost.batch_items).unwrap_or(u32::MAX);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            reply.into_response(body)
+        }
         Outcome::Hang => {
             let mut shutdown = shared.shutdown.clone();
             tokio::select! {
                 () = tokio::time::sleep(HANG) => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
-            Reply::error(503, "fake instance: hung request released", None).into_response()
+            let (reply, body) = Reply::error(503, "fake instance: hung request released", None).encode(false);
+            reply.into_response(body)
         }
     }
 }
@@ -227,6 +294,20 @@ impl<'a> Target<'a> {
     }
 }
 
+/// How the tally names the endpoint of a path: `table/<t>`, `stats/<t>`, `batch` or the path itself.
+fn endpoint(path: &str) -> String {
+    if path == BATCH_PATH {
+        return "batch".into();
+    }
+    if let Some(t) = path.strip_prefix(STATS_PREFIX) {
+        return format!("stats/{t}");
+    }
+    match Target::parse(path) {
+        Some(target) => format!("table/{}", target.table()),
+        None => path.to_string(),
+    }
+}
+
 fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
@@ -243,6 +324,18 @@ fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     }
     if req.path == BATCH_PATH {
         return batch(shared, state, req);
+    }
+    if !state.index.valid {
+        state.index.rebuild(&state.dataset);
+    }
+    state.dataset.events.seal();
+    if let Some(table) = req.path.strip_prefix(STATS_PREFIX)
+        && state.aggregate != AggregateSupport::Unavailable
+    {
+        let reply = aggregate(state, req, table);
+        *state.tally.rows_aggregated.entry(table.to_string()).or_default() += reply.cost.aggregated as u64;
+        *state.tally.groups_returned.entry(table.to_string()).or_default() += reply.cost.rows as u64;
+        return Outcome::Reply(reply);
     }
     let Some(target) = Target::parse(&req.path) else {
         return Outcome::Reply(Reply::error(
@@ -283,7 +376,11 @@ fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     });
 
     let outcome = match (&req.method, &target) {
-        (&Method::GET, Target::Collection { table }) => Outcome::Reply(list(shared, state, req, table, partial)),
+        (&Method::GET, Target::Collection { table }) => {
+            let reply = list(shared, state, req, table, partial);
+            *state.tally.rows_returned.entry(table.to_string()).or_default() += reply.cost.rows as u64;
+            Outcome::Reply(reply)
+        }
         (&Method::GET, Target::Record { table, sys_id }) => Outcome::Reply(get_one(state, req, table, sys_id)),
         (&Method::POST, Target::Collection { table }) => create(shared, state, req, table),
         (&Method::PATCH | &Method::PUT, Target::Record { table, sys_id }) => {
@@ -311,7 +408,7 @@ fn injected_reply(status: u16, body: String, headers: &[(String, String)]) -> Re
     if StatusCode::from_u16(status).is_err() {
         return Reply::error(500, &format!("fake instance: injected status {status} is invalid"), None);
     }
-    let mut reply = Reply { status, headers: Vec::new(), body };
+    let mut reply = Reply { status, headers: Vec::new(), body, cost: Cost::default() };
     let has_content_type = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
     if !has_content_type {
         reply.headers.push((header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)));
@@ -368,6 +465,8 @@ pub(super) fn base64_encode(input: &[u8]) -> String {
 
 /// The Batch API endpoint.
 const BATCH_PATH: &str = "/api/now/v1/batch";
+/// The Aggregate API's path, before the table name.
+const STATS_PREFIX: &str = "/api/now/stats/";
 /// The fault table name that targets Batch API calls themselves.
 pub const BATCH_FAULT_TABLE: &str = "batch";
 
@@ -398,6 +497,7 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
         return Outcome::Reply(Reply::error(400, "Invalid batch request: no rest_requests", None));
     };
     let mut serviced = Vec::new();
+    let mut cost = Cost::default();
     for item in items {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let method = item.get("method").and_then(Value::as_str).unwrap_or("GET");
@@ -424,10 +524,14 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
             headers,
             body,
         };
+        *state.tally.sub_requests.entry(endpoint(&sub.path)).or_default() += 1;
         let reply = match process(shared, state, &sub) {
             Outcome::Reply(r) | Outcome::CutOff(r, _) => r,
             Outcome::Hang => Reply::error(503, "fake instance: sub-request timed out", None),
         };
+        cost.rows += reply.cost.rows;
+        cost.aggregated += reply.cost.aggregated;
+        cost.batch_items += 1;
         serviced.push(json!({
             "id": id,
             "body": b64.encode(reply.body.as_bytes()),
@@ -442,7 +546,8 @@ fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
         200,
         json!({"batch_request_id": batch_request_id, "serviced_requests": serviced, "unserviced_requests": []})
             .to_string(),
-    );
+    )
+    .with_cost(cost);
     match after {
         Some(Fault::ApplyThenHang { .. }) => Outcome::Hang,
         Some(Fault::ApplyThen503 { .. }) => {
@@ -554,9 +659,112 @@ fn parse_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<Params, 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+/// Where each stored row of every table is, by sys_id, for dot-walks and record paths. Rebuilt after
+/// an outside edit; a create adds its row.
+#[derive(Debug, Default)]
+pub(super) struct SysIdIndex {
+    tables: HashMap<String, HashMap<String, usize>>,
+    pub(super) valid: bool,
+}
+
+impl SysIdIndex {
+    pub(super) fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    pub(super) fn rebuild(&mut self, dataset: &Dataset) {
+        self.tables = dataset
+            .tables
+            .iter()
+            .map(|(t, rows)| {
+                (t.clone(), rows.iter().enumerate().map(|(i, r)| (field_string(r, "sys_id"), i)).collect())
+            })
+            .collect();
+        self.valid = true;
+    }
+
+    fn insert(&mut self, table: &str, sys_id: &str, at: usize) {
+        if self.valid {
+            self.tables.entry(table.to_string()).or_default().insert(sys_id.to_string(), at);
+        }
+    }
+
+    fn find(&self, table: &str, sys_id: &str) -> Option<usize> {
+        self.tables.get(table)?.get(sys_id).copied()
+    }
+}
+
+/// The stored data as the handlers read it.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    dataset: &'a Dataset,
+    index: &'a SysIdIndex,
+}
+
+impl<'a> View<'a> {
+    fn of(state: &'a State) -> View<'a> {
+        View { dataset: &state.dataset, index: &state.index }
+    }
+
+    fn row(&self, table: &str, sys_id: &str) -> Option<&'a Map<String, Value>> {
+        let rows = self.dataset.tables.get(table)?;
+        match self.index.find(table, sys_id) {
+            Some(i) => rows.get(i).filter(|r| field_string(r, "sys_id") == sys_id),
+            None if !self.index.valid => rows.iter().find(|r| field_string(r, "sys_id") == sys_id),
+            None => None,
+        }
+    }
+
+    /// A field of a row as comparable text (dot-walks followed).
+    fn text(&self, row: RowRef<'a>, field: &str) -> Cow<'a, str> {
+        match row {
+            RowRef::Map(m) => Cow::Owned(lookup_string(*self, m, field)),
+            RowRef::Event(i) => self.dataset.events.field(i, field).unwrap_or(Cow::Borrowed("")),
+        }
+    }
+
+    /// The rows of `table` matching `query` (not yet ordered).
+    fn select(&self, table: &str, query: &Query) -> Vec<RowRef<'a>> {
+        let rows = self.dataset.tables.get(table).map(Vec::as_slice).unwrap_or_default();
+        let view = *self;
+        let mut matching: Vec<RowRef<'a>> = rows
+            .iter()
+            .filter(|row| query.matches_with(|field| lookup_string(view, row, field)))
+            .map(RowRef::Map)
+            .collect();
+        if table == "sysevent" {
+            matching.extend(self.dataset.events.select(query).into_iter().map(RowRef::Event));
+        }
+        matching
+    }
+
+    /// Orders rows by the query's ORDERBY keys (stable).
+    fn sort(&self, rows: &mut Vec<RowRef<'a>>, query: &Query) {
+        if query.order.is_empty() {
+            return;
+        }
+        let compact: Option<Vec<u32>> =
+            rows.iter().map(|r| if let RowRef::Event(i) = r { Some(*i) } else { None }).collect();
+        if let Some(mut ids) = compact
+            && self.dataset.events.sort(&mut ids, &query.order)
+        {
+            *rows = ids.into_iter().map(RowRef::Event).collect();
+            return;
+        }
+        query.sort_with(rows, |r, field| self.text(*r, field).into_owned());
+    }
+}
+
+/// One stored row: a JSON map, or a compact `sysevent` row.
+#[derive(Debug, Clone, Copy)]
+enum RowRef<'a> {
+    Map(&'a Map<String, Value>),
+    Event(u32),
+}
+
 /// The value at a field path: a plain field, or a dot-walk through references
 /// (`user.user_name`), following the table named in each reference's link.
-fn lookup(dataset: &Dataset, row: &Map<String, Value>, path: &str) -> Option<Value> {
+fn lookup(view: View<'_>, row: &Map<String, Value>, path: &str) -> Option<Value> {
     let mut parts = path.split('.');
     let mut current = row.get(parts.next()?)?;
     for part in parts {
@@ -568,14 +776,13 @@ fn lookup(dataset: &Dataset, row: &Map<String, Value>, path: &str) -> Option<Val
         let mut segments = link.rsplit('/');
         segments.next()?;
         let ref_table = segments.next()?;
-        let target = dataset.tables.get(ref_table)?.iter().find(|r| field_string(r, "sys_id") == sys_id)?;
-        current = target.get(part)?;
+        current = view.row(ref_table, sys_id)?.get(part)?;
     }
     Some(current.clone())
 }
 
-fn lookup_string(dataset: &Dataset, row: &Map<String, Value>, path: &str) -> String {
-    if path.contains('.') { value_string(lookup(dataset, row, path).as_ref()) } else { field_string(row, path) }
+fn lookup_string(view: View<'_>, row: &Map<String, Value>, path: &str) -> String {
+    if path.contains('.') { value_string(lookup(view, row, path).as_ref()) } else { field_string(row, path) }
 }
 
 /// A rendered record: fields in response order (`serde_json::Map` would sort them).
@@ -613,7 +820,7 @@ struct Envelope<T> {
 
 /// A row as the API returns it, honouring `sysparm_fields` (fields in the order asked, absent ones
 /// omitted) and `sysparm_exclude_reference_link`.
-fn render(dataset: &Dataset, row: &Map<String, Value>, params: &Params) -> Record {
+fn render(view: View<'_>, row: &Map<String, Value>, params: &Params) -> Record {
     let shape = |value: Value| -> Value {
         match value {
             Value::Object(ref obj) if params.exclude_reference_link => Value::String(value_string(obj.get("value"))),
@@ -623,7 +830,7 @@ fn render(dataset: &Dataset, row: &Map<String, Value>, params: &Params) -> Recor
     let fields = match &params.fields {
         Some(fields) => fields
             .iter()
-            .filter_map(|field| lookup(dataset, row, field).map(|value| (field.clone(), shape(value))))
+            .filter_map(|field| lookup(view, row, field).map(|value| (field.clone(), shape(value))))
             .collect(),
         None => row.iter().map(|(field, value)| (field.clone(), shape(value.clone()))).collect(),
     };
@@ -643,29 +850,50 @@ struct CancelledPage<'a> {
     status: &'a str,
 }
 
+fn render_ref(view: View<'_>, row: RowRef<'_>, params: &Params) -> Record {
+    match row {
+        RowRef::Map(m) => render(view, m, params),
+        RowRef::Event(i) => {
+            let all: Vec<String>;
+            let fields = match &params.fields {
+                Some(f) => f.as_slice(),
+                None => {
+                    all = EVENT_FIELDS.iter().map(|f| f.to_string()).collect();
+                    all.as_slice()
+                }
+            };
+            Record(
+                fields
+                    .iter()
+                    .filter_map(|f| view.dataset.events.field(i, f).map(|v| (f.clone(), Value::String(v.into_owned()))))
+                    .collect(),
+            )
+        }
+    }
+}
+
 /// `partial`: [`Fault::QuotaPartial`], the rows sent before the quota cancels the transaction.
 fn list(shared: &Shared, state: &State, req: &Incoming, table: &str, partial: Option<usize>) -> Reply {
     let params = match parse_params(&req.query, LIST_PARAMS) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
-    let dataset = &state.dataset;
-    let rows = dataset.tables.get(table).map(Vec::as_slice).unwrap_or_default();
-    let mut matching: Vec<&Map<String, Value>> =
-        rows.iter().filter(|row| params.query.matches_with(|field| lookup_string(dataset, row, field))).collect();
-    params.query.sort_with(&mut matching, |row, field| lookup_string(dataset, row, field));
+    let view = View::of(state);
+    let mut matching = view.select(table, &params.query);
+    view.sort(&mut matching, &params.query);
     let total = matching.len();
     let page: Vec<Record> =
-        matching.iter().skip(params.offset).take(params.limit).map(|row| render(dataset, row, &params)).collect();
-    if let Some(rows) = partial {
-        let result = page.into_iter().take(rows).collect();
+        matching.iter().skip(params.offset).take(params.limit).map(|row| render_ref(view, *row, &params)).collect();
+    let rows = page.len();
+    if let Some(cut) = partial {
+        let result = page.into_iter().take(cut).collect();
         let cancelled = CancelledPage {
             result,
             error: ErrorBody { message: QUOTA_MESSAGE, detail: Some(QUOTA_DETAIL) },
             status: "failure",
         };
         return match serde_json::to_string(&cancelled) {
-            Ok(body) => Reply::json(200, body),
+            Ok(body) => Reply::json(200, body).with_cost(Cost { rows, ..Cost::default() }),
             Err(e) => Reply::error(500, &format!("fake instance cannot serialize the result: {e}"), None),
         };
     }
@@ -674,7 +902,121 @@ fn list(shared: &Shared, state: &State, req: &Incoming, table: &str, partial: Op
         let link = link_header(&shared.base_url, &req.path, &req.query, &params, total);
         reply = reply.with_header(header::LINK, &link);
     }
-    reply
+    reply.with_cost(Cost { rows, ..Cost::default() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregate API
+
+const STATS_PARAMS: &[&str] = &[
+    "sysparm_query",
+    "sysparm_group_by",
+    "sysparm_count",
+    "sysparm_max_fields",
+    "sysparm_min_fields",
+    "sysparm_display_value",
+];
+
+/// Fields holding instance date-times: MIN/MAX of these is what [`AggregateSupport::NoDateMax`] withholds.
+const DATE_TIME_FIELDS: &[&str] =
+    &["sys_created_on", "sys_updated_on", "last_detected", "last_refreshed", "last_login_time"];
+
+/// The statistics of one group.
+#[derive(Debug, Default)]
+struct GroupStats {
+    count: u64,
+    max: BTreeMap<String, String>,
+    min: BTreeMap<String, String>,
+}
+
+/// `GET /api/now/stats/{table}`: `{"result":[{"stats":{"count":"N","max":{…}},"groupby_fields":[{"field","value"}]}]}`
+/// with `sysparm_group_by`, `{"result":{"stats":{…}}}` without; every number a string.
+fn aggregate(state: &State, req: &Incoming, table: &str) -> Reply {
+    if !is_identifier(table) || !state.dataset.tables.contains_key(table) {
+        return Reply::error(400, &format!("Invalid table {table}"), Some(&format!("Table {table} does not exist")));
+    }
+    let mut query = Query::default();
+    let (mut group_by, mut max_fields, mut min_fields) = (Vec::new(), Vec::new(), Vec::new());
+    let mut count = false;
+    let list = |v: &str| -> Result<Vec<String>, Reply> {
+        let fields: Vec<String> = v.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_string).collect();
+        match fields.iter().find(|f| !f.split('.').all(is_identifier)) {
+            Some(bad) => Err(Reply::unsupported(format!("fake instance: invalid field name {bad:?}"))),
+            None => Ok(fields),
+        }
+    };
+    for (name, value) in &req.query {
+        let parsed = match name.as_str() {
+            "sysparm_query" => Query::parse(value).map(|q| query = q).map_err(|e| Reply::unsupported(e.to_string())),
+            "sysparm_group_by" => list(value).map(|f| group_by = f),
+            "sysparm_max_fields" => list(value).map(|f| max_fields = f),
+            "sysparm_min_fields" => list(value).map(|f| min_fields = f),
+            "sysparm_count" => parse_bool(name, value).map(|c| count = c),
+            "sysparm_display_value" if value == "false" => Ok(()),
+            "sysparm_display_value" => {
+                Err(Reply::unsupported(format!("fake instance supports only {name}=false, got {value:?}")))
+            }
+            _ => Err(Reply::unsupported(format!(
+                "fake instance does not support parameter {name} here (supported: {})",
+                STATS_PARAMS.join(", ")
+            ))),
+        };
+        if let Err(reply) = parsed {
+            return reply;
+        }
+    }
+    let dates = state.aggregate == AggregateSupport::Full;
+    let offered = |f: &String| dates || !DATE_TIME_FIELDS.contains(&f.as_str());
+    max_fields.retain(offered);
+    min_fields.retain(offered);
+
+    let view = View::of(state);
+    let rows = view.select(table, &query);
+    let mut groups: BTreeMap<Vec<String>, GroupStats> = BTreeMap::new();
+    for row in &rows {
+        let key: Vec<String> = group_by.iter().map(|f| view.text(*row, f).into_owned()).collect();
+        let g = groups.entry(key).or_default();
+        g.count += 1;
+        for f in &max_fields {
+            let v = view.text(*row, f);
+            if g.max.get(f).is_none_or(|m| v.as_ref() > m.as_str()) {
+                g.max.insert(f.clone(), v.into_owned());
+            }
+        }
+        for f in &min_fields {
+            let v = view.text(*row, f);
+            if g.min.get(f).is_none_or(|m| v.as_ref() < m.as_str()) {
+                g.min.insert(f.clone(), v.into_owned());
+            }
+        }
+    }
+    let stats = |g: &GroupStats| -> Value {
+        let mut stats = Map::new();
+        if count {
+            stats.insert("count".into(), Value::String(g.count.to_string()));
+        }
+        for (name, values) in [("max", &g.max), ("min", &g.min)] {
+            if !values.is_empty() {
+                let values = values.iter().map(|(f, v)| (f.clone(), Value::String(v.clone()))).collect();
+                stats.insert(name.into(), Value::Object(values));
+            }
+        }
+        Value::Object(stats)
+    };
+    let cost = Cost { rows: 0, aggregated: rows.len(), batch_items: 0 };
+    if group_by.is_empty() {
+        let all = groups.remove(&Vec::new()).unwrap_or_default();
+        return Reply::result(200, json!({ "stats": stats(&all) })).with_cost(cost);
+    }
+    let result: Vec<Value> = groups
+        .iter()
+        .map(|(key, g)| {
+            let fields: Vec<Value> = group_by.iter().zip(key).map(|(f, v)| json!({"field": f, "value": v})).collect();
+            json!({"stats": stats(g), "groupby_fields": fields})
+        })
+        .collect();
+    let returned = result.len();
+    Reply::result(200, result).with_cost(Cost { rows: returned, ..cost })
 }
 
 /// `<url?sysparm_offset=…&sysparm_limit=…&…>;rel="next",…`, keeping the other sysparm_* parameters.
@@ -706,7 +1048,12 @@ fn link_header(base_url: &str, path: &str, query: &[(String, String)], params: &
 }
 
 fn find_index(state: &State, table: &str, sys_id: &str) -> Option<usize> {
-    state.dataset.tables.get(table)?.iter().position(|r| field_string(r, "sys_id") == sys_id)
+    let rows = state.dataset.tables.get(table)?;
+    match state.index.find(table, sys_id) {
+        Some(i) => Some(i).filter(|i| rows.get(*i).is_some_and(|r| field_string(r, "sys_id") == sys_id)),
+        None if !state.index.valid => rows.iter().position(|r| field_string(r, "sys_id") == sys_id),
+        None => None,
+    }
 }
 
 fn get_one(state: &State, req: &Incoming, table: &str, sys_id: &str) -> Reply {
@@ -717,7 +1064,7 @@ fn get_one(state: &State, req: &Incoming, table: &str, sys_id: &str) -> Reply {
     let row =
         find_index(state, table, sys_id).and_then(|i| state.dataset.tables.get(table).and_then(|rows| rows.get(i)));
     match row {
-        Some(row) => Reply::result(200, render(&state.dataset, row, &params)),
+        Some(row) => Reply::result(200, render(View::of(state), row, &params)),
         None => Reply::not_found(),
     }
 }
@@ -828,8 +1175,11 @@ fn create(shared: &Shared, state: &mut State, req: &Incoming, table: &str) -> Ou
     row.insert("sys_created_on".into(), json!(now));
     row.insert("sys_updated_on".into(), json!(now));
     row.insert("sys_mod_count".into(), json!("0"));
-    let rendered = render(&state.dataset, &row, &params);
-    state.dataset.tables.entry(table.to_string()).or_default().push(row);
+    let rendered = render(View::of(state), &row, &params);
+    let rows = state.dataset.tables.entry(table.to_string()).or_default();
+    rows.push(row);
+    let at = rows.len() - 1;
+    state.index.insert(table, &sys_id, at);
 
     if let Some(i) = state.faults.iter().position(|f| {
         matches!(f, Fault::ApplyThenHang { .. } | Fault::ApplyThen503 { .. } | Fault::ApplyThenRespond { .. })
@@ -852,7 +1202,7 @@ fn create(shared: &Shared, state: &mut State, req: &Incoming, table: &str) -> Ou
 
     let location = format!("{}/api/now/table/{table}/{sys_id}", shared.base_url);
     let reply = if no_response_body(req) {
-        Reply { status: 201, headers: Vec::new(), body: String::new() }
+        Reply { status: 201, headers: Vec::new(), body: String::new(), cost: Cost::default() }
     } else {
         Reply::result(201, rendered)
     };
@@ -883,9 +1233,9 @@ fn update(shared: &Shared, state: &mut State, req: &Incoming, table: &str, sys_i
     row.insert("sys_mod_count".into(), json!(mod_count.to_string()));
     let row = row.clone();
     if no_response_body(req) {
-        return Reply { status: 200, headers: Vec::new(), body: String::new() };
+        return Reply { status: 200, headers: Vec::new(), body: String::new(), cost: Cost::default() };
     }
-    Reply::result(200, render(&state.dataset, &row, &params))
+    Reply::result(200, render(View::of(state), &row, &params))
 }
 
 #[cfg(test)]

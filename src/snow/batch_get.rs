@@ -1,0 +1,117 @@
+//! Many small reads in one round trip: GET sub-requests through the Batch API
+//! (docs/servicenow.md §2 item 8). The instance still serves each sub-request, so this saves round
+//! trips, not work.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::answer::Shape;
+use super::retry;
+use super::{ApiError, BATCH, Client, Row};
+
+/// One GET of a Batch API call: the first `limit` rows of `query` (which carries its own order).
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub table: String,
+    pub query: String,
+    pub fields: Vec<String>,
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// The sub-request's URL, relative to the instance root.
+    fn url(&self) -> String {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        params
+            .append_pair("sysparm_query", &self.query)
+            .append_pair("sysparm_fields", &self.fields.join(","))
+            .append_pair("sysparm_limit", &self.limit.to_string())
+            .append_pair("sysparm_exclude_reference_link", "true")
+            .append_pair("sysparm_display_value", "false")
+            .append_pair("sysparm_no_count", "true");
+        format!("/api/now/table/{}?{}", self.table, params.finish())
+    }
+}
+
+impl Client {
+    /// Sends `requests` as GET sub-requests of one Batch API call. Each answer is `Some(rows)` when its
+    /// sub-request answered 200 with a complete `result` (no `error`), `None` when it failed or was
+    /// left unserviced: the caller reads that one directly. Retried like a read (GETs change nothing).
+    pub async fn batch_get(&self, requests: &[PageRequest]) -> Result<Vec<Option<Vec<Row>>>, ApiError> {
+        let rest_requests: Vec<Value> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({
+                    "id": i.to_string(),
+                    "method": "GET",
+                    "url": r.url(),
+                    "headers": [{"name": "Accept", "value": "application/json"}],
+                    "exclude_response_headers": true,
+                })
+            })
+            .collect();
+        let envelope = json!({ "batch_request_id": "midwatch-read", "rest_requests": rest_requests });
+        let mut url = self.opts.base_url.clone();
+        url.set_path("/api/now/v1/batch");
+        let _waiting = self.pending.enter(format!("waiting for a Batch API call of {} reads", requests.len()));
+        let attempt = || async {
+            let answer = self.exchange(BATCH, self.http.post(url.clone()).json(&envelope)).await?;
+            self.data(BATCH, &answer, Shape::Batch)
+        };
+        let answer = Value::Object(retry::run(&self.opts.retry, BATCH, retry::transient, attempt).await?);
+        let mut out: Vec<Option<Vec<Row>>> = vec![None; requests.len()];
+        for served in answer.get("serviced_requests").and_then(Value::as_array).into_iter().flatten() {
+            let id = served.get("id").map(|v| super::value_text(Some(v))).and_then(|i| i.parse::<usize>().ok());
+            let status = served.get("status_code").map(|v| super::value_text(Some(v)));
+            if let (Some(slot), Some("200")) = (id.and_then(|i| out.get_mut(i)), status.as_deref()) {
+                *slot = served.get("body").and_then(Value::as_str).and_then(rows_of);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The rows of a base64 sub-request body that is a complete `{"result":[…]}` without an `error`.
+fn rows_of(body: &str) -> Option<Vec<Row>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    if value.get("error").is_some() {
+        return None;
+    }
+    value.get("result")?.as_array()?.iter().map(|r| r.as_object().map(|m| Row(m.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn only_complete_results_count() {
+        assert_eq!(rows_of(&b64(r#"{"result":[{"a":"1"}]}"#)).map(|r| r.len()), Some(1));
+        assert_eq!(rows_of(&b64(r#"{"result":[]}"#)).map(|r| r.len()), Some(0));
+        assert!(rows_of(&b64(r#"{"result":[{"a":"1"}],"error":{"message":"Transaction cancelled"}}"#)).is_none());
+        assert!(rows_of(&b64(r#"{"result":{"a":"1"}}"#)).is_none());
+        assert!(rows_of(&b64(r#"{"result":["x"]}"#)).is_none());
+        assert!(rows_of("not base64!").is_none());
+    }
+
+    #[test]
+    fn urls_are_encoded() {
+        let r = PageRequest {
+            table: "sysevent".into(),
+            query: "parm1=a b^ORDERBYDESCsys_created_on".into(),
+            fields: vec!["name".into(), "parm1".into()],
+            limit: 1,
+        };
+        assert_eq!(
+            r.url(),
+            "/api/now/table/sysevent?sysparm_query=parm1%3Da+b%5EORDERBYDESCsys_created_on&sysparm_fields=name%2Cparm1\
+             &sysparm_limit=1&sysparm_exclude_reference_link=true&sysparm_display_value=false&sysparm_no_count=true"
+        );
+    }
+}
