@@ -26,10 +26,20 @@ pub const MID_USER_PARAM: &str = "mid.instance.username";
 /// The optional Identity Center table.
 pub const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
-const USER_FIELDS: &[&str] = &["sys_id", "user_name", "active", "locked_out", "sys_domain"];
+const USER_FIELDS: &[&str] =
+    &["sys_id", "user_name", "active", "locked_out", "sys_domain", "last_login_time", "failed_attempts"];
 /// The role rows with their user's fields, dot-walked (docs/servicenow.md §3), saving a `sys_user` read
 /// per 100 holders.
-const HOLDER_FIELDS: &[&str] = &["user", "role", "user.user_name", "user.active", "user.locked_out", "user.sys_domain"];
+const HOLDER_FIELDS: &[&str] = &[
+    "user",
+    "role",
+    "user.user_name",
+    "user.active",
+    "user.locked_out",
+    "user.sys_domain",
+    "user.last_login_time",
+    "user.failed_attempts",
+];
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
@@ -68,7 +78,8 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
             u.roles = Some(roles.remove(id).unwrap_or_default());
         }
     }
-    snapshot.login_events = login_events;
+    snapshot.login_events = login_events.events;
+    snapshot.event_activity = login_events.activity;
     snapshot.login_history = login_history;
     snapshot.skipped_users = events_lookup.refused;
     Ok(snapshot)
@@ -131,6 +142,8 @@ async fn role_holders(
                 active: r.flag("user.active"),
                 locked_out: r.flag("user.locked_out"),
                 sys_domain: r.reference("user.sys_domain"),
+                last_login_time: r.time("user.last_login_time"),
+                failed_attempts: attempts(r, "user.failed_attempts"),
                 roles: None,
             };
             accounts.insert(user.clone(), account);
@@ -200,8 +213,15 @@ fn user_account(r: &Row) -> Option<UserAccount> {
         active: r.flag("active"),
         locked_out: r.flag("locked_out"),
         sys_domain: r.reference("sys_domain"),
+        last_login_time: r.time("last_login_time"),
+        failed_attempts: attempts(r, "failed_attempts"),
         roles: None,
     })
+}
+
+/// `failed_attempts`: absent, empty or not a number (an older release, an ACL) is `None`, never 0.
+fn attempts(r: &Row, field: &str) -> Option<u32> {
+    r.text(field).trim().parse().ok()
 }
 
 /// The roles (sys_ids) each of `user_ids` holds, inherited rows included.

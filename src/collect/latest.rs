@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
-use crate::domain::{LoginEvent, LoginEventKind, Window, sn_time};
+use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, Window, sn_time};
 use crate::snow::query::{IN_CHUNK, ValueLookup, is_safe_value, safe_prefix};
 use crate::snow::{ApiError, Client, Group, PageRequest, Row, join_query};
 
@@ -75,9 +75,55 @@ struct Latest<'a> {
     wanted: &'a BTreeSet<&'a str>,
     events: Mutex<BTreeMap<String, LoginEvent>>,
     rows_read: Mutex<u64>,
+    /// Per user and event name, what the reads that see all of a user's events (no counts) tallied.
+    tallied: Mutex<BTreeMap<String, BTreeMap<String, EventActivity>>>,
+}
+
+/// Each checked user's login events and what was counted of its events by name (`login*` and SSO).
+#[derive(Debug, Default)]
+pub(super) struct LoginActivity {
+    pub events: Vec<LoginEvent>,
+    pub activity: BTreeMap<String, Vec<EventActivity>>,
+}
+
+/// Adds one event to a user's activity by name: the count, and the last one (its `parm2` when known).
+fn tally(
+    into: &mut BTreeMap<String, EventActivity>,
+    name: &str,
+    count: u64,
+    last: Option<DateTime<Utc>>,
+    detail: Option<String>,
+) {
+    let a = into.entry(name.to_string()).or_insert_with(|| EventActivity {
+        name: name.to_string(),
+        count: 0,
+        last: None,
+        last_detail: None,
+    });
+    a.count += count;
+    if last > a.last {
+        a.last = last;
+        a.last_detail = detail;
+    }
 }
 
 impl Latest<'_> {
+    /// As [`Latest::fold`], and tallies every event of a wanted user in the window by name (login and SSO):
+    /// for reads that see all of a user's events because the Aggregate API could not count them.
+    fn fold_tallying(&self, rows: &[Row]) {
+        if let Ok(mut tallied) = self.tallied.lock() {
+            for r in rows {
+                let (user, at) = (r.text("parm1"), r.time("sys_created_on"));
+                if !self.wanted.contains(user.as_str()) || !at.is_some_and(|at| self.window.contains(at)) {
+                    continue;
+                }
+                let detail = Some(r.text("parm2")).filter(|d| !d.is_empty());
+                tally(tallied.entry(user).or_default(), &r.text("name"), 1, at, detail);
+            }
+        }
+        self.fold(rows);
+    }
+
     /// Offers rows; keeps, per wanted user, the event with the greatest `(sys_created_on, sys_id)`.
     fn fold(&self, rows: &[Row]) {
         if let Ok(mut n) = self.rows_read.lock() {
@@ -119,19 +165,40 @@ pub(super) async fn latest_login_events(
     window: &Window,
     lookup: &ValueLookup,
     users: &[String],
-) -> Result<Vec<LoginEvent>, ApiError> {
+) -> Result<LoginActivity, ApiError> {
     let wanted: BTreeSet<&str> = users.iter().map(String::as_str).collect();
-    let latest = Latest { window, wanted: &wanted, events: Mutex::default(), rows_read: Mutex::default() };
-    let names: Vec<&str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
-    let names = format!("nameIN{}", names.join(","));
-    let base = join_query(&[&names, &format!("sys_created_on>{}", sn_time::format(window.start))]);
-    let bounded = join_query(&[&base, &format!("sys_created_on<={}", sn_time::format(window.end))]);
+    let latest = Latest {
+        window,
+        wanted: &wanted,
+        events: Mutex::default(),
+        rows_read: Mutex::default(),
+        tallied: Mutex::default(),
+    };
+    let logins: Vec<&str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
+    let names = format!("nameIN{}", logins.join(","));
+    // Counted (and, without counts, read) with the SSO events, which are evidence only: the same requests.
+    let counted_names = format!("nameIN{},{}", logins.join(","), SSO_EVENTS.join(","));
+    let since = format!("sys_created_on>{}", sn_time::format(window.start));
+    let until = format!("sys_created_on<={}", sn_time::format(window.end));
+    let base = join_query(&[&names, &since]);
+    let bounded = join_query(&[&base, &until]);
+    let counted_base = join_query(&[&counted_names, &since]);
     let parts = parts(lookup, users);
     if parts.is_empty() {
-        return Ok(Vec::new());
+        return Ok(LoginActivity::default());
     }
 
-    let counts = count(client, &bounded, &parts).await?;
+    let counted = count(client, &join_query(&[&counted_base, &until]), &parts).await?;
+    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
+    let counts: Vec<Option<BTreeMap<String, Count>>> = counted
+        .into_iter()
+        .map(|c| {
+            c.map(|(counts, by_name)| {
+                activity.extend(by_name);
+                counts
+            })
+        })
+        .collect();
     let mut fold_all: Vec<&Part> = Vec::new();
     let mut exact: Vec<(&str, Option<&str>, DateTime<Utc>)> = Vec::new();
     let mut light: Vec<(&str, u64)> = Vec::new();
@@ -167,12 +234,22 @@ pub(super) async fn latest_login_events(
     );
 
     let page = client.page_size();
-    let whole = fold_all.iter().map(|p| join_query(&[&base, &p.condition])).chain(
-        light_batches(&light, page).into_iter().map(|b| join_query(&[&base, &format!("parm1IN{}", b.join(","))])),
+    // Parts the Aggregate API could not count are read whole, SSO events included, and tallied; light users
+    // are read whole too, but their counts came from the Aggregate API.
+    let whole = fold_all.iter().map(|p| (join_query(&[&counted_base, &p.condition]), true)).chain(
+        light_batches(&light, page)
+            .into_iter()
+            .map(|b| (join_query(&[&base, &format!("parm1IN{}", b.join(","))]), false)),
     );
-    let whole = try_join_all(whole.map(|q| {
+    let whole = try_join_all(whole.map(|(q, tallying)| {
         let latest = &latest;
-        async move { client.fold_keyset(TABLE, &q, FIELDS, window.end, |rows| latest.fold(&rows)).await }
+        async move {
+            client
+                .fold_keyset(TABLE, &q, FIELDS, window.end, |rows| {
+                    if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
+                })
+                .await
+        }
     }));
     let exact_reads = try_join_all(exact.chunks(EXACT_CHUNK).map(|chunk| read_exact(client, &base, chunk, &latest)));
     let supersets = try_join_all(
@@ -198,7 +275,58 @@ pub(super) async fn latest_login_events(
     if let Ok(n) = latest.rows_read.lock() {
         tracing::debug!(rows = *n, "sysevent rows read");
     }
-    Ok(latest.events.into_inner().map(|m| m.into_values().collect()).unwrap_or_default())
+    for (user, by_name) in latest.tallied.into_inner().unwrap_or_default() {
+        activity.entry(user).or_default().extend(by_name);
+    }
+    last_sso_events(client, &since, &until, &mut activity).await?;
+    let events = latest.events.into_inner().map(|m| m.into_values().collect()).unwrap_or_default();
+    let activity = activity.into_iter().map(|(user, by_name)| (user, by_name.into_values().collect())).collect();
+    Ok(LoginActivity { events, activity })
+}
+
+/// The last SSO event of each user the counts found some for, with its reason (`parm2`): one newest-first
+/// read per `IN` chunk of such users (none when no checked user has an SSO event, the usual case). Evidence
+/// only; a name that is not query-safe keeps its count without the reason.
+async fn last_sso_events(
+    client: &Client,
+    since: &str,
+    until: &str,
+    activity: &mut BTreeMap<String, BTreeMap<String, EventActivity>>,
+) -> Result<(), ApiError> {
+    let unread = |a: &EventActivity| SSO_EVENTS.contains(&a.name.as_str()) && a.last_detail.is_none();
+    let users: Vec<&str> = activity
+        .iter()
+        .filter(|(user, by_name)| is_safe_value(user) && by_name.values().any(unread))
+        .map(|(user, _)| user.as_str())
+        .collect();
+    let mut found: Vec<Row> = Vec::new();
+    for chunk in users.chunks(IN_CHUNK) {
+        let expected: u64 = chunk
+            .iter()
+            .flat_map(|u| activity.get(*u).into_iter().flat_map(|m| m.values()))
+            .filter(|a| unread(a))
+            .map(|a| a.count)
+            .sum();
+        let limit = u32::try_from(expected).unwrap_or(u32::MAX).clamp(1, client.page_size());
+        let query = join_query(&[
+            &format!("nameIN{}", SSO_EVENTS.join(",")),
+            &format!("parm1IN{}", chunk.join(",")),
+            since,
+            until,
+            NEWEST_FIRST,
+        ]);
+        // Newest first: the first row of each (user, name) is its last one; one page is enough for that.
+        found.extend(client.read_page(TABLE, &query, FIELDS, limit).await?.0);
+    }
+    for r in found {
+        let (user, name, at) = (r.text("parm1"), r.text("name"), r.time("sys_created_on"));
+        let Some(a) = activity.get_mut(&user).and_then(|m| m.get_mut(&name)) else { continue };
+        if a.last_detail.is_none() && (a.last.is_none() || at >= a.last) {
+            a.last = at.or(a.last);
+            a.last_detail = Some(r.text("parm2")).filter(|d| !d.is_empty());
+        }
+    }
+    Ok(())
 }
 
 /// One condition per `IN` chunk of safe names and per safe prefix, with the users each stands for.
@@ -219,11 +347,7 @@ fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
 /// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
 /// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
 /// Aggregate API for this account, no other part asks.
-async fn count(
-    client: &Client,
-    bounded: &str,
-    parts: &[Part],
-) -> Result<Vec<Option<BTreeMap<String, Count>>>, ApiError> {
+async fn count(client: &Client, bounded: &str, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
     let query = |p: &Part| join_query(&[bounded, &p.condition]);
     let mut max: &[&str] = &["sys_created_on"];
@@ -254,6 +378,10 @@ async fn count(
     Ok(std::iter::once(Some(probe)).chain(rest).map(|g| g.map(|g| by_user(&g))).collect())
 }
 
+/// One part's counts: per user the login events (which plan the reads), and per user and name every counted
+/// event (login and SSO, the evidence).
+type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<String, EventActivity>>);
+
 /// True when the Aggregate API cannot answer this question for this account, so another plan must.
 fn unavailable(e: &ApiError) -> bool {
     matches!(
@@ -266,10 +394,20 @@ fn unavailable(e: &ApiError) -> bool {
     ) || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
 }
 
-fn by_user(groups: &[Group]) -> BTreeMap<String, Count> {
+fn by_user(groups: &[Group]) -> Counted {
     let mut counts: BTreeMap<String, Count> = BTreeMap::new();
+    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
     for g in groups {
         let Some(user) = g.fields.get("parm1") else { continue };
+        let name = g.fields.get("name").map(String::as_str).unwrap_or_default();
+        let last = g.max.get("sys_created_on").and_then(|m| sn_time::parse(m));
+        if let Some(n) = g.count.filter(|n| *n > 0) {
+            tally(activity.entry(user.clone()).or_default(), name, n, last, None);
+        }
+        // Only login events plan the reads; an SSO event never decides a finding.
+        if LoginEventKind::from_event_name(name).is_none() && g.fields.contains_key("name") {
+            continue;
+        }
         let c = counts.entry(user.clone()).or_insert(Count { total: Some(0), ..Count::default() });
         c.total = c.total.zip(g.count).map(|(a, b)| a + b);
         if g.count == Some(0) {
@@ -280,7 +418,7 @@ fn by_user(groups: &[Group]) -> BTreeMap<String, Count> {
             None => c.latest_missing = true,
         }
     }
-    counts
+    (counts, activity)
 }
 
 /// Light users packed so that a batch's events fit one page and its names one `IN` list.
@@ -445,9 +583,10 @@ mod tests {
             count,
             max: max.map(|m| [("sys_created_on".to_string(), m.to_string())].into()).unwrap_or_default(),
         };
-        let counts = by_user(&[
+        let (counts, activity) = by_user(&[
             g("a", "login", Some(2), Some("2026-11-22 10:00:00")),
             g("a", "login.failed", Some(1), Some("2026-11-22 11:00:00")),
+            g("a", "external.authentication.failed", Some(4), Some("2026-11-22 11:30:00")),
             g("b", "login", Some(3), None),
             g("c", "login", None, Some("2026-11-22 09:00:00")),
         ]);
@@ -456,5 +595,10 @@ mod tests {
         assert!(!counts["a"].latest_missing);
         assert!(counts["b"].latest_missing);
         assert_eq!(counts["c"].total, None, "an unreadable count is unknown");
+        // The SSO events are evidence only: counted by name, never in the login total or latest.
+        let sso = &activity["a"]["external.authentication.failed"];
+        assert_eq!((sso.count, sso.last.map(sn_time::format).as_deref()), (4, Some("2026-11-22 11:30:00")));
+        assert_eq!(activity["a"]["login.failed"].count, 1);
+        assert_eq!(activity["b"]["login"].last, None);
     }
 }

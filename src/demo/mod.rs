@@ -82,7 +82,8 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             issue_source: crate::config::DEFAULT_ISSUE_SOURCE.into(),
             jitter: std::time::Duration::ZERO,
             timeout: crate::config::DEFAULT_TIMEOUT,
-            down_for: std::time::Duration::ZERO,
+            // mid-frankfurt-01 went Down two minutes ago (restarting): shown as recently down, not judged.
+            down_for: std::time::Duration::from_secs(5 * 60),
         },
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },

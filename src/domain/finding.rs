@@ -193,6 +193,13 @@ pub struct Finding {
     pub down_mid_servers: Vec<MidRef>,
     pub missing_roles: MissingRoles,
     pub account: AccountState,
+    /// The account's `last_login_time`, where readable.
+    #[serde(with = "crate::domain::sn_time::option")]
+    pub last_login_time: Option<DateTime<Utc>>,
+    /// The account's `failed_attempts` (the lockout counter), where the column exists and is readable.
+    pub failed_attempts: Option<u32>,
+    /// The user's events in the window by name (`login*` and SSO), as counted: evidence, never a decision.
+    pub activity: Vec<super::EventActivity>,
     /// The most likely cause, when the data points at one beyond the documented message.
     pub likely_cause: Option<String>,
     pub evidence: Evidence,

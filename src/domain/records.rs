@@ -185,6 +185,11 @@ pub struct UserAccount {
     pub active: bool,
     pub locked_out: bool,
     pub sys_domain: Option<String>,
+    /// `last_login_time`: the last successful login the instance recorded, when readable.
+    pub last_login_time: Option<DateTime<Utc>>,
+    /// `failed_attempts`: failed logins since the last success (the lockout counter), when the column exists
+    /// and is readable.
+    pub failed_attempts: Option<u32>,
     /// sys_ids of every role the user holds (`sys_user_has_role`, inherited rows included);
     /// `None` when the roles were not read for this user.
     pub roles: Option<BTreeSet<String>>,
@@ -227,6 +232,22 @@ pub struct LoginEvent {
     pub parm2: String,
     pub created_on: DateTime<Utc>,
 }
+
+/// How many events of one name a user had in the window, and the last of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventActivity {
+    /// `login.failed`, `external.authentication.failed`, …
+    pub name: String,
+    pub count: u64,
+    /// The last one's `sys_created_on`, when known.
+    #[serde(with = "crate::domain::sn_time::option")]
+    pub last: Option<DateTime<Utc>>,
+    /// The last one's `parm2` (for SSO events the reason, e.g. "User locked out"), when it was read.
+    pub last_detail: Option<String>,
+}
+
+/// The SSO events recorded as evidence (parm1 the user name, parm2 the reason).
+pub const SSO_EVENTS: [&str; 2] = ["external.authentication.failed", "external.authentication.succeeded"];
 
 /// A row of the Identity Center table `sys_user_login_history` (column names unconfirmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +299,9 @@ pub struct Snapshot {
     pub mid_user_configs: Vec<MidUserConfig>,
     /// Login events of the checked users inside the window (others may be present; they are ignored).
     pub login_events: Vec<LoginEvent>,
+    /// Each checked user's events in the window by name — `login*` and the SSO `external.authentication.*` —
+    /// as far as the read plan counted them (evidence only: they never decide a finding).
+    pub event_activity: BTreeMap<String, Vec<EventActivity>>,
     pub login_history: LoginHistory,
     pub skipped_users: Vec<SkippedUser>,
 }

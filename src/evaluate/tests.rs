@@ -58,6 +58,8 @@ impl Instance {
             active,
             locked_out,
             sys_domain: Some("d_acme".into()),
+            last_login_time: None,
+            failed_attempts: None,
             roles,
         };
         self.s.users.insert(id, user);
@@ -571,4 +573,37 @@ fn a_user_on_a_held_back_and_a_judged_mid_server_is_judged_on_the_judged_one() {
     let f = only(&r);
     assert_eq!(f.down_mid_servers.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["b"]);
     assert!(f.message.contains("1 down MID Server"), "{}", f.message);
+}
+
+#[test]
+fn sso_events_are_evidence_and_never_decide_a_finding() {
+    let mut inst = instance().role_user("u").mid("london", "Down", "u");
+    let sso = crate::domain::EventActivity {
+        name: "external.authentication.failed".into(),
+        count: 3,
+        last: Some(end() - Duration::minutes(2)),
+        last_detail: Some("User locked out".into()),
+    };
+    inst.s.event_activity.insert("u".into(), vec![sso.clone()]);
+    let f = only(&inst.report()).clone();
+    // No login event in the window: the network finding, as if the SSO attempts were not there.
+    assert_eq!(f.condition, Condition::NoLoginOnDownMid);
+    assert!(f.evidence.event.is_none());
+    assert_eq!(f.activity, [sso]);
+}
+
+#[test]
+fn the_accounts_optional_columns_are_carried_when_present_and_absent_otherwise() {
+    let mut inst = instance().role_user("u").mid("london", "Down", "u").event("u", Failed, 5, "10.0.0.1");
+    let r = inst.report();
+    assert_eq!((only(&r).failed_attempts, only(&r).last_login_time), (None, None), "absent columns stay absent");
+    if let Some(user) = inst.s.users.get_mut("u_u") {
+        user.failed_attempts = Some(5);
+        user.last_login_time = Some(end() - Duration::hours(50));
+    }
+    let r = inst.report();
+    assert_eq!(only(&r).failed_attempts, Some(5));
+    assert_eq!(only(&r).last_login_time, Some(end() - Duration::hours(50)));
+    let text = crate::present::text::render(&r, crate::present::Detail::Detailed);
+    assert!(text.contains("Account:          active, 5 failed attempts; last successful login"), "{text}");
 }

@@ -62,6 +62,45 @@ pub fn account_label(a: AccountState) -> &'static str {
     }
 }
 
+/// `LOCKED OUT after 5 failed attempts; last successful login … UTC (2d 3h before the check)`.
+fn account_line(f: &Finding, end: chrono::DateTime<chrono::Utc>) -> String {
+    let mut line = account_label(f.account).to_string();
+    // Locked out *after* the failures; otherwise the failures are the lockout counter so far.
+    let locked = matches!(f.account, AccountState::LockedOut | AccountState::InactiveAndLockedOut);
+    let joint = if locked { " after" } else { "," };
+    match f.failed_attempts {
+        Some(0) | None => {}
+        Some(1) => line.push_str(&format!("{joint} 1 failed attempt")),
+        Some(n) => line.push_str(&format!("{joint} {n} failed attempts")),
+    }
+    if let Some(at) = f.last_login_time {
+        line.push_str(&format!(
+            "; last successful login {} UTC ({} before the check)",
+            sn_time::format(at),
+            age(at, end)
+        ));
+    }
+    line
+}
+
+/// `14 × login.failed (last … UTC), 2 × login (last … UTC)`; an SSO event's reason after its time.
+fn activity_line(activity: &[&crate::domain::EventActivity]) -> String {
+    let mut by_last: Vec<&&crate::domain::EventActivity> = activity.iter().collect();
+    by_last.sort_by(|a, b| b.last.cmp(&a.last).then(b.count.cmp(&a.count)));
+    by_last
+        .iter()
+        .map(|a| {
+            let last = match (a.last, &a.last_detail) {
+                (Some(at), Some(d)) => format!(" (last {} UTC: {})", sn_time::format(at), clean(d)),
+                (Some(at), None) => format!(" (last {} UTC)", sn_time::format(at)),
+                (None, _) => String::new(),
+            };
+            format!("{} × {}{last}", a.count, clean(&a.name))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `after … UTC, up to … UTC (4h plus the built-in job's 1-minute margin)`.
 pub fn window_line(report: &Report) -> String {
     let w = &report.window;
@@ -160,7 +199,15 @@ impl<'a> FindingView<'a> {
                 format!("{} at {} UTC from {}{reason}", clean(&h.status), sn_time::format(h.at), clean(&h.ip_address)),
             ));
         }
-        rows.push(("Account", account_label(f.account).to_string()));
+        rows.push(("Account", account_line(f, end)));
+        let (sso, logins): (Vec<_>, Vec<_>) =
+            f.activity.iter().partition(|a| crate::domain::SSO_EVENTS.contains(&a.name.as_str()));
+        if !logins.is_empty() {
+            rows.push(("Login events", activity_line(&logins)));
+        }
+        if !sso.is_empty() {
+            rows.push(("SSO events", activity_line(&sso)));
+        }
         let roles = &f.missing_roles;
         if !roles.from_event.is_empty() {
             rows.push(("Missing (event)", clean(&roles.from_event.join(", "))));

@@ -38,11 +38,24 @@ async fn documentation_example_scenario_end_to_end() {
     assert_eq!(r.status, Status::Critical);
     assert_eq!(
         r.status_line(),
-        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration) on acme | findings=5 down_mid_servers=5"
+        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration) on acme | findings=5 down_mid_servers=6"
     );
 
     let midserver2 = &r.findings[0];
     assert_eq!(midserver2.account, AccountState::LockedOut);
+    // What else the instance saw: the lockout counter, the last login, and the SSO attempt (evidence only).
+    assert_eq!(midserver2.failed_attempts, Some(5));
+    assert_eq!(
+        midserver2.last_login_time.map(midwatch::domain::sn_time::format).as_deref(),
+        Some("2026-11-22 08:05:00")
+    );
+    let sso: Vec<(&str, u64)> = midserver2
+        .activity
+        .iter()
+        .filter(|a| a.name.starts_with("external."))
+        .map(|a| (a.name.as_str(), a.count))
+        .collect();
+    assert_eq!(sso, [("external.authentication.failed", 1)]);
     let history = midserver2.evidence.login_history.as_ref().expect("Identity Center row");
     assert_eq!(history.failure_reason, "User locked out");
     assert_eq!(midserver2.evidence.event.as_ref().and_then(|e| e.ip.as_deref()), Some("10.20.30.41"));
@@ -54,7 +67,7 @@ async fn documentation_example_scenario_end_to_end() {
 
     let map = r.id_map.as_ref().expect("MID Servers are down");
     assert_eq!(map.unassociated_users, ["ardis.maison"]);
-    assert_eq!(map.down_mid_servers.len(), 5);
+    assert_eq!(map.down_mid_servers.len(), 6, "mid-frankfurt-01 too: down_for is 0s here, as the built-in job");
     assert!(!map.down_mid_servers.values().any(|n| n == "mid-healthy-01"));
 
     assert!(outcome.requests >= 10, "every table was read: {}", outcome.requests);
