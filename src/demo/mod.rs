@@ -174,8 +174,19 @@ async fn cycles<E>(
     let text = match format {
         Format::Text => {
             let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
+            // Since when, per finding: the ages the second cycle's records give.
+            let seen: String = second
+                .report
+                .findings
+                .iter()
+                .filter_map(|f| {
+                    let h = f.history.as_ref()?;
+                    Some(format!("  * {}: {}\n", present::clean(&f.user), present::seen(h, second.report.window.end)))
+                })
+                .collect();
             format!(
-                "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n{}{}",
+                "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
+                 Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
                 present::clean(&second.report.status_line()),
                 present::text::write_back(&second.write_back, detail),
                 present::text::email(email.as_ref())
