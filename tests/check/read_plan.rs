@@ -54,7 +54,7 @@ async fn demo_data_gives_the_same_findings_in_every_plan() {
 
 #[tokio::test]
 async fn a_generated_instance_gives_the_same_findings_in_every_plan_and_reads_few_events() {
-    let scenario = Scenario::small(60_000, reference_now());
+    let scenario = Scenario::small(20_000, reference_now());
     let generated = generate(&scenario);
     let mut seen = Vec::new();
     for support in SUPPORTS {
@@ -89,7 +89,7 @@ async fn a_generated_instance_gives_the_same_findings_in_every_plan_and_reads_fe
 
 #[tokio::test]
 async fn events_after_the_window_end_change_nothing() {
-    let scenario = Scenario::small(50_000, reference_now());
+    let scenario = Scenario::small(15_000, reference_now());
     let generated = generate(&scenario);
     let (before, _) = check_with(generated.dataset.clone(), AggregateSupport::Full).await;
     for support in SUPPORTS {
