@@ -1,13 +1,20 @@
 //! Logging: one line per event on stderr (stdout carries only the report), whatever the event holds.
 //!
+//! When stderr is the journal's stream (systemd sets `$JOURNAL_STREAM` to its `device:inode`: `midwatch run`
+//! under its unit, or `check` from a timer), a line carries no timestamp (the journal records the time
+//! itself) and starts with the syslog priority `<N>`, so that `journalctl -p warning` works. `RUST_LOG`
+//! overrides the configured level.
+//!
 //! Log fields and messages often carry instance data (a user name in a message, an error quoting the
 //! instance's answer). [`Escaped`] formats each event, then shows every control character in it escaped
 //! ([`crate::escape::clean`]), so no value can start a second log line or move a terminal's cursor. Colour
 //! is therefore off: the formatter writes into a plain buffer.
 
 use std::fmt;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -40,17 +47,73 @@ where
     }
 }
 
-/// The subscriber of `check`, `demo` and `config check`: `RUST_LOG` overrides `level` (itself `default` when
-/// empty). Installed once; later calls do nothing.
+/// Installs the global subscriber (once; later calls do nothing): `level` from the config, `default` when it
+/// is empty, `RUST_LOG` over both. The scheduler's own start-up lines (info) stay out unless asked for by name.
 pub fn init(level: &str, format: LogFormat, default: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(if level.is_empty() { default } else { level }))
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().map_event_format(Escaped).try_init(),
-        LogFormat::Text => builder.map_event_format(Escaped).try_init(),
+    let level = if level.is_empty() { default } else { level };
+    let level = if level.contains("tokio_cron_scheduler") {
+        level.to_string()
+    } else {
+        format!("{level},tokio_cron_scheduler=warn")
     };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&level))
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let journal = stderr_is_journal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let _ = match (format, journal) {
+        (LogFormat::Json, _) => builder.json().map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init(),
+        (LogFormat::Text, true) => {
+            builder.without_time().map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init()
+        }
+        (LogFormat::Text, false) => builder.map_event_format(Escaped).try_init(),
+    };
+}
+
+/// Whether fd 2 is the stream `$JOURNAL_STREAM` names (not merely inherited from a parent).
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Prefixes each event with its syslog priority when writing to the journal.
+struct Priority<F> {
+    inner: F,
+    journal: bool,
+}
+
+fn syslog_priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for Priority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        if self.journal {
+            write!(writer, "<{}>", syslog_priority(event.metadata().level()))?;
+        }
+        self.inner.format_event(ctx, writer, event)
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +147,15 @@ mod tests {
         }
         let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(syslog_priority(&Level::ERROR), 3);
+        assert_eq!(syslog_priority(&Level::WARN), 4);
+        assert_eq!(syslog_priority(&Level::INFO), 6);
+        assert_eq!(syslog_priority(&Level::DEBUG), 7);
+        assert_eq!(syslog_priority(&Level::TRACE), 7);
     }
 
     #[test]

@@ -136,15 +136,18 @@ pub fn validate_timeout(timeout: Duration) -> Result<Duration, String> {
 
 /// The `--timeout` argument of `check` and `run` (a clap value parser).
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 50s, 2m"))?;
-    validate_timeout(d)
+    duration_arg(s, "50s, 2m").and_then(validate_timeout)
 }
 
 /// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration that
 /// [`validate_window`] accepts.
 pub fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 5m, 4h, 1d"))?;
-    validate_window(d)
+    duration_arg(s, "5m, 4h, 1d").and_then(validate_window)
+}
+
+/// A humantime duration on the command line, or what a valid one looks like.
+fn duration_arg(s: &str, examples: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. {examples}"))
 }
 
 /// A cron expression as `midwatch run` schedules it (tokio-cron-scheduler: 6 or 7 fields, seconds

@@ -19,7 +19,7 @@ pub enum MessageStyle {
 }
 
 /// The four kinds of problem, in the order reports list them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Authentication,
@@ -343,7 +343,6 @@ impl Report {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FindingKey {
     pub user: String,
-    #[serde(with = "category_name")]
     pub category: Category,
     pub message: String,
 }
@@ -359,23 +358,5 @@ impl FindingKey {
         v.sort();
         v.dedup();
         v
-    }
-}
-
-mod category_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::Category;
-
-    pub fn serialize<S: Serializer>(c: &Category, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(c.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
-        let name = String::deserialize(d)?;
-        Category::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown category {name:?}")))
     }
 }

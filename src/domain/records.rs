@@ -66,14 +66,6 @@ impl MidServerStatus {
             other => Self::Other(other.to_string()),
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Up => "Up",
-            Self::Down => "Down",
-            Self::Other(s) => s,
-        }
-    }
 }
 
 impl From<&str> for MidServerStatus {
@@ -136,12 +128,6 @@ impl IssueState {
 
     pub fn is_open(&self) -> bool {
         *self != Self::Resolved
-    }
-}
-
-impl From<&str> for IssueState {
-    fn from(stored: &str) -> IssueState {
-        IssueState::parse(stored)
     }
 }
 

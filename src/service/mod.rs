@@ -19,14 +19,12 @@
 //! cycle's reads have no side effect and each write it makes is logged as it is made.
 
 mod event;
-mod journal;
 mod metrics;
 mod schedule;
 mod signals;
 mod systemd;
 
 use std::future::Future;
-use std::os::unix::fs::DirBuilderExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
@@ -38,7 +36,7 @@ use futures::{FutureExt, Stream};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::config::{Config, LogConfig, LogFormat};
+use crate::config::{Config, LogFormat};
 use crate::cycle::{self, CheckOptions, Outcome};
 use crate::snow::{Client, RetryPolicy};
 use event::Inbox;
@@ -80,11 +78,11 @@ pub async fn run(
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
-            journal::init(&LogConfig { format: LogFormat::Text, level: "info".into() });
+            crate::logging::init("info", LogFormat::Text, "info");
             return Err(cannot_start(one_line(&e)));
         }
     };
-    journal::init(&config.log);
+    crate::logging::init(&config.log.level, config.log.format, "info");
     let (ticks, tick_inbox) = mpsc::channel(schedule::TICK_BACKLOG);
     match Service::start(config_path, opts, config, ticks).await {
         Ok(service) => {
@@ -424,10 +422,7 @@ async fn finish_within<F: Future>(
 fn prepare_state_directory(dir: &Path) -> anyhow::Result<()> {
     let hint = "set [state] directory, or run under the unit, whose StateDirectory= provides it";
     if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        crate::atomic_file::create_private_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e} ({hint})", dir.display()))?;
         info!("created the state directory {}", dir.display());
     }
@@ -463,7 +458,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn format_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    format!("{} UTC", crate::domain::sn_time::format(at))
 }
 
 /// A multi-line message as one journal entry.

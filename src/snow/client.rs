@@ -213,7 +213,7 @@ impl Client {
 
     /// Reads at most one row: proves that the table exists and that the account may read it.
     pub async fn read_first(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
-        Ok(self.get_page(table, query, fields, 0, 1).await?.rows)
+        Ok(self.read_page(table, query, fields, 1).await?.0)
     }
 
     /// Runs a cursor to its end, handing the rows of each page to `sink`. A page the REST quota

@@ -63,42 +63,19 @@ pub fn history(finding: &Finding, records: &Records, now: DateTime<Utc>) -> Find
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountState, Category, Condition, Evidence, FindingHistory, MissingRoles, sn_time};
+    use crate::domain::{FindingHistory, sn_time};
 
     fn at(s: &str) -> DateTime<Utc> {
         sn_time::parse(s).unwrap_or_else(|| panic!("{s}"))
     }
 
     fn finding(message: &str) -> Finding {
-        Finding {
-            category: Category::Network,
-            condition: Condition::NoLoginOnDownMid,
-            user: "u".into(),
-            message: message.into(),
-            down_mid_servers: Vec::new(),
-            missing_roles: MissingRoles::default(),
-            account: AccountState::Active,
-            last_login_time: None,
-            failed_attempts: None,
-            activity: Vec::new(),
-            likely_cause: None,
-            evidence: Evidence { event: None, login_history: None },
-            sys_domain: "global".into(),
-            history: None,
-        }
+        Finding { message: message.into(), ..crate::writeback::reconcile::tests::finding("u", 1) }
     }
 
     fn record(id: &str, message: &str, state: &str, count: u64, created: &str) -> IssueRecord {
-        IssueRecord {
-            sys_id: id.into(),
-            message: message.into(),
-            source: "midwatch".into(),
-            state: IssueState::parse(state),
-            count,
-            mid_server: None,
-            sys_domain: None,
-            created_on: Some(at(created)),
-        }
+        let record = crate::writeback::reconcile::tests::record(id, message, state, count);
+        IssueRecord { created_on: Some(at(created)), ..record }
     }
 
     const NOW: &str = "2026-12-01 12:00:00";

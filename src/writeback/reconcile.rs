@@ -150,4 +150,4 @@ pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

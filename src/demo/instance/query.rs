@@ -310,15 +310,10 @@ impl Query {
     }
 }
 
-/// The comparable string of a stored value: the product's own decoding of the instance's value shapes
-/// (strings as they are, references by their `value`, missing fields and JSON null as the empty string).
-pub fn value_string(value: Option<&Value>) -> String {
-    crate::snow::value_text(value)
-}
-
-/// The comparable string of `field` in `row` (see [`value_string`]).
+/// The comparable string of `field` in `row`: the product's own decoding of the instance's value shapes
+/// ([`crate::snow::value_text`]: strings as they are, references by their `value`, absent or null as "").
 pub fn field_string(row: &Map<String, Value>, field: &str) -> String {
-    value_string(row.get(field))
+    crate::snow::value_text(row.get(field))
 }
 
 #[cfg(test)]

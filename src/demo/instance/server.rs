@@ -15,9 +15,10 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::events::EVENT_FIELDS;
-use super::query::{Query, field_string, value_string};
+use super::query::{Query, field_string};
 use super::{AggregateSupport, Dataset, Fault, RecordedRequest, Shared, State};
 use crate::domain::sn_time;
+use crate::snow::value_text;
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const DEFAULT_LIMIT: usize = 10_000;
@@ -782,7 +783,7 @@ fn lookup(view: View<'_>, row: &Map<String, Value>, path: &str) -> Option<Value>
 }
 
 fn lookup_string(view: View<'_>, row: &Map<String, Value>, path: &str) -> String {
-    if path.contains('.') { value_string(lookup(view, row, path).as_ref()) } else { field_string(row, path) }
+    if path.contains('.') { value_text(lookup(view, row, path).as_ref()) } else { field_string(row, path) }
 }
 
 /// A rendered record: fields in response order (`serde_json::Map` would sort them).
@@ -823,7 +824,7 @@ struct Envelope<T> {
 fn render(view: View<'_>, row: &Map<String, Value>, params: &Params) -> Record {
     let shape = |value: Value| -> Value {
         match value {
-            Value::Object(ref obj) if params.exclude_reference_link => Value::String(value_string(obj.get("value"))),
+            Value::Object(ref obj) if params.exclude_reference_link => Value::String(value_text(obj.get("value"))),
             other => other,
         }
     };

@@ -12,7 +12,8 @@ fn now() -> DateTime<Utc> {
     sn_time::parse("2026-11-22 12:00:00").expect("time")
 }
 
-fn finding(user: &str, down: usize) -> Finding {
+/// A finding of `user` on `down` down MID Servers (also the history tests' finding).
+pub(crate) fn finding(user: &str, down: usize) -> Finding {
     Finding {
         category: Category::Authentication,
         condition: Condition::LoginFailedOnDownMid,
@@ -31,7 +32,8 @@ fn finding(user: &str, down: usize) -> Finding {
     }
 }
 
-fn record(id: &str, message: &str, state: &str, count: u64) -> IssueRecord {
+/// An unresolved-or-not record of our source, created four hours ago.
+pub(crate) fn record(id: &str, message: &str, state: &str, count: u64) -> IssueRecord {
     IssueRecord {
         sys_id: id.into(),
         message: message.into(),
