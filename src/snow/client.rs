@@ -114,9 +114,15 @@ impl Client {
         if let Some(path) = &opts.extra_ca {
             let pem = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read [instance] ca_file {}: {e}", path.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
+            // Every certificate of the file (a chain or several CAs), as the config check validated it.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| anyhow::anyhow!("[instance] ca_file {} is not a PEM certificate: {e}", path.display()))?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() {
+                anyhow::bail!("[instance] ca_file {} holds no PEM certificate", path.display());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build()?;
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));

@@ -250,10 +250,12 @@ async fn a_retry_after_longer_than_the_deadline_leaves_fails_at_once_with_that_r
     assert_eq!(sysevent.iter().filter(|r| r.url.path() == "/api/now/table/sysevent").count(), 1, "not retried");
 }
 
-/// A TLS server on loopback presenting a self-signed certificate for `localhost`.
-async fn untrusted_tls_server() -> u16 {
+/// A TLS server on loopback presenting a self-signed certificate for `localhost`; its port and the
+/// certificate's PEM.
+async fn untrusted_tls_server() -> (u16, String) {
     use std::sync::Arc;
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let pem = key.cert.pem();
     let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
     let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
     let tls = tokio_rustls::rustls::ServerConfig::builder()
@@ -270,12 +272,12 @@ async fn untrusted_tls_server() -> u16 {
             tokio::spawn(async move { acceptor.accept(stream).await.ok() });
         }
     });
-    port
+    (port, pem)
 }
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_not_retried_and_names_ca_file() {
-    let port = untrusted_tls_server().await;
+    let (port, _) = untrusted_tls_server().await;
     let mut config = config_for(&format!("https://localhost:{port}"));
     config.instance.name = "acme".into();
     let client = client(&config);
@@ -288,4 +290,30 @@ async fn an_untrusted_certificate_is_not_retried_and_names_ca_file() {
     assert!(text.contains("[instance] ca_file"), "names the key that fixes it: {text}");
     assert!(!text.contains("DNS"), "no advice about DNS and firewalls: {text}");
     assert!(started.elapsed() < Duration::from_secs(2), "not retried: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn every_certificate_of_a_ca_file_bundle_is_trusted() {
+    let (port, server_pem) = untrusted_tls_server().await;
+    let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).expect("certificate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("ca.pem");
+    // The instance's CA second: a client that took only the first certificate would refuse the handshake.
+    std::fs::write(&bundle, format!("{}{server_pem}", other.cert.pem())).expect("write bundle");
+    let check_with = |ca: std::path::PathBuf| {
+        let mut config = config_for(&format!("https://localhost:{port}"));
+        config.instance.ca_file = Some(ca);
+        async move {
+            let client = client(&config);
+            let opts = CheckOptions::from_config(&config);
+            cycle::check(&config, &client, &opts, reference_now()).await.expect_err("nothing answers after TLS")
+        }
+    };
+    let err = check_with(bundle).await;
+    assert!(!err.to_string().contains("TLS certificate"), "the bundle's second certificate is trusted: {err}");
+    // The same file without the instance's CA is refused: the bundle, not luck, made the handshake pass.
+    let alone = dir.path().join("other.pem");
+    std::fs::write(&alone, other.cert.pem()).expect("write");
+    let err = check_with(alone).await;
+    assert!(err.to_string().contains("TLS certificate"), "{err}");
 }
