@@ -196,7 +196,8 @@ fn mentions_quota_near_end(body: &[u8]) -> bool {
     is_quota_cancellation(&tail, "")
 }
 
-fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
+/// An HTML page (by its content type or its first bytes), not an API answer.
+pub(super) fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
     let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let start = String::from_utf8_lossy(&body[..body.len().min(64)]).trim_start().to_ascii_lowercase();
     ct.contains("html") || start.starts_with("<!doctype") || start.starts_with("<html")

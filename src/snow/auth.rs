@@ -626,7 +626,7 @@ impl HttpEndpoint {
             let location = location.split(['?', '#']).next().unwrap_or_default().to_string();
             return Err(TokenError::Redirected { url, status, location });
         }
-        if is_html(headers, body) {
+        if super::answer::is_html(headers, body) {
             return Err(match status {
                 500..=599 => TokenError::Status { status, answer: "an HTML error page".into() },
                 _ => TokenError::Html { url, status },
@@ -701,12 +701,6 @@ fn error_fields(body: &[u8]) -> (String, String) {
         value.get(key).and_then(Value::as_str).unwrap_or_default().trim().chars().take(200).collect::<String>()
     };
     (field("error"), field("error_description"))
-}
-
-fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let start = String::from_utf8_lossy(&body[..body.len().min(64)]).trim_start().to_ascii_lowercase();
-    content_type.contains("html") || start.starts_with("<!doctype") || start.starts_with("<html")
 }
 
 #[cfg(test)]
