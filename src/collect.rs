@@ -12,36 +12,78 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::try_join_all;
 
 use crate::domain::{
-    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Snapshot, SysId,
-    UserAccount, Window, sn_time,
+    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Snapshot,
+    SysId, UserAccount, UserName, Window,
 };
-use crate::evaluate::Population;
-use crate::snow::query::{ValueLookup, in_list};
-use crate::snow::{ApiError, Client, Row, join_query};
+use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
+use crate::snow::{ApiError, Client, Query, Row};
 
 pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
+
+/// One kind of read a cycle makes: a table and the fields it asks for. Every read of `collect` goes through
+/// one of these, and [`READS`] lists them all for `config check` to prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Read {
+    pub(crate) table: &'static str,
+    pub(crate) fields: &'static [&'static str],
+}
 
 /// The `param_name` of the `ecc_agent_config` row that holds a MID Server's user.
 pub const MID_USER_PARAM: &str = "mid.instance.username";
 /// The optional Identity Center table.
 pub const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
-const USER_FIELDS: &[&str] =
-    &["sys_id", "user_name", "active", "locked_out", "sys_domain", "last_login_time", "failed_attempts"];
+const ROLE: Read = Read { table: "sys_user_role", fields: &["sys_id", "name"] };
+const ROLE_CONTAINS: Read = Read { table: "sys_user_role_contains", fields: &["role", "contains"] };
+const MID_SERVERS: Read = Read { table: "ecc_agent", fields: &["sys_id", "name", "status", "last_refreshed"] };
+const MID_USER_CONFIGS: Read =
+    Read { table: "ecc_agent_config", fields: &["ecc_agent", "param_name", "value", "sys_domain"] };
+const USERS: Read = Read {
+    table: "sys_user",
+    fields: &["sys_id", "user_name", "active", "locked_out", "sys_domain", "last_login_time", "failed_attempts"],
+};
 /// The role rows with their user's fields, dot-walked (docs/servicenow.md §3), saving a `sys_user` read
 /// per 100 holders.
-const HOLDER_FIELDS: &[&str] = &[
-    "user",
-    "role",
-    "user.user_name",
-    "user.active",
-    "user.locked_out",
-    "user.sys_domain",
-    "user.last_login_time",
-    "user.failed_attempts",
-];
+const HOLDERS: Read = Read {
+    table: "sys_user_has_role",
+    fields: &[
+        "user",
+        "role",
+        "user.user_name",
+        "user.active",
+        "user.locked_out",
+        "user.sys_domain",
+        "user.last_login_time",
+        "user.failed_attempts",
+    ],
+};
+const USER_ROLES: Read = Read { table: "sys_user_has_role", fields: &["user", "role"] };
+/// Read only where Identity Center is installed; its absence is not an error.
+pub(crate) const LOGIN_HISTORY: Read = Read {
+    table: LOGIN_HISTORY_TABLE,
+    fields: &["user", "status", "login_failure_reason", "ip_address", "sys_created_on"],
+};
+
+/// Every read a cycle makes of the instance's tables (the optional [`LOGIN_HISTORY`] aside, and
+/// `ecc_agent_issue`, which `writeback` reads).
+pub(crate) const READS: &[Read] =
+    &[ROLE, ROLE_CONTAINS, HOLDERS, USER_ROLES, USERS, MID_SERVERS, MID_USER_CONFIGS, latest::EVENTS];
+
+const NAME: Field = Field::new("name");
+const PARAM_NAME: Field = Field::new("param_name");
+const ROLE_FIELD: Field = Field::new("role");
+const USER_FIELD: Field = Field::new("user");
+const USER_NAME: Field = Field::new("user_name");
+const MID_SERVER_ROLE: QueryValue = QueryValue::fixed("mid_server");
+const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
+
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
+
+/// A reference field as a sys_id: `None` when empty, absent or not 32 lowercase hexadecimal digits.
+fn sys_id(r: &Row, field: &str) -> Option<SysId> {
+    SysId::parse(&r.text(field))
+}
 
 /// Reads everything the rules need for `window`.
 pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiError> {
@@ -63,8 +105,12 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     snapshot.users = users(client, &snapshot, holder_accounts).await?;
 
     let to_check: Vec<String> = Population::of(&snapshot).to_check().into_iter().map(str::to_string).collect();
-    let checked_ids: BTreeSet<String> =
-        snapshot.users.values().filter(|u| to_check.contains(&u.user_name)).map(|u| u.sys_id.clone()).collect();
+    let checked_ids: BTreeSet<SysId> = snapshot
+        .users
+        .values()
+        .filter(|u| to_check.iter().any(|c| u.user_name == c.as_str()))
+        .map(|u| u.sys_id.clone())
+        .collect();
     let events_lookup = ValueLookup::plan(to_check.iter().map(String::as_str));
     let (roles, login_events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
@@ -85,18 +131,22 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     Ok(snapshot)
 }
 
-async fn mid_server_role_id(client: &Client) -> Result<Option<String>, ApiError> {
-    let rows = client.read_all("sys_user_role", "name=mid_server", &["sys_id", "name"]).await?;
-    Ok(rows.iter().find(|r| r.text("name") == "mid_server").and_then(|r| r.reference("sys_id")))
+async fn read(client: &Client, read: Read, query: &Query) -> Result<Vec<Row>, ApiError> {
+    client.read_all(read.table, query.as_str(), read.fields).await
+}
+
+async fn mid_server_role_id(client: &Client) -> Result<Option<SysId>, ApiError> {
+    let rows = read(client, ROLE, &Query::new().eq(NAME, &MID_SERVER_ROLE)).await?;
+    Ok(rows.iter().find(|r| r.text("name") == MID_SERVER_ROLE.as_str()).and_then(|r| sys_id(r, "sys_id")))
 }
 
 async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
-    let rows = client.read_all("ecc_agent", "", &["sys_id", "name", "status", "last_refreshed"]).await?;
+    let rows = read(client, MID_SERVERS, &Query::new()).await?;
     Ok(rows
         .iter()
         .filter_map(|r| {
             Some(MidServer {
-                sys_id: r.reference("sys_id")?,
+                sys_id: sys_id(r, "sys_id")?,
                 name: r.text("name"),
                 status: MidServerStatus::parse(&r.text("status")),
                 last_refreshed: r.time("last_refreshed"),
@@ -106,39 +156,38 @@ async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
 }
 
 async fn mid_user_configs(client: &Client) -> Result<Vec<MidUserConfig>, ApiError> {
-    let query = format!("param_name={MID_USER_PARAM}");
-    let rows = client.read_all("ecc_agent_config", &query, &["ecc_agent", "param_name", "value", "sys_domain"]).await?;
+    let rows = read(client, MID_USER_CONFIGS, &Query::new().eq(PARAM_NAME, &MID_USER_PARAM_VALUE)).await?;
     Ok(rows
         .iter()
         .filter(|r| r.text("param_name") == MID_USER_PARAM)
         .filter_map(|r| {
             let user_name = r.text("value");
             (!user_name.is_empty()).then(|| MidUserConfig {
-                mid_server: r.reference("ecc_agent").unwrap_or_default(),
-                user_name,
+                mid_server: sys_id(r, "ecc_agent"),
+                user_name: UserName::new(user_name),
                 sys_domain: r.reference("sys_domain"),
             })
         })
         .collect())
 }
 
-/// The holders of `role_id` (sys_ids), and the `sys_user` fields of those the instance dot-walked.
+/// The holders of `role_id`, and the `sys_user` fields of those the instance dot-walked.
 async fn role_holders(
     client: &Client,
-    role_id: &str,
-) -> Result<(BTreeSet<String>, BTreeMap<String, UserAccount>), ApiError> {
-    let rows = client.read_all("sys_user_has_role", &format!("role={role_id}"), HOLDER_FIELDS).await?;
+    role_id: &SysId,
+) -> Result<(BTreeSet<SysId>, BTreeMap<SysId, UserAccount>), ApiError> {
+    let rows = read(client, HOLDERS, &Query::new().eq(ROLE_FIELD, &role_id.into())).await?;
     let mut holders = BTreeSet::new();
     let mut accounts = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.text("role") == role_id) {
-        let Some(user) = r.reference("user") else { continue };
+    for r in rows.iter().filter(|r| r.text("role") == role_id.as_str()) {
+        let Some(user) = sys_id(r, "user") else { continue };
         // A dot-walked field the account may not read, or a dangling reference, is absent or empty:
         // that user is read from sys_user by sys_id instead.
         let user_name = r.text("user.user_name");
         if !user_name.is_empty() && r.0.contains_key("user.active") {
             let account = UserAccount {
                 sys_id: user.clone(),
-                user_name,
+                user_name: UserName::new(user_name),
                 active: r.flag("user.active"),
                 locked_out: r.flag("user.locked_out"),
                 sys_domain: r.reference("user.sys_domain"),
@@ -154,28 +203,27 @@ async fn role_holders(
 }
 
 /// Every role `mid_server` contains, transitively, by sys_id → name.
-async fn role_containment(client: &Client, role_id: &str) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut seen: BTreeSet<String> = BTreeSet::from([role_id.to_string()]);
-    let mut frontier = vec![role_id.to_string()];
+async fn role_containment(client: &Client, role_id: &SysId) -> Result<BTreeMap<SysId, String>, ApiError> {
+    let mut seen: BTreeSet<SysId> = BTreeSet::from([role_id.clone()]);
+    let mut frontier = vec![role_id.clone()];
     for _ in 0..MAX_ROLE_DEPTH {
         if frontier.is_empty() {
             break;
         }
-        let rows =
-            read_each(client, "sys_user_role_contains", in_list("role", &frontier), &["role", "contains"]).await?;
-        let parents: BTreeSet<&String> = frontier.iter().collect();
+        let rows = read_each(client, ROLE_CONTAINS, sys_ids_in(ROLE_FIELD, &frontier)).await?;
+        let parents: BTreeSet<&SysId> = frontier.iter().collect();
         frontier = rows
             .iter()
-            .filter(|r| r.reference("role").is_some_and(|p| parents.contains(&p)))
-            .filter_map(|r| r.reference("contains"))
+            .filter(|r| sys_id(r, "role").is_some_and(|p| parents.contains(&p)))
+            .filter_map(|r| sys_id(r, "contains"))
             .filter(|c| seen.insert(c.clone()))
             .collect();
     }
     seen.remove(role_id);
-    let rows = read_each(client, "sys_user_role", in_list("sys_id", &seen), &["sys_id", "name"]).await?;
+    let rows = read_each(client, ROLE, sys_ids_in(SYS_ID, &seen)).await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((r.reference("sys_id")?, r.text("name"))))
+        .filter_map(|r| Some((sys_id(r, "sys_id")?, r.text("name"))))
         .filter(|(id, _)| seen.contains(id))
         .collect())
 }
@@ -185,10 +233,10 @@ async fn role_containment(client: &Client, role_id: &str) -> Result<BTreeMap<Str
 async fn users(
     client: &Client,
     s: &Snapshot,
-    known: BTreeMap<String, UserAccount>,
-) -> Result<BTreeMap<String, UserAccount>, ApiError> {
-    let unknown: BTreeSet<&String> = s.role_holders.iter().filter(|id| !known.contains_key(*id)).collect();
-    let by_id = read_each(client, "sys_user", in_list("sys_id", unknown.iter().copied()), USER_FIELDS).await?;
+    known: BTreeMap<SysId, UserAccount>,
+) -> Result<BTreeMap<SysId, UserAccount>, ApiError> {
+    let unknown: BTreeSet<&SysId> = s.role_holders.iter().filter(|id| !known.contains_key(*id)).collect();
+    let by_id = read_each(client, USERS, sys_ids_in(SYS_ID, unknown.iter().copied())).await?;
     let mut users = known;
     users.extend(
         by_id.iter().filter_map(user_account).filter(|u| unknown.contains(&u.sys_id)).map(|u| (u.sys_id.clone(), u)),
@@ -198,7 +246,7 @@ async fn users(
     let wanted: BTreeSet<&str> =
         s.mid_user_configs.iter().map(|c| c.user_name.as_str()).filter(|n| !known.contains(n)).collect();
     let lookup = ValueLookup::plan(wanted.iter().copied());
-    let by_name = read_each(client, "sys_user", lookup.conditions("user_name"), USER_FIELDS).await?;
+    let by_name = read_each(client, USERS, lookup.conditions(USER_NAME)).await?;
     // The name conditions may select a superset (prefix queries): keep exact matches only.
     for u in by_name.iter().filter_map(user_account).filter(|u| wanted.contains(u.user_name.as_str())) {
         users.insert(u.sys_id.clone(), u);
@@ -208,8 +256,8 @@ async fn users(
 
 fn user_account(r: &Row) -> Option<UserAccount> {
     Some(UserAccount {
-        sys_id: r.reference("sys_id")?,
-        user_name: r.text("user_name"),
+        sys_id: sys_id(r, "sys_id")?,
+        user_name: UserName::new(r.text("user_name")),
         active: r.flag("active"),
         locked_out: r.flag("locked_out"),
         sys_domain: r.reference("sys_domain"),
@@ -224,15 +272,12 @@ fn attempts(r: &Row, field: &str) -> Option<u32> {
     r.text(field).trim().parse().ok()
 }
 
-/// The roles (sys_ids) each of `user_ids` holds, inherited rows included.
-async fn user_roles(
-    client: &Client,
-    user_ids: &BTreeSet<String>,
-) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
-    let rows = read_each(client, "sys_user_has_role", in_list("user", user_ids), &["user", "role"]).await?;
-    let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// The roles each of `user_ids` holds, inherited rows included.
+async fn user_roles(client: &Client, user_ids: &BTreeSet<SysId>) -> Result<BTreeMap<SysId, BTreeSet<SysId>>, ApiError> {
+    let rows = read_each(client, USER_ROLES, sys_ids_in(USER_FIELD, user_ids)).await?;
+    let mut roles: BTreeMap<SysId, BTreeSet<SysId>> = BTreeMap::new();
     for r in &rows {
-        if let (Some(user), Some(role)) = (r.reference("user"), r.reference("role"))
+        if let (Some(user), Some(role)) = (sys_id(r, "user"), sys_id(r, "role"))
             && user_ids.contains(&user)
         {
             roles.entry(user).or_default().insert(role);
@@ -242,21 +287,15 @@ async fn user_roles(
 }
 
 /// Identity Center's login history of `user_ids` inside the window; its absence is not an error.
-async fn login_history(
-    client: &Client,
-    window: &Window,
-    user_ids: &BTreeSet<String>,
-) -> Result<LoginHistory, ApiError> {
-    let range =
-        format!("sys_created_on>{}^sys_created_on<={}", sn_time::format(window.start), sn_time::format(window.end));
-    let conditions: Vec<String> = in_list("user", user_ids).iter().map(|c| join_query(&[c, &range])).collect();
-    let fields = &["user", "status", "login_failure_reason", "ip_address", "sys_created_on"];
-    match read_each(client, LOGIN_HISTORY_TABLE, conditions, fields).await {
+async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<SysId>) -> Result<LoginHistory, ApiError> {
+    let range = Query::new().within(SYS_CREATED_ON, window.start, window.end);
+    let conditions: Vec<Query> = sys_ids_in(USER_FIELD, user_ids).into_iter().map(|c| c.and(&range)).collect();
+    match read_each(client, LOGIN_HISTORY, conditions).await {
         Ok(rows) => Ok(LoginHistory::Rows(
             rows.iter()
                 .filter_map(|r| {
                     Some(LoginHistoryEntry {
-                        user: SysId(r.reference("user")?),
+                        user: sys_id(r, "user")?,
                         status: r.text("status"),
                         failure_reason: r.text("login_failure_reason"),
                         ip_address: r.text("ip_address"),
@@ -276,13 +315,8 @@ async fn login_history(
     }
 }
 
-/// Runs one `read_all` per condition (each an IN-list chunk or a prefix) and concatenates the rows.
-async fn read_each(
-    client: &Client,
-    table: &str,
-    conditions: Vec<String>,
-    fields: &[&str],
-) -> Result<Vec<Row>, ApiError> {
-    let reads = conditions.iter().map(|c| client.read_all(table, c, fields));
+/// Runs one read per condition (each an IN-list chunk or a prefix) and concatenates the rows.
+async fn read_each(client: &Client, r: Read, conditions: Vec<Query>) -> Result<Vec<Row>, ApiError> {
+    let reads = conditions.iter().map(|c| read(client, r, c));
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }

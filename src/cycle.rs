@@ -240,7 +240,7 @@ async fn write_back(
     if opts.no_write {
         return WriteBack::Disabled;
     }
-    let source = config.check.issue_source.clone();
+    let source = config.check.issue_source.to_string();
     let open = match records {
         Ok(records) => records.open,
         Err(error) => return WriteBack::Failed { source, error },
@@ -249,6 +249,6 @@ async fn write_back(
     if opts.dry_run {
         return WriteBack::DryRun { source, plan };
     }
-    let applied = writeback::apply(client, &plan, &source, config.instance.batch).await;
+    let applied = writeback::apply(client, &plan, &config.check.issue_source, config.instance.batch).await;
     WriteBack::Applied { source, plan, applied }
 }

@@ -2,23 +2,13 @@
 //! every table a cycle reads. Every problem is named, not just the first. With OAuth it first obtains a token
 //! and says which grant worked and for how long the token is valid; the tables are then probed with it.
 
-use crate::collect::LOGIN_HISTORY_TABLE;
+use crate::collect::{LOGIN_HISTORY, LOGIN_HISTORY_TABLE, READS};
 use crate::config::Config;
 use crate::cycle;
 use crate::snow::auth::TokenInfo;
-use crate::snow::{ApiError, RetryPolicy};
-use crate::writeback::ISSUE_TABLE;
-
-/// The tables a cycle reads, with the fields it needs.
-pub const READ_TABLES: &[(&str, &str)] = &[
-    ("sys_user_role", "sys_id,name"),
-    ("sys_user_role_contains", "role,contains"),
-    ("sys_user_has_role", "user,role"),
-    ("sys_user", "sys_id,user_name,active,locked_out,sys_domain"),
-    ("ecc_agent", "sys_id,name,status"),
-    ("ecc_agent_config", "ecc_agent,param_name,value,sys_domain"),
-    ("sysevent", "name,parm1,parm2,sys_created_on,sys_id"),
-];
+use crate::snow::query::{Field, QueryValue};
+use crate::snow::{ApiError, Query, RetryPolicy};
+use crate::writeback::{ISSUE_TABLE, RECORD_FIELDS};
 
 /// The built-in job's `source`, and the name of its scheduled job (a `sysauto` record).
 pub const BUILTIN_SOURCE: &str = "MIDUserConnectivity";
@@ -103,13 +93,11 @@ pub async fn probe(config: &Config) -> Probe {
             return out;
         }
     }
+    // Exactly the tables and fields a cycle reads (dot-walked ones included), one row each.
     let reads =
-        READ_TABLES.iter().chain(&[(ISSUE_TABLE, "sys_id,message,source,state,count")]).map(|(table, fields)| {
+        READS.iter().map(|r| (r.table, r.fields)).chain([(ISSUE_TABLE, RECORD_FIELDS)]).map(|(table, fields)| {
             let client = &client;
-            async move {
-                let fields: Vec<&str> = fields.split(',').collect();
-                client.read_first(table, "", &fields).await
-            }
+            async move { client.read_first(table, "", fields).await }
         });
     out.problems =
         futures::future::join_all(reads).await.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
@@ -120,7 +108,7 @@ pub async fn probe(config: &Config) -> Probe {
              the first check's report"
         ));
     }
-    match client.read_first(LOGIN_HISTORY_TABLE, "", &["user"]).await {
+    match client.read_first(LOGIN_HISTORY.table, "", LOGIN_HISTORY.fields).await {
         Ok(_) => {
             out.notes.push(format!("{LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"))
         }
@@ -130,8 +118,8 @@ pub async fn probe(config: &Config) -> Probe {
         Err(e) => out.notes.push(format!("{LOGIN_HISTORY_TABLE} is optional and could not be read: {e}")),
     }
     if config.check.issue_source == BUILTIN_SOURCE {
-        let query = format!("name={BUILTIN_SOURCE}");
-        let active = match client.read_all("sysauto", &query, &["sys_id", "name", "active"]).await {
+        let query = Query::new().eq(Field::new("name"), &QueryValue::fixed(BUILTIN_SOURCE));
+        let active = match client.read_all("sysauto", query.as_str(), &["sys_id", "name", "active"]).await {
             Ok(rows) => Some(rows.iter().any(|r| r.text("name") == BUILTIN_SOURCE && r.flag("active"))),
             Err(e) => {
                 out.notes.push(format!("could not read sysauto to see whether {BUILTIN_SOURCE} is active: {e}"));

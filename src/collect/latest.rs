@@ -16,8 +16,8 @@
 //!    its latest second: known from the MAX, or else found by halving the window with counts of that
 //!    user's events (about 14 small Aggregate API calls), so that what is read is the superset's rows of
 //!    one second, not the superset.
-//! 5. **Without the Aggregate API** every login event of the checked users is read by keyset, as the plan
-//!    before this one did, but folded page by page.
+//! 5. **Without the Aggregate API** every login event of the checked users is read by keyset, folded page
+//!    by page.
 //!
 //! Rows read from `sysevent` are therefore at most [`LIGHT`] per checked user plus ties (steps 2–3),
 //! whatever the event volume. Every read has the window's fixed upper bound, is paged so that no page
@@ -31,9 +31,10 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
-use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, Window, sn_time};
-use crate::snow::query::{IN_CHUNK, ValueLookup, is_safe_value, safe_prefix};
-use crate::snow::{ApiError, Client, Group, PageRequest, Row, join_query};
+use super::{Read, sys_id};
+use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, UserName, Window, sn_time};
+use crate::snow::query::{Field, IN_CHUNK, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, safe_prefix};
+use crate::snow::{ApiError, Client, Group, PageRequest, Query, Row};
 
 /// Users with at most this many events in the window are read whole; above it, only their latest.
 pub const LIGHT: u64 = 10;
@@ -44,19 +45,33 @@ pub const BATCH_READS: usize = 50;
 /// Rows per page of a direct latest-row read (a page the ACLs emptied is stepped over).
 const LATEST_PAGE: u32 = 5;
 
-const TABLE: &str = "sysevent";
-const FIELDS: &[&str] = &["name", "parm1", "parm2", "sys_created_on", "sys_id"];
-const NEWEST_FIRST: &str = "ORDERBYDESCsys_created_on^ORDERBYDESCsys_id";
+/// The login (and SSO) events of `sysevent`.
+pub(crate) const EVENTS: Read =
+    Read { table: "sysevent", fields: &["name", "parm1", "parm2", "sys_created_on", "sys_id"] };
+const TABLE: &str = EVENTS.table;
+const FIELDS: &[&str] = EVENTS.fields;
+const NAME: Field = Field::new("name");
+const PARM1: Field = Field::new("parm1");
+
+fn newest_first(q: Query) -> Query {
+    q.order_by_desc(SYS_CREATED_ON).order_by_desc(SYS_ID)
+}
+
+/// `nameIN…` of these event names (constants of the code, so always query-safe).
+fn names_in(names: &[&'static str]) -> Query {
+    let values: Vec<QueryValue> = names.iter().map(|n| QueryValue::fixed(n)).collect();
+    Query::new().one_of(NAME, &values)
+}
 
 /// How the users of one query condition are selected.
 #[derive(Debug, Clone)]
 struct Part {
     /// `parm1IN…` or `parm1STARTSWITH…`.
-    condition: String,
+    condition: Query,
     /// The checked users this condition stands for.
     users: Vec<String>,
     /// The safe prefix when the condition is a superset.
-    prefix: Option<String>,
+    prefix: Option<QueryValue>,
 }
 
 /// What the counts say about one user.
@@ -83,7 +98,7 @@ struct Latest<'a> {
 #[derive(Debug, Default)]
 pub(super) struct LoginActivity {
     pub events: Vec<LoginEvent>,
-    pub activity: BTreeMap<String, Vec<EventActivity>>,
+    pub activity: BTreeMap<UserName, Vec<EventActivity>>,
 }
 
 /// Adds one event to a user's activity by name: the count, and the last one (its `parm2` when known).
@@ -132,10 +147,10 @@ impl Latest<'_> {
         let Ok(mut events) = self.events.lock() else { return };
         for r in rows {
             let Some(e) = self.event(r) else { continue };
-            match events.get(&e.user_name) {
+            match events.get(e.user_name.as_str()) {
                 Some(kept) if (kept.created_on, &kept.sys_id) >= (e.created_on, &e.sys_id) => {}
                 _ => {
-                    events.insert(e.user_name.clone(), e);
+                    events.insert(e.user_name.to_string(), e);
                 }
             }
         }
@@ -145,9 +160,9 @@ impl Latest<'_> {
     /// happens here, whatever the query selected.
     fn event(&self, r: &Row) -> Option<LoginEvent> {
         let e = LoginEvent {
-            sys_id: r.reference("sys_id")?,
+            sys_id: sys_id(r, "sys_id")?,
             kind: LoginEventKind::from_event_name(&r.text("name"))?,
-            user_name: r.text("parm1"),
+            user_name: UserName::new(r.text("parm1")),
             parm2: r.text("parm2"),
             created_on: r.time("sys_created_on")?,
         };
@@ -174,21 +189,19 @@ pub(super) async fn latest_login_events(
         rows_read: Mutex::default(),
         tallied: Mutex::default(),
     };
-    let logins: Vec<&str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
-    let names = format!("nameIN{}", logins.join(","));
+    let logins: Vec<&'static str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
+    let names = names_in(&logins);
     // Counted (and, without counts, read) with the SSO events, which are evidence only: the same requests.
-    let counted_names = format!("nameIN{},{}", logins.join(","), SSO_EVENTS.join(","));
-    let since = format!("sys_created_on>{}", sn_time::format(window.start));
-    let until = format!("sys_created_on<={}", sn_time::format(window.end));
-    let base = join_query(&[&names, &since]);
-    let bounded = join_query(&[&base, &until]);
-    let counted_base = join_query(&[&counted_names, &since]);
+    let counted_names = names_in(&[logins.as_slice(), SSO_EVENTS.as_slice()].concat());
+    let base = names.clone().after(SYS_CREATED_ON, window.start);
+    let bounded = base.clone().at_or_before(SYS_CREATED_ON, window.end);
+    let counted_base = counted_names.after(SYS_CREATED_ON, window.start);
     let parts = parts(lookup, users);
     if parts.is_empty() {
         return Ok(LoginActivity::default());
     }
 
-    let counted = count(client, &join_query(&[&counted_base, &until]), &parts).await?;
+    let counted = count(client, &counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &parts).await?;
     let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
     let counts: Vec<Option<BTreeMap<String, Count>>> = counted
         .into_iter()
@@ -200,9 +213,9 @@ pub(super) async fn latest_login_events(
         })
         .collect();
     let mut fold_all: Vec<&Part> = Vec::new();
-    let mut exact: Vec<(&str, Option<&str>, DateTime<Utc>)> = Vec::new();
-    let mut light: Vec<(&str, u64)> = Vec::new();
-    let mut heavy: Vec<&str> = Vec::new();
+    let mut exact: Vec<(&str, Option<&QueryValue>, DateTime<Utc>)> = Vec::new();
+    let mut light: Vec<(QueryValue, u64)> = Vec::new();
+    let mut heavy: Vec<QueryValue> = Vec::new();
     let mut superset: Vec<(&Part, Vec<&str>)> = Vec::new();
     for (part, counts) in parts.iter().zip(&counts) {
         let Some(counts) = counts else {
@@ -214,10 +227,10 @@ pub(super) async fn latest_login_events(
             let Some(c) = counts.get(user) else { continue };
             match (c.total, c.latest) {
                 (Some(0), _) => {}
-                (_, Some(at)) if !c.latest_missing => exact.push((user, part.prefix.as_deref(), at)),
+                (_, Some(at)) if !c.latest_missing => exact.push((user, part.prefix.as_ref(), at)),
                 _ if part.prefix.is_some() => unsafe_users.push(user.as_str()),
-                (Some(n), _) if n <= LIGHT => light.push((user, n)),
-                _ => heavy.push(user),
+                (Some(n), _) if n <= LIGHT => light.extend(QueryValue::new(user).map(|v| (v, n))),
+                _ => heavy.extend(QueryValue::new(user)),
             }
         }
         if !unsafe_users.is_empty() {
@@ -236,16 +249,15 @@ pub(super) async fn latest_login_events(
     let page = client.page_size();
     // Parts the Aggregate API could not count are read whole, SSO events included, and tallied; light users
     // are read whole too, but their counts came from the Aggregate API.
-    let whole = fold_all.iter().map(|p| (join_query(&[&counted_base, &p.condition]), true)).chain(
-        light_batches(&light, page)
-            .into_iter()
-            .map(|b| (join_query(&[&base, &format!("parm1IN{}", b.join(","))]), false)),
-    );
+    let whole = fold_all
+        .iter()
+        .map(|p| (counted_base.clone().and(&p.condition), true))
+        .chain(light_batches(&light, page).into_iter().map(|b| (base.clone().one_of(PARM1, &b), false)));
     let whole = try_join_all(whole.map(|(q, tallying)| {
         let latest = &latest;
         async move {
             client
-                .fold_keyset(TABLE, &q, FIELDS, window.end, |rows| {
+                .fold_keyset(TABLE, q.as_str(), FIELDS, window.end, |rows| {
                     if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
                 })
                 .await
@@ -262,9 +274,12 @@ pub(super) async fn latest_login_events(
     let (_, leftovers, _, ()) = tokio::try_join!(whole, exact_reads, supersets, heavy_reads)?;
 
     // Users whose latest second was not found as counted: read like heavy users.
-    let (mut again, mut unsafe_again): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let (mut again, mut unsafe_again): (Vec<QueryValue>, Vec<&str>) = (Vec::new(), Vec::new());
     for user in leftovers.into_iter().flatten() {
-        if is_safe_value(user) { again.push(user) } else { unsafe_again.push(user) }
+        match QueryValue::new(user) {
+            Some(v) => again.push(v),
+            None => unsafe_again.push(user),
+        }
     }
     read_heavy(client, &bounded, &again, &latest).await?;
     for user in unsafe_again {
@@ -278,9 +293,10 @@ pub(super) async fn latest_login_events(
     for (user, by_name) in latest.tallied.into_inner().unwrap_or_default() {
         activity.entry(user).or_default().extend(by_name);
     }
-    last_sso_events(client, &since, &until, &mut activity).await?;
+    last_sso_events(client, window, &mut activity).await?;
     let events = latest.events.into_inner().map(|m| m.into_values().collect()).unwrap_or_default();
-    let activity = activity.into_iter().map(|(user, by_name)| (user, by_name.into_values().collect())).collect();
+    let activity =
+        activity.into_iter().map(|(user, by_name)| (UserName::new(user), by_name.into_values().collect())).collect();
     Ok(LoginActivity { events, activity })
 }
 
@@ -289,34 +305,27 @@ pub(super) async fn latest_login_events(
 /// only; a name that is not query-safe keeps its count without the reason.
 async fn last_sso_events(
     client: &Client,
-    since: &str,
-    until: &str,
+    window: &Window,
     activity: &mut BTreeMap<String, BTreeMap<String, EventActivity>>,
 ) -> Result<(), ApiError> {
     let unread = |a: &EventActivity| SSO_EVENTS.contains(&a.name.as_str()) && a.last_detail.is_none();
-    let users: Vec<&str> = activity
+    let users: Vec<QueryValue> = activity
         .iter()
-        .filter(|(user, by_name)| is_safe_value(user) && by_name.values().any(unread))
-        .map(|(user, _)| user.as_str())
+        .filter(|(_, by_name)| by_name.values().any(unread))
+        .filter_map(|(user, _)| QueryValue::new(user))
         .collect();
     let mut found: Vec<Row> = Vec::new();
     for chunk in users.chunks(IN_CHUNK) {
         let expected: u64 = chunk
             .iter()
-            .flat_map(|u| activity.get(*u).into_iter().flat_map(|m| m.values()))
+            .flat_map(|u| activity.get(u.as_str()).into_iter().flat_map(|m| m.values()))
             .filter(|a| unread(a))
             .map(|a| a.count)
             .sum();
         let limit = u32::try_from(expected).unwrap_or(u32::MAX).clamp(1, client.page_size());
-        let query = join_query(&[
-            &format!("nameIN{}", SSO_EVENTS.join(",")),
-            &format!("parm1IN{}", chunk.join(",")),
-            since,
-            until,
-            NEWEST_FIRST,
-        ]);
+        let query = names_in(&SSO_EVENTS).one_of(PARM1, chunk).within(SYS_CREATED_ON, window.start, window.end);
         // Newest first: the first row of each (user, name) is its last one; one page is enough for that.
-        found.extend(client.read_page(TABLE, &query, FIELDS, limit).await?.0);
+        found.extend(client.read_page(TABLE, newest_first(query).as_str(), FIELDS, limit).await?.0);
     }
     for r in found {
         let (user, name, at) = (r.text("parm1"), r.text("name"), r.time("sys_created_on"));
@@ -332,13 +341,17 @@ async fn last_sso_events(
 /// One condition per `IN` chunk of safe names and per safe prefix, with the users each stands for.
 fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
     let exact = lookup.exact.iter().map(|chunk| Part {
-        condition: format!("parm1IN{}", chunk.join(",")),
-        users: chunk.clone(),
+        condition: Query::new().one_of(PARM1, chunk),
+        users: chunk.iter().map(|v| v.as_str().to_string()).collect(),
         prefix: None,
     });
     let prefixed = lookup.prefixes.iter().map(|p| Part {
-        condition: format!("parm1STARTSWITH{p}"),
-        users: users.iter().filter(|u| !is_safe_value(u) && safe_prefix(u) == Some(p.as_str())).cloned().collect(),
+        condition: Query::new().starts_with(PARM1, p),
+        users: users
+            .iter()
+            .filter(|u| QueryValue::new(u).is_none() && safe_prefix(u).as_ref() == Some(p))
+            .cloned()
+            .collect(),
         prefix: Some(p.clone()),
     });
     exact.chain(prefixed).collect()
@@ -347,9 +360,9 @@ fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
 /// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
 /// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
 /// Aggregate API for this account, no other part asks.
-async fn count(client: &Client, bounded: &str, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
+async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
-    let query = |p: &Part| join_query(&[bounded, &p.condition]);
+    let query = |p: &Part| bounded.clone().and(&p.condition).to_string();
     let mut max: &[&str] = &["sys_created_on"];
     let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
         Err(e) if unavailable(&e) => {
@@ -422,17 +435,17 @@ fn by_user(groups: &[Group]) -> Counted {
 }
 
 /// Light users packed so that a batch's events fit one page and its names one `IN` list.
-fn light_batches<'a>(light: &[(&'a str, u64)], page: u32) -> Vec<Vec<&'a str>> {
-    let mut batches: Vec<Vec<&str>> = Vec::new();
+fn light_batches<T: Clone>(light: &[(T, u64)], page: u32) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
     let mut rows = 0u64;
     for (user, n) in light {
         match batches.last_mut() {
             Some(b) if b.len() < IN_CHUNK && rows + n <= u64::from(page) => {
-                b.push(user);
+                b.push(user.clone());
                 rows += n;
             }
             _ => {
-                batches.push(vec![user]);
+                batches.push(vec![user.clone()]);
                 rows = *n;
             }
         }
@@ -444,22 +457,19 @@ fn light_batches<'a>(light: &[(&'a str, u64)], page: u32) -> Vec<Vec<&'a str>> {
 /// latest was not found that way (the answer was cut, or the instance did not take the query).
 async fn read_exact<'u>(
     client: &Client,
-    base: &str,
-    chunk: &[(&'u str, Option<&str>, DateTime<Utc>)],
+    base: &Query,
+    chunk: &[(&'u str, Option<&QueryValue>, DateTime<Utc>)],
     latest: &Latest<'_>,
 ) -> Result<Vec<&'u str>, ApiError> {
-    let parts: Vec<String> = chunk
-        .iter()
-        .map(|(user, prefix, at)| {
-            let who = match prefix {
-                Some(p) => format!("parm1STARTSWITH{p}"),
-                None => format!("parm1={user}"),
-            };
-            join_query(&[base, &who, &format!("sys_created_on={}", sn_time::format(*at))])
-        })
-        .collect();
-    let query = parts.join("^NQ");
-    let (rows, more) = client.read_page(TABLE, &query, FIELDS, client.page_size()).await?;
+    let parts = chunk.iter().filter_map(|(user, prefix, at)| {
+        let who = match prefix {
+            Some(p) => base.clone().starts_with(PARM1, p),
+            None => base.clone().eq(PARM1, &QueryValue::new(user)?),
+        };
+        Some(who.at(SYS_CREATED_ON, *at))
+    });
+    let query = Query::any_of(parts);
+    let (rows, more) = client.read_page(TABLE, query.as_str(), FIELDS, client.page_size()).await?;
     if more {
         return Ok(chunk.iter().map(|(u, ..)| *u).collect());
     }
@@ -468,15 +478,21 @@ async fn read_exact<'u>(
 }
 
 /// The latest row of each heavy user: limit-1 reads, batched through the Batch API where offered.
-async fn read_heavy(client: &Client, bounded: &str, users: &[&str], latest: &Latest<'_>) -> Result<(), ApiError> {
-    let request = |user: &str| PageRequest {
+async fn read_heavy(
+    client: &Client,
+    bounded: &Query,
+    users: &[QueryValue],
+    latest: &Latest<'_>,
+) -> Result<(), ApiError> {
+    let latest_of = |user: &QueryValue| newest_first(bounded.clone().eq(PARM1, user));
+    let request = |user: &QueryValue| PageRequest {
         table: TABLE.into(),
-        query: join_query(&[bounded, &format!("parm1={user}"), NEWEST_FIRST]),
+        query: latest_of(user).to_string(),
         fields: FIELDS.iter().map(|f| f.to_string()).collect(),
         limit: 1,
     };
     let batches = try_join_all(users.chunks(BATCH_READS).map(|chunk| async move {
-        let requests: Vec<PageRequest> = chunk.iter().map(|u| request(u)).collect();
+        let requests: Vec<PageRequest> = chunk.iter().map(&request).collect();
         let answers = match client.batch_get(&requests).await {
             Ok(answers) => answers,
             Err(e @ (ApiError::Unauthorized { .. } | ApiError::RateLimited { .. })) => return Err(e),
@@ -489,19 +505,19 @@ async fn read_heavy(client: &Client, bounded: &str, users: &[&str], latest: &Lat
         for (user, answer) in chunk.iter().zip(answers) {
             match answer {
                 Some(rows) if !rows.is_empty() => latest.fold(&rows),
-                _ => misses.push(*user),
+                _ => misses.push(user),
             }
         }
         Ok(misses)
     }))
     .await?;
     let direct = batches.into_iter().flatten().map(|user| {
-        let q = join_query(&[bounded, &format!("parm1={user}"), NEWEST_FIRST]);
+        let q = latest_of(user);
         async move {
             client
-                .read_until(TABLE, &q, FIELDS, LATEST_PAGE, |r| {
+                .read_until(TABLE, q.as_str(), FIELDS, LATEST_PAGE, |r| {
                     latest.fold(std::slice::from_ref(r));
-                    r.text("parm1") == user && latest.latest_of(user).is_some()
+                    r.text("parm1") == user.as_str() && latest.latest_of(user.as_str()).is_some()
                 })
                 .await
         }
@@ -515,22 +531,22 @@ async fn read_heavy(client: &Client, bounded: &str, users: &[&str], latest: &Lat
 /// until the user's first (latest) row.
 async fn read_superset(
     client: &Client,
-    names: &str,
+    names: &Query,
     window: &Window,
     part: &Part,
     user: &str,
     latest: &Latest<'_>,
 ) -> Result<(), ApiError> {
     let range = |lo: i64, hi: i64| {
-        let at = |t: i64| DateTime::from_timestamp(t, 0).map(sn_time::format).unwrap_or_default();
-        format!("sys_created_on>{}^sys_created_on<={}", at(lo), at(hi))
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        names.clone().and(&part.condition).within(SYS_CREATED_ON, at(lo), at(hi))
     };
     // Invariant: the user's latest event is in (lo, hi].
     let (mut lo, mut hi) = (window.start.timestamp(), window.end.timestamp());
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        let q = join_query(&[names, &part.condition, &range(mid, hi)]);
-        match client.aggregate(TABLE, &q, &["parm1"], &[]).await {
+        let q = range(mid, hi);
+        match client.aggregate(TABLE, q.as_str(), &["parm1"], &[]).await {
             Ok(groups) => {
                 let counts: Option<Vec<u64>> = groups
                     .iter()
@@ -555,9 +571,9 @@ async fn read_superset(
             Err(e) => return Err(e),
         }
     }
-    let q = join_query(&[names, &part.condition, &range(lo, hi), NEWEST_FIRST]);
+    let q = newest_first(range(lo, hi));
     client
-        .read_until(TABLE, &q, FIELDS, client.page_size(), |r| {
+        .read_until(TABLE, q.as_str(), FIELDS, client.page_size(), |r| {
             latest.fold(std::slice::from_ref(r));
             r.text("parm1") == user
         })

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::duration_key;
 use crate::domain::MIN_WINDOW;
 use crate::domain::MessageStyle;
+use crate::snow::query::QueryValue;
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
 pub const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
@@ -42,7 +43,8 @@ pub struct CheckConfig {
     pub schedule: String,
     pub messages: MessageStyle,
     pub write_issues: bool,
-    pub issue_source: String,
+    /// Query-safe (checked here), since it selects our records of `ecc_agent_issue`.
+    pub issue_source: QueryValue,
     /// `midwatch run` waits a random delay in `0..jitter` before each scheduled cycle.
     pub jitter: Duration,
     /// The deadline of a whole cycle (`check`, and each cycle of `run`).
@@ -64,10 +66,11 @@ impl RawCheck {
                 None
             }
         };
-        let issue_source = self.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
-        if !crate::snow::query::is_safe_value(&issue_source) || issue_source.len() > 40 {
+        let raw_source = self.issue_source.unwrap_or_else(|| DEFAULT_ISSUE_SOURCE.to_string());
+        let issue_source = QueryValue::new(&raw_source).filter(|_| raw_source.len() <= 40);
+        if issue_source.is_none() {
             problems.push(format!(
-                "[check] issue_source = \"{issue_source}\": expected 1 to 40 letters, digits, '.', '_' or '-' (it is used in queries)"
+                "[check] issue_source = \"{raw_source}\": expected 1 to 40 letters, digits, '.', '_' or '-' (it is used in queries)"
             ));
         }
         let schedule = self.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
@@ -93,7 +96,7 @@ impl RawCheck {
             schedule,
             messages: messages?,
             write_issues: self.write_issues.unwrap_or(true),
-            issue_source,
+            issue_source: issue_source?,
             jitter: jitter?,
             timeout: timeout?,
             down_for: down_for?,

@@ -79,7 +79,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             schedule: crate::config::DEFAULT_SCHEDULE.into(),
             messages: MessageStyle::Documented,
             write_issues: true,
-            issue_source: crate::config::DEFAULT_ISSUE_SOURCE.into(),
+            issue_source: crate::snow::query::QueryValue::fixed(crate::config::DEFAULT_ISSUE_SOURCE),
             jitter: std::time::Duration::ZERO,
             timeout: crate::config::DEFAULT_TIMEOUT,
             // mid-frankfurt-01 went Down two minutes ago (restarting): shown as recently down, not judged.

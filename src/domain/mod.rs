@@ -1,10 +1,12 @@
 //! The words of the domain, with no I/O: the instance's records as `collect` hands them to
-//! `evaluate` (`records.rs`), what `evaluate` concludes (`finding.rs`), and the instance's time
-//! format ([`sn_time`]).
+//! `evaluate` (`records.rs`), whom the built-in job checks (`population.rs`), what `evaluate` concludes
+//! (`finding.rs`), and the instance's time format ([`sn_time`]).
 
 mod finding;
+mod population;
 mod records;
 pub mod sn_time;
 
 pub use finding::*;
+pub use population::Population;
 pub use records::*;

@@ -77,7 +77,7 @@ impl From<&str> for MidServerStatus {
 /// A row of `ecc_agent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MidServer {
-    pub sys_id: String,
+    pub sys_id: SysId,
     pub name: String,
     pub status: MidServerStatus,
     /// `last_refreshed`: the last heartbeat the MID Server answered (heartbeats run every 5 minutes), so for a
@@ -137,14 +137,47 @@ impl Serialize for IssueState {
     }
 }
 
-/// A sys_id: the 32-hex-digit key of a record (or `global` for the global domain). A type of its own where a
-/// field could otherwise be mistaken for a user name.
+/// A sys_id: the 32 lowercase hexadecimal digits that key a record. Made only by [`SysId::parse`], where it
+/// enters from an answer, so one that reaches a query or a URL path is always safe there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct SysId(pub String);
+pub struct SysId(String);
 
 impl SysId {
+    /// The sys_id, when `s` is exactly 32 lowercase hexadecimal digits.
+    pub fn parse(s: &str) -> Option<SysId> {
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| SysId(s.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Any text as a sys_id, for the unit tests' short readable ids.
+    #[cfg(test)]
+    pub(crate) fn unchecked(s: &str) -> SysId {
+        SysId(s.to_string())
+    }
+}
+
+/// The unit tests' short readable ids.
+#[cfg(test)]
+impl From<&str> for SysId {
+    fn from(s: &str) -> SysId {
+        SysId::unchecked(s)
+    }
+}
+
+impl std::borrow::Borrow<str> for SysId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SysId {
+    type Target = str;
+    fn deref(&self) -> &str {
         &self.0
     }
 }
@@ -155,19 +188,79 @@ impl std::fmt::Display for SysId {
     }
 }
 
+/// A `sys_user.user_name` (or an event's `parm1`), compared exactly and case-sensitively as the built-in job
+/// does. Any text: it reaches a query only as a [`crate::snow::query::QueryValue`] or a safe prefix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(transparent)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn new(name: impl Into<String>) -> UserName {
+        UserName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for UserName {
+    fn from(name: &str) -> UserName {
+        UserName::new(name)
+    }
+}
+
+impl From<String> for UserName {
+    fn from(name: String) -> UserName {
+        UserName(name)
+    }
+}
+
+impl std::borrow::Borrow<str> for UserName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for UserName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for UserName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for UserName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for UserName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A `mid.instance.username` row of `ecc_agent_config`: the user a MID Server is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MidUserConfig {
-    pub mid_server: String,
-    pub user_name: String,
+    /// The `ecc_agent` reference; `None` when empty or not a sys_id.
+    pub mid_server: Option<SysId>,
+    pub user_name: UserName,
     pub sys_domain: Option<String>,
 }
 
 /// A row of `sys_user`, with the roles we read for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserAccount {
-    pub sys_id: String,
-    pub user_name: String,
+    pub sys_id: SysId,
+    pub user_name: UserName,
     pub active: bool,
     pub locked_out: bool,
     pub sys_domain: Option<String>,
@@ -178,7 +271,7 @@ pub struct UserAccount {
     pub failed_attempts: Option<u32>,
     /// sys_ids of every role the user holds (`sys_user_has_role`, inherited rows included);
     /// `None` when the roles were not read for this user.
-    pub roles: Option<BTreeSet<String>>,
+    pub roles: Option<BTreeSet<SysId>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -210,10 +303,10 @@ impl LoginEventKind {
 /// A `login`, `login.failed` or `login.authorization.failed` row of `sysevent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginEvent {
-    pub sys_id: String,
+    pub sys_id: SysId,
     pub kind: LoginEventKind,
     /// `parm1`: the user name, compared exactly and case-sensitively as the built-in job does.
-    pub user_name: String,
+    pub user_name: UserName,
     /// `parm2`: the source IP for `login`/`login.failed`, the missing roles for an authorization failure.
     pub parm2: String,
     pub created_on: DateTime<Utc>,
@@ -258,11 +351,11 @@ pub enum LoginHistory {
 }
 
 /// The `mid_server` role and what it contains.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MidServerRole {
-    pub sys_id: String,
+    pub sys_id: SysId,
     /// Every role `mid_server` contains, transitively: sys_id → name.
-    pub contains: BTreeMap<String, String>,
+    pub contains: BTreeMap<SysId, String>,
 }
 
 /// A user name the check refused to put into a query, and why.
@@ -278,16 +371,16 @@ pub struct Snapshot {
     /// `None` when the instance has no `mid_server` role (the built-in job logs it and checks no role users).
     pub mid_server_role: Option<MidServerRole>,
     /// sys_ids of the users holding `mid_server` (`sys_user_has_role`, inherited rows included).
-    pub role_holders: BTreeSet<String>,
+    pub role_holders: BTreeSet<SysId>,
     /// `sys_user` rows of role holders and configured MID users, keyed by sys_id.
-    pub users: BTreeMap<String, UserAccount>,
+    pub users: BTreeMap<SysId, UserAccount>,
     pub mid_servers: Vec<MidServer>,
     pub mid_user_configs: Vec<MidUserConfig>,
     /// Login events of the checked users inside the window (others may be present; they are ignored).
     pub login_events: Vec<LoginEvent>,
     /// Each checked user's events in the window by name — `login*` and the SSO `external.authentication.*` —
     /// as far as the read plan counted them (evidence only: they never decide a finding).
-    pub event_activity: BTreeMap<String, Vec<EventActivity>>,
+    pub event_activity: BTreeMap<UserName, Vec<EventActivity>>,
     pub login_history: LoginHistory,
     pub skipped_users: Vec<SkippedUser>,
 }

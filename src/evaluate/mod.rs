@@ -13,7 +13,7 @@ use crate::domain::{
     AccountState, Category, Condition, DownMidServer, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence,
     MidRef, MissingRoles, Report, Status, Summary,
 };
-use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Snapshot, Window};
+use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Population, Snapshot, SysId, Window};
 use crate::evaluate::messages::issue_message;
 
 /// The domain written when the user's is empty, as the built-in job does.
@@ -22,65 +22,12 @@ pub const GLOBAL_DOMAIN: &str = "global";
 /// The role whose absence makes a user's authorization failures invisible to the instance.
 pub const SOAP_SCRIPT_ROLE: &str = "soap_script";
 
-/// The sets of the built-in job (docs/servicenow.md §1 items 2–4).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Population<'a> {
-    /// A: active users holding `mid_server`, by user name → sys_domain.
-    pub role_users: BTreeMap<&'a str, Option<&'a str>>,
-    /// B: users configured on down MID Servers → those MID Servers (each once).
-    pub down_mid_users: BTreeMap<&'a str, Vec<&'a MidServer>>,
-    /// C: every configured MID user, whatever the MID Server's status.
-    pub configured: BTreeSet<&'a str>,
-    /// D = A − C.
-    pub unassociated: BTreeSet<&'a str>,
-    pub down_mid_servers: Vec<&'a MidServer>,
-}
-
-impl<'a> Population<'a> {
-    /// Derives the sets from the snapshot's roles, users, MID Servers and configuration (not its events).
-    pub fn of(s: &'a Snapshot) -> Population<'a> {
-        Population::holding_back(s, &BTreeSet::new())
-    }
-
-    /// As [`Population::of`], with the down MID Servers in `held_back` (sys_ids) counted as not down.
-    pub fn holding_back(s: &'a Snapshot, held_back: &BTreeSet<&str>) -> Population<'a> {
-        let mut role_users = BTreeMap::new();
-        if s.mid_server_role.is_some() {
-            for id in &s.role_holders {
-                if let Some(u) = s.users.get(id).filter(|u| u.active) {
-                    role_users.insert(u.user_name.as_str(), u.sys_domain.as_deref());
-                }
-            }
-        }
-        let down_mid_servers: Vec<&MidServer> =
-            s.mid_servers.iter().filter(|m| m.is_down() && !held_back.contains(m.sys_id.as_str())).collect();
-        let mut down_mid_users: BTreeMap<&str, Vec<&MidServer>> = BTreeMap::new();
-        for cfg in &s.mid_user_configs {
-            if let Some(mid) = down_mid_servers.iter().find(|m| m.sys_id == cfg.mid_server) {
-                let mids = down_mid_users.entry(cfg.user_name.as_str()).or_default();
-                if !mids.iter().any(|m| m.sys_id == mid.sys_id) {
-                    mids.push(mid);
-                }
-            }
-        }
-        let configured: BTreeSet<&str> = s.mid_user_configs.iter().map(|c| c.user_name.as_str()).collect();
-        let unassociated = role_users.keys().copied().filter(|u| !configured.contains(u)).collect();
-        Population { role_users, down_mid_users, configured, unassociated, down_mid_servers }
-    }
-
-    /// U = B ∪ D: the users whose login events decide a finding. Users configured only on Up MID
-    /// Servers are never examined.
-    pub fn to_check(&self) -> BTreeSet<&'a str> {
-        self.down_mid_users.keys().chain(self.unassociated.iter()).copied().collect()
-    }
-
-    /// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
-    fn domain(&self, s: &Snapshot, user: &str) -> String {
-        let from_user = self.role_users.get(user).copied().flatten();
-        let from_config =
-            || s.mid_user_configs.iter().filter(|c| c.user_name == user).find_map(|c| c.sys_domain.as_deref());
-        from_user.or_else(from_config).filter(|d| !d.is_empty()).unwrap_or(GLOBAL_DOMAIN).to_string()
-    }
+/// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
+fn domain(pop: &Population<'_>, s: &Snapshot, user: &str) -> String {
+    let from_user = pop.role_users.get(user).copied().flatten();
+    let from_config =
+        || s.mid_user_configs.iter().filter(|c| c.user_name == user).find_map(|c| c.sys_domain.as_deref());
+    from_user.or_else(from_config).filter(|d| !d.is_empty()).unwrap_or(GLOBAL_DOMAIN).to_string()
 }
 
 /// What the report needs beyond the snapshot.
@@ -96,7 +43,7 @@ pub struct Context<'a> {
 
 /// The down MID Servers that went silent less than `down_for` before the window's end (sys_ids). A MID
 /// Server without `last_refreshed` is judged, as by the built-in job.
-fn held_back<'s>(s: &'s Snapshot, ctx: &Context<'_>) -> BTreeSet<&'s str> {
+fn held_back<'s>(s: &'s Snapshot, ctx: &Context<'_>) -> BTreeSet<&'s SysId> {
     if ctx.down_for.is_zero() {
         return BTreeSet::new();
     }
@@ -105,26 +52,30 @@ fn held_back<'s>(s: &'s Snapshot, ctx: &Context<'_>) -> BTreeSet<&'s str> {
     s.mid_servers
         .iter()
         .filter(|m| m.is_down() && m.last_refreshed.is_some_and(|at| at > cutoff))
-        .map(|m| m.sys_id.as_str())
+        .map(|m| &m.sys_id)
         .collect()
 }
 
 /// Every down MID Server, judged or held back, with its users.
-fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&str>) -> Vec<DownMidServer> {
+fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&SysId>) -> Vec<DownMidServer> {
     let mut out: Vec<DownMidServer> = s
         .mid_servers
         .iter()
         .filter(|m| m.is_down())
         .map(|m| {
-            let mut users: Vec<String> =
-                s.mid_user_configs.iter().filter(|c| c.mid_server == m.sys_id).map(|c| c.user_name.clone()).collect();
+            let mut users: Vec<String> = s
+                .mid_user_configs
+                .iter()
+                .filter(|c| c.mid_server.as_ref() == Some(&m.sys_id))
+                .map(|c| c.user_name.to_string())
+                .collect();
             users.sort();
             users.dedup();
             DownMidServer {
-                sys_id: m.sys_id.clone(),
+                sys_id: m.sys_id.to_string(),
                 name: m.name.clone(),
                 down_since: m.last_refreshed,
-                judged: !held.contains(m.sys_id.as_str()),
+                judged: !held.contains(&m.sys_id),
                 users,
             }
         })
@@ -245,7 +196,7 @@ fn finding(
     let likely_cause = likely_cause(user, account, condition, &missing_roles);
     let mut down_mid_servers: Vec<MidRef> = down
         .iter()
-        .map(|m| MidRef { sys_id: m.sys_id.clone(), name: m.name.clone(), down_since: m.last_refreshed })
+        .map(|m| MidRef { sys_id: m.sys_id.to_string(), name: m.name.clone(), down_since: m.last_refreshed })
         .collect();
     down_mid_servers.sort();
 
@@ -262,7 +213,7 @@ fn finding(
         activity: s.event_activity.get(user).cloned().unwrap_or_default(),
         likely_cause,
         evidence: evidence(s, user, event, &ctx.window),
-        sys_domain: pop.domain(s, user),
+        sys_domain: domain(pop, s, user),
         history: None,
     })
 }
@@ -362,7 +313,7 @@ fn likely_cause(user: &str, account: AccountState, condition: Condition, missing
 
 fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Window) -> Evidence {
     let event = event.map(|e| EventEvidence {
-        sys_id: e.sys_id.clone(),
+        sys_id: e.sys_id.to_string(),
         name: e.kind,
         at: e.created_on,
         ip: (e.kind != LoginEventKind::AuthorizationFailed)
@@ -378,7 +329,7 @@ fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Windo
     let login_history = rows.and_then(|rows| {
         rows.iter()
             .filter(|h| window.contains(h.created_on))
-            .filter(|h| account.is_some_and(|a| a.sys_id == h.user.as_str()))
+            .filter(|h| account.is_some_and(|a| a.sys_id == h.user))
             .max_by_key(|h| h.created_on)
             .map(|h| LoginHistoryEvidence {
                 status: h.status.clone(),
@@ -399,9 +350,9 @@ fn id_map(pop: &Population<'_>) -> Option<IdMap> {
         users_on_down_mid_servers: pop
             .down_mid_users
             .iter()
-            .map(|(u, mids)| (u.to_string(), mids.iter().map(|m| m.sys_id.clone()).collect()))
+            .map(|(u, mids)| (u.to_string(), mids.iter().map(|m| m.sys_id.to_string()).collect()))
             .collect(),
-        down_mid_servers: pop.down_mid_servers.iter().map(|m| (m.sys_id.clone(), m.name.clone())).collect(),
+        down_mid_servers: pop.down_mid_servers.iter().map(|m| (m.sys_id.to_string(), m.name.clone())).collect(),
     })
 }
 

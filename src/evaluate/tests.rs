@@ -28,7 +28,7 @@ struct Instance {
 }
 
 fn instance() -> Instance {
-    let contains = CONTAINED.iter().map(|(id, n)| (id.to_string(), n.to_string())).collect();
+    let contains = CONTAINED.iter().map(|(id, n)| (SysId::from(*id), n.to_string())).collect();
     let s = Snapshot {
         mid_server_role: Some(MidServerRole { sys_id: MID_ROLE.into(), contains }),
         login_history: LoginHistory::Rows(Vec::new()),
@@ -37,21 +37,21 @@ fn instance() -> Instance {
     Instance { s, next_event: 0, down_for: std::time::Duration::ZERO }
 }
 
-fn all_roles() -> BTreeSet<String> {
-    std::iter::once(MID_ROLE).chain(CONTAINED.iter().map(|(id, _)| *id)).map(String::from).collect()
+fn all_roles() -> BTreeSet<SysId> {
+    std::iter::once(MID_ROLE).chain(CONTAINED.iter().map(|(id, _)| *id)).map(SysId::from).collect()
 }
 
 impl Instance {
     /// An active user holding mid_server and everything it contains.
     fn role_user(mut self, name: &str) -> Self {
         self = self.account(name, true, false, Some(all_roles()));
-        self.s.role_holders.insert(format!("u_{name}"));
+        self.s.role_holders.insert(SysId::from(format!("u_{name}").as_str()));
         self
     }
 
     /// A sys_user row without the mid_server role.
-    fn account(mut self, name: &str, active: bool, locked_out: bool, roles: Option<BTreeSet<String>>) -> Self {
-        let id = format!("u_{name}");
+    fn account(mut self, name: &str, active: bool, locked_out: bool, roles: Option<BTreeSet<SysId>>) -> Self {
+        let id = SysId::from(format!("u_{name}").as_str());
         let user = UserAccount {
             sys_id: id.clone(),
             user_name: name.into(),
@@ -67,12 +67,12 @@ impl Instance {
     }
 
     fn holder(mut self, name: &str) -> Self {
-        self.s.role_holders.insert(format!("u_{name}"));
+        self.s.role_holders.insert(SysId::from(format!("u_{name}").as_str()));
         self
     }
 
     fn mid(mut self, name: &str, status: &str, user: &str) -> Self {
-        let id = format!("m_{name}");
+        let id = SysId::from(format!("m_{name}").as_str());
         if !self.s.mid_servers.iter().any(|m| m.sys_id == id) {
             self.s.mid_servers.push(MidServer {
                 sys_id: id.clone(),
@@ -81,13 +81,13 @@ impl Instance {
                 last_refreshed: None,
             });
         }
-        self.s.mid_user_configs.push(MidUserConfig { mid_server: id, user_name: user.into(), sys_domain: None });
+        self.s.mid_user_configs.push(MidUserConfig { mid_server: Some(id), user_name: user.into(), sys_domain: None });
         self
     }
 
     /// The MID Server `name` answered its last heartbeat `minutes` before the end of the window.
     fn silent_since(mut self, name: &str, minutes: i64) -> Self {
-        let id = format!("m_{name}");
+        let id = SysId::from(format!("m_{name}").as_str());
         for m in self.s.mid_servers.iter_mut().filter(|m| m.sys_id == id) {
             m.last_refreshed = Some(end() - Duration::minutes(minutes));
         }
@@ -103,7 +103,7 @@ impl Instance {
     fn event(mut self, user: &str, kind: LoginEventKind, minutes: i64, parm2: &str) -> Self {
         self.next_event += 1;
         self.s.login_events.push(LoginEvent {
-            sys_id: format!("e{:04}", self.next_event),
+            sys_id: SysId::from(format!("e{:04}", self.next_event).as_str()),
             kind,
             user_name: user.into(),
             parm2: parm2.into(),
@@ -378,7 +378,7 @@ fn missing_mid_server_role_checks_only_users_of_down_mids() {
 
 #[test]
 fn authorization_failure_lists_missing_roles_from_event_and_containment() {
-    let held: BTreeSet<String> = [MID_ROLE, "r_soap", "r_soap_script"].into_iter().map(String::from).collect();
+    let held: BTreeSet<SysId> = [MID_ROLE, "r_soap", "r_soap_script"].into_iter().map(SysId::from).collect();
     let r = instance()
         .account("local-midserver", true, false, Some(held))
         .holder("local-midserver")
@@ -393,7 +393,7 @@ fn authorization_failure_lists_missing_roles_from_event_and_containment() {
 
 #[test]
 fn user_without_soap_script_on_down_mid_is_undetectable_not_network() {
-    let held: BTreeSet<String> = [MID_ROLE, "r_soap", "r_soap_query"].into_iter().map(String::from).collect();
+    let held: BTreeSet<SysId> = [MID_ROLE, "r_soap", "r_soap_query"].into_iter().map(SysId::from).collect();
     let r = instance()
         .account("mid.tokyo", true, false, Some(held))
         .holder("mid.tokyo")
@@ -448,7 +448,7 @@ fn login_history_adds_failure_reason_and_its_absence_is_noted() {
     let mut inst =
         instance().role_user("midserver2").mid("london", "Down", "midserver2").event("midserver2", Failed, 5, "");
     inst.s.login_history = LoginHistory::Rows(vec![LoginHistoryEntry {
-        user: SysId("u_midserver2".into()),
+        user: SysId::from("u_midserver2"),
         status: "failed".into(),
         failure_reason: "User locked out".into(),
         ip_address: "10.20.30.41".into(),

@@ -41,6 +41,6 @@ pub use batch::{BATCH, BatchItem, BatchResult, ItemOutcome};
 pub use batch_get::PageRequest;
 pub use client::{Client, ClientOptions, DEFAULT_RESPONSE_LIMIT, QUOTA_MIN_PAGE, Stats};
 pub use error::ApiError;
-pub use query::join_query;
+pub use query::Query;
 pub use retry::{RetryAfter, RetryPolicy};
 pub use row::{Row, value_text};

@@ -21,40 +21,16 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::reconcile::{Create, IssueRecord, Plan};
+use super::reconcile::{Create, Plan};
+use super::records::read_open_records;
 use super::{ISSUE_TABLE, WriteAction};
-use crate::domain::IssueState;
-use crate::domain::sn_time;
+use crate::domain::{IssueState, SysId, sn_time};
 use crate::escape::Shown;
-use crate::snow::{ApiError, BatchItem, Client, ItemOutcome, Row};
+use crate::snow::query::QueryValue;
+use crate::snow::{BatchItem, Client, ItemOutcome};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
 pub const BATCH_SIZE: usize = 50;
-
-pub(crate) const RECORD_FIELDS: &[&str] =
-    &["sys_id", "message", "source", "state", "count", "mid_server", "sys_domain", "sys_created_on"];
-
-/// Reads the unresolved records of `source` (New and Acknowledged alike).
-pub async fn read_open_records(client: &Client, source: &str) -> Result<Vec<IssueRecord>, ApiError> {
-    // `source` is validated as query-safe by the config; the filter is repeated on our side anyway.
-    let query = format!("source={source}^state!={}", IssueState::Resolved.as_str());
-    let rows = client.read_all(ISSUE_TABLE, &query, RECORD_FIELDS).await?;
-    Ok(rows.iter().filter_map(issue_record).filter(|r| r.source == source && r.state.is_open()).collect())
-}
-
-/// An `ecc_agent_issue` row as the plan sees it; `None` without a sys_id.
-pub(crate) fn issue_record(r: &Row) -> Option<IssueRecord> {
-    Some(IssueRecord {
-        sys_id: r.reference("sys_id")?,
-        message: r.text("message"),
-        source: r.text("source"),
-        state: IssueState::parse(&r.text("state")),
-        count: r.text("count").trim().parse().unwrap_or(1),
-        mid_server: r.reference("mid_server"),
-        sys_domain: r.reference("sys_domain"),
-        created_on: r.time("sys_created_on"),
-    })
-}
 
 /// A record written by this cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +71,7 @@ impl Applied {
 #[derive(Debug, Clone)]
 enum Write<'a> {
     Create(&'a Create),
-    Patch { action: WriteAction, sys_id: &'a str, message: &'a str, count: Option<u64>, body: Value },
+    Patch { action: WriteAction, sys_id: &'a SysId, message: &'a str, count: Option<u64>, body: Value },
 }
 
 impl Write<'_> {
@@ -110,7 +86,7 @@ impl Write<'_> {
             Write::Patch { sys_id, body, .. } => BatchItem {
                 id: id.to_string(),
                 method: "PATCH",
-                url: Client::table_path(ISSUE_TABLE, Some(sys_id), "sys_id"),
+                url: Client::table_path(ISSUE_TABLE, Some(sys_id.as_str()), "sys_id"),
                 body: body.clone(),
             },
         }
@@ -127,7 +103,7 @@ fn create_body(c: &Create) -> Value {
 }
 
 /// Applies `plan` for `source`, through the Batch API when `use_batch` and the instance allows it.
-pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) -> Applied {
+pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch: bool) -> Applied {
     let mut writes: Vec<Write> = plan.create.iter().map(Write::Create).collect();
     writes.extend(plan.count.iter().map(|u| Write::Patch {
         action: WriteAction::Count,
@@ -217,7 +193,7 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
                 }
                 Err(e) => record_failure(&mut applied, w, e.to_string()),
             },
-            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id, body).await {
+            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id.as_str(), body).await {
                 Ok(()) => record_success(&mut applied, w, sys_id.to_string()),
                 Err(e) => record_failure(&mut applied, w, e.to_string()),
             },
@@ -231,7 +207,7 @@ pub async fn apply(client: &Client, plan: &Plan, source: &str, use_batch: bool) 
 }
 
 /// Looks for the records of creates whose answer was lost; re-sends only those not found.
-async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Create], applied: &mut Applied) {
+async fn settle_unknown_creates(client: &Client, source: &QueryValue, unknown: &[&Create], applied: &mut Applied) {
     let open = match read_open_records(client, source).await {
         Ok(open) => open,
         Err(e) => {
@@ -251,7 +227,7 @@ async fn settle_unknown_creates(client: &Client, source: &str, unknown: &[&Creat
         if let Some(found) = open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
             tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
             applied.adopted += 1;
-            record_success(applied, &w, found.sys_id.clone());
+            record_success(applied, &w, found.sys_id.to_string());
             continue;
         }
         match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {

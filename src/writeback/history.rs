@@ -1,50 +1,16 @@
 //! Since when: each finding's history, from midwatch's own `ecc_agent_issue` records.
 //!
-//! One read serves both the plan and the history ([`read_records`]): the unresolved records of our source
-//! (what [`super::reconcile()`] needs) and, in the same query, the records of our source updated within the
-//! instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
+//! One read serves both the plan and the history ([`super::read_records`]): the unresolved records of our
+//! source (what [`super::reconcile()`] needs) and, in the same query, the records of our source updated within
+//! the instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
 //! an open record with the finding's message gives its first detection (`sys_created_on`) and how many cycles
 //! saw it (`count`, plus this one); a resolved record with the message says the finding is back.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
-use super::ISSUE_TABLE;
 use super::reconcile::IssueRecord;
-use crate::domain::{Finding, FindingHistory, IssueState, sn_time};
-use crate::snow::{ApiError, Client};
-
-/// The records of our source one cycle reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Records {
-    /// Unresolved (New, Acknowledged, …).
-    pub open: Vec<IssueRecord>,
-    /// Resolved, with when they were last updated (their resolution, as midwatch never touches them again).
-    pub resolved: Vec<(IssueRecord, DateTime<Utc>)>,
-}
-
-/// The instance deletes `ecc_agent_issue` rows not updated for 30 days (docs/servicenow.md §4).
-const RETENTION_DAYS: i64 = 30;
-
-/// Reads the unresolved records of `source` and those it resolved within the table's retention, in one query.
-pub async fn read_records(client: &Client, source: &str, now: DateTime<Utc>) -> Result<Records, ApiError> {
-    let since = now - Duration::days(RETENTION_DAYS);
-    // `source` is validated as query-safe by the config; both filters are repeated on our side anyway.
-    // `^OR` binds to the condition before it: source AND (unresolved OR updated recently).
-    let query =
-        format!("source={source}^state!={}^ORsys_updated_on>{}", IssueState::Resolved.as_str(), sn_time::format(since));
-    let fields: Vec<&str> = super::apply::RECORD_FIELDS.iter().copied().chain(["sys_updated_on"]).collect();
-    let rows = client.read_all(ISSUE_TABLE, &query, &fields).await?;
-    let mut records = Records::default();
-    for r in &rows {
-        let Some(record) = super::apply::issue_record(r).filter(|rec| rec.source == source) else { continue };
-        if record.state.is_open() {
-            records.open.push(record);
-        } else if let Some(at) = r.time("sys_updated_on").filter(|at| *at > since) {
-            records.resolved.push((record, at));
-        }
-    }
-    Ok(records)
-}
+use super::records::Records;
+use crate::domain::{Finding, FindingHistory};
 
 /// The history of `finding` at `now`: from its open record (the oldest, if an interrupted cycle left two), or
 /// new this cycle — then, if our source resolved the same message before, when it did (the latest).

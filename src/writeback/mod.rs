@@ -7,10 +7,13 @@
 pub mod apply;
 pub mod history;
 pub mod reconcile;
+mod records;
 
-pub use apply::{Applied, apply, read_open_records};
-pub use history::{Records, history, read_records};
+pub use apply::{Applied, apply};
+pub use history::history;
 pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile};
+pub(crate) use records::RECORD_FIELDS;
+pub use records::{Records, read_records};
 
 /// The MID Server Issue table.
 pub const ISSUE_TABLE: &str = "ecc_agent_issue";

@@ -16,12 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Finding, IssueState};
+use crate::domain::{Finding, IssueState, SysId};
 
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IssueRecord {
-    pub sys_id: String,
+    pub sys_id: SysId,
     pub message: String,
     pub source: String,
     /// New, Acknowledged, … (never Resolved: those are not read).
@@ -48,7 +48,7 @@ pub struct Create {
 /// A count bump of a record still detected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Update {
-    pub sys_id: String,
+    pub sys_id: SysId,
     pub message: String,
     /// The new absolute count (an absolute value, so a retried PATCH cannot count twice).
     pub count: u64,
@@ -60,7 +60,7 @@ pub struct Update {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolve {
-    pub sys_id: String,
+    pub sys_id: SysId,
     pub message: String,
     /// Why: no longer detected, or a duplicate left by an interrupted cycle.
     pub reason: ResolveReason,
@@ -133,11 +133,11 @@ pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: 
 
     for r in &ours {
         let still = produced.contains(r.message.as_str());
-        let keeper = by_message.get(r.message.as_str()).and_then(|rs| rs.first()).map(|k| k.sys_id.as_str());
+        let keeper = by_message.get(r.message.as_str()).and_then(|rs| rs.first()).map(|k| &k.sys_id);
         let reason = if !still {
             // The built-in auto-resolve: `message NOT IN <messages written this run>`.
             Some(ResolveReason::NoLongerDetected)
-        } else if keeper.is_some_and(|k| k != r.sys_id) && r.mid_server.as_deref().is_none_or(str::is_empty) {
+        } else if keeper.is_some_and(|k| *k != r.sys_id) && r.mid_server.as_deref().is_none_or(str::is_empty) {
             Some(ResolveReason::Duplicate)
         } else {
             None
