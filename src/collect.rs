@@ -320,3 +320,40 @@ async fn read_each(client: &Client, r: Read, conditions: Vec<Query>) -> Result<V
     let reads = conditions.iter().map(|c| read(client, r, c));
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config check` probes [`READS`]: every `Read` collect defines must be in it (or be the optional
+    /// login history), so the probe cannot drift from what a cycle reads.
+    #[test]
+    fn every_read_of_collect_is_one_config_check_probes() {
+        let sources = [
+            include_str!("collect.rs"),
+            include_str!("collect/latest/mod.rs"),
+            include_str!("collect/latest/count.rs"),
+            include_str!("collect/latest/reads.rs"),
+            include_str!("collect/latest/fold.rs"),
+        ];
+        let defined: Vec<&str> = sources
+            .iter()
+            .flat_map(|s| s.lines())
+            .filter_map(|l| l.trim_start().trim_start_matches("pub(crate) ").strip_prefix("const "))
+            .filter_map(|l| l.split_once(": Read ="))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(defined.len() >= READS.len(), "{defined:?}");
+        let listed = ["ROLE", "ROLE_CONTAINS", "HOLDERS", "USER_ROLES", "USERS", "MID_SERVERS", "MID_USER_CONFIGS"];
+        for name in &defined {
+            assert!(
+                listed.contains(name) || ["EVENTS", "LOGIN_HISTORY"].contains(name),
+                "{name} is read by collect but not probed by config check: add it to READS"
+            );
+        }
+        // The listed names are READS itself, in order (latest::EVENTS last).
+        let reads = [ROLE, ROLE_CONTAINS, HOLDERS, USER_ROLES, USERS, MID_SERVERS, MID_USER_CONFIGS, latest::EVENTS];
+        assert_eq!(READS, reads);
+        assert!(READS.iter().any(|r| r.fields.contains(&"user.failed_attempts")), "dot-walked fields are probed");
+    }
+}

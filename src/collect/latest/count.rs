@@ -1,0 +1,130 @@
+//! Counting each checked user's events per name through the Aggregate API, and what the counts say.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
+
+use super::fold::tally;
+use super::{Part, TABLE};
+use crate::domain::{EventActivity, LoginEventKind, sn_time};
+use crate::snow::{ApiError, Client, Group, Query};
+
+/// What the counts say about one user.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Count {
+    /// Events in the window; `None` when a count could not be read.
+    pub(super) total: Option<u64>,
+    /// The latest `sys_created_on`, when every group of the user carried it.
+    pub(super) latest: Option<DateTime<Utc>>,
+    pub(super) latest_missing: bool,
+}
+
+/// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
+/// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
+/// Aggregate API for this account, no other part asks.
+pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
+    let Some(first) = parts.first() else { return Ok(Vec::new()) };
+    let query = |p: &Part| bounded.clone().and(&p.condition).to_string();
+    let mut max: &[&str] = &["sys_created_on"];
+    let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
+        Err(e) if unavailable(&e) => {
+            max = &[];
+            match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
+                Err(e) if unavailable(&e) => {
+                    tracing::info!(error = %e, "the Aggregate API is not available; reading every login event");
+                    return Ok(vec![None; parts.len()]);
+                }
+                other => other?,
+            }
+        }
+        other => other?,
+    };
+    let rest = try_join_all(parts[1..].iter().map(|p| {
+        let q = query(p);
+        async move {
+            match client.aggregate(TABLE, &q, &["parm1", "name"], max).await {
+                Ok(groups) => Ok(Some(groups)),
+                Err(e) if unavailable(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }))
+    .await?;
+    Ok(std::iter::once(Some(probe)).chain(rest).map(|g| g.map(|g| by_user(&g))).collect())
+}
+
+/// One part's counts: per user the login events (which plan the reads), and per user and name every counted
+/// event (login and SSO, the evidence).
+pub(super) type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<String, EventActivity>>);
+
+/// True when the Aggregate API cannot answer this question for this account, so another plan must.
+pub(super) fn unavailable(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::Forbidden { .. }
+            | ApiError::InvalidTable { .. }
+            | ApiError::NotJson { .. }
+            | ApiError::Malformed { .. }
+            | ApiError::QuotaExceeded { .. }
+    ) || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
+}
+
+fn by_user(groups: &[Group]) -> Counted {
+    let mut counts: BTreeMap<String, Count> = BTreeMap::new();
+    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
+    for g in groups {
+        let Some(user) = g.fields.get("parm1") else { continue };
+        let name = g.fields.get("name").map(String::as_str).unwrap_or_default();
+        let last = g.max.get("sys_created_on").and_then(|m| sn_time::parse(m));
+        if let Some(n) = g.count.filter(|n| *n > 0) {
+            tally(activity.entry(user.clone()).or_default(), name, n, last, None);
+        }
+        // Only login events plan the reads; an SSO event never decides a finding.
+        if LoginEventKind::from_event_name(name).is_none() && g.fields.contains_key("name") {
+            continue;
+        }
+        let c = counts.entry(user.clone()).or_insert(Count { total: Some(0), ..Count::default() });
+        c.total = c.total.zip(g.count).map(|(a, b)| a + b);
+        if g.count == Some(0) {
+            continue;
+        }
+        match g.max.get("sys_created_on").and_then(|m| sn_time::parse(m)) {
+            Some(at) => c.latest = c.latest.max(Some(at)),
+            None => c.latest_missing = true,
+        }
+    }
+    (counts, activity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sn_time;
+
+    #[test]
+    fn counts_add_up_per_user_and_a_missing_max_is_noted() {
+        let g = |user: &str, name: &str, count: Option<u64>, max: Option<&str>| Group {
+            fields: [("parm1".to_string(), user.to_string()), ("name".to_string(), name.to_string())].into(),
+            count,
+            max: max.map(|m| [("sys_created_on".to_string(), m.to_string())].into()).unwrap_or_default(),
+        };
+        let (counts, activity) = by_user(&[
+            g("a", "login", Some(2), Some("2026-11-22 10:00:00")),
+            g("a", "login.failed", Some(1), Some("2026-11-22 11:00:00")),
+            g("a", "external.authentication.failed", Some(4), Some("2026-11-22 11:30:00")),
+            g("b", "login", Some(3), None),
+            g("c", "login", None, Some("2026-11-22 09:00:00")),
+        ]);
+        assert_eq!(counts["a"].total, Some(3));
+        assert_eq!(counts["a"].latest.map(sn_time::format).as_deref(), Some("2026-11-22 11:00:00"));
+        assert!(!counts["a"].latest_missing);
+        assert!(counts["b"].latest_missing);
+        assert_eq!(counts["c"].total, None, "an unreadable count is unknown");
+        // The SSO events are evidence only: counted by name, never in the login total or latest.
+        let sso = &activity["a"]["external.authentication.failed"];
+        assert_eq!((sso.count, sso.last.map(sn_time::format).as_deref()), (4, Some("2026-11-22 11:30:00")));
+        assert_eq!(activity["a"]["login.failed"].count, 1);
+        assert_eq!(activity["b"]["login"].last, None);
+    }
+}

@@ -1,0 +1,265 @@
+//! The latest login event of each checked user, read at a cost bounded by the users, not the events.
+//!
+//! Only a user's latest `login*` event in the window decides its finding (docs/servicenow.md §1 item 5),
+//! so midwatch reads that one event and folds every page as it arrives, keeping one event per user:
+//!
+//! 1. **Count.** The Aggregate API counts each checked user's events in the window per event name, and is
+//!    asked for the latest `sys_created_on` too (MAX of a date-time over REST is unconfirmed: used where
+//!    the answer carries it). A user with no event needs no read at all.
+//! 2. **Latest second known** (the answer had the MAX): the rows of exactly that second are read, up to
+//!    [`EXACT_CHUNK`] users per request as `^NQ` queries — all rows of the second, so a tie is broken by
+//!    `sys_id` as before.
+//! 3. **Otherwise** users with at most [`LIGHT`] events are read whole, many per request (`parm1IN…` sized
+//!    to fit one page); users with more get their latest row only (`ORDERBYDESC`, limit 1), up to
+//!    [`BATCH_READS`] per round trip through the Batch API, or one request each where it is not offered.
+//! 4. A name that can only be queried through a `STARTSWITH` superset (docs/servicenow.md §3) is read at
+//!    its latest second: known from the MAX, or else found by halving the window with counts of that
+//!    user's events (about 14 small Aggregate API calls), so that what is read is the superset's rows of
+//!    one second, not the superset.
+//! 5. **Without the Aggregate API** every login event of the checked users is read by keyset, folded page
+//!    by page.
+//!
+//! Rows read from `sysevent` are therefore at most [`LIGHT`] per checked user plus ties (steps 2–3),
+//! whatever the event volume. Every read has the window's fixed upper bound, is paged so that no page
+//! holds more than `page_size` rows (the 60 s quota), and every row is matched exactly on our side.
+//! An event inserted in the window's last second after the counts were taken may be missed, as it could
+//! be by a read that had already passed that second.
+
+mod count;
+mod fold;
+mod reads;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
+
+use super::Read;
+use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, UserName, Window};
+use crate::snow::query::{Field, IN_CHUNK, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, safe_prefix};
+use crate::snow::{ApiError, Client, Query};
+use count::{Count, count};
+use fold::Latest;
+use reads::{last_sso_events, read_exact, read_heavy, read_superset};
+
+/// Users with at most this many events in the window are read whole; above it, only their latest.
+pub const LIGHT: u64 = 10;
+/// Users whose latest second is known, read per request (`^NQ` parts).
+pub const EXACT_CHUNK: usize = 40;
+/// Latest-row reads per Batch API call.
+pub const BATCH_READS: usize = 50;
+/// Rows per page of a direct latest-row read (a page the ACLs emptied is stepped over).
+pub(super) const LATEST_PAGE: u32 = 5;
+
+/// The login (and SSO) events of `sysevent`.
+pub(crate) const EVENTS: Read =
+    Read { table: "sysevent", fields: &["name", "parm1", "parm2", "sys_created_on", "sys_id"] };
+pub(super) const TABLE: &str = EVENTS.table;
+pub(super) const FIELDS: &[&str] = EVENTS.fields;
+const NAME: Field = Field::new("name");
+pub(super) const PARM1: Field = Field::new("parm1");
+
+pub(super) fn newest_first(q: Query) -> Query {
+    q.order_by_desc(SYS_CREATED_ON).order_by_desc(SYS_ID)
+}
+
+/// `nameIN…` of these event names (constants of the code, so always query-safe).
+pub(super) fn names_in(names: &[&'static str]) -> Query {
+    let values: Vec<QueryValue> = names.iter().map(|n| QueryValue::fixed(n)).collect();
+    Query::new().one_of(NAME, &values)
+}
+
+/// How the users of one query condition are selected.
+#[derive(Debug, Clone)]
+pub(super) struct Part {
+    /// `parm1IN…` or `parm1STARTSWITH…`.
+    pub(super) condition: Query,
+    /// The checked users this condition stands for.
+    pub(super) users: Vec<String>,
+    /// The safe prefix when the condition is a superset.
+    pub(super) prefix: Option<QueryValue>,
+}
+
+/// Each checked user's login events and what was counted of its events by name (`login*` and SSO).
+#[derive(Debug, Default)]
+pub(super) struct LoginActivity {
+    pub events: Vec<LoginEvent>,
+    pub activity: BTreeMap<UserName, Vec<EventActivity>>,
+}
+
+/// The latest login event inside `window` of each of `users` (the ones `lookup` can query).
+pub(super) async fn latest_login_events(
+    client: &Client,
+    window: &Window,
+    lookup: &ValueLookup,
+    users: &[String],
+) -> Result<LoginActivity, ApiError> {
+    let wanted: BTreeSet<&str> = users.iter().map(String::as_str).collect();
+    let latest = Latest {
+        window,
+        wanted: &wanted,
+        events: Mutex::default(),
+        rows_read: Mutex::default(),
+        tallied: Mutex::default(),
+    };
+    let logins: Vec<&'static str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
+    let names = names_in(&logins);
+    // Counted (and, without counts, read) with the SSO events, which are evidence only: the same requests.
+    let counted_names = names_in(&[logins.as_slice(), SSO_EVENTS.as_slice()].concat());
+    let base = names.clone().after(SYS_CREATED_ON, window.start);
+    let bounded = base.clone().at_or_before(SYS_CREATED_ON, window.end);
+    let counted_base = counted_names.after(SYS_CREATED_ON, window.start);
+    let parts = parts(lookup, users);
+    if parts.is_empty() {
+        return Ok(LoginActivity::default());
+    }
+
+    let counted = count(client, &counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &parts).await?;
+    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
+    let counts: Vec<Option<BTreeMap<String, Count>>> = counted
+        .into_iter()
+        .map(|c| {
+            c.map(|(counts, by_name)| {
+                activity.extend(by_name);
+                counts
+            })
+        })
+        .collect();
+    let mut fold_all: Vec<&Part> = Vec::new();
+    let mut exact: Vec<(&str, Option<&QueryValue>, DateTime<Utc>)> = Vec::new();
+    let mut light: Vec<(QueryValue, u64)> = Vec::new();
+    let mut heavy: Vec<QueryValue> = Vec::new();
+    let mut superset: Vec<(&Part, Vec<&str>)> = Vec::new();
+    for (part, counts) in parts.iter().zip(&counts) {
+        let Some(counts) = counts else {
+            fold_all.push(part);
+            continue;
+        };
+        let mut unsafe_users = Vec::new();
+        for user in &part.users {
+            let Some(c) = counts.get(user) else { continue };
+            match (c.total, c.latest) {
+                (Some(0), _) => {}
+                (_, Some(at)) if !c.latest_missing => exact.push((user, part.prefix.as_ref(), at)),
+                _ if part.prefix.is_some() => unsafe_users.push(user.as_str()),
+                (Some(n), _) if n <= LIGHT => light.extend(QueryValue::new(user).map(|v| (v, n))),
+                _ => heavy.extend(QueryValue::new(user)),
+            }
+        }
+        if !unsafe_users.is_empty() {
+            superset.push((part, unsafe_users));
+        }
+    }
+    tracing::debug!(
+        fold_all = fold_all.len(),
+        exact = exact.len(),
+        light = light.len(),
+        heavy = heavy.len(),
+        superset = superset.len(),
+        "sysevent read plan"
+    );
+
+    let page = client.page_size();
+    // Parts the Aggregate API could not count are read whole, SSO events included, and tallied; light users
+    // are read whole too, but their counts came from the Aggregate API.
+    let whole = fold_all
+        .iter()
+        .map(|p| (counted_base.clone().and(&p.condition), true))
+        .chain(light_batches(&light, page).into_iter().map(|b| (base.clone().one_of(PARM1, &b), false)));
+    let whole = try_join_all(whole.map(|(q, tallying)| {
+        let latest = &latest;
+        async move {
+            client
+                .fold_keyset(TABLE, q.as_str(), FIELDS, window.end, |rows| {
+                    if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
+                })
+                .await
+        }
+    }));
+    let exact_reads = try_join_all(exact.chunks(EXACT_CHUNK).map(|chunk| read_exact(client, &base, chunk, &latest)));
+    let supersets = try_join_all(
+        superset
+            .iter()
+            .flat_map(|(part, users)| users.iter().map(move |u| (*part, *u)))
+            .map(|(part, user)| read_superset(client, &names, window, part, user, &latest)),
+    );
+    let heavy_reads = read_heavy(client, &bounded, &heavy, &latest);
+    let (_, leftovers, _, ()) = tokio::try_join!(whole, exact_reads, supersets, heavy_reads)?;
+
+    // Users whose latest second was not found as counted: read like heavy users.
+    let (mut again, mut unsafe_again): (Vec<QueryValue>, Vec<&str>) = (Vec::new(), Vec::new());
+    for user in leftovers.into_iter().flatten() {
+        match QueryValue::new(user) {
+            Some(v) => again.push(v),
+            None => unsafe_again.push(user),
+        }
+    }
+    read_heavy(client, &bounded, &again, &latest).await?;
+    for user in unsafe_again {
+        if let Some(part) = parts.iter().find(|p| p.users.iter().any(|u| u == user)) {
+            read_superset(client, &names, window, part, user, &latest).await?;
+        }
+    }
+    if let Ok(n) = latest.rows_read.lock() {
+        tracing::debug!(rows = *n, "sysevent rows read");
+    }
+    for (user, by_name) in latest.tallied.into_inner().unwrap_or_default() {
+        activity.entry(user).or_default().extend(by_name);
+    }
+    last_sso_events(client, window, &mut activity).await?;
+    let events = latest.events.into_inner().map(|m| m.into_values().collect()).unwrap_or_default();
+    let activity =
+        activity.into_iter().map(|(user, by_name)| (UserName::new(user), by_name.into_values().collect())).collect();
+    Ok(LoginActivity { events, activity })
+}
+
+/// One condition per `IN` chunk of safe names and per safe prefix, with the users each stands for.
+fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
+    let exact = lookup.exact.iter().map(|chunk| Part {
+        condition: Query::new().one_of(PARM1, chunk),
+        users: chunk.iter().map(|v| v.as_str().to_string()).collect(),
+        prefix: None,
+    });
+    let prefixed = lookup.prefixes.iter().map(|p| Part {
+        condition: Query::new().starts_with(PARM1, p),
+        users: users
+            .iter()
+            .filter(|u| QueryValue::new(u).is_none() && safe_prefix(u).as_ref() == Some(p))
+            .cloned()
+            .collect(),
+        prefix: Some(p.clone()),
+    });
+    exact.chain(prefixed).collect()
+}
+/// Light users packed so that a batch's events fit one page and its names one `IN` list.
+fn light_batches<T: Clone>(light: &[(T, u64)], page: u32) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut rows = 0u64;
+    for (user, n) in light {
+        match batches.last_mut() {
+            Some(b) if b.len() < IN_CHUNK && rows + n <= u64::from(page) => {
+                b.push(user.clone());
+                rows += n;
+            }
+            _ => {
+                batches.push(vec![user.clone()]);
+                rows = *n;
+            }
+        }
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn light_users_are_packed_to_fit_a_page() {
+        let light: Vec<(&str, u64)> = vec![("a", 4), ("b", 4), ("c", 3), ("d", 10), ("e", 1)];
+        assert_eq!(light_batches(&light, 10), [vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]);
+        let many: Vec<(&str, u64)> = (0..250).map(|_| ("u", 1)).collect();
+        assert_eq!(light_batches(&many, 1000).iter().map(Vec::len).collect::<Vec<_>>(), [100, 100, 50]);
+    }
+}
