@@ -146,7 +146,7 @@ fn window_below_five_minutes_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Every problem at once, unknown keys included (issue 10)
+// Every problem at once, unknown keys included
 
 #[test]
 fn three_unknown_keys_are_named_at_once_with_their_section() {
@@ -427,7 +427,7 @@ fn the_cycle_deadline_defaults_below_a_plugins_limit_and_is_bounded() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// OAuth (issue 11)
+// OAuth
 
 const CLIENT_CREDENTIALS: &str = r#"
 [instance]

@@ -8,7 +8,7 @@
 //!    the answer carries it). A user with no event needs no read at all.
 //! 2. **Latest second known** (the answer had the MAX): the rows of exactly that second are read, up to
 //!    [`EXACT_CHUNK`] users per request as `^NQ` queries — all rows of the second, so a tie is broken by
-//!    `sys_id` as before.
+//!    `sys_id` exactly as a read of every row would.
 //! 3. **Otherwise** users with at most [`LIGHT`] events are read whole, many per request (`parm1IN…` sized
 //!    to fit one page); users with more get their latest row only (`ORDERBYDESC`, limit 1), up to
 //!    [`BATCH_READS`] per round trip through the Batch API, or one request each where it is not offered.
