@@ -30,6 +30,11 @@
 //! a message is sent exactly once. A crash between writing the outbox file and recording the last-notified state
 //! can, at worst, compose one more message with the same content on the next cycle.
 //!
+//! Nothing is sent that the state directory cannot account for: a message that cannot be written to the outbox,
+//! or whose content cannot be recorded as notified, is not sent (each cycle says so, as an error naming the file
+//! and the OS error), and a message whose *sending* marker cannot be written gets `RSET` instead of `DATA` and
+//! stays queued. An unwritable state directory therefore stops email until it is fixed; it never repeats mail.
+//!
 //! The state directory is locked (`<state>/email.lock`, holding the owner's pid) while a cycle notifies, so a
 //! manual `midwatch check` and the service cannot deliver the same outbox message at the same time.
 
@@ -261,7 +266,6 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     problems.extend(load_problems);
 
     let mut composed: Option<(String, String)> = None; // (message id, subject)
-    let mut unqueued_state = None;
     let mut status = None;
     match decide(cfg, last.as_ref(), &digest, report) {
         Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
@@ -279,19 +283,30 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
                         message_id: message_id.clone(),
                         findings: current,
                     };
-                    match outbox.store(&mut entry) {
-                        // Queued: from now on the message is owed, so this content counts as notified.
-                        Ok(()) => record_state(&state, state_dir, &mut problems),
+                    // Queued and recorded, or not sent at all: a message that is not in the outbox, or whose
+                    // content is not recorded as notified, would be composed and sent again every cycle.
+                    let queued = outbox.store(&mut entry).and_then(|()| {
+                        state.store(state_dir).map_err(|e| match outbox.remove(&entry) {
+                            Ok(()) => e,
+                            Err(removing) => format!("{e}; {removing}"),
+                        })
+                    });
+                    match queued {
+                        Ok(()) => {
+                            composed = Some((message_id, email.subject));
+                            entries.push(entry);
+                        }
                         Err(e) => {
-                            // Not on disk: still try to send it now, so the cycle's news is not lost; the state
-                            // is recorded only if that works, so that a later cycle composes it again otherwise.
-                            tracing::error!(error = %e, "cannot write the outbox; sending without a copy on disk");
-                            problems.push(e);
-                            unqueued_state = Some(state);
+                            tracing::error!(error = %e, "cannot queue the email; nothing is sent until the state directory is writable");
+                            problems.push(e.clone());
+                            status = Some(EmailStatus::Skipped {
+                                reason: format!(
+                                    "cannot queue the email ({e}); fix the state directory {}",
+                                    state_dir.display()
+                                ),
+                            });
                         }
                     }
-                    composed = Some((message_id, email.subject));
-                    entries.push(entry);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build the email");
@@ -304,11 +319,6 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     let delivery = smtp::deliver(cfg, &outbox, entries, now).await;
     problems.extend(delivery.problems);
     let new_id = composed.as_ref().map(|(id, _)| id.as_str());
-    if let Some(state) = unqueued_state
-        && delivery.results.iter().any(|r| r.finished && Some(r.message_id.as_str()) == new_id)
-    {
-        record_state(&state, state_dir, &mut problems);
-    }
     let outbox_delivered =
         delivery.results.iter().filter(|r| r.finished && Some(r.message_id.as_str()) != new_id).count();
     let status = match (status, composed) {
@@ -343,12 +353,5 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         outbox_pending: delivery.pending,
         permanent_failures: delivery.permanent_failures,
         problems,
-    }
-}
-
-fn record_state(state: &outbox::NotifiedState, state_dir: &Path, problems: &mut Vec<String>) {
-    if let Err(e) = state.store(state_dir) {
-        tracing::error!(error = %e, "cannot record the last-notified state");
-        problems.push(e);
     }
 }

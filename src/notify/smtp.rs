@@ -366,9 +366,22 @@ async fn transaction(
         return Ok(());
     }
 
-    // The marker: from here on a crash leaves the recipients' fate unknown.
+    // The marker: from here on a crash leaves the recipients' fate unknown. Without it on disk a later cycle
+    // could not know the data went out and would send it again, so no marker, no DATA.
     entry.sending = Some(SendingMarker { recipients: accepted.clone(), since: now });
-    persist(outbox, entry, report);
+    let marked = match &entry.path {
+        Some(_) => outbox.update(entry),
+        None => Err("the email is not in the outbox, so its delivery could not be recorded".to_string()),
+    };
+    if let Err(e) = marked {
+        entry.sending = None;
+        let reason = format!("not sent: {e}; fix the state directory (permissions, space), the email stays queued");
+        tracing::error!(message_id = %entry.message_id, error = %reason, "cannot record the sending marker");
+        report.problems.push(reason.clone());
+        entry.last_error = Some(reason);
+        let _ = step(t, "RSET", conn.command(Rset)).await;
+        return Ok(());
+    }
 
     let refused = |entry: &mut OutboxEntry, report: &mut DeliveryReport, fail: Fail| {
         entry.sending = None;
