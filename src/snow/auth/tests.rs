@@ -2,7 +2,15 @@
 //! renewal, the refresh token and its fallback, and the token count of a long run.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+use url::Url;
+
+use super::token_endpoint::{GrantRequest, TokenAnswer, TokenEndpoint, parse_answer};
+use super::token_manager::{Flow, TokenManager, margin};
 use super::*;
 
 /// A token endpoint that issues numbered tokens and records the grants asked for.
