@@ -1,6 +1,7 @@
 //! The ServiceNow REST Table API client: the only code that knows HTTP, paging, retries and JSON.
 //!
-//! - `client.rs`: the [`Client`], its options and counters; every answer is read up to a size limit.
+//! - `client/`: the [`Client`] and its options; its reads, its writes, its transport (every answer is read up
+//!   to a size limit) and its counters, a file each.
 //! - `answer.rs`: what an answer is — data, or a class of failure (quota cancellation, rate limit,
 //!   unavailable, not the API, refused, too large, cut off); one classifier for every read and write.
 //! - `error.rs`: [`ApiError`], worded for the person who has to fix it.
@@ -11,7 +12,6 @@
 //! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request; `batch_get.rs`: many small
 //!   reads (GET sub-requests) in one round trip.
 //! - [`aggregate`]: the Aggregate API (counts per group, MAX where the instance offers it).
-//! - `fold.rs`: reads that hand their rows on page by page instead of collecting them.
 //! - [`deadline`]: the cycle's deadline as requests see it, and what is in flight.
 //! - [`query`]: encoded queries from untrusted values; [`row`]: the instance's value shapes.
 //!
@@ -19,7 +19,7 @@
 //! connections with exponential backoff, within a finite budget; never 400/401/403). A page the
 //! REST quota cancelled is asked again with half the rows. Every paged read has a total order;
 //! `sysevent`, which grows while it is read, is paged by keyset on `(sys_created_on, sys_id)` under
-//! the window's fixed upper bound ([`Client::read_keyset`]).
+//! the window's fixed upper bound ([`Client::fold_keyset`]).
 
 pub mod aggregate;
 mod answer;
@@ -29,7 +29,6 @@ mod batch_get;
 mod client;
 pub mod deadline;
 mod error;
-mod fold;
 mod paging;
 pub mod query;
 mod retry;
