@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::evaluate::Population;
 use crate::snow::query::{ValueLookup, in_list};
-use crate::snow::{ApiError, Client, Row, join_query};
+use crate::snow::{ApiError, ApiErrorKind, Client, Row, join_query};
 
 pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
 
@@ -265,13 +265,13 @@ async fn login_history(
                 })
                 .collect(),
         )),
-        Err(ApiError::InvalidTable { .. }) => {
+        Err(e) if matches!(e.kind(), ApiErrorKind::InvalidTable) => {
             tracing::info!(
                 "{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); continuing without it"
             );
             Ok(LoginHistory::Absent)
         }
-        Err(e @ ApiError::Forbidden { .. }) => Ok(LoginHistory::Unreadable(e.to_string())),
+        Err(e) if matches!(e.kind(), ApiErrorKind::Forbidden { .. }) => Ok(LoginHistory::Unreadable(e.to_string())),
         Err(e) => Err(e),
     }
 }

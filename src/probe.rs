@@ -6,7 +6,7 @@ use crate::collect::LOGIN_HISTORY_TABLE;
 use crate::config::Config;
 use crate::cycle;
 use crate::snow::auth::TokenInfo;
-use crate::snow::{ApiError, RetryPolicy};
+use crate::snow::{ApiErrorKind, RetryPolicy};
 use crate::writeback::ISSUE_TABLE;
 
 /// The tables a cycle reads, with the fields it needs.
@@ -124,7 +124,7 @@ pub async fn probe(config: &Config) -> Probe {
         Ok(_) => {
             out.notes.push(format!("{LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"))
         }
-        Err(ApiError::InvalidTable { .. }) => out
+        Err(e) if matches!(e.kind(), ApiErrorKind::InvalidTable) => out
             .notes
             .push(format!("{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); it is optional")),
         Err(e) => out.notes.push(format!("{LOGIN_HISTORY_TABLE} is optional and could not be read: {e}")),

@@ -33,7 +33,7 @@ use futures::future::try_join_all;
 
 use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, Window, sn_time};
 use crate::snow::query::{IN_CHUNK, ValueLookup, is_safe_value, safe_prefix};
-use crate::snow::{ApiError, Client, Group, PageRequest, Row, join_query};
+use crate::snow::{ApiError, ApiErrorKind, Client, Group, PageRequest, Row, join_query};
 
 /// Users with at most this many events in the window are read whole; above it, only their latest.
 pub const LIGHT: u64 = 10;
@@ -385,13 +385,13 @@ type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<String, Event
 /// True when the Aggregate API cannot answer this question for this account, so another plan must.
 fn unavailable(e: &ApiError) -> bool {
     matches!(
-        e,
-        ApiError::Forbidden { .. }
-            | ApiError::InvalidTable { .. }
-            | ApiError::NotJson { .. }
-            | ApiError::Malformed { .. }
-            | ApiError::QuotaExceeded { .. }
-    ) || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
+        e.kind(),
+        ApiErrorKind::Forbidden { .. }
+            | ApiErrorKind::InvalidTable
+            | ApiErrorKind::NotJson { .. }
+            | ApiErrorKind::Malformed { .. }
+            | ApiErrorKind::QuotaExceeded { .. }
+    ) || matches!(e.kind(), ApiErrorKind::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
 }
 
 fn by_user(groups: &[Group]) -> Counted {
@@ -479,7 +479,9 @@ async fn read_heavy(client: &Client, bounded: &str, users: &[&str], latest: &Lat
         let requests: Vec<PageRequest> = chunk.iter().map(|u| request(u)).collect();
         let answers = match client.batch_get(&requests).await {
             Ok(answers) => answers,
-            Err(e @ (ApiError::Unauthorized { .. } | ApiError::RateLimited { .. })) => return Err(e),
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
+                return Err(e);
+            }
             Err(e) => {
                 tracing::info!(error = %e, "a Batch API read failed; reading those users one by one");
                 vec![None; chunk.len()]

@@ -14,7 +14,7 @@ use url::Url;
 use super::answer::Shape;
 use super::retry;
 use super::row::value_text;
-use super::{ApiError, Client};
+use super::{ApiError, ApiErrorKind, Client};
 
 /// One group of an Aggregate API answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,7 +71,7 @@ fn decode_groups(label: &str, object: Map<String, Value>) -> Result<Vec<Group>, 
     match object.get("result") {
         Some(Value::Array(groups)) => Ok(groups.iter().map(group).collect()),
         Some(single @ Value::Object(_)) => Ok(vec![group(single)]),
-        _ => Err(ApiError::Malformed { table: label.into(), reason: "no \"result\" array or object".into() }),
+        _ => Err(ApiError::new(label, ApiErrorKind::Malformed { reason: "no \"result\" array or object".into() })),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::answer::{Body, Shape, classify};
 use super::error::Context;
-use super::{ApiError, Row};
+use super::{ApiError, ApiErrorKind, Row};
 
 /// The pseudo-table name used in errors of the Batch API.
 pub const BATCH: &str = "the Batch API";
@@ -51,9 +51,9 @@ impl ApiError {
     /// True for a clear "the Batch API is not here" (400, 403, 404, 405 on the endpoint): the
     /// instance refused the call before running any of it, so each write can go on its own.
     pub fn batch_not_offered(&self) -> bool {
-        match self {
-            ApiError::Forbidden { .. } | ApiError::InvalidTable { .. } => true,
-            ApiError::Status { status, .. } => matches!(status, 400 | 404 | 405),
+        match &self.kind {
+            ApiErrorKind::Forbidden { .. } | ApiErrorKind::InvalidTable => true,
+            ApiErrorKind::Status { status, .. } => matches!(status, 400 | 404 | 405),
             _ => false,
         }
     }
@@ -230,10 +230,10 @@ mod tests {
 
     #[test]
     fn only_a_clear_refusal_of_the_endpoint_means_not_offered() {
-        let status = |s| ApiError::Status { table: BATCH.into(), status: s, message: String::new() };
+        let status = |s| ApiError::new(BATCH, ApiErrorKind::Status { status: s, message: String::new() });
         assert!(status(400).batch_not_offered() && status(404).batch_not_offered());
         assert!(!status(503).batch_not_offered() && !status(500).batch_not_offered());
-        assert!(!ApiError::NotJson { table: BATCH.into(), status: 200, title: None }.batch_not_offered());
-        assert!(!ApiError::Unauthorized { table: BATCH.into() }.batch_not_offered());
+        assert!(!ApiError::new(BATCH, ApiErrorKind::NotJson { status: 200, title: None }).batch_not_offered());
+        assert!(!ApiError::new(BATCH, ApiErrorKind::Unauthorized).batch_not_offered());
     }
 }

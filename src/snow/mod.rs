@@ -33,13 +33,14 @@ mod paging;
 pub mod query;
 mod retry;
 pub mod row;
+mod text;
 
 pub use aggregate::Group;
 pub use answer::RedirectKind;
 pub use batch::{BATCH, BatchItem, BatchResult, ItemOutcome};
 pub use batch_get::PageRequest;
 pub use client::{Client, ClientOptions, DEFAULT_RESPONSE_LIMIT, QUOTA_MIN_PAGE, Stats};
-pub use error::ApiError;
+pub use error::{ApiError, ApiErrorKind};
 pub use query::join_query;
 pub use retry::{RetryAfter, RetryPolicy};
 pub use row::{Row, value_text};

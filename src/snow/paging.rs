@@ -5,9 +5,9 @@
 
 use reqwest::header::{HeaderMap, LINK};
 
-use super::ApiError;
 use super::query::join_query;
 use super::row::Row;
+use super::{ApiError, ApiErrorKind};
 
 /// One page of a read.
 #[derive(Debug, Default)]
@@ -183,10 +183,8 @@ impl Cursor for Keyset {
         } else {
             self.idle_pages += 1;
             if self.idle_pages > MAX_IDLE_PAGES {
-                return Err(ApiError::Malformed {
-                    table: self.table.clone(),
-                    reason: format!("paging made no progress over {MAX_IDLE_PAGES} pages"),
-                });
+                let reason = format!("paging made no progress over {MAX_IDLE_PAGES} pages");
+                return Err(ApiError::new(self.table.clone(), ApiErrorKind::Malformed { reason }));
             }
         }
         let Some((ts, id)) = self.last.clone() else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::ApiError;
+use super::{ApiError, ApiErrorKind};
 
 /// How reads (and idempotent writes) are retried.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ where
         .await;
     let beyond = beyond.lock().ok().and_then(|b| *b);
     match (result, beyond) {
-        (Err(_), Some((wait, left))) => Err(ApiError::WaitBeyondDeadline { table: table.into(), wait, left }),
+        (Err(_), Some((wait, left))) => Err(ApiError::new(table, ApiErrorKind::WaitBeyondDeadline { wait, left })),
         (result, _) => result,
     }
 }
@@ -137,7 +137,7 @@ pub(crate) fn transient(e: &ApiError, policy: &RetryPolicy) -> bool {
 
 /// Writes that must not be repeated blindly: only an answer proving nothing was done (429).
 pub(crate) fn rate_limited(e: &ApiError, policy: &RetryPolicy) -> bool {
-    matches!(e, ApiError::RateLimited { .. }) && e.is_transient(policy.max_retry_after)
+    matches!(e.kind, ApiErrorKind::RateLimited { .. }) && e.is_transient(policy.max_retry_after)
 }
 
 #[cfg(test)]

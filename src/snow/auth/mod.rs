@@ -9,7 +9,7 @@
 //!   token request, so requests that find the token expired queue behind the one renewal and take its token.
 //! - **A refused token is renewed once.** A request whose token the API answered 401 asks for a renewal of
 //!   *that* token (its generation); when another request has replaced it meanwhile, the newer token is taken
-//!   without a token request. The request is repeated once; a second 401 is final ([`ApiError::TokenRefused`]).
+//!   without a token request. The request is repeated once; a second 401 is final ([`ApiErrorKind::TokenRefused`]).
 //! - **Client credentials** come with no refresh token: a new token is minted each time. **Password grant**:
 //!   the refresh token is used while the instance accepts it; once it is refused, a new password grant follows.
 //!
@@ -42,7 +42,7 @@ use token_endpoint::{HttpEndpoint, TOKEN_PATH, TokenEndpoint};
 pub use token_error::TokenError;
 use token_manager::{Flow, TokenManager};
 
-use super::ApiError;
+use super::{ApiError, ApiErrorKind};
 
 /// Gives each request its credentials. Shared by every clone of a [`super::Client`], so that all its requests
 /// use (and renew) one token.
@@ -121,7 +121,7 @@ impl Auth {
     }
 
     /// Runs `send` (one request) with the current credentials. When the API refuses an OAuth token (`refused`:
-    /// a 401), the token is renewed once and `send` runs once more; a second 401 is [`ApiError::TokenRefused`].
+    /// a 401), the token is renewed once and `send` runs once more; a second 401 is [`ApiErrorKind::TokenRefused`].
     /// With Basic auth `send` runs once, and a 401 goes on to be classified as refused credentials.
     pub(super) async fn send<T, F, Fut>(
         &self,
@@ -133,7 +133,7 @@ impl Auth {
         F: FnMut(HeaderValue) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let token_error = |error| ApiError::Token { table: table.into(), error };
+        let token_error = |error| ApiError::new(table, ApiErrorKind::Token { error });
         let first = self.authorization().await.map_err(token_error)?;
         let result = send(first.header).await;
         let (Kind::OAuth(tokens), Some(generation)) = (&self.kind, first.generation) else {
@@ -146,7 +146,7 @@ impl Auth {
         let renewed = tokens.renew_refused(generation).await.map_err(token_error)?;
         match send(renewed.header).await {
             Ok(answer) if refused(&answer) => {
-                Err(ApiError::TokenRefused { table: table.into(), who: tokens.account.clone() })
+                Err(ApiError::new(table, ApiErrorKind::TokenRefused { who: tokens.account.clone() }))
             }
             other => other,
         }

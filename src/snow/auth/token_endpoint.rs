@@ -10,6 +10,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::{Grant, OAuthClient, TokenError};
+use crate::snow::answer::is_html;
+use crate::snow::text::{joined, shown_location, source_chain};
 
 /// The path of the token endpoint, relative to the instance root.
 pub(crate) const TOKEN_PATH: &str = "/oauth_token.do";
@@ -129,12 +131,11 @@ impl HttpEndpoint {
     ) -> Result<TokenAnswer, TokenError> {
         let url = self.url.to_string();
         if (300..400).contains(&status) {
-            let location = headers.get(LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("an unnamed page");
-            // The query of a sign-on URL is of no use in a message.
-            let location = location.split(['?', '#']).next().unwrap_or_default().to_string();
+            let location = headers.get(LOCATION).and_then(|l| l.to_str().ok());
+            let location = location.map_or_else(|| "an unnamed page".to_string(), shown_location);
             return Err(TokenError::Redirected { url, status, location });
         }
-        if crate::snow::answer::is_html(headers, body) {
+        if is_html(headers, body) {
             return Err(match status {
                 500..=599 => TokenError::Status { status, answer: "an HTML error page".into() },
                 _ => TokenError::Html { url, status },
@@ -144,11 +145,11 @@ impl HttpEndpoint {
             return parse_answer(body);
         }
         let (error, description) = error_fields(body);
-        let answer = match (error.is_empty(), description.is_empty()) {
-            (true, true) => String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string(),
-            (false, true) => error.clone(),
-            (true, false) => description.clone(),
-            (false, false) => format!("{error}: {description}"),
+        let answer = match joined(&error, &description) {
+            both_empty if both_empty.is_empty() => {
+                String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string()
+            }
+            answer => answer,
         };
         let client_id = self.client.id.clone();
         Err(match (status, error.as_str()) {
@@ -167,14 +168,7 @@ impl HttpEndpoint {
         if e.is_timeout() {
             return TokenError::Timeout { url, timeout: self.timeout };
         }
-        let mut parts = vec![e.to_string()];
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            parts.push(s.to_string());
-            source = s.source();
-        }
-        parts.dedup();
-        TokenError::Connect { url, reason: parts.join(": ") }
+        TokenError::Connect { url, reason: source_chain(e) }
     }
 }
 

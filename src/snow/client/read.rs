@@ -9,7 +9,7 @@ use crate::domain::sn_time;
 use crate::snow::answer::Shape;
 use crate::snow::paging::{Cursor, Keyset, Offset, Page};
 use crate::snow::retry;
-use crate::snow::{ApiError, Row};
+use crate::snow::{ApiError, ApiErrorKind, Row};
 
 /// A quota-cancelled read is asked again with half the page, as long as the half is at least this.
 pub const QUOTA_MIN_PAGE: u32 = 100;
@@ -73,7 +73,7 @@ impl Client {
                         sink(rows);
                     }
                 }
-                Err(ApiError::QuotaExceeded { .. }) if req.limit / 2 >= QUOTA_MIN_PAGE => {
+                Err(e) if matches!(e.kind, ApiErrorKind::QuotaExceeded { .. }) && req.limit / 2 >= QUOTA_MIN_PAGE => {
                     let smaller = req.limit / 2;
                     tracing::warn!(
                         table,
@@ -83,10 +83,12 @@ impl Client {
                     );
                     cursor.set_limit(smaller);
                 }
-                Err(ApiError::QuotaExceeded { table, message, page_size, .. }) => {
-                    return Err(ApiError::QuotaExceeded { table, message, page_size, smallest: req.limit });
+                Err(mut e) => {
+                    if let ApiErrorKind::QuotaExceeded { smallest, .. } = &mut e.kind {
+                        *smallest = req.limit;
+                    }
+                    return Err(e);
                 }
-                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -156,7 +158,7 @@ impl Client {
 
 /// The rows of a Table API `result` array.
 fn rows(table: &str, mut object: Map<String, Value>) -> Result<Vec<Row>, ApiError> {
-    let malformed = |reason: String| ApiError::Malformed { table: table.into(), reason };
+    let malformed = |reason: String| ApiError::new(table, ApiErrorKind::Malformed { reason });
     let Some(Value::Array(result)) = object.remove("result") else {
         return Err(malformed("\"result\" is not an array".into()));
     };

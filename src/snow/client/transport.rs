@@ -7,9 +7,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::Client;
-use crate::snow::ApiError;
 use crate::snow::answer::{Body, Shape, classify};
 use crate::snow::error::Context;
+use crate::snow::text::source_chain;
+use crate::snow::{ApiError, ApiErrorKind};
 
 /// An answer as it came off the wire.
 pub(in crate::snow) struct Answer {
@@ -38,11 +39,9 @@ impl Client {
         table: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Connect { table: table.into(), reason: "the client is shutting down".into() })?;
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ApiError::new(table, ApiErrorKind::Connect { reason: "the client is shutting down".into() })
+        })?;
         let request = request.header(reqwest::header::ACCEPT, "application/json");
         // `auth.rs`: the credentials; a refused OAuth token is renewed once and the request repeated once.
         self.auth
@@ -64,7 +63,7 @@ impl Client {
     ) -> Result<Answer, ApiError> {
         let Some(request) = request else {
             let reason = "midwatch cannot send this request (its body is a stream); report it".into();
-            return Err(ApiError::Connect { table: table.into(), reason });
+            return Err(ApiError::new(table, ApiErrorKind::Connect { reason }));
         };
         let mut response =
             request.header(AUTHORIZATION, authorization).send().await.map_err(|e| self.transport_error(table, &e))?;
@@ -86,9 +85,9 @@ impl Client {
                     Ok(None) => break Body::Complete(Bytes::from(std::mem::take(&mut received))),
                     Err(e) if e.is_timeout() => {
                         self.stats.record(status, received.len() as u64);
-                        return Err(ApiError::Timeout { table: table.into(), timeout: self.opts.timeout });
+                        return Err(ApiError::new(table, ApiErrorKind::Timeout { timeout: self.opts.timeout }));
                     }
-                    Err(e) => break Body::CutOff { received: received.len() as u64, reason: error_chain(&e) },
+                    Err(e) => break Body::CutOff { received: received.len() as u64, reason: source_chain(&e) },
                 }
             }
         };
@@ -101,14 +100,14 @@ impl Client {
     }
 
     fn transport_error(&self, table: &str, e: &reqwest::Error) -> ApiError {
-        let chain = crate::escape::clean(&error_chain(e));
+        let chain = crate::escape::clean(&source_chain(e));
         if e.is_timeout() {
-            ApiError::Timeout { table: table.into(), timeout: self.opts.timeout }
+            ApiError::new(table, ApiErrorKind::Timeout { timeout: self.opts.timeout })
         } else if is_certificate_error(&chain) {
             // Retrying cannot help: the same certificate comes back.
-            ApiError::Certificate { table: table.into(), reason: chain }
+            ApiError::new(table, ApiErrorKind::Certificate { reason: chain })
         } else {
-            ApiError::Connect { table: table.into(), reason: chain }
+            ApiError::new(table, ApiErrorKind::Connect { reason: chain })
         }
     }
 }
@@ -118,15 +117,4 @@ impl Client {
 fn is_certificate_error(chain: &str) -> bool {
     let chain = chain.to_ascii_lowercase();
     chain.contains("invalid peer certificate") || chain.contains("certificate verify failed")
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }

@@ -6,7 +6,7 @@ use super::Client;
 use crate::snow::answer::Shape;
 use crate::snow::batch::{self, BATCH, BatchItem, BatchResult};
 use crate::snow::retry;
-use crate::snow::{ApiError, Row};
+use crate::snow::{ApiError, ApiErrorKind, Row};
 
 impl Client {
     /// Creates one record. Only a 429 is retried (nothing was done): any other lost answer may
@@ -75,6 +75,6 @@ impl Client {
 fn record(table: &str, mut object: Map<String, Value>) -> Result<Row, ApiError> {
     match object.remove("result") {
         Some(Value::Object(m)) => Ok(Row(m)),
-        _ => Err(ApiError::Malformed { table: table.into(), reason: "\"result\" is not an object".into() }),
+        _ => Err(ApiError::new(table, ApiErrorKind::Malformed { reason: "\"result\" is not an object".into() })),
     }
 }
