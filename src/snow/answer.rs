@@ -16,7 +16,7 @@ use super::text::{MAX_TEXT, bounded, joined, shown_location};
 
 /// The body of an answer, as far as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub(crate) enum Body {
     Complete(Bytes),
     /// The connection ended before the body did.
     CutOff {
@@ -32,7 +32,7 @@ pub enum Body {
 
 /// The member that makes an object data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// The Table API: `{"result": …}`.
     Table,
     /// The Batch API: `{"serviced_requests": […], …}`.
@@ -51,7 +51,7 @@ pub enum RedirectKind {
 
 /// An answer that is not data.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Class {
+pub(crate) enum Class {
     /// The REST transaction quota cancelled the request (200 with a partial page, or 500).
     QuotaCancelled {
         status: u16,
@@ -104,7 +104,12 @@ pub enum Class {
 }
 
 /// Classifies one answer. `Ok` is the JSON object, with the member `shape` asks for.
-pub fn classify(status: u16, headers: &HeaderMap, body: &Body, shape: Shape) -> Result<Map<String, Value>, Class> {
+pub(crate) fn classify(
+    status: u16,
+    headers: &HeaderMap,
+    body: &Body,
+    shape: Shape,
+) -> Result<Map<String, Value>, Class> {
     let bytes = match body {
         Body::Complete(b) => b,
         Body::CutOff { received, reason } => {

@@ -183,9 +183,9 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
 
 /// What the client knew when an answer came back, for the wording.
 pub(crate) struct Context<'a> {
-    pub table: &'a str,
-    pub page_size: u32,
-    pub now: DateTime<Utc>,
+    pub(crate) table: &'a str,
+    pub(crate) page_size: u32,
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl ApiError {
@@ -260,7 +260,7 @@ impl ApiError {
     /// True when the instance (or a gateway in front of it) refused the request with a 4xx: it
     /// was not carried out. Every other failure of a write — a timeout, a lost connection, a 5xx,
     /// an HTML page, a redirect, a cut-off or unreadable answer — may hide a write that happened.
-    pub fn was_refused(&self) -> bool {
+    pub(crate) fn was_refused(&self) -> bool {
         use ApiErrorKind as K;
         match &self.kind {
             K::Unauthorized
@@ -278,7 +278,7 @@ impl ApiError {
 
     /// True when a write that failed this way may nevertheless have been applied: look before
     /// sending it again.
-    pub fn outcome_unknown(&self) -> bool {
+    pub(crate) fn outcome_unknown(&self) -> bool {
         !self.was_refused()
     }
 }

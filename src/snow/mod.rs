@@ -21,26 +21,26 @@
 //! `sysevent`, which grows while it is read, is paged by keyset on `(sys_created_on, sys_id)` under
 //! the window's fixed upper bound ([`Client::fold_keyset`]).
 
-pub mod aggregate;
+pub(crate) mod aggregate;
 mod answer;
 pub mod auth;
 mod batch;
 mod batch_get;
 mod client;
-pub mod deadline;
+pub(crate) mod deadline;
 mod error;
 mod paging;
 pub mod query;
 mod retry;
-pub mod row;
+pub(crate) mod row;
 mod text;
 
-pub use aggregate::Group;
+pub(crate) use aggregate::Group;
 pub use answer::RedirectKind;
-pub use batch::{BATCH, BatchItem, BatchResult, ItemOutcome};
-pub use batch_get::PageRequest;
-pub use client::{Client, ClientOptions, DEFAULT_RESPONSE_LIMIT, QUOTA_MIN_PAGE, Stats};
+pub(crate) use batch::{BATCH, BatchItem, ItemOutcome};
+pub(crate) use batch_get::PageRequest;
+pub use client::{Client, ClientOptions, Stats};
 pub use error::{ApiError, ApiErrorKind};
-pub use query::join_query;
-pub use retry::{RetryAfter, RetryPolicy};
+pub(crate) use query::join_query;
+pub use retry::RetryPolicy;
 pub use row::{Row, value_text};

@@ -33,7 +33,7 @@ impl Default for RetryPolicy {
 
 /// A `Retry-After` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAfter {
+pub(crate) enum RetryAfter {
     Delay(Duration),
     At(DateTime<Utc>),
 }
@@ -43,7 +43,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl RetryAfter {
     /// Parses the header's value; `None` for anything that is neither form.
-    pub fn parse(value: &str) -> Option<RetryAfter> {
+    pub(crate) fn parse(value: &str) -> Option<RetryAfter> {
         let v = value.trim();
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             let secs = v.parse::<u64>().unwrap_or(u64::MAX);
@@ -53,7 +53,7 @@ impl RetryAfter {
     }
 
     /// How long to wait from `now` (zero for a date already past).
-    pub fn wait(&self, now: DateTime<Utc>) -> Duration {
+    pub(crate) fn wait(&self, now: DateTime<Utc>) -> Duration {
         match self {
             RetryAfter::Delay(d) => *d,
             RetryAfter::At(at) => (*at - now).to_std().unwrap_or(Duration::ZERO).min(LONGEST),
@@ -61,7 +61,7 @@ impl RetryAfter {
     }
 
     /// When the wait ends, seen from `now`.
-    pub fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             RetryAfter::Delay(d) => {
                 chrono::Duration::from_std(*d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(now)

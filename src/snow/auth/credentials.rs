@@ -25,7 +25,7 @@ pub struct OAuthClient {
 
 impl Credentials {
     /// The value of `[instance] auth` this is.
-    pub fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         match self {
             Credentials::Basic { .. } => "basic",
             Credentials::OAuthClientCredentials { .. } => "oauth_client_credentials",
@@ -34,7 +34,7 @@ impl Credentials {
     }
 
     /// Whom the instance sees making the calls, for log lines and messages.
-    pub fn account(&self) -> String {
+    pub(crate) fn account(&self) -> String {
         match self {
             Credentials::Basic { user, .. } => user.clone(),
             Credentials::OAuthClientCredentials { client } => {
@@ -54,7 +54,7 @@ pub enum Grant {
 }
 
 impl Grant {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Grant::ClientCredentials => "client_credentials",
             Grant::Password => "password",
@@ -71,15 +71,15 @@ impl fmt::Display for Grant {
 
 /// What `config check` says about the token it obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenInfo {
+pub(crate) struct TokenInfo {
     /// The grant that produced the token.
-    pub grant: Grant,
+    pub(crate) grant: Grant,
     /// How long the token is valid, from the answer's `expires_in` (or [`DEFAULT_LIFETIME`]).
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     /// False when the answer had no `expires_in` and [`DEFAULT_LIFETIME`] was assumed.
-    pub lifetime_stated: bool,
+    pub(crate) lifetime_stated: bool,
 }
 
 /// The instance's default access-token lifetime (Application Registry, "Access Token Lifespan"), assumed when
 /// an answer states none.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(1800);
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(1800);

@@ -105,7 +105,7 @@ impl Auth {
 
     /// Obtains a token now (or takes the current one) and says how: `None` with Basic auth, which has nothing to
     /// obtain. `config check` calls it before it probes the tables.
-    pub async fn sign_in(&self) -> Result<Option<TokenInfo>, TokenError> {
+    pub(crate) async fn sign_in(&self) -> Result<Option<TokenInfo>, TokenError> {
         match &self.kind {
             Kind::Basic(_) => Ok(None),
             Kind::OAuth(tokens) => tokens.sign_in().await.map(Some),

@@ -56,7 +56,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// True for what a retry may cure: a lost connection, a timeout, a gateway error.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::Connect { .. })
             || matches!(self, Self::Status { status, .. } if matches!(status, 502..=504))
     }

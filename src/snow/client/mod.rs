@@ -20,12 +20,11 @@ use url::Url;
 use super::auth::{Auth, Credentials};
 use super::deadline::Pending;
 use super::retry::RetryPolicy;
-pub use read::QUOTA_MIN_PAGE;
 pub use stats::Stats;
 
 /// The largest answer read by default. A page of 10,000 `sysevent` rows with midwatch's fields is
 /// a few MB; a bigger answer means a page size the instance should not be asked for.
-pub const DEFAULT_RESPONSE_LIMIT: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_RESPONSE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How to reach and authenticate to one instance.
 #[derive(Debug, Clone)]
@@ -108,7 +107,7 @@ impl Client {
     }
 
     /// The requests in flight now (`waiting for sysevent page 3; …`), empty when idle.
-    pub fn pending(&self) -> String {
+    pub(crate) fn pending(&self) -> String {
         self.pending.describe()
     }
 
@@ -116,11 +115,7 @@ impl Client {
         &self.stats
     }
 
-    pub fn base_url(&self) -> &Url {
-        &self.opts.base_url
-    }
-
-    pub fn page_size(&self) -> u32 {
+    pub(crate) fn page_size(&self) -> u32 {
         self.opts.page_size
     }
 

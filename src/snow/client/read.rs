@@ -12,7 +12,7 @@ use crate::snow::retry;
 use crate::snow::{ApiError, ApiErrorKind, Row};
 
 /// A quota-cancelled read is asked again with half the page, as long as the half is at least this.
-pub const QUOTA_MIN_PAGE: u32 = 100;
+pub(crate) const QUOTA_MIN_PAGE: u32 = 100;
 
 impl Client {
     /// Reads every row matching `query` with offset paging. A total order (`ORDERBYsys_id`) is added
@@ -120,7 +120,7 @@ impl Client {
         retry::run(&self.opts.retry, table, retry::transient, attempt).await
     }
     /// One page of `query` (which carries its own order): the rows, and whether more follow.
-    pub async fn read_page(
+    pub(crate) async fn read_page(
         &self,
         table: &str,
         query: &str,
@@ -136,7 +136,7 @@ impl Client {
     /// to `take` until it answers true (done) or the rows run out. Pages that the account's ACLs
     /// emptied are stepped over. Meant for a descending order under a fixed upper bound, where rows
     /// that arrive meanwhile can only repeat a row, never hide one.
-    pub async fn read_until(
+    pub(crate) async fn read_until(
         &self,
         table: &str,
         query: &str,

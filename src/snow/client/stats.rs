@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters of what the client sent, for the cycle's summary line and the closing note.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub requests: AtomicU64,
-    pub response_bytes: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) response_bytes: AtomicU64,
     by_status: Mutex<BTreeMap<u16, u64>>,
 }
 
@@ -29,7 +29,7 @@ impl Stats {
         self.response_bytes.load(Ordering::Relaxed)
     }
 
-    pub fn by_status(&self) -> BTreeMap<u16, u64> {
+    pub(crate) fn by_status(&self) -> BTreeMap<u16, u64> {
         self.by_status.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }

@@ -12,7 +12,7 @@ impl Client {
     /// Creates one record. Only a 429 is retried (nothing was done): any other lost answer may
     /// hide a created record, so the caller must look before trying again
     /// ([`ApiError::outcome_unknown`]). Returns the created record's `fields`.
-    pub async fn create(&self, table: &str, body: &Value, fields: &[&str]) -> Result<Row, ApiError> {
+    pub(crate) async fn create(&self, table: &str, body: &Value, fields: &[&str]) -> Result<Row, ApiError> {
         let _waiting = self.pending.enter(format!("waiting for the answer to a create in {table}"));
         let attempt = || async move {
             let request = self
@@ -28,7 +28,7 @@ impl Client {
 
     /// Updates the given fields of one record. Retried like a read: the values written are absolute,
     /// so applying the same PATCH twice changes nothing.
-    pub async fn update(&self, table: &str, sys_id: &str, body: &Value) -> Result<(), ApiError> {
+    pub(crate) async fn update(&self, table: &str, sys_id: &str, body: &Value) -> Result<(), ApiError> {
         let _waiting = self.pending.enter(format!("waiting for the answer to an update in {table}"));
         let url = self.url(&format!("/api/now/table/{table}/{sys_id}"));
         let attempt = || async {
@@ -47,7 +47,7 @@ impl Client {
     /// returns one result per item. Only a 429 is retried. An `Err` is about the whole call:
     /// [`ApiError::batch_not_offered`] means nothing was run; otherwise
     /// [`ApiError::outcome_unknown`] tells whether any item may have been.
-    pub async fn batch(&self, items: &[BatchItem]) -> Result<Vec<BatchResult>, ApiError> {
+    pub(crate) async fn batch(&self, items: &[BatchItem]) -> Result<Vec<BatchResult>, ApiError> {
         let _waiting =
             self.pending.enter(format!("waiting for the answer to a Batch API call of {} writes", items.len()));
         let envelope = batch::envelope(items);
@@ -61,7 +61,7 @@ impl Client {
     }
 
     /// The path of a record relative to the instance root, for batch sub-requests.
-    pub fn table_path(table: &str, sys_id: Option<&str>, fields: &str) -> String {
+    pub(crate) fn table_path(table: &str, sys_id: Option<&str>, fields: &str) -> String {
         let mut path = format!("/api/now/table/{table}");
         if let Some(id) = sys_id {
             path.push('/');
