@@ -4,16 +4,17 @@
 //!   to a size limit) and its counters, a file each.
 //! - `answer.rs`: what an answer is — data, or a class of failure (quota cancellation, rate limit,
 //!   unavailable, not the API, refused, too large, cut off); one classifier for every read and write.
-//! - `error.rs`: [`ApiError`], worded for the person who has to fix it.
+//! - `error.rs`: [`ApiError`], a table and an [`ApiErrorKind`] to branch on, worded for the person who has to fix it.
 //! - [`auth`]: the credentials of every request: Basic, or an OAuth token renewed before it expires and once
 //!   after a 401.
 //! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
 //! - `paging.rs`: offset and keyset cursors.
 //! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request; `batch_get.rs`: many small
 //!   reads (GET sub-requests) in one round trip.
-//! - [`aggregate`]: the Aggregate API (counts per group, MAX where the instance offers it).
-//! - [`deadline`]: the cycle's deadline as requests see it, and what is in flight.
-//! - [`query`]: encoded queries from untrusted values; [`row`]: the instance's value shapes.
+//! - `aggregate.rs`: the Aggregate API (counts per group, MAX where the instance offers it).
+//! - `deadline.rs`: the cycle's deadline as requests see it, and what is in flight.
+//! - [`query`]: encoded queries from untrusted values; `row.rs`: the instance's value shapes.
+//! - `text.rs`: text from the instance made fit for a message (bounded, message + detail, a shown `Location`).
 //!
 //! Reads are retried (429 honouring `Retry-After` up to a cap, 5xx, cut-off answers and lost
 //! connections with exponential backoff, within a finite budget; never 400/401/403). A page the

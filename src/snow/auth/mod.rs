@@ -14,9 +14,9 @@
 //!   the refresh token is used while the instance accepts it; once it is refused, a new password grant follows.
 //!
 //! Nothing here logs or formats a secret: the client secret, the password and both tokens are
-//! [`SecretString`]s, and [`TokenError`] messages name the client id and the user, never a credential.
+//! [`SecretString`](secrecy::SecretString)s, and [`TokenError`] messages name the client id and the user, never a credential.
 //!
-//! - `credentials.rs`: [`Credentials`] as configured, and [`TokenInfo`] for `config check`;
+//! - `credentials.rs`: [`Credentials`] as configured, and `TokenInfo` for `config check`;
 //! - `header.rs`: the `Basic` and `Bearer` headers;
 //! - `token_manager.rs`: the token state, its renewal and the single flight;
 //! - `token_endpoint.rs`: the `/oauth_token.do` request and what its answer means;

@@ -95,7 +95,7 @@ impl Client {
         })
     }
 
-    /// The same client with another limit on the size of one answer (default [`DEFAULT_RESPONSE_LIMIT`]).
+    /// The same client with another limit on the size of one answer (default `DEFAULT_RESPONSE_LIMIT`, 64 MiB).
     pub fn with_response_limit(mut self, bytes: u64) -> Client {
         self.response_limit = bytes.max(1);
         self
