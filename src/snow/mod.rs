@@ -40,7 +40,7 @@ pub(crate) use aggregate::Group;
 pub use answer::RedirectKind;
 pub(crate) use batch::{BATCH, BatchItem, ItemOutcome};
 pub(crate) use batch_get::PageRequest;
-pub use client::{Client, ClientOptions, Stats};
+pub use client::{Client, ClientError, ClientOptions, Stats};
 pub use error::{ApiError, ApiErrorKind};
 pub(crate) use query::join_query;
 pub use retry::RetryPolicy;

@@ -198,7 +198,7 @@ async fn a_lost_connection_during_a_refresh_keeps_the_refresh_token_for_the_next
     assert_eq!(endpoint.grants(), [Grant::Password, Grant::RefreshToken, Grant::RefreshToken]);
 }
 
-/// The number this test prints is the one the issue asks for: a one-hour `run` on a 10-minute schedule with
+/// The token count of a long `run`, printed and asserted: a one-hour `run` on a 10-minute schedule with
 /// 2-minute tokens asks for one token per cycle, 6 in the hour (a cycle shorter than the token's 90 s before
 /// renewal needs no second one).
 #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ mod stats;
 mod transport;
 mod write;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     pub proxy: Option<Url>,
     /// PEM file of an extra CA to trust (a TLS-inspecting proxy, an on-premise instance).
-    pub extra_ca: Option<std::path::PathBuf>,
+    pub extra_ca: Option<PathBuf>,
 }
 
 /// A Table API client for one instance.
@@ -52,6 +53,20 @@ pub struct Client {
     response_limit: u64,
 }
 
+/// Why a [`Client`] could not be built from its options.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read [instance] ca_file {}: {error}", path.display())]
+    CaFileUnreadable { path: PathBuf, error: std::io::Error },
+    #[error("[instance] ca_file {} is not a PEM certificate: {error}", path.display())]
+    CaFileNotPem { path: PathBuf, error: reqwest::Error },
+    #[error("[instance] ca_file {} holds no PEM certificate", path.display())]
+    CaFileEmpty { path: PathBuf },
+    /// The HTTP client (its proxy, its TLS configuration) could not be set up.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("base_url", &self.opts.base_url.as_str()).finish_non_exhaustive()
@@ -59,7 +74,7 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(opts: ClientOptions) -> anyhow::Result<Client> {
+    pub fn new(opts: ClientOptions) -> Result<Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             .timeout(opts.timeout)
             .connect_timeout(opts.timeout.min(Duration::from_secs(15)))
@@ -69,13 +84,13 @@ impl Client {
             builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
         }
         if let Some(path) = &opts.extra_ca {
-            let pem = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read [instance] ca_file {}: {e}", path.display()))?;
+            let pem =
+                std::fs::read(path).map_err(|error| ClientError::CaFileUnreadable { path: path.clone(), error })?;
             // Every certificate of the file (a chain or several CAs), as the config check validated it.
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("[instance] ca_file {} is not a PEM certificate: {e}", path.display()))?;
+                .map_err(|error| ClientError::CaFileNotPem { path: path.clone(), error })?;
             if certs.is_empty() {
-                anyhow::bail!("[instance] ca_file {} holds no PEM certificate", path.display());
+                return Err(ClientError::CaFileEmpty { path: path.clone() });
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
