@@ -16,7 +16,7 @@ use crate::domain::{
     SysId, UserAccount, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
-use crate::snow::{ApiError, Client, Query, Row};
+use crate::snow::{ApiError, ApiErrorKind, Client, Query, Row};
 
 pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
 
@@ -304,13 +304,13 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Sys
                 })
                 .collect(),
         )),
-        Err(ApiError::InvalidTable { .. }) => {
+        Err(e) if matches!(e.kind(), ApiErrorKind::InvalidTable) => {
             tracing::info!(
                 "{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); continuing without it"
             );
             Ok(LoginHistory::Absent)
         }
-        Err(e @ ApiError::Forbidden { .. }) => Ok(LoginHistory::Unreadable(e.to_string())),
+        Err(e) if matches!(e.kind(), ApiErrorKind::Forbidden { .. }) => Ok(LoginHistory::Unreadable(e.to_string())),
         Err(e) => Err(e),
     }
 }

@@ -136,7 +136,7 @@ impl Outcome {
 /// Builds the Table API client for the configured instance.
 pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
     let i = &config.instance;
-    Client::new(ClientOptions {
+    Ok(Client::new(ClientOptions {
         base_url: i.url.clone(),
         auth: i.auth.clone(),
         timeout: i.timeout,
@@ -145,7 +145,7 @@ pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
         retry,
         proxy: i.proxy.clone(),
         extra_ca: i.ca_file.clone(),
-    })
+    })?)
 }
 
 /// Runs one cycle whose window ends at `now`, within `opts.timeout`.

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::cycle;
 use crate::snow::auth::TokenInfo;
 use crate::snow::query::{Field, QueryValue};
-use crate::snow::{ApiError, Query, RetryPolicy};
+use crate::snow::{ApiErrorKind, Query, RetryPolicy};
 use crate::writeback::{ISSUE_TABLE, RECORD_FIELDS};
 
 /// The built-in job's `source`, and the name of its scheduled job (a `sysauto` record).
@@ -112,7 +112,7 @@ pub async fn probe(config: &Config) -> Probe {
         Ok(_) => {
             out.notes.push(format!("{LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"))
         }
-        Err(ApiError::InvalidTable { .. }) => out
+        Err(e) if matches!(e.kind(), ApiErrorKind::InvalidTable) => out
             .notes
             .push(format!("{LOGIN_HISTORY_TABLE} does not exist (Identity Center not installed); it is optional")),
         Err(e) => out.notes.push(format!("{LOGIN_HISTORY_TABLE} is optional and could not be read: {e}")),

@@ -14,28 +14,28 @@ use url::Url;
 use super::answer::Shape;
 use super::retry;
 use super::row::value_text;
-use super::{ApiError, Client};
+use super::{ApiError, ApiErrorKind, Client};
 
 /// One group of an Aggregate API answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Group {
+pub(crate) struct Group {
     /// Each group-by field and its value in this group.
-    pub fields: BTreeMap<String, String>,
+    pub(crate) fields: BTreeMap<String, String>,
     /// The rows in the group; `None` when the answer's count is absent or not a number.
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// The `sysparm_max_fields` values the answer carried (empty ones left out).
-    pub max: BTreeMap<String, String>,
+    pub(crate) max: BTreeMap<String, String>,
 }
 
 /// How errors of the Aggregate API name what failed.
-pub fn label(table: &str) -> String {
+pub(crate) fn label(table: &str) -> String {
     format!("{table} (Aggregate API)")
 }
 
 impl Client {
     /// Counts the rows of `table` matching `query` per distinct `group_by` values, asking for the MAX of
     /// `max_fields` too. Retried like a read.
-    pub async fn aggregate(
+    pub(crate) async fn aggregate(
         &self,
         table: &str,
         query: &str,
@@ -71,7 +71,7 @@ fn decode_groups(label: &str, object: Map<String, Value>) -> Result<Vec<Group>, 
     match object.get("result") {
         Some(Value::Array(groups)) => Ok(groups.iter().map(group).collect()),
         Some(single @ Value::Object(_)) => Ok(vec![group(single)]),
-        _ => Err(ApiError::Malformed { table: label.into(), reason: "no \"result\" array or object".into() }),
+        _ => Err(ApiError::new(label, ApiErrorKind::Malformed { reason: "no \"result\" array or object".into() })),
     }
 }
 

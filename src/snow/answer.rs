@@ -12,10 +12,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::{Map, Value};
 
 use super::retry::RetryAfter;
+use super::text::{MAX_TEXT, bounded, joined, shown_location};
 
 /// The body of an answer, as far as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub(crate) enum Body {
     Complete(Bytes),
     /// The connection ended before the body did.
     CutOff {
@@ -31,7 +32,7 @@ pub enum Body {
 
 /// The member that makes an object data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// The Table API: `{"result": …}`.
     Table,
     /// The Batch API: `{"serviced_requests": […], …}`.
@@ -50,7 +51,7 @@ pub enum RedirectKind {
 
 /// An answer that is not data.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Class {
+pub(crate) enum Class {
     /// The REST transaction quota cancelled the request (200 with a partial page, or 500).
     QuotaCancelled {
         status: u16,
@@ -102,11 +103,13 @@ pub enum Class {
     },
 }
 
-/// Text bounded in length, for messages built from untrusted bodies and headers.
-const MAX_TEXT: usize = 300;
-
 /// Classifies one answer. `Ok` is the JSON object, with the member `shape` asks for.
-pub fn classify(status: u16, headers: &HeaderMap, body: &Body, shape: Shape) -> Result<Map<String, Value>, Class> {
+pub(crate) fn classify(
+    status: u16,
+    headers: &HeaderMap,
+    body: &Body,
+    shape: Shape,
+) -> Result<Map<String, Value>, Class> {
     let bytes = match body {
         Body::Complete(b) => b,
         Body::CutOff { received, reason } => {
@@ -117,7 +120,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &Body, shape: Shape) -> 
     if (300..400).contains(&status) {
         let location = headers.get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let kind = location.as_deref().map_or(RedirectKind::Elsewhere, redirect_kind);
-        return Err(Class::Redirect { status, location: location.as_deref().map(without_query), kind });
+        return Err(Class::Redirect { status, location: location.as_deref().map(shown_location), kind });
     }
     let object = match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Some(m),
@@ -171,15 +174,6 @@ fn error_member(object: &Map<String, Value>) -> (String, String) {
     let field =
         |f: &str| object.get("error").and_then(|e| e.get(f)).and_then(Value::as_str).map(bounded).unwrap_or_default();
     (field("message"), field("detail"))
-}
-
-fn joined(message: &str, detail: &str) -> String {
-    match (message.is_empty(), detail.is_empty()) {
-        (_, true) => message.to_string(),
-        (true, false) => detail.to_string(),
-        (false, false) if detail.starts_with(message) => detail.to_string(),
-        (false, false) => format!("{message}: {detail}"),
-    }
 }
 
 fn is_quota_cancellation(message: &str, detail: &str) -> bool {
@@ -250,7 +244,7 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 fn redirect_kind(location: &str) -> RedirectKind {
-    let l = without_query(location).to_ascii_lowercase();
+    let l = shown_location(location).to_ascii_lowercase();
     if l.contains("wakeup") || l.contains("hibernat") {
         RedirectKind::WakeUp
     } else if ["login", "logon", "signon", "sign-on", "sso", "saml", "oauth", "auth", "adfs", "okta"]
@@ -260,29 +254,6 @@ fn redirect_kind(location: &str) -> RedirectKind {
         RedirectKind::SignOn
     } else {
         RedirectKind::Elsewhere
-    }
-}
-
-/// A `Location` fit to show: no query string or fragment (they may carry tokens), no credentials.
-pub fn without_query(location: &str) -> String {
-    let shown = match url::Url::parse(location.trim()) {
-        Ok(mut url) => {
-            url.set_query(None);
-            url.set_fragment(None);
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        Err(_) => location.trim().split(['?', '#']).next().unwrap_or_default().to_string(),
-    };
-    bounded(&shown)
-}
-
-/// At most [`MAX_TEXT`] characters.
-fn bounded(s: &str) -> String {
-    match s.char_indices().nth(MAX_TEXT) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 

@@ -11,24 +11,24 @@ use serde_json::{Map, Value, json};
 
 use super::answer::{Body, Shape, classify};
 use super::error::Context;
-use super::{ApiError, Row};
+use super::{ApiError, ApiErrorKind, Row};
 
 /// The pseudo-table name used in errors of the Batch API.
-pub const BATCH: &str = "the Batch API";
+pub(crate) const BATCH: &str = "the Batch API";
 
 /// One sub-request of a Batch API call.
 #[derive(Debug, Clone)]
-pub struct BatchItem {
-    pub id: String,
-    pub method: &'static str,
+pub(crate) struct BatchItem {
+    pub(crate) id: String,
+    pub(crate) method: &'static str,
     /// Relative to the instance root, e.g. `/api/now/table/ecc_agent_issue/<sys_id>?…`.
-    pub url: String,
-    pub body: Value,
+    pub(crate) url: String,
+    pub(crate) body: Value,
 }
 
 /// What the answer to one sub-request says about its write.
 #[derive(Debug, Clone)]
-pub enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     /// Carried out; the record as the instance answered it.
     Written(Row),
     /// Refused (4xx): not carried out.
@@ -40,20 +40,17 @@ pub enum ItemOutcome {
 
 /// The answer to one sub-request.
 #[derive(Debug, Clone)]
-pub struct BatchResult {
-    pub id: String,
-    /// The sub-request's HTTP status; 0 when it was not answered.
-    pub status: u16,
-    pub outcome: ItemOutcome,
+pub(crate) struct BatchResult {
+    pub(crate) outcome: ItemOutcome,
 }
 
 impl ApiError {
     /// True for a clear "the Batch API is not here" (400, 403, 404, 405 on the endpoint): the
     /// instance refused the call before running any of it, so each write can go on its own.
-    pub fn batch_not_offered(&self) -> bool {
-        match self {
-            ApiError::Forbidden { .. } | ApiError::InvalidTable { .. } => true,
-            ApiError::Status { status, .. } => matches!(status, 400 | 404 | 405),
+    pub(crate) fn batch_not_offered(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Forbidden { .. } | ApiErrorKind::InvalidTable => true,
+            ApiErrorKind::Status { status, .. } => matches!(status, 400 | 404 | 405),
             _ => false,
         }
     }
@@ -64,7 +61,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// The request body for `items`.
-pub fn envelope(items: &[BatchItem]) -> Value {
+pub(crate) fn envelope(items: &[BatchItem]) -> Value {
     let headers = json!([
         {"name": "Content-Type", "value": "application/json"},
         {"name": "Accept", "value": "application/json"},
@@ -86,7 +83,7 @@ pub fn envelope(items: &[BatchItem]) -> Value {
 }
 
 /// One result per item of `items`, from a valid batch answer (`serviced_requests` present).
-pub fn decode(items: &[BatchItem], answer: &Map<String, Value>, page_size: u32) -> Vec<BatchResult> {
+pub(crate) fn decode(items: &[BatchItem], answer: &Map<String, Value>, page_size: u32) -> Vec<BatchResult> {
     let serviced: Vec<&Value> =
         answer.get("serviced_requests").and_then(Value::as_array).into_iter().flatten().collect();
     let unserviced: Vec<String> = answer
@@ -110,7 +107,7 @@ pub fn decode(items: &[BatchItem], answer: &Map<String, Value>, page_size: u32) 
                     } else {
                         "missing from the Batch API's answer"
                     };
-                    BatchResult { id: item.id.clone(), status: 0, outcome: ItemOutcome::Unknown(why.into()) }
+                    BatchResult { outcome: ItemOutcome::Unknown(why.into()) }
                 }
             }
         })
@@ -123,16 +120,11 @@ fn sub_result(item: &BatchItem, r: &Value, page_size: u32) -> BatchResult {
         .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|t| t.trim().parse().ok())))
         .and_then(|s| u16::try_from(s).ok())
         .unwrap_or(0);
-    let id = item.id.clone();
     if status == 0 {
-        return BatchResult { id, status, outcome: ItemOutcome::Unknown("answered without a status".into()) };
+        return BatchResult { outcome: ItemOutcome::Unknown("answered without a status".into()) };
     }
     let Some(body) = r.get("body").and_then(Value::as_str).and_then(|b| b64().decode(b.trim()).ok()) else {
-        return BatchResult {
-            id,
-            status,
-            outcome: ItemOutcome::Unknown(format!("HTTP {status} without a readable body")),
-        };
+        return BatchResult { outcome: ItemOutcome::Unknown(format!("HTTP {status} without a readable body")) };
     };
     let table = table_of(&item.url);
     let cx = Context { table: &table, page_size, now: chrono::Utc::now() };
@@ -146,7 +138,7 @@ fn sub_result(item: &BatchItem, r: &Value, page_size: u32) -> BatchResult {
             if e.was_refused() { ItemOutcome::Refused(e) } else { ItemOutcome::Unknown(e.to_string()) }
         }
     };
-    BatchResult { id, status, outcome }
+    BatchResult { outcome }
 }
 
 /// The table a sub-request's URL addresses, for messages.
@@ -230,10 +222,10 @@ mod tests {
 
     #[test]
     fn only_a_clear_refusal_of_the_endpoint_means_not_offered() {
-        let status = |s| ApiError::Status { table: BATCH.into(), status: s, message: String::new() };
+        let status = |s| ApiError::new(BATCH, ApiErrorKind::Status { status: s, message: String::new() });
         assert!(status(400).batch_not_offered() && status(404).batch_not_offered());
         assert!(!status(503).batch_not_offered() && !status(500).batch_not_offered());
-        assert!(!ApiError::NotJson { table: BATCH.into(), status: 200, title: None }.batch_not_offered());
-        assert!(!ApiError::Unauthorized { table: BATCH.into() }.batch_not_offered());
+        assert!(!ApiError::new(BATCH, ApiErrorKind::NotJson { status: 200, title: None }).batch_not_offered());
+        assert!(!ApiError::new(BATCH, ApiErrorKind::Unauthorized).batch_not_offered());
     }
 }

@@ -11,11 +11,11 @@ use super::{ApiError, BATCH, Client, Row};
 
 /// One GET of a Batch API call: the first `limit` rows of `query` (which carries its own order).
 #[derive(Debug, Clone)]
-pub struct PageRequest {
-    pub table: String,
-    pub query: String,
-    pub fields: Vec<String>,
-    pub limit: u32,
+pub(crate) struct PageRequest {
+    pub(crate) table: String,
+    pub(crate) query: String,
+    pub(crate) fields: Vec<String>,
+    pub(crate) limit: u32,
 }
 
 impl PageRequest {
@@ -37,7 +37,7 @@ impl Client {
     /// Sends `requests` as GET sub-requests of one Batch API call. Each answer is `Some(rows)` when its
     /// sub-request answered 200 with a complete `result` (no `error`), `None` when it failed or was
     /// left unserviced: the caller reads that one directly. Retried like a read (GETs change nothing).
-    pub async fn batch_get(&self, requests: &[PageRequest]) -> Result<Vec<Option<Vec<Row>>>, ApiError> {
+    pub(crate) async fn batch_get(&self, requests: &[PageRequest]) -> Result<Vec<Option<Vec<Row>>>, ApiError> {
         let rest_requests: Vec<Value> = requests
             .iter()
             .enumerate()

@@ -18,7 +18,7 @@ tokio::task_local! {
 }
 
 /// Runs `f` with `deadline` as the deadline of every request it makes.
-pub async fn within<F: Future>(deadline: Instant, f: F) -> F::Output {
+pub(crate) async fn within<F: Future>(deadline: Instant, f: F) -> F::Output {
     DEADLINE.scope(deadline, f).await
 }
 

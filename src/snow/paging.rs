@@ -5,21 +5,21 @@
 
 use reqwest::header::{HeaderMap, LINK};
 
-use super::ApiError;
 use super::query::join_query;
 use super::row::Row;
+use super::{ApiError, ApiErrorKind};
 
 /// One page of a read.
 #[derive(Debug, Default)]
-pub struct Page {
-    pub rows: Vec<Row>,
+pub(crate) struct Page {
+    pub(crate) rows: Vec<Row>,
     /// The instance says more rows follow (`Link: …;rel="next"`, or a full page when no Link is sent).
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 impl Page {
     /// A page as the instance answered it to a request for `limit` rows.
-    pub fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
+    pub(crate) fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
         let more = next_link(headers).unwrap_or(rows.len() as u64 >= u64::from(limit));
         Page { rows, more }
     }
@@ -36,15 +36,15 @@ fn next_link(headers: &HeaderMap) -> Option<bool> {
 
 /// What to ask for next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageRequest {
-    pub query: String,
-    pub offset: u64,
-    pub limit: u32,
+pub(crate) struct PageRequest {
+    pub(crate) query: String,
+    pub(crate) offset: u64,
+    pub(crate) limit: u32,
 }
 
 /// A read in progress: it says which page to ask for, takes the page that came back, and knows
 /// when it is done. Its page size can shrink between pages (after a quota cancellation).
-pub trait Cursor {
+pub(crate) trait Cursor {
     /// The next page to ask for, or `None` when the read is complete.
     fn next(&self) -> Option<PageRequest>;
     /// Takes the answer to the last [`Cursor::next`].
@@ -57,7 +57,7 @@ pub trait Cursor {
 /// Offset paging under `ORDERBYsys_id`: no row is dropped or repeated between pages of a table
 /// that does not change meanwhile.
 #[derive(Debug)]
-pub struct Offset {
+pub(crate) struct Offset {
     query: String,
     offset: u64,
     limit: u32,
@@ -66,7 +66,7 @@ pub struct Offset {
 }
 
 impl Offset {
-    pub fn new(query: &str, limit: u32) -> Offset {
+    pub(crate) fn new(query: &str, limit: u32) -> Offset {
         Offset { query: join_query(&[query, "ORDERBYsys_id"]), offset: 0, limit, done: false, rows: Vec::new() }
     }
 }
@@ -94,7 +94,7 @@ impl Cursor for Offset {
 
 /// Where the next keyset page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
+pub(crate) enum From {
     Start,
     /// `sys_created_on >= ts`: rows of that second already emitted are filtered out again.
     AtOrAfter(String),
@@ -112,7 +112,7 @@ const MAX_IDLE_PAGES: u32 = 10_000;
 /// repeated. A page the account's ACLs emptied (the limit applies before ACLs) is stepped over
 /// by offset.
 #[derive(Debug)]
-pub struct Keyset {
+pub(crate) struct Keyset {
     table: String,
     query: String,
     upper: String,
@@ -129,7 +129,7 @@ const ORDER: &str = "ORDERBYsys_created_on^ORDERBYsys_id";
 
 impl Keyset {
     /// `upper` is an instance time (`yyyy-MM-dd HH:mm:ss`).
-    pub fn new(table: &str, query: &str, upper: &str, limit: u32) -> Keyset {
+    pub(crate) fn new(table: &str, query: &str, upper: &str, limit: u32) -> Keyset {
         Keyset {
             table: table.to_string(),
             query: query.to_string(),
@@ -146,7 +146,7 @@ impl Keyset {
 
     /// Where the next page starts.
     #[cfg(test)]
-    pub fn from(&self) -> &From {
+    pub(crate) fn from(&self) -> &From {
         &self.from
     }
 }
@@ -183,10 +183,8 @@ impl Cursor for Keyset {
         } else {
             self.idle_pages += 1;
             if self.idle_pages > MAX_IDLE_PAGES {
-                return Err(ApiError::Malformed {
-                    table: self.table.clone(),
-                    reason: format!("paging made no progress over {MAX_IDLE_PAGES} pages"),
-                });
+                let reason = format!("paging made no progress over {MAX_IDLE_PAGES} pages");
+                return Err(ApiError::new(self.table.clone(), ApiErrorKind::Malformed { reason }));
             }
         }
         let Some((ts, id)) = self.last.clone() else {

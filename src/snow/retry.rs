@@ -6,7 +6,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::ApiError;
+use super::{ApiError, ApiErrorKind};
 
 /// How reads (and idempotent writes) are retried.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ impl Default for RetryPolicy {
 
 /// A `Retry-After` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAfter {
+pub(crate) enum RetryAfter {
     Delay(Duration),
     At(DateTime<Utc>),
 }
@@ -43,7 +43,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl RetryAfter {
     /// Parses the header's value; `None` for anything that is neither form.
-    pub fn parse(value: &str) -> Option<RetryAfter> {
+    pub(crate) fn parse(value: &str) -> Option<RetryAfter> {
         let v = value.trim();
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             let secs = v.parse::<u64>().unwrap_or(u64::MAX);
@@ -53,7 +53,7 @@ impl RetryAfter {
     }
 
     /// How long to wait from `now` (zero for a date already past).
-    pub fn wait(&self, now: DateTime<Utc>) -> Duration {
+    pub(crate) fn wait(&self, now: DateTime<Utc>) -> Duration {
         match self {
             RetryAfter::Delay(d) => *d,
             RetryAfter::At(at) => (*at - now).to_std().unwrap_or(Duration::ZERO).min(LONGEST),
@@ -61,7 +61,7 @@ impl RetryAfter {
     }
 
     /// When the wait ends, seen from `now`.
-    pub fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             RetryAfter::Delay(d) => {
                 chrono::Duration::from_std(*d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(now)
@@ -125,7 +125,7 @@ where
         .await;
     let beyond = beyond.lock().ok().and_then(|b| *b);
     match (result, beyond) {
-        (Err(_), Some((wait, left))) => Err(ApiError::WaitBeyondDeadline { table: table.into(), wait, left }),
+        (Err(_), Some((wait, left))) => Err(ApiError::new(table, ApiErrorKind::WaitBeyondDeadline { wait, left })),
         (result, _) => result,
     }
 }
@@ -137,7 +137,7 @@ pub(crate) fn transient(e: &ApiError, policy: &RetryPolicy) -> bool {
 
 /// Writes that must not be repeated blindly: only an answer proving nothing was done (429).
 pub(crate) fn rate_limited(e: &ApiError, policy: &RetryPolicy) -> bool {
-    matches!(e, ApiError::RateLimited { .. }) && e.is_transient(policy.max_retry_after)
+    matches!(e.kind, ApiErrorKind::RateLimited { .. }) && e.is_transient(policy.max_retry_after)
 }
 
 #[cfg(test)]

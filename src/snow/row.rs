@@ -33,18 +33,18 @@ impl Row {
     }
 
     /// A reference field's sys_id, or `None` when empty or absent.
-    pub fn reference(&self, field: &str) -> Option<String> {
+    pub(crate) fn reference(&self, field: &str) -> Option<String> {
         Some(self.text(field)).filter(|v| !v.is_empty())
     }
 
     /// A boolean field; `"true"` (any case), `"1"` and JSON `true` are true, anything else false.
-    pub fn flag(&self, field: &str) -> bool {
+    pub(crate) fn flag(&self, field: &str) -> bool {
         let t = self.text(field);
         t.eq_ignore_ascii_case("true") || t == "1"
     }
 
     /// A date-time field in the Table API's UTC format.
-    pub fn time(&self, field: &str) -> Option<DateTime<Utc>> {
+    pub(crate) fn time(&self, field: &str) -> Option<DateTime<Utc>> {
         sn_time::parse(&self.text(field))
     }
 }

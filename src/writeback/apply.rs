@@ -6,7 +6,7 @@
 //! - a create whose answer was lost may have gone through: it is never re-POSTed blindly — the open
 //!   records of our source are read first, and a record with the message is adopted; only when none
 //!   exists is the create sent once more. "Lost" is every answer but a clear refusal
-//!   ([`ApiError::outcome_unknown`]): a timeout, a dropped or cut-off connection, a 5xx, and an
+//!   (`ApiError::outcome_unknown`): a timeout, a dropped or cut-off connection, a 5xx, and an
 //!   answer that is not a valid one — a gateway's HTML page in place of a Batch API answer included;
 //! - every write is logged as it lands, so an interrupted cycle leaves a record of what it wrote, and
 //!   the next cycle's reconcile converges (an unfinished resolve is planned again; a duplicate left by
@@ -14,7 +14,7 @@
 //!
 //! Writes go through the Batch API (`/api/now/v1/batch`, up to [`BATCH_SIZE`] per request) when the
 //! instance offers it, and one request per record otherwise — only after a clear "not here"
-//! ([`ApiError::batch_not_offered`]: 400, 403, 404, 405 before anything ran).
+//! (`ApiError::batch_not_offered`: 400, 403, 404, 405 before anything ran).
 
 use std::collections::BTreeMap;
 

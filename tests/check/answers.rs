@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use midwatch::demo::instance::{Dataset, FakeInstance, Fault};
 use midwatch::domain::{Category, Condition};
-use midwatch::snow::{ApiError, Client, ClientOptions, RetryPolicy};
+use midwatch::snow::{ApiErrorKind, Client, ClientOptions, RetryPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -410,7 +410,7 @@ async fn an_oversized_answer_stops_at_the_limit_and_names_the_table_and_page_siz
         "the instance's answer for sys_user is larger than midwatch's limit of 1 MiB (reading stopped there); lower \
          [instance] page_size (now 1000)"
     );
-    assert!(matches!(err, ApiError::TooLarge { .. }));
+    assert!(matches!(err.kind(), ApiErrorKind::TooLarge { .. }));
     assert_eq!(client.stats().requests(), 1, "not retried");
     assert_eq!(client.stats().response_bytes(), 0, "Content-Length said so: nothing was read");
 }
@@ -428,7 +428,7 @@ async fn an_oversized_answer_without_a_length_is_not_buffered_beyond_the_limit()
     let url = raw_server(vec![answer]).await;
     let client = client_for(&url, fast_retry()).with_response_limit(1024 * 1024);
     let err = client.read_all("sysevent", "", &["sys_id"]).await.expect_err("too large");
-    assert!(matches!(err, ApiError::TooLarge { limit: 1_048_576, .. }), "{err}");
+    assert!(matches!(err.kind(), ApiErrorKind::TooLarge { limit: 1_048_576, .. }), "{err}");
     let read = client.stats().response_bytes();
     assert!(read <= 1024 * 1024 && read > 512 * 1024, "read {read} bytes");
 }

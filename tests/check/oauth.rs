@@ -7,7 +7,7 @@ use midwatch::config::{Config, ProcessEnvironment};
 use midwatch::cycle::{self, CheckOptions, Outcome};
 use midwatch::demo::instance::{Dataset, FakeInstance, OAuthApp};
 use midwatch::domain::Status;
-use midwatch::snow::ApiError;
+use midwatch::snow::ApiErrorKind;
 use midwatch::writeback::WriteBack;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -208,7 +208,7 @@ async fn a_second_401_fails_the_request_with_a_clear_message_and_no_loop() {
     mount_tables_for(&server, "never-issued").await;
     let client = client(&oauth_config(&server.uri(), "oauth_client_credentials"));
     let err = client.read_first("sys_user", "", &["sys_id"]).await.expect_err("refused twice");
-    assert!(matches!(err, ApiError::TokenRefused { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ApiErrorKind::TokenRefused { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.starts_with(
@@ -357,7 +357,7 @@ async fn token_failure(method: &str, answer: ResponseTemplate) -> String {
     Mock::given(wiremock::matchers::method("POST")).and(path(TOKEN_PATH)).respond_with(answer).mount(&server).await;
     let client = client(&oauth_config(&server.uri(), method));
     let err = client.read_first("sys_user", "", &["sys_id"]).await.expect_err("no token");
-    assert!(matches!(err, ApiError::Token { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ApiErrorKind::Token { .. }), "{err:?}");
     let (_, api) = received(&server).await;
     assert!(api.is_empty(), "no API call without a token");
     let text = err.to_string();

@@ -87,7 +87,11 @@ async fn keyset_paging_reads_every_row_once_even_when_a_second_spans_pages() {
     let upper = sn_time::parse("2026-11-22 12:00:00").expect("time");
     for page_size in [1, 2, 3, 7, 100] {
         let client = client_with_page_size(&instance.url(), page_size);
-        let rows = client.read_keyset("sysevent", "name=login", &["name", "parm1"], upper).await.expect("read");
+        let mut rows = Vec::new();
+        client
+            .fold_keyset("sysevent", "name=login", &["name", "parm1"], upper, |page| rows.extend(page))
+            .await
+            .expect("read");
         let keys: Vec<(String, String)> = rows.iter().map(|r| (r.text("sys_created_on"), r.text("sys_id"))).collect();
         let unique: BTreeSet<&(String, String)> = keys.iter().collect();
         assert_eq!(keys.len(), 25, "page size {page_size}: every row inside the bound");

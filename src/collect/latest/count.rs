@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use super::fold::tally;
 use super::{Part, TABLE};
 use crate::domain::{EventActivity, LoginEventKind, sn_time};
-use crate::snow::{ApiError, Client, Group, Query};
+use crate::snow::{ApiError, ApiErrorKind, Client, Group, Query};
 
 /// What the counts say about one user.
 #[derive(Debug, Clone, Default)]
@@ -61,13 +61,13 @@ pub(super) type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<St
 /// True when the Aggregate API cannot answer this question for this account, so another plan must.
 pub(super) fn unavailable(e: &ApiError) -> bool {
     matches!(
-        e,
-        ApiError::Forbidden { .. }
-            | ApiError::InvalidTable { .. }
-            | ApiError::NotJson { .. }
-            | ApiError::Malformed { .. }
-            | ApiError::QuotaExceeded { .. }
-    ) || matches!(e, ApiError::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
+        e.kind(),
+        ApiErrorKind::Forbidden { .. }
+            | ApiErrorKind::InvalidTable
+            | ApiErrorKind::NotJson { .. }
+            | ApiErrorKind::Malformed { .. }
+            | ApiErrorKind::QuotaExceeded { .. }
+    ) || matches!(e.kind(), ApiErrorKind::Status { status, .. } if matches!(status, 400 | 404 | 405 | 500 | 501))
 }
 
 fn by_user(groups: &[Group]) -> Counted {

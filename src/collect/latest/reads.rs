@@ -11,7 +11,7 @@ use super::fold::Latest;
 use super::{BATCH_READS, FIELDS, LATEST_PAGE, PARM1, Part, TABLE, names_in, newest_first};
 use crate::domain::{EventActivity, SSO_EVENTS, Window};
 use crate::snow::query::{IN_CHUNK, QueryValue, SYS_CREATED_ON};
-use crate::snow::{ApiError, Client, PageRequest, Query, Row};
+use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
 
 /// The last SSO event of each user the counts found some for, with its reason (`parm2`): one newest-first
 /// read per `IN` chunk of such users (none when no checked user has an SSO event, the usual case). Evidence
@@ -93,7 +93,9 @@ pub(super) async fn read_heavy(
         let requests: Vec<PageRequest> = chunk.iter().map(&request).collect();
         let answers = match client.batch_get(&requests).await {
             Ok(answers) => answers,
-            Err(e @ (ApiError::Unauthorized { .. } | ApiError::RateLimited { .. })) => return Err(e),
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
+                return Err(e);
+            }
             Err(e) => {
                 tracing::info!(error = %e, "a Batch API read failed; reading those users one by one");
                 vec![None; chunk.len()]

@@ -2,7 +2,15 @@
 //! renewal, the refresh token and its fallback, and the token count of a long run.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+use url::Url;
+
+use super::token_endpoint::{GrantRequest, TokenAnswer, TokenEndpoint, parse_answer};
+use super::token_manager::{Flow, TokenManager, margin};
 use super::*;
 
 /// A token endpoint that issues numbered tokens and records the grants asked for.
@@ -190,7 +198,7 @@ async fn a_lost_connection_during_a_refresh_keeps_the_refresh_token_for_the_next
     assert_eq!(endpoint.grants(), [Grant::Password, Grant::RefreshToken, Grant::RefreshToken]);
 }
 
-/// The number this test prints is the one the issue asks for: a one-hour `run` on a 10-minute schedule with
+/// The token count of a long `run`, printed and asserted: a one-hour `run` on a 10-minute schedule with
 /// 2-minute tokens asks for one token per cycle, 6 in the hour (a cycle shorter than the token's 90 s before
 /// renewal needs no second one).
 #[tokio::test(start_paused = true)]

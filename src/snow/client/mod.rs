@@ -1,0 +1,142 @@
+//! [`Client`]: one instance's Table API and Batch API over HTTP, and its options.
+//!
+//! - `read.rs`: paged reads (offset and keyset cursors, reads that stop early);
+//! - `write.rs`: creates, updates and Batch API calls;
+//! - `transport.rs`: one request with its credentials, its body read up to a size limit and then classified
+//!   (`answer.rs`), so that only data reaches the caller;
+//! - `stats.rs`: the counters of what was sent.
+
+mod read;
+mod stats;
+mod transport;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::auth::{Auth, Credentials};
+use super::deadline::Pending;
+use super::retry::RetryPolicy;
+pub use stats::Stats;
+
+/// The largest answer read by default. A page of 10,000 `sysevent` rows with midwatch's fields is
+/// a few MB; a bigger answer means a page size the instance should not be asked for.
+pub(crate) const DEFAULT_RESPONSE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How to reach and authenticate to one instance.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub base_url: Url,
+    pub auth: Credentials,
+    pub timeout: Duration,
+    pub page_size: u32,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub proxy: Option<Url>,
+    /// PEM file of an extra CA to trust (a TLS-inspecting proxy, an on-premise instance).
+    pub extra_ca: Option<PathBuf>,
+}
+
+/// A Table API client for one instance.
+#[derive(Clone)]
+pub struct Client {
+    pub(super) http: reqwest::Client,
+    pub(super) opts: Arc<ClientOptions>,
+    auth: Arc<Auth>,
+    permits: Arc<Semaphore>,
+    stats: Arc<Stats>,
+    pub(super) pending: Arc<Pending>,
+    response_limit: u64,
+}
+
+/// Why a [`Client`] could not be built from its options.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read [instance] ca_file {}: {error}", path.display())]
+    CaFileUnreadable { path: PathBuf, error: std::io::Error },
+    #[error("[instance] ca_file {} is not a PEM certificate: {error}", path.display())]
+    CaFileNotPem { path: PathBuf, error: reqwest::Error },
+    #[error("[instance] ca_file {} holds no PEM certificate", path.display())]
+    CaFileEmpty { path: PathBuf },
+    /// The HTTP client (its proxy, its TLS configuration) could not be set up.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base_url", &self.opts.base_url.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Result<Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(15)))
+            .user_agent(concat!("midwatch/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(proxy) = &opts.proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
+        }
+        if let Some(path) = &opts.extra_ca {
+            let pem =
+                std::fs::read(path).map_err(|error| ClientError::CaFileUnreadable { path: path.clone(), error })?;
+            // Every certificate of the file (a chain or several CAs), as the config check validated it.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| ClientError::CaFileNotPem { path: path.clone(), error })?;
+            if certs.is_empty() {
+                return Err(ClientError::CaFileEmpty { path: path.clone() });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build()?;
+        let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let auth = Arc::new(Auth::new(&opts.auth, http.clone(), &opts.base_url, opts.timeout));
+        Ok(Client {
+            http,
+            auth,
+            opts: Arc::new(opts),
+            permits,
+            stats: Arc::default(),
+            pending: Arc::default(),
+            response_limit: DEFAULT_RESPONSE_LIMIT,
+        })
+    }
+
+    /// The same client with another limit on the size of one answer (default `DEFAULT_RESPONSE_LIMIT`, 64 MiB).
+    pub fn with_response_limit(mut self, bytes: u64) -> Client {
+        self.response_limit = bytes.max(1);
+        self
+    }
+
+    /// How requests sign in (one OAuth token shared by every clone of this client).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The requests in flight now (`waiting for sysevent page 3; …`), empty when idle.
+    pub(crate) fn pending(&self) -> String {
+        self.pending.describe()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub(crate) fn page_size(&self) -> u32 {
+        self.opts.page_size
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.opts.base_url.clone();
+        url.set_path(path);
+        url
+    }
+}

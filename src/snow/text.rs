@@ -1,0 +1,72 @@
+//! Text that came from the instance or the network, made fit for a message: bounded in length, an error
+//! member's message and detail joined, a redirect's `Location` cleaned, an error's chain of sources.
+
+/// Text bounded in length, for messages built from untrusted bodies and headers.
+pub(super) const MAX_TEXT: usize = 300;
+
+/// At most [`MAX_TEXT`] characters.
+pub(super) fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// An error answer's message and detail (`{"error":{"message","detail"}}`, the token endpoint's `error` and
+/// `error_description`) as one text: either alone when the other is empty, the detail alone when it repeats
+/// the message, else `message: detail`. Empty when both are.
+pub(super) fn joined(message: &str, detail: &str) -> String {
+    match (message.is_empty(), detail.is_empty()) {
+        (_, true) => message.to_string(),
+        (true, false) => detail.to_string(),
+        (false, false) if detail.starts_with(message) => detail.to_string(),
+        (false, false) => format!("{message}: {detail}"),
+    }
+}
+
+/// A `Location` fit to show: no credentials, no query string or fragment (they may carry tokens), bounded.
+pub(super) fn shown_location(location: &str) -> String {
+    let shown = match url::Url::parse(location.trim()) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => location.trim().split(['?', '#']).next().unwrap_or_default().to_string(),
+    };
+    bounded(&shown)
+}
+
+/// An error and its sources, `outer: inner: …`, with a source that repeats the one before it left out.
+pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_shown_without_credentials_or_query() {
+        assert_eq!(shown_location("https://svc:s3cret@login.example/sso?token=abc#frag"), "https://login.example/sso");
+        assert_eq!(shown_location("/login.do?sysparm_token=abc"), "/login.do");
+    }
+
+    #[test]
+    fn message_and_detail_are_joined_once() {
+        assert_eq!(joined("", ""), "");
+        assert_eq!(joined("m", ""), "m");
+        assert_eq!(joined("", "d"), "d");
+        assert_eq!(joined("m", "m and more"), "m and more");
+        assert_eq!(joined("m", "d"), "m: d");
+    }
+}
