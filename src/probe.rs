@@ -97,7 +97,7 @@ pub async fn probe(config: &Config) -> Probe {
     let reads =
         READS.iter().map(|r| (r.table, r.fields)).chain([(ISSUE_TABLE, RECORD_FIELDS)]).map(|(table, fields)| {
             let client = &client;
-            async move { client.read_first(table, "", fields).await }
+            async move { client.read_first(table, &Query::default(), fields).await }
         });
     out.problems =
         futures::future::join_all(reads).await.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
@@ -108,7 +108,7 @@ pub async fn probe(config: &Config) -> Probe {
              the first check's report"
         ));
     }
-    match client.read_first(LOGIN_HISTORY.table, "", LOGIN_HISTORY.fields).await {
+    match client.read_first(LOGIN_HISTORY.table, &Query::default(), LOGIN_HISTORY.fields).await {
         Ok(_) => {
             out.notes.push(format!("{LOGIN_HISTORY_TABLE} is readable: findings will carry login failure reasons"))
         }
@@ -119,7 +119,7 @@ pub async fn probe(config: &Config) -> Probe {
     }
     if config.check.issue_source == BUILTIN_SOURCE {
         let query = Query::new().eq(Field::new("name"), &QueryValue::fixed(BUILTIN_SOURCE));
-        let active = match client.read_all("sysauto", query.as_str(), &["sys_id", "name", "active"]).await {
+        let active = match client.read_all("sysauto", &query, &["sys_id", "name", "active"]).await {
             Ok(rows) => Some(rows.iter().any(|r| r.text("name") == BUILTIN_SOURCE && r.flag("active"))),
             Err(e) => {
                 out.notes.push(format!("could not read sysauto to see whether {BUILTIN_SOURCE} is active: {e}"));

@@ -14,7 +14,7 @@ use url::Url;
 use super::answer::Shape;
 use super::retry;
 use super::row::value_text;
-use super::{ApiError, ApiErrorKind, Client};
+use super::{ApiError, ApiErrorKind, Client, Query};
 
 /// One group of an Aggregate API answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Client {
     pub(crate) async fn aggregate(
         &self,
         table: &str,
-        query: &str,
+        query: &Query,
         group_by: &[&str],
         max_fields: &[&str],
     ) -> Result<Vec<Group>, ApiError> {
@@ -47,7 +47,7 @@ impl Client {
         url.set_path(&format!("/api/now/stats/{table}"));
         let (group_by, max_fields) = (group_by.join(","), max_fields.join(","));
         let mut params: Vec<(&str, &str)> =
-            vec![("sysparm_query", query), ("sysparm_count", "true"), ("sysparm_display_value", "false")];
+            vec![("sysparm_query", query.as_str()), ("sysparm_count", "true"), ("sysparm_display_value", "false")];
         if !group_by.is_empty() {
             params.push(("sysparm_group_by", &group_by));
         }
@@ -56,7 +56,7 @@ impl Client {
         }
         let _waiting = self.pending.enter(format!("waiting for counts of {table}"));
         let attempt = || async {
-            tracing::debug!(table, query, group_by, max_fields, "GET stats");
+            tracing::debug!(table, query = query.as_str(), group_by, max_fields, "GET stats");
             let request = self.http.get(url.clone()).query(&params);
             let answer = self.exchange(&label, request).await?;
             // The classifier has refused anything but a complete answer without an `error` (a 200 that

@@ -7,13 +7,13 @@ use serde_json::{Value, json};
 
 use super::answer::Shape;
 use super::retry;
-use super::{ApiError, BATCH, Client, Row};
+use super::{ApiError, BATCH, Client, Query, Row};
 
 /// One GET of a Batch API call: the first `limit` rows of `query` (which carries its own order).
 #[derive(Debug, Clone)]
 pub(crate) struct PageRequest {
     pub(crate) table: String,
-    pub(crate) query: String,
+    pub(crate) query: Query,
     pub(crate) fields: Vec<String>,
     pub(crate) limit: u32,
 }
@@ -23,7 +23,7 @@ impl PageRequest {
     fn url(&self) -> String {
         let mut params = url::form_urlencoded::Serializer::new(String::new());
         params
-            .append_pair("sysparm_query", &self.query)
+            .append_pair("sysparm_query", self.query.as_str())
             .append_pair("sysparm_fields", &self.fields.join(","))
             .append_pair("sysparm_limit", &self.limit.to_string())
             .append_pair("sysparm_exclude_reference_link", "true")
@@ -85,6 +85,8 @@ fn rows_of(body: &str) -> Option<Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::sn_time;
+    use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON};
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
@@ -104,13 +106,17 @@ mod tests {
     fn urls_are_encoded() {
         let r = PageRequest {
             table: "sysevent".into(),
-            query: "parm1=a b^ORDERBYDESCsys_created_on".into(),
+            query: Query::new()
+                .eq(Field::new("parm1"), &QueryValue::fixed("o'brien"))
+                .at(SYS_CREATED_ON, sn_time::parse("2026-11-22 10:00:00").unwrap_or_default())
+                .order_by_desc(SYS_CREATED_ON),
             fields: vec!["name".into(), "parm1".into()],
             limit: 1,
         };
         assert_eq!(
             r.url(),
-            "/api/now/table/sysevent?sysparm_query=parm1%3Da+b%5EORDERBYDESCsys_created_on&sysparm_fields=name%2Cparm1\
+            "/api/now/table/sysevent?sysparm_query=parm1%3Do%27brien%5Esys_created_on%3D2026-11-22+10%3A00%3A00\
+             %5EORDERBYDESCsys_created_on&sysparm_fields=name%2Cparm1\
              &sysparm_limit=1&sysparm_exclude_reference_link=true&sysparm_display_value=false&sysparm_no_count=true"
         );
     }

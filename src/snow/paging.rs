@@ -3,11 +3,13 @@
 //! `sysevent`, which grows while it is read. Pure: the client sends what a cursor asks and hands
 //! it the page that came back.
 
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, LINK};
 
-use super::query::join_query;
+use super::query::{Query, QueryValue, SYS_CREATED_ON, SYS_ID};
 use super::row::Row;
 use super::{ApiError, ApiErrorKind};
+use crate::domain::sn_time;
 
 /// One page of a read.
 #[derive(Debug, Default)]
@@ -37,7 +39,7 @@ fn next_link(headers: &HeaderMap) -> Option<bool> {
 /// What to ask for next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PageRequest {
-    pub(crate) query: String,
+    pub(crate) query: Query,
     pub(crate) offset: u64,
     pub(crate) limit: u32,
 }
@@ -58,7 +60,7 @@ pub(crate) trait Cursor {
 /// that does not change meanwhile.
 #[derive(Debug)]
 pub(crate) struct Offset {
-    query: String,
+    query: Query,
     offset: u64,
     limit: u32,
     done: bool,
@@ -66,8 +68,8 @@ pub(crate) struct Offset {
 }
 
 impl Offset {
-    pub(crate) fn new(query: &str, limit: u32) -> Offset {
-        Offset { query: join_query(&[query, "ORDERBYsys_id"]), offset: 0, limit, done: false, rows: Vec::new() }
+    pub(crate) fn new(query: &Query, limit: u32) -> Offset {
+        Offset { query: query.clone().order_by(SYS_ID), offset: 0, limit, done: false, rows: Vec::new() }
     }
 }
 
@@ -97,11 +99,11 @@ impl Cursor for Offset {
 pub(crate) enum From {
     Start,
     /// `sys_created_on >= ts`: rows of that second already emitted are filtered out again.
-    AtOrAfter(String),
+    AtOrAfter(DateTime<Utc>),
     /// `sys_created_on > ts`: the second `ts` has been read completely.
-    After(String),
+    After(DateTime<Utc>),
     /// `sys_created_on = ts ^ sys_id > id`: a whole page shared the second `ts`.
-    Tie(String, String),
+    Tie(DateTime<Utc>, QueryValue),
 }
 
 /// Pages in a row that bring nothing new before the read gives up (a broken instance).
@@ -114,8 +116,8 @@ const MAX_IDLE_PAGES: u32 = 10_000;
 #[derive(Debug)]
 pub(crate) struct Keyset {
     table: String,
-    query: String,
-    upper: String,
+    query: Query,
+    upper: DateTime<Utc>,
     from: From,
     last: Option<(String, String)>,
     offset: u64,
@@ -125,15 +127,17 @@ pub(crate) struct Keyset {
     rows: Vec<Row>,
 }
 
-const ORDER: &str = "ORDERBYsys_created_on^ORDERBYsys_id";
+/// The keyset order.
+fn ordered(q: Query) -> Query {
+    q.order_by(SYS_CREATED_ON).order_by(SYS_ID)
+}
 
 impl Keyset {
-    /// `upper` is an instance time (`yyyy-MM-dd HH:mm:ss`).
-    pub(crate) fn new(table: &str, query: &str, upper: &str, limit: u32) -> Keyset {
+    pub(crate) fn new(table: &str, query: &Query, upper: DateTime<Utc>, limit: u32) -> Keyset {
         Keyset {
             table: table.to_string(),
-            query: query.to_string(),
-            upper: format!("sys_created_on<={upper}"),
+            query: query.clone(),
+            upper,
             from: From::Start,
             last: None,
             offset: 0,
@@ -156,12 +160,12 @@ impl Cursor for Keyset {
         if self.done {
             return None;
         }
-        let (q, upper) = (self.query.as_str(), self.upper.as_str());
+        let bounded = self.query.clone().at_or_before(SYS_CREATED_ON, self.upper);
         let query = match &self.from {
-            From::Start => join_query(&[q, upper, ORDER]),
-            From::AtOrAfter(ts) => join_query(&[q, upper, &format!("sys_created_on>={ts}"), ORDER]),
-            From::After(ts) => join_query(&[q, upper, &format!("sys_created_on>{ts}"), ORDER]),
-            From::Tie(ts, id) => join_query(&[q, &format!("sys_created_on={ts}^sys_id>{id}"), "ORDERBYsys_id"]),
+            From::Start => ordered(bounded),
+            From::AtOrAfter(ts) => ordered(bounded.at_or_after(SYS_CREATED_ON, *ts)),
+            From::After(ts) => ordered(bounded.after(SYS_CREATED_ON, *ts)),
+            From::Tie(ts, id) => self.query.clone().at(SYS_CREATED_ON, *ts).gt(SYS_ID, id).order_by(SYS_ID),
         };
         Some(PageRequest { query, offset: self.offset, limit: self.limit })
     }
@@ -187,11 +191,18 @@ impl Cursor for Keyset {
                 return Err(ApiError::new(self.table.clone(), ApiErrorKind::Malformed { reason }));
             }
         }
-        let Some((ts, id)) = self.last.clone() else {
+        let Some((ts, id)) = &self.last else {
             // Nothing readable yet: step over the (ACL-emptied) page.
             self.done = !page.more;
             self.offset += u64::from(self.limit);
             return Ok(());
+        };
+        // The next query starts from the last row's key: it must be an instance time and a query-safe sys_id.
+        let (Some(ts), Some(id)) = (sn_time::parse(ts), QueryValue::new(id)) else {
+            let reason = "a row's sys_created_on or sys_id is not what the instance writes, so the next page \
+                          cannot start after it"
+                .to_string();
+            return Err(ApiError::new(self.table.clone(), ApiErrorKind::Malformed { reason }));
         };
         let from = std::mem::replace(&mut self.from, From::Start);
         let before = from.clone();
@@ -235,6 +246,15 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::snow::query::Field;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        sn_time::parse(s).unwrap_or_else(|| panic!("{s}"))
+    }
+
+    fn name_is_login() -> Query {
+        Query::new().eq(Field::new("name"), &QueryValue::fixed("login"))
+    }
 
     /// One event row.
     fn event(ts: &str, id: &str) -> Row {
@@ -259,9 +279,9 @@ mod tests {
                 .iter()
                 .filter(|(ts, id, _)| match cursor.from() {
                     From::Start => *ts <= self.upper,
-                    From::AtOrAfter(t) => *ts <= self.upper && ts >= t,
-                    From::After(t) => *ts <= self.upper && ts > t,
-                    From::Tie(t, i) => ts == t && id > i,
+                    From::AtOrAfter(t) => *ts <= self.upper && *ts >= sn_time::format(*t),
+                    From::After(t) => *ts <= self.upper && *ts > sn_time::format(*t),
+                    From::Tie(t, i) => *ts == sn_time::format(*t) && id.as_str() > i.as_str(),
                 })
                 .collect();
             matching.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -278,7 +298,7 @@ mod tests {
     }
 
     fn drain(table: &Table, limit: u32) -> (Vec<(String, String)>, usize) {
-        let mut cursor = Keyset::new("sysevent", "name=login", &table.upper, limit);
+        let mut cursor = Keyset::new("sysevent", &name_is_login(), at(&table.upper), limit);
         let mut pages = 0;
         while let Some(req) = cursor.next() {
             let page = table.answer(&cursor, &req);
@@ -332,8 +352,8 @@ mod tests {
 
     #[test]
     fn keyset_queries_stay_under_the_upper_bound_or_inside_one_second() {
-        let mut cursor = Keyset::new("sysevent", "name=login", "2026-11-22 12:00:00", 2);
-        let first = cursor.next().map(|r| r.query);
+        let mut cursor = Keyset::new("sysevent", &name_is_login(), at("2026-11-22 12:00:00"), 2);
+        let first = cursor.next().map(|r| r.query.to_string());
         assert_eq!(
             first.as_deref(),
             Some("name=login^sys_created_on<=2026-11-22 12:00:00^ORDERBYsys_created_on^ORDERBYsys_id")
@@ -345,9 +365,9 @@ mod tests {
         let page =
             Page { rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")], more: true };
         assert!(cursor.take(page).is_ok());
-        assert_eq!(cursor.from(), &From::Tie("2026-11-22 10:00:00".into(), "b".into()));
+        assert_eq!(cursor.from(), &From::Tie(at("2026-11-22 10:00:00"), QueryValue::fixed("b")));
         assert_eq!(
-            cursor.next().map(|r| r.query).as_deref(),
+            cursor.next().map(|r| r.query.to_string()).as_deref(),
             Some("name=login^sys_created_on=2026-11-22 10:00:00^sys_id>b^ORDERBYsys_id")
         );
     }
@@ -355,16 +375,19 @@ mod tests {
     #[test]
     fn a_smaller_page_keeps_the_position() {
         let table = events();
-        let mut cursor = Keyset::new("sysevent", "", &table.upper, 8);
+        let mut cursor = Keyset::new("sysevent", &Query::default(), at(&table.upper), 8);
         let req = cursor.next();
         cursor.set_limit(4);
         let again = cursor.next();
         assert_eq!(req.map(|r| (r.query, r.offset)), again.clone().map(|r| (r.query, r.offset)));
         assert_eq!(again.map(|r| r.limit), Some(4));
-        let mut offset = Offset::new("active=true", 8);
+        let mut offset = Offset::new(&Query::new().eq(Field::new("active"), &QueryValue::fixed("true")), 8);
         assert!(offset.take(Page { rows: vec![event("t", "a")], more: true }).is_ok());
         offset.set_limit(4);
-        assert_eq!(offset.next(), Some(PageRequest { query: "active=true^ORDERBYsys_id".into(), offset: 8, limit: 4 }));
+        assert_eq!(
+            offset.next().map(|r| (r.query.to_string(), r.offset, r.limit)),
+            Some(("active=true^ORDERBYsys_id".to_string(), 8, 4))
+        );
         assert!(offset.take(Page::default()).is_ok());
         assert_eq!(offset.next(), None);
     }

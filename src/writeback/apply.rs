@@ -86,7 +86,7 @@ impl Write<'_> {
             Write::Patch { sys_id, body, .. } => BatchItem {
                 id: id.to_string(),
                 method: "PATCH",
-                url: Client::table_path(ISSUE_TABLE, Some(sys_id.as_str()), "sys_id"),
+                url: Client::table_path(ISSUE_TABLE, Some(sys_id), "sys_id"),
                 body: body.clone(),
             },
         }
@@ -193,7 +193,7 @@ pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch:
                 }
                 Err(e) => record_failure(&mut applied, w, e.to_string()),
             },
-            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id.as_str(), body).await {
+            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id, body).await {
                 Ok(()) => record_success(&mut applied, w, sys_id.to_string()),
                 Err(e) => record_failure(&mut applied, w, e.to_string()),
             },

@@ -57,7 +57,7 @@ async fn read(
         }
         None => open,
     };
-    let rows = client.read_all(ISSUE_TABLE, query.as_str(), &fields).await?;
+    let rows = client.read_all(ISSUE_TABLE, &query, &fields).await?;
     let mut records = Records::default();
     for r in &rows {
         let Some(record) = issue_record(r).filter(|rec| rec.source == source.as_str()) else { continue };

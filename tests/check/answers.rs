@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use midwatch::demo::instance::{Dataset, FakeInstance, Fault};
 use midwatch::domain::{Category, Condition};
-use midwatch::snow::{ApiErrorKind, Client, ClientOptions, RetryPolicy};
+use midwatch::snow::{ApiErrorKind, Client, ClientOptions, Query, RetryPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -242,7 +242,7 @@ async fn a_429_with_an_http_date_retry_after_waits_until_that_date() {
     let (hold, held) = hold_the_clock();
     let read = tokio::spawn({
         let client = client.clone();
-        async move { client.read_all("ecc_agent", "", &["sys_id", "name", "status"]).await }
+        async move { client.read_all("ecc_agent", &Query::default(), &["sys_id", "name", "status"]).await }
     });
     run_until(|| client.stats().requests() == 1).await;
     // fast_retry's backoff is at most 50 ms: had the date been ignored, the retry would go now.
@@ -364,7 +364,10 @@ async fn a_cut_off_answer_is_retried_and_then_read_whole() {
     let body = fixture("demo/ecc_agent.json");
     let url = raw_server(vec![cut_after(&body, 1000), whole(&body)]).await;
     let client = client_for(&url, fast_retry());
-    let rows = client.read_all("ecc_agent", "", &["sys_id", "name", "status"]).await.expect("the retry reads it all");
+    let rows = client
+        .read_all("ecc_agent", &Query::default(), &["sys_id", "name", "status"])
+        .await
+        .expect("the retry reads it all");
     assert_eq!(rows.len(), 7, "every MID Server of the fixture");
     assert_eq!(client.stats().requests(), 2);
 }
@@ -373,7 +376,10 @@ async fn a_cut_off_answer_is_retried_and_then_read_whole() {
 async fn an_answer_cut_off_every_time_says_how_much_arrived() {
     let body = fixture("demo/ecc_agent.json");
     let url = raw_server(vec![cut_after(&body, 1000); 4]).await;
-    let err = client_for(&url, fast_retry()).read_all("ecc_agent", "", &["sys_id"]).await.expect_err("always cut");
+    let err = client_for(&url, fast_retry())
+        .read_all("ecc_agent", &Query::default(), &["sys_id"])
+        .await
+        .expect_err("always cut");
     let text = err.to_string();
     assert!(text.starts_with("the instance's answer for ecc_agent was cut off after 1000 bytes ("), "{text}");
     assert!(!text.contains("DNS"), "not a reachability problem: {text}");
@@ -404,7 +410,7 @@ async fn an_oversized_answer_stops_at_the_limit_and_names_the_table_and_page_siz
     let body = format!(r#"{{"result":[{}{{}}]}}"#, row.repeat(3 * 1024 * 1024 / row.len()));
     Mock::given(path("/api/now/table/sys_user")).respond_with(json_response(200, &body)).mount(&server).await;
     let client = client_for(&server.uri(), fast_retry()).with_response_limit(1024 * 1024);
-    let err = client.read_all("sys_user", "", &["sys_id"]).await.expect_err("too large");
+    let err = client.read_all("sys_user", &Query::default(), &["sys_id"]).await.expect_err("too large");
     assert_eq!(
         err.to_string(),
         "the instance's answer for sys_user is larger than midwatch's limit of 1 MiB (reading stopped there); lower \
@@ -427,7 +433,7 @@ async fn an_oversized_answer_without_a_length_is_not_buffered_beyond_the_limit()
     answer.extend_from_slice(b"0\r\n\r\n");
     let url = raw_server(vec![answer]).await;
     let client = client_for(&url, fast_retry()).with_response_limit(1024 * 1024);
-    let err = client.read_all("sysevent", "", &["sys_id"]).await.expect_err("too large");
+    let err = client.read_all("sysevent", &Query::default(), &["sys_id"]).await.expect_err("too large");
     assert!(matches!(err.kind(), ApiErrorKind::TooLarge { limit: 1_048_576, .. }), "{err}");
     let read = client.stats().response_bytes();
     assert!(read <= 1024 * 1024 && read > 512 * 1024, "read {read} bytes");

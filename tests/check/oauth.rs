@@ -7,7 +7,7 @@ use midwatch::config::{Config, ProcessEnvironment};
 use midwatch::cycle::{self, CheckOptions, Outcome};
 use midwatch::demo::instance::{Dataset, FakeInstance, OAuthApp};
 use midwatch::domain::Status;
-use midwatch::snow::ApiErrorKind;
+use midwatch::snow::{ApiErrorKind, Query};
 use midwatch::writeback::WriteBack;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -195,7 +195,7 @@ async fn a_401_on_a_valid_looking_token_renews_it_once_repeats_the_request_once_
     // tok-1 looks valid (1799 s) but the instance refuses it; tok-2 is accepted.
     mount_tables_for(&server, "tok-2").await;
     let client = client(&oauth_config(&server.uri(), "oauth_client_credentials"));
-    client.read_first("sys_user", "", &["sys_id"]).await.expect("the repeat succeeds");
+    client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect("the repeat succeeds");
     let (tokens, api) = received(&server).await;
     assert_eq!(tokens.len(), 2, "one renewal");
     assert_eq!(api.iter().map(authorization).collect::<Vec<_>>(), ["Bearer tok-1", "Bearer tok-2"], "one repeat");
@@ -207,7 +207,7 @@ async fn a_second_401_fails_the_request_with_a_clear_message_and_no_loop() {
     mount_token(&server, &token_body("tok-1", 1799), None, 5).await;
     mount_tables_for(&server, "never-issued").await;
     let client = client(&oauth_config(&server.uri(), "oauth_client_credentials"));
-    let err = client.read_first("sys_user", "", &["sys_id"]).await.expect_err("refused twice");
+    let err = client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect_err("refused twice");
     assert!(matches!(err.kind(), ApiErrorKind::TokenRefused { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -297,7 +297,7 @@ async fn a_refresh_grant_sends_the_refresh_token_and_keeps_it_when_the_answer_ha
     }
     let client = client(&oauth_config(&server.uri(), "oauth_password"));
     for _ in 0..3 {
-        client.read_first("sys_user", "", &["sys_id"]).await.expect("read");
+        client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect("read");
         // A 1 s token is renewed after 0.75 s.
         tokio::time::sleep(Duration::from_millis(800)).await;
     }
@@ -338,9 +338,10 @@ async fn concurrent_requests_during_expiry_cause_one_token_request() {
     let mut config = oauth_config(&server.uri(), "oauth_client_credentials");
     config.instance.concurrency = 16;
     let client = client(&config);
-    client.read_first("sys_user", "", &["sys_id"]).await.expect("first read");
+    client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect("first read");
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let reads = (0..16).map(|_| client.read_first("sys_user", "", &["sys_id"]));
+    let all = Query::default();
+    let reads = (0..16).map(|_| client.read_first("sys_user", &all, &["sys_id"]));
     for result in futures::future::join_all(reads).await {
         result.expect("read after expiry");
     }
@@ -356,7 +357,7 @@ async fn token_failure(method: &str, answer: ResponseTemplate) -> String {
     let server = MockServer::start().await;
     Mock::given(wiremock::matchers::method("POST")).and(path(TOKEN_PATH)).respond_with(answer).mount(&server).await;
     let client = client(&oauth_config(&server.uri(), method));
-    let err = client.read_first("sys_user", "", &["sys_id"]).await.expect_err("no token");
+    let err = client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect_err("no token");
     assert!(matches!(err.kind(), ApiErrorKind::Token { .. }), "{err:?}");
     let (_, api) = received(&server).await;
     assert!(api.is_empty(), "no API call without a token");
@@ -448,7 +449,7 @@ async fn a_gateway_error_of_the_token_endpoint_is_retried_like_a_read() {
     mount_token(&server, &token_body("tok-1", 1799), None, 5).await;
     mount_tables_for(&server, "tok-1").await;
     let client = client(&oauth_config(&server.uri(), "oauth_client_credentials"));
-    client.read_first("sys_user", "", &["sys_id"]).await.expect("the third token request succeeds");
+    client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect("the third token request succeeds");
     let (tokens, _) = received(&server).await;
     assert_eq!(tokens.len(), 3);
 }

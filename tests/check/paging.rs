@@ -6,7 +6,8 @@ use std::time::Duration;
 use midwatch::demo::instance::{Dataset, FakeInstance};
 use midwatch::domain::sn_time;
 use midwatch::snow::auth::Credentials;
-use midwatch::snow::{Client, ClientOptions};
+use midwatch::snow::query::{Field, QueryValue};
+use midwatch::snow::{Client, ClientOptions, Query};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer};
@@ -59,8 +60,10 @@ async fn offset_paging_follows_link_headers_across_pages() {
             .mount(&server)
             .await;
     }
-    let rows =
-        client_with_page_size(&base, 2).read_all("ecc_agent", "", &["sys_id", "name", "status"]).await.expect("read");
+    let rows = client_with_page_size(&base, 2)
+        .read_all("ecc_agent", &Query::default(), &["sys_id", "name", "status"])
+        .await
+        .expect("read");
     let ids: Vec<String> = rows.iter().map(|r| r.text("sys_id")).collect();
     assert_eq!(ids, ["m1", "m2", "m3", "m4", "m5"]);
 }
@@ -89,7 +92,13 @@ async fn keyset_paging_reads_every_row_once_even_when_a_second_spans_pages() {
         let client = client_with_page_size(&instance.url(), page_size);
         let mut rows = Vec::new();
         client
-            .fold_keyset("sysevent", "name=login", &["name", "parm1"], upper, |page| rows.extend(page))
+            .fold_keyset(
+                "sysevent",
+                &Query::new().eq(Field::new("name"), &QueryValue::fixed("login")),
+                &["name", "parm1"],
+                upper,
+                |page| rows.extend(page),
+            )
             .await
             .expect("read");
         let keys: Vec<(String, String)> = rows.iter().map(|r| (r.text("sys_created_on"), r.text("sys_id"))).collect();

@@ -25,7 +25,7 @@ pub(super) struct Count {
 /// Aggregate API for this account, no other part asks.
 pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
-    let query = |p: &Part| bounded.clone().and(&p.condition).to_string();
+    let query = |p: &Part| bounded.clone().and(&p.condition);
     let mut max: &[&str] = &["sys_created_on"];
     let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
         Err(e) if unavailable(&e) => {

@@ -171,7 +171,7 @@ pub(super) async fn latest_login_events(
         let latest = &latest;
         async move {
             client
-                .fold_keyset(TABLE, q.as_str(), FIELDS, window.end, |rows| {
+                .fold_keyset(TABLE, &q, FIELDS, window.end, |rows| {
                     if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
                 })
                 .await

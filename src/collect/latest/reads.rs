@@ -38,7 +38,7 @@ pub(super) async fn last_sso_events(
         let limit = u32::try_from(expected).unwrap_or(u32::MAX).clamp(1, client.page_size());
         let query = names_in(&SSO_EVENTS).one_of(PARM1, chunk).within(SYS_CREATED_ON, window.start, window.end);
         // Newest first: the first row of each (user, name) is its last one; one page is enough for that.
-        found.extend(client.read_page(TABLE, newest_first(query).as_str(), FIELDS, limit).await?.0);
+        found.extend(client.read_page(TABLE, &newest_first(query), FIELDS, limit).await?.0);
     }
     for r in found {
         let (user, name, at) = (r.text("parm1"), r.text("name"), r.time("sys_created_on"));
@@ -67,7 +67,7 @@ pub(super) async fn read_exact<'u>(
         Some(who.at(SYS_CREATED_ON, *at))
     });
     let query = Query::any_of(parts);
-    let (rows, more) = client.read_page(TABLE, query.as_str(), FIELDS, client.page_size()).await?;
+    let (rows, more) = client.read_page(TABLE, &query, FIELDS, client.page_size()).await?;
     if more {
         return Ok(chunk.iter().map(|(u, ..)| *u).collect());
     }
@@ -85,7 +85,7 @@ pub(super) async fn read_heavy(
     let latest_of = |user: &QueryValue| newest_first(bounded.clone().eq(PARM1, user));
     let request = |user: &QueryValue| PageRequest {
         table: TABLE.into(),
-        query: latest_of(user).to_string(),
+        query: latest_of(user),
         fields: FIELDS.iter().map(|f| f.to_string()).collect(),
         limit: 1,
     };
@@ -115,7 +115,7 @@ pub(super) async fn read_heavy(
         let q = latest_of(user);
         async move {
             client
-                .read_until(TABLE, q.as_str(), FIELDS, LATEST_PAGE, |r| {
+                .read_until(TABLE, &q, FIELDS, LATEST_PAGE, |r| {
                     latest.fold(std::slice::from_ref(r));
                     r.text("parm1") == user.as_str() && latest.latest_of(user.as_str()).is_some()
                 })
@@ -146,7 +146,7 @@ pub(super) async fn read_superset(
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         let q = range(mid, hi);
-        match client.aggregate(TABLE, q.as_str(), &["parm1"], &[]).await {
+        match client.aggregate(TABLE, &q, &["parm1"], &[]).await {
             Ok(groups) => {
                 let counts: Option<Vec<u64>> = groups
                     .iter()
@@ -173,7 +173,7 @@ pub(super) async fn read_superset(
     }
     let q = newest_first(range(lo, hi));
     client
-        .read_until(TABLE, q.as_str(), FIELDS, client.page_size(), |r| {
+        .read_until(TABLE, &q, FIELDS, client.page_size(), |r| {
             latest.fold(std::slice::from_ref(r));
             r.text("parm1") == user
         })

@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::Client;
-use crate::domain::sn_time;
 use crate::snow::answer::Shape;
 use crate::snow::paging::{Cursor, Keyset, Offset, Page};
 use crate::snow::retry;
-use crate::snow::{ApiError, ApiErrorKind, Row};
+use crate::snow::{ApiError, ApiErrorKind, Query, Row};
 
 /// A quota-cancelled read is asked again with half the page, as long as the half is at least this.
 pub(crate) const QUOTA_MIN_PAGE: u32 = 100;
@@ -17,7 +16,7 @@ pub(crate) const QUOTA_MIN_PAGE: u32 = 100;
 impl Client {
     /// Reads every row matching `query` with offset paging. A total order (`ORDERBYsys_id`) is added
     /// so that no row is dropped or repeated between pages of a table that does not change meanwhile.
-    pub async fn read_all(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
+    pub async fn read_all(&self, table: &str, query: &Query, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
         let mut all = Vec::new();
         self.drain(table, fields, Offset::new(query, self.opts.page_size), |rows| all.extend(rows)).await?;
         Ok(all)
@@ -30,13 +29,13 @@ impl Client {
     pub async fn fold_keyset(
         &self,
         table: &str,
-        query: &str,
+        query: &Query,
         fields: &[&str],
         upper: DateTime<Utc>,
         mut fold: impl FnMut(Vec<Row>),
     ) -> Result<u64, ApiError> {
         let fields: Vec<&str> = fields.iter().copied().chain(["sys_created_on", "sys_id"]).collect();
-        let cursor = Keyset::new(table, query, &sn_time::format(upper), self.opts.page_size);
+        let cursor = Keyset::new(table, query, upper, self.opts.page_size);
         let mut folded = 0u64;
         self.drain(table, &fields, cursor, |rows| {
             folded += rows.len() as u64;
@@ -47,7 +46,7 @@ impl Client {
     }
 
     /// Reads at most one row: proves that the table exists and that the account may read it.
-    pub async fn read_first(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
+    pub async fn read_first(&self, table: &str, query: &Query, fields: &[&str]) -> Result<Vec<Row>, ApiError> {
         Ok(self.read_page(table, query, fields, 1).await?.0)
     }
 
@@ -98,21 +97,21 @@ impl Client {
     pub(in crate::snow) async fn get_page(
         &self,
         table: &str,
-        query: &str,
+        query: &Query,
         fields: &[&str],
         offset: u64,
         limit: u32,
     ) -> Result<Page, ApiError> {
         let attempt = || async move {
             let request = self.http.get(self.url(&format!("/api/now/table/{table}"))).query(&[
-                ("sysparm_query", query),
+                ("sysparm_query", query.as_str()),
                 ("sysparm_fields", &fields.join(",")),
                 ("sysparm_limit", &limit.to_string()),
                 ("sysparm_offset", &offset.to_string()),
                 ("sysparm_exclude_reference_link", "true"),
                 ("sysparm_display_value", "false"),
             ]);
-            tracing::debug!(table, query, offset, limit, "GET");
+            tracing::debug!(table, query = query.as_str(), offset, limit, "GET");
             let answer = self.exchange(table, request).await?;
             let object = self.data(table, &answer, Shape::Table)?;
             Ok(Page::new(rows(table, object)?, &answer.headers, limit))
@@ -123,7 +122,7 @@ impl Client {
     pub(crate) async fn read_page(
         &self,
         table: &str,
-        query: &str,
+        query: &Query,
         fields: &[&str],
         limit: u32,
     ) -> Result<(Vec<Row>, bool), ApiError> {
@@ -139,7 +138,7 @@ impl Client {
     pub(crate) async fn read_until(
         &self,
         table: &str,
-        query: &str,
+        query: &Query,
         fields: &[&str],
         limit: u32,
         mut take: impl FnMut(&Row) -> bool,

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::Client;
+use crate::domain::SysId;
 use crate::snow::answer::Shape;
 use crate::snow::batch::{self, BATCH, BatchItem, BatchResult};
 use crate::snow::retry;
@@ -28,7 +29,7 @@ impl Client {
 
     /// Updates the given fields of one record. Retried like a read: the values written are absolute,
     /// so applying the same PATCH twice changes nothing.
-    pub(crate) async fn update(&self, table: &str, sys_id: &str, body: &Value) -> Result<(), ApiError> {
+    pub(crate) async fn update(&self, table: &str, sys_id: &SysId, body: &Value) -> Result<(), ApiError> {
         let _waiting = self.pending.enter(format!("waiting for the answer to an update in {table}"));
         let url = self.url(&format!("/api/now/table/{table}/{sys_id}"));
         let attempt = || async {
@@ -61,11 +62,11 @@ impl Client {
     }
 
     /// The path of a record relative to the instance root, for batch sub-requests.
-    pub(crate) fn table_path(table: &str, sys_id: Option<&str>, fields: &str) -> String {
+    pub(crate) fn table_path(table: &str, sys_id: Option<&SysId>, fields: &str) -> String {
         let mut path = format!("/api/now/table/{table}");
         if let Some(id) = sys_id {
             path.push('/');
-            path.push_str(id);
+            path.push_str(id.as_str());
         }
         format!("{path}?sysparm_fields={fields}&sysparm_exclude_reference_link=true")
     }
