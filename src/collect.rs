@@ -132,7 +132,7 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
 }
 
 async fn read(client: &Client, read: Read, query: &Query) -> Result<Vec<Row>, ApiError> {
-    client.read_all(read.table, &query, read.fields).await
+    client.read_all(read.table, query, read.fields).await
 }
 
 async fn mid_server_role_id(client: &Client) -> Result<Option<SysId>, ApiError> {
