@@ -7,14 +7,14 @@ use std::path::Path;
 
 /// Creates `dir` and any missing parent as 0700 (owner only), as the state directory and its subdirectories
 /// must be whoever creates them first (`check` or the service). An existing directory is left as it is.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// Replaces `path` with `bytes` atomically. `mode` sets the file's permissions explicitly (the
 /// process umask would otherwise decide them); `None` keeps the temporary file's private 0600.
-pub fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");

@@ -29,9 +29,9 @@ pub(crate) struct Read {
 }
 
 /// The `param_name` of the `ecc_agent_config` row that holds a MID Server's user.
-pub const MID_USER_PARAM: &str = "mid.instance.username";
+pub(crate) const MID_USER_PARAM: &str = "mid.instance.username";
 /// The optional Identity Center table.
-pub const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
+pub(crate) const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
 const ROLE: Read = Read { table: "sys_user_role", fields: &["sys_id", "name"] };
 const ROLE_CONTAINS: Read = Read { table: "sys_user_role_contains", fields: &["role", "contains"] };

@@ -24,7 +24,7 @@ use crate::config::LogFormat;
 use crate::escape::clean;
 
 /// Wraps an event format: the formatted event, control characters escaped, then one newline.
-pub struct Escaped<F>(pub F);
+pub(crate) struct Escaped<F>(pub F);
 
 impl<S, N, F> FormatEvent<S, N> for Escaped<F>
 where
@@ -49,7 +49,7 @@ where
 
 /// Installs the global subscriber (once; later calls do nothing): `level` from the config, `default` when it
 /// is empty, `RUST_LOG` over both. The scheduler's own start-up lines (info) stay out unless asked for by name.
-pub fn init(level: &str, format: LogFormat, default: &str) {
+pub(crate) fn init(level: &str, format: LogFormat, default: &str) {
     let level = if level.is_empty() { default } else { level };
     let level = if level.contains("tokio_cron_scheduler") {
         level.to_string()

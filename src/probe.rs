@@ -11,20 +11,20 @@ use crate::snow::{ApiErrorKind, Query, RetryPolicy};
 use crate::writeback::{ISSUE_TABLE, RECORD_FIELDS};
 
 /// The built-in job's `source`, and the name of its scheduled job (a `sysauto` record).
-pub const BUILTIN_SOURCE: &str = "MIDUserConnectivity";
+pub(crate) const BUILTIN_SOURCE: &str = "MIDUserConnectivity";
 
 /// What `config check` found online.
 #[derive(Debug, Default)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Things that will make a cycle fail.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Things that will make a cycle do harm or less than it could.
-    pub warnings: Vec<String>,
-    pub notes: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// The warning of a shared issue source, given whether the built-in job is active (None: unknown).
-pub fn shared_source_warning(source: &str, builtin_active: Option<bool>) -> Option<String> {
+pub(crate) fn shared_source_warning(source: &str, builtin_active: Option<bool>) -> Option<String> {
     if source != BUILTIN_SOURCE {
         return None;
     }
@@ -71,7 +71,7 @@ fn short_lifetime_warning(token: &TokenInfo) -> Option<String> {
 }
 
 /// Proves every read a cycle makes; names every problem, not just the first.
-pub async fn probe(config: &Config) -> Probe {
+pub(crate) async fn probe(config: &Config) -> Probe {
     let mut out = Probe::default();
     let retry = RetryPolicy { max_retries: 1, ..RetryPolicy::default() };
     let client = match cycle::client(config, retry) {

@@ -17,8 +17,8 @@ pub const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
 /// it, so the plugin reports its own UNKNOWN (saying what it was waiting for) rather than the runner's timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
 /// The deadline's bounds: a cycle needs a few requests at least; a day is longer than any schedule.
-pub const MIN_TIMEOUT: Duration = Duration::from_secs(5);
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest window accepted. The instance keeps `sysevent` rows for about 7 days by default (its table
 /// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
@@ -39,19 +39,19 @@ pub(super) struct RawCheck {
 
 #[derive(Debug, Clone)]
 pub struct CheckConfig {
-    pub window: Duration,
+    pub(crate) window: Duration,
     pub schedule: String,
     pub messages: MessageStyle,
-    pub write_issues: bool,
+    pub(crate) write_issues: bool,
     /// Query-safe (checked here), since it selects our records of `ecc_agent_issue`.
-    pub issue_source: QueryValue,
+    pub(crate) issue_source: QueryValue,
     /// `midwatch run` waits a random delay in `0..jitter` before each scheduled cycle.
     pub jitter: Duration,
     /// The deadline of a whole cycle (`check`, and each cycle of `run`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// A MID Server down for less than this is not judged yet (it may be restarting or upgrading); `0s`, the
     /// default, judges every down MID Server, exactly as the built-in job.
-    pub down_for: Duration,
+    pub(crate) down_for: Duration,
 }
 
 impl RawCheck {

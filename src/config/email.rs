@@ -43,16 +43,6 @@ pub enum SendPolicy {
     Never,
 }
 
-impl SendPolicy {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::OnChange => "on_change",
-            Self::Always => "always",
-            Self::Never => "never",
-        }
-    }
-}
-
 /// SMTP authentication. The password is never logged nor printed (`Debug` shows `[REDACTED]`).
 #[derive(Debug, Clone)]
 pub struct SmtpCredentials {
@@ -68,7 +58,7 @@ pub struct EmailConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub credentials: Option<SmtpCredentials>,
-    pub from: Mailbox,
+    pub(crate) from: Mailbox,
     /// At least one recipient, each address once.
     pub to: Vec<Mailbox>,
     /// Connection timeout and the limit for every SMTP command.

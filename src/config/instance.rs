@@ -36,15 +36,15 @@ pub(super) struct RawInstance {
 /// the proxy URL.
 #[derive(Clone)]
 pub struct InstanceConfig {
-    pub url: Url,
+    pub(crate) url: Url,
     /// The short name used in reports (`acme` for `https://acme.service-now.com`).
     pub name: String,
     /// How midwatch signs in (`auth` and its keys).
     pub auth: Credentials,
     pub timeout: Duration,
-    pub page_size: u32,
+    pub(crate) page_size: u32,
     pub concurrency: usize,
-    pub proxy: Option<Url>,
+    pub(crate) proxy: Option<Url>,
     pub ca_file: Option<PathBuf>,
     /// Write `ecc_agent_issue` through the Batch API (falls back to one request per record).
     pub batch: bool,

@@ -16,8 +16,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    pub format: LogFormat,
-    pub level: String,
+    pub(crate) format: LogFormat,
+    pub(crate) level: String,
 }
 
 impl RawLog {

@@ -44,7 +44,7 @@ pub use metrics::MetricsConfig;
 pub use state::DEFAULT_STATE_DIRECTORY;
 
 /// The default config path, overridden by `--config` or `$MIDWATCH_CONFIG`.
-pub const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub struct Config {
     pub instance: InstanceConfig,
     pub check: CheckConfig,
     pub state_directory: PathBuf,
-    pub log: LogConfig,
+    pub(crate) log: LogConfig,
     pub metrics: MetricsConfig,
     /// `None` when the file has no `[email]` section: no email is sent.
     pub email: Option<EmailConfig>,
@@ -62,8 +62,8 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .source_name)).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError {
-    pub source_name: String,
-    pub problems: Vec<String>,
+    pub(crate) source_name: String,
+    pub(crate) problems: Vec<String>,
 }
 
 /// Where secrets that are not inline come from, and the files the config names; tests pass their own.

@@ -29,9 +29,10 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] = [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
+    pub(crate) const ALL: [Category; 4] =
+        [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Authentication => "authentication",
             Self::Authorization => "authorization",
@@ -40,7 +41,7 @@ impl Category {
         }
     }
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Self::Authentication => "Authentication",
             Self::Authorization => "Authorization",
@@ -89,20 +90,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::LoginFailedOnDownMid => "login_failed_on_down_mid",
-            Self::AuthorizationFailedOnDownMid => "authorization_failed_on_down_mid",
-            Self::NoLoginOnDownMid => "no_login_on_down_mid",
-            Self::ConnectivityUndetectable => "connectivity_undetectable",
-            Self::LoginFailedUnassociated => "login_failed_unassociated",
-            Self::AuthorizationFailedUnassociated => "authorization_failed_unassociated",
-            Self::NoLoginUnassociated => "no_login_unassociated",
-            Self::LoginSucceededUnassociated => "login_succeeded_unassociated",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::LoginFailedOnDownMid => "users of down MID Servers whose last login failed authentication",
             Self::AuthorizationFailedOnDownMid => "users of down MID Servers whose last login failed authorization",
@@ -137,12 +125,6 @@ pub struct MissingRoles {
     pub from_role_containment: Vec<String>,
 }
 
-impl MissingRoles {
-    pub fn is_empty(&self) -> bool {
-        self.from_event.is_empty() && self.from_role_containment.is_empty()
-    }
-}
-
 /// The state of the user's `sys_user` record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,11 +157,11 @@ pub struct EventEvidence {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoginHistoryEvidence {
-    pub status: String,
+    pub(crate) status: String,
     pub failure_reason: String,
-    pub ip_address: String,
+    pub(crate) ip_address: String,
     #[serde(with = "crate::domain::sn_time")]
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// One problem of one MID Server user.
@@ -228,7 +210,7 @@ pub struct FindingHistory {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct IdMap {
     pub unassociated_users: Vec<String>,
-    pub users_on_down_mid_servers: BTreeMap<String, Vec<String>>,
+    pub(crate) users_on_down_mid_servers: BTreeMap<String, Vec<String>>,
     pub down_mid_servers: BTreeMap<String, String>,
 }
 
@@ -270,7 +252,7 @@ impl Status {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Ok => "OK",
             Self::Warning => "WARNING",
@@ -301,16 +283,16 @@ pub struct Report {
 /// A MID Server whose `status` is `Down`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DownMidServer {
-    pub sys_id: String,
-    pub name: String,
+    pub(crate) sys_id: String,
+    pub(crate) name: String,
     /// Its `last_refreshed`: the last heartbeat it answered.
     #[serde(with = "crate::domain::sn_time::option")]
-    pub down_since: Option<DateTime<Utc>>,
+    pub(crate) down_since: Option<DateTime<Utc>>,
     /// `false` when it has been down for less than `[check] down_for`: it may be restarting or upgrading, so
     /// its users are not judged this cycle (they are on a later one).
-    pub judged: bool,
+    pub(crate) judged: bool,
     /// The users configured on it.
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
 }
 
 impl Report {

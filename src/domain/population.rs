@@ -10,24 +10,24 @@ use super::{MidServer, Snapshot, SysId};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Population<'a> {
     /// A: active users holding `mid_server`, by user name → sys_domain.
-    pub role_users: BTreeMap<&'a str, Option<&'a str>>,
+    pub(crate) role_users: BTreeMap<&'a str, Option<&'a str>>,
     /// B: users configured on down MID Servers → those MID Servers (each once).
-    pub down_mid_users: BTreeMap<&'a str, Vec<&'a MidServer>>,
+    pub(crate) down_mid_users: BTreeMap<&'a str, Vec<&'a MidServer>>,
     /// C: every configured MID user, whatever the MID Server's status.
-    pub configured: BTreeSet<&'a str>,
+    pub(crate) configured: BTreeSet<&'a str>,
     /// D = A − C.
-    pub unassociated: BTreeSet<&'a str>,
-    pub down_mid_servers: Vec<&'a MidServer>,
+    pub(crate) unassociated: BTreeSet<&'a str>,
+    pub(crate) down_mid_servers: Vec<&'a MidServer>,
 }
 
 impl<'a> Population<'a> {
     /// Derives the sets from the snapshot's roles, users, MID Servers and configuration (not its events).
-    pub fn of(s: &'a Snapshot) -> Population<'a> {
+    pub(crate) fn of(s: &'a Snapshot) -> Population<'a> {
         Population::holding_back(s, &BTreeSet::new())
     }
 
     /// As [`Population::of`], with the down MID Servers in `held_back` (sys_ids) counted as not down.
-    pub fn holding_back(s: &'a Snapshot, held_back: &BTreeSet<&SysId>) -> Population<'a> {
+    pub(crate) fn holding_back(s: &'a Snapshot, held_back: &BTreeSet<&SysId>) -> Population<'a> {
         let mut role_users = BTreeMap::new();
         if s.mid_server_role.is_some() {
             for id in &s.role_holders {
@@ -54,7 +54,7 @@ impl<'a> Population<'a> {
 
     /// U = B ∪ D: the users whose login events decide a finding. Users configured only on Up MID
     /// Servers are never examined.
-    pub fn to_check(&self) -> BTreeSet<&'a str> {
+    pub(crate) fn to_check(&self) -> BTreeSet<&'a str> {
         self.down_mid_users.keys().chain(self.unassociated.iter()).copied().collect()
     }
 }

@@ -13,21 +13,21 @@ use serde::Serialize;
 pub struct Window {
     /// Exclusive lower bound: `end - length - margin`.
     #[serde(with = "crate::domain::sn_time")]
-    pub start: DateTime<Utc>,
+    pub(crate) start: DateTime<Utc>,
     /// Inclusive upper bound: "now" when the cycle began. Fixed for the whole read, so rows that
     /// arrive while `sysevent` is being paged cannot shift the pages.
     #[serde(with = "crate::domain::sn_time")]
     pub end: DateTime<Utc>,
     /// The configured length, without the margin.
     #[serde(serialize_with = "serialize_duration")]
-    pub length: std::time::Duration,
+    pub(crate) length: std::time::Duration,
 }
 
 /// The built-in job's allowance for scheduling delay (docs/servicenow.md §1 item 1).
-pub const WINDOW_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const WINDOW_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The shortest window accepted: the MID Server heartbeat interval.
-pub const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+pub(crate) const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl Window {
     /// The window of `length` ending at `end`, widened by the built-in job's one-minute margin.
@@ -37,7 +37,7 @@ impl Window {
         Window { start, end, length }
     }
 
-    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+    pub(crate) fn contains(&self, at: DateTime<Utc>) -> bool {
         self.start < at && at <= self.end
     }
 }
@@ -48,7 +48,7 @@ fn serialize_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Re
 
 /// The stored `ecc_agent.status` of a MID Server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MidServerStatus {
+pub(crate) enum MidServerStatus {
     Up,
     /// The only status the built-in job acts on.
     Down,
@@ -76,17 +76,17 @@ impl From<&str> for MidServerStatus {
 
 /// A row of `ecc_agent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MidServer {
-    pub sys_id: SysId,
-    pub name: String,
-    pub status: MidServerStatus,
+pub(crate) struct MidServer {
+    pub(crate) sys_id: SysId,
+    pub(crate) name: String,
+    pub(crate) status: MidServerStatus,
     /// `last_refreshed`: the last heartbeat the MID Server answered (heartbeats run every 5 minutes), so for a
     /// down MID Server the time it went silent. `None` when the instance did not give it.
-    pub last_refreshed: Option<DateTime<Utc>>,
+    pub(crate) last_refreshed: Option<DateTime<Utc>>,
 }
 
 impl MidServer {
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.status == MidServerStatus::Down
     }
 }
@@ -94,7 +94,7 @@ impl MidServer {
 /// The stored `ecc_agent_issue.state`. Read case-insensitively once, here; every other place compares the
 /// enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IssueState {
+pub(crate) enum IssueState {
     New,
     Acknowledged,
     Resolved,
@@ -117,7 +117,7 @@ impl IssueState {
     }
 
     /// The stored value midwatch writes or queries with.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::New => "new",
             Self::Acknowledged => "acknowledged",
@@ -126,7 +126,7 @@ impl IssueState {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         *self != Self::Resolved
     }
 }
@@ -141,7 +141,7 @@ impl Serialize for IssueState {
 /// enters from an answer, so one that reaches a query or a URL path is always safe there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct SysId(String);
+pub(crate) struct SysId(String);
 
 impl SysId {
     /// The sys_id, when `s` is exactly 32 lowercase hexadecimal digits.
@@ -150,7 +150,7 @@ impl SysId {
             .then(|| SysId(s.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
@@ -192,14 +192,14 @@ impl std::fmt::Display for SysId {
 /// does. Any text: it reaches a query only as a [`crate::snow::query::QueryValue`] or a safe prefix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
-pub struct UserName(String);
+pub(crate) struct UserName(String);
 
 impl UserName {
     pub fn new(name: impl Into<String>) -> UserName {
         UserName(name.into())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -249,29 +249,29 @@ impl std::fmt::Display for UserName {
 
 /// A `mid.instance.username` row of `ecc_agent_config`: the user a MID Server is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MidUserConfig {
+pub(crate) struct MidUserConfig {
     /// The `ecc_agent` reference; `None` when empty or not a sys_id.
-    pub mid_server: Option<SysId>,
-    pub user_name: UserName,
-    pub sys_domain: Option<String>,
+    pub(crate) mid_server: Option<SysId>,
+    pub(crate) user_name: UserName,
+    pub(crate) sys_domain: Option<String>,
 }
 
 /// A row of `sys_user`, with the roles we read for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserAccount {
-    pub sys_id: SysId,
-    pub user_name: UserName,
-    pub active: bool,
-    pub locked_out: bool,
-    pub sys_domain: Option<String>,
+pub(crate) struct UserAccount {
+    pub(crate) sys_id: SysId,
+    pub(crate) user_name: UserName,
+    pub(crate) active: bool,
+    pub(crate) locked_out: bool,
+    pub(crate) sys_domain: Option<String>,
     /// `last_login_time`: the last successful login the instance recorded, when readable.
-    pub last_login_time: Option<DateTime<Utc>>,
+    pub(crate) last_login_time: Option<DateTime<Utc>>,
     /// `failed_attempts`: failed logins since the last success (the lockout counter), when the column exists
     /// and is readable.
-    pub failed_attempts: Option<u32>,
+    pub(crate) failed_attempts: Option<u32>,
     /// sys_ids of every role the user holds (`sys_user_has_role`, inherited rows included);
     /// `None` when the roles were not read for this user.
-    pub roles: Option<BTreeSet<SysId>>,
+    pub(crate) roles: Option<BTreeSet<SysId>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -285,9 +285,9 @@ pub enum LoginEventKind {
 }
 
 impl LoginEventKind {
-    pub const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
+    pub(crate) const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
 
-    pub fn event_name(self) -> &'static str {
+    pub(crate) fn event_name(self) -> &'static str {
         match self {
             Self::Succeeded => "login",
             Self::Failed => "login.failed",
@@ -295,21 +295,21 @@ impl LoginEventKind {
         }
     }
 
-    pub fn from_event_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_event_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.event_name() == name)
     }
 }
 
 /// A `login`, `login.failed` or `login.authorization.failed` row of `sysevent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginEvent {
-    pub sys_id: SysId,
-    pub kind: LoginEventKind,
+pub(crate) struct LoginEvent {
+    pub(crate) sys_id: SysId,
+    pub(crate) kind: LoginEventKind,
     /// `parm1`: the user name, compared exactly and case-sensitively as the built-in job does.
-    pub user_name: UserName,
+    pub(crate) user_name: UserName,
     /// `parm2`: the source IP for `login`/`login.failed`, the missing roles for an authorization failure.
-    pub parm2: String,
-    pub created_on: DateTime<Utc>,
+    pub(crate) parm2: String,
+    pub(crate) created_on: DateTime<Utc>,
 }
 
 /// How many events of one name a user had in the window, and the last of them.
@@ -320,28 +320,28 @@ pub struct EventActivity {
     pub count: u64,
     /// The last one's `sys_created_on`, when known.
     #[serde(with = "crate::domain::sn_time::option")]
-    pub last: Option<DateTime<Utc>>,
+    pub(crate) last: Option<DateTime<Utc>>,
     /// The last one's `parm2` (for SSO events the reason, e.g. "User locked out"), when it was read.
-    pub last_detail: Option<String>,
+    pub(crate) last_detail: Option<String>,
 }
 
 /// The SSO events recorded as evidence (parm1 the user name, parm2 the reason).
-pub const SSO_EVENTS: [&str; 2] = ["external.authentication.failed", "external.authentication.succeeded"];
+pub(crate) const SSO_EVENTS: [&str; 2] = ["external.authentication.failed", "external.authentication.succeeded"];
 
 /// A row of the Identity Center table `sys_user_login_history` (column names unconfirmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginHistoryEntry {
+pub(crate) struct LoginHistoryEntry {
     /// The `user` reference: the sys_id of the `sys_user` row, never a user name.
-    pub user: SysId,
-    pub status: String,
-    pub failure_reason: String,
-    pub ip_address: String,
-    pub created_on: DateTime<Utc>,
+    pub(crate) user: SysId,
+    pub(crate) status: String,
+    pub(crate) failure_reason: String,
+    pub(crate) ip_address: String,
+    pub(crate) created_on: DateTime<Utc>,
 }
 
 /// The optional Identity Center data.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum LoginHistory {
+pub(crate) enum LoginHistory {
     Rows(Vec<LoginHistoryEntry>),
     /// The table does not exist (HTTP 400 "Invalid table"): Identity Center is not installed.
     #[default]
@@ -352,35 +352,35 @@ pub enum LoginHistory {
 
 /// The `mid_server` role and what it contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MidServerRole {
-    pub sys_id: SysId,
+pub(crate) struct MidServerRole {
+    pub(crate) sys_id: SysId,
     /// Every role `mid_server` contains, transitively: sys_id → name.
-    pub contains: BTreeMap<SysId, String>,
+    pub(crate) contains: BTreeMap<SysId, String>,
 }
 
 /// A user name the check refused to put into a query, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedUser {
     pub user: String,
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Everything one cycle read from the instance: the input of the pure rules.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// `None` when the instance has no `mid_server` role (the built-in job logs it and checks no role users).
-    pub mid_server_role: Option<MidServerRole>,
+    pub(crate) mid_server_role: Option<MidServerRole>,
     /// sys_ids of the users holding `mid_server` (`sys_user_has_role`, inherited rows included).
-    pub role_holders: BTreeSet<SysId>,
+    pub(crate) role_holders: BTreeSet<SysId>,
     /// `sys_user` rows of role holders and configured MID users, keyed by sys_id.
-    pub users: BTreeMap<SysId, UserAccount>,
-    pub mid_servers: Vec<MidServer>,
-    pub mid_user_configs: Vec<MidUserConfig>,
+    pub(crate) users: BTreeMap<SysId, UserAccount>,
+    pub(crate) mid_servers: Vec<MidServer>,
+    pub(crate) mid_user_configs: Vec<MidUserConfig>,
     /// Login events of the checked users inside the window (others may be present; they are ignored).
-    pub login_events: Vec<LoginEvent>,
+    pub(crate) login_events: Vec<LoginEvent>,
     /// Each checked user's events in the window by name — `login*` and the SSO `external.authentication.*` —
     /// as far as the read plan counted them (evidence only: they never decide a finding).
-    pub event_activity: BTreeMap<UserName, Vec<EventActivity>>,
-    pub login_history: LoginHistory,
-    pub skipped_users: Vec<SkippedUser>,
+    pub(crate) event_activity: BTreeMap<UserName, Vec<EventActivity>>,
+    pub(crate) login_history: LoginHistory,
+    pub(crate) skipped_users: Vec<SkippedUser>,
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-pub const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub(crate) const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(s.trim(), FORMAT).ok().map(|t| t.and_utc())
@@ -13,7 +13,7 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.format(FORMAT).to_string()
 }
 
-pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(*t))
 }
 
@@ -21,7 +21,7 @@ pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok,
 pub mod option {
     use chrono::{DateTime, Utc};
 
-    pub fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&super::format(*t)),
             None => s.serialize_none(),

@@ -7,7 +7,7 @@ use crate::domain::{LoginEventKind, MessageStyle};
 
 /// The message for user `user` whose last login event in the window was `last` (None: no attempt),
 /// configured on `down` down MID Servers.
-pub fn issue_message(style: MessageStyle, user: &str, last: Option<LoginEventKind>, down: usize) -> String {
+pub(crate) fn issue_message(style: MessageStyle, user: &str, last: Option<LoginEventKind>, down: usize) -> String {
     let doc = style == MessageStyle::Documented;
     // The built-in job separates the two sentences with two spaces; the documentation renders one.
     let gap = if doc { " " } else { "  " };
@@ -53,7 +53,7 @@ pub fn issue_message(style: MessageStyle, user: &str, last: Option<LoginEventKin
 }
 
 /// The documentation's message for a user whose connectivity the instance cannot detect.
-pub fn undetectable_message(user: &str) -> String {
+pub(crate) fn undetectable_message(user: &str) -> String {
     format!("Connectivity of MID Server user {user} cannot be detected by the instance")
 }
 

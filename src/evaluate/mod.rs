@@ -17,10 +17,10 @@ use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Populat
 use crate::evaluate::messages::issue_message;
 
 /// The domain written when the user's is empty, as the built-in job does.
-pub const GLOBAL_DOMAIN: &str = "global";
+pub(crate) const GLOBAL_DOMAIN: &str = "global";
 
 /// The role whose absence makes a user's authorization failures invisible to the instance.
-pub const SOAP_SCRIPT_ROLE: &str = "soap_script";
+pub(crate) const SOAP_SCRIPT_ROLE: &str = "soap_script";
 
 /// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
 fn domain(pop: &Population<'_>, s: &Snapshot, user: &str) -> String {

@@ -84,7 +84,7 @@ pub enum EmailStatus {
 /// A recipient the server refused with a 5xx reply: logged, never retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermanentFailure {
-    pub message_id: String,
+    pub(crate) message_id: String,
     pub recipient: String,
     /// The server's reply, e.g. `550 5.1.1 no such user`.
     pub reply: String,
@@ -157,7 +157,7 @@ impl EmailOutcome {
     }
 
     /// What the text report's email section shows.
-    pub fn section(&self) -> EmailSection {
+    pub(crate) fn section(&self) -> EmailSection {
         let dry_run = match &self.status {
             EmailStatus::DryRun { subject, recipients, text, .. } => {
                 Some(DryRunEmail { subject: subject.clone(), recipients: recipients.clone(), text: text.clone() })

@@ -19,11 +19,11 @@ use sha2::{Digest as _, Sha256};
 use super::{EmailConfig, PermanentFailure};
 use crate::domain::FindingKey;
 
-pub const STATE_FILE: &str = "email-state.json";
-pub const OUTBOX_DIR: &str = "outbox";
-pub const LOCK_FILE: &str = "email.lock";
-pub const STATE_FORMAT: u32 = 1;
-pub const OUTBOX_FORMAT: u32 = 1;
+pub(crate) const STATE_FILE: &str = "email-state.json";
+pub(crate) const OUTBOX_DIR: &str = "outbox";
+pub(crate) const LOCK_FILE: &str = "email.lock";
+pub(crate) const STATE_FORMAT: u32 = 1;
+pub(crate) const OUTBOX_FORMAT: u32 = 1;
 
 /// The sha256 (hex) of the sorted findings: equal digests mean the same set of findings.
 pub fn digest(sorted: &[FindingKey]) -> String {
@@ -45,7 +45,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// The last email composed: `email-state.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifiedState {
-    pub format: u32,
+    pub(crate) format: u32,
     pub digest: String,
     pub notified_at: DateTime<Utc>,
     pub message_id: String,
@@ -65,7 +65,7 @@ impl NotifiedState {
         }
     }
 
-    pub fn store(&self, state_dir: &Path) -> Result<(), String> {
+    pub(crate) fn store(&self, state_dir: &Path) -> Result<(), String> {
         let path = state_dir.join(STATE_FILE);
         let json = serde_json::to_vec_pretty(self).map_err(|e| format!("cannot serialize the email state: {e}"))?;
         write_atomic(&path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -76,33 +76,33 @@ impl NotifiedState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendingMarker {
     pub recipients: Vec<String>,
-    pub since: DateTime<Utc>,
+    pub(crate) since: DateTime<Utc>,
 }
 
 /// One message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
-    pub format: u32,
+    pub(crate) format: u32,
     /// Orders the outbox: the file name starts with it.
-    pub seq: u64,
-    pub message_id: String,
-    pub created: DateTime<Utc>,
-    pub subject: String,
+    pub(crate) seq: u64,
+    pub(crate) message_id: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) subject: String,
     /// The envelope sender.
-    pub from: String,
+    pub(crate) from: String,
     /// The recipients still owed the message.
     pub recipients: Vec<String>,
     /// Present from just before `DATA` until the server's answer is recorded.
     pub sending: Option<SendingMarker>,
-    pub delivered_to: Vec<String>,
-    pub rejected: Vec<PermanentFailure>,
-    pub attempts: u32,
-    pub last_error: Option<String>,
+    pub(crate) delivered_to: Vec<String>,
+    pub(crate) rejected: Vec<PermanentFailure>,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
     /// The complete RFC 5322 message (ASCII: every part is quoted-printable).
     pub message: String,
     /// Where the entry lives; `None` when it could not be written.
     #[serde(skip)]
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
 }
 
 impl OutboxEntry {
@@ -210,7 +210,7 @@ impl Outbox {
     }
 
     /// Writes a new entry and sets its path; on failure the entry stays without a path (in memory only).
-    pub fn store(&self, entry: &mut OutboxEntry) -> Result<(), String> {
+    pub(crate) fn store(&self, entry: &mut OutboxEntry) -> Result<(), String> {
         crate::atomic_file::create_private_dir(&self.dir)
             .map_err(|e| format!("cannot create the outbox {}: {e}", self.dir.display()))?;
         entry.path = Some(self.dir.join(entry.file_name()));
@@ -222,14 +222,14 @@ impl Outbox {
     }
 
     /// Rewrites the entry's file (no-op for an entry that is not on disk).
-    pub fn update(&self, entry: &OutboxEntry) -> Result<(), String> {
+    pub(crate) fn update(&self, entry: &OutboxEntry) -> Result<(), String> {
         let Some(path) = &entry.path else { return Ok(()) };
         let json = serde_json::to_vec_pretty(entry).map_err(|e| format!("cannot serialize an outbox entry: {e}"))?;
         write_atomic(path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Removes a finished entry.
-    pub fn remove(&self, entry: &OutboxEntry) -> Result<(), String> {
+    pub(crate) fn remove(&self, entry: &OutboxEntry) -> Result<(), String> {
         let Some(path) = &entry.path else { return Ok(()) };
         match fs::remove_file(path) {
             Ok(()) => {
@@ -243,7 +243,7 @@ impl Outbox {
 }
 
 /// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::atomic_file::write(path, bytes, None)
 }
 
@@ -257,12 +257,12 @@ fn sync_dir(dir: &Path) {
 /// Exclusive use of the state directory's email files by one process: `email.lock` holds the owner's pid and is
 /// removed on drop. A lock left by a process that no longer exists (`/proc/<pid>` is gone) is taken over.
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     path: PathBuf,
 }
 
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another live process holds the lock.
     Busy(String),
     /// The lock could not be created (e.g. the state directory is not writable).
@@ -270,7 +270,7 @@ pub enum LockError {
 }
 
 impl StateLock {
-    pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+    pub(crate) fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
         crate::atomic_file::create_private_dir(state_dir)
             .map_err(|e| LockError::Io(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
         let path = state_dir.join(LOCK_FILE);

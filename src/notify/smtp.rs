@@ -165,24 +165,24 @@ async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, String> {
 /// The fate of one outbox message in one [`deliver`] call.
 #[derive(Debug, Clone)]
 pub(crate) struct MessageResult {
-    pub message_id: String,
+    pub(crate) message_id: String,
     /// Left the outbox: every recipient got it or refused it permanently.
-    pub finished: bool,
-    pub delivered_to: Vec<String>,
-    pub rejected_any: bool,
+    pub(crate) finished: bool,
+    pub(crate) delivered_to: Vec<String>,
+    pub(crate) rejected_any: bool,
     /// Still owed the message.
-    pub pending: Vec<String>,
+    pub(crate) pending: Vec<String>,
     /// Why `pending` is not empty.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct DeliveryReport {
-    pub results: Vec<MessageResult>,
+    pub(crate) results: Vec<MessageResult>,
     /// Messages left in the outbox.
-    pub pending: usize,
-    pub permanent_failures: Vec<PermanentFailure>,
-    pub problems: Vec<String>,
+    pub(crate) pending: usize,
+    pub(crate) permanent_failures: Vec<PermanentFailure>,
+    pub(crate) problems: Vec<String>,
 }
 
 /// Delivers the entries in order over one connection. Stops at the first sign that the server is unreachable

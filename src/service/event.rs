@@ -24,7 +24,7 @@ pub(crate) struct Inbox<S> {
 }
 
 impl<S: Stream<Item = Event> + Unpin> Inbox<S> {
-    pub(crate) fn new(events: S, ticks: mpsc::Receiver<()>) -> Inbox<S> {
+    pub fn new(events: S, ticks: mpsc::Receiver<()>) -> Inbox<S> {
         Inbox { events: events.fuse(), ticks }
     }
 

@@ -42,7 +42,7 @@ struct Success {
 impl Metrics {
     /// Starts from the last success recorded in an existing textfile, so that a restart does not
     /// make `midwatch_last_success_timestamp_seconds` disappear until the next good cycle.
-    pub(crate) fn new(instance: &str, textfile: Option<&Path>) -> Metrics {
+    pub fn new(instance: &str, textfile: Option<&Path>) -> Metrics {
         let last_success = textfile
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| previous_success(&text))

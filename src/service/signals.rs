@@ -18,7 +18,7 @@ pub struct Signals {
 impl Signals {
     /// Installs the handlers. Call it first, so that a SIGHUP or SIGTERM arriving during start-up
     /// is not fatal by default. On error the reason is on stderr (logging is not set up yet).
-    pub fn install() -> Result<Signals, CannotStart> {
+    pub(crate) fn install() -> Result<Signals, CannotStart> {
         let install = || -> std::io::Result<Signals> {
             Ok(Signals {
                 term: signal(SignalKind::terminate())?,

@@ -30,22 +30,22 @@ use crate::snow::query::QueryValue;
 use crate::snow::{BatchItem, Client, ItemOutcome};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
-pub const BATCH_SIZE: usize = 50;
+pub(crate) const BATCH_SIZE: usize = 50;
 
 /// A record written by this cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Written {
-    pub sys_id: String,
-    pub message: String,
+    pub(crate) sys_id: String,
+    pub(crate) message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedWrite {
-    pub action: WriteAction,
-    pub message: String,
-    pub error: String,
+    pub(crate) action: WriteAction,
+    pub(crate) message: String,
+    pub(crate) error: String,
 }
 
 /// What the write-back step did.
@@ -62,7 +62,7 @@ pub struct Applied {
 
 impl Applied {
     /// The ecc_agent_issue sys_id of each message written (created or counted).
-    pub fn issue_ids(&self) -> BTreeMap<String, String> {
+    pub(crate) fn issue_ids(&self) -> BTreeMap<String, String> {
         self.created.iter().chain(&self.counted).map(|w| (w.message.clone(), w.sys_id.clone())).collect()
     }
 }

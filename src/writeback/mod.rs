@@ -16,12 +16,12 @@ pub(crate) use records::RECORD_FIELDS;
 pub use records::{Records, read_records};
 
 /// The MID Server Issue table.
-pub const ISSUE_TABLE: &str = "ecc_agent_issue";
+pub(crate) const ISSUE_TABLE: &str = "ecc_agent_issue";
 
 /// A write to `ecc_agent_issue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WriteAction {
+pub(crate) enum WriteAction {
     Create,
     /// `count` + 1 and `last_detected` of a record still detected.
     Count,
@@ -30,7 +30,7 @@ pub enum WriteAction {
 }
 
 impl WriteAction {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Create => "create",
             Self::Count => "count",
@@ -70,7 +70,7 @@ pub enum WriteBack {
 
 impl WriteBack {
     /// The record sys_ids by message, for links.
-    pub fn issue_ids(&self) -> std::collections::BTreeMap<String, String> {
+    pub(crate) fn issue_ids(&self) -> std::collections::BTreeMap<String, String> {
         match self {
             WriteBack::Applied { applied, .. } => {
                 let mut ids = applied.issue_ids();

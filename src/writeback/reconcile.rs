@@ -21,54 +21,54 @@ use crate::domain::{Finding, IssueState, SysId};
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IssueRecord {
-    pub sys_id: SysId,
-    pub message: String,
-    pub source: String,
+    pub(crate) sys_id: SysId,
+    pub(crate) message: String,
+    pub(crate) source: String,
     /// New, Acknowledged, … (never Resolved: those are not read).
-    pub state: IssueState,
-    pub count: u64,
+    pub(crate) state: IssueState,
+    pub(crate) count: u64,
     /// Empty for every record the built-in job (and midwatch) writes.
-    pub mid_server: Option<String>,
-    pub sys_domain: Option<String>,
+    pub(crate) mid_server: Option<String>,
+    pub(crate) sys_domain: Option<String>,
     #[serde(with = "crate::domain::sn_time::option")]
-    pub created_on: Option<DateTime<Utc>>,
+    pub(crate) created_on: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Create {
-    pub message: String,
-    pub source: String,
+    pub(crate) message: String,
+    pub(crate) source: String,
     #[serde(with = "crate::domain::sn_time")]
-    pub last_detected: DateTime<Utc>,
-    pub sys_domain: String,
+    pub(crate) last_detected: DateTime<Utc>,
+    pub(crate) sys_domain: String,
     /// The user the finding is about (not written; for reports and links).
-    pub user: String,
+    pub(crate) user: String,
 }
 
 /// A count bump of a record still detected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Update {
-    pub sys_id: SysId,
-    pub message: String,
+    pub(crate) sys_id: SysId,
+    pub(crate) message: String,
     /// The new absolute count (an absolute value, so a retried PATCH cannot count twice).
-    pub count: u64,
+    pub(crate) count: u64,
     #[serde(with = "crate::domain::sn_time")]
-    pub last_detected: DateTime<Utc>,
-    pub sys_domain: String,
-    pub user: String,
+    pub(crate) last_detected: DateTime<Utc>,
+    pub(crate) sys_domain: String,
+    pub(crate) user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolve {
-    pub sys_id: SysId,
-    pub message: String,
+    pub(crate) sys_id: SysId,
+    pub(crate) message: String,
     /// Why: no longer detected, or a duplicate left by an interrupted cycle.
-    pub reason: ResolveReason,
+    pub(crate) reason: ResolveReason,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ResolveReason {
+pub(crate) enum ResolveReason {
     NoLongerDetected,
     Duplicate,
 }
@@ -77,18 +77,8 @@ pub enum ResolveReason {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Plan {
     pub create: Vec<Create>,
-    pub count: Vec<Update>,
-    pub resolve: Vec<Resolve>,
-}
-
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.count.is_empty() && self.resolve.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.create.len() + self.count.len() + self.resolve.len()
-    }
+    pub(crate) count: Vec<Update>,
+    pub(crate) resolve: Vec<Resolve>,
 }
 
 /// Plans the writes of one cycle. `open` must hold only unresolved records of `source`; any other

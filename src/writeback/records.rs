@@ -25,9 +25,9 @@ const RETENTION_DAYS: i64 = 30;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Records {
     /// Unresolved (New, Acknowledged, …).
-    pub open: Vec<IssueRecord>,
+    pub(crate) open: Vec<IssueRecord>,
     /// Resolved, with when they were last updated (their resolution, as midwatch never touches them again).
-    pub resolved: Vec<(IssueRecord, DateTime<Utc>)>,
+    pub(crate) resolved: Vec<(IssueRecord, DateTime<Utc>)>,
 }
 
 /// Reads the unresolved records of `source` and those it resolved within the table's retention, in one query.

@@ -84,8 +84,8 @@ pub(super) struct Part {
 /// Each checked user's login events and what was counted of its events by name (`login*` and SSO).
 #[derive(Debug, Default)]
 pub(super) struct LoginActivity {
-    pub events: Vec<LoginEvent>,
-    pub activity: BTreeMap<UserName, Vec<EventActivity>>,
+    pub(crate) events: Vec<LoginEvent>,
+    pub(crate) activity: BTreeMap<UserName, Vec<EventActivity>>,
 }
 
 /// The latest login event inside `window` of each of `users` (the ones `lookup` can query).
