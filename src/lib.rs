@@ -27,7 +27,7 @@
 //! - [`demo`] is `midwatch demo`: a simulated instance and SMTP server inside the process (also used by the
 //!   tests; not part of the product's API).
 
-pub mod atomic_file;
+mod atomic_file;
 pub mod cli;
 pub mod collect;
 pub mod config;
@@ -35,14 +35,14 @@ pub mod cycle;
 #[doc(hidden)]
 pub mod demo;
 pub mod domain;
-pub mod escape;
+mod escape;
 pub mod evaluate;
-pub mod logging;
+mod logging;
 #[doc(hidden)]
 pub mod manual;
 pub mod notify;
 pub mod present;
-pub mod probe;
+mod probe;
 pub mod service;
 pub mod snow;
 pub mod writeback;

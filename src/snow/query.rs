@@ -44,13 +44,13 @@ impl Field {
         Field(name)
     }
 
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         self.0
     }
 }
 
-pub const SYS_ID: Field = Field::new("sys_id");
-pub const SYS_CREATED_ON: Field = Field::new("sys_created_on");
+pub(crate) const SYS_ID: Field = Field::new("sys_id");
+pub(crate) const SYS_CREATED_ON: Field = Field::new("sys_created_on");
 
 /// True when `c` may appear in a query value: letters and digits of any script, `.`, `_`, `-` and `'`.
 fn safe_char(c: char) -> bool {
@@ -154,75 +154,75 @@ impl Query {
     }
 
     /// `field!=value`
-    pub fn ne(self, field: Field, value: &QueryValue) -> Query {
+    pub(crate) fn ne(self, field: Field, value: &QueryValue) -> Query {
         self.push(format_args!("{}!={value}", field.0))
     }
 
     /// `field>value` (for a sys_id: the rows after it in `ORDERBYsys_id` order).
-    pub fn gt(self, field: Field, value: &QueryValue) -> Query {
+    pub(crate) fn gt(self, field: Field, value: &QueryValue) -> Query {
         self.push(format_args!("{}>{value}", field.0))
     }
 
     /// `fieldINa,b,c`; an empty list selects nothing, so callers skip it.
-    pub fn one_of<'a>(self, field: Field, values: impl IntoIterator<Item = &'a QueryValue>) -> Query {
+    pub(crate) fn one_of<'a>(self, field: Field, values: impl IntoIterator<Item = &'a QueryValue>) -> Query {
         let list: Vec<&str> = values.into_iter().map(QueryValue::as_str).collect();
         self.push(format_args!("{}IN{}", field.0, list.join(",")))
     }
 
     /// `fieldSTARTSWITHprefix`
-    pub fn starts_with(self, field: Field, prefix: &QueryValue) -> Query {
+    pub(crate) fn starts_with(self, field: Field, prefix: &QueryValue) -> Query {
         self.push(format_args!("{}STARTSWITH{prefix}", field.0))
     }
 
     /// `field=time`, to the second.
-    pub fn at(self, field: Field, t: DateTime<Utc>) -> Query {
+    pub(crate) fn at(self, field: Field, t: DateTime<Utc>) -> Query {
         self.push(format_args!("{}={}", field.0, sn_time::format(t)))
     }
 
     /// `field>time`
-    pub fn after(self, field: Field, t: DateTime<Utc>) -> Query {
+    pub(crate) fn after(self, field: Field, t: DateTime<Utc>) -> Query {
         self.push(format_args!("{}>{}", field.0, sn_time::format(t)))
     }
 
     /// `field>=time`
-    pub fn at_or_after(self, field: Field, t: DateTime<Utc>) -> Query {
+    pub(crate) fn at_or_after(self, field: Field, t: DateTime<Utc>) -> Query {
         self.push(format_args!("{}>={}", field.0, sn_time::format(t)))
     }
 
     /// `field<=time`
-    pub fn at_or_before(self, field: Field, t: DateTime<Utc>) -> Query {
+    pub(crate) fn at_or_before(self, field: Field, t: DateTime<Utc>) -> Query {
         self.push(format_args!("{}<={}", field.0, sn_time::format(t)))
     }
 
     /// `start < field <= end`: the window's bounds.
-    pub fn within(self, field: Field, start: DateTime<Utc>, end: DateTime<Utc>) -> Query {
+    pub(crate) fn within(self, field: Field, start: DateTime<Utc>, end: DateTime<Utc>) -> Query {
         self.after(field, start).at_or_before(field, end)
     }
 
     /// `^ORfield>time`: OR'ed with the condition before it (the instance binds `^OR` tighter than `^`).
-    pub fn or_after(mut self, field: Field, t: DateTime<Utc>) -> Query {
+    pub(crate) fn or_after(mut self, field: Field, t: DateTime<Utc>) -> Query {
         use fmt::Write as _;
         let _ = write!(self.encoded, "^OR{}>{}", field.0, sn_time::format(t));
         self
     }
 
     /// Every condition of `other` AND'ed to these.
-    pub fn and(self, other: &Query) -> Query {
+    pub(crate) fn and(self, other: &Query) -> Query {
         if other.encoded.is_empty() { self } else { self.push(format_args!("{}", other.encoded)) }
     }
 
     /// `ORDERBYfield`; orderings go last.
-    pub fn order_by(self, field: Field) -> Query {
+    pub(crate) fn order_by(self, field: Field) -> Query {
         self.push(format_args!("ORDERBY{}", field.0))
     }
 
     /// `ORDERBYDESCfield`
-    pub fn order_by_desc(self, field: Field) -> Query {
+    pub(crate) fn order_by_desc(self, field: Field) -> Query {
         self.push(format_args!("ORDERBYDESC{}", field.0))
     }
 
     /// The queries OR'ed as a whole with `^NQ` (each one's rows, together).
-    pub fn any_of(queries: impl IntoIterator<Item = Query>) -> Query {
+    pub(crate) fn any_of(queries: impl IntoIterator<Item = Query>) -> Query {
         let parts: Vec<String> = queries.into_iter().map(|q| q.encoded).collect();
         Query { encoded: parts.join("^NQ") }
     }
