@@ -82,18 +82,28 @@ pub struct DemoArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigPath,
-    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window.
-    #[arg(long, value_parser = config::parse_window)]
+    #[command(flatten)]
+    pub overrides: Overrides<CheckOwnArgs>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigPath,
+    #[command(flatten)]
+    pub overrides: Overrides<RunOwnArgs>,
+}
+
+/// The flags of `check` and `run` that override the config file, with the subcommand's own flags (`O`) in
+/// their place among them on the command line.
+#[derive(Debug, clap::Args)]
+pub struct Overrides<O: OwnArgs> {
+    #[arg(long, value_parser = config::parse_window, help = O::WINDOW_HELP)]
     pub window: Option<Duration>,
-    /// The whole check's deadline (e.g. 50s); when it passes, the check says what it was waiting for and exits
-    /// 3. Default: [check] timeout (50s, below the 60s a monitoring plugin gets).
-    #[arg(long, value_parser = config::parse_timeout)]
+    #[arg(long, value_parser = config::parse_timeout, help = O::TIMEOUT_HELP)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
-    pub output: OutputArgs,
-    /// Read and evaluate, print what would be written and sent, and write and send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    pub own: O,
     /// Do not send email.
     #[arg(long)]
     pub no_email: bool,
@@ -102,22 +112,62 @@ pub struct CheckArgs {
     pub no_write: bool,
 }
 
+impl<O: OwnArgs> Overrides<O> {
+    /// What the cycle takes of them (merged with the config by [`CheckOptions::new`]).
+    fn cycle(&self) -> cycle::Overrides {
+        cycle::Overrides {
+            window: self.window,
+            timeout: self.timeout,
+            dry_run: self.own.dry_run(),
+            no_write: self.no_write,
+            no_email: self.no_email,
+        }
+    }
+}
+
+/// The flags only one of `check` and `run` takes, and how the shared [`Overrides`] are worded there.
+pub trait OwnArgs: clap::Args {
+    const WINDOW_HELP: &'static str;
+    const TIMEOUT_HELP: &'static str;
+
+    /// `--dry-run`.
+    fn dry_run(&self) -> bool;
+}
+
+/// `check`'s own flags.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct CheckOwnArgs {
     #[command(flatten)]
-    pub config: ConfigPath,
-    /// The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window.
-    #[arg(long, value_parser = config::parse_window)]
-    pub window: Option<Duration>,
-    /// The deadline of every cycle (e.g. 5m). Default: [check] timeout.
-    #[arg(long, value_parser = config::parse_timeout)]
-    pub timeout: Option<Duration>,
-    /// Do not send email.
+    pub output: OutputArgs,
+    /// Read and evaluate, print what would be written and sent, and write and send nothing.
     #[arg(long)]
-    pub no_email: bool,
-    /// Do not write ecc_agent_issue.
-    #[arg(long)]
-    pub no_write: bool,
+    pub dry_run: bool,
+}
+
+impl OwnArgs for CheckOwnArgs {
+    const WINDOW_HELP: &'static str =
+        "The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window";
+    const TIMEOUT_HELP: &'static str = "The whole check's deadline (e.g. 50s); when it passes, the check says \
+                                        what it was waiting for and exits 3. Default: [check] timeout (50s, below \
+                                        the 60s a monitoring plugin gets)";
+
+    fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
+/// `run` has no flags of its own.
+#[derive(Debug, clap::Args)]
+pub struct RunOwnArgs {}
+
+impl OwnArgs for RunOwnArgs {
+    const WINDOW_HELP: &'static str =
+        "The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window";
+    const TIMEOUT_HELP: &'static str = "The deadline of every cycle (e.g. 5m). Default: [check] timeout";
+
+    fn dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// How a command ended.
@@ -195,7 +245,7 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         Command::Check(args) => {
             let config = match Config::load(&args.config.path) {
                 Ok(c) => c,
-                Err(e) => return unknown(None, &e.to_string(), args.output.format),
+                Err(e) => return unknown(None, &e.to_string(), args.overrides.own.output.format),
             };
             crate::logging::init(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
@@ -210,14 +260,8 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             crate::demo::run(output.format, output.detail, auth, print).await
         }
         Command::Run(args) => {
-            let opts = crate::service::RunOptions {
-                window: args.window,
-                timeout: args.timeout,
-                no_write: args.no_write,
-                no_email: args.no_email,
-            };
             let served = match crate::service::Signals::install() {
-                Ok(signals) => crate::service::run(&args.config.path, opts, signals).await,
+                Ok(signals) => crate::service::run(&args.config.path, args.overrides.cycle(), signals).await,
                 Err(cannot_start) => Err(cannot_start),
             };
             // The service has reported why it could not start: on stderr, or in the log once it is set up.
@@ -231,22 +275,17 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
 
 /// Runs `check` and prints its report; the status is the report's.
 pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Status, Ended> {
-    let format = args.output.format;
+    let output = &args.overrides.own.output;
+    let format = output.format;
     let instance = Some(config.instance.name.as_str());
     let client = match cycle::client(config, RetryPolicy::default()) {
         Ok(c) => c,
         Err(e) => return unknown(instance, &format!("{e:#}"), format),
     };
-    let opts = CheckOptions {
-        window: args.window.unwrap_or(config.check.window),
-        dry_run: args.dry_run,
-        no_write: args.no_write || !config.check.write_issues,
-        no_email: args.no_email,
-        timeout: args.timeout.unwrap_or(config.check.timeout),
-    };
+    let opts = CheckOptions::new(config, &args.overrides.cycle());
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {
-            print(&outcome.render(args.output.format, args.output.detail))?;
+            print(&outcome.render(format, output.detail))?;
             Ok(outcome.report.status)
         }
         Err(e) => unknown(instance, &e.to_string(), format),
