@@ -8,35 +8,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::cycle::{self, CheckOptions};
 use crate::domain::Status;
+use crate::manual::{self, CompletionShell};
 use crate::present::{Detail, Format, clean, json};
 use crate::snow::RetryPolicy;
 
 #[derive(Debug, Parser)]
 #[command(name = "midwatch", version, about = "Watches the MID Server users of a ServiceNow instance")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// `--config PATH`, for the commands that read a config file (`demo` reads none).
 #[derive(Debug, clap::Args)]
-pub struct ConfigPath {
+pub(crate) struct ConfigPath {
     /// The configuration file.
     #[arg(long = "config", value_name = "PATH", env = "MIDWATCH_CONFIG", default_value = config::DEFAULT_PATH)]
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(CheckArgs),
     /// Print the shell completion script for bash, zsh or fish.
-    Completions(crate::manual::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Validate the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -46,8 +47,16 @@ pub enum Command {
     Run(RunArgs),
 }
 
+/// `midwatch completions SHELL`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to print the completion script for.
+    #[arg(value_enum)]
+    pub(crate) shell: CompletionShell,
+}
+
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validate the config file and name every problem found.
     Check {
         #[command(flatten)]
@@ -79,50 +88,100 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
-    pub config: ConfigPath,
-    /// The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window.
-    #[arg(long, value_parser = config::parse_window)]
-    pub window: Option<Duration>,
-    /// The whole check's deadline (e.g. 50s); when it passes, the check says what it was waiting for and exits
-    /// 3. Default: [check] timeout (50s, below the 60s a monitoring plugin gets).
-    #[arg(long, value_parser = config::parse_timeout)]
-    pub timeout: Option<Duration>,
+    pub(crate) config: ConfigPath,
     #[command(flatten)]
-    pub output: OutputArgs,
-    /// Read and evaluate, print what would be written and sent, and write and send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not send email.
-    #[arg(long)]
-    pub no_email: bool,
-    /// Do not write ecc_agent_issue.
-    #[arg(long)]
-    pub no_write: bool,
+    pub(crate) overrides: Overrides<CheckOwnArgs>,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub config: ConfigPath,
-    /// The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window.
-    #[arg(long, value_parser = config::parse_window)]
-    pub window: Option<Duration>,
-    /// The deadline of every cycle (e.g. 5m). Default: [check] timeout.
-    #[arg(long, value_parser = config::parse_timeout)]
-    pub timeout: Option<Duration>,
+    pub(crate) config: ConfigPath,
+    #[command(flatten)]
+    pub(crate) overrides: Overrides<RunOwnArgs>,
+}
+
+/// The flags of `check` and `run` that override the config file, with the subcommand's own flags (`O`) in
+/// their place among them on the command line.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Overrides<O: OwnArgs> {
+    #[arg(long, value_parser = config::parse_window, help = O::WINDOW_HELP)]
+    pub(crate) window: Option<Duration>,
+    #[arg(long, value_parser = config::parse_timeout, help = O::TIMEOUT_HELP)]
+    pub(crate) timeout: Option<Duration>,
+    #[command(flatten)]
+    pub(crate) own: O,
     /// Do not send email.
     #[arg(long)]
-    pub no_email: bool,
+    pub(crate) no_email: bool,
     /// Do not write ecc_agent_issue.
     #[arg(long)]
-    pub no_write: bool,
+    pub(crate) no_write: bool,
+}
+
+impl<O: OwnArgs> Overrides<O> {
+    /// What the cycle takes of them (merged with the config by [`CheckOptions::new`]).
+    fn cycle(&self) -> cycle::Overrides {
+        cycle::Overrides {
+            window: self.window,
+            timeout: self.timeout,
+            dry_run: self.own.dry_run(),
+            no_write: self.no_write,
+            no_email: self.no_email,
+        }
+    }
+}
+
+/// The flags only one of `check` and `run` takes, and how the shared [`Overrides`] are worded there.
+pub(crate) trait OwnArgs: clap::Args {
+    const WINDOW_HELP: &'static str;
+    const TIMEOUT_HELP: &'static str;
+
+    /// `--dry-run`.
+    fn dry_run(&self) -> bool;
+}
+
+/// `check`'s own flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckOwnArgs {
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    /// Read and evaluate, print what would be written and sent, and write and send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+impl OwnArgs for CheckOwnArgs {
+    const WINDOW_HELP: &'static str =
+        "The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window";
+    const TIMEOUT_HELP: &'static str = "The whole check's deadline (e.g. 50s); when it passes, the check says \
+                                        what it was waiting for and exits 3. Default: [check] timeout (50s, below \
+                                        the 60s a monitoring plugin gets)";
+
+    fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
+/// `run` has no flags of its own.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunOwnArgs {}
+
+impl OwnArgs for RunOwnArgs {
+    const WINDOW_HELP: &'static str =
+        "The sampling period of every cycle (e.g. 4h); at least 5m, at most 30d. Default: [check] window";
+    const TIMEOUT_HELP: &'static str = "The deadline of every cycle (e.g. 5m). Default: [check] timeout";
+
+    fn dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// It ran (or could not): the plugin status.
     Status(Status),
     /// `--help` or `--version` was printed.
@@ -137,13 +196,18 @@ pub enum Ended {
 const STDOUT_CLOSED: u8 = 128 + 13;
 
 /// The one place a command's end becomes the process exit status.
-pub fn exit(ended: Ended) -> ExitCode {
+pub(crate) fn exit(ended: Ended) -> ExitCode {
     match ended {
         Ended::Status(status) => ExitCode::from(status.exit_code()),
         Ended::Informed => ExitCode::SUCCESS,
         Ended::Usage => ExitCode::from(Status::Unknown.exit_code()),
         Ended::StdoutClosed => ExitCode::from(STDOUT_CLOSED),
     }
+}
+
+/// The command line's clap definition, for the manual pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parses the command line and runs it.
@@ -177,7 +241,7 @@ fn usage(e: &clap::Error) -> Ended {
 }
 
 /// Writes `text` to standard output; a closed pipe ends the command quietly.
-pub fn print(text: &str) -> Result<(), Ended> {
+pub(crate) fn print(text: &str) -> Result<(), Ended> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -195,13 +259,13 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         Command::Check(args) => {
             let config = match Config::load(&args.config.path) {
                 Ok(c) => c,
-                Err(e) => return unknown(None, &e.to_string(), args.output.format),
+                Err(e) => return unknown(None, &e.to_string(), args.overrides.own.output.format),
             };
             crate::logging::init(&config.log.level, config.log.format, "warn");
             check(&config, &args, chrono::Utc::now()).await
         }
         Command::Completions(args) => {
-            print(&String::from_utf8_lossy(&crate::manual::completions(args.shell)))?;
+            print(&String::from_utf8_lossy(&manual::completions(command(), args.shell)))?;
             Ok(Status::Ok)
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
@@ -210,14 +274,8 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             crate::demo::run(output.format, output.detail, auth, print).await
         }
         Command::Run(args) => {
-            let opts = crate::service::RunOptions {
-                window: args.window,
-                timeout: args.timeout,
-                no_write: args.no_write,
-                no_email: args.no_email,
-            };
             let served = match crate::service::Signals::install() {
-                Ok(signals) => crate::service::run(&args.config.path, opts, signals).await,
+                Ok(signals) => crate::service::run(&args.config.path, args.overrides.cycle(), signals).await,
                 Err(cannot_start) => Err(cannot_start),
             };
             // The service has reported why it could not start: on stderr, or in the log once it is set up.
@@ -230,23 +288,22 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
 }
 
 /// Runs `check` and prints its report; the status is the report's.
-pub async fn check(config: &Config, args: &CheckArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Status, Ended> {
-    let format = args.output.format;
+pub(crate) async fn check(
+    config: &Config,
+    args: &CheckArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Status, Ended> {
+    let output = &args.overrides.own.output;
+    let format = output.format;
     let instance = Some(config.instance.name.as_str());
     let client = match cycle::client(config, RetryPolicy::default()) {
         Ok(c) => c,
         Err(e) => return unknown(instance, &format!("{e:#}"), format),
     };
-    let opts = CheckOptions {
-        window: args.window.unwrap_or(config.check.window),
-        dry_run: args.dry_run,
-        no_write: args.no_write || !config.check.write_issues,
-        no_email: args.no_email,
-        timeout: args.timeout.unwrap_or(config.check.timeout),
-    };
+    let opts = CheckOptions::new(config, &args.overrides.cycle());
     match cycle::check(config, &client, &opts, now).await {
         Ok(outcome) => {
-            print(&outcome.render(args.output.format, args.output.detail))?;
+            print(&outcome.render(format, output.detail))?;
             Ok(outcome.report.status)
         }
         Err(e) => unknown(instance, &e.to_string(), format),

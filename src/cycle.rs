@@ -16,11 +16,24 @@ use crate::present::{self, Detail, Format};
 use crate::snow::{ApiError, Client, ClientOptions, RetryPolicy};
 use crate::writeback::{self, WriteBack};
 
-/// The switches of one cycle.
+/// What the command line overrides of the config file (`check` and `run`; `run` never has `dry_run`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--window`, instead of `[check] window`.
+    pub window: Option<Duration>,
+    /// `--timeout`, instead of `[check] timeout`.
+    pub timeout: Option<Duration>,
+    pub dry_run: bool,
+    pub no_write: bool,
+    pub no_email: bool,
+}
+
+/// The switches of one cycle: the config with the overrides applied.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub window: Duration,
     pub dry_run: bool,
+    /// `--no-write` or `[check] write_issues = false`.
     pub no_write: bool,
     pub no_email: bool,
     /// The whole cycle's deadline (`--timeout`, `[check] timeout`).
@@ -28,14 +41,20 @@ pub struct CheckOptions {
 }
 
 impl CheckOptions {
-    pub fn from_config(config: &Config) -> CheckOptions {
+    /// The overrides applied to the config: the one place the command line and the config file meet.
+    pub fn new(config: &Config, overrides: &Overrides) -> CheckOptions {
         CheckOptions {
-            window: config.check.window,
-            dry_run: false,
-            no_write: false,
-            no_email: false,
-            timeout: config.check.timeout,
+            window: overrides.window.unwrap_or(config.check.window),
+            dry_run: overrides.dry_run,
+            no_write: overrides.no_write || !config.check.write_issues,
+            no_email: overrides.no_email,
+            timeout: overrides.timeout.unwrap_or(config.check.timeout),
         }
+    }
+
+    /// The config as it is, nothing overridden.
+    pub fn from_config(config: &Config) -> CheckOptions {
+        CheckOptions::new(config, &Overrides::default())
     }
 }
 

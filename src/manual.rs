@@ -1,5 +1,5 @@
-//! The manual pages and shell completions, generated from the clap definition in [`crate::cli`] so
-//! they cannot drift from the parser.
+//! The manual pages and shell completions, generated from the clap command they are given (the parser's own,
+//! `cli::command()`) so they cannot drift from the parser.
 //!
 //! The generated files are committed under `docs/man/` and `docs/completions/` and the Debian package
 //! ships them (`[package.metadata.deb]` in `Cargo.toml`), so `cargo deb` needs no generation step.
@@ -8,19 +8,9 @@
 
 use std::io::Write;
 
-use clap::{CommandFactory, ValueEnum};
+use clap::ValueEnum;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
-
-use crate::cli::Cli;
-
-/// `midwatch completions SHELL`.
-#[derive(Debug, clap::Args)]
-pub struct CompletionsArgs {
-    /// The shell to print the completion script for.
-    #[arg(value_enum)]
-    pub shell: CompletionShell,
-}
 
 /// The shells whose completions the Debian package installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,10 +42,10 @@ impl CompletionShell {
     }
 }
 
-/// The completion script of `shell`.
-pub fn completions(shell: CompletionShell) -> Vec<u8> {
+/// The completion script of `cmd` for `shell`.
+pub fn completions(mut cmd: clap::Command, shell: CompletionShell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell.generator(), &mut Cli::command(), "midwatch", &mut out);
+    clap_complete::generate(shell.generator(), &mut cmd, "midwatch", &mut out);
     out
 }
 
@@ -68,8 +58,8 @@ pub struct ManPage {
 
 /// `midwatch(1)` and one page per subcommand (`midwatch-check(1)`, …), as `git` and `cargo` do:
 /// the SUBCOMMANDS section of `midwatch(1)` refers to them by those names.
-pub fn man_pages() -> Vec<ManPage> {
-    let mut cmd = Cli::command().long_about(DESCRIPTION).disable_help_subcommand(true);
+pub fn man_pages(cmd: clap::Command) -> Vec<ManPage> {
+    let mut cmd = cmd.long_about(DESCRIPTION).disable_help_subcommand(true);
     // Sets the display names (`midwatch-check`) and bin names (`midwatch check`) of the subcommands.
     cmd.build();
     let mut pages = Vec::new();

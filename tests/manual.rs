@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use midwatch::cli;
 use midwatch::manual::{self, CompletionShell};
 
 const BLESS: &str = "MIDWATCH_BLESS";
@@ -18,10 +19,12 @@ fn root() -> &'static Path {
 
 /// Every generated file with its path under the repository root.
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> =
-        manual::man_pages().into_iter().map(|p| (Path::new("docs/man").join(p.file_name), p.roff)).collect();
+    let mut files: Vec<(PathBuf, Vec<u8>)> = manual::man_pages(cli::command())
+        .into_iter()
+        .map(|p| (Path::new("docs/man").join(p.file_name), p.roff))
+        .collect();
     for shell in CompletionShell::ALL {
-        files.push((Path::new("docs/completions").join(shell.file_name()), manual::completions(shell)));
+        files.push((Path::new("docs/completions").join(shell.file_name()), manual::completions(cli::command(), shell)));
     }
     files
 }
@@ -65,7 +68,7 @@ fn docs_man_pages_and_completions_are_generated_from_the_command_line() {
 
 #[test]
 fn man_page_has_the_exit_status_table_environment_and_files() {
-    let pages = manual::man_pages();
+    let pages = manual::man_pages(cli::command());
     let main = pages.iter().find(|p| p.file_name == "midwatch.1").expect("midwatch.1");
     let text = String::from_utf8(main.roff.clone()).expect("roff is UTF-8");
     for needle in [
@@ -95,7 +98,7 @@ fn completions_subcommand_prints_the_packaged_scripts() {
         let name = format!("{shell:?}").to_lowercase();
         let out = Command::new(env!("CARGO_BIN_EXE_midwatch")).args(["completions", &name]).output().expect("run");
         assert!(out.status.success(), "midwatch completions {name}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(out.stdout, manual::completions(shell), "midwatch completions {name}");
+        assert_eq!(out.stdout, manual::completions(cli::command(), shell), "midwatch completions {name}");
         let script = String::from_utf8(out.stdout).expect("UTF-8");
         assert!(script.contains("config") && script.contains("window"), "{name} script misses subcommands");
     }

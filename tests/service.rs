@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use midwatch::cycle::Overrides;
 use midwatch::demo::instance::{Dataset, FakeInstance};
-use midwatch::service::{self, CannotStart, Event, RunOptions, STOP_GRACE};
+use midwatch::service::{self, CannotStart, Event, STOP_GRACE};
 use tokio::io::AsyncReadExt;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -205,7 +206,7 @@ impl InProcess {
     /// Runs the service until a [`Event::Stop`]; once.
     async fn run(&self) -> Result<(), CannotStart> {
         let inbox = self.inbox.take().expect("the service runs once");
-        service::run(&self.config, RunOptions::default(), inbox).await
+        service::run(&self.config, Overrides::default(), inbox).await
     }
 
     fn send(&self, events: &[Event]) {

@@ -3,7 +3,7 @@
 //! ```text
 //! Report ──▶ ReportView / FindingView (wording, values cleaned of control characters, once)
 //!               ├──▶ text.rs   the terminal report (and the write-back and email sections of a cycle)
-//!               ├──▶ email.rs  the email: subject, plain text, HTML
+//!               ├──▶ email/    the email: subject, plain text, HTML
 //!               └──  json.rs   the JSON document (serde does the escaping there)
 //! ```
 //!

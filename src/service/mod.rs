@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::{Config, LogFormat};
-use crate::cycle::{self, CheckOptions, Outcome};
+use crate::cycle::{self, CheckOptions, Outcome, Overrides};
 use crate::snow::{Client, RetryPolicy};
 use event::Inbox;
 use metrics::Metrics;
@@ -50,16 +50,6 @@ pub use signals::Signals;
 /// `TimeoutStopSec=` leaves room for it.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
-/// The switches of `midwatch run` that override the config file for every cycle.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    pub window: Option<Duration>,
-    /// Every cycle's deadline, instead of `[check] timeout`.
-    pub timeout: Option<Duration>,
-    pub no_write: bool,
-    pub no_email: bool,
-}
-
 /// The service could not start (bad config, state directory, scheduler, signal handlers). The
 /// reason has already been logged, or printed on stderr when logging was not set up yet; the CLI
 /// maps this to exit status 3 (UNKNOWN, as for `check`).
@@ -67,12 +57,12 @@ pub struct RunOptions {
 #[error("cannot start: {0}")]
 pub struct CannotStart(pub String);
 
-/// Runs the service on the config file at `config_path` until `events` brings an
-/// [`Event::Stop`]; `Ok` after a clean stop. The ticks of the configured schedule are merged with
+/// Runs the service on the config file at `config_path`, `overrides` applied to every cycle, until `events`
+/// brings an [`Event::Stop`]; `Ok` after a clean stop. The ticks of the configured schedule are merged with
 /// `events`; if `events` ends, the service goes on with its schedule.
 pub async fn run(
     config_path: &Path,
-    opts: RunOptions,
+    overrides: Overrides,
     events: impl Stream<Item = Event> + Unpin,
 ) -> Result<(), CannotStart> {
     let config = match Config::load(config_path) {
@@ -84,7 +74,7 @@ pub async fn run(
     };
     crate::logging::init(&config.log.level, config.log.format, "info");
     let (ticks, tick_inbox) = mpsc::channel(schedule::TICK_BACKLOG);
-    match Service::start(config_path, opts, config, ticks).await {
+    match Service::start(config_path, overrides, config, ticks).await {
         Ok(service) => {
             service.serve(Inbox::new(events, tick_inbox)).await;
             Ok(())
@@ -100,7 +90,7 @@ fn cannot_start(reason: String) -> CannotStart {
 
 struct Service {
     path: PathBuf,
-    opts: RunOptions,
+    overrides: Overrides,
     config: Arc<Config>,
     client: Client,
     schedule: Schedule,
@@ -123,7 +113,12 @@ enum Next {
 }
 
 impl Service {
-    async fn start(path: &Path, opts: RunOptions, config: Config, ticks: mpsc::Sender<()>) -> anyhow::Result<Service> {
+    async fn start(
+        path: &Path,
+        overrides: Overrides,
+        config: Config,
+        ticks: mpsc::Sender<()>,
+    ) -> anyhow::Result<Service> {
         prepare_state_directory(&config.state_directory)?;
         let client = cycle::client(&config, RetryPolicy::default())?;
         let schedule = Schedule::start(&config.check.schedule, ticks).await?;
@@ -131,7 +126,7 @@ impl Service {
         warn_if_textfile_directory_missing(&config);
         Ok(Service {
             path: path.to_path_buf(),
-            opts,
+            overrides,
             config: Arc::new(config),
             client,
             schedule,
@@ -183,14 +178,7 @@ impl Service {
     }
 
     fn check_options(&self) -> CheckOptions {
-        let c = &self.config;
-        CheckOptions {
-            window: self.opts.window.unwrap_or(c.check.window),
-            timeout: self.opts.timeout.unwrap_or(c.check.timeout),
-            no_write: self.opts.no_write || !c.check.write_issues,
-            no_email: self.opts.no_email,
-            ..CheckOptions::from_config(c)
-        }
+        CheckOptions::new(&self.config, &self.overrides)
     }
 
     /// Runs one cycle, reading the inbox meanwhile.

@@ -1,0 +1,31 @@
+//! What changed since the last email: new, still open and resolved findings.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Finding, FindingKey, Report};
+
+/// How the findings compare with the last email's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta<'a> {
+    pub new: Vec<&'a Finding>,
+    pub still_open: Vec<&'a Finding>,
+    /// In the last email, gone now.
+    pub resolved: Vec<FindingKey>,
+    /// When the last email was composed; `None` for the first one.
+    pub previous_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Delta<'a> {
+    /// Compares with the findings of the last email (`previous_at` `None`: nothing was ever sent).
+    pub fn against(report: &'a Report, previous: &[FindingKey], previous_at: Option<DateTime<Utc>>) -> Delta<'a> {
+        let was = |f: &Finding| {
+            previous.iter().any(|p| p.user == f.user && p.category == f.category && p.message == f.message)
+        };
+        let (still_open, new): (Vec<&Finding>, Vec<&Finding>) = report.findings.iter().partition(|f| was(f));
+        let current = FindingKey::of_report(report);
+        let mut resolved: Vec<FindingKey> = previous.iter().filter(|p| !current.contains(p)).cloned().collect();
+        resolved.sort();
+        resolved.dedup();
+        Delta { new, still_open, resolved, previous_at }
+    }
+}

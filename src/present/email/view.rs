@@ -1,0 +1,323 @@
+//! The email as both bodies show it, built once from the report, the change since the last email, the links
+//! and `now`: parts in order, headings, field labels, paragraphs and links. Every sentence of the email is
+//! written here; the renderers (`text.rs`, `html.rs`) only lay it out. Values from the instance are held
+//! cleaned; links are URLs built from the raw values.
+
+use chrono::{DateTime, Utc};
+
+use super::{Delta, Links};
+use crate::domain::{Category, Finding, Report, Status, sn_time};
+use crate::present::{FindingView, IdMapView, ReportView, Value};
+
+pub(super) const INSTANCE: &str = "Instance";
+pub(super) const WINDOW: &str = "Window";
+pub(super) const CHANGES: &str = "Changes";
+pub(super) const AT_A_GLANCE: &str = "At a glance";
+pub(super) const GLANCE_COLUMNS: [&str; 4] = ["Category", "Findings", "New", "Oldest open"];
+pub(super) const WHAT_TO_DO: &str = "What to do";
+pub(super) const DOWN_MID_SERVER: &str = "Down MID Server";
+/// The label of a finding's links, where they share one field.
+pub(super) const LINKS: &str = "Links";
+/// The signature separator of the text body.
+pub(super) const SIGNATURE: &str = "-- ";
+
+/// What both bodies show.
+pub(super) struct EmailView {
+    pub(super) status: Status,
+    pub(super) status_line: String,
+    pub(super) instance_url: String,
+    pub(super) window: String,
+    pub(super) changes: String,
+    /// One row per category with findings now.
+    pub(super) glance: Vec<GlanceRow>,
+    pub(super) parts: Vec<Part>,
+    pub(super) footer: Footer,
+}
+
+/// One row of the "at a glance" table: a category with findings now.
+pub(super) struct GlanceRow {
+    pub(super) category: Category,
+    pub(super) findings: usize,
+    pub(super) new: usize,
+    /// How long the oldest of them has been open; `-` when all are new or there is no history.
+    pub(super) oldest_open: String,
+}
+
+/// Which findings a [`Part::Findings`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Open {
+    New,
+    StillOpen,
+}
+
+/// A part of the body after the header, in the order both bodies show them. A title is written as the HTML
+/// heading shows it; the text body shows it in capitals.
+pub(super) enum Part {
+    Findings {
+        open: Open,
+        title: String,
+        groups: Vec<Group<FindingItem>>,
+    },
+    Resolved {
+        title: String,
+        groups: Vec<Group<ResolvedItem>>,
+    },
+    /// No finding at all.
+    AllClear(&'static str),
+    HeldBack {
+        title: String,
+        intro: &'static str,
+        items: Vec<HeldBackItem>,
+    },
+    /// (user, reason) of the users the check refused to query.
+    NotChecked {
+        title: String,
+        items: Vec<(String, String)>,
+    },
+    IdMap(IdMapPart),
+    Notes {
+        title: String,
+        items: Vec<String>,
+    },
+}
+
+/// The items of one category, titled `Authentication (2)`.
+pub(super) struct Group<T> {
+    pub(super) category: Category,
+    pub(super) title: String,
+    pub(super) items: Vec<T>,
+}
+
+/// A finding open now.
+pub(super) struct FindingItem {
+    pub(super) message: String,
+    pub(super) down_mid_servers: Vec<DownMid>,
+    /// Label → cleaned value, after the MID Servers.
+    pub(super) rows: Vec<(&'static str, String)>,
+    pub(super) refs: Vec<Ref>,
+}
+
+/// A down MID Server of a finding.
+pub(super) struct DownMid {
+    pub(super) name: Linked,
+    pub(super) sys_id: String,
+    /// `silent since …`, when its last heartbeat is known.
+    pub(super) since: Option<String>,
+}
+
+/// A link to a record of the instance: `field` labels it as a field of its own, `label` as one of several
+/// links side by side.
+pub(super) struct Ref {
+    pub(super) field: &'static str,
+    pub(super) label: String,
+    pub(super) href: String,
+}
+
+/// A finding of the last email that is gone now.
+pub(super) struct ResolvedItem {
+    pub(super) message: String,
+    pub(super) refs: Vec<Ref>,
+}
+
+/// A shown value and, when it can be built, the link to its record.
+pub(super) struct Linked {
+    pub(super) text: String,
+    pub(super) href: Option<String>,
+}
+
+/// A MID Server down for less than `[check] down_for`.
+pub(super) struct HeldBackItem {
+    pub(super) name: Linked,
+    /// `, silent since …; users: a, b`: what follows the name.
+    pub(super) detail: String,
+}
+
+/// The MID Server ID map: three lists, each after its intro.
+pub(super) struct IdMapPart {
+    pub(super) title: &'static str,
+    pub(super) unassociated_intro: &'static str,
+    pub(super) unassociated: Vec<Linked>,
+    /// Shown in place of an empty `unassociated` list.
+    pub(super) none: &'static str,
+    pub(super) on_down_intro: &'static str,
+    /// A user and the sys_ids of the down MID Servers it is configured on.
+    pub(super) on_down: Vec<(Linked, Vec<Linked>)>,
+    pub(super) down_intro: &'static str,
+    /// sys_id → name.
+    pub(super) down: Vec<(Linked, String)>,
+}
+
+/// The closing paragraph.
+pub(super) struct Footer {
+    /// `Sent by midwatch at … UTC. …`
+    pub(super) sent: String,
+    pub(super) list_label: &'static str,
+    pub(super) list: Option<String>,
+}
+
+impl EmailView {
+    pub(super) fn of(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -> EmailView {
+        let r = ReportView::of(report);
+        let end = report.window.end;
+        let mut parts = Vec::new();
+        for (open, title, findings) in
+            [(Open::New, "New", &delta.new), (Open::StillOpen, "Still open", &delta.still_open)]
+        {
+            if findings.is_empty() {
+                continue;
+            }
+            let groups = by_category(findings, |f| f.category, |f| finding_item(&FindingView::of(f, end), links));
+            parts.push(Part::Findings { open, title: format!("{title} ({})", findings.len()), groups });
+        }
+        if !delta.resolved.is_empty() {
+            let groups = by_category(
+                &delta.resolved,
+                |f| f.category,
+                |f| {
+                    let (message, user) = (Value::of(&f.message), Value::of(&f.user));
+                    ResolvedItem { refs: refs(links, &message, &user), message: message.text }
+                },
+            );
+            parts.push(Part::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
+        }
+        if report.findings.is_empty() {
+            parts.push(Part::AllClear("No MID Server user has a problem now."));
+        }
+        if !r.held_back.is_empty() {
+            parts.push(Part::HeldBack {
+                title: format!("Recently down, not judged yet ({})", r.held_back.len()),
+                intro: "Down for less than [check] down_for: they may be restarting or upgrading. Their users are \
+                        judged on a later cycle if they stay down.",
+                items: r
+                    .held_back
+                    .iter()
+                    .map(|h| {
+                        let since = h.mid.down_since.as_deref().unwrap_or("last heartbeat unknown");
+                        let users: Vec<&str> = h.users.iter().map(|u| u.text.as_str()).collect();
+                        HeldBackItem {
+                            name: Linked { text: h.mid.name.text.clone(), href: links.mid(h.mid.sys_id.raw) },
+                            detail: format!(", {since}; users: {}", users.join(", ")),
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        if !r.skipped_users.is_empty() {
+            parts.push(Part::NotChecked {
+                title: format!("Users not checked ({})", r.skipped_users.len()),
+                items: r.skipped_users.clone(),
+            });
+        }
+        if let Some(map) = &r.id_map {
+            parts.push(Part::IdMap(id_map(map, links)));
+        }
+        if !r.notes.is_empty() {
+            parts.push(Part::Notes { title: "Notes".to_string(), items: r.notes.clone() });
+        }
+        EmailView {
+            status: report.status,
+            status_line: r.status_line,
+            instance_url: links.instance_url.as_str().to_string(),
+            window: r.window,
+            changes: changes_line(delta),
+            glance: glance(report, delta),
+            parts,
+            footer: Footer {
+                sent: format!(
+                    "Sent by midwatch at {} UTC. \"New\" and \"resolved\" compare with the previous email.",
+                    sn_time::format(now)
+                ),
+                list_label: "MID Server Issue records",
+                list: links.issue_list(),
+            },
+        }
+    }
+}
+
+/// The items grouped by category, in category order; empty groups left out.
+fn by_category<F, T>(all: &[F], category: impl Fn(&F) -> Category, item: impl Fn(&F) -> T) -> Vec<Group<T>> {
+    Category::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let items: Vec<T> = all.iter().filter(|f| category(f) == c).map(&item).collect();
+            (!items.is_empty()).then(|| Group { category: c, title: format!("{} ({})", c.title(), items.len()), items })
+        })
+        .collect()
+}
+
+fn finding_item(f: &FindingView<'_>, links: &Links) -> FindingItem {
+    FindingItem {
+        message: f.message.text.clone(),
+        down_mid_servers: f
+            .down_mid_servers
+            .iter()
+            .map(|m| DownMid {
+                name: Linked { text: m.name.text.clone(), href: links.mid(m.sys_id.raw) },
+                sys_id: m.sys_id.text.clone(),
+                since: m.down_since.clone(),
+            })
+            .collect(),
+        rows: f.rows.clone(),
+        refs: refs(links, &f.message, &f.user),
+    }
+}
+
+/// The issue record and user record links of a finding.
+fn refs(links: &Links, message: &Value<'_>, user: &Value<'_>) -> Vec<Ref> {
+    let issue = links.issue(message.raw).map(|href| Ref { field: "Issue record", label: "issue record".into(), href });
+    let user =
+        links.user(user.raw).map(|href| Ref { field: "User record", label: format!("user {}", user.text), href });
+    issue.into_iter().chain(user).collect()
+}
+
+fn id_map(map: &IdMapView<'_>, links: &Links) -> IdMapPart {
+    let user = |u: &Value<'_>| Linked { text: u.text.clone(), href: links.user(u.raw) };
+    let mid = |id: &Value<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
+    IdMapPart {
+        title: "MID Server ID map",
+        unassociated_intro: "Users with the mid_server role not configured on any MID Server:",
+        unassociated: map.unassociated_users.iter().map(user).collect(),
+        none: "(none)",
+        on_down_intro: "Users configured on down MID Servers (MID Server sys_ids):",
+        on_down: map
+            .users_on_down_mid_servers
+            .iter()
+            .map(|u| (user(&u.user), u.mid_servers.iter().map(mid).collect()))
+            .collect(),
+        down_intro: "Down MID Servers (sys_id: name):",
+        down: map.down_mid_servers.iter().map(|m| (mid(&m.sys_id), m.name.text.clone())).collect(),
+    }
+}
+
+fn glance(report: &Report, delta: &Delta<'_>) -> Vec<GlanceRow> {
+    Category::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let of_c: Vec<&Finding> = report.findings.iter().filter(|f| f.category == c).collect();
+            if of_c.is_empty() {
+                return None;
+            }
+            let oldest =
+                of_c.iter().filter_map(|f| f.history.filter(|h| h.times_detected > 1).map(|h| h.first_detected)).min();
+            Some(GlanceRow {
+                category: c,
+                findings: of_c.len(),
+                new: delta.new.iter().filter(|f| f.category == c).count(),
+                oldest_open: oldest.map_or_else(|| "-".to_string(), |at| crate::present::age(at, report.window.end)),
+            })
+        })
+        .collect()
+}
+
+fn changes_line(delta: &Delta<'_>) -> String {
+    match delta.previous_at {
+        None => "first email from midwatch for this instance: every finding is new".to_string(),
+        Some(at) => format!(
+            "{} new, {} still open, {} resolved since the last email ({} UTC)",
+            delta.new.len(),
+            delta.still_open.len(),
+            delta.resolved.len(),
+            sn_time::format(at)
+        ),
+    }
+}
