@@ -220,7 +220,11 @@ async fn run(
     let email = match (&config.email, opts.no_email) {
         (Some(email), false) => {
             progress.at("sending the email");
-            let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
+            let links = Links {
+                instance_url: config.instance.url.clone(),
+                issue_ids: write_back.issue_ids(),
+                user_ids: report.user_ids.clone(),
+            };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
             Some(notify::notify(email, &config.state_directory, &report, &links, mode, now).await)
         }

@@ -42,7 +42,11 @@ fn email_config(port: u16) -> EmailConfig {
 }
 
 fn links() -> Links {
-    Links { instance_url: "https://acme.service-now.com".parse().expect("url"), issue_ids: BTreeMap::new() }
+    Links {
+        instance_url: "https://acme.service-now.com".parse().expect("url"),
+        issue_ids: BTreeMap::new(),
+        user_ids: BTreeMap::new(),
+    }
 }
 
 fn message_for(user: &str, category: Category) -> String {
@@ -121,6 +125,7 @@ fn report(findings: Vec<Finding>) -> Report {
         skipped_users: Vec::new(),
         down_mid_servers: Vec::new(),
         notes: Vec::new(),
+        user_ids: BTreeMap::new(),
     }
 }
 
@@ -240,6 +245,9 @@ async fn the_message_arrives_with_both_alternatives_the_recipients_escaped_html_
     ]);
     let mut links = links();
     links.issue_ids.insert(message_for("a&b", Category::Network), "ec01000000000000000000000000000a".into());
+    links.user_ids.insert("a&b".into(), "b0b0000000000000000000000000000b".into());
+    // A sys_id that is not one (a hostile answer) gets no link at all.
+    links.user_ids.insert("plain.user".into(), "x^NQuser_name=admin".into());
 
     let outcome = notify(&cfg, dir.path(), &r, &links, Mode::Send, now()).await;
     assert!(matches!(outcome.status, EmailStatus::Sent { .. }), "{outcome:?}");
@@ -263,15 +271,18 @@ async fn the_message_arrives_with_both_alternatives_the_recipients_escaped_html_
     assert!(
         text.contains(Category::Authentication.remediation().split(' ').take(6).collect::<Vec<_>>().join(" ").as_str())
     );
-    assert!(text.contains("https://acme.service-now.com/sys_user_list.do?sysparm_query=user_name%3Da%26b"), "{text}");
+    // Links go by sys_id only: no user name or message in a link's query.
     assert!(
-        text.contains(
-            "https://acme.service-now.com/nav_to.do?uri=ecc_agent_issue.do%3Fsys_id%3Dec01000000000000000000000000000a"
-        ),
+        text.contains("https://acme.service-now.com/sys_user.do?sys_id=b0b0000000000000000000000000000b"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://acme.service-now.com/ecc_agent_issue.do?sys_id=ec01000000000000000000000000000a"),
         "{text}"
     );
     assert!(text.contains("https://acme.service-now.com/ecc_agent.do?sys_id=ec0a0000000000000000000000000001"));
-    assert!(text.contains("https://acme.service-now.com/ecc_agent_issue_list.do?sysparm_query=message%3D"), "{text}");
+    assert!(!text.contains("sysparm_query") && !text.contains("user_name") && !text.contains("NQ"), "{text}");
+    assert!(!html.contains("sysparm_query") && !html.contains("user_name="), "{html}");
     for line in text.lines().filter(|l| !l.contains("https://")) {
         assert!(line.chars().count() <= 76, "line longer than 76 columns: {line:?}");
     }
@@ -281,7 +292,7 @@ async fn the_message_arrives_with_both_alternatives_the_recipients_escaped_html_
     assert!(html.contains("User a&amp;b is associated with 1 down MID Server."));
     assert!(!html.contains("a&b"), "an unescaped ampersand: {html}");
     assert!(html.contains(
-        "<a href=\"https://acme.service-now.com/sys_user_list.do?sysparm_query=user_name%3Da%26b\">user a&amp;b</a>"
+        "<a href=\"https://acme.service-now.com/sys_user.do?sys_id=b0b0000000000000000000000000000b\">user a&amp;b</a>"
     ));
     assert!(
         html.contains("<a href=\"https://acme.service-now.com/ecc_agent.do?sys_id=ec0a0000000000000000000000000001\">")
@@ -920,6 +931,7 @@ fn assert_snapshot(name: &str, actual: &str) {
 
 fn scenario_links(report: &Report) -> Links {
     let mut links = links();
+    links.user_ids = report.user_ids.clone();
     // Write-back knows some record ids; the others link to the filtered list.
     for (i, f) in report.findings.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
         links.issue_ids.insert(f.message.clone(), format!("ec01{:028x}", i + 1));

@@ -278,6 +278,9 @@ pub struct Report {
     pub down_mid_servers: Vec<DownMidServer>,
     /// Things the reader should know about how complete the check was.
     pub notes: Vec<String>,
+    /// The `sys_user` sys_id of each user the snapshot holds, by user name: links go by sys_id, never by name.
+    #[serde(skip)]
+    pub user_ids: BTreeMap<String, String>,
 }
 
 /// A MID Server whose `status` is `Down`.

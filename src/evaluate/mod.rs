@@ -85,6 +85,15 @@ fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&SysId>) -> Vec<DownMidServer>
     out
 }
 
+/// The sys_id of each account by user name (the first of two accounts with one name).
+fn user_ids(s: &Snapshot) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    for u in s.users.values() {
+        ids.entry(u.user_name.to_string()).or_insert_with(|| u.sys_id.to_string());
+    }
+    ids
+}
+
 /// Evaluates every rule on the snapshot.
 pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
     let held = held_back(s, ctx);
@@ -147,6 +156,7 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         skipped_users: s.skipped_users.clone(),
         down_mid_servers: down_mid_servers(s, &held),
         notes: notes(s, &pop),
+        user_ids: user_ids(s),
     }
 }
 

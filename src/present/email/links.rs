@@ -4,11 +4,16 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
-/// Links to the instance: `ecc_agent_issue` record sys_ids by message (may be empty when write-back is off).
+use crate::domain::SysId;
+
+/// Links to the instance, every one by a record's sys_id: no user name, message or other text from the instance
+/// reaches a link's query. `ecc_agent_issue` sys_ids by message (empty when write-back is off) and `sys_user`
+/// sys_ids by user name; a record without a known sys_id gets no link.
 #[derive(Debug, Clone)]
 pub struct Links {
     pub instance_url: Url,
     pub issue_ids: BTreeMap<String, String>,
+    pub user_ids: BTreeMap<String, String>,
 }
 
 impl Links {
@@ -26,21 +31,24 @@ impl Links {
         self.page("ecc_agent_issue_list.do", &[])
     }
 
-    /// The `ecc_agent_issue` record when its sys_id is known, else the list filtered on the message.
-    pub(super) fn issue(&self, message: &str) -> Option<String> {
-        match self.issue_ids.get(message) {
-            Some(id) => self.page("nav_to.do", &[("uri", &format!("ecc_agent_issue.do?sys_id={id}"))]),
-            None => self.page("ecc_agent_issue_list.do", &[("sysparm_query", &format!("message={message}"))]),
-        }
+    /// A record's form, by its sys_id (`<table>.do?sys_id=…`); `None` unless `sys_id` is one.
+    fn record(&self, table_form: &str, sys_id: &str) -> Option<String> {
+        let id = SysId::parse(sys_id)?;
+        self.page(table_form, &[("sys_id", id.as_str())])
     }
 
-    /// The `sys_user` list filtered on the user name.
+    /// The `ecc_agent_issue` record, when write-back knows its sys_id.
+    pub(super) fn issue(&self, message: &str) -> Option<String> {
+        self.record("ecc_agent_issue.do", self.issue_ids.get(message)?)
+    }
+
+    /// The `sys_user` record, when the check read the account.
     pub(super) fn user(&self, user: &str) -> Option<String> {
-        self.page("sys_user_list.do", &[("sysparm_query", &format!("user_name={user}"))])
+        self.record("sys_user.do", self.user_ids.get(user)?)
     }
 
     /// The `ecc_agent` record.
     pub(super) fn mid(&self, sys_id: &str) -> Option<String> {
-        self.page("ecc_agent.do", &[("sys_id", sys_id)])
+        self.record("ecc_agent.do", sys_id)
     }
 }
