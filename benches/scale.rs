@@ -22,8 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use midwatch::demo::instance::generate::{Scenario, generate};
-use midwatch::demo::instance::{AggregateSupport, CostModel, FakeInstance, Tally};
+use midwatch_sim::generate::{Scenario, generate};
+use midwatch_sim::{AggregateSupport, CostModel, FakeInstance, Tally};
 use serde_json::Value;
 
 const USER: &str = "bench";

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::demo::instance::{Dataset, FakeInstance};
 use midwatch::domain::sn_time;
+use midwatch_sim::{Dataset, FakeInstance};
 use serde_json::{Value, json};
 
 const USER: &str = "bench";

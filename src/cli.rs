@@ -42,6 +42,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
     Run(RunArgs),
@@ -77,6 +78,7 @@ pub struct OutputArgs {
     pub format: Format,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     #[command(flatten)]
@@ -269,6 +271,7 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             Ok(Status::Ok)
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
+        #[cfg(feature = "demo")]
         Command::Demo(DemoArgs { output, auth }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn");
             crate::demo::run(output.format, output.detail, auth, print).await

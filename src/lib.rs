@@ -32,6 +32,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod cycle;
+#[cfg(feature = "demo")]
 #[doc(hidden)]
 pub mod demo;
 pub mod domain;

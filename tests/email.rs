@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use lettre::message::Mailbox;
 use midwatch::config::{Config, Environment};
-use midwatch::demo::smtp::{ReceivedMessage, SmtpSink, SmtpStage};
 use midwatch::domain::MessageStyle;
 use midwatch::domain::{
     AccountState, Category, Condition, EventEvidence, Evidence, Finding, FindingKey, MidRef, MissingRoles, Report,
@@ -21,6 +20,7 @@ use midwatch::domain::{Window, sn_time};
 use midwatch::notify::outbox::{NotifiedState, Outbox, OutboxEntry};
 use midwatch::notify::{EmailConfig, EmailOutcome, EmailStatus, Links, Mode, SendPolicy, TlsMode, notify, probe};
 use midwatch::present::email::{self, Delta};
+use midwatch_sim::smtp::{ReceivedMessage, SmtpSink, SmtpStage};
 
 // ------------------------------------------------------------------------------------------------------------
 // Helpers
@@ -887,11 +887,9 @@ async fn a_second_process_holding_the_state_directory_skips_the_cycle() {
 
 /// The demo data set at its reference time, through the simulated instance, the Table API client and the rules.
 async fn documented_scenario() -> Report {
-    let reference = sn_time::parse(midwatch::demo::instance::REFERENCE_TIME).expect("reference time");
-    let dataset = midwatch::demo::instance::Dataset::demo(reference);
-    let instance = midwatch::demo::instance::FakeInstance::start(dataset, "svc.midwatch", "demo-password")
-        .await
-        .expect("instance");
+    let reference = sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("reference time");
+    let dataset = midwatch_sim::Dataset::demo(reference);
+    let instance = midwatch_sim::FakeInstance::start(dataset, "svc.midwatch", "demo-password").await.expect("instance");
     let config = midwatch::demo::demo_config(&instance.url()).expect("config");
     let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
     let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use midwatch::cycle::Overrides;
-use midwatch::demo::instance::{Dataset, FakeInstance};
 use midwatch::service::{self, CannotStart, Event, STOP_GRACE};
+use midwatch_sim::{Dataset, FakeInstance};
 use tokio::io::AsyncReadExt;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

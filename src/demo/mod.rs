@@ -7,11 +7,8 @@
 //! With `--auth oauth_client_credentials` (or `oauth`) or `--auth oauth_password` the demo signs in with OAuth:
 //! the simulated instance registers an OAuth client, refuses Basic auth, and serves `/oauth_token.do`.
 //!
-//! The simulated instance ([`instance`]) and SMTP server ([`smtp`]) are also what the integration tests run
-//! against; they are not part of the product's API.
-
-pub mod instance;
-pub mod smtp;
+//! The simulated instance and SMTP server are the `midwatch-sim` crate, which the integration tests and the
+//! benchmarks run against too; midwatch built without the `demo` feature has neither.
 
 use secrecy::SecretString;
 
@@ -22,8 +19,8 @@ use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
 use crate::snow::RetryPolicy;
 use crate::snow::auth::{Credentials, OAuthClient};
-use instance::{Dataset, FakeInstance, OAuthApp};
-use smtp::SmtpSink;
+use midwatch_sim::smtp::SmtpSink;
+use midwatch_sim::{Dataset, FakeInstance, OAuthApp};
 
 const USER: &str = "svc.midwatch";
 const PASSWORD: &str = "demo-password";

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use midwatch::demo::instance::{Dataset, FakeInstance, Fault};
 use midwatch::domain::{Category, Condition};
 use midwatch::snow::{ApiErrorKind, Client, ClientOptions, Query, RetryPolicy};
+use midwatch_sim::{Dataset, FakeInstance, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};

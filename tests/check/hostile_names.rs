@@ -2,8 +2,8 @@
 //! prefix must never change what a query selects. Checked against the simulated instance, which
 //! really evaluates the encoded queries and refuses script values.
 
-use midwatch::demo::instance::{AggregateSupport, Dataset, FakeInstance};
 use midwatch::domain::{Category, Condition};
+use midwatch_sim::{AggregateSupport, Dataset, FakeInstance};
 use serde_json::{Value, json};
 
 use crate::support::*;

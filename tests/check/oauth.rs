@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use midwatch::config::{Config, ProcessEnvironment};
 use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::demo::instance::{Dataset, FakeInstance, OAuthApp};
 use midwatch::domain::Status;
 use midwatch::snow::{ApiErrorKind, Query};
 use midwatch::writeback::WriteBack;
+use midwatch_sim::{Dataset, FakeInstance, OAuthApp};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

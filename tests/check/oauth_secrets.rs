@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use midwatch::demo::instance::{Dataset, FakeInstance, OAuthApp};
+use midwatch_sim::{Dataset, FakeInstance, OAuthApp};
 
 use crate::oauth::{CLIENT_ID, CLIENT_SECRET};
 use crate::support::USER;

@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use midwatch::demo::instance::{Dataset, FakeInstance};
 use midwatch::domain::sn_time;
 use midwatch::snow::auth::Credentials;
 use midwatch::snow::query::{Field, QueryValue};
 use midwatch::snow::{Client, ClientOptions, Query};
+use midwatch_sim::{Dataset, FakeInstance};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer};

@@ -3,8 +3,8 @@
 
 use midwatch::collect::LIGHT;
 use midwatch::cycle::Outcome;
-use midwatch::demo::instance::generate::{Scenario, generate};
-use midwatch::demo::instance::{AggregateSupport, Dataset, FakeInstance};
+use midwatch_sim::generate::{Scenario, generate};
+use midwatch_sim::{AggregateSupport, Dataset, FakeInstance};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 

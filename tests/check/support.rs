@@ -35,7 +35,7 @@ pub fn fixture(name: &str) -> String {
 
 /// The reference time the demo fixtures are written against: the end of the window.
 pub fn reference_now() -> DateTime<Utc> {
-    sn_time::parse(midwatch::demo::instance::REFERENCE_TIME).expect("valid reference time")
+    sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("valid reference time")
 }
 
 /// Mounts `demo/<table>.json` for every table except those in `except`.

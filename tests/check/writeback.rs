@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
 use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::demo::instance::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
 use midwatch::writeback::WriteBack;
+use midwatch_sim::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
 use serde_json::{Map, Value};
 
 use crate::support::*;

@@ -11,6 +11,8 @@ pub mod generate;
 pub mod oauth;
 pub mod query;
 mod server;
+mod shared;
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use super::events::EVENT_FIELDS;
 use super::query::{Query, field_string};
 use super::{AggregateSupport, Dataset, Fault, RecordedRequest, Shared, State};
-use crate::domain::sn_time;
-use crate::snow::value_text;
+use crate::shared::sn_time;
+use crate::shared::value_text;
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const DEFAULT_LIMIT: usize = 10_000;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::sn_time;
+use crate::shared::sn_time;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
@@ -17,15 +17,15 @@ const SHIFTED_FIELDS: &[&str] =
 
 /// The demo fixtures, one per table (`wiremock_fixtures/demo/`).
 const DEMO_FIXTURES: &[(&str, &str)] = &[
-    ("sys_user_role", include_str!("../../../wiremock_fixtures/demo/sys_user_role.json")),
-    ("sys_user_role_contains", include_str!("../../../wiremock_fixtures/demo/sys_user_role_contains.json")),
-    ("sys_user", include_str!("../../../wiremock_fixtures/demo/sys_user.json")),
-    ("sys_user_has_role", include_str!("../../../wiremock_fixtures/demo/sys_user_has_role.json")),
-    ("ecc_agent", include_str!("../../../wiremock_fixtures/demo/ecc_agent.json")),
-    ("ecc_agent_config", include_str!("../../../wiremock_fixtures/demo/ecc_agent_config.json")),
-    ("sysevent", include_str!("../../../wiremock_fixtures/demo/sysevent.json")),
-    ("sys_user_login_history", include_str!("../../../wiremock_fixtures/demo/sys_user_login_history.json")),
-    ("ecc_agent_issue", include_str!("../../../wiremock_fixtures/demo/ecc_agent_issue.json")),
+    ("sys_user_role", include_str!("../../wiremock_fixtures/demo/sys_user_role.json")),
+    ("sys_user_role_contains", include_str!("../../wiremock_fixtures/demo/sys_user_role_contains.json")),
+    ("sys_user", include_str!("../../wiremock_fixtures/demo/sys_user.json")),
+    ("sys_user_has_role", include_str!("../../wiremock_fixtures/demo/sys_user_has_role.json")),
+    ("ecc_agent", include_str!("../../wiremock_fixtures/demo/ecc_agent.json")),
+    ("ecc_agent_config", include_str!("../../wiremock_fixtures/demo/ecc_agent_config.json")),
+    ("sysevent", include_str!("../../wiremock_fixtures/demo/sysevent.json")),
+    ("sys_user_login_history", include_str!("../../wiremock_fixtures/demo/sys_user_login_history.json")),
+    ("ecc_agent_issue", include_str!("../../wiremock_fixtures/demo/ecc_agent_issue.json")),
 ];
 
 /// Tables of rows, each row exactly as the Table API returns it with
@@ -124,7 +124,7 @@ fn valid_value(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::instance::query::field_string;
+    use crate::query::field_string;
 
     fn at(s: &str) -> DateTime<Utc> {
         match sn_time::parse(s) {

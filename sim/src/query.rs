@@ -311,9 +311,9 @@ impl Query {
 }
 
 /// The comparable string of `field` in `row`: the product's own decoding of the instance's value shapes
-/// ([`crate::snow::value_text`]: strings as they are, references by their `value`, absent or null as "").
+/// ([`crate::shared::value_text`]: strings as they are, references by their `value`, absent or null as "").
 pub fn field_string(row: &Map<String, Value>, field: &str) -> String {
-    crate::snow::value_text(row.get(field))
+    crate::shared::value_text(row.get(field))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::Dataset;
 use super::events::splitmix64;
-use crate::domain::LoginEventKind;
+use crate::shared::LoginEventKind;
 
 /// The shape of a generated instance. [`Scenario::large`] is the benchmark's instance.
 #[derive(Debug, Clone)]
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_large_scenario_has_the_issues_shape() {
-        let end = crate::domain::sn_time::parse("2026-11-22 12:00:00").unwrap_or_else(|| panic!("time"));
+        let end = crate::shared::sn_time::parse("2026-11-22 12:00:00").unwrap_or_else(|| panic!("time"));
         let g = generate(&Scenario::large(50_000, end));
         assert_eq!(g.checked_users, 881);
         assert_eq!(g.expected_findings, 749);

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::query::{Condition, Op, OrderBy, Query};
-use crate::domain::sn_time;
+use crate::shared::sn_time;
 
 /// The fields every compact event has, in the order a full row is rendered.
 pub const EVENT_FIELDS: &[&str] = &["sys_id", "name", "parm1", "parm2", "state", "sys_created_on"];
