@@ -228,11 +228,6 @@ impl FakeInstance {
         state.index.invalidate();
     }
 
-    /// Changes the compact `sysevent` rows behind the client's back (events arriving while it reads).
-    pub fn edit_events(&self, f: impl FnOnce(&mut EventLog)) {
-        f(&mut self.shared.lock().dataset.events);
-    }
-
     /// Sets the latency model (see [`CostModel`]).
     pub fn set_cost(&self, cost: CostModel) {
         self.shared.lock().cost = cost;
