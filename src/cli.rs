@@ -1,6 +1,6 @@
 //! The command line: parsing, dispatch, and the exit-status contract.
 //!
-//! This is the only module that turns what a command ended with into a process exit status ([`exit`]):
+//! This is the only module that turns what a command ended with into a process exit status (`exit`):
 //! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, the Nagios/Icinga plugin convention of the README.
 
 use std::io::Write as _;

@@ -12,20 +12,26 @@
 //!
 //! Where each job lives:
 //!
-//! - [`cli`] parses the command line and is the only place that turns outcomes into exit codes.
+//! - [`cli`] parses the command line (one overrides type shared by `check` and `run`) and is the only place
+//!   that turns outcomes into exit codes.
 //! - [`config`] parses and validates the TOML file once; the rest of the code trusts [`config::Config`].
-//! - [`domain`] holds the instance's records, the findings and the report: plain types, no I/O.
-//! - [`snow`] is the only module that knows HTTP, paging, retries, credentials and the instance's JSON shapes.
-//! - [`collect`] reads one window's data into a [`domain::Snapshot`].
+//! - [`domain`] holds the instance's records (typed `SysId`s and user names), whom the built-in job checks
+//!   ([`domain::Population`]), the findings and the report: plain types, no I/O.
+//! - [`snow`] is the only module that knows HTTP, paging, retries, credentials and the instance's JSON shapes;
+//!   [`snow::query`] is the only way to build an encoded query, from typed fields and validated values.
+//! - [`collect`] reads one window's data into a [`domain::Snapshot`]; its reads are the ones `config check`
+//!   proves (`probe.rs`).
 //! - [`evaluate`] is the pure function `Snapshot -> Report` reproducing the built-in MIDUserConnectivity job.
-//! - [`writeback`] reconciles the findings with `ecc_agent_issue` (pure) and applies the plan.
+//! - [`writeback`] reads our `ecc_agent_issue` records (in one place), reconciles them with the findings (pure)
+//!   and applies the plan.
 //! - [`present`] is one view of the report and its renderings: terminal text, JSON, email text and HTML.
 //! - [`notify`] decides whether to email, keeps the outbox and delivers over SMTP.
 //! - [`service`] is `midwatch run`: the same cycle on a schedule, with signals, systemd and metrics.
-//! - [`escape`] and [`logging`] show untrusted text with its control characters escaped, in reports and logs.
-//! - [`manual`] generates the man pages and shell completions from [`cli`].
-//! - [`demo`] is `midwatch demo`: a simulated instance and SMTP server inside the process (also used by the
-//!   tests; not part of the product's API).
+//! - `escape.rs` and `logging.rs` show untrusted text with its control characters escaped, in reports and
+//!   logs; `atomic_file.rs` writes the state files (temporary file, fsync, rename).
+//! - [`manual`] generates the man pages and shell completions from the command line's definition.
+//! - `demo` (the default-on `demo` feature) is `midwatch demo`: a cycle against the simulated instance and
+//!   SMTP server of the `midwatch-sim` crate (`sim/`), which the integration tests and benchmarks use too.
 
 mod atomic_file;
 pub mod cli;

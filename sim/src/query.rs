@@ -311,7 +311,7 @@ impl Query {
 }
 
 /// The comparable string of `field` in `row`: the product's own decoding of the instance's value shapes
-/// ([`crate::shared::value_text`]: strings as they are, references by their `value`, absent or null as "").
+/// (`value_text`: strings as they are, references by their `value`, absent or null as "").
 pub fn field_string(row: &Map<String, Value>, field: &str) -> String {
     crate::shared::value_text(row.get(field))
 }

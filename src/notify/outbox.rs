@@ -3,7 +3,7 @@
 //! - `email-state.json`: the findings of the last email composed and their digest ([`NotifiedState`]);
 //! - `outbox/NNNNNNNN-YYYYMMDDTHHMMSSZ.json`: one fully rendered message still owed to some recipients
 //!   ([`OutboxEntry`]), oldest first by name;
-//! - `email.lock`: held during a cycle's notification ([`StateLock`]).
+//! - `email.lock`: held during a cycle's notification (`StateLock`).
 //!
 //! Every file is written atomically (a temporary file in the same directory, fsync, rename, fsync of the
 //! directory), so a crash leaves either the old or the new content, never a torn file.

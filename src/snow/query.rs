@@ -4,11 +4,11 @@
 //! and a value starting with `javascript:` is evaluated as a script. A [`Query`] therefore takes only:
 //!
 //! - a [`Field`]: a column named in the code, checked when the program is compiled;
-//! - a [`QueryValue`]: every character on a short allow-list, checked when it is made; a [`SysId`] is one;
+//! - a [`QueryValue`]: every character on a short allow-list, checked when it is made; a `SysId` is one;
 //! - a time, which the query formats itself in the instance's format.
 //!
 //! A user name with any other character is looked up through a *superset* query — `STARTSWITH` its
-//! longest safe prefix ([`ValueLookup`]) — and every row that comes back is compared with the exact name
+//! longest safe prefix (`ValueLookup`) — and every row that comes back is compared with the exact name
 //! on our side, so a hostile name can neither run a script nor widen what another user's finding is based
 //! on. A name whose first character is already unsafe cannot be queried at all and is refused by name.
 

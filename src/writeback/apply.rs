@@ -12,7 +12,7 @@
 //!   the next cycle's reconcile converges (an unfinished resolve is planned again; a duplicate left by
 //!   an unknowable failure is resolved).
 //!
-//! Writes go through the Batch API (`/api/now/v1/batch`, up to [`BATCH_SIZE`] per request) when the
+//! Writes go through the Batch API (`/api/now/v1/batch`, up to `BATCH_SIZE` per request) when the
 //! instance offers it, and one request per record otherwise — only after a clear "not here"
 //! (`ApiError::batch_not_offered`: 400, 403, 404, 405 before anything ran).
 
