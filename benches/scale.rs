@@ -1,17 +1,16 @@
-//! Issue 12: what one `check` costs on a large instance, at 500,000 and 5,000,000 `sysevent` rows.
+//! What one `check` costs on a large instance, at 500,000 and 5,000,000 `sysevent` rows.
 //!
 //! This process generates the instance (2,000 MID Servers, 300 down, 3,000 `mid_server` users, 881 to
-//! check) and serves it on loopback with the issue's latency model: 20 ms per request, 1 µs per row
+//! check) and serves it on loopback with a latency model of a real instance behind a load balancer: 20 ms per request, 1 µs per row
 //! returned (or counted by the Aggregate API), 5 ms of server time per Batch API sub-request, served one
 //! after another. Each run is `target/release/midwatch check` as a child process, so that its peak RSS
 //! (`VmHWM`, polled) is midwatch's alone; requests, rows and bytes are counted by the instance (response
 //! bodies as sent, gzip-compressed when asked for). Three instance capabilities are measured on the same
 //! data: the Aggregate API with MAX of a date-time, without it, and no Aggregate API at all (midwatch
-//! then reads every login event of the checked users, as the plan before issue 12 did, but folded).
+//! then reads every login event of the checked users, folded page by page).
 //!
 //! Run with `cargo bench --bench scale` (both sizes), or `cargo bench --bench scale -- 500000` for one.
-//! With `MIDWATCH_BASELINE=<path to another midwatch binary>` (say, one built from the commit before
-//! issue 12), that binary is measured too on the same instance, and its findings compared.
+//! With `MIDWATCH_BASELINE=<path to another midwatch binary>` (say, one built from an older commit), that binary is measured too on the same instance, and its findings compared.
 //! Needs Linux (`/proc`). Exits non-zero when a run's findings differ from the others' or from what the
 //! generator planted.
 
@@ -29,7 +28,7 @@ use serde_json::Value;
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-password";
 
-/// The issue's measurements of the PySNC script (not re-run here: PySNC needs the network).
+/// Measurements of a PySNC script asking for each user's latest event, on this instance shape (not re-run here: PySNC needs the network).
 const SCRIPT: &[(usize, u64, f64, f64, u64)] =
     &[(500_000, 2_472, 1.19e6, 60.8, 122), (5_000_000, 2_472, 1.19e6, 60.2, 122)];
 
@@ -242,7 +241,7 @@ fn print_runs(n: usize, runs: &[Run]) {
     }
     if let Some((_, req, bytes, wall, rss)) = SCRIPT.iter().find(|s| s.0 == n) {
         println!(
-            "{:<18} {:>8} {:>12} {:>12} {:>7.1}s {:>6} MB       | the issue's measurement, not run here",
+            "{:<18} {:>8} {:>12} {:>12} {:>7.1}s {:>6} MB       | measured before, not run here",
             "PySNC script",
             req,
             mb(*bytes),
@@ -254,7 +253,7 @@ fn print_runs(n: usize, runs: &[Run]) {
 }
 
 fn print_summary(all: &[(usize, Vec<Run>)]) {
-    println!("\n== issue 12 targets (against the issue's PySNC figures)");
+    println!("\n== targets (against the PySNC script's figures)");
     let rss: BTreeMap<&str, Vec<u64>> = all
         .iter()
         .flat_map(|(_, runs)| runs.iter().map(|r| (r.plan.as_str(), r.peak_rss_kb)))

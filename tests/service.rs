@@ -29,8 +29,10 @@ use tokio::io::AsyncReadExt;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const USER: &str = "svc.midwatch";
-const PASSWORD: &str = "service-test-password";
+mod support;
+
+use support::{PASSWORD, USER};
+
 /// Upper bound of any single real-time wait; a healthy run takes a fraction of it.
 const PATIENCE: Duration = Duration::from_secs(20);
 /// Never fires while a test runs (unless it runs across midnight of New Year's Eve, UTC).
@@ -38,15 +40,9 @@ const YEARLY: &str = "0 0 0 1 1 *";
 
 /// A config for `url`; `{state}` is filled in with a private state directory.
 fn config(url: &str, schedule: &str, extra: &str) -> String {
+    let instance = support::instance_section(url, "20s");
     format!(
-        r#"
-[instance]
-url = "{url}"
-name = "acme"
-user = "{USER}"
-password = "{PASSWORD}"
-timeout = "20s"
-
+        r#"{instance}
 [check]
 schedule = "{schedule}"
 write_issues = false

@@ -12,5 +12,6 @@ mod oauth_secrets;
 mod paging;
 mod read_plan;
 mod scenario;
+#[path = "../support/mod.rs"]
 mod support;
 mod writeback;

@@ -1,4 +1,4 @@
-//! OAuth (issue 11) over real HTTP: wiremock where the exact requests matter, the simulated instance (which
+//! OAuth over real HTTP: wiremock where the exact requests matter, the simulated instance (which
 //! issues, expires and revokes tokens as the instance does) where a whole cycle runs.
 
 use std::time::Duration;

@@ -116,21 +116,6 @@ fn tail(text: &str) -> String {
     text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-/// Every file below `dir`, with its text (lossy).
-fn files(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
-        }
-    }
-    out
-}
-
 /// A secret as it could leak: itself, form-encoded, and base64 (standard and URL-safe) at each of the three
 /// alignments it can have inside a longer encoded string (`user:password`, `Bearer …`).
 fn leak_forms(secret: &str) -> Vec<String> {
@@ -182,7 +167,7 @@ async fn no_secret_or_token_appears_in_any_output_of_full_cycles_at_trace_level(
             outputs.push((args.join(" "), text));
         }
         outputs.push(("run".into(), run_service(dir.path(), &config, &instance).await));
-        for (path, text) in files(dir.path()) {
+        for (path, text) in crate::support::files_below(dir.path(), false) {
             if !path.starts_with(dir.path().join("credentials")) {
                 outputs.push((path.display().to_string(), text));
             }

@@ -1,4 +1,4 @@
-//! The `sysevent` read plan of issue 12 gives the same findings as reading every event, whatever the
+//! The `sysevent` read plan (bounded by users, not events) gives the same findings as reading every event, whatever the
 //! instance offers: the Aggregate API with MAX of a date-time, without it, or no Aggregate API at all.
 
 use midwatch::collect::LIGHT;

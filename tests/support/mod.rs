@@ -1,3 +1,8 @@
+//! What the integration test binaries share (`tests/check/`, `tests/email/`, `tests/service.rs`): the test
+//! account, instance-shaped fixtures and answers, configs for a simulated instance, the binary, and walking a
+//! directory. Each binary uses part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,17 +58,22 @@ pub fn json_response(status: u16, body: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json;charset=UTF-8")
 }
 
-pub fn config_for(url: &str) -> Config {
-    let text = format!(
+/// The `[instance]` section of a test config for the instance at `url`, signing in as [`USER`].
+pub fn instance_section(url: &str, timeout: &str) -> String {
+    format!(
         r#"
 [instance]
 url = "{url}"
 name = "acme"
 user = "{USER}"
 password = "{PASSWORD}"
-timeout = "5s"
+timeout = "{timeout}"
 "#
-    );
+    )
+}
+
+pub fn config_for(url: &str) -> Config {
+    let text = instance_section(url, "5s");
     Config::parse("test.toml", &text, &midwatch::config::ProcessEnvironment).expect("valid test config")
 }
 
@@ -113,4 +123,21 @@ pub fn run_binary(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Every file below `dir`, recursively, with its text (lossy); `.rs` files only with `rust_only`.
+pub fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path, rust_only));
+        } else if (!rust_only || path.extension().is_some_and(|x| x == "rs"))
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out
 }

@@ -1,0 +1,101 @@
+//! When an email is sent: on change, always, never, dry run.
+
+use super::*;
+
+#[tokio::test]
+async fn on_change_sends_once_for_identical_cycles_and_again_when_a_finding_resolves() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = email_config(sink.port());
+    let two = report(vec![finding("u1", Category::Authentication), finding("u2", Category::Network)]);
+
+    let first = cycle(&cfg, dir.path(), &two, now()).await;
+    assert!(matches!(first.status, EmailStatus::Sent { .. }), "{first:?}");
+    let second = cycle(&cfg, dir.path(), &two, now() + TimeDelta::hours(4)).await;
+    assert_eq!(second.status, EmailStatus::NotNeeded { reason: "findings unchanged since the last email".into() });
+    assert_eq!(second.summary(), "email not needed (findings unchanged since the last email)");
+    assert_eq!(sink.messages().len(), 1, "two identical cycles, one email");
+
+    let one = report(vec![finding("u1", Category::Authentication)]);
+    let third = cycle(&cfg, dir.path(), &one, now() + TimeDelta::hours(8)).await;
+    assert!(matches!(third.status, EmailStatus::Sent { .. }), "{third:?}");
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    assert_eq!(subject(&got[1]), "[midwatch] CRITICAL acme: 1 MID Server user issue (1 resolved)");
+    let (text, html) = text_and_html(&got[1]);
+    let resolved = text.split("RESOLVED (1)").nth(1).expect("a resolved section");
+    assert!(resolved.contains("User u2 is associated with 1 down MID Server."), "{text}");
+    let open = text.split("STILL OPEN (1)").nth(1).expect("a still open section");
+    assert!(open.contains("for User u1"));
+    assert!(!text.contains("NEW ("), "nothing new: {text}");
+    assert!(flat(&text).contains("0 new, 1 still open, 1 resolved since the last email (2026-11-22 12:00:00 UTC)"));
+    assert!(html.contains("Resolved (1)"));
+
+    // Everything resolved: one last "all clear"; then nothing while it stays clear.
+    let fourth = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(12)).await;
+    assert!(matches!(fourth.status, EmailStatus::Sent { .. }), "{fourth:?}");
+    assert_eq!(subject(&sink.messages()[2]), "[midwatch] OK acme: no MID Server user issues (1 resolved)");
+    let fifth = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(16)).await;
+    assert!(matches!(fifth.status, EmailStatus::NotNeeded { .. }), "{fifth:?}");
+    assert_eq!(sink.messages().len(), 3);
+}
+
+#[tokio::test]
+async fn no_findings_and_nothing_ever_sent_means_no_email() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outcome = cycle(&email_config(sink.port()), dir.path(), &report(Vec::new()), now()).await;
+    assert_eq!(outcome.status, EmailStatus::NotNeeded { reason: "no findings".into() });
+    assert_eq!(sink.messages().len(), 0);
+    assert_eq!(sink.connections(), 0, "no connection at all");
+    assert!(NotifiedState::load(dir.path()).expect("readable").is_none());
+}
+
+#[tokio::test]
+async fn send_always_and_never() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = email_config(sink.port());
+    let r = report(vec![finding("u1", Category::Network)]);
+    cfg.send = SendPolicy::Always;
+    let nothing = cycle(&cfg, dir.path(), &report(Vec::new()), now() - TimeDelta::hours(4)).await;
+    assert_eq!(nothing.status, EmailStatus::NotNeeded { reason: "no findings".into() }, "nothing ever to report");
+    cycle(&cfg, dir.path(), &r, now()).await;
+    let again = cycle(&cfg, dir.path(), &r, now() + TimeDelta::hours(4)).await;
+    assert!(matches!(again.status, EmailStatus::Sent { .. }), "{again:?}");
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    assert_eq!(subject(&got[1]), "[midwatch] CRITICAL acme: 1 MID Server user issue (no change)");
+    assert_ne!(message_id(&got[0]), message_id(&got[1]), "every message has its own Message-ID");
+    let all_clear = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(6)).await;
+    assert!(matches!(all_clear.status, EmailStatus::Sent { .. }), "{all_clear:?}");
+    let again = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(7)).await;
+    assert!(matches!(again.status, EmailStatus::Sent { .. }), "always, even when all is well: {again:?}");
+    assert_eq!(subject(&sink.messages()[3]), "[midwatch] OK acme: no MID Server user issues");
+
+    cfg.send = SendPolicy::Never;
+    let never = cycle(&cfg, dir.path(), &r, now() + TimeDelta::hours(8)).await;
+    assert_eq!(never.status, EmailStatus::NotNeeded { reason: "send = \"never\"".into() });
+    assert_eq!(sink.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn dry_run_renders_but_sends_queues_and_records_nothing() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = email_config(sink.port());
+    let r = report(vec![finding("u1", Category::Network)]);
+    let outcome = notify(&cfg, dir.path(), &r, &links(), Mode::DryRun, now()).await;
+    match &outcome.status {
+        EmailStatus::DryRun { subject, recipients, text, outbox_pending } => {
+            assert_eq!(subject, "[midwatch] CRITICAL acme: 1 MID Server user issue (1 new)");
+            assert_eq!(recipients, &vec!["alice@acme.example".to_string(), "bob@acme.example".to_string()]);
+            assert!(text.contains("User u1 is associated with 1 down MID Server."));
+            assert_eq!(*outbox_pending, 0);
+        }
+        other => panic!("expected a dry run, got {other:?}"),
+    }
+    assert!(outcome.summary().starts_with("email dry run: would send \"[midwatch] CRITICAL acme"));
+    assert_eq!(sink.connections(), 0);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "nothing written to the state directory");
+}
