@@ -69,24 +69,24 @@ pub(crate) enum ConfigCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// What the text report shows.
     #[arg(long, value_enum, default_value_t = Detail::Detailed)]
-    pub detail: Detail,
+    pub(crate) detail: Detail,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[cfg(feature = "demo")]
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
     /// How the demo signs in to its simulated instance: basic, oauth_client_credentials (alias oauth) or
     /// oauth_password.
     #[arg(long, value_enum, default_value_t)]
-    pub auth: crate::demo::DemoAuth,
+    pub(crate) auth: crate::demo::DemoAuth,
 }
 
 #[derive(Debug, clap::Args)]

@@ -20,12 +20,12 @@ use crate::writeback::{self, WriteBack};
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--window`, instead of `[check] window`.
-    pub window: Option<Duration>,
+    pub(crate) window: Option<Duration>,
     /// `--timeout`, instead of `[check] timeout`.
-    pub timeout: Option<Duration>,
-    pub dry_run: bool,
-    pub no_write: bool,
-    pub no_email: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) dry_run: bool,
+    pub(crate) no_write: bool,
+    pub(crate) no_email: bool,
 }
 
 /// The switches of one cycle: the config with the overrides applied.
@@ -104,16 +104,16 @@ pub struct Outcome {
     pub report: Report,
     pub write_back: WriteBack,
     /// `None` when no `[email]` is configured or `--no-email` was given.
-    pub email: Option<EmailOutcome>,
+    pub(crate) email: Option<EmailOutcome>,
     pub requests: u64,
-    pub response_bytes: u64,
-    pub duration: Duration,
+    pub(crate) response_bytes: u64,
+    pub(crate) duration: Duration,
 }
 
 impl Outcome {
     /// The one line a cycle logs: duration, requests, findings by category (and, as they land,
     /// records created/counted/resolved and the email sent or queued).
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         let by: Vec<String> =
             self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
         format!(
@@ -143,7 +143,8 @@ impl Outcome {
     }
 
     /// The JSON document of this cycle (`check --format json`), as a value.
-    pub fn to_json(&self) -> serde_json::Value {
+    #[cfg(feature = "demo")]
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         present::json::document(&self.report, &self.json_extra())
     }
 

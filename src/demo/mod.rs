@@ -30,7 +30,7 @@ const CLIENT_SECRET: &str = "demo-client-secret";
 
 /// How the demo signs in to its simulated instance (`midwatch demo --auth`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DemoAuth {
+pub(crate) enum DemoAuth {
     /// Basic auth, user and password on every request.
     #[default]
     Basic,
@@ -93,7 +93,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
 /// `--format json` the output is one JSON document, `{"cycles": [<cycle 1>, <cycle 2>]}`, each cycle shaped as
 /// `check --format json` prints it. A failure of the demo itself is reported on stderr and is UNKNOWN; an error
 /// of `out` (stdout closed) ends the demo at once.
-pub async fn run<E>(
+pub(crate) async fn run<E>(
     format: Format,
     detail: Detail,
     auth: DemoAuth,

@@ -29,8 +29,7 @@ pub enum Category {
 }
 
 impl Category {
-    pub(crate) const ALL: [Category; 4] =
-        [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
+    pub const ALL: [Category; 4] = [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
 
     pub(crate) fn name(self) -> &'static str {
         match self {

@@ -285,7 +285,7 @@ pub enum LoginEventKind {
 }
 
 impl LoginEventKind {
-    pub(crate) const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
+    pub const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
 
     pub(crate) fn event_name(self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ pub(crate) fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result
 }
 
 /// For `Option<DateTime<Utc>>` fields: `null` or the instance's format.
-pub mod option {
+pub(crate) mod option {
     use chrono::{DateTime, Utc};
 
     pub(crate) fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {

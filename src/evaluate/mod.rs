@@ -4,7 +4,7 @@
 //! checked, which event decides, what n counts — and adds its own detail (missing roles, account state, evidence) without ever
 //! changing a documented message. No I/O and no clock: the window is an input.
 
-pub mod messages;
+pub(crate) mod messages;
 
 use std::collections::{BTreeMap, BTreeSet};
 

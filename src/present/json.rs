@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Report;
 
 /// The version of the JSON document's shape; bumped only on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Serialize)]
 struct Document<'a, E: Serialize> {
@@ -26,7 +26,7 @@ pub fn render<E: Serialize>(report: &Report, extra: &E) -> String {
 }
 
 /// The report as a JSON value, as [`render`] prints it.
-pub fn document<E: Serialize>(report: &Report, extra: &E) -> serde_json::Value {
+pub(crate) fn document<E: Serialize>(report: &Report, extra: &E) -> serde_json::Value {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         midwatch_version: env!("CARGO_PKG_VERSION"),
@@ -40,7 +40,7 @@ pub fn document<E: Serialize>(report: &Report, extra: &E) -> serde_json::Value {
 }
 
 /// The JSON document of a check that could not complete.
-pub fn render_error(instance: Option<&str>, error: &str) -> String {
+pub(crate) fn render_error(instance: Option<&str>, error: &str) -> String {
     let doc = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "midwatch_version": env!("CARGO_PKG_VERSION"),
@@ -53,6 +53,6 @@ pub fn render_error(instance: Option<&str>, error: &str) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
-pub fn first_line(s: &str) -> &str {
+pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
 }

@@ -40,19 +40,19 @@ pub enum Detail {
 
 /// A value from the instance: `raw` for building links, `text` (cleaned) for showing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Value<'a> {
-    pub raw: &'a str,
-    pub text: String,
+pub(crate) struct Value<'a> {
+    pub(crate) raw: &'a str,
+    pub(crate) text: String,
 }
 
 impl<'a> Value<'a> {
-    pub fn of(raw: &'a str) -> Value<'a> {
+    pub(crate) fn of(raw: &'a str) -> Value<'a> {
         Value { raw, text: clean(raw) }
     }
 }
 
 /// The account wording every rendering uses.
-pub fn account_label(a: AccountState) -> &'static str {
+pub(crate) fn account_label(a: AccountState) -> &'static str {
     match a {
         AccountState::Active => "active",
         AccountState::Inactive => "INACTIVE",
@@ -102,7 +102,7 @@ fn activity_line(activity: &[&crate::domain::EventActivity]) -> String {
 }
 
 /// `after … UTC, up to … UTC (4h plus the built-in job's 1-minute margin)`.
-pub fn window_line(report: &Report) -> String {
+pub(crate) fn window_line(report: &Report) -> String {
     let w = &report.window;
     format!(
         "after {} UTC, up to {} UTC ({} plus the built-in job's 1-minute margin)",
@@ -114,15 +114,15 @@ pub fn window_line(report: &Report) -> String {
 
 /// A down MID Server named in a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MidView<'a> {
-    pub sys_id: Value<'a>,
-    pub name: Value<'a>,
+pub(crate) struct MidView<'a> {
+    pub(crate) sys_id: Value<'a>,
+    pub(crate) name: Value<'a>,
     /// `silent since 2026-11-22 11:39:12 UTC (20m before the check)`, when its last heartbeat is known.
-    pub down_since: Option<String>,
+    pub(crate) down_since: Option<String>,
 }
 
 /// How long before `end` a moment was, in the largest two units that matter: `3d 4h`, `2h 5m`, `20m`, `45s`.
-pub fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
     let secs = (end - at).num_seconds().max(0);
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     match (d, h, m) {
@@ -136,7 +136,7 @@ pub fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>
 }
 
 /// `open for 3d 4h (first detected … UTC), seen 19 times`, `new this cycle`, or `new: back 2d after …`.
-pub fn seen(h: &crate::domain::FindingHistory, end: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn seen(h: &crate::domain::FindingHistory, end: chrono::DateTime<chrono::Utc>) -> String {
     if h.times_detected > 1 {
         return format!(
             "open for {} (first detected {} UTC), seen {} times",
@@ -152,26 +152,25 @@ pub fn seen(h: &crate::domain::FindingHistory, end: chrono::DateTime<chrono::Utc
 }
 
 /// `silent since … UTC (20m before the check)`.
-pub fn silent_since(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn silent_since(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
     format!("silent since {} UTC ({} before the check)", sn_time::format(at), age(at, end))
 }
 
 /// One finding as every rendering shows it.
 #[derive(Debug, Clone)]
-pub struct FindingView<'a> {
-    pub finding: &'a Finding,
+pub(crate) struct FindingView<'a> {
     /// The documented message, cleaned.
-    pub message: Value<'a>,
-    pub user: Value<'a>,
-    pub down_mid_servers: Vec<MidView<'a>>,
+    pub(crate) message: Value<'a>,
+    pub(crate) user: Value<'a>,
+    pub(crate) down_mid_servers: Vec<MidView<'a>>,
     /// The detail rows after the MID Servers, label → cleaned value: deciding event, login history, account,
     /// missing roles, likely cause.
-    pub rows: Vec<(&'static str, String)>,
+    pub(crate) rows: Vec<(&'static str, String)>,
 }
 
 impl<'a> FindingView<'a> {
     /// The view of `f` in a report whose window ends at `end`.
-    pub fn of(f: &'a Finding, end: chrono::DateTime<chrono::Utc>) -> FindingView<'a> {
+    pub(crate) fn of(f: &'a Finding, end: chrono::DateTime<chrono::Utc>) -> FindingView<'a> {
         let mut rows = Vec::new();
         if let Some(h) = &f.history {
             rows.push(("Seen", seen(h, end)));
@@ -222,7 +221,6 @@ impl<'a> FindingView<'a> {
             rows.push(("Likely cause", clean(cause)));
         }
         FindingView {
-            finding: f,
             message: Value::of(&f.message),
             user: Value::of(&f.user),
             down_mid_servers: f
@@ -241,22 +239,22 @@ impl<'a> FindingView<'a> {
 
 /// A user configured on down MID Servers, in the ID map.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappedUser<'a> {
-    pub user: Value<'a>,
-    pub mid_servers: Vec<Value<'a>>,
+pub(crate) struct MappedUser<'a> {
+    pub(crate) user: Value<'a>,
+    pub(crate) mid_servers: Vec<Value<'a>>,
 }
 
 /// The MID Server ID map, cleaned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdMapView<'a> {
-    pub unassociated_users: Vec<Value<'a>>,
-    pub users_on_down_mid_servers: Vec<MappedUser<'a>>,
+pub(crate) struct IdMapView<'a> {
+    pub(crate) unassociated_users: Vec<Value<'a>>,
+    pub(crate) users_on_down_mid_servers: Vec<MappedUser<'a>>,
     /// sys_id → name.
-    pub down_mid_servers: Vec<MidView<'a>>,
+    pub(crate) down_mid_servers: Vec<MidView<'a>>,
 }
 
 impl<'a> IdMapView<'a> {
-    pub fn of(map: &'a IdMap) -> IdMapView<'a> {
+    pub(crate) fn of(map: &'a IdMap) -> IdMapView<'a> {
         IdMapView {
             unassociated_users: map.unassociated_users.iter().map(|u| Value::of(u)).collect(),
             users_on_down_mid_servers: map
@@ -278,32 +276,30 @@ impl<'a> IdMapView<'a> {
 
 /// The parts of a report every rendering shows, cleaned once.
 #[derive(Debug, Clone)]
-pub struct ReportView<'a> {
-    pub report: &'a Report,
-    pub status_line: String,
-    pub instance: String,
-    pub window: String,
+pub(crate) struct ReportView<'a> {
+    pub(crate) report: &'a Report,
+    pub(crate) status_line: String,
+    pub(crate) window: String,
     /// (user, reason) of the users the check refused to query.
-    pub skipped_users: Vec<(String, String)>,
-    pub id_map: Option<IdMapView<'a>>,
+    pub(crate) skipped_users: Vec<(String, String)>,
+    pub(crate) id_map: Option<IdMapView<'a>>,
     /// Down MID Servers not judged this cycle (`[check] down_for`).
-    pub held_back: Vec<HeldBackView<'a>>,
-    pub notes: Vec<String>,
+    pub(crate) held_back: Vec<HeldBackView<'a>>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// A MID Server down for less than `[check] down_for`: its users are judged on a later cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldBackView<'a> {
-    pub mid: MidView<'a>,
-    pub users: Vec<Value<'a>>,
+pub(crate) struct HeldBackView<'a> {
+    pub(crate) mid: MidView<'a>,
+    pub(crate) users: Vec<Value<'a>>,
 }
 
 impl<'a> ReportView<'a> {
-    pub fn of(report: &'a Report) -> ReportView<'a> {
+    pub(crate) fn of(report: &'a Report) -> ReportView<'a> {
         ReportView {
             report,
             status_line: clean(&report.status_line()),
-            instance: clean(&report.instance),
             window: window_line(report),
             skipped_users: report.skipped_users.iter().map(|s| (clean(&s.user), clean(&s.reason))).collect(),
             id_map: report.id_map.as_ref().map(IdMapView::of),
@@ -325,7 +321,7 @@ impl<'a> ReportView<'a> {
     }
 
     /// The findings of one category, in report order.
-    pub fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
+    pub(crate) fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
         let end = self.report.window.end;
         self.report.findings.iter().filter(|f| f.category == category).map(|f| FindingView::of(f, end)).collect()
     }

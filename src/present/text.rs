@@ -151,7 +151,7 @@ fn id_map(out: &mut String, map: &IdMapView<'_>) {
 }
 
 /// The write-back section of the text report.
-pub fn write_back(w: &WriteBack, detail: Detail) -> String {
+pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
     let mut out = String::new();
     let detailed = detail == Detail::Detailed;
     match w {
@@ -218,24 +218,24 @@ pub fn write_back(w: &WriteBack, detail: Detail) -> String {
 
 /// What the email step did, as the text report shows it. `notify` fills it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailSection {
+pub(crate) struct EmailSection {
     /// `sent to 2 recipients`, `queued (…)`…
-    pub summary: String,
+    pub(crate) summary: String,
     /// A dry run: the message that would be sent.
-    pub dry_run: Option<DryRunEmail>,
-    pub problems: Vec<String>,
+    pub(crate) dry_run: Option<DryRunEmail>,
+    pub(crate) problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DryRunEmail {
-    pub subject: String,
-    pub recipients: Vec<String>,
+pub(crate) struct DryRunEmail {
+    pub(crate) subject: String,
+    pub(crate) recipients: Vec<String>,
     /// The plain-text body (already cleaned by the email rendering).
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// The email section of the text report.
-pub fn email(section: Option<&EmailSection>) -> String {
+pub(crate) fn email(section: Option<&EmailSection>) -> String {
     let Some(section) = section else { return String::new() };
     let mut out = String::new();
     match &section.dry_run {

@@ -76,7 +76,7 @@ impl Metrics {
     }
 
     /// The textfile's content, in the Prometheus text exposition format.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let label = format!("servicenow_instance=\"{}\"", escape(&self.instance));
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {

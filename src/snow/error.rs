@@ -182,20 +182,15 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
 }
 
 /// What the client knew when an answer came back, for the wording.
-pub(crate) struct Context<'a> {
-    pub(crate) table: &'a str,
-    pub(crate) page_size: u32,
-    pub(crate) now: DateTime<Utc>,
+pub struct Context<'a> {
+    pub table: &'a str,
+    pub page_size: u32,
+    pub now: DateTime<Utc>,
 }
 
 impl ApiError {
-    pub(crate) fn new(table: impl Into<String>, kind: ApiErrorKind) -> ApiError {
+    pub fn new(table: impl Into<String>, kind: ApiErrorKind) -> ApiError {
         ApiError { table: table.into(), kind }
-    }
-
-    /// The table (or API) the call was for.
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     /// What went wrong.

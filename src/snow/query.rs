@@ -84,7 +84,7 @@ impl QueryValue {
         QueryValue(Cow::Borrowed(v))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -228,7 +228,7 @@ impl Query {
     }
 
     /// The encoded query, as `sysparm_query` takes it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.encoded
     }
 }

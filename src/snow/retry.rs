@@ -43,7 +43,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl RetryAfter {
     /// Parses the header's value; `None` for anything that is neither form.
-    pub(crate) fn parse(value: &str) -> Option<RetryAfter> {
+    pub fn parse(value: &str) -> Option<RetryAfter> {
         let v = value.trim();
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             let secs = v.parse::<u64>().unwrap_or(u64::MAX);
@@ -84,7 +84,7 @@ fn http_date(v: &str) -> Option<DateTime<Utc>> {
 /// Runs `attempt` until it succeeds, fails in a way `retryable` refuses, or the policy's budget is
 /// spent. A rate limit waits for its `Retry-After` (within the budget's count); anything else
 /// backs off exponentially with jitter.
-pub(crate) async fn run<T, F, Fut>(
+pub async fn run<T, F, Fut>(
     policy: &RetryPolicy,
     table: &str,
     retryable: fn(&ApiError, &RetryPolicy) -> bool,

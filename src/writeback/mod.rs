@@ -4,9 +4,9 @@
 //! [`apply()`] carries a plan out over the Table API, logging every write, and never re-POSTs a
 //! create whose outcome is unknown without looking first.
 
-pub mod apply;
-pub mod history;
-pub mod reconcile;
+pub(crate) mod apply;
+pub(crate) mod history;
+pub(crate) mod reconcile;
 mod records;
 
 pub use apply::{Applied, apply};

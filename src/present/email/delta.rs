@@ -8,11 +8,11 @@ use crate::domain::{Finding, FindingKey, Report};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta<'a> {
     pub new: Vec<&'a Finding>,
-    pub still_open: Vec<&'a Finding>,
+    pub(crate) still_open: Vec<&'a Finding>,
     /// In the last email, gone now.
     pub resolved: Vec<FindingKey>,
     /// When the last email was composed; `None` for the first one.
-    pub previous_at: Option<DateTime<Utc>>,
+    pub(crate) previous_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> Delta<'a> {

@@ -19,8 +19,8 @@ pub enum Credentials {
 /// An Application Registry entry of the instance ("OAuth API endpoint for external clients").
 #[derive(Debug, Clone)]
 pub struct OAuthClient {
-    pub id: String,
-    pub secret: SecretString,
+    pub(crate) id: String,
+    pub(crate) secret: SecretString,
 }
 
 impl Credentials {

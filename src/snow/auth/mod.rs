@@ -69,9 +69,9 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// The authenticator for `credentials`; OAuth tokens are asked for at `base_url` + [`TOKEN_PATH`] with
+    /// The authenticator for `credentials`; OAuth tokens are asked for at `base_url` + `TOKEN_PATH` with
     /// `http` (the API's own client: same proxy, CA and timeout).
-    pub(crate) fn new(credentials: &Credentials, http: reqwest::Client, base_url: &Url, timeout: Duration) -> Auth {
+    pub fn new(credentials: &Credentials, http: reqwest::Client, base_url: &Url, timeout: Duration) -> Auth {
         let mut url = base_url.clone();
         url.set_path(TOKEN_PATH);
         let endpoint = |client: &OAuthClient| {
