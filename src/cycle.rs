@@ -13,7 +13,7 @@ use crate::domain::Window;
 use crate::evaluate::{Context, evaluate};
 use crate::notify::{self, EmailOutcome, Links};
 use crate::present::{self, Detail, Format};
-use crate::snow::{ApiError, Client, ClientOptions, RetryPolicy};
+use crate::snow::{ApiError, Client, ClientError, ClientOptions, RetryPolicy};
 use crate::writeback::{self, WriteBack};
 
 /// What the command line overrides of the config file (`check` and `run`; `run` never has `dry_run`).
@@ -154,9 +154,9 @@ impl Outcome {
 }
 
 /// Builds the Table API client for the configured instance.
-pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
+pub fn client(config: &Config, retry: RetryPolicy) -> Result<Client, ClientError> {
     let i = &config.instance;
-    Ok(Client::new(ClientOptions {
+    Client::new(ClientOptions {
         base_url: i.url.clone(),
         auth: i.auth.clone(),
         timeout: i.timeout,
@@ -165,7 +165,7 @@ pub fn client(config: &Config, retry: RetryPolicy) -> anyhow::Result<Client> {
         retry,
         proxy: i.proxy.clone(),
         extra_ca: i.ca_file.clone(),
-    })?)
+    })
 }
 
 /// Runs one cycle whose window ends at `now`, within `opts.timeout`.
