@@ -274,3 +274,48 @@ async fn the_state_file_records_the_findings_and_their_digest() {
     names.sort();
     assert_eq!(names, vec!["email-state.json".to_string(), "outbox".to_string()]);
 }
+
+#[tokio::test]
+async fn no_data_is_sent_when_the_sending_marker_cannot_be_written() {
+    // A message queued while the server was down.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let r = report(vec![finding("u1", Category::Network)]);
+    cycle(&email_config(port), dir.path(), &r, now()).await;
+    let outbox = Outbox::new(dir.path());
+    let queued = std::fs::read_dir(outbox.dir())
+        .expect("outbox")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("one queued message");
+    // An injected file-system failure: under a name this long, the temporary file of an atomic rewrite
+    // cannot be created (ENAMETOOLONG), so the marker cannot be recorded; the entry itself still loads.
+    let long = outbox.dir().join(format!("{}.json", "9".repeat(240)));
+    std::fs::rename(&queued, &long).expect("rename");
+
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let next = cycle(&email_config(sink.port()), dir.path(), &r, now() + TimeDelta::hours(4)).await;
+    assert_eq!(sink.messages().len(), 0, "no DATA without a persisted marker: {next:?}");
+    assert!(next.problems.iter().any(|p| p.contains("not sent") && p.contains("cannot write")), "{next:?}");
+    assert!(long.exists(), "the message stays queued");
+    let (entries, _) = outbox.load();
+    assert!(entries[0].sending.is_none() && entries[0].recipients.len() == 2, "{entries:?}");
+}
+
+#[tokio::test]
+async fn a_state_that_cannot_be_recorded_stops_email_instead_of_repeating_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An injected failure: the state file's place is taken by a directory, so it can be neither read nor
+    // replaced.
+    std::fs::create_dir(dir.path().join("email-state.json")).expect("mkdir");
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let r = report(vec![finding("u1", Category::Network)]);
+    for hours in [0, 4, 8] {
+        let outcome = cycle(&email_config(sink.port()), dir.path(), &r, now() + TimeDelta::hours(hours)).await;
+        assert!(matches!(outcome.status, EmailStatus::Skipped { .. }), "{outcome:?}");
+        assert!(outcome.problems.iter().any(|p| p.contains("email-state.json")), "{outcome:?}");
+    }
+    assert_eq!(sink.messages().len(), 0, "never sent, so never sent again");
+    assert_eq!(outbox_count(dir.path()), 0, "and not left queued either");
+}
