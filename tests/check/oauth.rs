@@ -513,3 +513,28 @@ fn the_demo_runs_with_each_oauth_grant() {
         assert!(stderr.contains(&format!("1 OAuth token request(s) over both cycles ({grant})")), "{auth}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_token_answer_is_refused_without_reading_it_whole() {
+    use std::io::Write as _;
+    let server = MockServer::start().await;
+    // 64 MiB of padding compress to a few KiB: gzip is decompressed as it is read, and the reading stops.
+    let padding = " ".repeat(64 * 1024 * 1024);
+    let body = format!(r#"{{"access_token":"tok","token_type":"Bearer","expires_in":1799,"x":"{padding}"}}"#);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).expect("gzip");
+    let compressed = gz.finish().expect("gzip");
+    assert!(compressed.len() < 1024 * 1024);
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-encoding", "gzip")
+                .set_body_raw(compressed, "application/json;charset=UTF-8"),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&oauth_config(&server.uri(), "oauth_client_credentials"));
+    let err = client.read_first("sys_user", &Query::default(), &["sys_id"]).await.expect_err("no token");
+    assert!(err.to_string().contains("larger than 64 KiB"), "{err}");
+}

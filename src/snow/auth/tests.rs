@@ -295,3 +295,33 @@ fn debug_output_shows_no_secret() {
     assert!(header.is_sensitive());
     assert_eq!(format!("{header:?}"), "Sensitive");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_absurd_expires_in_is_taken_as_a_day_and_never_overflows_the_clock() {
+    // `expires_in: 1e300` reaches the manager as the largest whole number of seconds.
+    let absurd = parse_answer(br#"{"access_token":"tok","token_type":"Bearer","expires_in":1e300}"#).expect("answer");
+    let endpoint = FakeEndpoint::new(absurd.expires_in.expect("a lifetime"));
+    let tokens = client_credentials(&endpoint);
+    assert_eq!(token(&tokens).await.0, "Bearer access-1");
+    assert_eq!(tokens.sign_in().await.expect("info").lifetime, super::token_manager::MAX_LIFETIME);
+    tokio::time::advance(Duration::from_secs(23 * 3600)).await;
+    assert_eq!(token(&tokens).await.0, "Bearer access-1", "still valid after 23 hours");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(token(&tokens).await.0, "Bearer access-2", "renewed within the day");
+    for bad in [r#""expires_in":-5"#, r#""expires_in":"soon""#, r#""expires_in":null"#] {
+        let a = parse_answer(format!(r#"{{"access_token":"tok",{bad}}}"#).as_bytes()).expect("answer");
+        assert_eq!(a.expires_in, None, "{bad}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_expires_in_does_not_make_every_request_ask_for_a_token() {
+    let endpoint = FakeEndpoint::new(Duration::ZERO);
+    let tokens = client_credentials(&endpoint);
+    for _ in 0..10 {
+        assert_eq!(token(&tokens).await.0, "Bearer access-1");
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    assert_eq!(endpoint.grants().len(), 1, "one token for ten minutes of requests");
+    assert_eq!(tokens.sign_in().await.expect("info").lifetime, DEFAULT_LIFETIME);
+}

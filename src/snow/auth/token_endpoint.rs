@@ -53,6 +53,9 @@ pub(super) struct HttpEndpoint {
     pub(super) timeout: Duration,
 }
 
+/// The most bytes of a token endpoint's answer midwatch reads.
+pub(super) const TOKEN_ANSWER_LIMIT: usize = 64 * 1024;
+
 impl TokenEndpoint for HttpEndpoint {
     fn request<'a>(&'a self, grant: GrantRequest<'a>) -> BoxFuture<'a, Result<TokenAnswer, TokenError>> {
         Box::pin(self.post(grant))
@@ -73,7 +76,7 @@ impl HttpEndpoint {
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let body = self.read_bounded(response).await?;
         let user = match &grant {
             GrantRequest::Password { user, .. } => Some(user.to_string()),
             _ => None,
@@ -82,6 +85,24 @@ impl HttpEndpoint {
             return self.answer(kind, user, status, &headers, &body);
         }
         self.answer(kind, user, status, &headers, self.scrub(&body, &grant).as_bytes())
+    }
+
+    /// The answer's body, read incrementally and never beyond [`TOKEN_ANSWER_LIMIT`] (decompressed): a token
+    /// answer is a few hundred bytes, so anything much larger is not one.
+    async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
+            if body.len() + chunk.len() > TOKEN_ANSWER_LIMIT {
+                return Err(TokenError::Malformed {
+                    reason: format!(
+                        "the answer is larger than {} KiB, so it is not a token answer",
+                        TOKEN_ANSWER_LIMIT / 1024
+                    ),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// An error answer with every secret of the request taken out (a proxy's error page might echo the request),
@@ -184,8 +205,12 @@ pub(super) fn parse_answer(body: &[u8]) -> Result<TokenAnswer, TokenError> {
     {
         return Err(TokenError::Malformed { reason: format!("token_type is {kind:?}, not Bearer") });
     }
+    // A number or a string of digits; anything else (negative, fractional garbage, `1e300`) is either taken as
+    // whole seconds or left out, never a value that overflows a clock.
     let expires_in = match value.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f.min(u64::MAX as f64) as u64)),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         _ => None,
     };

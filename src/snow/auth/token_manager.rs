@@ -11,6 +11,31 @@ use super::header::{Authorization, bearer};
 use super::token_endpoint::{GrantRequest, TOKEN_PATH, TokenAnswer, TokenEndpoint};
 use super::{DEFAULT_LIFETIME, Grant, TokenError, TokenInfo};
 
+/// The longest lifetime taken from an answer: a longer (or absurd) `expires_in` is taken as this.
+pub(super) const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// A token is never renewed sooner than this after it was asked for, except after a 401.
+pub(super) const MIN_RENEWAL: Duration = Duration::from_millis(500);
+
+/// `expires_in` taken as a hint within bounds: absent or zero means the instance's default, more than
+/// [`MAX_LIFETIME`] means that; each is logged at warn, so a misconfigured endpoint is visible.
+pub(super) fn sane_lifetime(expires_in: Option<Duration>) -> Duration {
+    match expires_in {
+        Some(d) if d.is_zero() => {
+            tracing::warn!("the token endpoint said expires_in 0; assuming the default lifetime of 30 minutes");
+            DEFAULT_LIFETIME
+        }
+        Some(d) if d > MAX_LIFETIME => {
+            tracing::warn!(
+                expires_in_seconds = d.as_secs(),
+                "the token endpoint's expires_in is over 24 hours; taking 24 hours"
+            );
+            MAX_LIFETIME
+        }
+        Some(d) => d,
+        None => DEFAULT_LIFETIME,
+    }
+}
+
 /// Which grant the configuration asks for.
 pub(super) enum Flow {
     ClientCredentials,
@@ -142,8 +167,8 @@ impl TokenManager {
         if answer.refresh_token.is_some() {
             state.refresh = answer.refresh_token;
         }
-        let lifetime = answer.expires_in.unwrap_or(DEFAULT_LIFETIME);
-        let expires_at = asked_at + lifetime;
+        let lifetime = sane_lifetime(answer.expires_in);
+        let expires_at = asked_at.checked_add(lifetime).unwrap_or(asked_at);
         state.generation += 1;
         tracing::debug!(
             grant = grant.name(),
@@ -152,12 +177,13 @@ impl TokenManager {
             refresh_token = state.refresh.is_some(),
             "OAuth token obtained"
         );
-        let info = TokenInfo { grant, lifetime, lifetime_stated: answer.expires_in.is_some() };
+        let info = TokenInfo { grant, lifetime, lifetime_stated: answer.expires_in.is_some_and(|d| !d.is_zero()) };
         let token = Token {
             access: answer.access_token,
             generation: state.generation,
             info,
-            renew_at: expires_at - margin(lifetime),
+            // Never sooner than MIN_RENEWAL after asking, whatever the lifetime (a 401 still renews at once).
+            renew_at: expires_at.checked_sub(margin(lifetime)).unwrap_or(asked_at).max(asked_at + MIN_RENEWAL),
             expires_at,
         };
         Ok(state.current.insert(token))
