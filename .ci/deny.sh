@@ -39,4 +39,7 @@ else
   [ ${#checks[@]} -gt 0 ] || checks=(licenses bans sources)
 fi
 
+# cargo-deny reads the whole lock file, every platform's crates included: fetch them first (crates.io is
+# reachable; only the advisory database is not).
+cargo fetch --locked --quiet
 cargo deny --frozen check "${checks[@]}"
