@@ -26,24 +26,69 @@ use crate::escape::clean;
 /// Wraps an event format: the formatted event, control characters escaped, then one newline.
 pub(crate) struct Escaped<F>(pub F);
 
+/// As [`Escaped`], for JSON lines: what the JSON encoder leaves raw (U+007F–U+009F, U+2028, U+2029) becomes a
+/// JSON `\uXXXX` escape, so every line stays one valid JSON object whatever a value holds.
+pub(crate) struct EscapedJson<F>(pub F);
+
+/// A formatted JSON line's remaining control characters as JSON escapes (the encoder has escaped those below
+/// U+0020 inside strings already; outside strings a JSON line has none).
+fn json_clean(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Formats the event with `inner`, shows its body through `escape`, and ends it with one newline.
+fn escaped_event<S, N, F>(
+    inner: &F,
+    escape: fn(&str) -> String,
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    let mut line = String::new();
+    inner.format_event(ctx, Writer::new(&mut line), event)?;
+    let (body, newline) = match line.strip_suffix('\n') {
+        Some(body) => (body, true),
+        None => (line.as_str(), false),
+    };
+    writer.write_str(&escape(body))?;
+    if newline {
+        writer.write_char('\n')?;
+    }
+    Ok(())
+}
+
 impl<S, N, F> FormatEvent<S, N> for Escaped<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
     F: FormatEvent<S, N>,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        let (body, newline) = match line.strip_suffix('\n') {
-            Some(body) => (body, true),
-            None => (line.as_str(), false),
-        };
-        writer.write_str(&clean(body))?;
-        if newline {
-            writer.write_char('\n')?;
-        }
-        Ok(())
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        escaped_event(&self.0, clean, ctx, writer, event)
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for EscapedJson<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        escaped_event(&self.0, json_clean, ctx, writer, event)
     }
 }
 
@@ -62,7 +107,9 @@ pub(crate) fn init(level: &str, format: LogFormat, default: &str) {
     let journal = stderr_is_journal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
     let _ = match (format, journal) {
-        (LogFormat::Json, _) => builder.json().map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init(),
+        (LogFormat::Json, _) => {
+            builder.json().map_event_format(|f| EscapedJson(Priority { inner: f, journal })).try_init()
+        }
         (LogFormat::Text, true) => {
             builder.without_time().map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init()
         }
@@ -141,7 +188,7 @@ mod tests {
         let sink = buffer.clone();
         let builder = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).without_time();
         if json {
-            tracing::subscriber::with_default(builder.json().map_event_format(Escaped).finish(), log);
+            tracing::subscriber::with_default(builder.json().map_event_format(EscapedJson).finish(), log);
         } else {
             tracing::subscriber::with_default(builder.map_event_format(Escaped).finish(), log);
         }
@@ -171,5 +218,16 @@ mod tests {
             assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out:?}");
             assert!(lines[0].contains("mid\\r\\nERROR forged line"), "{out}");
         }
+    }
+
+    #[test]
+    fn every_json_line_is_valid_json_whatever_a_value_holds() {
+        let user = "mid\u{7f}\u{85}\u{9b}[2J\u{2028}\u{2029}\r\n\u{1b}x";
+        let out = logged(true, || tracing::warn!(user, "login of {user} failed"));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out:?}");
+        let value: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", lines[0]));
+        assert_eq!(value["fields"]["user"], user, "the value survives, escaped only as JSON escapes it");
+        assert!(!lines[0].chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{out:?}");
     }
 }
