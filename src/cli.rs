@@ -341,6 +341,9 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
         }
     };
     let mut out = format!("{}: valid\n", path.display());
+    for w in &config.warnings {
+        out.push_str(&format!("warning: {}\n", clean(w)));
+    }
     if offline {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
             out.push_str(&format!("warning: {w}\n"));

@@ -175,6 +175,9 @@ pub async fn check(
     opts: &CheckOptions,
     now: DateTime<Utc>,
 ) -> Result<Outcome, CycleError> {
+    for warning in &config.warnings {
+        tracing::warn!("{}", crate::escape::Shown(warning));
+    }
     let progress = Progress { step: Mutex::new("starting") };
     let requests_before = client.stats().requests();
     let deadline = tokio::time::Instant::now() + opts.timeout;

@@ -117,7 +117,12 @@ pub(super) struct RawEmail {
 
 impl RawEmail {
     /// Validates `[email]`, naming every problem with its key.
-    pub(super) fn validate(self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<EmailConfig> {
+    pub(super) fn validate(
+        self,
+        env: &dyn Environment,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<EmailConfig> {
         let before = problems.len();
         let server = match self.url.as_deref() {
             None => {
@@ -132,10 +137,16 @@ impl RawEmail {
         };
         let user = self.user.filter(|u| !u.trim().is_empty());
         let credentials = match user {
-            Some(user) => {
-                resolve_secret("[email] password", self.password, self.password_file, self.password_env, env, problems)
-                    .map(|password| SmtpCredentials { user, password })
-            }
+            Some(user) => resolve_secret(
+                "[email] password",
+                self.password,
+                self.password_file,
+                self.password_env,
+                env,
+                problems,
+                warnings,
+            )
+            .map(|password| SmtpCredentials { user, password }),
             None => {
                 if self.password.is_some() || self.password_file.is_some() || self.password_env.is_some() {
                     problems.push(

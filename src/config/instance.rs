@@ -69,7 +69,12 @@ impl std::fmt::Debug for InstanceConfig {
 }
 
 impl RawInstance {
-    pub(super) fn validate(mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<InstanceConfig> {
+    pub(super) fn validate(
+        mut self,
+        env: &dyn Environment,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<InstanceConfig> {
         let url = match self.url.as_deref() {
             None => {
                 problems.push("[instance] url is required, e.g. url = \"https://acme.service-now.com\"".into());
@@ -77,7 +82,7 @@ impl RawInstance {
             }
             Some(u) => parse_instance_url(u).map_err(|p| problems.push(format!("[instance] url {p}"))).ok(),
         };
-        let auth = self.credentials(env, problems);
+        let auth = self.credentials(env, problems, warnings);
         let timeout = duration_key("[instance] timeout", self.timeout.as_deref(), Duration::from_secs(30), problems);
         if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
             problems.push("[instance] timeout must be between 1s and 10m".into());
@@ -113,7 +118,12 @@ impl RawInstance {
     /// `auth` and the keys it needs: `user` and a password for `basic`; `client_id` and a client secret for
     /// `oauth_client_credentials`; all four for `oauth_password`. A key the method does not use is refused, so
     /// that a half-edited file does not sign in differently than its author thinks.
-    fn credentials(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<Credentials> {
+    fn credentials(
+        &mut self,
+        env: &dyn Environment,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Credentials> {
         let method = self.auth.clone().unwrap_or_else(|| "basic".into());
         let (user_keys, client_keys) = match method.as_str() {
             "basic" => (true, false),
@@ -158,8 +168,8 @@ impl RawInstance {
                 }
             }
         }
-        let account = user_keys.then(|| self.account(env, problems));
-        let client = client_keys.then(|| self.client(env, problems));
+        let account = user_keys.then(|| self.account(env, problems, warnings));
+        let client = client_keys.then(|| self.client(env, problems, warnings));
         match (account, client) {
             (Some(account), None) => account.map(|(user, password)| Credentials::Basic { user, password }),
             (None, Some(client)) => client.map(|client| Credentials::OAuthClientCredentials { client }),
@@ -172,7 +182,12 @@ impl RawInstance {
     }
 
     /// `user` and one password source.
-    fn account(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<(String, SecretString)> {
+    fn account(
+        &mut self,
+        env: &dyn Environment,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<(String, SecretString)> {
         let user = match self.user.take().filter(|u| !u.trim().is_empty()) {
             Some(u) => Some(u),
             None => {
@@ -187,12 +202,18 @@ impl RawInstance {
             self.password_env.take(),
             env,
             problems,
+            warnings,
         );
         Some((user?, password?))
     }
 
     /// `client_id` and one client secret source.
-    fn client(&mut self, env: &dyn Environment, problems: &mut Vec<String>) -> Option<OAuthClient> {
+    fn client(
+        &mut self,
+        env: &dyn Environment,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Option<OAuthClient> {
         let id = match self.client_id.take().map(|id| id.trim().to_string()).filter(|id| !id.is_empty()) {
             Some(id) => Some(id),
             None => {
@@ -211,6 +232,7 @@ impl RawInstance {
             self.client_secret_env.take(),
             env,
             problems,
+            warnings,
         );
         Some(OAuthClient { id: id?, secret: secret? })
     }

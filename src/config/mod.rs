@@ -56,6 +56,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `None` when the file has no `[email]` section: no email is sent.
     pub email: Option<EmailConfig>,
+    /// What is valid but unwise (a secret file others can read); `config check` prints them, a cycle logs them.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Every problem found in a config file, one per line.
@@ -70,6 +72,11 @@ pub struct ConfigError {
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
     fn read_file(&self, path: &Path) -> std::io::Result<String>;
+    /// A file's permission bits, when it has any (`None` where they cannot be read).
+    fn file_mode(&self, path: &Path) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).ok().map(|m| m.permissions().mode())
+    }
     /// A file that need not be text (`[instance] ca_file`).
     fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         self.read_file(path).map(String::into_bytes)
@@ -113,18 +120,20 @@ impl Config {
         let fail = |problems| ConfigError { source_name: source_name.to_string(), problems };
         let mut file = RawFile::parse(text).map_err(|problem| fail(vec![problem]))?;
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let w = &mut warnings;
         let p = &mut problems;
-        let instance = file.section::<RawInstance>("instance", p).validate(p, |raw, p| raw.validate(env, p));
+        let instance = file.section::<RawInstance>("instance", p).validate(p, |raw, p| raw.validate(env, p, w));
         let check = file.section::<RawCheck>("check", p).validate(p, RawCheck::validate);
         let email = file.section::<RawEmail>("email", p);
-        let email = if email.is_present() { email.validate(p, |raw, p| raw.validate(env, p)) } else { None };
+        let email = if email.is_present() { email.validate(p, |raw, p| raw.validate(env, p, w)) } else { None };
         let state_directory = file.section::<RawState>("state", p).validate(p, |raw, _| raw.directory(env));
         let log = file.section::<RawLog>("log", p).validate(p, RawLog::validate);
         let metrics = file.section::<RawMetrics>("metrics", p).validate(p, RawMetrics::validate);
         file.finish(p);
         match (instance, check, log) {
             (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
-                Ok(Config { instance, check, state_directory, log, metrics, email })
+                Ok(Config { instance, check, state_directory, log, metrics, email, warnings })
             }
             _ => Err(fail(problems)),
         }

@@ -17,6 +17,7 @@ pub(crate) fn resolve_secret(
     env_name: Option<String>,
     env: &dyn Environment,
     problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
 ) -> Option<SecretString> {
     let given = usize::from(inline.is_some()) + usize::from(file.is_some()) + usize::from(env_name.is_some());
     if given != 1 {
@@ -34,6 +35,15 @@ pub(crate) fn resolve_secret(
             (true, Some(dir)) => Path::new(&dir).join(path),
             _ => path,
         };
+        if let Some(mode) = env.file_mode(&path).filter(|m| m & 0o077 != 0) {
+            warnings.push(format!(
+                "{key}_file {} can be read by other users (mode {:o}): run `chmod 600 {}` (and `chown` it to the \
+                 user midwatch runs as)",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ));
+        }
         return match env.read_file(&path) {
             Ok(s) if !s.trim_end_matches(['\r', '\n']).is_empty() => {
                 Some(SecretString::from(s.trim_end_matches(['\r', '\n']).to_string()))

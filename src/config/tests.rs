@@ -548,3 +548,20 @@ fn example_config_oauth_examples_are_valid_once_uncommented() {
         assert_eq!(c.instance.auth.method(), method);
     }
 }
+
+#[test]
+fn a_secret_file_others_can_read_is_a_warning_naming_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "s3cret\n").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = MINIMAL.replace("password_file = \"/run/secret\"", &format!("password_file = \"{}\"", secret.display()));
+    let c = Config::parse("test.toml", &text, &super::ProcessEnvironment).expect("valid: only a warning");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("mode 644") && c.warnings[0].contains(&format!("chmod 600 {}", secret.display())));
+    assert!(!c.warnings[0].contains("s3cret"), "never the secret itself");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let c = Config::parse("test.toml", &text, &super::ProcessEnvironment).expect("valid");
+    assert_eq!(c.warnings, Vec::<String>::new());
+}

@@ -106,6 +106,9 @@ pub fn config_file(url: &str) -> (tempfile::TempDir, PathBuf) {
         dir.path().join("pw").display()
     );
     std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).expect("write password");
+    // Readable by its owner only, as `config check` asks of a secret file.
+    let owner_only = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(dir.path().join("pw"), owner_only).expect("chmod password");
     std::fs::write(&file, text).expect("write config");
     (dir, file)
 }
