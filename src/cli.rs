@@ -264,6 +264,7 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
                 Err(e) => return unknown(None, &e.to_string(), args.overrides.own.output.format),
             };
             crate::logging::init(&config.log.level, config.log.format, "warn");
+            config.log_warnings();
             check(&config, &args, chrono::Utc::now()).await
         }
         Command::Completions(args) => {

@@ -80,11 +80,6 @@ const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
-/// A reference field as a sys_id: `None` when empty, absent or not 32 lowercase hexadecimal digits.
-fn sys_id(r: &Row, field: &str) -> Option<SysId> {
-    SysId::parse(&r.text(field))
-}
-
 /// Reads everything the rules need for `window`.
 pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiError> {
     let (role_id, mid_servers, mid_user_configs) =
@@ -137,7 +132,7 @@ async fn read(client: &Client, read: Read, query: &Query) -> Result<Vec<Row>, Ap
 
 async fn mid_server_role_id(client: &Client) -> Result<Option<SysId>, ApiError> {
     let rows = read(client, ROLE, &Query::new().eq(NAME, &MID_SERVER_ROLE)).await?;
-    Ok(rows.iter().find(|r| r.text("name") == MID_SERVER_ROLE.as_str()).and_then(|r| sys_id(r, "sys_id")))
+    Ok(rows.iter().find(|r| r.text("name") == MID_SERVER_ROLE.as_str()).and_then(|r| r.sys_id("sys_id")))
 }
 
 async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
@@ -146,7 +141,7 @@ async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
         .iter()
         .filter_map(|r| {
             Some(MidServer {
-                sys_id: sys_id(r, "sys_id")?,
+                sys_id: r.sys_id("sys_id")?,
                 name: r.text("name"),
                 status: MidServerStatus::parse(&r.text("status")),
                 last_refreshed: r.time("last_refreshed"),
@@ -163,7 +158,7 @@ async fn mid_user_configs(client: &Client) -> Result<Vec<MidUserConfig>, ApiErro
         .filter_map(|r| {
             let user_name = r.text("value");
             (!user_name.is_empty()).then(|| MidUserConfig {
-                mid_server: sys_id(r, "ecc_agent"),
+                mid_server: r.sys_id("ecc_agent"),
                 user_name: UserName::new(user_name),
                 sys_domain: r.reference("sys_domain"),
             })
@@ -180,7 +175,7 @@ async fn role_holders(
     let mut holders = BTreeSet::new();
     let mut accounts = BTreeMap::new();
     for r in rows.iter().filter(|r| r.text("role") == role_id.as_str()) {
-        let Some(user) = sys_id(r, "user") else { continue };
+        let Some(user) = r.sys_id("user") else { continue };
         // A dot-walked field the account may not read, or a dangling reference, is absent or empty:
         // that user is read from sys_user by sys_id instead.
         let user_name = r.text("user.user_name");
@@ -214,8 +209,8 @@ async fn role_containment(client: &Client, role_id: &SysId) -> Result<BTreeMap<S
         let parents: BTreeSet<&SysId> = frontier.iter().collect();
         frontier = rows
             .iter()
-            .filter(|r| sys_id(r, "role").is_some_and(|p| parents.contains(&p)))
-            .filter_map(|r| sys_id(r, "contains"))
+            .filter(|r| r.sys_id("role").is_some_and(|p| parents.contains(&p)))
+            .filter_map(|r| r.sys_id("contains"))
             .filter(|c| seen.insert(c.clone()))
             .collect();
     }
@@ -223,7 +218,7 @@ async fn role_containment(client: &Client, role_id: &SysId) -> Result<BTreeMap<S
     let rows = read_each(client, ROLE, sys_ids_in(SYS_ID, &seen)).await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((sys_id(r, "sys_id")?, r.text("name"))))
+        .filter_map(|r| Some((r.sys_id("sys_id")?, r.text("name"))))
         .filter(|(id, _)| seen.contains(id))
         .collect())
 }
@@ -256,7 +251,7 @@ async fn users(
 
 fn user_account(r: &Row) -> Option<UserAccount> {
     Some(UserAccount {
-        sys_id: sys_id(r, "sys_id")?,
+        sys_id: r.sys_id("sys_id")?,
         user_name: UserName::new(r.text("user_name")),
         active: r.flag("active"),
         locked_out: r.flag("locked_out"),
@@ -277,7 +272,7 @@ async fn user_roles(client: &Client, user_ids: &BTreeSet<SysId>) -> Result<BTree
     let rows = read_each(client, USER_ROLES, sys_ids_in(USER_FIELD, user_ids)).await?;
     let mut roles: BTreeMap<SysId, BTreeSet<SysId>> = BTreeMap::new();
     for r in &rows {
-        if let (Some(user), Some(role)) = (sys_id(r, "user"), sys_id(r, "role"))
+        if let (Some(user), Some(role)) = (r.sys_id("user"), r.sys_id("role"))
             && user_ids.contains(&user)
         {
             roles.entry(user).or_default().insert(role);
@@ -295,7 +290,7 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Sys
             rows.iter()
                 .filter_map(|r| {
                     Some(LoginHistoryEntry {
-                        user: sys_id(r, "user")?,
+                        user: r.sys_id("user")?,
                         status: r.text("status"),
                         failure_reason: r.text("login_failure_reason"),
                         ip_address: r.text("ip_address"),

@@ -175,9 +175,6 @@ pub async fn check(
     opts: &CheckOptions,
     now: DateTime<Utc>,
 ) -> Result<Outcome, CycleError> {
-    for warning in &config.warnings {
-        tracing::warn!("{}", crate::escape::Shown(warning));
-    }
     let progress = Progress { step: Mutex::new("starting") };
     let requests_before = client.stats().requests();
     let deadline = tokio::time::Instant::now() + opts.timeout;
@@ -224,11 +221,7 @@ async fn run(
     let email = match (&config.email, opts.no_email) {
         (Some(email), false) => {
             progress.at("sending the email");
-            let links = Links {
-                instance_url: config.instance.url.clone(),
-                issue_ids: write_back.issue_ids(),
-                user_ids: report.user_ids.clone(),
-            };
+            let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
             Some(notify::notify(email, &config.state_directory, &report, &links, mode, now).await)
         }

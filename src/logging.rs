@@ -23,12 +23,25 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::config::LogFormat;
 use crate::escape::clean;
 
-/// Wraps an event format: the formatted event, control characters escaped, then one newline.
-pub(crate) struct Escaped<F>(pub F);
+/// Wraps an event format: the formatted event, control characters escaped (by [`Escaped::text`] or, for JSON
+/// lines, [`Escaped::json`]), then one newline.
+pub(crate) struct Escaped<F> {
+    inner: F,
+    escape: fn(&str) -> String,
+}
 
-/// As [`Escaped`], for JSON lines: what the JSON encoder leaves raw (U+007F–U+009F, U+2028, U+2029) becomes a
-/// JSON `\uXXXX` escape, so every line stays one valid JSON object whatever a value holds.
-pub(crate) struct EscapedJson<F>(pub F);
+impl<F> Escaped<F> {
+    /// Text lines: every control character shown escaped ([`clean`]).
+    pub(crate) fn text(inner: F) -> Escaped<F> {
+        Escaped { inner, escape: clean }
+    }
+
+    /// JSON lines: what the JSON encoder leaves raw (U+007F–U+009F, U+2028, U+2029) becomes a JSON `\uXXXX`
+    /// escape, so every line stays one valid JSON object whatever a value holds.
+    pub(crate) fn json(inner: F) -> Escaped<F> {
+        Escaped { inner, escape: json_clean }
+    }
+}
 
 /// A formatted JSON line's remaining control characters as JSON escapes (the encoder has escaped those below
 /// U+0020 inside strings already; outside strings a JSON line has none).
@@ -44,51 +57,24 @@ fn json_clean(line: &str) -> String {
     out
 }
 
-/// Formats the event with `inner`, shows its body through `escape`, and ends it with one newline.
-fn escaped_event<S, N, F>(
-    inner: &F,
-    escape: fn(&str) -> String,
-    ctx: &FmtContext<'_, S, N>,
-    mut writer: Writer<'_>,
-    event: &Event<'_>,
-) -> fmt::Result
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    let mut line = String::new();
-    inner.format_event(ctx, Writer::new(&mut line), event)?;
-    let (body, newline) = match line.strip_suffix('\n') {
-        Some(body) => (body, true),
-        None => (line.as_str(), false),
-    };
-    writer.write_str(&escape(body))?;
-    if newline {
-        writer.write_char('\n')?;
-    }
-    Ok(())
-}
-
 impl<S, N, F> FormatEvent<S, N> for Escaped<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
     F: FormatEvent<S, N>,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        escaped_event(&self.0, clean, ctx, writer, event)
-    }
-}
-
-impl<S, N, F> FormatEvent<S, N> for EscapedJson<F>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        escaped_event(&self.0, json_clean, ctx, writer, event)
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(body) => (body, true),
+            None => (line.as_str(), false),
+        };
+        writer.write_str(&(self.escape)(body))?;
+        if newline {
+            writer.write_char('\n')?;
+        }
+        Ok(())
     }
 }
 
@@ -108,12 +94,12 @@ pub(crate) fn init(level: &str, format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
     let _ = match (format, journal) {
         (LogFormat::Json, _) => {
-            builder.json().map_event_format(|f| EscapedJson(Priority { inner: f, journal })).try_init()
+            builder.json().map_event_format(|f| Escaped::json(Priority { inner: f, journal })).try_init()
         }
         (LogFormat::Text, true) => {
-            builder.without_time().map_event_format(|f| Escaped(Priority { inner: f, journal })).try_init()
+            builder.without_time().map_event_format(|f| Escaped::text(Priority { inner: f, journal })).try_init()
         }
-        (LogFormat::Text, false) => builder.map_event_format(Escaped).try_init(),
+        (LogFormat::Text, false) => builder.map_event_format(Escaped::text).try_init(),
     };
 }
 
@@ -188,9 +174,9 @@ mod tests {
         let sink = buffer.clone();
         let builder = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).without_time();
         if json {
-            tracing::subscriber::with_default(builder.json().map_event_format(EscapedJson).finish(), log);
+            tracing::subscriber::with_default(builder.json().map_event_format(Escaped::json).finish(), log);
         } else {
-            tracing::subscriber::with_default(builder.map_event_format(Escaped).finish(), log);
+            tracing::subscriber::with_default(builder.map_event_format(Escaped::text).finish(), log);
         }
         let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()

@@ -56,7 +56,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `None` when the file has no `[email]` section: no email is sent.
     pub email: Option<EmailConfig>,
-    /// What is valid but unwise (a secret file others can read); `config check` prints them, a cycle logs them.
+    /// What is valid but unwise (a secret file others can read); `config check` prints them, `check` and `run`
+    /// log them when they load the file.
     pub(crate) warnings: Vec<String>,
 }
 
@@ -101,6 +102,13 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
+    /// Logs [`Config::warnings`] once, where the file is loaded for a check or the service.
+    pub(crate) fn log_warnings(&self) {
+        for warning in &self.warnings {
+            tracing::warn!("{}", crate::escape::Shown(warning));
+        }
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let name = path.display().to_string();

@@ -124,6 +124,7 @@ impl Service {
         let schedule = Schedule::start(&config.check.schedule, ticks).await?;
         let metrics = Metrics::new(&config.instance.name, config.metrics.textfile.as_deref());
         warn_if_textfile_directory_missing(&config);
+        config.log_warnings();
         Ok(Service {
             path: path.to_path_buf(),
             overrides,
@@ -350,6 +351,7 @@ impl Service {
     /// Everything that can fail comes before anything is replaced.
     async fn apply(&mut self, loaded: Result<Config, crate::config::ConfigError>) -> anyhow::Result<()> {
         let config = loaded?;
+        config.log_warnings();
         prepare_state_directory(&config.state_directory)?;
         let client = cycle::client(&config, RetryPolicy::default())?;
         self.schedule.replace(&config.check.schedule).await?;

@@ -116,7 +116,7 @@ impl fmt::Display for QueryValue {
 }
 
 /// True when the whole value can be sent as is (see [`QueryValue`]).
-pub(crate) fn is_safe_value(v: &str) -> bool {
+fn is_safe_value(v: &str) -> bool {
     !v.is_empty() && v.chars().all(safe_char)
 }
 

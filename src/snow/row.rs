@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::domain::sn_time;
+use crate::domain::{SysId, sn_time};
 
 /// A value as text: strings as they are, numbers and booleans printed, a reference object's `value`, anything
 /// else (absent, null, other objects, arrays) as "".
@@ -35,6 +35,12 @@ impl Row {
     /// A reference field's sys_id, or `None` when empty or absent.
     pub(crate) fn reference(&self, field: &str) -> Option<String> {
         Some(self.text(field)).filter(|v| !v.is_empty())
+    }
+
+    /// A reference field as a sys_id: `None` when empty, absent or not 32 lowercase hexadecimal digits, so an
+    /// id from an answer reaches a query or a URL path only once it is known to be one.
+    pub(crate) fn sys_id(&self, field: &str) -> Option<SysId> {
+        SysId::parse(&self.text(field))
     }
 
     /// A boolean field; `"true"` (any case), `"1"` and JSON `true` are true, anything else false.

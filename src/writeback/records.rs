@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::ISSUE_TABLE;
 use super::reconcile::IssueRecord;
-use crate::domain::{IssueState, SysId};
+use crate::domain::IssueState;
 use crate::snow::query::{Field, QueryValue};
 use crate::snow::{ApiError, Client, Query, Row};
 
@@ -73,7 +73,7 @@ async fn read(
 /// An `ecc_agent_issue` row as the plan sees it; `None` without a valid sys_id.
 fn issue_record(r: &Row) -> Option<IssueRecord> {
     Some(IssueRecord {
-        sys_id: SysId::parse(&r.text("sys_id"))?,
+        sys_id: r.sys_id("sys_id")?,
         message: r.text("message"),
         source: r.text("source"),
         state: IssueState::parse(&r.text("state")),

@@ -7,16 +7,16 @@ async fn the_message_arrives_with_both_alternatives_the_recipients_escaped_html_
     let sink = SmtpSink::start(None).await.expect("sink");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = email_config(sink.port());
-    let r = report(vec![
+    let mut r = report(vec![
         finding("<script>x</script>", Category::Authentication),
         finding("a&b", Category::Network),
         finding("plain.user", Category::Configuration),
     ]);
     let mut links = links();
     links.issue_ids.insert(message_for("a&b", Category::Network), "ec01000000000000000000000000000a".into());
-    links.user_ids.insert("a&b".into(), "b0b0000000000000000000000000000b".into());
+    r.user_ids.insert("a&b".into(), "b0b0000000000000000000000000000b".into());
     // A sys_id that is not one (a hostile answer) gets no link at all.
-    links.user_ids.insert("plain.user".into(), "x^NQuser_name=admin".into());
+    r.user_ids.insert("plain.user".into(), "x^NQuser_name=admin".into());
 
     let outcome = notify(&cfg, dir.path(), &r, &links, Mode::Send, now()).await;
     assert!(matches!(outcome.status, EmailStatus::Sent { .. }), "{outcome:?}");

@@ -48,11 +48,7 @@ fn email_config(port: u16) -> EmailConfig {
 }
 
 fn links() -> Links {
-    Links {
-        instance_url: "https://acme.service-now.com".parse().expect("url"),
-        issue_ids: BTreeMap::new(),
-        user_ids: BTreeMap::new(),
-    }
+    Links { instance_url: "https://acme.service-now.com".parse().expect("url"), issue_ids: BTreeMap::new() }
 }
 
 fn message_for(user: &str, category: Category) -> String {

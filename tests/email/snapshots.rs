@@ -46,7 +46,6 @@ fn assert_snapshot(name: &str, actual: &str) {
 
 fn scenario_links(report: &Report) -> Links {
     let mut links = links();
-    links.user_ids = report.user_ids.clone();
     // Write-back knows some record ids; the others link to the filtered list.
     for (i, f) in report.findings.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
         links.issue_ids.insert(f.message.clone(), format!("ec01{:028x}", i + 1));

@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::collect::sys_id;
 use crate::domain::{EventActivity, LoginEvent, LoginEventKind, UserName, Window};
 use crate::snow::Row;
 
@@ -78,7 +77,7 @@ impl Latest<'_> {
     /// happens here, whatever the query selected.
     fn event(&self, r: &Row) -> Option<LoginEvent> {
         let e = LoginEvent {
-            sys_id: sys_id(r, "sys_id")?,
+            sys_id: r.sys_id("sys_id")?,
             kind: LoginEventKind::from_event_name(&r.text("name"))?,
             user_name: UserName::new(r.text("parm1")),
             parm2: r.text("parm2"),

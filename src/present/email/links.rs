@@ -7,13 +7,12 @@ use url::Url;
 use crate::domain::SysId;
 
 /// Links to the instance, every one by a record's sys_id: no user name, message or other text from the instance
-/// reaches a link's query. `ecc_agent_issue` sys_ids by message (empty when write-back is off) and `sys_user`
-/// sys_ids by user name; a record without a known sys_id gets no link.
+/// reaches a link's query. `ecc_agent_issue` sys_ids by message (empty when write-back is off); a record
+/// without a known sys_id gets no link.
 #[derive(Debug, Clone)]
 pub struct Links {
     pub instance_url: Url,
     pub issue_ids: BTreeMap<String, String>,
-    pub user_ids: BTreeMap<String, String>,
 }
 
 impl Links {
@@ -42,9 +41,9 @@ impl Links {
         self.record("ecc_agent_issue.do", self.issue_ids.get(message)?)
     }
 
-    /// The `sys_user` record, when the check read the account.
-    pub(super) fn user(&self, user: &str) -> Option<String> {
-        self.record("sys_user.do", self.user_ids.get(user)?)
+    /// The `sys_user` record with this sys_id (the report's `user_ids` hold them by user name).
+    pub(super) fn user(&self, sys_id: &str) -> Option<String> {
+        self.record("sys_user.do", sys_id)
     }
 
     /// The `ecc_agent` record.

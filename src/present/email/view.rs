@@ -166,7 +166,11 @@ impl EmailView {
             if findings.is_empty() {
                 continue;
             }
-            let groups = by_category(findings, |f| f.category, |f| finding_item(&FindingView::of(f, end), links));
+            let groups = by_category(
+                findings,
+                |f| f.category,
+                |f| finding_item(&FindingView::of(f, end), links, &report.user_ids),
+            );
             parts.push(Part::Findings { open, title: format!("{title} ({})", findings.len()), groups });
         }
         if !delta.resolved.is_empty() {
@@ -175,7 +179,7 @@ impl EmailView {
                 |f| f.category,
                 |f| {
                     let (message, user) = (Value::of(&f.message), Value::of(&f.user));
-                    ResolvedItem { refs: refs(links, &message, &user), message: message.text }
+                    ResolvedItem { refs: refs(links, &report.user_ids, &message, &user), message: message.text }
                 },
             );
             parts.push(Part::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
@@ -209,7 +213,7 @@ impl EmailView {
             });
         }
         if let Some(map) = &r.id_map {
-            parts.push(Part::IdMap(id_map(map, links)));
+            parts.push(Part::IdMap(id_map(map, links, &report.user_ids)));
         }
         if !r.notes.is_empty() {
             parts.push(Part::Notes { title: "Notes".to_string(), items: r.notes.clone() });
@@ -245,7 +249,7 @@ fn by_category<F, T>(all: &[F], category: impl Fn(&F) -> Category, item: impl Fn
         .collect()
 }
 
-fn finding_item(f: &FindingView<'_>, links: &Links) -> FindingItem {
+fn finding_item(f: &FindingView<'_>, links: &Links, user_ids: &UserIds) -> FindingItem {
     FindingItem {
         message: f.message.text.clone(),
         down_mid_servers: f
@@ -258,20 +262,31 @@ fn finding_item(f: &FindingView<'_>, links: &Links) -> FindingItem {
             })
             .collect(),
         rows: f.rows.clone(),
-        refs: refs(links, &f.message, &f.user),
+        refs: refs(links, user_ids, &f.message, &f.user),
     }
 }
 
 /// The issue record and user record links of a finding.
-fn refs(links: &Links, message: &Value<'_>, user: &Value<'_>) -> Vec<Ref> {
+/// The `sys_user` sys_id of each user name, from the report.
+type UserIds = std::collections::BTreeMap<String, String>;
+
+/// The `sys_user` record of a user the check read, by its sys_id.
+fn user_link(links: &Links, user_ids: &UserIds, user: &str) -> Option<String> {
+    links.user(user_ids.get(user)?)
+}
+
+fn refs(links: &Links, user_ids: &UserIds, message: &Value<'_>, user: &Value<'_>) -> Vec<Ref> {
     let issue = links.issue(message.raw).map(|href| Ref { field: "Issue record", label: "issue record".into(), href });
-    let user =
-        links.user(user.raw).map(|href| Ref { field: "User record", label: format!("user {}", user.text), href });
+    let user = user_link(links, user_ids, user.raw).map(|href| Ref {
+        field: "User record",
+        label: format!("user {}", user.text),
+        href,
+    });
     issue.into_iter().chain(user).collect()
 }
 
-fn id_map(map: &IdMapView<'_>, links: &Links) -> IdMapPart {
-    let user = |u: &Value<'_>| Linked { text: u.text.clone(), href: links.user(u.raw) };
+fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds) -> IdMapPart {
+    let user = |u: &Value<'_>| Linked { text: u.text.clone(), href: user_link(links, user_ids, u.raw) };
     let mid = |id: &Value<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
     IdMapPart {
         title: "MID Server ID map",
