@@ -1,5 +1,5 @@
 //! One check cycle: collect → evaluate → reconcile / apply → notify. `check`, `demo` and each cycle of `run`
-//! call this, under the cycle's deadline.
+//! call this, under the cycle's deadline, which can fail the reads but only cut the side effects short.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -64,8 +64,7 @@ pub enum CycleError {
     /// A read of the instance failed: the check cannot say anything.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// The deadline passed. What was written before is consistent (write-back is idempotent and the next cycle
-    /// converges); an email not yet handed to the SMTP server stays in the outbox or is composed next cycle.
+    /// The deadline passed before the report was computed: nothing was written or sent.
     #[error(
         "the check did not finish within its {} deadline: it was {pending}. Raise --timeout or [check] timeout \
          if the instance is merely slow; a monitoring plugin's own limit is usually 60s",
@@ -111,6 +110,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What this cycle's email did; `None` when no `[email]` is configured or `--no-email` was given.
+    pub fn email(&self) -> Option<&EmailOutcome> {
+        self.email.as_ref()
+    }
+
     /// The one line a cycle logs: duration, requests, findings by category (and, as they land,
     /// records created/counted/resolved and the email sent or queued).
     pub(crate) fn summary_line(&self) -> String {
@@ -168,37 +172,56 @@ pub fn client(config: &Config, retry: RetryPolicy) -> Result<Client, ClientError
     })
 }
 
+/// What is kept of the deadline for printing the report once the side effects have used the rest.
+const PRINT_RESERVE: Duration = Duration::from_millis(500);
+
 /// Runs one cycle whose window ends at `now`, within `opts.timeout`.
+///
+/// The deadline bounds the reads and the evaluation: when it passes before the report is computed, the cycle
+/// fails with [`CycleError::Deadline`]. Once the report is computed, the deadline can cut the side effects
+/// (write-back, email) but never the report: they get what is left of it (less [`PRINT_RESERVE`]), and what
+/// they could not finish is said in the outcome, whose status is the findings'.
 pub async fn check(
     config: &Config,
     client: &Client,
     opts: &CheckOptions,
     now: DateTime<Utc>,
 ) -> Result<Outcome, CycleError> {
+    let started = Instant::now();
+    let before = (client.stats().requests(), client.stats().response_bytes());
     let progress = Progress { step: Mutex::new("starting") };
-    let requests_before = client.stats().requests();
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let cycle = crate::snow::deadline::within(deadline, run(config, client, opts, now, &progress));
-    let mut cycle = std::pin::pin!(cycle);
-    tokio::select! {
-        result = &mut cycle => result.map_err(CycleError::Api),
+    let findings = crate::snow::deadline::within(deadline, findings(config, client, opts, now, &progress));
+    let mut findings = std::pin::pin!(findings);
+    let mut report = tokio::select! {
+        result = &mut findings => result.map_err(CycleError::Api)?,
         () = tokio::time::sleep_until(deadline) => {
-            // Described while the cycle still holds its requests, then dropped: what was written is consistent.
-            let pending = progress.describe(client, requests_before);
-            Err(CycleError::Deadline { timeout: opts.timeout, pending })
+            // Described while the reads still hold their requests, then dropped: nothing was written yet.
+            let pending = progress.describe(client, before.0);
+            return Err(CycleError::Deadline { timeout: opts.timeout, pending });
         }
-    }
+    };
+    let side_deadline = deadline.checked_sub(PRINT_RESERVE.min(opts.timeout / 10)).unwrap_or(deadline);
+    let (write_back, email) =
+        crate::snow::deadline::within(side_deadline, side_effects(config, client, opts, &mut report, now)).await;
+    Ok(Outcome {
+        report,
+        write_back,
+        email,
+        requests: client.stats().requests() - before.0,
+        response_bytes: client.stats().response_bytes() - before.1,
+        duration: started.elapsed(),
+    })
 }
 
-async fn run(
+/// Collect and evaluate: the report, before anything is written.
+async fn findings(
     config: &Config,
     client: &Client,
     opts: &CheckOptions,
     now: DateTime<Utc>,
     progress: &Progress,
-) -> Result<Outcome, ApiError> {
-    let started = Instant::now();
-    let before = (client.stats().requests(), client.stats().response_bytes());
+) -> Result<Report, ApiError> {
     let window = Window::ending_at(now, opts.window);
     progress.at("reading the instance (roles, MID Servers, users, sysevent)");
     let snapshot = collect(client, &window).await?;
@@ -208,33 +231,42 @@ async fn run(
         messages: config.check.messages,
         down_for: config.check.down_for,
     };
-    let mut report = evaluate(&snapshot, &ctx);
-    progress.at("reading ecc_agent_issue");
-    let records = read_records(config, client, now).await;
+    Ok(evaluate(&snapshot, &ctx))
+}
+
+/// Write-back and email, each cut off (and saying so) when the cycle's deadline passes. The findings' history
+/// comes from the records read here.
+async fn side_effects(
+    config: &Config,
+    client: &Client,
+    opts: &CheckOptions,
+    report: &mut Report,
+    now: DateTime<Utc>,
+) -> (WriteBack, Option<EmailOutcome>) {
+    let records = match crate::snow::deadline::bounded(read_records(config, client, now)).await {
+        Ok(records) => records,
+        Err(_) => {
+            let error = format!("the check's deadline passed while reading {}", writeback::ISSUE_TABLE);
+            tracing::warn!("{error}: nothing written this cycle, no finding's history; the next cycle converges");
+            Err(error)
+        }
+    };
     if let Ok(records) = &records {
         for f in &mut report.findings {
             f.history = Some(writeback::history(f, records, now));
         }
     }
-    progress.at("writing ecc_agent_issue");
-    let write_back = write_back(config, client, opts, &report, records, now).await;
+    let write_back = write_back(config, client, opts, report, records, now).await;
     let email = match (&config.email, opts.no_email) {
         (Some(email), false) => {
-            progress.at("sending the email");
             let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
-            Some(notify::notify(email, &config.state_directory, &report, &links, mode, now).await)
+            // Composing and queueing are local; delivery is bounded by the deadline inside.
+            Some(notify::notify(email, &config.state_directory, report, &links, mode, now).await)
         }
         _ => None,
     };
-    Ok(Outcome {
-        report,
-        write_back,
-        email,
-        requests: client.stats().requests() - before.0,
-        response_bytes: client.stats().response_bytes() - before.1,
-        duration: started.elapsed(),
-    })
+    (write_back, email)
 }
 
 /// The records of our source: the open ones the plan needs and the recently resolved ones the history needs,
@@ -248,7 +280,7 @@ async fn read_records(config: &Config, client: &Client, now: DateTime<Utc>) -> R
 }
 
 /// Reconciles the findings with the open records of our source and, unless told not to, applies
-/// the plan. A failure here never changes the report or the exit status.
+/// the plan. A failure here, or the deadline cutting it off, never changes the report or the exit status.
 async fn write_back(
     config: &Config,
     client: &Client,
@@ -269,6 +301,12 @@ async fn write_back(
     if opts.dry_run {
         return WriteBack::DryRun { source, plan };
     }
-    let applied = writeback::apply(client, &plan, &config.check.issue_source, config.instance.batch).await;
-    WriteBack::Applied { source, plan, applied }
+    let applying = writeback::apply(client, &plan, &config.check.issue_source, config.instance.batch);
+    match crate::snow::deadline::bounded(applying).await {
+        Ok(applied) => WriteBack::Applied { source, plan, applied },
+        Err(_) => {
+            tracing::warn!("the check's deadline passed while writing ecc_agent_issue; the next cycle converges");
+            WriteBack::CutOff { source, plan }
+        }
+    }
 }

@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::outbox::{Outbox, OutboxEntry, SendingMarker, hex};
 use super::{EmailConfig, PermanentFailure, TlsMode};
 use crate::present::email::RenderedEmail;
+use crate::snow::deadline::{DeadlinePassed, bounded};
 
 static MESSAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -199,23 +200,32 @@ pub(crate) async fn deliver(
     for mut entry in entries {
         let before = entry.delivered_to.len();
         if down.is_none() && conn.is_none() {
-            match connect(cfg).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
+            match bounded(connect(cfg)).await {
+                Ok(Ok(c)) => conn = Some(c),
+                Ok(Err(e)) => {
                     tracing::warn!(server = %cfg.server_url(), error = %e, "SMTP server unavailable; mail stays queued");
                     down = Some(format!("smtp down: {e}"));
                 }
+                Err(DeadlinePassed) => down = Some(cut_off(cfg)),
             }
         }
         let attempted = down.is_none() && conn.is_some();
         let broken = match conn.as_mut() {
-            Some(c) if attempted => transaction(c, cfg, outbox, &mut entry, now, &mut report).await.err(),
+            Some(c) if attempted => {
+                match bounded(transaction(c, cfg, outbox, &mut entry, now, &mut report)).await {
+                    Ok(done) => done.err().map(|reason| {
+                        tracing::warn!(server = %cfg.server_url(), error = %reason, "SMTP connection lost; mail stays queued");
+                        format!("smtp down: {reason}")
+                    }),
+                    // What the transaction had written stays: a sending marker makes the next cycle send it again.
+                    Err(DeadlinePassed) => Some(cut_off(cfg)),
+                }
+            }
             _ => None,
         };
         if let Some(reason) = broken {
-            tracing::warn!(server = %cfg.server_url(), error = %reason, "SMTP connection lost; mail stays queued");
             conn = None;
-            down = Some(format!("smtp down: {reason}"));
+            down = Some(reason);
         }
         let finished = entry.recipients.is_empty();
         let reason = match (finished, attempted) {
@@ -236,9 +246,16 @@ pub(crate) async fn deliver(
         });
     }
     if let Some(mut c) = conn {
-        let _ = tokio::time::timeout(cfg.timeout, c.quit()).await;
+        let _ = bounded(tokio::time::timeout(cfg.timeout, c.quit())).await;
     }
     report
+}
+
+/// Why delivery stopped when the cycle's deadline passed, logged once.
+fn cut_off(cfg: &EmailConfig) -> String {
+    let reason = "the check's deadline passed while delivering; the email stays in the outbox for the next cycle";
+    tracing::warn!(server = %cfg.server_url(), "{reason}");
+    reason.to_string()
 }
 
 /// Records the entry's new state: removed when finished, rewritten otherwise.

@@ -159,6 +159,17 @@ pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
         WriteBack::Failed { source, error } => {
             let _ = writeln!(out, "\necc_agent_issue (source {}): not written: {}", clean(source), clean(error));
         }
+        WriteBack::CutOff { source, plan } => {
+            let _ = writeln!(
+                out,
+                "\necc_agent_issue (source {}): cut off by the check's deadline while writing (planned: create {}, \
+                 count {}, resolve {}); some records may not be written yet: the next cycle converges",
+                clean(source),
+                plan.create.len(),
+                plan.count.len(),
+                plan.resolve.len()
+            );
+        }
         WriteBack::DryRun { source, plan } => {
             let _ = writeln!(
                 out,

@@ -27,6 +27,23 @@ pub(crate) fn remaining() -> Option<Duration> {
     DEADLINE.try_with(|d| d.saturating_duration_since(Instant::now())).ok()
 }
 
+/// The current deadline itself, if one is set.
+pub(crate) fn current() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
+/// Runs `f` until the current deadline (`Err(DeadlinePassed)` when it passes first); without a deadline, to its end.
+pub(crate) async fn bounded<F: Future>(f: F) -> Result<F::Output, DeadlinePassed> {
+    match current() {
+        Some(deadline) => tokio::time::timeout_at(deadline, f).await.map_err(|_| DeadlinePassed),
+        None => Ok(f.await),
+    }
+}
+
+/// [`bounded`]'s future was cut off by the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeadlinePassed;
+
 /// The requests in flight, by description.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {

@@ -61,6 +61,12 @@ pub enum WriteBack {
         plan: Plan,
         applied: Applied,
     },
+    /// The cycle's deadline passed while the plan was being applied: some of it may be written; the next cycle
+    /// reads the records again and converges.
+    CutOff {
+        source: String,
+        plan: Plan,
+    },
     /// The open records could not be read; nothing was written.
     Failed {
         source: String,
@@ -98,6 +104,12 @@ impl WriteBack {
                 applied.counted.len(),
                 applied.resolved.len(),
                 applied.failed.len()
+            ),
+            WriteBack::CutOff { plan, .. } => format!(
+                "write-back cut off by the deadline (planned create {}, count {}, resolve {}; the next cycle converges)",
+                plan.create.len(),
+                plan.count.len(),
+                plan.resolve.len()
             ),
             WriteBack::Failed { error, .. } => format!("write-back failed: {error}"),
         }

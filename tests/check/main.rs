@@ -4,6 +4,7 @@
 mod answers;
 mod cli;
 mod config_check;
+mod deadline;
 mod errors;
 mod hostile_names;
 mod layout;
