@@ -4,20 +4,65 @@
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::time::Duration;
+
+/// How old a temporary file of [`write`] must be before another write of the same file removes it as the
+/// leftover of a killed process (a live writer's temporary file lives for milliseconds).
+const LEFTOVER_AGE: Duration = Duration::from_secs(600);
 
 /// Creates `dir` and any missing parent as 0700 (owner only), as the state directory and its subdirectories
-/// must be whoever creates them first (`check` or the service). An existing directory is left as it is.
+/// must be whoever creates them first (`check` or the service). An existing directory is left as it is; a
+/// created one is made durable (its parent fsynced), so a crash cannot lose a directory a file was written to.
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    for created in missing {
+        sync_dir(created.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")));
+    }
+    Ok(())
+}
+
+/// Makes a creation, rename or removal in `dir` durable. Best effort: not every file system lets a directory
+/// be opened.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes what a killed process left of earlier writes in `dir`: temporary files (`<prefix>*.tmp`, where
+/// [`write`]'s start with `.<name>.`) older than [`LEFTOVER_AGE`]. Best effort: a file that cannot be removed
+/// stays for the next time.
+pub(crate) fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        let old = || {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|a| a > LEFTOVER_AGE)
+        };
+        if n.starts_with(prefix) && n.ends_with(".tmp") && old() && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted write");
+        }
+    }
 }
 
 /// Replaces `path` with `bytes` atomically. `mode` sets the file's permissions explicitly (the
 /// process umask would otherwise decide them); `None` keeps the temporary file's private 0600.
 pub(crate) fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+        sync_dir(dir.parent().unwrap_or(Path::new(".")));
+    }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    remove_leftovers(dir, &format!(".{name}."));
     // A leading dot and no final extension: collectors that read `*.prom` ignore it meanwhile.
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
@@ -26,10 +71,7 @@ pub(crate) fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Re
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    // Makes the rename durable. Best effort: not every file system lets a directory be opened.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    sync_dir(dir);
     Ok(())
 }
 
@@ -46,6 +88,26 @@ mod tests {
             let mode = std::fs::metadata(d).expect("metadata").permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", d.display());
         }
+    }
+
+    #[test]
+    fn a_write_removes_old_temporary_files_of_the_same_file_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("email-state.json");
+        let old = dir.path().join(".email-state.json.Ab12Cd.tmp");
+        let fresh = dir.path().join(".email-state.json.Zz99Yy.tmp");
+        let other = dir.path().join(".00000001-20261122T120000Z.json.Qq11Rr.tmp");
+        for f in [&old, &fresh, &other] {
+            std::fs::write(f, b"partial").expect("write");
+        }
+        let long_ago = std::time::SystemTime::now() - super::LEFTOVER_AGE - std::time::Duration::from_secs(60);
+        for f in [&old, &other] {
+            std::fs::File::options().write(true).open(f).expect("open").set_modified(long_ago).expect("age");
+        }
+        super::write(&path, b"{}", None).expect("write");
+        assert!(!old.exists(), "an old leftover of this file is removed");
+        assert!(fresh.exists(), "a fresh one may belong to a live writer");
+        assert!(other.exists(), "another file's leftovers wait for that file's next write");
     }
 
     #[test]

@@ -35,8 +35,11 @@
 //! and the OS error), and a message whose *sending* marker cannot be written gets `RSET` instead of `DATA` and
 //! stays queued. An unwritable state directory therefore stops email until it is fixed; it never repeats mail.
 //!
-//! The state directory is locked (`<state>/email.lock`, holding the owner's pid) while a cycle notifies, so a
-//! manual `midwatch check` and the service cannot deliver the same outbox message at the same time.
+//! The state directory is locked (an OS `flock` on `<state>/email.lock`, released by the kernel however the
+//! holder ends) while a cycle notifies, so a manual `midwatch check` and the service cannot deliver the same
+//! outbox message at the same time. A state directory owned by another user is not used at all: files this
+//! process wrote there could be unreadable to the owner's service (`sudo midwatch check` next to the service is
+//! told to run as the directory's owner instead).
 
 use std::path::Path;
 
@@ -246,6 +249,13 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         Err(outbox::LockError::Busy(reason)) => {
             tracing::warn!(%reason, "email skipped this cycle");
             return EmailOutcome::new(EmailStatus::Skipped { reason });
+        }
+        Err(outbox::LockError::Foreign(reason)) => {
+            tracing::error!(%reason, "email skipped this cycle");
+            return EmailOutcome {
+                problems: vec![reason.clone()],
+                ..EmailOutcome::new(EmailStatus::Skipped { reason })
+            };
         }
         Err(outbox::LockError::Io(e)) => {
             // Better a notification without the lock than none: note it and go on.

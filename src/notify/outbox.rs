@@ -247,24 +247,26 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::atomic_file::write(path, bytes, None)
 }
 
-/// Makes a rename or removal durable. Best effort: not every platform can open a directory.
+/// Makes a rename or removal durable.
 fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::atomic_file::sync_dir(dir);
 }
 
-/// Exclusive use of the state directory's email files by one process: `email.lock` holds the owner's pid and is
-/// removed on drop. A lock left by a process that no longer exists (`/proc/<pid>` is gone) is taken over.
+/// Exclusive use of the state directory's email files by one process: an OS lock (`flock`) on `email.lock`,
+/// held while the file is open and released by the kernel when the process ends, however it ends. The file
+/// names the holder's pid for people; the lock never depends on it (a pid may be invisible under
+/// `ProtectProc=invisible`, or reused).
 #[derive(Debug)]
 pub(crate) struct StateLock {
-    path: PathBuf,
+    _file: fs::File,
 }
 
 #[derive(Debug)]
 pub(crate) enum LockError {
-    /// Another live process holds the lock.
+    /// Another process (or another cycle of this one) holds the lock.
     Busy(String),
+    /// The state directory belongs to another user: what this process wrote there could strand its owner.
+    Foreign(String),
     /// The lock could not be created (e.g. the state directory is not writable).
     Io(String),
 }
@@ -273,59 +275,52 @@ impl StateLock {
     pub(crate) fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
         crate::atomic_file::create_private_dir(state_dir)
             .map_err(|e| LockError::Io(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
+        refuse_foreign(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
-        // Held across the whole decision, so threads of this process see a consistent set.
-        let mut held = held();
-        for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
-                    let _ = f.sync_all();
-                    held.insert(path.clone());
-                    return Ok(StateLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                    match owner {
-                        // Our own pid counts only while this process really holds it: a container restarted
-                        // after a crash gets the same pid (often 1) again.
-                        Some(pid)
-                            if (pid == std::process::id() && held.contains(&path))
-                                || (pid != std::process::id() && process_alive(pid)) =>
-                        {
-                            return Err(LockError::Busy(format!(
-                                "the state directory {} is in use by another midwatch (pid {pid}, {})",
-                                state_dir.display(),
-                                path.display()
-                            )));
-                        }
-                        _ => {
-                            tracing::warn!(lock = %path.display(), "removing a stale email lock");
-                            let _ = fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(LockError::Io(format!("cannot create {}: {e}", path.display()))),
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                return Err(LockError::Busy(format!(
+                    "the state directory {} is in use by another midwatch ({}{})",
+                    state_dir.display(),
+                    holder.map(|p| format!("pid {p} per ")).unwrap_or_default(),
+                    path.display()
+                )));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(LockError::Io(format!("cannot lock {}: {e}", path.display())));
             }
         }
-        Err(LockError::Busy(format!("cannot take the lock {}", path.display())))
+        // For people only: who holds it. The lock stays valid if this cannot be written.
+        let _ = file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
+        // Holding the lock, no other midwatch writes here: a temporary file is what a killed process left.
+        crate::atomic_file::remove_leftovers(state_dir, ".");
+        crate::atomic_file::remove_leftovers(&state_dir.join(OUTBOX_DIR), ".");
+        Ok(StateLock { _file: file })
     }
 }
 
-/// The locks this process holds.
-fn held() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
-    static HELD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> = std::sync::OnceLock::new();
-    HELD.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn process_alive(pid: u32) -> bool {
-    if Path::new("/proc/self").exists() { Path::new(&format!("/proc/{pid}")).exists() } else { false }
-}
-
-impl Drop for StateLock {
-    fn drop(&mut self) {
-        let mut held = held();
-        let _ = fs::remove_file(&self.path);
-        held.remove(&self.path);
+/// Refuses a state directory owned by another user than this process's: files this process created there
+/// (outbox messages, the state) would be unreadable to the owner's service, and its notification lost.
+fn refuse_foreign(state_dir: &Path) -> Result<(), LockError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner =
+        fs::metadata(state_dir).map_err(|e| LockError::Io(format!("cannot read {}: {e}", state_dir.display())))?.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner == me {
+        return Ok(());
     }
+    Err(LockError::Foreign(format!(
+        "the state directory {} belongs to uid {owner}, not to this process (uid {me}): run the command as its \
+         owner (sudo -u '#{owner}' midwatch …), add --no-email, or set [state] directory to a directory of your own",
+        state_dir.display()
+    )))
 }

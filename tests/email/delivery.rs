@@ -266,13 +266,14 @@ async fn the_state_file_records_the_findings_and_their_digest() {
     assert_eq!(state.findings[0].user, "u1", "sorted");
     assert_eq!(state.digest.len(), 64);
     assert_eq!(state.digest, midwatch::notify::outbox::digest(&FindingKey::of_report(&r)));
-    // Nothing left behind but the state and an empty outbox.
+    // Nothing left behind but the state, an empty outbox and the (unlocked) lock file, which stays: removing a
+    // lock file would let two processes lock two different files.
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["email-state.json".to_string(), "outbox".to_string()]);
+    assert_eq!(names, vec!["email-state.json".to_string(), "email.lock".to_string(), "outbox".to_string()]);
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! (`tests/snapshots/email_*`; `MIDWATCH_BLESS=1 cargo test --test email` rewrites them). One module per concern.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
