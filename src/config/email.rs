@@ -15,6 +15,18 @@ use super::{Environment, is_loopback_host, without_userinfo};
 /// The default SMTP timeout (connection and each command).
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a message may wait in the outbox by default before it is dropped: a relay down for longer would
+/// otherwise receive days of stale notifications in one burst when it returns.
+pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// How many messages the outbox holds by default; the oldest beyond it are dropped.
+pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
+
+/// The bounds of `[email] outbox_max_age` and `outbox_max_messages`.
+const OUTBOX_AGE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
+const OUTBOX_MESSAGES_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +76,10 @@ pub struct EmailConfig {
     /// Connection timeout and the limit for every SMTP command.
     pub timeout: Duration,
     pub send: SendPolicy,
+    /// Older messages are dropped from the outbox (logged at error, counted).
+    pub outbox_max_age: Duration,
+    /// At most this many messages wait in the outbox; the oldest beyond are dropped.
+    pub outbox_max_messages: usize,
 }
 
 impl EmailConfig {
@@ -78,6 +94,8 @@ impl EmailConfig {
             to,
             timeout: Duration::from_secs(10),
             send: SendPolicy::OnChange,
+            outbox_max_age: DEFAULT_OUTBOX_MAX_AGE,
+            outbox_max_messages: DEFAULT_OUTBOX_MAX_MESSAGES,
         }
     }
 
@@ -113,6 +131,8 @@ pub(super) struct RawEmail {
     to: Option<RawRecipients>,
     timeout: Option<String>,
     send: Option<String>,
+    outbox_max_age: Option<String>,
+    outbox_max_messages: Option<i64>,
 }
 
 impl RawEmail {
@@ -196,8 +216,43 @@ impl RawEmail {
                 None
             }
         };
+        let outbox_max_age = match self.outbox_max_age.as_deref() {
+            None => Some(DEFAULT_OUTBOX_MAX_AGE),
+            Some(t) => match humantime::parse_duration(t) {
+                Ok(d) if OUTBOX_AGE_RANGE.contains(&d) => Some(d),
+                Ok(_) => {
+                    problems.push(format!("[email] outbox_max_age = \"{t}\" must be between 1h and 90d"));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "[email] outbox_max_age = \"{t}\" is not a duration ({e}): expected e.g. \"3d\""
+                    ));
+                    None
+                }
+            },
+        };
+        let outbox_max_messages = match self.outbox_max_messages {
+            None => Some(DEFAULT_OUTBOX_MAX_MESSAGES),
+            Some(n) if OUTBOX_MESSAGES_RANGE.contains(&n) => usize::try_from(n).ok(),
+            Some(n) => {
+                problems.push(format!("[email] outbox_max_messages = {n} must be between 1 and 10000"));
+                None
+            }
+        };
         let (host, port, tls) = server?;
-        let config = EmailConfig { host, port, tls, credentials, from: from?, to: to?, timeout: timeout?, send: send? };
+        let config = EmailConfig {
+            host,
+            port,
+            tls,
+            credentials,
+            from: from?,
+            to: to?,
+            timeout: timeout?,
+            send: send?,
+            outbox_max_age: outbox_max_age?,
+            outbox_max_messages: outbox_max_messages?,
+        };
         (problems.len() == before).then_some(config)
     }
 }

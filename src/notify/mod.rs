@@ -104,6 +104,8 @@ pub struct EmailOutcome {
     pub outbox_pending: usize,
     /// Every recipient refused permanently during this call, all messages together.
     pub permanent_failures: Vec<PermanentFailure>,
+    /// Messages dropped from the outbox undelivered during this call (too old, or too many).
+    pub dropped: Vec<outbox::DroppedMessage>,
     /// Local problems (state directory not writable, unreadable outbox files, …).
     pub problems: Vec<String>,
 }
@@ -115,6 +117,7 @@ impl EmailOutcome {
             outbox_delivered: 0,
             outbox_pending: 0,
             permanent_failures: Vec::new(),
+            dropped: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -149,6 +152,13 @@ impl EmailOutcome {
         let new_queued = usize::from(matches!(self.status, EmailStatus::Queued { .. }));
         if self.outbox_pending > new_queued {
             s.push_str(&format!("; {} still in the outbox", plural(self.outbox_pending - new_queued, "earlier email")));
+        }
+        if !self.dropped.is_empty() {
+            s.push_str(&format!(
+                "; {} dropped from the outbox undelivered ({})",
+                plural(self.dropped.len(), "earlier email"),
+                self.dropped[0].reason
+            ));
         }
         if !self.permanent_failures.is_empty() {
             s.push_str(&format!("; {} refused permanently", plural(self.permanent_failures.len(), "recipient")));
@@ -272,8 +282,11 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     });
     let current = FindingKey::of_report(report);
     let digest = outbox::digest(&current);
-    let (mut entries, load_problems) = outbox.load();
+    let (entries, load_problems) = outbox.load();
     problems.extend(load_problems);
+    let room = usize::from(decide(cfg, last.as_ref(), &digest, report).is_none());
+    let (mut entries, dropped, expire_problems) = outbox.expire(entries, cfg, room, now);
+    problems.extend(expire_problems);
 
     let mut composed: Option<(String, String)> = None; // (message id, subject)
     let mut status = None;
@@ -362,6 +375,7 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         outbox_delivered,
         outbox_pending: delivery.pending,
         permanent_failures: delivery.permanent_failures,
+        dropped,
         problems,
     }
 }

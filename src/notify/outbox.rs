@@ -139,6 +139,17 @@ impl OutboxEntry {
     }
 }
 
+/// A message dropped from the outbox undelivered (`[email] outbox_max_age`, `outbox_max_messages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DroppedMessage {
+    pub(crate) message_id: String,
+    pub subject: String,
+    pub(crate) created: DateTime<Utc>,
+    /// Who never got it.
+    pub recipients: Vec<String>,
+    pub reason: String,
+}
+
 /// The outbox directory.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -207,6 +218,51 @@ impl Outbox {
         }
         entries.sort_by_key(|e| e.seq);
         (entries, problems)
+    }
+
+    /// Drops what has waited too long, and the oldest beyond `max_messages - room` (so that `room` new messages
+    /// keep the outbox within its bound): each one removed, logged at error with its subject, and returned.
+    pub(crate) fn expire(
+        &self,
+        entries: Vec<OutboxEntry>,
+        cfg: &EmailConfig,
+        room: usize,
+        now: DateTime<Utc>,
+    ) -> (Vec<OutboxEntry>, Vec<DroppedMessage>, Vec<String>) {
+        let oldest_kept =
+            chrono::TimeDelta::from_std(cfg.outbox_max_age).ok().and_then(|age| now.checked_sub_signed(age));
+        let too_many = (entries.len() + room).saturating_sub(cfg.outbox_max_messages);
+        let (mut kept, mut dropped, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+        // Oldest first, so the first `too_many` are the ones beyond the bound.
+        for (i, entry) in entries.into_iter().enumerate() {
+            let reason = if oldest_kept.is_some_and(|t| entry.created < t) {
+                format!("older than outbox_max_age ({})", humantime::format_duration(cfg.outbox_max_age))
+            } else if i < too_many {
+                format!("beyond outbox_max_messages ({})", cfg.outbox_max_messages)
+            } else {
+                kept.push(entry);
+                continue;
+            };
+            tracing::error!(
+                subject = %entry.subject,
+                message_id = %entry.message_id,
+                created = %entry.created,
+                recipients = %entry.recipients.join(", "),
+                %reason,
+                "dropped an undelivered email from the outbox; it will not be sent"
+            );
+            if let Err(e) = self.remove(&entry) {
+                problems.push(e);
+            }
+            dropped.push(DroppedMessage {
+                message_id: entry.message_id,
+                subject: entry.subject,
+                created: entry.created,
+                recipients: entry.recipients,
+                reason,
+            });
+        }
+        (kept, dropped, problems)
     }
 
     /// Writes a new entry and sets its path; on failure the entry stays without a path (in memory only).

@@ -21,6 +21,8 @@ pub(crate) struct Metrics {
     instance: String,
     /// Requests by HTTP status since the start (`0` = no response).
     requests: BTreeMap<u16, u64>,
+    /// Emails dropped from the outbox undelivered since the start.
+    emails_dropped: u64,
     last_cycle: Option<LastCycle>,
     last_success: Option<Success>,
 }
@@ -47,7 +49,13 @@ impl Metrics {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| previous_success(&text))
             .map(|at| Success { at, findings: None });
-        Metrics { instance: instance.to_string(), requests: BTreeMap::new(), last_cycle: None, last_success }
+        Metrics {
+            instance: instance.to_string(),
+            requests: BTreeMap::new(),
+            emails_dropped: 0,
+            last_cycle: None,
+            last_success,
+        }
     }
 
     /// Adds one cycle's requests by status.
@@ -58,6 +66,11 @@ impl Metrics {
                 *self.requests.entry(*status).or_default() += delta;
             }
         }
+    }
+
+    /// Adds the emails one cycle dropped from the outbox.
+    pub(crate) fn add_dropped_emails(&mut self, n: usize) {
+        self.emails_dropped += n as u64;
     }
 
     pub(crate) fn cycle_succeeded(
@@ -137,6 +150,15 @@ impl Metrics {
             "Table API requests since midwatch started, by HTTP status (0: no response).",
             &samples,
         );
+        if self.last_cycle.is_some() {
+            family(
+                "midwatch_emails_dropped_total",
+                "counter",
+                "Emails dropped from the outbox undelivered since midwatch started ([email] outbox_max_age, \
+                 outbox_max_messages).",
+                &one(self.emails_dropped.to_string()),
+            );
+        }
         out
     }
 
@@ -179,9 +201,12 @@ mod tests {
         m.add_requests(&BTreeMap::from([(200, 7), (503, 1)]), &BTreeMap::from([(200, 10), (503, 1), (0, 2)]));
         let findings = BTreeMap::from([(Category::Authentication, 2), (Category::Network, 1)]);
         m.cycle_succeeded(at("2026-01-02T03:04:05.5Z"), Duration::from_millis(1234), Status::Critical, &findings);
+        m.add_dropped_emails(2);
+        m.add_dropped_emails(1);
         let text = m.render();
         let l = r#"servicenow_instance="ac\"me""#;
         for line in [
+            format!("midwatch_emails_dropped_total{{{l}}} 3"),
             format!("midwatch_cycle_status{{{l}}} 2"),
             format!("midwatch_cycle_duration_seconds{{{l}}} 1.234"),
             format!("midwatch_last_success_timestamp_seconds{{{l}}} 1767323045.500"),

@@ -298,6 +298,7 @@ impl Service {
                     report.status,
                     &report.summary.findings_by_category,
                 );
+                self.metrics.add_dropped_emails(outcome.email().map_or(0, |e| e.dropped.len()));
                 let line = report.status_line();
                 let line = line.split_once(" | ").map_or(line.as_str(), |(status, _perfdata)| status);
                 self.last_result = Some(format!("last cycle {}: {line}", format_time(started_at)));

@@ -43,6 +43,8 @@ to = "admins@acme.com"
     assert_eq!((e.host.as_str(), e.port, e.tls), ("smtp.acme.com", 587, TlsMode::Required));
     assert_eq!(e.timeout, Duration::from_secs(30));
     assert_eq!(e.send, SendPolicy::OnChange);
+    assert_eq!(e.outbox_max_age, Duration::from_secs(3 * 24 * 3600), "a few days by default");
+    assert_eq!(e.outbox_max_messages, 50);
     assert_eq!(e.to.len(), 1);
     let creds = e.credentials.as_ref().expect("credentials");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&creds.password), "hunter2");
@@ -75,6 +77,8 @@ from = "not an address"
 to = ["ok@acme.com", "broken@"]
 timeout = "forever"
 send = "sometimes"
+outbox_max_age = "10m"
+outbox_max_messages = 0
 "#,
         &[],
     )
@@ -86,6 +90,8 @@ send = "sometimes"
         "[email] to[1] = \"broken@\" is not a valid address",
         "[email] timeout = \"forever\" is not a duration",
         "[email] send = \"sometimes\": expected \"on_change\", \"always\" or \"never\"",
+        "[email] outbox_max_age = \"10m\" must be between 1h and 90d",
+        "[email] outbox_max_messages = 0 must be between 1 and 10000",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }

@@ -140,6 +140,7 @@ fn the_outcome_serializes_for_the_json_report() {
         outbox_delivered: 0,
         outbox_pending: 1,
         permanent_failures: Vec::new(),
+        dropped: Vec::new(),
         problems: Vec::new(),
     };
     let json = serde_json::to_value(&outcome).expect("serializes");
@@ -319,4 +320,41 @@ async fn a_state_that_cannot_be_recorded_stops_email_instead_of_repeating_it() {
     }
     assert_eq!(sink.messages().len(), 0, "never sent, so never sent again");
     assert_eq!(outbox_count(dir.path()), 0, "and not left queued either");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_relay_down_for_days_gets_no_burst_of_stale_mail_what_is_dropped_is_logged_and_counted() {
+    let (logs, _guard) = capture_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut cfg = email_config(down);
+    cfg.outbox_max_messages = 2;
+    // Three different sets of findings, a day apart, while the relay is down: three messages queued, the
+    // third pushing the first out of a two-message outbox.
+    let users = ["u1", "u2", "u3"];
+    let mut last = None;
+    for (day, user) in users.iter().enumerate() {
+        let r = report(vec![finding(user, Category::Network)]);
+        last = Some(cycle(&cfg, dir.path(), &r, now() + TimeDelta::days(day as i64)).await);
+    }
+    let third = last.expect("three cycles");
+    assert_eq!(third.dropped.len(), 1, "{third:?}");
+    assert!(third.dropped[0].reason.contains("beyond outbox_max_messages (2)"), "{:?}", third.dropped);
+    assert!(third.summary().contains("1 earlier email dropped from the outbox undelivered"), "{}", third.summary());
+    assert_eq!(outbox_count(dir.path()), 2);
+
+    // The relay returns three and a half days after the second message: it is older than the default three
+    // days and dropped; only the third, two and a half days old, goes out.
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let r = report(vec![finding("u3", Category::Network)]);
+    let back = cycle(&email_config(sink.port()), dir.path(), &r, now() + TimeDelta::hours(4 * 24 + 12)).await;
+    assert_eq!(back.dropped.len(), 1, "{back:?}");
+    assert!(back.dropped[0].reason.contains("older than outbox_max_age (3days)"), "{:?}", back.dropped);
+    assert_eq!(sink.messages().len(), 1, "no burst: only the message young enough");
+    assert!(subject(&sink.messages()[0]).contains("1 MID Server user issue"));
+    assert_eq!(outbox_count(dir.path()), 0);
+    let log = logs.text();
+    let dropped: Vec<&str> = log.lines().filter(|l| l.contains("dropped an undelivered email")).collect();
+    assert_eq!(dropped.len(), 2, "{log}");
+    assert!(dropped.iter().all(|l| l.contains("ERROR") && l.contains("subject=")), "{dropped:?}");
 }
