@@ -50,6 +50,7 @@ pub mod manual;
 pub mod notify;
 pub mod present;
 mod probe;
+mod redact;
 pub mod service;
 pub mod snow;
 pub mod writeback;

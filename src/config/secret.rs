@@ -4,13 +4,28 @@
 
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::Environment;
 
 /// Exactly one of inline, `_file` and `_env`. A relative `_file` is looked up in systemd's
 /// `$CREDENTIALS_DIRECTORY` when that is set.
 pub(crate) fn resolve_secret(
+    key: &str,
+    inline: Option<SecretString>,
+    file: Option<PathBuf>,
+    env_name: Option<String>,
+    env: &dyn Environment,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<SecretString> {
+    let secret = read_secret(key, inline, file, env_name, env, problems, warnings)?;
+    // Whatever an answer quotes from now on is shown without it (`crate::redact`).
+    crate::redact::register(secret.expose_secret());
+    Some(secret)
+}
+
+fn read_secret(
     key: &str,
     inline: Option<SecretString>,
     file: Option<PathBuf>,

@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::{Map, Value};
 
 use super::retry::RetryAfter;
-use super::text::{MAX_TEXT, bounded, joined, shown_location};
+use super::text::{joined, shown, shown_body, shown_location};
 
 /// The body of an answer, as far as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub(crate) fn classify(
     let bytes = match body {
         Body::Complete(b) => b,
         Body::CutOff { received, reason } => {
-            return Err(Class::CutOff { received: *received, reason: bounded(reason) });
+            return Err(Class::CutOff { received: *received, reason: shown(reason) });
         }
         Body::TooLarge { limit } => return Err(Class::TooLarge { limit: *limit }),
     };
@@ -169,10 +169,10 @@ pub(crate) fn classify(
     }
 }
 
-/// `{"error":{"message","detail"}}`, with `detail` possibly null; bounded in length.
+/// `{"error":{"message","detail"}}`, with `detail` possibly null; redacted and bounded in length.
 fn error_member(object: &Map<String, Value>) -> (String, String) {
     let field =
-        |f: &str| object.get("error").and_then(|e| e.get(f)).and_then(Value::as_str).map(bounded).unwrap_or_default();
+        |f: &str| object.get("error").and_then(|e| e.get(f)).and_then(Value::as_str).map(shown).unwrap_or_default();
     (field("message"), field("detail"))
 }
 
@@ -205,7 +205,7 @@ fn title(body: &[u8]) -> Option<String> {
     let start = open + lower[open..].find('>')? + 1;
     let end = start + lower[start..].find("</title")?;
     let t = head.get(start..end)?.split_whitespace().collect::<Vec<_>>().join(" ");
-    Some(bounded(&t)).filter(|t| !t.is_empty())
+    Some(shown(&t)).filter(|t| !t.is_empty())
 }
 
 /// What a non-data body was, in a few words.
@@ -220,8 +220,8 @@ fn describe(html: bool, message: &str, detail: &str, body: &[u8]) -> String {
             None => "an HTML page (from the instance or a load balancer in front of it)".into(),
         };
     }
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_TEXT)]).trim().to_string();
-    if text.is_empty() { "an empty body".into() } else { bounded(&text) }
+    let text = shown_body(body);
+    if text.is_empty() { "an empty body".into() } else { text }
 }
 
 fn not_json_reason(body: &[u8]) -> String {
@@ -264,6 +264,7 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+    use crate::snow::text::MAX_TEXT;
 
     const QUOTA: &str = r#""error":{"message":"Transaction cancelled: maximum execution time exceeded","detail":"Transaction cancelled: maximum execution time exceeded Check logs for error trace or enable glide.rest.debug property to verify REST request processing"},"status":"failure"}"#;
 

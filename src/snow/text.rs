@@ -1,8 +1,21 @@
-//! Text that came from the instance or the network, made fit for a message: bounded in length, an error
-//! member's message and detail joined, a redirect's `Location` cleaned, an error's chain of sources.
+//! Text that came from the instance or the network, made fit for a message: redacted and bounded in length,
+//! an error member's message and detail joined, a redirect's `Location` cleaned, an error's chain of sources.
 
 /// Text bounded in length, for messages built from untrusted bodies and headers.
 pub(super) const MAX_TEXT: usize = 300;
+
+/// How much of a body is redacted before it is cut to [`MAX_TEXT`]: enough that no secret straddles the cut.
+const REDACT_WINDOW: usize = 8 * 1024;
+
+/// Untrusted text fit to quote: secrets and credentials taken out (`crate::redact`), then bounded.
+pub(super) fn shown(s: &str) -> String {
+    bounded(&crate::redact::redact(s))
+}
+
+/// The start of a body fit to quote (see [`shown`]), trimmed; empty for an empty body.
+pub(super) fn shown_body(body: &[u8]) -> String {
+    shown(String::from_utf8_lossy(&body[..body.len().min(REDACT_WINDOW)]).trim())
+}
 
 /// At most [`MAX_TEXT`] characters.
 pub(super) fn bounded(s: &str) -> String {

@@ -12,6 +12,7 @@ mod oauth;
 mod oauth_secrets;
 mod paging;
 mod read_plan;
+mod redaction;
 mod scenario;
 #[path = "../support/mod.rs"]
 mod support;

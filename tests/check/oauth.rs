@@ -428,6 +428,11 @@ async fn each_token_endpoint_failure_says_what_to_check_on_the_instance() {
     let echo = format!("bad request: client_secret={encoded} ({CLIENT_SECRET})");
     let text = token_failure(cc, ResponseTemplate::new(400).set_body_raw(echo, "text/plain")).await;
     assert!(text.contains("(HTTP 400 bad request: client_secret=[redacted] ([redacted]))"), "{text}");
+    // The same echo inside a JSON answer, every character escaped: redacted once decoded.
+    let escaped: String = CLIENT_SECRET.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let body = format!(r#"{{"error":"invalid_request","error_description":"echo {escaped}"}}"#);
+    let text = token_failure(cc, json_response(400, &body)).await;
+    assert!(text.contains("(HTTP 400 invalid_request: echo [redacted])"), "{text}");
 
     let text = token_failure(cc, json_response(400, r#"{"error":"invalid_request","error_description":"bad"}"#)).await;
     assert!(

@@ -16,6 +16,7 @@ pub(crate) struct Authorization {
 pub(super) fn basic(user: &str, password: &SecretString) -> HeaderValue {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose_secret()));
+    crate::redact::register(&encoded);
     // Base64 is always a valid header value.
     let mut header = HeaderValue::from_str(&format!("Basic {encoded}")).unwrap_or(HeaderValue::from_static(""));
     header.set_sensitive(true);

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{Grant, OAuthClient, TokenError};
 use crate::snow::answer::is_html;
-use crate::snow::text::{joined, shown_location, source_chain};
+use crate::snow::text::{joined, shown, shown_body, shown_location, source_chain};
 
 /// The path of the token endpoint, relative to the instance root.
 pub(crate) const TOKEN_PATH: &str = "/oauth_token.do";
@@ -81,10 +81,7 @@ impl HttpEndpoint {
             GrantRequest::Password { user, .. } => Some(user.to_string()),
             _ => None,
         };
-        if (200..300).contains(&status) {
-            return self.answer(kind, user, status, &headers, &body);
-        }
-        self.answer(kind, user, status, &headers, self.scrub(&body, &grant).as_bytes())
+        self.answer(kind, user, status, &headers, &body)
     }
 
     /// The answer's body, read incrementally and never beyond [`TOKEN_ANSWER_LIMIT`] (decompressed): a token
@@ -103,23 +100,6 @@ impl HttpEndpoint {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
-    }
-
-    /// An error answer with every secret of the request taken out (a proxy's error page might echo the request),
-    /// before any of it is quoted in a message.
-    fn scrub(&self, body: &[u8], grant: &GrantRequest<'_>) -> String {
-        let mut secrets = vec![self.client.secret.expose_secret()];
-        match grant {
-            GrantRequest::Password { password, .. } => secrets.push(password.expose_secret()),
-            GrantRequest::RefreshToken { token } => secrets.push(token.expose_secret()),
-            GrantRequest::ClientCredentials => {}
-        }
-        let mut text = String::from_utf8_lossy(body).into_owned();
-        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            text = text.replace(secret, "[redacted]").replace(&encoded, "[redacted]");
-        }
-        text
     }
 
     /// The request body: `grant_type`, the client's id and secret, and what the grant carries.
@@ -167,9 +147,7 @@ impl HttpEndpoint {
         }
         let (error, description) = error_fields(body);
         let answer = match joined(&error, &description) {
-            both_empty if both_empty.is_empty() => {
-                String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string()
-            }
+            both_empty if both_empty.is_empty() => shown_body(body),
             answer => answer,
         };
         let client_id = self.client.id.clone();
@@ -221,11 +199,10 @@ pub(super) fn parse_answer(body: &[u8]) -> Result<TokenAnswer, TokenError> {
     })
 }
 
-/// `{"error": "...", "error_description": "..."}`, each cut to 200 characters.
+/// `{"error": "...", "error_description": "..."}`, decoded, then redacted and bounded (`crate::redact`: a
+/// secret a proxy echoed is taken out in its decoded form, whatever JSON escapes it came in).
 fn error_fields(body: &[u8]) -> (String, String) {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let field = |key: &str| {
-        value.get(key).and_then(Value::as_str).unwrap_or_default().trim().chars().take(200).collect::<String>()
-    };
+    let field = |key: &str| shown(value.get(key).and_then(Value::as_str).unwrap_or_default().trim());
     (field("error"), field("error_description"))
 }

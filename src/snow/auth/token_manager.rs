@@ -1,6 +1,7 @@
 //! The token manager: one token shared by every request, renewed by one request at a time shortly before it
 //! expires, and renewed once more for the requests whose token the API refused.
 
+use secrecy::ExposeSecret as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -163,6 +164,11 @@ impl TokenManager {
         };
         if bearer(&answer.access_token).is_none() {
             return Err(not_a_header());
+        }
+        // Quoted answers are shown without them from now on (`crate::redact`).
+        crate::redact::register_in("access_token", answer.access_token.expose_secret());
+        if let Some(refresh) = &answer.refresh_token {
+            crate::redact::register_in("refresh_token", refresh.expose_secret());
         }
         if answer.refresh_token.is_some() {
             state.refresh = answer.refresh_token;
