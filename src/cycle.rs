@@ -179,7 +179,7 @@ const PRINT_RESERVE: Duration = Duration::from_millis(500);
 ///
 /// The deadline bounds the reads and the evaluation: when it passes before the report is computed, the cycle
 /// fails with [`CycleError::Deadline`]. Once the report is computed, the deadline can cut the side effects
-/// (write-back, email) but never the report: they get what is left of it (less [`PRINT_RESERVE`]), and what
+/// (write-back, email) but never the report: they get what is left of it (less 500 ms, or a tenth of a short timeout, to print), and what
 /// they could not finish is said in the outcome, whose status is the findings'.
 pub async fn check(
     config: &Config,

@@ -54,3 +54,10 @@ mod redact;
 pub mod service;
 pub mod snow;
 pub mod writeback;
+
+/// The property tests' configuration: the default number of cases, and no regression files written into the
+/// source tree (a case a property finds becomes a plain unit test next to it).
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config { failure_persistence: None, ..proptest::test_runner::Config::default() }
+}

@@ -285,4 +285,23 @@ mod tests {
             assert_eq!(redact(text), text);
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// No text makes redaction panic, and a registered secret never survives wherever it is put.
+        #[test]
+        fn no_text_panics_and_a_registered_secret_never_survives(
+            before in "\\PC{0,60}",
+            after in "\\PC{0,60}",
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..120),
+        ) {
+            let _ = redact(&String::from_utf8_lossy(&raw));
+            let secret = "pr0p-s3cret/x";
+            register(secret);
+            let text = format!("{before}{secret}{after}");
+            let out = redact(&text);
+            proptest::prop_assert!(!out.contains(secret), "{}", out);
+        }
+    }
 }

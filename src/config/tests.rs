@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use proptest::strategy::Strategy as _;
 use secrecy::ExposeSecret;
 
 use super::*;
@@ -564,4 +565,39 @@ fn a_secret_file_others_can_read_is_a_warning_naming_the_chmod_to_run() {
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let c = Config::parse("test.toml", &text, &super::ProcessEnvironment).expect("valid");
     assert_eq!(c.warnings, Vec::<String>::new());
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::proptest_config())]
+
+    /// No file makes the config parser panic: arbitrary text, and well-formed sections with arbitrary values.
+    #[test]
+    fn no_config_file_panics(text in "\\PC{0,400}") {
+        let _ = Config::parse("fuzz.toml", &text, &FakeEnv::default());
+    }
+
+    #[test]
+    fn no_value_of_a_known_key_panics(
+        key in proptest::prop_oneof![
+            "url", "name", "user", "password", "timeout", "page_size", "concurrency", "auth", "ca_file", "proxy",
+            "window", "schedule", "down_for", "messages", "issue_source", "directory", "format", "level", "textfile",
+            "tls", "from", "to", "send", "outbox_max_age", "outbox_max_messages",
+        ],
+        section in proptest::prop_oneof!["instance", "check", "email", "state", "log", "metrics"],
+        value in proptest::prop_oneof![
+            "\\PC{0,30}".prop_map(|s| format!("{s:?}")),
+            proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+            proptest::num::f64::ANY.prop_map(|f| format!("{f:?}")),
+            proptest::bool::ANY.prop_map(|b| b.to_string()),
+            "\\PC{0,10}".prop_map(|s| format!("[{s:?}, {s:?}]")),
+        ],
+    ) {
+        let base = "[instance]\nurl = \"https://acme.service-now.com\"\nuser = \"u\"\npassword = \"p\"\n";
+        let text = if section == "instance" {
+            format!("{base}{key} = {value}\n")
+        } else {
+            format!("{base}\n[{section}]\n{key} = {value}\n")
+        };
+        let _ = Config::parse("fuzz.toml", &text, &FakeEnv::default());
+    }
 }

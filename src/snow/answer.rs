@@ -265,6 +265,7 @@ mod tests {
 
     use super::*;
     use crate::snow::text::MAX_TEXT;
+    use proptest::strategy::Strategy as _;
 
     const QUOTA: &str = r#""error":{"message":"Transaction cancelled: maximum execution time exceeded","detail":"Transaction cancelled: maximum execution time exceeded Check logs for error trace or enable glide.rest.debug property to verify REST request processing"},"status":"failure"}"#;
 
@@ -447,6 +448,34 @@ mod tests {
         for body in ["<title>", "<title>x", "<title></title>", "<TITLE>a</title>", "<html><title", ""] {
             let _ = table(200, &html(), body);
             let _ = table(503, &html(), body);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// No status, content type or body makes the classifier panic, and only a complete JSON object with the
+        /// expected member and no error is data.
+        #[test]
+        fn no_answer_panics_and_only_a_clean_object_is_data(
+            status in 100u16..600,
+            html in proptest::bool::ANY,
+            body in proptest::prop_oneof![
+                proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+                "\\PC{0,300}".prop_map(String::into_bytes),
+                ("\\PC{0,40}", "\\PC{0,40}").prop_map(|(m, d)| {
+                    serde_json::json!({"result": [], "error": {"message": m, "detail": d}}).to_string().into_bytes()
+                }),
+            ],
+        ) {
+            let headers = if html { self::html() } else { json() };
+            let body = Body::Complete(Bytes::from(body.clone()));
+            for shape in [Shape::Table, Shape::Batch] {
+                if let Ok(object) = classify(status, &headers, &body, shape) {
+                    proptest::prop_assert!((200..300).contains(&status));
+                    proptest::prop_assert!(!object.contains_key("error"));
+                }
+            }
         }
     }
 }

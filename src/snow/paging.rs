@@ -29,7 +29,9 @@ impl Page {
 
 /// `Some(true)` when the `Link` header has `rel="next"`, `Some(false)` when it has none, `None` without a header.
 fn next_link(headers: &HeaderMap) -> Option<bool> {
-    let links: Vec<&str> = headers.get_all(LINK).iter().filter_map(|v| v.to_str().ok()).collect();
+    // As bytes: a header with one non-ASCII byte (an opaque URL) is still the instance's Link header.
+    let links: Vec<String> =
+        headers.get_all(LINK).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     if links.is_empty() {
         return None;
     }
@@ -401,5 +403,47 @@ mod tests {
         assert!(!Page::new(vec![Row::default(); 2], &h, 2).more);
         h.insert(LINK, reqwest::header::HeaderValue::from_static("<https://x/a?sysparm_offset=2>; rel=\"next\""));
         assert!(Page::new(vec![], &h, 2).more);
+    }
+
+    /// Found by the property below: a `Link` header with a non-ASCII byte elsewhere still names its next page.
+    #[test]
+    fn a_link_header_with_a_non_ascii_byte_still_names_its_next_page() {
+        let mut h = HeaderMap::new();
+        let value = "<https://acme.example/>;rel=\"next\",<https://acme.example/>;rel=\"\u{ae}\"";
+        h.insert(LINK, reqwest::header::HeaderValue::from_bytes(value.as_bytes()).expect("a header value"));
+        assert!(Page::new(vec![], &h, 100).more);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any `Link` header is read without a panic, and says more rows follow exactly when one of its links
+        /// is `rel="next"`.
+        #[test]
+        fn any_link_header_is_read_and_next_is_found_among_the_others(
+            rels in proptest::collection::vec(proptest::prop_oneof!["first", "prev", "next", "last", "\\PC{0,8}"], 1..6),
+            urls in proptest::collection::vec("[a-z0-9/?=&%._-]{0,40}", 6),
+            spaces in proptest::bool::ANY,
+        ) {
+            let sep = if spaces { ", " } else { "," };
+            let header: Vec<String> =
+                rels.iter().zip(&urls).map(|(rel, url)| format!("<https://acme.example/{url}>;rel=\"{rel}\"")).collect();
+            let header = header.join(sep);
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&header) {
+                headers.insert(reqwest::header::LINK, value);
+                let expected = rels.iter().any(|r| r.replace(' ', "") == "next");
+                proptest::prop_assert_eq!(Page::new(Vec::new(), &headers, 100).more, expected);
+            }
+        }
+
+        #[test]
+        fn no_link_header_value_panics(value in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = reqwest::header::HeaderValue::from_bytes(&value) {
+                headers.insert(reqwest::header::LINK, value);
+            }
+            let _ = Page::new(Vec::new(), &headers, 100);
+        }
     }
 }

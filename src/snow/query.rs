@@ -371,4 +371,48 @@ mod tests {
         assert_eq!(nq.as_str(), "sys_created_on=2026-11-22 10:00:00^NQsys_created_on=2026-11-22 11:00:00");
         assert_eq!(Query::new().and(&Query::new()).as_str(), "");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// No user name changes a query's terms: each condition is one term on the field, `IN` a list of safe
+        /// values or `STARTSWITH` one, and nothing of the name outside the allow-list reaches it.
+        #[test]
+        fn no_generated_name_changes_a_querys_terms(
+            names in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "\\PC{0,24}",
+                    "[a-z.]{0,6}[\\^,@=:!<> ]{1,3}(OR|NQ|javascript:|ISNOTEMPTY|user_name=admin)[a-z]{0,6}",
+                ],
+                1..8,
+            )
+        ) {
+            let lookup = ValueLookup::plan(names.iter().map(String::as_str));
+            let base = Query::new().eq(Field::new("name"), &QueryValue::fixed("login"));
+            for condition in lookup.conditions(PARM1) {
+                let text = condition.as_str().to_string();
+                proptest::prop_assert!(!text.contains('^'), "one term: {}", text);
+                let (op, values) = if let Some(v) = text.strip_prefix("parm1IN") {
+                    ("IN", v.split(',').collect::<Vec<_>>())
+                } else if let Some(v) = text.strip_prefix("parm1STARTSWITH") {
+                    ("STARTSWITH", vec![v])
+                } else {
+                    return Err(proptest::test_runner::TestCaseError::fail(format!("unexpected term {text}")));
+                };
+                for v in values {
+                    proptest::prop_assert!(!v.is_empty() && v.chars().all(safe_char), "{} value {:?}", op, v);
+                    proptest::prop_assert!(!v.to_ascii_lowercase().starts_with("javascript"), "{:?}", v);
+                }
+                let joined = base.clone().and(&condition);
+                proptest::prop_assert_eq!(joined.as_str().matches('^').count(), 1, "{}", joined.as_str());
+            }
+            // Every name is either queried (exactly or by a prefix of it) or refused by name.
+            for name in &names {
+                let exact = QueryValue::new(name).is_some_and(|v| lookup.exact.iter().flatten().any(|e| *e == v));
+                let prefix = lookup.prefixes.iter().any(|p| name.starts_with(p.as_str()));
+                let refused = lookup.refused.iter().any(|r| &r.user == name);
+                proptest::prop_assert!(exact || prefix || refused, "{:?} lost", name);
+            }
+        }
+    }
 }

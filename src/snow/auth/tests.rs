@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use proptest::strategy::Strategy as _;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use url::Url;
@@ -324,4 +325,35 @@ async fn a_zero_expires_in_does_not_make_every_request_ask_for_a_token() {
     }
     assert_eq!(endpoint.grants().len(), 1, "one token for ten minutes of requests");
     assert_eq!(tokens.sign_in().await.expect("info").lifetime, DEFAULT_LIFETIME);
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::proptest_config())]
+
+    /// No token answer makes the parser panic.
+    #[test]
+    fn no_token_answer_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+        let _ = parse_answer(&body);
+    }
+
+    /// Whatever `expires_in` says (a number of any size or sign, a fraction, a string), the answer is read and
+    /// the lifetime taken from it is more than zero and at most a day: no clock arithmetic can overflow.
+    #[test]
+    fn any_expires_in_gives_a_lifetime_within_bounds(
+        expires_in in proptest::prop_oneof![
+            proptest::num::f64::ANY.prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            proptest::num::i64::ANY.prop_map(serde_json::Value::from),
+            proptest::num::u64::ANY.prop_map(serde_json::Value::from),
+            "\\PC{0,24}".prop_map(serde_json::Value::from),
+        ],
+    ) {
+        let body = serde_json::json!({"access_token": "tok", "token_type": "Bearer", "expires_in": expires_in});
+        let answer = parse_answer(body.to_string().as_bytes());
+        proptest::prop_assert!(answer.is_ok(), "{:?}", answer.err());
+        if let Ok(answer) = answer {
+            let lifetime = super::token_manager::sane_lifetime(answer.expires_in);
+            proptest::prop_assert!(!lifetime.is_zero() && lifetime <= Duration::from_secs(24 * 3600), "{:?}", lifetime);
+            proptest::prop_assert!(Instant::now().checked_add(lifetime).is_some());
+        }
+    }
 }
