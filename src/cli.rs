@@ -153,6 +153,10 @@ pub(crate) struct CheckOwnArgs {
     /// Read and evaluate, print what would be written and sent, and write and send nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and
+    /// errors, and, when stdout is not a terminal, after the report, so that its first line stays the status.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
 }
 
 impl OwnArgs for CheckOwnArgs {
@@ -263,9 +267,12 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
                 Ok(c) => c,
                 Err(e) => return unknown(None, &e.to_string(), args.overrides.own.output.format),
             };
-            crate::logging::init(&config.log.level, config.log.format, "warn");
+            let verbosity = crate::logging::verbosity(args.overrides.own.verbose);
+            crate::logging::init(verbosity, config.log.format, "warn", log_sink());
             config.log_warnings();
-            check(&config, &args, chrono::Utc::now()).await
+            let status = check(&config, &args, chrono::Utc::now()).await;
+            crate::logging::release_held();
+            status
         }
         Command::Completions(args) => {
             print(&String::from_utf8_lossy(&manual::completions(command(), args.shell)))?;
@@ -274,7 +281,7 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         #[cfg(feature = "demo")]
         Command::Demo(DemoArgs { output, auth }) => {
-            crate::logging::init("warn", config::LogFormat::Text, "warn");
+            crate::logging::init("warn", config::LogFormat::Text, "warn", crate::logging::Sink::Stderr);
             crate::demo::run(output.format, output.detail, auth, print).await
         }
         Command::Run(args) => {
@@ -289,6 +296,13 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
             })
         }
     }
+}
+
+/// Where `check` logs: straight to stderr on a terminal; otherwise held until the report is out, because a
+/// monitoring system that reads stdout and stderr together (Icinga 2) shows the first line as the output.
+fn log_sink() -> crate::logging::Sink {
+    use std::io::IsTerminal as _;
+    if std::io::stdout().is_terminal() { crate::logging::Sink::Stderr } else { crate::logging::Sink::Held }
 }
 
 /// Runs `check` and prints its report; the status is the report's.

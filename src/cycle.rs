@@ -137,7 +137,7 @@ impl Outcome {
     pub fn render(&self, format: Format, detail: Detail) -> String {
         match format {
             Format::Text => {
-                let mut out = present::text::render(&self.report, detail);
+                let mut out = present::text::render(&self.report, detail, Some(self.duration));
                 out.push_str(&present::text::write_back(&self.write_back, detail));
                 out.push_str(&present::text::email(self.email.as_ref().map(EmailOutcome::section).as_ref()));
                 out
@@ -153,7 +153,11 @@ impl Outcome {
     }
 
     fn json_extra(&self) -> serde_json::Value {
-        serde_json::json!({ "write_back": self.write_back, "email": self.email })
+        serde_json::json!({
+            "write_back": self.write_back,
+            "email": self.email,
+            "duration_seconds": (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        })
     }
 }
 

@@ -9,15 +9,21 @@
 //! instance's answer). [`Escaped`] formats each event, then shows every control character in it escaped
 //! ([`crate::escape::clean`]), so no value can start a second log line or move a terminal's cursor. Colour
 //! is therefore off: the formatter writes into a plain buffer.
+//!
+//! `check` is a monitoring plugin: whoever runs it (Icinga 2 reads stdout and stderr together) shows the first
+//! line as the check's output. So its log goes to stderr at warn unless asked for more (`-v`, `-vv`,
+//! `RUST_LOG`), and, when stdout is not a terminal, it is held ([`Sink::Held`]) and written after the report
+//! ([`release_held`]): the status line stays the first line, the log lines follow the report's long output.
 
 use std::fmt;
+use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
@@ -78,9 +84,91 @@ where
     }
 }
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// Straight to stderr (the service, the demo, `check` on a terminal).
+    Stderr,
+    /// Held in memory until [`release_held`] writes them to stderr, after the report.
+    Held,
+}
+
+/// At most this much of the log is held for after the report; what does not fit is counted and said.
+const HELD_MAX: usize = 256 * 1024;
+
+/// The held log: its bytes, and how many lines did not fit.
+static HELD: std::sync::Mutex<(Vec<u8>, usize)> = std::sync::Mutex::new((Vec::new(), 0));
+
+/// Writes the held log lines to stderr (once; later calls write what was logged since).
+pub(crate) fn release_held() {
+    let (bytes, dropped) = match HELD.lock() {
+        Ok(mut held) => (std::mem::take(&mut held.0), std::mem::take(&mut held.1)),
+        Err(_) => return,
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&bytes);
+    if dropped > 0 {
+        let _ = writeln!(err, "midwatch: {dropped} more log line(s) not shown (more than {HELD_MAX} bytes)");
+    }
+    let _ = err.flush();
+}
+
+/// One log line's writer: stderr, or the held log.
+pub(crate) enum SinkWriter {
+    Stderr(std::io::Stderr),
+    Held,
+}
+
+impl std::io::Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            SinkWriter::Stderr(e) => e.write(buf),
+            SinkWriter::Held => {
+                if let Ok(mut held) = HELD.lock() {
+                    if held.0.len() + buf.len() <= HELD_MAX {
+                        held.0.extend_from_slice(buf);
+                    } else {
+                        held.1 += 1;
+                    }
+                }
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            SinkWriter::Stderr(e) => e.flush(),
+            SinkWriter::Held => Ok(()),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = SinkWriter;
+
+    fn make_writer(&'a self) -> SinkWriter {
+        match self {
+            Sink::Stderr => SinkWriter::Stderr(std::io::stderr()),
+            Sink::Held => SinkWriter::Held,
+        }
+    }
+}
+
+/// The level `check -v…` asks for: warn by default, info with `-v`, debug with `-vv`, trace beyond.
+pub(crate) fn verbosity(count: u8) -> &'static str {
+    match count {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    }
+}
+
 /// Installs the global subscriber (once; later calls do nothing): `level` from the config, `default` when it
-/// is empty, `RUST_LOG` over both. The scheduler's own start-up lines (info) stay out unless asked for by name.
-pub(crate) fn init(level: &str, format: LogFormat, default: &str) {
+/// is empty, `RUST_LOG` over both, written to `sink`. The scheduler's own start-up lines (info) stay out
+/// unless asked for by name.
+pub(crate) fn init(level: &str, format: LogFormat, default: &str, sink: Sink) {
     let level = if level.is_empty() { default } else { level };
     let level = if level.contains("tokio_cron_scheduler") {
         level.to_string()
@@ -91,7 +179,7 @@ pub(crate) fn init(level: &str, format: LogFormat, default: &str) {
         .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new(default));
     let journal = stderr_is_journal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink).with_ansi(false);
     let _ = match (format, journal) {
         (LogFormat::Json, _) => {
             builder.json().map_event_format(|f| Escaped::json(Priority { inner: f, journal })).try_init()

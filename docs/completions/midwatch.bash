@@ -88,7 +88,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__check)
-            opts="-h --config --window --timeout --detail --format --dry-run --no-email --no-write --help"
+            opts="-v -h --config --window --timeout --detail --format --dry-run --verbose --no-email --no-write --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

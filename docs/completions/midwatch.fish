@@ -40,6 +40,7 @@ detailed\t'Named findings by category, with remediation and the MID Server ID ma
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l dry-run -d 'Read and evaluate, print what would be written and sent, and write and send nothing'
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s v -l verbose -d 'Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and errors, and, when stdout is not a terminal, after the report, so that its first line stays the status'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-write -d 'Do not write ecc_agent_issue'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -298,8 +298,8 @@ pub struct DownMidServer {
 }
 
 impl Report {
-    /// The one-line plugin status, e.g.
-    /// `MIDWATCH CRITICAL - 3 findings (2 authentication, 1 network) on acme | findings=3 down_mid_servers=2`.
+    /// The one-line plugin status, e.g. `MIDWATCH CRITICAL - 3 findings (2 authentication, 1 network) on acme
+    /// | findings=3 down_mid_servers=2 authentication=2 authorization=0 network=1 configuration=0`.
     pub fn status_line(&self) -> String {
         let n = self.findings.len();
         let what = if n == 0 {
@@ -313,12 +313,18 @@ impl Report {
             0 => String::new(),
             k => format!(", {k} user{} not checked", if k == 1 { "" } else { "s" }),
         };
-        format!(
-            "MIDWATCH {} - {what}{skipped} on {} | findings={n} down_mid_servers={}",
-            self.status.label(),
-            self.instance,
-            self.summary.down_mid_servers
-        )
+        format!("MIDWATCH {} - {what}{skipped} on {} | {}", self.status.label(), self.instance, self.perfdata())
+    }
+
+    /// The performance data (monitoring-plugins format, `label=value`, space-separated): the findings, the
+    /// down MID Servers, and the findings of every category, zero included, so that a graph has every series.
+    pub fn perfdata(&self) -> String {
+        let mut items = vec![("findings", self.findings.len()), ("down_mid_servers", self.summary.down_mid_servers)];
+        for c in Category::ALL {
+            items.push((c.name(), self.summary.findings_by_category.get(&c).copied().unwrap_or(0)));
+        }
+        let items: Vec<String> = items.into_iter().map(|(label, n)| format!("{label}={n}")).collect();
+        items.join(" ")
     }
 }
 

@@ -490,10 +490,15 @@ fn status_and_status_line_follow_the_plugin_convention() {
     assert_eq!(r.status.exit_code(), 2);
     assert_eq!(
         r.status_line(),
-        "MIDWATCH CRITICAL - 2 findings (1 authentication, 1 network) on acme | findings=2 down_mid_servers=2"
+        "MIDWATCH CRITICAL - 2 findings (1 authentication, 1 network) on acme | findings=2 down_mid_servers=2 \
+         authentication=1 authorization=0 network=1 configuration=0"
     );
     let ok = instance().role_user("c").mid("m3", "Up", "c").report();
-    assert_eq!(ok.status_line(), "MIDWATCH OK - no findings on acme | findings=0 down_mid_servers=0");
+    assert_eq!(
+        ok.status_line(),
+        "MIDWATCH OK - no findings on acme | findings=0 down_mid_servers=0 authentication=0 authorization=0 \
+         network=0 configuration=0"
+    );
     assert_eq!(ok.status.exit_code(), 0);
 }
 
@@ -604,6 +609,6 @@ fn the_accounts_optional_columns_are_carried_when_present_and_absent_otherwise()
     let r = inst.report();
     assert_eq!(only(&r).failed_attempts, Some(5));
     assert_eq!(only(&r).last_login_time, Some(end() - Duration::hours(50)));
-    let text = crate::present::text::render(&r, crate::present::Detail::Detailed);
+    let text = crate::present::text::render(&r, crate::present::Detail::Detailed, None);
     assert!(text.contains("Account:          active, 5 failed attempts; last successful login"), "{text}");
 }

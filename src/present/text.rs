@@ -7,10 +7,13 @@ use super::{Detail, FindingView, IdMapView, ReportView, clean};
 use crate::domain::{Category, Report};
 use crate::writeback::WriteBack;
 
-pub fn render(report: &Report, detail: Detail) -> String {
+/// The text report; `duration`, when given, is the check's wall time, added to the status line's performance
+/// data as `duration=<seconds>s`.
+pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Duration>) -> String {
     let view = ReportView::of(report);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", view.status_line);
+    let took = duration.map(|d| format!(" duration={:.3}s", d.as_secs_f64())).unwrap_or_default();
+    let _ = writeln!(out, "{}{took}", view.status_line);
     let _ = writeln!(out, "Window: {}", view.window);
     match detail {
         Detail::Summary => summary(&mut out, &view),

@@ -68,11 +68,11 @@ pub async fn run(
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
-            crate::logging::init("info", LogFormat::Text, "info");
+            crate::logging::init("info", LogFormat::Text, "info", crate::logging::Sink::Stderr);
             return Err(cannot_start(one_line(&e)));
         }
     };
-    crate::logging::init(&config.log.level, config.log.format, "info");
+    crate::logging::init(&config.log.level, config.log.format, "info", crate::logging::Sink::Stderr);
     let (ticks, tick_inbox) = mpsc::channel(schedule::TICK_BACKLOG);
     match Service::start(config_path, overrides, config, ticks).await {
         Ok(service) => {

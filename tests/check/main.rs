@@ -11,6 +11,7 @@ mod layout;
 mod oauth;
 mod oauth_secrets;
 mod paging;
+mod plugin;
 mod read_plan;
 mod redaction;
 mod scenario;

@@ -38,7 +38,7 @@ async fn documentation_example_scenario_end_to_end() {
     assert_eq!(r.status, Status::Critical);
     assert_eq!(
         r.status_line(),
-        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration) on acme | findings=5 down_mid_servers=6"
+        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration) on acme | findings=5 down_mid_servers=6 authentication=1 authorization=1 network=2 configuration=1"
     );
 
     let midserver2 = &r.findings[0];
@@ -117,12 +117,12 @@ async fn summary_text_has_counts_and_no_names() {
     let server = MockServer::start().await;
     mount_demo_tables(&server, &[]).await;
     let outcome = check(&server.uri()).await.expect("check");
-    let text = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Summary);
+    let text = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Summary, None);
     for name in ["midserver2", "local-midserver", "ardis.maison", "mid-london-01"] {
         assert!(!text.contains(name), "summary names {name}:\n{text}");
     }
     assert!(text.contains("Users with the mid_server role"));
-    let detailed = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Detailed);
+    let detailed = midwatch::present::text::render(&outcome.report, midwatch::present::Detail::Detailed, None);
     assert!(detailed.contains("MID Server ID map"));
     assert!(detailed.contains("What to do: Re-assign the mid_server role"));
 }
