@@ -8,44 +8,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use midwatch::cycle::{self, CheckOptions, Outcome};
 use midwatch::domain::sn_time;
-use midwatch_sim::{Dataset, FakeInstance};
-use serde_json::{Value, json};
+use midwatch_sim::FakeInstance;
+use midwatch_sim::generate::down_users as dataset;
+use serde_json::Value;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench";
-
-fn reference(table: &str, id: &str) -> Value {
-    json!({"link": format!("https://bench.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
-/// `n` users with the mid_server role, each configured on its own down MID Server, none logging in.
-fn dataset(n: usize) -> Dataset {
-    let role = "a0000000000000000000000000000001";
-    let mut tables: Vec<(&str, Vec<Value>)> = vec![
-        ("sys_user_role", vec![json!({"sys_id": role, "name": "mid_server"})]),
-        ("sys_user_role_contains", vec![]),
-        ("sys_user", vec![]),
-        ("sys_user_has_role", vec![]),
-        ("ecc_agent", vec![]),
-        ("ecc_agent_config", vec![]),
-        ("sysevent", vec![]),
-        ("sys_user_login_history", vec![]),
-        ("ecc_agent_issue", vec![]),
-    ];
-    for i in 0..n {
-        let (uid, mid) = (format!("b{i:031}"), format!("c{i:031}"));
-        let name = format!("mid.user{i:04}");
-        tables[2].1.push(json!({"sys_id": uid, "user_name": name, "active": "true", "locked_out": "false", "sys_domain": reference("sys_user_group", "global")}));
-        tables[3].1.push(json!({"sys_id": format!("d{i:031}"), "user": reference("sys_user", &uid), "role": reference("sys_user_role", role), "inherited": "false"}));
-        tables[4].1.push(json!({"sys_id": mid, "name": format!("mid-{i:04}"), "status": "Down"}));
-        tables[5].1.push(json!({"sys_id": format!("e{i:031}"), "ecc_agent": reference("ecc_agent", &mid), "param_name": "mid.instance.username", "value": name}));
-    }
-    let mut d = Dataset::default();
-    for (table, rows) in tables {
-        d.insert_fixture(table, &json!({ "result": rows }).to_string()).expect("bench fixture");
-    }
-    d
-}
 
 struct Measure {
     writes: usize,

@@ -85,6 +85,15 @@ pub struct RecordedRequest {
     pub body: String,
     /// The status answered; `0` for a request that was never answered ([`Fault::ApplyThenHang`]).
     pub status: u16,
+    /// When it arrived.
+    pub received: std::time::Instant,
+    /// From its arrival until its answer was ready to go, the latency model's delays included; zero for a
+    /// request never answered.
+    pub took: Duration,
+    /// Its answer's body as sent (gzip-compressed when asked for).
+    pub wire_bytes: u64,
+    /// Rows its answer returned (or the Aggregate API counted), Batch API sub-requests included.
+    pub rows: u64,
 }
 
 /// A fault to inject into the next matching request.
@@ -105,6 +114,9 @@ pub enum Fault {
     /// Next request to `table` (with [`BATCH_FAULT_TABLE`]: the next Batch API call, after running it): the
     /// real answer, its connection closed after `bytes` bytes of the body.
     CutOff { table: String, bytes: usize },
+    /// Next Batch API call ([`BATCH_FAULT_TABLE`]): the batch's 30 s quota runs out after `serviced`
+    /// sub-requests; those are run and answered, the others are left in `unserviced_requests`, not run.
+    BatchQuota { serviced: usize },
 }
 
 impl Fault {
@@ -116,6 +128,7 @@ impl Fault {
             | Fault::ApplyThenRespond { table, .. }
             | Fault::QuotaPartial { table, .. }
             | Fault::CutOff { table, .. } => table,
+            Fault::BatchQuota { .. } => BATCH_FAULT_TABLE,
         }
     }
 }

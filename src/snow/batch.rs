@@ -33,9 +33,12 @@ pub(crate) enum ItemOutcome {
     Written(Row),
     /// Refused (4xx): not carried out.
     Refused(ApiError),
-    /// Anything else (5xx, an unreadable body, left unserviced, not answered at all): it may or may
-    /// not have been carried out.
+    /// Anything else (5xx, an unreadable body, not answered at all): it may or may not have been
+    /// carried out.
     Unknown(String),
+    /// The batch's 30 s quota ran out (docs/servicenow.md §2.8): left unserviced, or cancelled by the
+    /// quota. It may or may not have been carried out; smaller batches may get through.
+    Cut(String),
 }
 
 /// The answer to one sub-request.
@@ -101,14 +104,10 @@ pub(crate) fn decode(items: &[BatchItem], answer: &Map<String, Value>, page_size
             let answered = serviced.iter().find(|r| r.get("id").and_then(Value::as_str) == Some(item.id.as_str()));
             match answered {
                 Some(r) => sub_result(item, r, page_size),
-                None => {
-                    let why = if unserviced.contains(&item.id) {
-                        "left unserviced by the Batch API"
-                    } else {
-                        "missing from the Batch API's answer"
-                    };
-                    BatchResult { outcome: ItemOutcome::Unknown(why.into()) }
+                None if unserviced.contains(&item.id) => {
+                    BatchResult { outcome: ItemOutcome::Cut("left unserviced by the Batch API".into()) }
                 }
+                None => BatchResult { outcome: ItemOutcome::Unknown("missing from the Batch API's answer".into()) },
             }
         })
         .collect()
@@ -135,7 +134,13 @@ fn sub_result(item: &BatchItem, r: &Value, page_size: u32) -> BatchResult {
         },
         Err(class) => {
             let e = ApiError::from_answer(class, &cx);
-            if e.was_refused() { ItemOutcome::Refused(e) } else { ItemOutcome::Unknown(e.to_string()) }
+            if e.was_refused() {
+                ItemOutcome::Refused(e)
+            } else if matches!(e.kind(), ApiErrorKind::QuotaExceeded { .. }) {
+                ItemOutcome::Cut(e.to_string())
+            } else {
+                ItemOutcome::Unknown(e.to_string())
+            }
         }
     };
     BatchResult { outcome }
@@ -205,18 +210,19 @@ mod tests {
                 ItemOutcome::Written(row) => format!("written {}", row.text("sys_id")),
                 ItemOutcome::Refused(e) => format!("refused {e}"),
                 ItemOutcome::Unknown(why) => format!("unknown {why}"),
+                ItemOutcome::Cut(why) => format!("cut {why}"),
             })
             .collect();
         assert_eq!(kinds[0], "written s0");
         assert_eq!(kinds[1], "refused HTTP 400 from the instance for ecc_agent_issue: Invalid field");
         assert!(kinds[2].starts_with("unknown HTTP 503"), "{}", kinds[2]);
-        assert!(kinds[3].starts_with("unknown the instance cancelled the request for ecc_agent_issue"), "{}", kinds[3]);
+        assert!(kinds[3].starts_with("cut the instance cancelled the request for ecc_agent_issue"), "{}", kinds[3]);
         assert!(
             kinds[4].starts_with("unknown the instance answered ecc_agent_issue with an HTML page"),
             "{}",
             kinds[4]
         );
-        assert_eq!(kinds[5], "unknown left unserviced by the Batch API");
+        assert_eq!(kinds[5], "cut left unserviced by the Batch API");
         assert_eq!(kinds[6], "unknown missing from the Batch API's answer");
     }
 

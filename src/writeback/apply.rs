@@ -12,12 +12,14 @@
 //!   the next cycle's reconcile converges (an unfinished resolve is planned again; a duplicate left by
 //!   an unknowable failure is resolved).
 //!
-//! Writes go through the Batch API (`/api/now/v1/batch`, up to `BATCH_SIZE` per request) when the
-//! instance offers it, and one request per record otherwise — only after a clear "not here"
-//! (`ApiError::batch_not_offered`: 400, 403, 404, 405 before anything ran).
+//! Writes go through the Batch API (`/api/now/v1/batch`, up to `BATCH_SIZE` per request, the batches sent
+//! together within `[instance] concurrency`) when the instance offers it, and one request per record
+//! otherwise — only after a clear "not here" (`ApiError::batch_not_offered`: 400, 403, 404, 405 before
+//! anything ran). A batch the quota cut short is sent again in batches of half the size.
 
 use std::collections::BTreeMap;
 
+use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -27,7 +29,7 @@ use super::{ISSUE_TABLE, WriteAction};
 use crate::domain::{IssueState, SysId, sn_time};
 use crate::escape::Shown;
 use crate::snow::query::QueryValue;
-use crate::snow::{BatchItem, Client, ItemOutcome};
+use crate::snow::{ApiError, ApiErrorKind, BatchItem, Client, ItemOutcome};
 
 /// Sub-requests per Batch API call (the batch's 30 s quota covers all of them).
 pub(crate) const BATCH_SIZE: usize = 50;
@@ -102,8 +104,128 @@ fn create_body(c: &Create) -> Value {
     })
 }
 
+/// How one batch of writes fared.
+enum BatchAnswer {
+    /// One outcome per write of the batch.
+    Items(Vec<ItemOutcome>),
+    /// The whole call failed.
+    Call(ApiError),
+}
+
 /// Applies `plan` for `source`, through the Batch API when `use_batch` and the instance allows it.
+///
+/// The batches of a round go out together (the client keeps at most `[instance] concurrency` requests in
+/// flight); the writes of a plan are independent of each other (each create a new record, each count or
+/// resolve a different one), so their order does not matter. Rounds follow each other only where a write
+/// depends on what a round found out: a create whose answer was lost is looked up before it is sent again,
+/// and a batch the 30 s quota cut short (its call cancelled, or items left unserviced) has its unfinished
+/// writes sent again in batches of half the size.
 pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch: bool) -> Applied {
+    let writes = writes_of(plan);
+    let mut applied = Applied::default();
+    // Sent one per request: nothing of these ran yet, or (PATCHes) running them twice changes nothing.
+    let mut direct: Vec<Write> = Vec::new();
+    // Creates whose outcome is unknown: looked up before anything is sent again.
+    let mut lost: Vec<&Create> = Vec::new();
+    if use_batch && !writes.is_empty() {
+        applied.batch = true;
+        let mut pending = writes;
+        let mut size = BATCH_SIZE;
+        while !pending.is_empty() {
+            let chunks: Vec<&[Write]> = pending.chunks(size).collect();
+            let answers = join_all(chunks.iter().map(|chunk| send_batch(client, chunk))).await;
+            let mut again: Vec<Write> = Vec::new();
+            let mut cut = false;
+            let mut not_offered = false;
+            for (chunk, answer) in chunks.iter().zip(answers) {
+                match answer {
+                    BatchAnswer::Items(outcomes) => {
+                        for (w, outcome) in chunk.iter().zip(outcomes) {
+                            cut |= matches!(outcome, ItemOutcome::Cut(_));
+                            settle_item(&mut applied, w, outcome, &mut lost, &mut again);
+                        }
+                    }
+                    // Refused before anything ran: each write goes on its own.
+                    BatchAnswer::Call(e) if e.batch_not_offered() => {
+                        if !not_offered {
+                            tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
+                        }
+                        not_offered = true;
+                        direct.extend(chunk.iter().cloned());
+                    }
+                    BatchAnswer::Call(e) => {
+                        let quota = matches!(e.kind(), ApiErrorKind::QuotaExceeded { .. });
+                        cut |= quota;
+                        if e.outcome_unknown() {
+                            tracing::warn!(error = %e, "a Batch API call's answer was lost; looking before re-creating");
+                        } else {
+                            tracing::error!(error = %e, "a Batch API call was refused");
+                        }
+                        for w in *chunk {
+                            match w {
+                                Write::Create(c) if e.outcome_unknown() || quota => lost.push(c),
+                                Write::Create(_) => record_failure(&mut applied, w, e.to_string()),
+                                patch => again.push(patch.clone()),
+                            }
+                        }
+                    }
+                }
+            }
+            if not_offered {
+                applied.batch = false;
+                direct.extend(again);
+                break;
+            }
+            if !cut || size == 1 {
+                // Not the quota: what is left goes one per request, as a lost answer always has.
+                direct.extend(again);
+                break;
+            }
+            // The quota cut a batch: the unfinished writes go again, in batches half the size, the lost
+            // creates among them only once they are known not to have gone through.
+            size = (size / 2).max(1);
+            tracing::warn!(size, "the Batch API's quota cut a batch short; sending what is left in smaller batches");
+            let looked = std::mem::take(&mut lost);
+            again.extend(
+                look_up_lost_creates(client, source, &looked, &mut applied).await.into_iter().map(Write::Create),
+            );
+            pending = again;
+        }
+    } else {
+        direct = writes;
+    }
+
+    let answers = join_all(direct.iter().map(|w| send_one(client, w))).await;
+    for (w, answer) in direct.iter().zip(answers) {
+        match (w, answer) {
+            (Write::Create(c), Sent::Lost) => lost.push(c),
+            (Write::Patch { .. }, Sent::Lost) => record_failure(&mut applied, w, "the answer was lost".into()),
+            (_, Sent::Written(sys_id)) => record_success(&mut applied, w, sys_id),
+            (_, Sent::Failed(e)) => record_failure(&mut applied, w, e),
+        }
+    }
+
+    if !lost.is_empty() {
+        let missing = look_up_lost_creates(client, source, &lost, &mut applied).await;
+        let again: Vec<Write> = missing.into_iter().map(Write::Create).collect();
+        let answers = join_all(again.iter().map(|w| send_one(client, w))).await;
+        for (w, answer) in again.iter().zip(answers) {
+            match answer {
+                Sent::Written(sys_id) => record_success(&mut applied, w, sys_id),
+                Sent::Lost => record_failure(
+                    &mut applied,
+                    w,
+                    "the answer was lost again; the next cycle will look for it and reconcile".into(),
+                ),
+                Sent::Failed(e) => record_failure(&mut applied, w, format!("{e}; the next cycle will try again")),
+            }
+        }
+    }
+    applied
+}
+
+/// The plan as a list of writes: creates, then count bumps, then resolves.
+fn writes_of(plan: &Plan) -> Vec<Write<'_>> {
     let mut writes: Vec<Write> = plan.create.iter().map(Write::Create).collect();
     writes.extend(plan.count.iter().map(|u| Write::Patch {
         action: WriteAction::Count,
@@ -123,119 +245,105 @@ pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch:
         count: None,
         body: json!({ "state": IssueState::Resolved.as_str() }),
     }));
-
-    let mut applied = Applied::default();
-    let mut one_by_one: Vec<Write> = Vec::new();
-    let mut unknown: Vec<&Create> = Vec::new();
-    if use_batch && !writes.is_empty() {
-        applied.batch = true;
-        let mut chunks = writes.chunks(BATCH_SIZE);
-        for chunk in chunks.by_ref() {
-            let items: Vec<BatchItem> = chunk.iter().enumerate().map(|(i, w)| w.batch_item(i)).collect();
-            match client.batch(&items).await {
-                Ok(results) => {
-                    for (w, r) in chunk.iter().zip(&results) {
-                        match (&r.outcome, w) {
-                            (ItemOutcome::Written(row), Write::Create(c)) => match row.reference("sys_id") {
-                                Some(sys_id) => record_success(&mut applied, w, sys_id),
-                                // Created, but which record? Look for it like a lost answer.
-                                None => unknown.push(c),
-                            },
-                            (ItemOutcome::Written(_), Write::Patch { sys_id, .. }) => {
-                                record_success(&mut applied, w, sys_id.to_string());
-                            }
-                            (ItemOutcome::Refused(e), _) => record_failure(&mut applied, w, format!("in a batch: {e}")),
-                            (ItemOutcome::Unknown(why), Write::Create(c)) => {
-                                tracing::warn!(why = %Shown(why), message = %Shown(&c.message), "a batched create's outcome is unknown; looking before re-creating");
-                                unknown.push(c);
-                            }
-                            // A PATCH writes absolute values: sending it again is safe.
-                            (ItemOutcome::Unknown(_), patch) => one_by_one.push(patch.clone()),
-                        }
-                    }
-                }
-                // Refused before anything ran: each write goes on its own.
-                Err(e) if e.batch_not_offered() => {
-                    tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
-                    applied.batch = false;
-                    one_by_one.extend(chunk.iter().cloned());
-                    break;
-                }
-                Err(e) => {
-                    if e.outcome_unknown() {
-                        tracing::warn!(error = %e, "a Batch API call's answer was lost; looking before re-creating");
-                    } else {
-                        tracing::error!(error = %e, "a Batch API call was refused");
-                    }
-                    for w in chunk {
-                        match w {
-                            Write::Create(c) if e.outcome_unknown() => unknown.push(c),
-                            Write::Create(_) => record_failure(&mut applied, w, e.to_string()),
-                            patch => one_by_one.push(patch.clone()),
-                        }
-                    }
-                }
-            }
-        }
-        one_by_one.extend(chunks.flatten().cloned());
-    } else {
-        one_by_one = writes;
-    }
-
-    for w in &one_by_one {
-        match w {
-            Write::Create(c) => match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
-                Ok(row) if !row.text("sys_id").is_empty() => record_success(&mut applied, w, row.text("sys_id")),
-                Ok(_) => unknown.push(c),
-                Err(e) if e.outcome_unknown() => {
-                    tracing::warn!(error = %e, message = %Shown(&c.message), "a create's answer was lost; looking before retrying");
-                    unknown.push(c);
-                }
-                Err(e) => record_failure(&mut applied, w, e.to_string()),
-            },
-            Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id, body).await {
-                Ok(()) => record_success(&mut applied, w, sys_id.to_string()),
-                Err(e) => record_failure(&mut applied, w, e.to_string()),
-            },
-        }
-    }
-
-    if !unknown.is_empty() {
-        settle_unknown_creates(client, source, &unknown, &mut applied).await;
-    }
-    applied
+    writes
 }
 
-/// Looks for the records of creates whose answer was lost; re-sends only those not found.
-async fn settle_unknown_creates(client: &Client, source: &QueryValue, unknown: &[&Create], applied: &mut Applied) {
+async fn send_batch(client: &Client, chunk: &[Write<'_>]) -> BatchAnswer {
+    let items: Vec<BatchItem> = chunk.iter().enumerate().map(|(i, w)| w.batch_item(i)).collect();
+    match client.batch(&items).await {
+        Ok(results) => BatchAnswer::Items(results.into_iter().map(|r| r.outcome).collect()),
+        Err(e) => BatchAnswer::Call(e),
+    }
+}
+
+/// Records what one batched write's answer says, or where the write goes next.
+fn settle_item<'a>(
+    applied: &mut Applied,
+    w: &Write<'a>,
+    outcome: ItemOutcome,
+    lost: &mut Vec<&'a Create>,
+    again: &mut Vec<Write<'a>>,
+) {
+    match (outcome, w) {
+        (ItemOutcome::Written(row), Write::Create(c)) => match row.reference("sys_id") {
+            Some(sys_id) => record_success(applied, w, sys_id),
+            // Created, but which record? Look for it like a lost answer.
+            None => lost.push(c),
+        },
+        (ItemOutcome::Written(_), Write::Patch { sys_id, .. }) => record_success(applied, w, sys_id.to_string()),
+        (ItemOutcome::Refused(e), _) => record_failure(applied, w, format!("in a batch: {e}")),
+        (ItemOutcome::Unknown(why) | ItemOutcome::Cut(why), Write::Create(c)) => {
+            tracing::warn!(why = %Shown(&why), message = %Shown(&c.message), "a batched create's outcome is unknown; looking before re-creating");
+            lost.push(c);
+        }
+        // A PATCH writes absolute values: sending it again is safe.
+        (ItemOutcome::Unknown(_) | ItemOutcome::Cut(_), patch) => again.push(patch.clone()),
+    }
+}
+
+/// What one direct request did.
+enum Sent {
+    Written(String),
+    /// A create's answer was lost (it may have gone through).
+    Lost,
+    Failed(String),
+}
+
+async fn send_one(client: &Client, w: &Write<'_>) -> Sent {
+    match w {
+        Write::Create(c) => match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
+            Ok(row) if !row.text("sys_id").is_empty() => Sent::Written(row.text("sys_id")),
+            Ok(_) => Sent::Lost,
+            Err(e) if e.outcome_unknown() => {
+                tracing::warn!(error = %e, message = %Shown(&c.message), "a create's answer was lost; looking before retrying");
+                Sent::Lost
+            }
+            Err(e) => Sent::Failed(e.to_string()),
+        },
+        Write::Patch { sys_id, body, .. } => match client.update(ISSUE_TABLE, sys_id, body).await {
+            Ok(()) => Sent::Written(sys_id.to_string()),
+            Err(e) => Sent::Failed(e.to_string()),
+        },
+    }
+}
+
+/// Looks for the records of creates whose answer was lost: adopts those found, returns those to send again.
+/// When the open records cannot be read, none is sent again (each is a failure the next cycle reconciles).
+async fn look_up_lost_creates<'a>(
+    client: &Client,
+    source: &QueryValue,
+    lost: &[&'a Create],
+    applied: &mut Applied,
+) -> Vec<&'a Create> {
+    if lost.is_empty() {
+        return Vec::new();
+    }
     let open = match read_open_records(client, source).await {
         Ok(open) => open,
         Err(e) => {
-            for c in unknown {
+            for c in lost {
                 record_failure(
                     applied,
                     &Write::Create(c),
                     format!("the outcome is unknown and could not be checked ({e}); the next cycle will reconcile it"),
                 );
             }
-            return;
+            return Vec::new();
         }
     };
-    for c in unknown {
-        let w = Write::Create(c);
+    let mut missing = Vec::new();
+    for c in lost {
         // The plan created this message because no open record had it: any open record now is ours.
-        if let Some(found) = open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
-            tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
-            applied.adopted += 1;
-            record_success(applied, &w, found.sys_id.to_string());
-            continue;
-        }
-        match client.create(ISSUE_TABLE, &create_body(c), &["sys_id", "message"]).await {
-            Ok(row) if !row.text("sys_id").is_empty() => record_success(applied, &w, row.text("sys_id")),
-            Ok(_) => record_failure(applied, &w, "the instance answered without a sys_id".into()),
-            Err(e) => record_failure(applied, &w, format!("{e}; the next cycle will try again")),
+        match open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
+            Some(found) => {
+                tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
+                applied.adopted += 1;
+                record_success(applied, &Write::Create(c), found.sys_id.to_string());
+            }
+            None => missing.push(*c),
         }
     }
+    missing
 }
 
 fn record_success(applied: &mut Applied, w: &Write, sys_id: String) {

@@ -13,7 +13,8 @@ pub const BATCH_FAULT_TABLE: &str = "batch";
 /// request (authorization is the outer request's), and answers `serviced_requests` with base64
 /// bodies. Faults on table [`BATCH_FAULT_TABLE`] apply to the whole call: `Respond` answers without
 /// running anything; `ApplyThenHang`, `ApplyThen503`, `ApplyThenRespond` and `CutOff` run every item,
-/// then hang, answer 503, answer what they carry, or cut the answer off.
+/// then hang, answer 503, answer what they carry, or cut the answer off; `BatchQuota` runs only the first
+/// items and leaves the others unserviced.
 pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -36,9 +37,18 @@ pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outco
         return Outcome::Reply(Reply::error(400, "Invalid batch request: no rest_requests", None));
     };
     let mut serviced = Vec::new();
+    let mut unserviced = Vec::new();
     let mut cost = Cost::default();
-    for item in items {
+    let quota = match after {
+        Some(Fault::BatchQuota { serviced }) => serviced,
+        _ => usize::MAX,
+    };
+    for (n, item) in items.iter().enumerate() {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        if n >= quota {
+            unserviced.push(Value::String(id));
+            continue;
+        }
         let method = item.get("method").and_then(Value::as_str).unwrap_or("GET");
         let url = item.get("url").and_then(Value::as_str).unwrap_or_default();
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -83,7 +93,7 @@ pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outco
     let batch_request_id = envelope.get("batch_request_id").cloned().unwrap_or(Value::Null);
     let reply = Reply::json(
         200,
-        json!({"batch_request_id": batch_request_id, "serviced_requests": serviced, "unserviced_requests": []})
+        json!({"batch_request_id": batch_request_id, "serviced_requests": serviced, "unserviced_requests": unserviced})
             .to_string(),
     )
     .with_cost(cost);

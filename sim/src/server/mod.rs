@@ -232,7 +232,8 @@ async fn handle(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(',').any(|e| e.trim().split(';').next().is_some_and(|e| e.eq_ignore_ascii_case("gzip"))));
-    let (outcome, model, latency) = {
+    let received = std::time::Instant::now();
+    let (outcome, model, latency, entry) = {
         let mut state = shared.lock();
         let outcome = process(&shared, &mut state, &incoming);
         let status = match &outcome {
@@ -249,10 +250,14 @@ async fn handle(
             query: incoming.query.clone(),
             body,
             status,
+            received,
+            took: Duration::ZERO,
+            wire_bytes: 0,
+            rows: 0,
         });
         state.tally.requests += 1;
         *state.tally.requests_by_endpoint.entry(endpoint(&incoming.path)).or_default() += 1;
-        (outcome, state.cost, state.latency)
+        (outcome, state.cost, state.latency, state.log.len() - 1)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -273,6 +278,12 @@ async fn handle(
                 + model.per_batch_item * u32::try_from(cost.batch_items).unwrap_or(u32::MAX);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+            }
+            // The entry is this request's unless the log was cleared meanwhile (between benchmark runs).
+            if let Some(r) = shared.lock().log.get_mut(entry).filter(|r| r.received == received) {
+                r.took = received.elapsed();
+                r.wire_bytes = body.len() as u64;
+                r.rows = (cost.rows + cost.aggregated) as u64;
             }
             reply.into_response(body)
         }
