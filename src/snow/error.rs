@@ -93,7 +93,8 @@ pub enum ApiErrorKind {
     Connect {
         /// The whole chain of causes (a URL in it without its query string).
         reason: String,
-        /// The innermost cause alone (`Connection refused (os error 111)`), for [`ApiError::unreachable`].
+        /// The innermost cause alone (`Connection refused (os error 111)`), for a message about the instance as
+        /// a whole.
         cause: String,
     },
     /// The TLS handshake refused the instance's (or a proxy's) certificate: no request was sent.
