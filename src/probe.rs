@@ -99,8 +99,16 @@ pub async fn probe(config: &Config) -> Probe {
             let client = &client;
             async move { client.read_first(table, &Query::default(), fields).await }
         });
-    out.problems =
-        futures::future::join_all(reads).await.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+    let errors: Vec<_> = futures::future::join_all(reads).await.into_iter().filter_map(Result::err).collect();
+    // A connection that cannot be made is one cause, whatever the table: said once, and nothing more is tried.
+    if let Some(unreachable) = errors.iter().find_map(|e| e.unreachable(&config.instance.url)) {
+        out.problems.push(unreachable);
+        out.problems
+            .extend(errors.iter().filter(|e| e.unreachable(&config.instance.url).is_none()).map(|e| e.to_string()));
+        out.problems.dedup();
+        return out;
+    }
+    out.problems = errors.iter().map(|e| e.to_string()).collect();
     out.problems.dedup();
     if config.check.write_issues {
         out.notes.push(format!(

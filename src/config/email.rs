@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::secret::resolve_secret;
-use super::{Environment, is_loopback_host, without_userinfo};
+use super::{Environment, check_ca_file, is_loopback_host, without_userinfo};
 
 /// The default SMTP timeout (connection and each command).
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +69,9 @@ pub struct EmailConfig {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
+    /// PEM certificates (every one of a bundle) trusted besides the system's roots for STARTTLS and `smtps://`:
+    /// a relay with a private CA or a self-signed certificate. Validated like `[instance] ca_file`.
+    pub ca_file: Option<PathBuf>,
     pub credentials: Option<SmtpCredentials>,
     pub(crate) from: Mailbox,
     /// At least one recipient, each address once.
@@ -89,6 +92,7 @@ impl EmailConfig {
             host: "127.0.0.1".into(),
             port,
             tls: TlsMode::None,
+            ca_file: None,
             credentials: None,
             from,
             to,
@@ -123,6 +127,7 @@ enum RawRecipients {
 pub(super) struct RawEmail {
     url: Option<String>,
     tls: Option<String>,
+    ca_file: Option<PathBuf>,
     user: Option<String>,
     password: Option<SecretString>,
     password_file: Option<PathBuf>,
@@ -155,6 +160,11 @@ impl RawEmail {
             }
             Some(u) => parse_smtp_url(u, self.tls.as_deref()).map_err(|p| problems.push(p)).ok(),
         };
+        if let Some(ca) = &self.ca_file
+            && let Err(e) = check_ca_file("[email] ca_file", ca, env)
+        {
+            problems.push(e);
+        }
         let user = self.user.filter(|u| !u.trim().is_empty());
         let credentials = match user {
             Some(user) => resolve_secret(
@@ -241,10 +251,18 @@ impl RawEmail {
             }
         };
         let (host, port, tls) = server?;
+        if tls == TlsMode::None && self.ca_file.is_some() {
+            warnings.push(
+                "[email] ca_file is not used with tls = \"none\" (no TLS connection is made): remove it, or use \
+                 tls = \"required\""
+                    .into(),
+            );
+        }
         let config = EmailConfig {
             host,
             port,
             tls,
+            ca_file: self.ca_file,
             credentials,
             from: from?,
             to: to?,

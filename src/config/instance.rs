@@ -1,6 +1,6 @@
 //! `[instance]`: which ServiceNow instance, how to sign in, and how to talk to it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use url::{Host, Url};
 
 use super::secret::resolve_secret;
-use super::{Environment, duration_key, int_key, is_loopback_host, without_userinfo};
+use super::{Environment, check_ca_file, duration_key, int_key, is_loopback_host, without_userinfo};
 use crate::snow::auth::{Credentials, OAuthClient};
 
 #[derive(Debug, Deserialize, Default)]
@@ -91,7 +91,7 @@ impl RawInstance {
         let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1, 16, problems);
         let proxy = self.proxy.as_deref().and_then(|p| parse_proxy(p).map_err(|e| problems.push(e)).ok());
         if let Some(ca) = &self.ca_file
-            && let Err(e) = check_ca_file(ca, env)
+            && let Err(e) = check_ca_file("[instance] ca_file", ca, env)
         {
             problems.push(e);
         }
@@ -283,25 +283,6 @@ fn parse_proxy(p: &str) -> Result<Url, String> {
         other => Err(format!(
             "[instance] proxy \"{shown}\" has scheme {other}: midwatch talks to a proxy over http:// or https:// \
              only (it is built without SOCKS support); {example}, or unset proxy"
-        )),
-    }
-}
-
-/// The extra CA must be a PEM file holding at least one certificate. Checked here, offline: the HTTP client
-/// silently trusts nothing extra when a PEM file holds no certificate. (Whether a decoded block is a
-/// well-formed X.509 certificate is left to the client, which refuses it when it is built.)
-fn check_ca_file(path: &Path, env: &dyn Environment) -> Result<(), String> {
-    let convert = "expected the CA certificate in PEM (-----BEGIN CERTIFICATE----- blocks); convert a DER file \
-                   with `openssl x509 -inform der -in ca.der -out ca.pem`";
-    let bytes =
-        env.read_bytes(path).map_err(|e| format!("[instance] ca_file {} cannot be read: {e}", path.display()))?;
-    match reqwest::Certificate::from_pem_bundle(&bytes) {
-        Ok(certificates) if !certificates.is_empty() => Ok(()),
-        Ok(_) => Err(format!("[instance] ca_file {} holds no PEM certificate: {convert}", path.display())),
-        Err(_) => Err(format!(
-            "[instance] ca_file {} is not a valid PEM certificate file (a certificate block does not decode): \
-             {convert}",
-            path.display()
         )),
     }
 }

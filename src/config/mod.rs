@@ -171,6 +171,25 @@ fn without_userinfo(u: &str) -> String {
     }
 }
 
+/// An extra CA (`[instance] ca_file`, `[email] ca_file`, named by `key`) must be a PEM file holding at least one
+/// certificate; every certificate of a bundle is trusted. Checked here, offline: the TLS clients silently trust
+/// nothing extra when a PEM file holds no certificate. (Whether a decoded block is a
+/// well-formed X.509 certificate is left to the client, which refuses it when it is built.)
+fn check_ca_file(key: &str, path: &Path, env: &dyn Environment) -> Result<(), String> {
+    let convert = "expected the CA certificate in PEM (-----BEGIN CERTIFICATE----- blocks); convert a DER file \
+                   with `openssl x509 -inform der -in ca.der -out ca.pem`";
+    let bytes = env.read_bytes(path).map_err(|e| format!("{key} {} cannot be read: {e}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&bytes) {
+        Ok(certificates) if !certificates.is_empty() => Ok(()),
+        Ok(_) => Err(format!("{key} {} holds no PEM certificate: {convert}", path.display())),
+        Err(_) => Err(format!(
+            "{key} {} is not a valid PEM certificate file (a certificate block does not decode): \
+             {convert}",
+            path.display()
+        )),
+    }
+}
+
 fn duration_key(key: &str, value: Option<&str>, default: Duration, problems: &mut Vec<String>) -> Option<Duration> {
     match value {
         None => Some(default),

@@ -310,6 +310,43 @@ fn ca_file_must_hold_a_pem_certificate() {
     assert!(err.to_string().contains("[instance] ca_file /nope.pem cannot be read"), "{err}");
 }
 
+#[test]
+fn email_ca_file_is_checked_like_the_instance_one_and_named_as_email() {
+    let email = |ca: &str| {
+        format!(
+            "{MINIMAL}\n[email]\nurl = \"smtp://smtp.acme.com:587\"\nfrom = \"a@acme.com\"\nto = \"b@acme.com\"\nca_file = \"{ca}\"\n"
+        )
+    };
+    let mut env = env_with_secret();
+    env.files.insert("/etc/midwatch/smtp-ca.pem".into(), format!("{TEST_CA}{TEST_CA}"));
+    env.files.insert("/etc/midwatch/empty.pem".into(), "no certificate here\n".into());
+    let c = parse(&email("/etc/midwatch/smtp-ca.pem"), &env).expect("a PEM bundle");
+    let cfg = c.email.expect("[email]");
+    assert_eq!(cfg.ca_file.as_deref(), Some(Path::new("/etc/midwatch/smtp-ca.pem")));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let err = parse(&email("/nope.pem"), &env).expect_err("missing").to_string();
+    assert!(err.contains("[email] ca_file /nope.pem cannot be read"), "{err}");
+    assert!(!err.contains("[instance]"), "{err}");
+    let err = parse(&email("/etc/midwatch/empty.pem"), &env).expect_err("no certificate").to_string();
+    assert!(err.contains("[email] ca_file /etc/midwatch/empty.pem holds no PEM certificate"), "{err}");
+    assert!(err.contains("openssl x509 -inform der"), "says how to convert: {err}");
+}
+
+#[test]
+fn email_ca_file_with_plaintext_smtp_is_a_warning() {
+    let mut env = env_with_secret();
+    env.files.insert("/etc/midwatch/smtp-ca.pem".into(), TEST_CA.into());
+    let text =
+        format!("{MINIMAL}{EMAIL_LOOPBACK}url = \"smtp://127.0.0.1:25\"\nca_file = \"/etc/midwatch/smtp-ca.pem\"\n");
+    let c = parse(&text, &env).expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("[email] ca_file is not used with tls = \"none\"")),
+        "{:?}",
+        c.warnings
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Loopback, instance names, the window maximum
 

@@ -102,6 +102,10 @@ pub struct EmailOutcome {
     pub outbox_delivered: usize,
     /// Messages left in the outbox after this call (including this cycle's, when queued).
     pub outbox_pending: usize,
+    /// Why earlier messages are still in the outbox (the first one's reason), when some are: a refused
+    /// certificate is said every cycle, not only in the cycle that queued the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_reason: Option<String>,
     /// Every recipient refused permanently during this call, all messages together.
     pub permanent_failures: Vec<PermanentFailure>,
     /// Messages dropped from the outbox undelivered during this call (too old, or too many).
@@ -116,6 +120,7 @@ impl EmailOutcome {
             status,
             outbox_delivered: 0,
             outbox_pending: 0,
+            outbox_reason: None,
             permanent_failures: Vec::new(),
             dropped: Vec::new(),
             problems: Vec::new(),
@@ -152,6 +157,13 @@ impl EmailOutcome {
         let new_queued = usize::from(matches!(self.status, EmailStatus::Queued { .. }));
         if self.outbox_pending > new_queued {
             s.push_str(&format!("; {} still in the outbox", plural(self.outbox_pending - new_queued, "earlier email")));
+            let said = match &self.status {
+                EmailStatus::Queued { reason, .. } => Some(reason),
+                _ => None,
+            };
+            if let Some(reason) = self.outbox_reason.as_ref().filter(|r| Some(*r) != said) {
+                s.push_str(&format!(" ({reason})"));
+            }
         }
         if !self.dropped.is_empty() {
             s.push_str(&format!(
@@ -342,8 +354,9 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     let delivery = smtp::deliver(cfg, &outbox, entries, now).await;
     problems.extend(delivery.problems);
     let new_id = composed.as_ref().map(|(id, _)| id.as_str());
-    let outbox_delivered =
-        delivery.results.iter().filter(|r| r.finished && Some(r.message_id.as_str()) != new_id).count();
+    let earlier = || delivery.results.iter().filter(|r| Some(r.message_id.as_str()) != new_id);
+    let outbox_delivered = earlier().filter(|r| r.finished).count();
+    let outbox_reason = earlier().filter(|r| !r.finished).find_map(|r| r.reason.clone());
     let status = match (status, composed) {
         (Some(status), _) => status,
         (None, None) => EmailStatus::Skipped { reason: "nothing composed".into() },
@@ -374,6 +387,7 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
         status,
         outbox_delivered,
         outbox_pending: delivery.pending,
+        outbox_reason,
         permanent_failures: delivery.permanent_failures,
         dropped,
         problems,

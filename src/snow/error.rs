@@ -91,7 +91,11 @@ pub enum ApiErrorKind {
         timeout: Duration,
     },
     Connect {
+        /// The whole chain of causes (a URL in it without its query string).
         reason: String,
+        /// The innermost cause alone (`Connection refused (os error 111)`), for a message about the instance as
+        /// a whole.
+        cause: String,
     },
     /// The TLS handshake refused the instance's (or a proxy's) certificate: no request was sent.
     Certificate {
@@ -163,7 +167,7 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
             "no answer from the instance for {table} within {timeout:?}; check the network, or raise [instance] \
              timeout"
         ),
-        Connect { reason } => format!(
+        Connect { reason, .. } => format!(
             "could not reach the instance for {table}: {reason}; check [instance] url, DNS, the proxy and the \
              firewall"
         ),
@@ -241,6 +245,19 @@ impl ApiError {
             K::Timeout { .. } | K::Connect { .. } | K::CutOff { .. } | K::Incomplete { .. } => true,
             K::Token { error } => error.is_transient(),
             _ => false,
+        }
+    }
+
+    /// When the instance could not be reached at all (no connection, whatever the table): one message for the
+    /// instance, `cannot reach https://acme.service-now.com: Connection refused (os error 111); check …`, that a
+    /// caller reading many tables says once instead of once per table.
+    pub(crate) fn unreachable(&self, instance: &url::Url) -> Option<String> {
+        match &self.kind {
+            ApiErrorKind::Connect { cause, .. } => Some(format!(
+                "cannot reach {}: {cause}; check [instance] url, DNS, the proxy and the firewall",
+                instance.origin().ascii_serialization()
+            )),
+            _ => None,
         }
     }
 

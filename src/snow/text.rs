@@ -64,6 +64,31 @@ pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// A request's failure as text (see [`source_chain`]), its URL shown without the query string: the query of a
+/// Table API request (`sysparm_query=…`, `sysparm_fields=…`) is long, and says nothing about why it failed.
+pub(super) fn transport_text(e: &reqwest::Error) -> String {
+    let text = source_chain(e);
+    match e.url() {
+        Some(url) if url.query().is_some() || url.fragment().is_some() => {
+            let mut bare = url.clone();
+            bare.set_query(None);
+            bare.set_fragment(None);
+            text.replace(url.as_str(), bare.as_str())
+        }
+        _ => text,
+    }
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`), for a message about the instance as
+/// a whole rather than one request.
+pub(super) fn innermost(e: &dyn std::error::Error) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

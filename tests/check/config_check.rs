@@ -86,3 +86,18 @@ fn offline_config_check_refuses_a_socks_proxy_an_ftp_proxy_and_a_non_pem_ca_file
         assert!(!stdout.contains("valid"), "{stdout}");
     }
 }
+
+#[test]
+fn an_unreachable_instance_is_one_problem_with_its_url_and_no_query() {
+    // A port nothing listens on: bound, then closed again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (_dir, file) = config_file(&format!("http://127.0.0.1:{port}"));
+    let (code, stdout, stderr) = run_binary(&["config", "check", "--config", file.to_str().expect("utf-8")]);
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(code, 3, "{all}");
+    assert_eq!(all.matches("cannot reach").count(), 1, "one cause, said once: {all}");
+    assert!(all.contains(&format!("problem: cannot reach http://127.0.0.1:{port}: ")), "{all}");
+    assert!(all.contains("check [instance] url, DNS, the proxy and the firewall"), "{all}");
+    assert!(!all.contains("sysparm_"), "no query strings: {all}");
+    assert!(all.contains("1 problem(s) found"), "{all}");
+}

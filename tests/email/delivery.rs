@@ -139,6 +139,7 @@ fn the_outcome_serializes_for_the_json_report() {
         },
         outbox_delivered: 0,
         outbox_pending: 1,
+        outbox_reason: None,
         permanent_failures: Vec::new(),
         dropped: Vec::new(),
         problems: Vec::new(),

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{Grant, OAuthClient, TokenError};
 use crate::snow::answer::is_html;
-use crate::snow::text::{joined, shown, shown_body, shown_location, source_chain};
+use crate::snow::text::{joined, shown, shown_body, shown_location, transport_text};
 
 /// The path of the token endpoint, relative to the instance root.
 pub(crate) const TOKEN_PATH: &str = "/oauth_token.do";
@@ -167,7 +167,7 @@ impl HttpEndpoint {
         if e.is_timeout() {
             return TokenError::Timeout { url, timeout: self.timeout };
         }
-        TokenError::Connect { url, reason: source_chain(e) }
+        TokenError::Connect { url, reason: transport_text(e) }
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::Client;
 use crate::snow::answer::{Body, Shape, classify};
 use crate::snow::error::Context;
-use crate::snow::text::source_chain;
+use crate::snow::text::{innermost, transport_text};
 use crate::snow::{ApiError, ApiErrorKind};
 
 /// An answer as it came off the wire.
@@ -40,7 +40,8 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
         let _permit = self.permits.acquire().await.map_err(|_| {
-            ApiError::new(table, ApiErrorKind::Connect { reason: "the client is shutting down".into() })
+            let reason = "the client is shutting down".to_string();
+            ApiError::new(table, ApiErrorKind::Connect { cause: reason.clone(), reason })
         })?;
         let request = request.header(reqwest::header::ACCEPT, "application/json");
         // `auth.rs`: the credentials; a refused OAuth token is renewed once and the request repeated once.
@@ -62,8 +63,8 @@ impl Client {
         authorization: HeaderValue,
     ) -> Result<Answer, ApiError> {
         let Some(request) = request else {
-            let reason = "midwatch cannot send this request (its body is a stream); report it".into();
-            return Err(ApiError::new(table, ApiErrorKind::Connect { reason }));
+            let reason = "midwatch cannot send this request (its body is a stream); report it".to_string();
+            return Err(ApiError::new(table, ApiErrorKind::Connect { cause: reason.clone(), reason }));
         };
         let mut response =
             request.header(AUTHORIZATION, authorization).send().await.map_err(|e| self.transport_error(table, &e))?;
@@ -87,7 +88,7 @@ impl Client {
                         self.stats.record(status, received.len() as u64);
                         return Err(ApiError::new(table, ApiErrorKind::Timeout { timeout: self.opts.timeout }));
                     }
-                    Err(e) => break Body::CutOff { received: received.len() as u64, reason: source_chain(&e) },
+                    Err(e) => break Body::CutOff { received: received.len() as u64, reason: transport_text(&e) },
                 }
             }
         };
@@ -100,14 +101,14 @@ impl Client {
     }
 
     fn transport_error(&self, table: &str, e: &reqwest::Error) -> ApiError {
-        let chain = crate::escape::clean(&source_chain(e));
+        let chain = crate::escape::clean(&transport_text(e));
         if e.is_timeout() {
             ApiError::new(table, ApiErrorKind::Timeout { timeout: self.opts.timeout })
         } else if is_certificate_error(&chain) {
             // Retrying cannot help: the same certificate comes back.
             ApiError::new(table, ApiErrorKind::Certificate { reason: chain })
         } else {
-            ApiError::new(table, ApiErrorKind::Connect { reason: chain })
+            ApiError::new(table, ApiErrorKind::Connect { reason: chain, cause: crate::escape::clean(&innermost(e)) })
         }
     }
 }

@@ -3,6 +3,8 @@
 //! The SMTP dialogue is driven step by step on lettre's [`AsyncSmtpConnection`] (rather than its all-or-nothing
 //! `send`) so that a reply can be told apart by stage and by recipient: a 5xx to one `RCPT TO` drops only that
 //! recipient, and the *sending* marker is written between `RCPT` and `DATA` (see the `notify` module docs).
+//! Opening the connection (TLS, `[email] ca_file`, AUTH) is `connect.rs`; a refused certificate is worded as
+//! the configuration error it is in `certificate.rs`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,17 +14,20 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Message, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use secrecy::ExposeSecret as _;
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use sha2::{Digest as _, Sha256};
 
 use super::outbox::{Outbox, OutboxEntry, SendingMarker, hex};
-use super::{EmailConfig, PermanentFailure, TlsMode};
+use super::{EmailConfig, PermanentFailure};
 use crate::present::email::RenderedEmail;
 use crate::snow::deadline::{DeadlinePassed, bounded};
+
+mod certificate;
+mod connect;
+
+use connect::{ConnectError, connect};
 
 static MESSAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -118,51 +123,6 @@ async fn step<T>(
     }
 }
 
-/// Connects, greets, secures the connection as configured and authenticates.
-async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, String> {
-    let work = async {
-        let hello = ClientId::default();
-        let tls = || TlsParameters::new(cfg.host.clone()).map_err(|e| format!("cannot set up TLS: {e}"));
-        let implicit = if cfg.tls == TlsMode::Implicit { Some(tls()?) } else { None };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (cfg.host.as_str(), cfg.port),
-            Some(cfg.timeout),
-            &hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(|e| reply_of(&e))?;
-        match cfg.tls {
-            TlsMode::Required if !conn.can_starttls() => {
-                conn.abort().await;
-                return Err("the server does not offer STARTTLS, which tls = \"required\" needs".to_string());
-            }
-            TlsMode::Required | TlsMode::Opportunistic if conn.can_starttls() => {
-                conn.starttls(tls()?, &hello).await.map_err(|e| format!("STARTTLS failed: {}", reply_of(&e)))?;
-            }
-            _ => {}
-        }
-        if let Some(c) = &cfg.credentials {
-            if !conn.is_encrypted() && cfg.tls != TlsMode::None {
-                conn.abort().await;
-                return Err("the server did not offer STARTTLS: refusing to send the password in clear \
-                            (tls = \"opportunistic\"); use tls = \"required\" or an smtps:// url"
-                    .to_string());
-            }
-            let credentials = Credentials::new(c.user.clone(), c.password.expose_secret().to_string());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-                .await
-                .map_err(|e| format!("authentication as {} refused: {}", c.user, reply_of(&e)))?;
-        }
-        Ok(conn)
-    };
-    match tokio::time::timeout(cfg.timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no greeting/EHLO/STARTTLS/AUTH within {}", humantime::format_duration(cfg.timeout))),
-    }
-}
-
 /// The fate of one outbox message in one [`deliver`] call.
 #[derive(Debug, Clone)]
 pub(crate) struct MessageResult {
@@ -202,9 +162,18 @@ pub(crate) async fn deliver(
         if down.is_none() && conn.is_none() {
             match bounded(connect(cfg)).await {
                 Ok(Ok(c)) => conn = Some(c),
-                Ok(Err(e)) => {
+                Ok(Err(ConnectError::Unavailable(e))) => {
                     tracing::warn!(server = %cfg.server_url(), error = %e, "SMTP server unavailable; mail stays queued");
                     down = Some(format!("smtp down: {e}"));
+                }
+                // Retried each cycle like an outage, but said as what it is: the mail cannot go until it is fixed.
+                Ok(Err(ConnectError::Configuration(e))) => {
+                    tracing::error!(
+                        server = %cfg.server_url(),
+                        error = %e,
+                        "email cannot be sent until the [email] configuration is fixed; it stays in the outbox"
+                    );
+                    down = Some(e);
                 }
                 Err(DeadlinePassed) => down = Some(cut_off(cfg)),
             }
@@ -462,7 +431,10 @@ pub async fn probe(cfg: &EmailConfig) -> Vec<String> {
     let server = cfg.server_url();
     let mut conn = match connect(cfg).await {
         Ok(c) => c,
-        Err(e) => return vec![format!("[email] {server}: {e}")],
+        Err(ConnectError::Unavailable(e)) => return vec![format!("[email] {server}: {e}")],
+        // The words of the log and the cycle's report.
+        Err(ConnectError::Configuration(e)) if e.starts_with("[email]") => return vec![e],
+        Err(ConnectError::Configuration(e)) => return vec![format!("[email] {e}")],
     };
     let t = cfg.timeout;
     let mut problems = Vec::new();
