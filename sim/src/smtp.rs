@@ -26,6 +26,10 @@ pub struct ReceivedMessage {
     pub to: Vec<String>,
     /// The message as received (CRLF line ends, dot-unstuffed), lossy UTF-8.
     pub data: String,
+    /// When the connection that carried it was accepted.
+    pub connected: std::time::Instant,
+    /// When its DATA ended.
+    pub received: std::time::Instant,
 }
 
 /// Where in the dialogue an injected reply applies.
@@ -171,6 +175,7 @@ fn path_of(arg: &str) -> Option<String> {
 }
 
 async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
+    let connected = std::time::Instant::now();
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     if let Some(reply) = inner.injected(SmtpStage::Greeting, &[]) {
@@ -257,11 +262,11 @@ async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
                         "552 5.3.4 message too big".into()
                     } else if let Some(r) = inner.injected(SmtpStage::EndOfData, &recipients) {
                         if r.is_empty() {
-                            keep(inner, sender, recipients, data);
+                            keep(inner, connected, sender, recipients, data);
                         }
                         r
                     } else {
-                        keep(inner, sender, recipients, data);
+                        keep(inner, connected, sender, recipients, data);
                         "250 2.0.0 ok: queued".into()
                     }
                 }
@@ -307,8 +312,9 @@ async fn read_data(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std:
     }
 }
 
-fn keep(inner: &Inner, from: String, to: Vec<String>, data: Vec<u8>) {
-    let message = ReceivedMessage { from, to, data: String::from_utf8_lossy(&data).into_owned() };
+fn keep(inner: &Inner, connected: std::time::Instant, from: String, to: Vec<String>, data: Vec<u8>) {
+    let received = std::time::Instant::now();
+    let message = ReceivedMessage { from, to, data: String::from_utf8_lossy(&data).into_owned(), connected, received };
     let mut saved = None;
     if let Some(dir) = &inner.save_dir {
         let n = inner.lock().messages.len() + 1;

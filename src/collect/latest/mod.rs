@@ -7,8 +7,8 @@
 //!    asked for the latest `sys_created_on` too (MAX of a date-time over REST is unconfirmed: used where
 //!    the answer carries it). A user with no event needs no read at all.
 //! 2. **Latest second known** (the answer had the MAX): the rows of exactly that second are read, up to
-//!    [`EXACT_CHUNK`] users per request as `^NQ` queries — all rows of the second, so a tie is broken by
-//!    `sys_id` exactly as a read of every row would.
+//!    [`EXACT_CHUNK`] users per query as `^NQ` parts, the queries sent together through the Batch API — all
+//!    rows of the second, so a tie is broken by `sys_id` exactly as a read of every row would.
 //! 3. **Otherwise** users with at most [`LIGHT`] events are read whole, many per request (`parm1IN…` sized
 //!    to fit one page); users with more get their latest row only (`ORDERBYDESC`, limit 1), up to
 //!    [`BATCH_READS`] per round trip through the Batch API, or one request each where it is not offered.
@@ -177,7 +177,7 @@ pub(super) async fn latest_login_events(
                 .await
         }
     }));
-    let exact_reads = try_join_all(exact.chunks(EXACT_CHUNK).map(|chunk| read_exact(client, &base, chunk, &latest)));
+    let exact_reads = read_exact(client, &base, &exact, &latest);
     let supersets = try_join_all(
         superset
             .iter()
@@ -189,7 +189,7 @@ pub(super) async fn latest_login_events(
 
     // Users whose latest second was not found as counted: read like heavy users.
     let (mut again, mut unsafe_again): (Vec<QueryValue>, Vec<&str>) = (Vec::new(), Vec::new());
-    for user in leftovers.into_iter().flatten() {
+    for user in leftovers {
         match QueryValue::new(user) {
             Some(v) => again.push(v),
             None => unsafe_again.push(user),

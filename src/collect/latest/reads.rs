@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 
 use super::count::unavailable;
 use super::fold::Latest;
-use super::{BATCH_READS, FIELDS, LATEST_PAGE, PARM1, Part, TABLE, names_in, newest_first};
+use super::{BATCH_READS, EXACT_CHUNK, FIELDS, LATEST_PAGE, PARM1, Part, TABLE, names_in, newest_first};
 use crate::domain::{EventActivity, SSO_EVENTS, Window};
 use crate::snow::query::{IN_CHUNK, QueryValue, SYS_CREATED_ON};
 use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
@@ -51,14 +51,60 @@ pub(super) async fn last_sso_events(
     Ok(())
 }
 
-/// Reads the rows of each user's latest second, several users per request; returns the users whose
-/// latest was not found that way (the answer was cut, or the instance did not take the query).
+/// Reads the rows of each user's latest second, [`EXACT_CHUNK`] users per query, the queries through the Batch
+/// API ([`BATCH_READS`] per call) where it answers them, else one request each; returns the users whose latest
+/// was not found that way (the answer was cut, or the instance did not take the query).
 pub(super) async fn read_exact<'u>(
     client: &Client,
     base: &Query,
-    chunk: &[(&'u str, Option<&QueryValue>, DateTime<Utc>)],
+    exact: &[(&'u str, Option<&QueryValue>, DateTime<Utc>)],
     latest: &Latest<'_>,
 ) -> Result<Vec<&'u str>, ApiError> {
+    let chunks: Vec<_> = exact.chunks(EXACT_CHUNK).collect();
+    let limit = client.page_size();
+    let request = |chunk: &[(&str, Option<&QueryValue>, DateTime<Utc>)]| PageRequest {
+        table: TABLE.into(),
+        query: exact_query(base, chunk),
+        fields: FIELDS.iter().map(|f| f.to_string()).collect(),
+        limit,
+    };
+    // A single query goes directly: a Batch API call would only add its envelope.
+    let batched = chunks.len() > 1;
+    let answers = try_join_all(chunks.chunks(BATCH_READS).map(|group| async move {
+        if !batched {
+            return Ok(vec![None; group.len()]);
+        }
+        let requests: Vec<PageRequest> = group.iter().map(|c| request(c)).collect();
+        match client.batch_get(&requests).await {
+            Ok(answers) => Ok(answers),
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "a Batch API read failed; reading those users' latest second directly");
+                Ok(vec![None; group.len()])
+            }
+        }
+    }))
+    .await?;
+    let direct = chunks.iter().zip(answers.into_iter().flatten()).map(|(chunk, answer)| async move {
+        let (rows, more) = match answer {
+            // A full page may not be all of it.
+            Some(rows) => {
+                let more = rows.len() >= limit as usize;
+                (rows, more)
+            }
+            None => client.read_page(TABLE, &exact_query(base, chunk), FIELDS, limit).await?,
+        };
+        if more {
+            return Ok::<_, ApiError>(chunk.iter().map(|(u, ..)| *u).collect::<Vec<_>>());
+        }
+        latest.fold(&rows);
+        Ok(chunk.iter().filter(|(u, _, at)| latest.latest_of(u) != Some(*at)).map(|(u, ..)| *u).collect())
+    });
+    Ok(try_join_all(direct).await?.into_iter().flatten().collect())
+}
+
+/// The rows of each user's latest second (`^NQ` parts, one per user).
+fn exact_query(base: &Query, chunk: &[(&str, Option<&QueryValue>, DateTime<Utc>)]) -> Query {
     let parts = chunk.iter().filter_map(|(user, prefix, at)| {
         let who = match prefix {
             Some(p) => base.clone().starts_with(PARM1, p),
@@ -66,13 +112,7 @@ pub(super) async fn read_exact<'u>(
         };
         Some(who.at(SYS_CREATED_ON, *at))
     });
-    let query = Query::any_of(parts);
-    let (rows, more) = client.read_page(TABLE, &query, FIELDS, client.page_size()).await?;
-    if more {
-        return Ok(chunk.iter().map(|(u, ..)| *u).collect());
-    }
-    latest.fold(&rows);
-    Ok(chunk.iter().filter(|(u, _, at)| latest.latest_of(u) != Some(*at)).map(|(u, ..)| *u).collect())
+    Query::any_of(parts)
 }
 
 /// The latest row of each heavy user: limit-1 reads, batched through the Batch API where offered.
