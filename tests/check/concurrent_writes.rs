@@ -131,3 +131,22 @@ async fn a_quota_cut_in_one_of_several_concurrent_batches_halves_it() {
         site.instance.requests().iter().filter(|r| r.method == "GET" && r.path.ends_with("/ecc_agent_issue")).count();
     assert_eq!(looks, 2, "the plan's read, and one look before sending the cut creates again");
 }
+
+#[tokio::test]
+async fn a_batch_call_the_quota_cancelled_has_its_creates_looked_up_not_duplicated() {
+    let site = site().await;
+    // One batch runs, then the instance answers that the quota cancelled the transaction.
+    site.instance.inject(Fault::ApplyThenRespond {
+        table: BATCH_FAULT_TABLE.into(),
+        status: 200,
+        body: r#"{"error":{"message":"Transaction cancelled: maximum execution time exceeded","detail":null},"status":"failure"}"#.into(),
+        headers: vec![("Content-Type".into(), "application/json;charset=UTF-8".into())],
+    });
+    let outcome = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert_eq!(applied.created.len(), USERS);
+    assert!(applied.adopted >= 30, "the cancelled batch's creates were found by looking: {}", applied.adopted);
+    assert_one_record_per_finding(&site);
+    assert_eq!(site.batches().len(), 4, "nothing was sent again: every create of the cut batch had gone through");
+}
