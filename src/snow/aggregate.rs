@@ -45,15 +45,8 @@ impl Client {
         let label = label(table);
         let mut url: Url = self.opts.base_url.clone();
         url.set_path(&format!("/api/now/stats/{table}"));
+        let params = params(query, group_by, max_fields);
         let (group_by, max_fields) = (group_by.join(","), max_fields.join(","));
-        let mut params: Vec<(&str, &str)> =
-            vec![("sysparm_query", query.as_str()), ("sysparm_count", "true"), ("sysparm_display_value", "false")];
-        if !group_by.is_empty() {
-            params.push(("sysparm_group_by", &group_by));
-        }
-        if !max_fields.is_empty() {
-            params.push(("sysparm_max_fields", &max_fields));
-        }
         let _waiting = self.pending.enter(format!("waiting for counts of {table}"));
         let attempt = || async {
             tracing::debug!(table, query = query.as_str(), group_by, max_fields, "GET stats");
@@ -65,6 +58,54 @@ impl Client {
         };
         retry::run(&self.opts.retry, &label, retry::transient, attempt).await
     }
+
+    /// [`Client::aggregate`] of each of `queries`, in one Batch API call: per query its groups, or `None` where
+    /// its sub-request did not answer complete data (the caller asks that one directly).
+    pub(crate) async fn aggregate_many(
+        &self,
+        table: &str,
+        queries: &[Query],
+        group_by: &[&str],
+        max_fields: &[&str],
+    ) -> Result<Vec<Option<Vec<Group>>>, ApiError> {
+        let label = label(table);
+        let urls: Vec<String> = queries
+            .iter()
+            .map(|q| {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.extend_pairs(params(q, group_by, max_fields));
+                format!("/api/now/stats/{table}?{}", form.finish())
+            })
+            .collect();
+        let bodies = self.batch_get_bodies(&urls, &format!("{} counts of {table}", queries.len())).await?;
+        Ok(bodies
+            .into_iter()
+            .map(|b| match b {
+                Some(Value::Object(object)) => decode_groups(&label, object).ok(),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// The query parameters of an Aggregate API call.
+fn params<'a>(
+    query: &'a Query,
+    group_by: &[&str],
+    max_fields: &[&str],
+) -> Vec<(&'static str, std::borrow::Cow<'a, str>)> {
+    let mut params: Vec<(&str, std::borrow::Cow<'a, str>)> = vec![
+        ("sysparm_query", query.as_str().into()),
+        ("sysparm_count", "true".into()),
+        ("sysparm_display_value", "false".into()),
+    ];
+    if !group_by.is_empty() {
+        params.push(("sysparm_group_by", group_by.join(",").into()));
+    }
+    if !max_fields.is_empty() {
+        params.push(("sysparm_max_fields", max_fields.join(",").into()));
+    }
+    params
 }
 
 fn decode_groups(label: &str, object: Map<String, Value>) -> Result<Vec<Group>, ApiError> {

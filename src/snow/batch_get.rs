@@ -38,14 +38,22 @@ impl Client {
     /// sub-request answered 200 with a complete `result` (no `error`), `None` when it failed or was
     /// left unserviced: the caller reads that one directly. Retried like a read (GETs change nothing).
     pub(crate) async fn batch_get(&self, requests: &[PageRequest]) -> Result<Vec<Option<Vec<Row>>>, ApiError> {
-        let rest_requests: Vec<Value> = requests
+        let urls: Vec<String> = requests.iter().map(PageRequest::url).collect();
+        let bodies = self.batch_get_bodies(&urls, &format!("{} reads", requests.len())).await?;
+        Ok(bodies.into_iter().map(|b| b.as_ref().and_then(rows_of)).collect())
+    }
+
+    /// GETs of any REST API of the instance (`urls` relative to its root) in one Batch API call: per URL the
+    /// JSON object its sub-request answered with 200 and without an `error`, else `None`.
+    pub(crate) async fn batch_get_bodies(&self, urls: &[String], what: &str) -> Result<Vec<Option<Value>>, ApiError> {
+        let rest_requests: Vec<Value> = urls
             .iter()
             .enumerate()
-            .map(|(i, r)| {
+            .map(|(i, url)| {
                 json!({
                     "id": i.to_string(),
                     "method": "GET",
-                    "url": r.url(),
+                    "url": url,
                     "headers": [{"name": "Accept", "value": "application/json"}],
                     "exclude_response_headers": true,
                 })
@@ -54,31 +62,33 @@ impl Client {
         let envelope = json!({ "batch_request_id": "midwatch-read", "rest_requests": rest_requests });
         let mut url = self.opts.base_url.clone();
         url.set_path("/api/now/v1/batch");
-        let _waiting = self.pending.enter(format!("waiting for a Batch API call of {} reads", requests.len()));
+        let _waiting = self.pending.enter(format!("waiting for a Batch API call of {what}"));
         let attempt = || async {
             let answer = self.exchange(BATCH, self.http.post(url.clone()).json(&envelope)).await?;
             self.data(BATCH, &answer, Shape::Batch)
         };
         let answer = Value::Object(retry::run(&self.opts.retry, BATCH, retry::transient, attempt).await?);
-        let mut out: Vec<Option<Vec<Row>>> = vec![None; requests.len()];
+        let mut out: Vec<Option<Value>> = vec![None; urls.len()];
         for served in answer.get("serviced_requests").and_then(Value::as_array).into_iter().flatten() {
             let id = served.get("id").map(|v| super::value_text(Some(v))).and_then(|i| i.parse::<usize>().ok());
             let status = served.get("status_code").map(|v| super::value_text(Some(v)));
             if let (Some(slot), Some("200")) = (id.and_then(|i| out.get_mut(i)), status.as_deref()) {
-                *slot = served.get("body").and_then(Value::as_str).and_then(rows_of);
+                *slot = served.get("body").and_then(Value::as_str).and_then(body_of);
             }
         }
         Ok(out)
     }
 }
 
-/// The rows of a base64 sub-request body that is a complete `{"result":[…]}` without an `error`.
-fn rows_of(body: &str) -> Option<Vec<Row>> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+/// A base64 sub-request body that is a JSON object without an `error` (a quota-cut answer carries one).
+fn body_of(body: &str) -> Option<Value> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
-    if value.get("error").is_some() {
-        return None;
-    }
+    (value.is_object() && value.get("error").is_none()).then_some(value)
+}
+
+/// The rows of a complete `{"result":[…]}`.
+fn rows_of(value: &Value) -> Option<Vec<Row>> {
     value.get("result")?.as_array()?.iter().map(|r| r.as_object().map(|m| Row(m.clone()))).collect()
 }
 
@@ -94,12 +104,13 @@ mod tests {
 
     #[test]
     fn only_complete_results_count() {
-        assert_eq!(rows_of(&b64(r#"{"result":[{"a":"1"}]}"#)).map(|r| r.len()), Some(1));
-        assert_eq!(rows_of(&b64(r#"{"result":[]}"#)).map(|r| r.len()), Some(0));
-        assert!(rows_of(&b64(r#"{"result":[{"a":"1"}],"error":{"message":"Transaction cancelled"}}"#)).is_none());
-        assert!(rows_of(&b64(r#"{"result":{"a":"1"}}"#)).is_none());
-        assert!(rows_of(&b64(r#"{"result":["x"]}"#)).is_none());
-        assert!(rows_of("not base64!").is_none());
+        let rows = |body: &str| body_of(body).as_ref().and_then(rows_of);
+        assert_eq!(rows(&b64(r#"{"result":[{"a":"1"}]}"#)).map(|r| r.len()), Some(1));
+        assert_eq!(rows(&b64(r#"{"result":[]}"#)).map(|r| r.len()), Some(0));
+        assert!(rows(&b64(r#"{"result":[{"a":"1"}],"error":{"message":"Transaction cancelled"}}"#)).is_none());
+        assert!(rows(&b64(r#"{"result":{"a":"1"}}"#)).is_none());
+        assert!(rows(&b64(r#"{"result":["x"]}"#)).is_none());
+        assert!(rows("not base64!").is_none());
     }
 
     #[test]

@@ -139,3 +139,48 @@ async fn aggregate_answers_are_read_leniently() {
         assert_eq!(lines(&outcome), want, "{answer}");
     }
 }
+
+/// The Batch API sub-requests of every recorded call, by path.
+fn sub_requests(instance: &FakeInstance, prefix: &str) -> usize {
+    instance
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/now/v1/batch")
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
+        .flat_map(|b| b["rest_requests"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["method"] == "GET" && i["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
+        .count()
+}
+
+#[tokio::test]
+async fn many_users_counts_and_latest_seconds_go_through_the_batch_api_and_find_the_same() {
+    let generated = generate(&Scenario::large(60_000, reference_now()));
+    let direct = |instance: &FakeInstance, prefix: &str| {
+        instance.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with(prefix)).count()
+    };
+    let (batched, instance) = check_with(generated.dataset.clone(), AggregateSupport::Full).await;
+    assert_eq!(batched.report.findings.len(), generated.expected_findings);
+    assert_eq!(direct(&instance, "/api/now/stats/sysevent"), 1, "one count probes; the others are batched");
+    assert!(sub_requests(&instance, "/api/now/stats/sysevent") >= 2, "several parts' counts in one call");
+    assert!(sub_requests(&instance, "/api/now/table/sysevent") >= 2, "the latest seconds' reads in one call");
+    assert_eq!(direct(&instance, "/api/now/table/sysevent"), 0);
+
+    // Where the Batch API refuses every read, the same questions go directly, and find the same.
+    let (by_hand, instance) = {
+        let instance = FakeInstance::start(generated.dataset.clone(), USER, PASSWORD).await.expect("start");
+        instance.set_aggregate(AggregateSupport::Full);
+        for _ in 0..4 {
+            instance.inject(midwatch_sim::Fault::Respond {
+                table: midwatch_sim::BATCH_FAULT_TABLE.into(),
+                status: 400,
+                body: r#"{"error":{"message":"Requested URI does not represent any resource","detail":null},"status":"failure"}"#.into(),
+                headers: vec![],
+            });
+        }
+        let outcome = check(&instance.url()).await.expect("check completes");
+        (outcome, instance)
+    };
+    assert!(direct(&instance, "/api/now/stats/sysevent") >= 3, "the counts were asked for directly");
+    assert!(direct(&instance, "/api/now/table/sysevent") >= 2, "the latest seconds were read directly");
+    assert_eq!(lines(&by_hand), lines(&batched));
+}

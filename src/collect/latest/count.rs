@@ -22,7 +22,7 @@ pub(super) struct Count {
 
 /// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
 /// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
-/// Aggregate API for this account, no other part asks.
+/// Aggregate API for this account, no other part asks. The rest go in one Batch API call.
 pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
     let query = |p: &Part| bounded.clone().and(&p.condition);
@@ -40,14 +40,30 @@ pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> R
         }
         other => other?,
     };
-    let rest = try_join_all(parts[1..].iter().map(|p| {
-        let q = query(p);
-        async move {
-            match client.aggregate(TABLE, &q, &["parm1", "name"], max).await {
-                Ok(groups) => Ok(Some(groups)),
-                Err(e) if unavailable(&e) => Ok(None),
-                Err(e) => Err(e),
+    // The other parts' counts in one Batch API call where there are several; any it does not answer are asked
+    // for directly, together.
+    let queries: Vec<Query> = parts[1..].iter().map(query).collect();
+    let batched = match queries.len() {
+        0 | 1 => vec![None; queries.len()],
+        _ => match client.aggregate_many(TABLE, &queries, &["parm1", "name"], max).await {
+            Ok(answers) => answers,
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
+                return Err(e);
             }
+            Err(e) => {
+                tracing::info!(error = %e, "counting through the Batch API failed; asking the Aggregate API directly");
+                vec![None; queries.len()]
+            }
+        },
+    };
+    let rest = try_join_all(queries.iter().zip(batched).map(|(q, answer)| async move {
+        if let Some(groups) = answer {
+            return Ok(Some(groups));
+        }
+        match client.aggregate(TABLE, q, &["parm1", "name"], max).await {
+            Ok(groups) => Ok(Some(groups)),
+            Err(e) if unavailable(&e) => Ok(None),
+            Err(e) => Err(e),
         }
     }))
     .await?;
