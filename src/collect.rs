@@ -16,7 +16,7 @@ use crate::domain::{
     SysId, UserAccount, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
-use crate::snow::{ApiError, ApiErrorKind, Client, Query, Row};
+use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
 
 pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
 
@@ -318,9 +318,41 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Sys
     }
 }
 
-/// Runs one read per condition (each an IN-list chunk or a prefix) and concatenates the rows.
+/// Runs one read per condition (each an IN-list chunk or a prefix) and concatenates the rows. Several
+/// conditions go through the Batch API together ([`BATCH_READS`] per call), first pages only; a condition
+/// whose sub-request failed, or whose page is not all there is, is read directly.
 async fn read_each(client: &Client, r: Read, conditions: Vec<Query>) -> Result<Vec<Row>, ApiError> {
-    let reads = conditions.iter().map(|c| read(client, r, c));
+    let limit = client.page_size();
+    let batched = conditions.len() > 1;
+    let first_pages = try_join_all(conditions.chunks(BATCH_READS).map(|group| async move {
+        if !batched {
+            return Ok(vec![None; group.len()]);
+        }
+        let requests: Vec<PageRequest> = group
+            .iter()
+            .map(|c| PageRequest {
+                table: r.table.into(),
+                query: c.clone(),
+                fields: r.fields.iter().map(|f| f.to_string()).collect(),
+                limit,
+            })
+            .collect();
+        match client.batch_get_pages(&requests).await {
+            Ok(pages) => Ok(pages),
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, table = r.table, "a Batch API read failed; reading directly");
+                Ok(vec![None; group.len()])
+            }
+        }
+    }))
+    .await?;
+    let reads = conditions.iter().zip(first_pages.into_iter().flatten()).map(|(c, page)| async move {
+        match page {
+            Some(page) if !page.more => Ok(page.rows),
+            _ => read(client, r, c).await,
+        }
+    });
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }
 

@@ -81,7 +81,7 @@ impl Client {
         Ok(bodies
             .into_iter()
             .map(|b| match b {
-                Some(Value::Object(object)) => decode_groups(&label, object).ok(),
+                Some((Value::Object(object), _)) => decode_groups(&label, object).ok(),
                 _ => None,
             })
             .collect())

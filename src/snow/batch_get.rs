@@ -3,7 +3,10 @@
 //! trips, not work.
 
 use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+
+use super::paging::Page;
 
 use super::answer::Shape;
 use super::retry;
@@ -38,14 +41,31 @@ impl Client {
     /// sub-request answered 200 with a complete `result` (no `error`), `None` when it failed or was
     /// left unserviced: the caller reads that one directly. Retried like a read (GETs change nothing).
     pub(crate) async fn batch_get(&self, requests: &[PageRequest]) -> Result<Vec<Option<Vec<Row>>>, ApiError> {
+        Ok(self.batch_get_pages(requests).await?.into_iter().map(|p| p.map(|p| p.rows)).collect())
+    }
+
+    /// [`Client::batch_get`] with, for each page, whether more rows follow: by the sub-answer's `Link` header,
+    /// or (where the instance sent none) a full page, as for a direct read.
+    pub(crate) async fn batch_get_pages(&self, requests: &[PageRequest]) -> Result<Vec<Option<Page>>, ApiError> {
         let urls: Vec<String> = requests.iter().map(PageRequest::url).collect();
         let bodies = self.batch_get_bodies(&urls, &format!("{} reads", requests.len())).await?;
-        Ok(bodies.into_iter().map(|b| b.as_ref().and_then(rows_of)).collect())
+        Ok(bodies
+            .into_iter()
+            .zip(requests)
+            .map(|(b, r)| {
+                let (body, headers) = b?;
+                Some(Page::new(rows_of(&body)?, &headers, r.limit))
+            })
+            .collect())
     }
 
     /// GETs of any REST API of the instance (`urls` relative to its root) in one Batch API call: per URL the
-    /// JSON object its sub-request answered with 200 and without an `error`, else `None`.
-    pub(crate) async fn batch_get_bodies(&self, urls: &[String], what: &str) -> Result<Vec<Option<Value>>, ApiError> {
+    /// JSON object its sub-request answered with 200 and without an `error`, and its headers; else `None`.
+    pub(crate) async fn batch_get_bodies(
+        &self,
+        urls: &[String],
+        what: &str,
+    ) -> Result<Vec<Option<(Value, HeaderMap)>>, ApiError> {
         let rest_requests: Vec<Value> = urls
             .iter()
             .enumerate()
@@ -55,7 +75,8 @@ impl Client {
                     "method": "GET",
                     "url": url,
                     "headers": [{"name": "Accept", "value": "application/json"}],
-                    "exclude_response_headers": true,
+                    // The Link header says whether a page is all there is.
+                    "exclude_response_headers": false,
                 })
             })
             .collect();
@@ -68,12 +89,12 @@ impl Client {
             self.data(BATCH, &answer, Shape::Batch)
         };
         let answer = Value::Object(retry::run(&self.opts.retry, BATCH, retry::transient, attempt).await?);
-        let mut out: Vec<Option<Value>> = vec![None; urls.len()];
+        let mut out: Vec<Option<(Value, HeaderMap)>> = vec![None; urls.len()];
         for served in answer.get("serviced_requests").and_then(Value::as_array).into_iter().flatten() {
             let id = served.get("id").map(|v| super::value_text(Some(v))).and_then(|i| i.parse::<usize>().ok());
             let status = served.get("status_code").map(|v| super::value_text(Some(v)));
             if let (Some(slot), Some("200")) = (id.and_then(|i| out.get_mut(i)), status.as_deref()) {
-                *slot = served.get("body").and_then(Value::as_str).and_then(body_of);
+                *slot = served.get("body").and_then(Value::as_str).and_then(body_of).map(|b| (b, headers_of(served)));
             }
         }
         Ok(out)
@@ -85,6 +106,19 @@ fn body_of(body: &str) -> Option<Value> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     (value.is_object() && value.get("error").is_none()).then_some(value)
+}
+
+/// A sub-answer's `headers` (`[{"name", "value"}]`); any that is not a valid header is left out.
+fn headers_of(served: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for h in served.get("headers").and_then(Value::as_array).into_iter().flatten() {
+        let name = h.get("name").and_then(Value::as_str).and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
+        let value = h.get("value").and_then(Value::as_str).and_then(|v| HeaderValue::from_str(v).ok());
+        if let (Some(n), Some(v)) = (name, value) {
+            headers.append(n, v);
+        }
+    }
+    headers
 }
 
 /// The rows of a complete `{"result":[…]}`.

@@ -12,7 +12,7 @@ use super::{ApiError, ApiErrorKind};
 use crate::domain::sn_time;
 
 /// One page of a read.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Page {
     pub(crate) rows: Vec<Row>,
     /// The instance says more rows follow (`Link: …;rel="next"`, or a full page when no Link is sent).

@@ -75,7 +75,7 @@ pub(super) async fn read_exact<'u>(
             return Ok(vec![None; group.len()]);
         }
         let requests: Vec<PageRequest> = group.iter().map(|c| request(c)).collect();
-        match client.batch_get(&requests).await {
+        match client.batch_get_pages(&requests).await {
             Ok(answers) => Ok(answers),
             Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
             Err(e) => {
@@ -87,11 +87,7 @@ pub(super) async fn read_exact<'u>(
     .await?;
     let direct = chunks.iter().zip(answers.into_iter().flatten()).map(|(chunk, answer)| async move {
         let (rows, more) = match answer {
-            // A full page may not be all of it.
-            Some(rows) => {
-                let more = rows.len() >= limit as usize;
-                (rows, more)
-            }
+            Some(page) => (page.rows, page.more),
             None => client.read_page(TABLE, &exact_query(base, chunk), FIELDS, limit).await?,
         };
         if more {
