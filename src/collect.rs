@@ -318,14 +318,14 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Sys
     }
 }
 
-/// Runs one read per condition (each an IN-list chunk or a prefix) and concatenates the rows. Several
-/// conditions go through the Batch API together ([`BATCH_READS`] per call), first pages only; a condition
+/// Runs one read per condition (each an IN-list chunk or a prefix) and concatenates the rows. Many
+/// conditions go through the Batch API together (spread over `[instance] concurrency` calls), first pages only; a condition
 /// whose sub-request failed, or whose page is not all there is, is read directly.
 async fn read_each(client: &Client, r: Read, conditions: Vec<Query>) -> Result<Vec<Row>, ApiError> {
     let limit = client.page_size();
-    let batched = conditions.len() > 1;
-    let first_pages = try_join_all(conditions.chunks(BATCH_READS).map(|group| async move {
-        if !batched {
+    let share = client.batch_share(conditions.len(), BATCH_READS);
+    let first_pages = try_join_all(conditions.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
+        if share.is_none() {
             return Ok(vec![None; group.len()]);
         }
         let requests: Vec<PageRequest> = group

@@ -161,15 +161,15 @@ async fn many_users_counts_and_latest_seconds_go_through_the_batch_api_and_find_
     let (batched, instance) = check_with(generated.dataset.clone(), AggregateSupport::Full).await;
     assert_eq!(batched.report.findings.len(), generated.expected_findings);
     assert_eq!(direct(&instance, "/api/now/stats/sysevent"), 1, "one count probes; the others are batched");
-    assert!(sub_requests(&instance, "/api/now/stats/sysevent") >= 2, "several parts' counts in one call");
-    assert!(sub_requests(&instance, "/api/now/table/sysevent") >= 2, "the latest seconds' reads in one call");
+    assert!(sub_requests(&instance, "/api/now/stats/sysevent") >= 2, "several parts' counts in a call");
+    assert!(sub_requests(&instance, "/api/now/table/sysevent") >= 2, "the latest seconds' reads in a call");
     assert_eq!(direct(&instance, "/api/now/table/sysevent"), 0);
 
     // Where the Batch API refuses every read, the same questions go directly, and find the same.
     let (by_hand, instance) = {
         let instance = FakeInstance::start(generated.dataset.clone(), USER, PASSWORD).await.expect("start");
         instance.set_aggregate(AggregateSupport::Full);
-        for _ in 0..4 {
+        for _ in 0..60 {
             instance.inject(midwatch_sim::Fault::Respond {
                 table: midwatch_sim::BATCH_FAULT_TABLE.into(),
                 status: 400,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use super::fold::tally;
-use super::{Part, TABLE};
+use super::{BATCH_READS, Part, TABLE};
 use crate::domain::{EventActivity, LoginEventKind, sn_time};
 use crate::snow::{ApiError, ApiErrorKind, Client, Group, Query};
 
@@ -22,7 +22,8 @@ pub(super) struct Count {
 
 /// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
 /// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
-/// Aggregate API for this account, no other part asks. The rest go in one Batch API call.
+/// Aggregate API for this account, no other part asks. The rest go through the Batch API, spread over
+/// `[instance] concurrency` calls.
 pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
     let query = |p: &Part| bounded.clone().and(&p.condition);
@@ -40,22 +41,26 @@ pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> R
         }
         other => other?,
     };
-    // The other parts' counts in one Batch API call where there are several; any it does not answer are asked
-    // for directly, together.
+    // The other parts' counts through the Batch API, in as many calls as may be in flight; any it does not
+    // answer are asked for directly, together.
     let queries: Vec<Query> = parts[1..].iter().map(query).collect();
-    let batched = match queries.len() {
-        0 | 1 => vec![None; queries.len()],
-        _ => match client.aggregate_many(TABLE, &queries, &["parm1", "name"], max).await {
-            Ok(answers) => answers,
-            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
-                return Err(e);
-            }
+    let share = client.batch_share(queries.len(), BATCH_READS);
+    let batched = try_join_all(queries.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
+        if share.is_none() {
+            return Ok(vec![None; group.len()]);
+        }
+        match client.aggregate_many(TABLE, group, &["parm1", "name"], max).await {
+            Ok(answers) => Ok(answers),
+            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
             Err(e) => {
                 tracing::info!(error = %e, "counting through the Batch API failed; asking the Aggregate API directly");
-                vec![None; queries.len()]
+                Ok(vec![None; group.len()])
             }
-        },
-    };
+        }
+    }))
+    .await?
+    .into_iter()
+    .flatten();
     let rest = try_join_all(queries.iter().zip(batched).map(|(q, answer)| async move {
         if let Some(groups) = answer {
             return Ok(Some(groups));

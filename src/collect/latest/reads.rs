@@ -52,7 +52,7 @@ pub(super) async fn last_sso_events(
 }
 
 /// Reads the rows of each user's latest second, [`EXACT_CHUNK`] users per query, the queries through the Batch
-/// API ([`BATCH_READS`] per call) where it answers them, else one request each; returns the users whose latest
+/// API (spread over `[instance] concurrency` calls) where it answers them, else one request each; returns the users whose latest
 /// was not found that way (the answer was cut, or the instance did not take the query).
 pub(super) async fn read_exact<'u>(
     client: &Client,
@@ -68,10 +68,9 @@ pub(super) async fn read_exact<'u>(
         fields: FIELDS.iter().map(|f| f.to_string()).collect(),
         limit,
     };
-    // A single query goes directly: a Batch API call would only add its envelope.
-    let batched = chunks.len() > 1;
-    let answers = try_join_all(chunks.chunks(BATCH_READS).map(|group| async move {
-        if !batched {
+    let share = client.batch_share(chunks.len(), BATCH_READS);
+    let answers = try_join_all(chunks.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
+        if share.is_none() {
             return Ok(vec![None; group.len()]);
         }
         let requests: Vec<PageRequest> = group.iter().map(|c| request(c)).collect();

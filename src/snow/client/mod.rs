@@ -134,6 +134,14 @@ impl Client {
         self.opts.page_size
     }
 
+    /// How many of `n` independent GETs go in one Batch API call: the instance serves a call's sub-requests
+    /// one after another, so they are spread over `[instance] concurrency` calls, at most `max` each. `None`
+    /// where a call would carry fewer than two (it would save no round trip): each goes on its own.
+    pub(crate) fn batch_share(&self, n: usize, max: usize) -> Option<usize> {
+        let per = n.div_ceil(self.opts.concurrency.max(1)).min(max);
+        (per >= 2).then_some(per)
+    }
+
     fn url(&self, path: &str) -> Url {
         let mut url = self.opts.base_url.clone();
         url.set_path(path);
