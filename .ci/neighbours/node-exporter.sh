@@ -37,7 +37,15 @@ EOF
   prometheus-node-exporter --collector.disable-defaults --collector.textfile \
     --collector.textfile.directory="$dir/textfile" --web.listen-address="127.0.0.1:$port" >"$dir/exporter.log" 2>&1 &
   pids+=($!)
-  scrape() { curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/scraped.txt" 2>/dev/null; }
+  # curl when the machine has it, else plain HTTP/1.0 over bash's /dev/tcp.
+  scrape() {
+    if command -v curl >/dev/null; then
+      curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/scraped.txt" 2>/dev/null
+    else
+      { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+        && sed '1,/^\r\?$/d' <&3 >"$dir/scraped.txt" && exec 3<&-; } 2>/dev/null && [ -s "$dir/scraped.txt" ]
+    fi
+  }
   wait_for 20 scrape || { cat "$dir/exporter.log"; fail "node_exporter did not answer on 127.0.0.1:$port within 20 s"; }
   grep -q '^node_textfile_scrape_error 0$' "$dir/scraped.txt" \
     || fail "node_textfile_scrape_error is not 0: $(grep node_textfile_scrape_error "$dir/scraped.txt"; cat "$dir/exporter.log")"
