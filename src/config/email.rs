@@ -26,6 +26,9 @@ pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
 const OUTBOX_AGE_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
 const OUTBOX_MESSAGES_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+/// The bounds of `[email] remind_every`.
+const REMIND_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,6 +86,8 @@ pub struct EmailConfig {
     pub outbox_max_age: Duration,
     /// At most this many messages wait in the outbox; the oldest beyond are dropped.
     pub outbox_max_messages: usize,
+    /// With `send = "on_change"`: while findings stay open and unchanged, one reminder per interval (`None`: off).
+    pub remind_every: Option<Duration>,
 }
 
 impl EmailConfig {
@@ -100,6 +105,7 @@ impl EmailConfig {
             send: SendPolicy::OnChange,
             outbox_max_age: DEFAULT_OUTBOX_MAX_AGE,
             outbox_max_messages: DEFAULT_OUTBOX_MAX_MESSAGES,
+            remind_every: None,
         }
     }
 
@@ -137,6 +143,7 @@ pub(super) struct RawEmail {
     timeout: Option<String>,
     send: Option<String>,
     outbox_max_age: Option<String>,
+    remind_every: Option<String>,
     outbox_max_messages: Option<i64>,
 }
 
@@ -242,6 +249,22 @@ impl RawEmail {
                 }
             },
         };
+        let remind_every = match self.remind_every.as_deref() {
+            None | Some("off") => Some(None),
+            Some(t) => match humantime::parse_duration(t) {
+                Ok(d) if REMIND_RANGE.contains(&d) => Some(Some(d)),
+                Ok(_) => {
+                    problems.push(format!("[email] remind_every = \"{t}\" must be between 1h and 90d, or \"off\""));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "[email] remind_every = \"{t}\" is not a duration ({e}): expected e.g. \"24h\", or \"off\""
+                    ));
+                    None
+                }
+            },
+        };
         let outbox_max_messages = match self.outbox_max_messages {
             None => Some(DEFAULT_OUTBOX_MAX_MESSAGES),
             Some(n) if OUTBOX_MESSAGES_RANGE.contains(&n) => usize::try_from(n).ok(),
@@ -270,6 +293,7 @@ impl RawEmail {
             send: send?,
             outbox_max_age: outbox_max_age?,
             outbox_max_messages: outbox_max_messages?,
+            remind_every: remind_every?,
         };
         (problems.len() == before).then_some(config)
     }

@@ -618,7 +618,7 @@ proptest::proptest! {
         key in proptest::prop_oneof![
             "url", "name", "user", "password", "timeout", "page_size", "concurrency", "auth", "ca_file", "proxy",
             "window", "schedule", "down_for", "messages", "issue_source", "directory", "format", "level", "textfile",
-            "tls", "from", "to", "send", "outbox_max_age", "outbox_max_messages",
+            "tls", "from", "to", "send", "outbox_max_age", "outbox_max_messages", "remind_every",
         ],
         section in proptest::prop_oneof!["instance", "check", "email", "state", "log", "metrics"],
         value in proptest::prop_oneof![

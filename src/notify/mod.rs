@@ -222,17 +222,35 @@ pub async fn notify(
     }
 }
 
-/// Why no message is needed this cycle, if none is.
-fn decide(cfg: &EmailConfig, last: Option<&outbox::NotifiedState>, digest: &str, report: &Report) -> Option<String> {
+/// Why no message is needed this cycle, if none is. With `send = "on_change"`, unchanged findings still open
+/// get a reminder once `[email] remind_every` has passed since the last email.
+fn decide(
+    cfg: &EmailConfig,
+    last: Option<&outbox::NotifiedState>,
+    digest: &str,
+    report: &Report,
+    now: DateTime<Utc>,
+) -> Option<String> {
     match cfg.send {
         SendPolicy::Never => Some("send = \"never\"".into()),
         // Nothing to report and nothing ever reported: not even `always` starts with an empty email.
         _ if last.is_none() && report.findings.is_empty() => Some("no findings".into()),
         SendPolicy::OnChange if last.is_some_and(|l| l.digest == digest) => {
+            let due = cfg.remind_every.zip(last).is_some_and(|(every, l)| {
+                chrono::TimeDelta::from_std(every).is_ok_and(|every| now - l.notified_at >= every)
+            });
+            if due && !report.findings.is_empty() {
+                return None;
+            }
             Some("findings unchanged since the last email".into())
         }
         _ => None,
     }
+}
+
+/// The message `decide` asked for repeats the last one's findings: a reminder (`[email] remind_every`).
+fn is_reminder(cfg: &EmailConfig, last: Option<&outbox::NotifiedState>, digest: &str) -> bool {
+    cfg.send == SendPolicy::OnChange && last.is_some_and(|l| l.digest == digest)
 }
 
 fn recipients(cfg: &EmailConfig) -> Vec<String> {
@@ -248,10 +266,11 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, 
     let outbox_pending = outbox::Outbox::new(state_dir).count();
     let current = FindingKey::of_report(report);
     let digest = outbox::digest(&current);
-    let status = match decide(cfg, last.as_ref(), &digest, report) {
+    let status = match decide(cfg, last.as_ref(), &digest, report, now) {
         Some(reason) => EmailStatus::NotNeeded { reason },
         None => {
-            let delta = changes(report, last.as_ref());
+            let mut delta = changes(report, last.as_ref());
+            delta.reminder = is_reminder(cfg, last.as_ref(), &digest);
             let email = email::render(report, &delta, links, now);
             EmailStatus::DryRun {
                 subject: email.subject,
@@ -296,16 +315,17 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     let digest = outbox::digest(&current);
     let (entries, load_problems) = outbox.load();
     problems.extend(load_problems);
-    let room = usize::from(decide(cfg, last.as_ref(), &digest, report).is_none());
+    let room = usize::from(decide(cfg, last.as_ref(), &digest, report, now).is_none());
     let (mut entries, dropped, expire_problems) = outbox.expire(entries, cfg, room, now);
     problems.extend(expire_problems);
 
     let mut composed: Option<(String, String)> = None; // (message id, subject)
     let mut status = None;
-    match decide(cfg, last.as_ref(), &digest, report) {
+    match decide(cfg, last.as_ref(), &digest, report, now) {
         Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
         None => {
-            let delta = changes(report, last.as_ref());
+            let mut delta = changes(report, last.as_ref());
+            delta.reminder = is_reminder(cfg, last.as_ref(), &digest);
             let email = email::render(report, &delta, links, now);
             match smtp::build_message(cfg, &email, &digest, now) {
                 Ok((message_id, raw)) => {

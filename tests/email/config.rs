@@ -45,6 +45,7 @@ to = "admins@acme.com"
     assert_eq!(e.send, SendPolicy::OnChange);
     assert_eq!(e.outbox_max_age, Duration::from_secs(3 * 24 * 3600), "a few days by default");
     assert_eq!(e.outbox_max_messages, 50);
+    assert_eq!(e.remind_every, None, "no reminders by default");
     assert_eq!(e.to.len(), 1);
     let creds = e.credentials.as_ref().expect("credentials");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&creds.password), "hunter2");
@@ -55,6 +56,15 @@ to = "admins@acme.com"
         .email
         .expect("email");
     assert_eq!((s.port, s.tls), (465, TlsMode::Implicit));
+    let r =
+        parse("url = \"smtps://m.acme.com\"\nfrom = \"a@acme.com\"\nto = \"b@acme.com\"\nremind_every = \"24h\"", &[])
+            .expect("valid")
+            .email
+            .expect("email");
+    assert_eq!(r.remind_every, Some(Duration::from_secs(24 * 3600)));
+    let off =
+        parse("url = \"smtps://m.acme.com\"\nfrom = \"a@acme.com\"\nto = \"b@acme.com\"\nremind_every = \"off\"", &[]);
+    assert_eq!(off.expect("valid").email.expect("email").remind_every, None);
     assert_eq!(s.to.len(), 1, "duplicates dropped");
     assert_eq!(s.server_url(), "smtps://mail.acme.com:465");
 
@@ -79,6 +89,7 @@ timeout = "forever"
 send = "sometimes"
 outbox_max_age = "10m"
 outbox_max_messages = 0
+remind_every = "5m"
 "#,
         &[],
     )
@@ -92,6 +103,7 @@ outbox_max_messages = 0
         "[email] send = \"sometimes\": expected \"on_change\", \"always\" or \"never\"",
         "[email] outbox_max_age = \"10m\" must be between 1h and 90d",
         "[email] outbox_max_messages = 0 must be between 1 and 10000",
+        "[email] remind_every = \"5m\" must be between 1h and 90d, or \"off\"",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }

@@ -99,3 +99,44 @@ async fn dry_run_renders_but_sends_queues_and_records_nothing() {
     assert_eq!(sink.connections(), 0);
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "nothing written to the state directory");
 }
+
+#[tokio::test]
+async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = email_config(sink.port());
+    cfg.remind_every = Some(std::time::Duration::from_secs(24 * 3600));
+    let open = report(vec![finding("u1", Category::Authentication)]);
+
+    assert!(matches!(cycle(&cfg, dir.path(), &open, now()).await.status, EmailStatus::Sent { .. }));
+    // Unchanged before the interval: nothing.
+    for hours in [1, 12, 23] {
+        let quiet = cycle(&cfg, dir.path(), &open, now() + TimeDelta::hours(hours)).await;
+        assert_eq!(quiet.status, EmailStatus::NotNeeded { reason: "findings unchanged since the last email".into() });
+    }
+    assert_eq!(sink.messages().len(), 1, "no reminder before remind_every");
+
+    // Once the interval has passed: one reminder, listing what is still open.
+    let due = cycle(&cfg, dir.path(), &open, now() + TimeDelta::hours(24)).await;
+    assert!(matches!(due.status, EmailStatus::Sent { .. }), "{due:?}");
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    assert_eq!(subject(&got[1]), "[midwatch] CRITICAL acme: 1 MID Server user issue (reminder: still open)");
+    let (text, _) = text_and_html(&got[1]);
+    let still = text.split("STILL OPEN (1)").nth(1).expect("a still open section");
+    assert!(still.contains("for User u1"), "{text}");
+
+    // The next reminder waits a whole interval again; a change still goes at once.
+    let quiet = cycle(&cfg, dir.path(), &open, now() + TimeDelta::hours(47)).await;
+    assert!(matches!(quiet.status, EmailStatus::NotNeeded { .. }), "{quiet:?}");
+    let changed = report(vec![finding("u1", Category::Authentication), finding("u2", Category::Network)]);
+    let at_once = cycle(&cfg, dir.path(), &changed, now() + TimeDelta::hours(47)).await;
+    assert!(matches!(at_once.status, EmailStatus::Sent { .. }), "{at_once:?}");
+    assert_eq!(subject(&sink.messages()[2]), "[midwatch] CRITICAL acme: 2 MID Server user issues (1 new)");
+
+    // Without remind_every, unchanged findings stay silent however long they stay open.
+    cfg.remind_every = None;
+    let silent = cycle(&cfg, dir.path(), &changed, now() + TimeDelta::days(30)).await;
+    assert!(matches!(silent.status, EmailStatus::NotNeeded { .. }), "{silent:?}");
+    assert_eq!(sink.messages().len(), 3);
+}

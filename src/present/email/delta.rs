@@ -13,6 +13,8 @@ pub struct Delta<'a> {
     pub resolved: Vec<FindingKey>,
     /// When the last email was composed; `None` for the first one.
     pub(crate) previous_at: Option<DateTime<Utc>>,
+    /// Nothing changed since the last email: this one reminds of what is still open (`[email] remind_every`).
+    pub(crate) reminder: bool,
 }
 
 impl<'a> Delta<'a> {
@@ -26,6 +28,6 @@ impl<'a> Delta<'a> {
         let mut resolved: Vec<FindingKey> = previous.iter().filter(|p| !current.contains(p)).cloned().collect();
         resolved.sort();
         resolved.dedup();
-        Delta { new, still_open, resolved, previous_at }
+        Delta { new, still_open, resolved, previous_at, reminder: false }
     }
 }

@@ -62,6 +62,7 @@ fn subject(report: &Report, delta: &Delta<'_>) -> String {
     let changes = match (parts.is_empty(), n) {
         (false, _) => format!(" ({})", parts.join(", ")),
         (true, 0) => String::new(),
+        (true, _) if delta.reminder => " (reminder: still open)".to_string(),
         (true, _) => " (no change)".to_string(),
     };
     // The subject is a header: keep it on one line whatever the instance name holds (lettre encodes it too).
