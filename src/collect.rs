@@ -323,31 +323,20 @@ async fn login_history(client: &Client, window: &Window, user_ids: &BTreeSet<Sys
 /// whose sub-request failed, or whose page is not all there is, is read directly.
 async fn read_each(client: &Client, r: Read, conditions: Vec<Query>) -> Result<Vec<Row>, ApiError> {
     let limit = client.page_size();
-    let share = client.batch_share(conditions.len(), BATCH_READS);
-    let first_pages = try_join_all(conditions.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
-        if share.is_none() {
-            return Ok(vec![None; group.len()]);
-        }
-        let requests: Vec<PageRequest> = group
-            .iter()
-            .map(|c| PageRequest {
-                table: r.table.into(),
-                query: c.clone(),
-                fields: r.fields.iter().map(|f| f.to_string()).collect(),
-                limit,
-            })
-            .collect();
-        match client.batch_get_pages(&requests).await {
-            Ok(pages) => Ok(pages),
-            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, table = r.table, "a Batch API read failed; reading directly");
-                Ok(vec![None; group.len()])
-            }
-        }
-    }))
-    .await?;
-    let reads = conditions.iter().zip(first_pages.into_iter().flatten()).map(|(c, page)| async move {
+    let request = |c: &Query| PageRequest {
+        table: r.table.into(),
+        query: c.clone(),
+        fields: r.fields.iter().map(|f| f.to_string()).collect(),
+        limit,
+    };
+    let per_call = client.batch_share(conditions.len(), BATCH_READS);
+    let first_pages = client
+        .in_batches(&conditions, per_call, |group| {
+            let requests: Vec<PageRequest> = group.iter().map(request).collect();
+            async move { client.batch_get_pages(&requests).await }
+        })
+        .await?;
+    let reads = conditions.iter().zip(first_pages).map(|(c, page)| async move {
         match page {
             Some(page) if !page.more => Ok(page.rows),
             _ => read(client, r, c).await,

@@ -101,15 +101,13 @@ pub async fn probe(config: &Config) -> Probe {
         });
     let errors: Vec<_> = futures::future::join_all(reads).await.into_iter().filter_map(Result::err).collect();
     // A connection that cannot be made is one cause, whatever the table: said once, and nothing more is tried.
-    if let Some(unreachable) = errors.iter().find_map(|e| e.unreachable(&config.instance.url)) {
-        out.problems.push(unreachable);
-        out.problems
-            .extend(errors.iter().filter(|e| e.unreachable(&config.instance.url).is_none()).map(|e| e.to_string()));
-        out.problems.dedup();
+    let unreachable = errors.iter().find_map(|e| e.unreachable(&config.instance.url));
+    let others = errors.iter().filter(|e| e.unreachable(&config.instance.url).is_none()).map(|e| e.to_string());
+    out.problems = unreachable.iter().cloned().chain(others).collect();
+    out.problems.dedup();
+    if unreachable.is_some() {
         return out;
     }
-    out.problems = errors.iter().map(|e| e.to_string()).collect();
-    out.problems.dedup();
     if config.check.write_issues {
         out.notes.push(format!(
             "creating and updating {ISSUE_TABLE} is not tried (it would write a record); a refused write shows in \

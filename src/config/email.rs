@@ -22,13 +22,10 @@ pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
 /// How many messages the outbox holds by default; the oldest beyond it are dropped.
 pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
 
-/// The bounds of `[email] outbox_max_age` and `outbox_max_messages`.
-const OUTBOX_AGE_RANGE: std::ops::RangeInclusive<Duration> =
+/// The bounds of `[email] outbox_max_age` and `remind_every`, and of `outbox_max_messages`.
+const HOURS_TO_DAYS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
 const OUTBOX_MESSAGES_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
-/// The bounds of `[email] remind_every`.
-const REMIND_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -235,35 +232,11 @@ impl RawEmail {
         };
         let outbox_max_age = match self.outbox_max_age.as_deref() {
             None => Some(DEFAULT_OUTBOX_MAX_AGE),
-            Some(t) => match humantime::parse_duration(t) {
-                Ok(d) if OUTBOX_AGE_RANGE.contains(&d) => Some(d),
-                Ok(_) => {
-                    problems.push(format!("[email] outbox_max_age = \"{t}\" must be between 1h and 90d"));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!(
-                        "[email] outbox_max_age = \"{t}\" is not a duration ({e}): expected e.g. \"3d\""
-                    ));
-                    None
-                }
-            },
+            Some(t) => hours_to_days("outbox_max_age", t, "3d", "", problems),
         };
         let remind_every = match self.remind_every.as_deref() {
             None | Some("off") => Some(None),
-            Some(t) => match humantime::parse_duration(t) {
-                Ok(d) if REMIND_RANGE.contains(&d) => Some(Some(d)),
-                Ok(_) => {
-                    problems.push(format!("[email] remind_every = \"{t}\" must be between 1h and 90d, or \"off\""));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!(
-                        "[email] remind_every = \"{t}\" is not a duration ({e}): expected e.g. \"24h\", or \"off\""
-                    ));
-                    None
-                }
-            },
+            Some(t) => hours_to_days("remind_every", t, "24h", ", or \"off\"", problems).map(Some),
         };
         let outbox_max_messages = match self.outbox_max_messages {
             None => Some(DEFAULT_OUTBOX_MAX_MESSAGES),
@@ -296,6 +269,23 @@ impl RawEmail {
             remind_every: remind_every?,
         };
         (problems.len() == before).then_some(config)
+    }
+}
+
+/// `[email] key = "t"`, a duration from 1h to 90d; `example` is offered when it is not a duration, and `extra`
+/// ends both messages (another value the key takes).
+fn hours_to_days(key: &str, t: &str, example: &str, extra: &str, problems: &mut Vec<String>) -> Option<Duration> {
+    match humantime::parse_duration(t) {
+        Ok(d) if HOURS_TO_DAYS.contains(&d) => Some(d),
+        Ok(_) => {
+            problems.push(format!("[email] {key} = \"{t}\" must be between 1h and 90d{extra}"));
+            None
+        }
+        Err(e) => {
+            problems
+                .push(format!("[email] {key} = \"{t}\" is not a duration ({e}): expected e.g. \"{example}\"{extra}"));
+            None
+        }
     }
 }
 

@@ -315,13 +315,14 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Link
     let digest = outbox::digest(&current);
     let (entries, load_problems) = outbox.load();
     problems.extend(load_problems);
-    let room = usize::from(decide(cfg, last.as_ref(), &digest, report, now).is_none());
+    let not_needed = decide(cfg, last.as_ref(), &digest, report, now);
+    let room = usize::from(not_needed.is_none());
     let (mut entries, dropped, expire_problems) = outbox.expire(entries, cfg, room, now);
     problems.extend(expire_problems);
 
     let mut composed: Option<(String, String)> = None; // (message id, subject)
     let mut status = None;
-    match decide(cfg, last.as_ref(), &digest, report, now) {
+    match not_needed {
         Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
         None => {
             let mut delta = changes(report, last.as_ref());

@@ -6,11 +6,14 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use super::paging::Page;
+use std::future::Future;
+
+use futures::future::try_join_all;
 
 use super::answer::Shape;
+use super::paging::Page;
 use super::retry;
-use super::{ApiError, BATCH, Client, Query, Row};
+use super::{ApiError, ApiErrorKind, BATCH, Client, Query, Row};
 
 /// One GET of a Batch API call: the first `limit` rows of `query` (which carries its own order).
 #[derive(Debug, Clone)]
@@ -37,6 +40,40 @@ impl PageRequest {
 }
 
 impl Client {
+    /// Asks about `items` through the Batch API, `per_call` items a call, the calls sent together: per item
+    /// what `call` made of its sub-request, or `None` — for the caller to ask directly — where the sub-request
+    /// failed, where its whole call failed, and for every item when `per_call` is `None` (see
+    /// [`Client::batch_share`]). Only a 401 or a 429 of a call ends it all.
+    pub(crate) async fn in_batches<'i, I, T, F, Fut>(
+        &self,
+        items: &'i [I],
+        per_call: Option<usize>,
+        call: F,
+    ) -> Result<Vec<Option<T>>, ApiError>
+    where
+        T: Clone,
+        F: Fn(&'i [I]) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<T>>, ApiError>>,
+    {
+        let Some(per_call) = per_call else { return Ok(vec![None; items.len()]) };
+        let calls = items.chunks(per_call.max(1)).map(|group| {
+            let answers = call(group);
+            async move {
+                match answers.await {
+                    Ok(answers) => Ok(answers),
+                    Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
+                        Err(e)
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, "a Batch API call failed; asking its sub-requests directly");
+                        Ok(vec![None; group.len()])
+                    }
+                }
+            }
+        });
+        Ok(try_join_all(calls).await?.into_iter().flatten().collect())
+    }
+
     /// Sends `requests` as GET sub-requests of one Batch API call. Each answer is `Some(rows)` when its
     /// sub-request answered 200 with a complete `result` (no `error`), `None` when it failed or was
     /// left unserviced: the caller reads that one directly. Retried like a read (GETs change nothing).

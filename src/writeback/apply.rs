@@ -104,14 +104,6 @@ fn create_body(c: &Create) -> Value {
     })
 }
 
-/// How one batch of writes fared.
-enum BatchAnswer {
-    /// One outcome per write of the batch.
-    Items(Vec<ItemOutcome>),
-    /// The whole call failed.
-    Call(ApiError),
-}
-
 /// Applies `plan` for `source`, through the Batch API when `use_batch` and the instance allows it.
 ///
 /// The batches of a round go out together (the client keeps at most `[instance] concurrency` requests in
@@ -139,21 +131,21 @@ pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch:
             let mut not_offered = false;
             for (chunk, answer) in chunks.iter().zip(answers) {
                 match answer {
-                    BatchAnswer::Items(outcomes) => {
+                    Ok(outcomes) => {
                         for (w, outcome) in chunk.iter().zip(outcomes) {
                             cut |= matches!(outcome, ItemOutcome::Cut(_));
                             settle_item(&mut applied, w, outcome, &mut lost, &mut again);
                         }
                     }
                     // Refused before anything ran: each write goes on its own.
-                    BatchAnswer::Call(e) if e.batch_not_offered() => {
+                    Err(e) if e.batch_not_offered() => {
                         if !not_offered {
                             tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
                         }
                         not_offered = true;
                         direct.extend(chunk.iter().cloned());
                     }
-                    BatchAnswer::Call(e) => {
+                    Err(e) => {
                         let quota = matches!(e.kind(), ApiErrorKind::QuotaExceeded { .. });
                         cut |= quota;
                         if e.outcome_unknown() {
@@ -248,12 +240,10 @@ fn writes_of(plan: &Plan) -> Vec<Write<'_>> {
     writes
 }
 
-async fn send_batch(client: &Client, chunk: &[Write<'_>]) -> BatchAnswer {
+/// One Batch API call of `chunk`: an outcome per write, or why the whole call failed.
+async fn send_batch(client: &Client, chunk: &[Write<'_>]) -> Result<Vec<ItemOutcome>, ApiError> {
     let items: Vec<BatchItem> = chunk.iter().enumerate().map(|(i, w)| w.batch_item(i)).collect();
-    match client.batch(&items).await {
-        Ok(results) => BatchAnswer::Items(results.into_iter().map(|r| r.outcome).collect()),
-        Err(e) => BatchAnswer::Call(e),
-    }
+    Ok(client.batch(&items).await?.into_iter().map(|r| r.outcome).collect())
 }
 
 /// Records what one batched write's answer says, or where the write goes next.

@@ -253,16 +253,7 @@ async fn a_retry_after_longer_than_the_deadline_leaves_fails_at_once_with_that_r
 /// A TLS server on loopback presenting a self-signed certificate for `localhost`; its port and the
 /// certificate's PEM.
 async fn untrusted_tls_server() -> (u16, String) {
-    use std::sync::Arc;
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let pem = key.cert.pem();
-    let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
-    let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
-    let tls = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], private)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (acceptor, pem) = self_signed_acceptor(&["localhost"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {

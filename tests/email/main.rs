@@ -26,6 +26,8 @@ mod config;
 mod delivery;
 mod policy;
 mod snapshots;
+#[path = "../support/mod.rs"]
+mod support;
 mod tls;
 
 // ------------------------------------------------------------------------------------------------------------

@@ -29,16 +29,7 @@ impl StartTlsServer {
     }
 
     async fn serve(names: &[&str], implicit: bool) -> StartTlsServer {
-        let key = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .expect("certificate");
-        let pem = key.cert.pem();
-        let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
-        let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
-        let tls = tokio_rustls::rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let (acceptor, pem) = crate::support::self_signed_acceptor(names);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));

@@ -144,3 +144,17 @@ pub fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
     }
     out
 }
+
+/// A TLS acceptor presenting a certificate for `names`, self-signed at test time, and that certificate's PEM.
+pub fn self_signed_acceptor(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
+    let key = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .expect("certificate");
+    let pem = key.cert.pem();
+    let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
+    let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], private)
+        .expect("server config");
+    (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)), pem)
+}

@@ -44,23 +44,10 @@ pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> R
     // The other parts' counts through the Batch API, in as many calls as may be in flight; any it does not
     // answer are asked for directly, together.
     let queries: Vec<Query> = parts[1..].iter().map(query).collect();
-    let share = client.batch_share(queries.len(), BATCH_READS);
-    let batched = try_join_all(queries.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
-        if share.is_none() {
-            return Ok(vec![None; group.len()]);
-        }
-        match client.aggregate_many(TABLE, group, &["parm1", "name"], max).await {
-            Ok(answers) => Ok(answers),
-            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, "counting through the Batch API failed; asking the Aggregate API directly");
-                Ok(vec![None; group.len()])
-            }
-        }
-    }))
-    .await?
-    .into_iter()
-    .flatten();
+    let per_call = client.batch_share(queries.len(), BATCH_READS);
+    let batched = client
+        .in_batches(&queries, per_call, |group| client.aggregate_many(TABLE, group, &["parm1", "name"], max))
+        .await?;
     let rest = try_join_all(queries.iter().zip(batched).map(|(q, answer)| async move {
         if let Some(groups) = answer {
             return Ok(Some(groups));

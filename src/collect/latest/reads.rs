@@ -11,7 +11,7 @@ use super::fold::Latest;
 use super::{BATCH_READS, EXACT_CHUNK, FIELDS, LATEST_PAGE, PARM1, Part, TABLE, names_in, newest_first};
 use crate::domain::{EventActivity, SSO_EVENTS, Window};
 use crate::snow::query::{IN_CHUNK, QueryValue, SYS_CREATED_ON};
-use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
+use crate::snow::{ApiError, Client, PageRequest, Query, Row};
 
 /// The last SSO event of each user the counts found some for, with its reason (`parm2`): one newest-first
 /// read per `IN` chunk of such users (none when no checked user has an SSO event, the usual case). Evidence
@@ -68,23 +68,14 @@ pub(super) async fn read_exact<'u>(
         fields: FIELDS.iter().map(|f| f.to_string()).collect(),
         limit,
     };
-    let share = client.batch_share(chunks.len(), BATCH_READS);
-    let answers = try_join_all(chunks.chunks(share.unwrap_or(BATCH_READS)).map(|group| async move {
-        if share.is_none() {
-            return Ok(vec![None; group.len()]);
-        }
-        let requests: Vec<PageRequest> = group.iter().map(|c| request(c)).collect();
-        match client.batch_get_pages(&requests).await {
-            Ok(answers) => Ok(answers),
-            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, "a Batch API read failed; reading those users' latest second directly");
-                Ok(vec![None; group.len()])
-            }
-        }
-    }))
-    .await?;
-    let direct = chunks.iter().zip(answers.into_iter().flatten()).map(|(chunk, answer)| async move {
+    let per_call = client.batch_share(chunks.len(), BATCH_READS);
+    let answers = client
+        .in_batches(&chunks, per_call, |group| {
+            let requests: Vec<PageRequest> = group.iter().map(|c| request(c)).collect();
+            async move { client.batch_get_pages(&requests).await }
+        })
+        .await?;
+    let direct = chunks.iter().zip(answers).map(|(chunk, answer)| async move {
         let (rows, more) = match answer {
             Some(page) => (page.rows, page.more),
             None => client.read_page(TABLE, &exact_query(base, chunk), FIELDS, limit).await?,
@@ -124,29 +115,20 @@ pub(super) async fn read_heavy(
         fields: FIELDS.iter().map(|f| f.to_string()).collect(),
         limit: 1,
     };
-    let batches = try_join_all(users.chunks(BATCH_READS).map(|chunk| async move {
-        let requests: Vec<PageRequest> = chunk.iter().map(&request).collect();
-        let answers = match client.batch_get(&requests).await {
-            Ok(answers) => answers,
-            Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
-                return Err(e);
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "a Batch API read failed; reading those users one by one");
-                vec![None; chunk.len()]
-            }
-        };
-        let mut misses = Vec::new();
-        for (user, answer) in chunk.iter().zip(answers) {
-            match answer {
-                Some(rows) if !rows.is_empty() => latest.fold(&rows),
-                _ => misses.push(user),
-            }
+    let answers = client
+        .in_batches(users, Some(BATCH_READS), |chunk| {
+            let requests: Vec<PageRequest> = chunk.iter().map(&request).collect();
+            async move { client.batch_get(&requests).await }
+        })
+        .await?;
+    let mut misses = Vec::new();
+    for (user, answer) in users.iter().zip(answers) {
+        match answer {
+            Some(rows) if !rows.is_empty() => latest.fold(&rows),
+            _ => misses.push(user),
         }
-        Ok(misses)
-    }))
-    .await?;
-    let direct = batches.into_iter().flatten().map(|user| {
+    }
+    let direct = misses.into_iter().map(|user| {
         let q = latest_of(user);
         async move {
             client
