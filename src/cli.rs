@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::cycle::{self, CheckOptions};
-use crate::domain::Status;
+use crate::domain::{Scope, Selection, Status};
 use crate::manual::{self, CompletionShell};
 use crate::present::{Detail, Format, clean, json};
 use crate::snow::RetryPolicy;
@@ -132,6 +132,7 @@ impl<O: OwnArgs> Overrides<O> {
             dry_run: self.own.dry_run(),
             no_write: self.no_write,
             no_email: self.no_email,
+            scope: self.own.scope(),
         }
     }
 }
@@ -143,6 +144,11 @@ pub(crate) trait OwnArgs: clap::Args {
 
     /// `--dry-run`.
     fn dry_run(&self) -> bool;
+
+    /// `--user`, `--mid-server`.
+    fn scope(&self) -> Scope {
+        Scope::All
+    }
 }
 
 /// `check`'s own flags.
@@ -157,17 +163,60 @@ pub(crate) struct CheckOwnArgs {
     /// errors, and, when stdout is not a terminal, after the report, so that its first line stays the status.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// Check only this MID Server user (sys_user.user_name, exactly, case included); repeat for more. The
+    /// report, the status and write-back cover only the selected users; no email is sent.
+    #[arg(long = "user", value_name = "NAME", value_parser = parse_name)]
+    pub(crate) users: Vec<String>,
+    /// Check only the users configured on this MID Server (ecc_agent.name, exactly); repeat for more.
+    #[arg(long = "mid-server", value_name = "NAME", value_parser = parse_name)]
+    pub(crate) mid_servers: Vec<String>,
+    /// After a fix: run the check again every --every until every checked user is clear (exit 0), or until
+    /// --timeout (then the last status). One line per round; Ctrl-C ends it with the last status.
+    #[arg(long)]
+    pub(crate) until_ok: bool,
+    /// With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m
+    #[arg(long, value_parser = parse_every, requires = "until_ok")]
+    pub(crate) every: Option<Duration>,
+}
+
+/// A `--user` or `--mid-server` name: not empty, no control character (no such name can be stored).
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("is empty: give the exact name".into())
+    } else if s.chars().any(char::is_control) {
+        Err("contains a control character, which no user or MID Server name can hold".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// `--every`: 10s to 1h.
+fn parse_every(s: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 30s, 2m"))?;
+    if (Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&every) {
+        Ok(every)
+    } else {
+        Err(format!("{} is outside 10s..=1h", humantime::format_duration(every)))
+    }
 }
 
 impl OwnArgs for CheckOwnArgs {
-    const WINDOW_HELP: &'static str =
-        "The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window";
+    const WINDOW_HELP: &'static str = "The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: \
+                                       [check] window; with --until-ok, 5m (the MID Server heartbeat)";
     const TIMEOUT_HELP: &'static str = "The whole check's deadline (e.g. 50s); when it passes, the check says \
                                         what it was waiting for and exits 3. Default: [check] timeout (50s, below \
-                                        the 60s a monitoring plugin gets)";
+                                        the 60s a monitoring plugin gets). With --until-ok: the whole watch \
+                                        (default 30m); each round then has [check] timeout";
 
     fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::of(Selection {
+            users: self.users.iter().cloned().collect(),
+            mid_servers: self.mid_servers.iter().cloned().collect(),
+        })
     }
 }
 
@@ -311,15 +360,37 @@ pub(crate) async fn check(
     args: &CheckArgs,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Status, Ended> {
-    let output = &args.overrides.own.output;
+    let own = &args.overrides.own;
+    let output = &own.output;
     let format = output.format;
     let instance = Some(config.instance.name.as_str());
     let client = match cycle::client(config, RetryPolicy::default()) {
         Ok(c) => c,
         Err(e) => return unknown(instance, &format!("{e:#}"), format),
     };
-    let opts = CheckOptions::new(config, &args.overrides.cycle());
-    match cycle::check(config, &client, &opts, now).await {
+    let mut overrides = args.overrides.cycle();
+    let checked = if own.until_ok {
+        // The watch's --timeout is the whole watch's; each round has [check] timeout.
+        let watch_for = overrides.timeout.take().unwrap_or(crate::watch::DEFAULT_TIMEOUT);
+        overrides.window.get_or_insert(crate::watch::DEFAULT_WINDOW);
+        let every = own.every.unwrap_or(crate::watch::DEFAULT_EVERY);
+        let mut clock = match crate::watch::Clock::start(every, watch_for) {
+            Ok(clock) => clock,
+            Err(e) => return unknown(instance, &format!("cannot install the Ctrl-C handler: {e}"), format),
+        };
+        // On a terminal the rounds go before the report; with --format json stdout holds only the report.
+        let mut say = |line: &str| {
+            let _ = match format {
+                Format::Text => writeln!(std::io::stdout(), "{line}"),
+                Format::Json => writeln!(std::io::stderr(), "{line}"),
+            };
+        };
+        let opts = CheckOptions::new(config, &overrides);
+        crate::watch::watch(config, &client, &opts, every, now, &mut clock, &mut say).await
+    } else {
+        cycle::check(config, &client, &CheckOptions::new(config, &overrides), now).await
+    };
+    match checked {
         Ok(outcome) => {
             print(&outcome.render(format, output.detail))?;
             Ok(outcome.report.status)

@@ -6,13 +6,14 @@
 //! roles, latest login event (`collect/latest.rs`) and (optional) login history.
 
 mod latest;
+mod selected;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 
 use crate::domain::{
-    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Snapshot,
+    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Scope, Snapshot,
     SysId, UserAccount, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
@@ -80,26 +81,25 @@ const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
-/// Reads everything the rules need for `window`.
-pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiError> {
-    let (role_id, mid_servers, mid_user_configs) =
-        tokio::try_join!(mid_server_role_id(client), mid_servers(client), mid_user_configs(client))?;
-
-    let (mid_server_role, (role_holders, holder_accounts)) = match &role_id {
-        Some(id) => {
-            let (contains, holders) = tokio::try_join!(role_containment(client, id), role_holders(client, id))?;
-            (Some(MidServerRole { sys_id: id.clone(), contains }), holders)
-        }
-        None => {
-            tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
-            (None, (BTreeSet::new(), BTreeMap::new()))
-        }
+/// Reads everything the rules need for `window`, for every user the built-in job checks or for a selection.
+pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<Snapshot, ApiError> {
+    let mut snapshot = match scope {
+        Scope::All => everyone(client).await?,
+        Scope::Selected(selection) => selected::base(client, selection).await?,
     };
+    if snapshot.selected.as_ref().is_some_and(|s| !s.unknown_users.is_empty() || !s.unknown_mid_servers.is_empty()) {
+        // A name matched nothing: the check stops there, with a usage error.
+        return Ok(snapshot);
+    }
+    snapshot.read_until = Some(window.end);
 
-    let mut snapshot = Snapshot { mid_server_role, role_holders, mid_servers, mid_user_configs, ..Snapshot::default() };
-    snapshot.users = users(client, &snapshot, holder_accounts).await?;
-
-    let to_check: Vec<String> = Population::of(&snapshot).to_check().into_iter().map(str::to_string).collect();
+    let selected = snapshot.selected.as_ref().map(|s| &s.users);
+    let to_check: Vec<String> = Population::of(&snapshot)
+        .to_check()
+        .into_iter()
+        .filter(|u| selected.is_none_or(|s| s.contains(*u)))
+        .map(str::to_string)
+        .collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()
@@ -126,6 +126,27 @@ pub async fn collect(client: &Client, window: &Window) -> Result<Snapshot, ApiEr
     Ok(snapshot)
 }
 
+/// The first two rounds for everyone: the role, every MID Server and configuration, who holds the role.
+async fn everyone(client: &Client) -> Result<Snapshot, ApiError> {
+    let (role_id, mid_servers, mid_user_configs) =
+        tokio::try_join!(mid_server_role_id(client), mid_servers(client), mid_user_configs(client))?;
+
+    let (mid_server_role, (role_holders, holder_accounts)) = match &role_id {
+        Some(id) => {
+            let (contains, holders) = tokio::try_join!(role_containment(client, id), role_holders(client, id))?;
+            (Some(MidServerRole { sys_id: id.clone(), contains }), holders)
+        }
+        None => {
+            tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
+            (None, (BTreeSet::new(), BTreeMap::new()))
+        }
+    };
+
+    let mut snapshot = Snapshot { mid_server_role, role_holders, mid_servers, mid_user_configs, ..Snapshot::default() };
+    snapshot.users = users(client, &snapshot, holder_accounts).await?;
+    Ok(snapshot)
+}
+
 async fn read(client: &Client, read: Read, query: &Query) -> Result<Vec<Row>, ApiError> {
     client.read_all(read.table, query, read.fields).await
 }
@@ -137,33 +158,34 @@ async fn mid_server_role_id(client: &Client) -> Result<Option<SysId>, ApiError> 
 
 async fn mid_servers(client: &Client) -> Result<Vec<MidServer>, ApiError> {
     let rows = read(client, MID_SERVERS, &Query::new()).await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            Some(MidServer {
-                sys_id: r.sys_id("sys_id")?,
-                name: r.text("name"),
-                status: MidServerStatus::parse(&r.text("status")),
-                last_refreshed: r.time("last_refreshed"),
-            })
-        })
-        .collect())
+    Ok(rows.iter().filter_map(mid_server).collect())
+}
+
+fn mid_server(r: &Row) -> Option<MidServer> {
+    Some(MidServer {
+        sys_id: r.sys_id("sys_id")?,
+        name: r.text("name"),
+        status: MidServerStatus::parse(&r.text("status")),
+        last_refreshed: r.time("last_refreshed"),
+    })
 }
 
 async fn mid_user_configs(client: &Client) -> Result<Vec<MidUserConfig>, ApiError> {
     let rows = read(client, MID_USER_CONFIGS, &Query::new().eq(PARAM_NAME, &MID_USER_PARAM_VALUE)).await?;
-    Ok(rows
-        .iter()
-        .filter(|r| r.text("param_name") == MID_USER_PARAM)
-        .filter_map(|r| {
-            let user_name = r.text("value");
-            (!user_name.is_empty()).then(|| MidUserConfig {
-                mid_server: r.sys_id("ecc_agent"),
-                user_name: UserName::new(user_name),
-                sys_domain: r.reference("sys_domain"),
-            })
-        })
-        .collect())
+    Ok(rows.iter().filter_map(mid_user_config).collect())
+}
+
+/// A MID Server's configured user; `None` for another parameter or an empty value.
+fn mid_user_config(r: &Row) -> Option<MidUserConfig> {
+    if r.text("param_name") != MID_USER_PARAM {
+        return None;
+    }
+    let user_name = r.text("value");
+    (!user_name.is_empty()).then(|| MidUserConfig {
+        mid_server: r.sys_id("ecc_agent"),
+        user_name: UserName::new(user_name),
+        sys_domain: r.reference("sys_domain"),
+    })
 }
 
 /// The holders of `role_id`, and the `sys_user` fields of those the instance dot-walked.

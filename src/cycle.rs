@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::collect::collect;
 use crate::config::Config;
-use crate::domain::Report;
-use crate::domain::Window;
+use crate::domain::{Report, Scope, Snapshot, Window};
 use crate::evaluate::{Context, evaluate};
 use crate::notify::{self, EmailOutcome, Links};
 use crate::present::{self, Detail, Format};
@@ -26,6 +25,8 @@ pub struct Overrides {
     pub(crate) dry_run: bool,
     pub(crate) no_write: bool,
     pub(crate) no_email: bool,
+    /// `--user`, `--mid-server`.
+    pub(crate) scope: Scope,
 }
 
 /// The switches of one cycle: the config with the overrides applied.
@@ -38,6 +39,8 @@ pub struct CheckOptions {
     pub no_email: bool,
     /// The whole cycle's deadline (`--timeout`, `[check] timeout`).
     pub timeout: Duration,
+    /// Everyone the built-in job checks, or a selection (`--user`, `--mid-server`).
+    pub scope: Scope,
 }
 
 impl CheckOptions {
@@ -49,6 +52,7 @@ impl CheckOptions {
             no_write: overrides.no_write || !config.check.write_issues,
             no_email: overrides.no_email,
             timeout: overrides.timeout.unwrap_or(config.check.timeout),
+            scope: overrides.scope.clone(),
         }
     }
 
@@ -71,6 +75,9 @@ pub enum CycleError {
         humantime::format_duration(*.timeout)
     )]
     Deadline { timeout: Duration, pending: String },
+    /// A `--user` or `--mid-server` name matched nothing on the instance: a usage error.
+    #[error("{0}")]
+    UnknownName(String),
 }
 
 /// What the cycle is doing now, for the deadline's message.
@@ -107,6 +114,8 @@ pub struct Outcome {
     pub requests: u64,
     pub(crate) response_bytes: u64,
     pub(crate) duration: Duration,
+    /// `check --until-ok`: the rounds before this report.
+    pub(crate) watch: Option<crate::watch::Watched>,
 }
 
 impl Outcome {
@@ -140,6 +149,9 @@ impl Outcome {
                 let mut out = present::text::render(&self.report, detail, Some(self.duration));
                 out.push_str(&present::text::write_back(&self.write_back, detail));
                 out.push_str(&present::text::email(self.email.as_ref().map(EmailOutcome::section).as_ref()));
+                if let Some(watch) = &self.watch {
+                    out.push_str(&watch.section());
+                }
                 out
             }
             Format::Json => present::json::render(&self.report, &self.json_extra()),
@@ -157,6 +169,7 @@ impl Outcome {
             "write_back": self.write_back,
             "email": self.email,
             "duration_seconds": (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            "watch": self.watch,
         })
     }
 }
@@ -191,31 +204,81 @@ pub async fn check(
     opts: &CheckOptions,
     now: DateTime<Utc>,
 ) -> Result<Outcome, CycleError> {
-    let started = Instant::now();
-    let before = (client.stats().requests(), client.stats().response_bytes());
-    let progress = Progress { step: Mutex::new("starting") };
+    let meter = Meter::start(client);
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let findings = crate::snow::deadline::within(deadline, findings(config, client, opts, now, &progress));
-    let mut findings = std::pin::pin!(findings);
-    let mut report = tokio::select! {
-        result = &mut findings => result.map_err(CycleError::Api)?,
+    let observed = observe(config, client, opts, now, None, deadline).await?;
+    Ok(conclude(config, client, opts, observed.report, now, deadline, meter).await)
+}
+
+/// What a cycle's reads found: the report before any side effect, and the snapshot it was judged on (the
+/// next round of `check --until-ok` reads only what is newer).
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub(crate) report: Report,
+    pub(crate) snapshot: Snapshot,
+}
+
+/// Where a cycle's cost is measured from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meter {
+    started: Instant,
+    requests: u64,
+    bytes: u64,
+}
+
+impl Meter {
+    pub(crate) fn start(client: &Client) -> Meter {
+        Meter { started: Instant::now(), requests: client.stats().requests(), bytes: client.stats().response_bytes() }
+    }
+}
+
+/// Collect and evaluate, before `deadline`: the window ends at `now`. With `previous` (the last round of a
+/// watch), the events are read only after what it read, and its events still in the window are kept.
+pub(crate) async fn observe(
+    config: &Config,
+    client: &Client,
+    opts: &CheckOptions,
+    now: DateTime<Utc>,
+    previous: Option<&Snapshot>,
+    deadline: tokio::time::Instant,
+) -> Result<Observed, CycleError> {
+    let requests_before = client.stats().requests();
+    let progress = Progress { step: Mutex::new("starting") };
+    let reading = crate::snow::deadline::within(deadline, findings(config, client, opts, now, previous, &progress));
+    let mut reading = std::pin::pin!(reading);
+    tokio::select! {
+        result = &mut reading => result,
         () = tokio::time::sleep_until(deadline) => {
             // Described while the reads still hold their requests, then dropped: nothing was written yet.
-            let pending = progress.describe(client, before.0);
-            return Err(CycleError::Deadline { timeout: opts.timeout, pending });
+            let pending = progress.describe(client, requests_before);
+            let timeout = opts.timeout;
+            Err(CycleError::Deadline { timeout, pending })
         }
-    };
+    }
+}
+
+/// The side effects of an observed report (write-back, email), within what is left of `deadline`.
+pub(crate) async fn conclude(
+    config: &Config,
+    client: &Client,
+    opts: &CheckOptions,
+    mut report: Report,
+    now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
+    meter: Meter,
+) -> Outcome {
     let side_deadline = deadline.checked_sub(PRINT_RESERVE.min(opts.timeout / 10)).unwrap_or(deadline);
     let (write_back, email) =
         crate::snow::deadline::within(side_deadline, side_effects(config, client, opts, &mut report, now)).await;
-    Ok(Outcome {
+    Outcome {
         report,
         write_back,
         email,
-        requests: client.stats().requests() - before.0,
-        response_bytes: client.stats().response_bytes() - before.1,
-        duration: started.elapsed(),
-    })
+        requests: client.stats().requests() - meter.requests,
+        response_bytes: client.stats().response_bytes() - meter.bytes,
+        duration: meter.started.elapsed(),
+        watch: None,
+    }
 }
 
 /// Collect and evaluate: the report, before anything is written.
@@ -224,18 +287,28 @@ async fn findings(
     client: &Client,
     opts: &CheckOptions,
     now: DateTime<Utc>,
+    previous: Option<&Snapshot>,
     progress: &Progress,
-) -> Result<Report, ApiError> {
+) -> Result<Observed, CycleError> {
     let window = Window::ending_at(now, opts.window);
+    // A later round of a watch reads the events after what the previous round read, up to now.
+    let since = previous.and_then(|p| p.read_until).filter(|at| *at > window.start && *at < now);
+    let read_window = since.map_or(window, |start| window.since(start));
     progress.at("reading the instance (roles, MID Servers, users, sysevent)");
-    let snapshot = collect(client, &window).await?;
+    let mut snapshot = collect(client, &read_window, &opts.scope).await?;
+    if let Some(unknown) = snapshot.selected.as_ref().and_then(|s| s.unknown(&config.instance.name)) {
+        return Err(CycleError::UnknownName(unknown));
+    }
+    if let (Some(previous), Some(_)) = (previous, since) {
+        snapshot.carry_from(previous, &window);
+    }
     let ctx = Context {
         instance: &config.instance.name,
         window,
         messages: config.check.messages,
         down_for: config.check.down_for,
     };
-    Ok(evaluate(&snapshot, &ctx))
+    Ok(Observed { report: evaluate(&snapshot, &ctx), snapshot })
 }
 
 /// Write-back and email, each cut off (and saying so) when the cycle's deadline passes. The findings' history
@@ -262,6 +335,11 @@ async fn side_effects(
     }
     let write_back = write_back(config, client, opts, report, records, now).await;
     let email = match (&config.email, opts.no_email) {
+        // The email state is of everyone's findings: a check of a few users would read as the others resolved.
+        (Some(_), false) if report.selected_users.is_some() => {
+            tracing::info!("a selected check (--user, --mid-server) sends no email; the service's cycles do");
+            None
+        }
         (Some(email), false) => {
             let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
@@ -300,6 +378,11 @@ async fn write_back(
     let open = match records {
         Ok(records) => records.open,
         Err(error) => return WriteBack::Failed { source, error },
+    };
+    // A selected check counts and resolves only its users' records; another user's record is left as it is.
+    let open = match &report.selected_users {
+        Some(users) => writeback::records_of(open, users),
+        None => open,
     };
     let plan = writeback::reconcile(&report.findings, &open, &source, now);
     if opts.dry_run {

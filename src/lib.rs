@@ -53,6 +53,7 @@ mod probe;
 mod redact;
 pub mod service;
 pub mod snow;
+pub mod watch;
 pub mod writeback;
 
 /// The property tests' configuration: the default number of cases, and no regression files written into the

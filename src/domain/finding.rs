@@ -280,6 +280,19 @@ pub struct Report {
     /// The `sys_user` sys_id of each user the snapshot holds, by user name: links go by sys_id, never by name.
     #[serde(skip)]
     pub user_ids: BTreeMap<String, String>,
+    /// A selected check's users (`--user`, and those of `--mid-server`); `None` for a check of everyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_users: Option<Vec<String>>,
+}
+
+/// The first few names of a list, then how many more: `a, b, c and 4 more`.
+fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = names.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    match names.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// A MID Server whose `status` is `Down`.
@@ -313,7 +326,8 @@ impl Report {
             0 => String::new(),
             k => format!(", {k} user{} not checked", if k == 1 { "" } else { "s" }),
         };
-        format!("MIDWATCH {} - {what}{skipped} on {} | {}", self.status.label(), self.instance, self.perfdata())
+        let of = self.selected_users.as_deref().map(|users| format!(" for {}", some_of(users))).unwrap_or_default();
+        format!("MIDWATCH {} - {what}{skipped}{of} on {} | {}", self.status.label(), self.instance, self.perfdata())
     }
 
     /// The performance data (monitoring-plugins format, `label=value`, space-separated): the findings, the

@@ -2,11 +2,14 @@
 //! `evaluate` (`records.rs`), whom the built-in job checks (`population.rs`), what `evaluate` concludes
 //! (`finding.rs`), and the instance's time format ([`sn_time`]).
 
+mod carry;
 mod finding;
 mod population;
 mod records;
+mod selection;
 pub mod sn_time;
 
 pub use finding::*;
 pub use population::Population;
 pub use records::*;
+pub use selection::{Scope, Selected, Selection};

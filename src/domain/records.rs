@@ -30,6 +30,12 @@ pub(crate) const WINDOW_MARGIN: std::time::Duration = std::time::Duration::from_
 pub(crate) const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl Window {
+    /// The part of this window after `start` (exclusive), as its own window: what a later round of a watch
+    /// reads. The length stays the configured one.
+    pub(crate) fn since(&self, start: DateTime<Utc>) -> Window {
+        Window { start: start.max(self.start), end: self.end, length: self.length }
+    }
+
     /// The window of `length` ending at `end`, widened by the built-in job's one-minute margin.
     pub fn ending_at(end: DateTime<Utc>, length: std::time::Duration) -> Window {
         let span = chrono::Duration::from_std(length + WINDOW_MARGIN).unwrap_or(chrono::Duration::MAX);
@@ -383,4 +389,8 @@ pub struct Snapshot {
     pub(crate) event_activity: BTreeMap<UserName, Vec<EventActivity>>,
     pub(crate) login_history: LoginHistory,
     pub(crate) skipped_users: Vec<SkippedUser>,
+    /// The selection of a selected check, as the instance resolved it; `None` for a check of everyone.
+    pub(crate) selected: Option<super::Selected>,
+    /// The end of the window the events were read for (`None` until they are read).
+    pub(crate) read_until: Option<DateTime<Utc>>,
 }

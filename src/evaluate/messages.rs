@@ -3,6 +3,8 @@
 //! The message is the key the built-in job (and midwatch) de-duplicates `ecc_agent_issue` on,
 //! so these strings are part of the contract (docs/servicenow.md §1 item 6).
 
+use std::collections::BTreeSet;
+
 use crate::domain::{LoginEventKind, MessageStyle};
 
 /// The message for user `user` whose last login event in the window was `last` (None: no attempt),
@@ -55,6 +57,81 @@ pub(crate) fn issue_message(style: MessageStyle, user: &str, last: Option<LoginE
 /// The documentation's message for a user whose connectivity the instance cannot detect.
 pub(crate) fn undetectable_message(user: &str) -> String {
     format!("Connectivity of MID Server user {user} cannot be detected by the instance")
+}
+
+/// The user an `ecc_agent_issue` message is about: the one name that fits one of the messages above, in
+/// either style, with any number of down MID Servers. `None` for a message the rules do not produce, and
+/// for one that two different names would fit (a user name that itself contains a message's words): such a
+/// record is nobody's in particular, and a selected check leaves it alone.
+pub(crate) fn user_of(message: &str) -> Option<String> {
+    let mut names = BTreeSet::new();
+    for t in templates() {
+        if let Some(name) = t.user_in(message) {
+            names.insert(name.to_string());
+        }
+    }
+    let mut names = names.into_iter();
+    match (names.next(), names.next()) {
+        (Some(name), None) => Some(name),
+        _ => None,
+    }
+}
+
+/// Stands for the user name in a message template.
+const USER: &str = "\u{0}";
+/// Stands for the number of down MID Servers (2 or more).
+const COUNT: &str = "\u{1}";
+
+/// A message with the user name (and the number of down MID Servers) left open.
+struct Template {
+    prefix: String,
+    /// What follows the name; `COUNT` at most once, for the digits of the number.
+    suffix: String,
+}
+
+impl Template {
+    /// The name `message` carries if it is this template's message.
+    fn user_in<'m>(&self, message: &'m str) -> Option<&'m str> {
+        let rest = message.strip_prefix(self.prefix.as_str())?;
+        let name = match self.suffix.split_once(COUNT) {
+            None => rest.strip_suffix(self.suffix.as_str())?,
+            Some((before, after)) => {
+                let rest = rest.strip_suffix(after)?;
+                let digits = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+                if digits.len() == rest.len() {
+                    return None;
+                }
+                digits.strip_suffix(before)?
+            }
+        };
+        (!name.is_empty()).then_some(name)
+    }
+}
+
+/// Every message shape the rules produce, built from the functions above so that they cannot drift apart.
+fn templates() -> Vec<Template> {
+    let mut shapes = vec![undetectable_message(USER)];
+    for style in [MessageStyle::Documented, MessageStyle::Instance] {
+        for last in [
+            None,
+            Some(LoginEventKind::Failed),
+            Some(LoginEventKind::AuthorizationFailed),
+            Some(LoginEventKind::Succeeded),
+        ] {
+            shapes.push(issue_message(style, USER, last, 0));
+            shapes.push(issue_message(style, USER, last, 1));
+            // The plural sentence, its number left open ("2 down MID Servers" → "\u{1} down MID Servers").
+            shapes.push(issue_message(style, USER, last, 2).replacen(" 2 down ", &format!(" {COUNT} down "), 1));
+        }
+    }
+    shapes.sort();
+    shapes.dedup();
+    shapes
+        .iter()
+        .filter_map(|s| {
+            s.split_once(USER).map(|(p, rest)| Template { prefix: p.to_string(), suffix: rest.to_string() })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -169,5 +246,38 @@ mod tests {
         for (last, n, want) in cases {
             assert_eq!(issue_message(Instance, "u", last, n), want, "{last:?} n={n}");
         }
+    }
+
+    #[test]
+    fn a_message_is_attributed_to_the_one_user_it_names() {
+        for style in [Documented, Instance] {
+            for last in [None, Some(Failed), Some(AuthorizationFailed), Some(Succeeded)] {
+                for n in [0, 1, 2, 7, 12] {
+                    for user in ["midserver2", "mid.paris", "a b", "12", "x associated"] {
+                        let m = issue_message(style, user, last, n);
+                        assert_eq!(user_of(&m).as_deref(), Some(user), "{m}");
+                    }
+                }
+            }
+        }
+        assert_eq!(user_of(&undetectable_message("mid.tokyo")).as_deref(), Some("mid.tokyo"));
+    }
+
+    #[test]
+    fn a_message_no_rule_produces_is_nobodys() {
+        assert_eq!(user_of("MID Server down"), None);
+        assert_eq!(
+            user_of("User  is associated with 1 down MID Server. No login attempts within reporting period."),
+            None
+        );
+        // The same words under another source's wording, or with the number missing, are nobody's.
+        assert_eq!(
+            user_of("User bob is associated with 1 down MID Server  No login attempts within reporting period."),
+            None
+        );
+        assert_eq!(
+            user_of("User bob is associated with  down MID Servers. No login attempts within reporting period."),
+            None
+        );
     }
 }

@@ -157,12 +157,13 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         down_mid_servers: down_mid_servers(s, &held),
         notes: notes(s, &pop),
         user_ids: user_ids(s),
+        selected_users: s.selected.as_ref().map(|sel| sel.users.iter().cloned().collect()),
     }
 }
 
 /// The most recent login event of each user inside the window; ties on the second are broken by
 /// sys_id so that the result does not depend on the order the instance returned rows in.
-fn latest_events<'s>(s: &'s Snapshot, window: &Window) -> BTreeMap<&'s str, &'s LoginEvent> {
+pub(crate) fn latest_events<'s>(s: &'s Snapshot, window: &Window) -> BTreeMap<&'s str, &'s LoginEvent> {
     let mut latest: BTreeMap<&str, &LoginEvent> = BTreeMap::new();
     for e in s.login_events.iter().filter(|e| window.contains(e.created_on)) {
         let slot = latest.entry(e.user_name.as_str()).or_insert(e);
@@ -321,8 +322,9 @@ fn likely_cause(user: &str, account: AccountState, condition: Condition, missing
     None
 }
 
-fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Window) -> Evidence {
-    let event = event.map(|e| EventEvidence {
+/// What a report shows of a login event.
+pub(crate) fn event_evidence(e: &LoginEvent) -> EventEvidence {
+    EventEvidence {
         sys_id: e.sys_id.to_string(),
         name: e.kind,
         at: e.created_on,
@@ -330,7 +332,11 @@ fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Windo
             .then(|| e.parm2.trim())
             .filter(|p| p.parse::<std::net::IpAddr>().is_ok())
             .map(str::to_string),
-    });
+    }
+}
+
+fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Window) -> Evidence {
+    let event = event.map(event_evidence);
     let account = user_by_name(s, user);
     let rows = match &s.login_history {
         LoginHistory::Rows(rows) => Some(rows),
@@ -377,6 +383,17 @@ fn notes(s: &Snapshot, pop: &Population<'_>) -> Vec<String> {
     }
     if pop.down_mid_servers.is_empty() {
         notes.push("No MID Server is down.".to_string());
+    }
+    if let Some(sel) = &s.selected {
+        notes.push(format!(
+            "A selected check ({}): it read and judged only {}; no other user was checked, and only their \
+             ecc_agent_issue records are written.",
+            sel.requested.describe(),
+            match sel.users.len() {
+                1 => "that user".to_string(),
+                n => format!("those {n} users"),
+            }
+        ));
     }
     match &s.login_history {
         LoginHistory::Rows(_) => {}

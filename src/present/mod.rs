@@ -15,6 +15,7 @@
 
 pub mod email;
 pub mod json;
+pub(crate) mod round;
 pub mod text;
 
 use crate::domain::{AccountState, Finding, IdMap, Report, sn_time};

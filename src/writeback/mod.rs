@@ -11,7 +11,7 @@ mod records;
 
 pub use apply::{Applied, apply};
 pub use history::history;
-pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile};
+pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile, records_of};
 pub(crate) use records::RECORD_FIELDS;
 pub use records::{Records, read_records};
 

@@ -139,5 +139,14 @@ pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: 
     plan
 }
 
+/// The records of `open` about one of `users` (a selected check's): a record carries only its message, so
+/// a record is theirs when its message is one the rules produce for one of them and for no other name.
+/// The others are not passed to [`reconcile`], so never resolved by a check that did not look at their user.
+pub fn records_of(open: Vec<IssueRecord>, users: &[String]) -> Vec<IssueRecord> {
+    open.into_iter()
+        .filter(|r| crate::evaluate::messages::user_of(&r.message).is_some_and(|u| users.contains(&u)))
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

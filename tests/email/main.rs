@@ -128,6 +128,7 @@ fn report(findings: Vec<Finding>) -> Report {
         id_map: None,
         skipped_users: Vec::new(),
         down_mid_servers: Vec::new(),
+        selected_users: None,
         notes: Vec::new(),
         user_ids: BTreeMap::new(),
     }

@@ -1,0 +1,131 @@
+//! The first rounds of a selected check (`check --user`, `--mid-server`): only what the selected users need.
+//!
+//! Instead of every holder of `mid_server`, every MID Server and every configuration, it reads (1) the
+//! `mid_server` role, the named MID Servers and the named users; (2) the users configured on those MID
+//! Servers; (3) every MID Server configuration of all those users, so that a user's down MID Servers are
+//! counted as the built-in job counts them; (4) those MID Servers, which of the users hold `mid_server`,
+//! and what the role contains. The third round of [`collect`](super::collect) is then the same as for
+//! a check of everyone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    MID_SERVERS, MID_USER_CONFIGS, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME, USER_ROLES, USERS, mid_server,
+    mid_server_role_id, MID_USER_PARAM_VALUE, mid_user_config, read_each, role_containment, user_account,
+};
+use crate::domain::{MidServer, MidServerRole, MidUserConfig, Selected, Selection, Snapshot, SysId, UserAccount};
+use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
+use crate::snow::{ApiError, Client, Query};
+
+const ECC_AGENT: Field = Field::new("ecc_agent");
+const VALUE: Field = Field::new("value");
+
+/// The snapshot's roles, users, MID Servers and configurations, for the selected users only, with the
+/// selection as resolved (names that matched nothing included).
+pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snapshot, ApiError> {
+    let named_mids = ValueLookup::plan(selection.mid_servers.iter().map(String::as_str));
+    let (role_id, mids, named_users) = tokio::try_join!(
+        mid_server_role_id(client),
+        mid_servers_where(client, named_mids.conditions(NAME)),
+        users_named(client, &selection.users),
+    )?;
+    let mut mids: Vec<MidServer> = mids.into_iter().filter(|m| selection.mid_servers.contains(&m.name)).collect();
+
+    let mid_ids: BTreeSet<SysId> = mids.iter().map(|m| m.sys_id.clone()).collect();
+    let on_mids = configs_where(client, sys_ids_in(ECC_AGENT, &mid_ids)).await?;
+    let mut names: BTreeSet<String> = selection.users.clone();
+    names.extend(
+        on_mids
+            .iter()
+            .filter(|c| c.mid_server.as_ref().is_some_and(|id| mid_ids.contains(id)))
+            .map(|c| c.user_name.to_string()),
+    );
+
+    let more: BTreeSet<String> = names.difference(&selection.users).cloned().collect();
+    let lookup = ValueLookup::plan(names.iter().map(String::as_str));
+    let (configs, more_users) =
+        tokio::try_join!(configs_where(client, lookup.conditions(VALUE)), users_named(client, &more))?;
+    let configs: Vec<MidUserConfig> = configs.into_iter().filter(|c| names.contains(c.user_name.as_str())).collect();
+    let users: BTreeMap<SysId, UserAccount> =
+        named_users.into_iter().chain(more_users).map(|u| (u.sys_id.clone(), u)).collect();
+
+    let unread: BTreeSet<SysId> = configs
+        .iter()
+        .filter_map(|c| c.mid_server.clone())
+        .filter(|id| !mids.iter().any(|m| &m.sys_id == id))
+        .collect();
+    let user_ids: BTreeSet<SysId> = users.keys().cloned().collect();
+    let role = async {
+        match &role_id {
+            Some(id) => {
+                let (contains, holders) = tokio::try_join!(role_containment(client, id), holders_among(client, id, &user_ids))?;
+                Ok::<_, ApiError>((Some(MidServerRole { sys_id: id.clone(), contains }), holders))
+            }
+            None => {
+                tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
+                Ok((None, BTreeSet::new()))
+            }
+        }
+    };
+    let (more_mids, (mid_server_role, role_holders)) =
+        tokio::try_join!(mid_servers_where(client, sys_ids_in(SYS_ID, &unread)), role)?;
+    mids.extend(more_mids.into_iter().filter(|m| unread.contains(&m.sys_id)));
+
+    let holder_names: BTreeSet<&str> =
+        role_holders.iter().filter_map(|id| users.get(id)).map(|u| u.user_name.as_str()).collect();
+    let configured: BTreeSet<&str> = configs.iter().map(|c| c.user_name.as_str()).collect();
+    let unknown_users = selection
+        .users
+        .iter()
+        .filter(|u| !holder_names.contains(u.as_str()) && !configured.contains(u.as_str()))
+        .cloned()
+        .collect();
+    let unknown_mid_servers =
+        selection.mid_servers.iter().filter(|n| !mids.iter().any(|m| &m.name == *n)).cloned().collect();
+    let selected = Selected { requested: selection.clone(), users: names, unknown_users, unknown_mid_servers };
+    Ok(Snapshot {
+        mid_server_role,
+        role_holders,
+        users,
+        mid_servers: mids,
+        mid_user_configs: configs,
+        selected: Some(selected),
+        ..Snapshot::default()
+    })
+}
+
+/// `ecc_agent` rows matching any of `conditions` (the caller keeps the exact matches).
+async fn mid_servers_where(client: &Client, conditions: Vec<Query>) -> Result<Vec<MidServer>, ApiError> {
+    Ok(read_each(client, MID_SERVERS, conditions).await?.iter().filter_map(mid_server).collect())
+}
+
+/// The MID Server user configurations matching any of `conditions`.
+async fn configs_where(client: &Client, conditions: Vec<Query>) -> Result<Vec<MidUserConfig>, ApiError> {
+    let param = Query::new().eq(PARAM_NAME, &MID_USER_PARAM_VALUE);
+    let conditions = conditions.into_iter().map(|c| c.and(&param)).collect();
+    Ok(read_each(client, MID_USER_CONFIGS, conditions).await?.iter().filter_map(mid_user_config).collect())
+}
+
+/// The `sys_user` rows named exactly `names`.
+async fn users_named(client: &Client, names: &BTreeSet<String>) -> Result<Vec<UserAccount>, ApiError> {
+    let lookup = ValueLookup::plan(names.iter().map(String::as_str));
+    let rows = read_each(client, USERS, lookup.conditions(USER_NAME)).await?;
+    Ok(rows.iter().filter_map(user_account).filter(|u| names.contains(u.user_name.as_str())).collect())
+}
+
+/// Which of `user_ids` hold the role `role_id` (inherited rows included).
+async fn holders_among(
+    client: &Client,
+    role_id: &SysId,
+    user_ids: &BTreeSet<SysId>,
+) -> Result<BTreeSet<SysId>, ApiError> {
+    let role = Query::new().eq(ROLE_FIELD, &role_id.into());
+    let conditions = sys_ids_in(USER_FIELD, user_ids).into_iter().map(|c| c.and(&role)).collect();
+    let rows = read_each(client, USER_ROLES, conditions).await?;
+    Ok(rows
+        .iter()
+        .filter(|r| r.text("role") == role_id.as_str())
+        .filter_map(|r| r.sys_id("user"))
+        .filter(|u| user_ids.contains(u))
+        .collect())
+}

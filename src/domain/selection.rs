@@ -1,0 +1,85 @@
+//! `check --user NAME` and `--mid-server NAME`: whom a check covers.
+//!
+//! A selection is asked for by name; `collect` resolves it against the instance (the MID Servers' users
+//! join the named users) and says which names matched nothing. The write-back of a selected check touches
+//! only the records of the users it covers (`writeback::records_of`).
+
+use std::collections::BTreeSet;
+
+/// The names given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `--user`: `sys_user.user_name`, exactly (case-sensitive, as the built-in job compares them).
+    pub users: BTreeSet<String>,
+    /// `--mid-server`: `ecc_agent.name`, exactly; stands for the users configured on it.
+    pub mid_servers: BTreeSet<String>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.mid_servers.is_empty()
+    }
+
+    /// How the report names the selection: `--user a --mid-server m`.
+    pub(crate) fn describe(&self) -> String {
+        let users = self.users.iter().map(|u| format!("--user {}", quoted(u)));
+        let mids = self.mid_servers.iter().map(|m| format!("--mid-server {}", quoted(m)));
+        users.chain(mids).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// What a check covers: every user the built-in job checks, or a selection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    All,
+    Selected(Selection),
+}
+
+impl Scope {
+    /// `All` for an empty selection.
+    pub fn of(selection: Selection) -> Scope {
+        if selection.is_empty() { Scope::All } else { Scope::Selected(selection) }
+    }
+}
+}
+
+/// A selection as the instance resolved it: the users it covers, and the names that matched nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selected {
+    pub(crate) requested: Selection,
+    /// The `--user` names and the users configured on the `--mid-server`s.
+    pub(crate) users: BTreeSet<String>,
+    /// `--user` names with no `sys_user` row that holds `mid_server` or is configured on a MID Server.
+    pub(crate) unknown_users: Vec<String>,
+    /// `--mid-server` names with no `ecc_agent` row.
+    pub(crate) unknown_mid_servers: Vec<String>,
+}
+
+impl Selected {
+    /// The usage error for names that matched nothing, if any.
+    pub(crate) fn unknown(&self, instance: &str) -> Option<String> {
+        let mut problems = Vec::new();
+        for u in &self.unknown_users {
+            problems.push(format!(
+                "--user {}: no MID Server user of that name on {} (no sys_user with that user_name holds the \
+                 mid_server role or is configured on a MID Server); user names are compared exactly, case included",
+                quoted(u),
+                crate::escape::clean(instance)
+            ));
+        }
+        for m in &self.unknown_mid_servers {
+            problems.push(format!(
+                "--mid-server {}: no MID Server of that name on {} (ecc_agent.name, compared exactly)",
+                quoted(m),
+                crate::escape::clean(instance)
+            ));
+        }
+        (!problems.is_empty()).then(|| problems.join("\n"))
+    }
+}
+
+/// A name as a usage message shows it: quoted, its control characters escaped.
+fn quoted(name: &str) -> String {
+    format!("'{}'", crate::escape::clean(name))
+}
