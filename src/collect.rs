@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::try_join_all;
 
 use crate::domain::{
-    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Scope, Snapshot,
-    SysId, UserAccount, UserName, Window,
+    LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Scope,
+    Snapshot, SysId, UserAccount, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};

@@ -137,7 +137,8 @@ pub async fn watch(
     let mut log = Rounds { watched: BTreeSet::new(), lines: Vec::new(), say };
     let meter = Meter::start(client);
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut last = Last { observed: cycle::observe(config, client, opts, first, None, deadline).await?, meter, at: first };
+    let mut last =
+        Last { observed: cycle::observe(config, client, opts, first, None, deadline).await?, meter, at: first };
     log.tell(&last.observed);
     let mut rounds = 1;
     let ended = loop {
@@ -172,7 +173,13 @@ pub async fn watch(
     }
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let mut outcome = cycle::conclude(config, client, &opts, last.observed.report, last.at, deadline, last.meter).await;
-    outcome.watch = Some(Watched { ended, rounds, lines: log.lines, started: first, every: humantime::format_duration(every).to_string() });
+    outcome.watch = Some(Watched {
+        ended,
+        rounds,
+        lines: log.lines,
+        started: first,
+        every: humantime::format_duration(every).to_string(),
+    });
     Ok(outcome)
 }
 

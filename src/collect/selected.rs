@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    MID_SERVERS, MID_USER_CONFIGS, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME, USER_ROLES, USERS, mid_server,
-    mid_server_role_id, MID_USER_PARAM_VALUE, mid_user_config, read_each, role_containment, user_account,
+    MID_SERVERS, MID_USER_CONFIGS, MID_USER_PARAM_VALUE, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME,
+    USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, role_containment, user_account,
 };
 use crate::domain::{MidServer, MidServerRole, MidUserConfig, Selected, Selection, Snapshot, SysId, UserAccount};
 use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
@@ -58,7 +58,8 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
     let role = async {
         match &role_id {
             Some(id) => {
-                let (contains, holders) = tokio::try_join!(role_containment(client, id), holders_among(client, id, &user_ids))?;
+                let (contains, holders) =
+                    tokio::try_join!(role_containment(client, id), holders_among(client, id, &user_ids))?;
                 Ok::<_, ApiError>((Some(MidServerRole { sys_id: id.clone(), contains }), holders))
             }
             None => {

@@ -34,7 +34,8 @@ impl Snapshot {
             }
             now.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        if let (LoginHistory::Rows(rows), LoginHistory::Rows(old)) = (&mut self.login_history, &previous.login_history) {
+        if let (LoginHistory::Rows(rows), LoginHistory::Rows(old)) = (&mut self.login_history, &previous.login_history)
+        {
             let mut seen: BTreeMap<_, ()> = rows.iter().map(|r| ((r.user.clone(), r.created_on), ())).collect();
             for r in old.iter().filter(|r| window.contains(r.created_on)) {
                 if seen.insert((r.user.clone(), r.created_on), ()).is_none() {

@@ -42,7 +42,6 @@ impl Scope {
         if selection.is_empty() { Scope::All } else { Scope::Selected(selection) }
     }
 }
-}
 
 /// A selection as the instance resolved it: the users it covers, and the names that matched nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
