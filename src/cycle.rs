@@ -296,7 +296,7 @@ async fn findings(
     let read_window = since.map_or(window, |start| window.since(start));
     progress.at("reading the instance (roles, MID Servers, users, sysevent)");
     let mut snapshot = collect(client, &read_window, &opts.scope).await?;
-    if let Some(unknown) = snapshot.selected.as_ref().and_then(|s| s.unknown(&config.instance.name)) {
+    if let Some(unknown) = snapshot.selected.as_ref().and_then(|s| s.unknown()) {
         return Err(CycleError::UnknownName(unknown));
     }
     if let (Some(previous), Some(_)) = (previous, since) {

@@ -57,21 +57,19 @@ pub struct Selected {
 
 impl Selected {
     /// The usage error for names that matched nothing, if any.
-    pub(crate) fn unknown(&self, instance: &str) -> Option<String> {
+    pub(crate) fn unknown(&self) -> Option<String> {
         let mut problems = Vec::new();
         for u in &self.unknown_users {
             problems.push(format!(
-                "--user {}: no MID Server user of that name on {} (no sys_user with that user_name holds the \
-                 mid_server role or is configured on a MID Server); user names are compared exactly, case included",
-                quoted(u),
-                crate::escape::clean(instance)
+                "--user {}: no MID Server user of that name (no sys_user with that user_name holds the mid_server \
+                 role or is configured on a MID Server); names are compared exactly, case included",
+                quoted(u)
             ));
         }
         for m in &self.unknown_mid_servers {
             problems.push(format!(
-                "--mid-server {}: no MID Server of that name on {} (ecc_agent.name, compared exactly)",
-                quoted(m),
-                crate::escape::clean(instance)
+                "--mid-server {}: no MID Server of that name (ecc_agent.name, compared exactly, case included)",
+                quoted(m)
             ));
         }
         (!problems.is_empty()).then(|| problems.join("\n"))
