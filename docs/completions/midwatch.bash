@@ -88,7 +88,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__check)
-            opts="-v -h --config --window --timeout --detail --format --dry-run --verbose --no-email --no-write --help"
+            opts="-v -h --config --window --timeout --detail --format --dry-run --verbose --user --mid-server --until-ok --every --no-email --no-write --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,6 +112,18 @@ _midwatch() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mid-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

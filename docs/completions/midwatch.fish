@@ -33,14 +33,18 @@ complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "demo" -d 'Run a c
 complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "run" -d 'Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify)'
 complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l config -d 'The configuration file' -r -F
-complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l window -d 'The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window' -r
-complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l timeout -d 'The whole check\'s deadline (e.g. 50s); when it passes, the check says what it was waiting for and exits 3. Default: [check] timeout (50s, below the 60s a monitoring plugin gets)' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l window -d 'The sampling period (e.g. 5m, 4h, 1d); at least 5m, at most 30d. Default: [check] window; with --until-ok, 5m (the MID Server heartbeat)' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l timeout -d 'The whole check\'s deadline (e.g. 50s); when it passes, the check says what it was waiting for and exits 3. Default: [check] timeout (50s, below the 60s a monitoring plugin gets). With --until-ok: the whole watch (default 30m); each round then has [check] timeout' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l detail -d 'What the text report shows' -r -f -a "summary\t'Counts by condition, no names'
 detailed\t'Named findings by category, with remediation and the MID Server ID map'"
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l user -d 'Check only this MID Server user (sys_user.user_name, exactly, case included); repeat for more. The report, the status and write-back cover only the selected users; no email is sent' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l mid-server -d 'Check only the users configured on this MID Server (ecc_agent.name, exactly); repeat for more' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l every -d 'With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l dry-run -d 'Read and evaluate, print what would be written and sent, and write and send nothing'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s v -l verbose -d 'Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and errors, and, when stdout is not a terminal, after the report, so that its first line stays the status'
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l until-ok -d 'After a fix: run the check again every --every until every checked user is clear (exit 0), or until --timeout (then the last status). One line per round; Ctrl-C ends it with the last status'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-write -d 'Do not write ecc_agent_issue'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -16,6 +16,7 @@ mod plugin;
 mod read_plan;
 mod redaction;
 mod scenario;
+mod selection;
 #[path = "../support/mod.rs"]
 mod support;
 mod writeback;

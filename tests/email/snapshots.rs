@@ -10,7 +10,7 @@ async fn documented_scenario() -> Report {
     let config = midwatch::demo::demo_config(&instance.url()).expect("config");
     let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
     let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
-    let snapshot = midwatch::collect::collect(&client, &window).await.expect("collect");
+    let snapshot = midwatch::collect::collect(&client, &window, &midwatch::domain::Scope::All).await.expect("collect");
     let ctx = midwatch::evaluate::Context {
         instance: "acme",
         window,
