@@ -115,7 +115,7 @@ pub struct Outcome {
     pub(crate) response_bytes: u64,
     pub(crate) duration: Duration,
     /// `check --until-ok`: the rounds before this report.
-    pub(crate) watch: Option<crate::watch::Watched>,
+    pub watch: Option<crate::watch::Watched>,
 }
 
 impl Outcome {

@@ -19,4 +19,5 @@ mod scenario;
 mod selection;
 #[path = "../support/mod.rs"]
 mod support;
+mod until_ok;
 mod writeback;

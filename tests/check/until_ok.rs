@@ -1,0 +1,246 @@
+//! `check --until-ok` against the stateful simulated instance, its rounds started by injected ticks (no
+//! sleep): it ends clear on the round after the user logs in, ends with the failing status when the
+//! timeout passes, ends on Ctrl-C writing nothing, and reads only the new events after the first round.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::domain::{Scope, Selection, Status};
+use midwatch::watch::{Ended, Ticks, Wake, watch};
+use midwatch::writeback::WriteBack;
+use midwatch_sim::{Dataset, FakeInstance};
+use serde_json::{Map, Value};
+
+use crate::selection::binary;
+use crate::support::*;
+
+/// What the instance does before a round.
+type Step = fn(&FakeInstance, DateTime<Utc>);
+
+/// The watched instance, and what happens in it before each round.
+struct Script<'a> {
+    instance: &'a FakeInstance,
+    /// Per tick: what the instance does before it, and what the tick says.
+    steps: VecDeque<(Step, Wake)>,
+}
+
+impl Ticks for Script<'_> {
+    async fn next(&mut self) -> Wake {
+        let Some((step, wake)) = self.steps.pop_front() else { return Wake::TimedOut };
+        if let Wake::Round(at) = wake {
+            // The simulated instance's clock follows the rounds.
+            self.instance.set_clock(at);
+            step(self.instance, at);
+        }
+        wake
+    }
+}
+
+fn nothing(_: &FakeInstance, _: DateTime<Utc>) {}
+
+/// midserver2 is unlocked and its MID Server logs in 30 seconds before the round (the demo's own fix).
+fn fixed(instance: &FakeInstance, at: DateTime<Utc>) {
+    instance.edit(|tables| midwatch::demo::fix_midserver2(tables, at - chrono::Duration::seconds(30)));
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    reference_now() + chrono::Duration::seconds(seconds)
+}
+
+/// The demo's instance with midserver2's MID Server failing to log in a minute before the first round.
+async fn instance() -> FakeInstance {
+    let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
+    instance.edit(|t| {
+        let event = serde_json::json!({
+            "sys_id": "e7e700000000000000000000000000ff", "name": "login.failed", "parm1": "midserver2",
+            "parm2": "10.0.0.9", "sys_created_on": midwatch::domain::sn_time::format(at(-60)),
+        });
+        if let (Some(events), Value::Object(row)) = (t.get_mut("sysevent"), event) {
+            events.push(row);
+        }
+    });
+    instance
+}
+
+fn midserver2() -> Scope {
+    Scope::of(Selection { users: BTreeSet::from(["midserver2".to_string()]), mid_servers: BTreeSet::new() })
+}
+
+/// Runs a watch of midserver2 (window 5m) with `steps`; returns its outcome and the lines it said.
+async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Outcome, Vec<String>) {
+    let config = config_for(&instance.url());
+    let client = client(&config);
+    let mut opts = CheckOptions::from_config(&config);
+    opts.scope = midserver2();
+    opts.window = Duration::from_secs(300);
+    let mut script = Script { instance, steps: steps.into() };
+    let mut said = Vec::new();
+    let mut say = |line: &str| said.push(line.to_string());
+    let outcome = watch(&config, &client, &opts, Duration::from_secs(60), reference_now(), &mut script, &mut say)
+        .await
+        .expect("watch");
+    (outcome, said)
+}
+
+fn text(r: &Map<String, Value>, f: &str) -> String {
+    r.get(f).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn midserver2_records(instance: &FakeInstance) -> Vec<(String, String)> {
+    instance
+        .rows("ecc_agent_issue")
+        .iter()
+        .filter(|r| text(r, "source") == "midwatch")
+        .map(|r| (text(r, "state"), text(r, "count")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_its_record() {
+    let instance = instance().await;
+    // A normal check has recorded midserver2's failure (and everyone else's).
+    let config = config_for(&instance.url());
+    let mut opts = CheckOptions::from_config(&config);
+    opts.scope = midserver2();
+    cycle::check(&config, &client(&config), &opts, at(-300)).await.expect("first check");
+    assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
+
+    let steps =
+        vec![(nothing as Step, Wake::Round(at(60))), (fixed, Wake::Round(at(120))), (nothing, Wake::Round(at(180)))];
+    let (outcome, said) = run(&instance, steps).await;
+    assert_eq!(said.len(), 3, "one line per round, and no round after the clear one: {said:?}");
+    assert_eq!(said[0], "midserver2: login.failed at 11:59:00 from 10.0.0.9, still failing (mid-london-01 down)");
+    assert_eq!(said[1], said[0], "nothing new in the second round");
+    assert_eq!(said[2], "midserver2: login at 12:01:30 from 10.20.30.41, clear");
+    assert_eq!(outcome.report.status, Status::Ok);
+    let watched = outcome.watch.as_ref().expect("a watch");
+    assert_eq!((watched.ended, watched.rounds), (Ended::Clear, 3));
+    // The clear round's side effects are a normal check's: midserver2's record is resolved, no other touched.
+    let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 0, 1));
+    assert_eq!(midserver2_records(&instance), [("resolved".to_string(), "1".to_string())]);
+    let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    assert!(text.starts_with("MIDWATCH OK - no findings for midserver2 on acme"), "{text}");
+    assert!(text.contains("Watch: 3 rounds since 12:00:00 UTC, every 1m; every watched user is clear"), "{text}");
+}
+
+#[tokio::test]
+async fn later_rounds_read_only_the_events_after_the_previous_round() {
+    let instance = instance().await;
+    let steps =
+        vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::Round(at(120))), (nothing, Wake::TimedOut)];
+    instance.reset_counters();
+    let config = config_for(&instance.url());
+    let client = client(&config);
+    let mut opts = CheckOptions::from_config(&config);
+    opts.scope = midserver2();
+    opts.window = Duration::from_secs(300);
+    let mut script = Script { instance: &instance, steps: steps.into() };
+    let mut said = Vec::new();
+    let mut say = |line: &str| said.push(line.to_string());
+    let outcome = watch(&config, &client, &opts, Duration::from_secs(60), reference_now(), &mut script, &mut say)
+        .await
+        .expect("watch");
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 3)));
+
+    // Every sysevent read has a lower bound on sys_created_on: the first round's window start, then the
+    // previous round's end.
+    let bounds = event_lower_bounds(&instance);
+    let fmt = midwatch::domain::sn_time::format;
+    let first = fmt(reference_now() - chrono::Duration::seconds(360));
+    let expected: BTreeSet<String> = [first, fmt(reference_now()), fmt(at(60))].into_iter().collect();
+    let seen: BTreeSet<String> = bounds.iter().cloned().collect();
+    assert_eq!(seen, expected, "the lower bounds of the sysevent reads");
+    // And later rounds' reads of the login history are bounded the same way.
+    let history = table_queries(&instance, "sys_user_login_history").join("\n");
+    assert!(history.contains(&format!("sys_created_on>{}", fmt(at(60)))), "{history}");
+}
+
+/// The `sys_created_on>` (or `=`, a read of one second) bounds of every `sysevent` read, direct, through
+/// the Aggregate API or inside a Batch API call.
+fn event_lower_bounds(instance: &FakeInstance) -> Vec<String> {
+    let mut out = Vec::new();
+    let queries: Vec<String> =
+        ["/api/now/table/sysevent", "/api/now/stats/sysevent"].iter().flat_map(|p| queries_at(instance, p)).collect();
+    assert!(!queries.is_empty());
+    for q in queries {
+        for part in q.split("^NQ") {
+            let bound = part.split('^').find_map(|c| c.strip_prefix("sys_created_on>").map(str::to_string));
+            match bound {
+                Some(b) => out.push(b),
+                // A read of one exact second must be inside a window already bounded.
+                None => assert!(part.contains("sys_created_on="), "an unbounded sysevent read: {part}"),
+            }
+        }
+    }
+    out
+}
+
+fn table_queries(instance: &FakeInstance, table: &str) -> Vec<String> {
+    queries_at(instance, &format!("/api/now/table/{table}"))
+}
+
+/// The `sysparm_query` of every GET of `path`, direct or inside a Batch API call.
+fn queries_at(instance: &FakeInstance, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in instance.requests() {
+        if r.method == "GET" && r.path == path {
+            out.extend(r.query.iter().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.clone()));
+        }
+        if r.path == "/api/now/v1/batch" {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            for item in body["rest_requests"].as_array().cloned().unwrap_or_default() {
+                let url = item["url"].as_str().unwrap_or_default();
+                if url.starts_with(&format!("{path}?")) {
+                    let parsed = reqwest::Url::parse(&format!("http://x{url}")).expect("sub-request url");
+                    out.extend(parsed.query_pairs().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.into_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_counts_the_record() {
+    let instance = instance().await;
+    let steps = vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::TimedOut)];
+    let (outcome, said) = run(&instance, steps).await;
+    assert_eq!(said.len(), 2);
+    assert_eq!(outcome.report.status, Status::Critical);
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 2)));
+    // Ended with findings, the last round's side effects are a normal check's: the record is created.
+    assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
+}
+
+#[tokio::test]
+async fn ctrl_c_ends_the_watch_with_the_last_status_and_writes_nothing() {
+    let instance = instance().await;
+    let steps = vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::Interrupted)];
+    let (outcome, _) = run(&instance, steps).await;
+    assert_eq!(outcome.report.status, Status::Critical);
+    assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(Ended::Interrupted));
+    assert!(matches!(outcome.write_back, WriteBack::Disabled), "{:?}", outcome.write_back);
+    assert!(instance.requests().iter().all(|r| r.method == "GET" || r.path == "/api/now/v1/batch"));
+    assert!(midserver2_records(&instance).is_empty());
+}
+
+#[tokio::test]
+async fn the_binary_ends_at_once_for_a_clear_user_with_one_json_document_on_stdout() {
+    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
+    let (_dir, config) = config_file(&instance.url());
+    let config = config.to_str().expect("utf-8 path");
+    // mid.frankfurt's MID Server went down a minute ago, less than [check] down_for: not judged, so clear.
+    let (code, out, err) =
+        binary(&["check", "--config", config, "--user", "mid.frankfurt", "--until-ok", "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["watch"]["ended"], "clear", "{doc}");
+    assert_eq!(doc["watch"]["rounds"], 1);
+    assert!(err.lines().any(|l| l.starts_with("mid.frankfurt: ") && l.ends_with(", clear")), "{err}");
+    // The rounds' window is the heartbeat's: 5 minutes.
+    assert_eq!(doc["window"]["length"], "5m", "{doc}");
+}
