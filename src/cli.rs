@@ -87,6 +87,10 @@ pub(crate) struct DemoArgs {
     /// oauth_password.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) auth: crate::demo::DemoAuth,
+    /// Show the remediation loop instead: a full check, then `check --user midserver2 --until-ok` in simulated
+    /// time, midserver2 fixed after its second round.
+    #[arg(long)]
+    pub(crate) until_ok: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -329,9 +333,9 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         #[cfg(feature = "demo")]
-        Command::Demo(DemoArgs { output, auth }) => {
+        Command::Demo(DemoArgs { output, auth, until_ok }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn", crate::logging::Sink::Stderr);
-            crate::demo::run(output.format, output.detail, auth, print).await
+            crate::demo::run(output.format, output.detail, auth, until_ok, print).await
         }
         Command::Run(args) => {
             let served = match crate::service::Signals::install() {

@@ -10,6 +10,8 @@
 //! The simulated instance and SMTP server are the `midwatch-sim` crate, which the integration tests and the
 //! benchmarks run against too; midwatch built without the `demo` feature has neither.
 
+mod watch;
+
 use secrecy::SecretString;
 
 use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
@@ -98,9 +100,10 @@ pub(crate) async fn run<E>(
     format: Format,
     detail: Detail,
     auth: DemoAuth,
+    until_ok: bool,
     out: impl Fn(&str) -> Result<(), E>,
 ) -> Result<Status, E> {
-    match cycles(format, detail, auth, &out).await {
+    match cycles(format, detail, auth, until_ok, &out).await {
         Ok(Ok(status)) => Ok(status),
         Ok(Err(e)) => Err(e),
         Err(e) => {
@@ -120,6 +123,7 @@ async fn cycles<E>(
     format: Format,
     detail: Detail,
     auth: DemoAuth,
+    until_ok: bool,
     out: &impl Fn(&str) -> Result<(), E>,
 ) -> anyhow::Result<Result<Status, E>> {
     let now = chrono::Utc::now();
@@ -146,6 +150,23 @@ async fn cycles<E>(
     note(&format!("SMTP server listening on 127.0.0.1:{}", sink.port()));
     let client = cycle::client(&config, RetryPolicy::default())?;
     let opts = CheckOptions::from_config(&config);
+
+    if until_ok {
+        // As `check --until-ok`: the rounds on stdout before the report, or on stderr with --format json.
+        let mut say = |line: &str| {
+            use std::io::Write as _;
+            let _ = match format {
+                Format::Text => writeln!(std::io::stdout(), "{line}"),
+                Format::Json => writeln!(std::io::stderr(), "{line}"),
+            };
+        };
+        let watched = watch::run(&config, &client, &instance, now, &mut say).await?;
+        if let Err(e) = out(&watched.render(format, detail)) {
+            return Ok(Err(e));
+        }
+        note(&format!("exit status {} ({})", watched.report.status.exit_code(), watched.report.status.label()));
+        return Ok(Ok(watched.report.status));
+    }
 
     // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
     let first = cycle::check(&config, &client, &opts, now).await?;

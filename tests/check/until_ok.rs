@@ -244,3 +244,50 @@ async fn the_binary_ends_at_once_for_a_clear_user_with_one_json_document_on_stdo
     // The rounds' window is the heartbeat's: 5 minutes.
     assert_eq!(doc["window"]["length"], "5m", "{doc}");
 }
+
+#[tokio::test]
+async fn the_demo_shows_the_loop_ending_clear_on_the_round_after_the_fix() {
+    let (code, out, err) = binary(&["demo", "--until-ok"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let rounds: Vec<&str> = out.lines().take_while(|l| !l.starts_with("MIDWATCH")).collect();
+    assert_eq!(rounds.len(), 3, "{out}");
+    assert!(rounds[..2].iter().all(|l| l.starts_with("midserver2: login.failed at ") && l.ends_with("still failing (mid-london-01 down)")), "{out}");
+    assert!(rounds[2].starts_with("midserver2: login at ") && rounds[2].ends_with(", clear"), "{out}");
+    assert!(out.contains("MIDWATCH OK - no findings for midserver2 on demo"), "{out}");
+    assert!(out.contains("resolved  fa4e"), "{out}");
+    assert!(out.contains("Watch: 3 rounds since "), "{out}");
+}
+
+#[tokio::test]
+async fn a_real_sigint_ends_the_binary_s_watch_with_the_last_status() {
+    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
+    let (_dir, config) = config_file(&instance.url());
+    let watched = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead as _, Read as _};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_midwatch"))
+            .args(["check", "--config", config.to_str().expect("utf-8"), "--user", "midserver2", "--until-ok"])
+            .args(["--every", "10s", "--detail", "summary"])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn midwatch");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("the first round's line");
+        // The first round is said: interrupt the wait for the second.
+        let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        assert!(killed.is_ok_and(|s| s.success()));
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).expect("the report");
+        (child.wait().expect("wait").code(), first, rest)
+    })
+    .await
+    .expect("join");
+    let (code, first, rest) = watched;
+    assert_eq!(code, Some(2), "{first}{rest}");
+    assert!(first.starts_with("midserver2: ") && first.contains("still failing"), "{first}");
+    assert!(rest.starts_with("MIDWATCH CRITICAL - 1 finding (1 network) for midserver2"), "{rest}");
+    assert!(rest.contains("interrupted: nothing was written to ecc_agent_issue"), "{rest}");
+    assert!(instance.requests().iter().all(|r| r.method == "GET" || r.path == "/api/now/v1/batch"));
+}
