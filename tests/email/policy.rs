@@ -106,7 +106,11 @@ async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open()
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = email_config(sink.port());
     cfg.remind_every = Some(std::time::Duration::from_secs(24 * 3600));
-    let open = report(vec![finding("u1", Category::Authentication)]);
+    // Its history, as the cycle fills it in from midwatch's own records: open since the first email, seen often.
+    let mut seen = finding("u1", Category::Authentication);
+    seen.history =
+        Some(midwatch::domain::FindingHistory { first_detected: now(), times_detected: 7, resolved_before: None });
+    let open = report(vec![seen]);
 
     assert!(matches!(cycle(&cfg, dir.path(), &open, now()).await.status, EmailStatus::Sent { .. }));
     // Unchanged before the interval: nothing.
@@ -125,6 +129,11 @@ async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open()
     let (text, _) = text_and_html(&got[1]);
     let still = text.split("STILL OPEN (1)").nth(1).expect("a still open section");
     assert!(still.contains("for User u1"), "{text}");
+    // Since when and how often it was seen, with its remediation step.
+    let first = midwatch::domain::sn_time::format(now());
+    let unwrapped = still.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(unwrapped.contains(&format!("(first detected {first} UTC), seen 7 times")), "{still}");
+    assert!(unwrapped.contains("What to do: Check the password of the MID Server user"), "{still}");
 
     // The next reminder waits a whole interval again; a change still goes at once.
     let quiet = cycle(&cfg, dir.path(), &open, now() + TimeDelta::hours(47)).await;
