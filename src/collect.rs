@@ -91,6 +91,7 @@ pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<
         // A name matched nothing: the check stops there, with a usage error.
         return Ok(snapshot);
     }
+    snapshot.read_from = Some(window.start);
     snapshot.read_until = Some(window.end);
 
     let selected = snapshot.selected.as_ref().map(|s| &s.users);

@@ -308,7 +308,16 @@ async fn findings(
         messages: config.check.messages,
         down_for: config.check.down_for,
     };
-    Ok(Observed { report: evaluate(&snapshot, &ctx), snapshot })
+    let mut report = evaluate(&snapshot, &ctx);
+    if let (Some(_), Some(from)) = (since, snapshot.read_from) {
+        report.notes.push(format!(
+            "A later round of a watch: the events after {} UTC were read, the earlier ones kept; the event counts \
+             cover everything read since {} UTC.",
+            crate::domain::sn_time::format(read_window.start),
+            crate::domain::sn_time::format(from)
+        ));
+    }
+    Ok(Observed { report, snapshot })
 }
 
 /// Write-back and email, each cut off (and saying so) when the cycle's deadline passes. The findings' history

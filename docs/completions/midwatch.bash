@@ -222,7 +222,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__demo)
-            opts="-h --detail --format --auth --help"
+            opts="-h --detail --format --auth --until-ok --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -391,6 +391,8 @@ pub struct Snapshot {
     pub(crate) skipped_users: Vec<SkippedUser>,
     /// The selection of a selected check, as the instance resolved it; `None` for a check of everyone.
     pub(crate) selected: Option<super::Selected>,
-    /// The end of the window the events were read for (`None` until they are read).
+    /// The events' read: from (exclusive) and until (inclusive); `None` until they are read. A later round of
+    /// a watch keeps the first round's start: its event counts cover everything read since.
+    pub(crate) read_from: Option<DateTime<Utc>>,
     pub(crate) read_until: Option<DateTime<Utc>>,
 }

@@ -291,3 +291,16 @@ async fn a_real_sigint_ends_the_binary_s_watch_with_the_last_status() {
     assert!(rest.contains("interrupted: nothing was written to ecc_agent_issue"), "{rest}");
     assert!(instance.requests().iter().all(|r| r.method == "GET" || r.path == "/api/now/v1/batch"));
 }
+
+#[test]
+fn every_without_until_ok_or_out_of_range_is_a_usage_error() {
+    for args in [
+        &["check", "--every", "30s"][..],
+        &["check", "--until-ok", "--every", "5s"],
+        &["check", "--until-ok", "--every", "2h"],
+    ] {
+        let (code, out, err) = run_binary(args);
+        assert_eq!(code, 3, "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: a usage error prints nothing on stdout: {out}");
+    }
+}
