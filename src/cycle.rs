@@ -1,5 +1,7 @@
 //! One check cycle: collect → evaluate → reconcile / apply → notify. `check`, `demo` and each cycle of `run`
 //! call this, under the cycle's deadline, which can fail the reads but only cut the side effects short.
+//! Its two halves are `observe` (collect, evaluate: no side effect) and `conclude` (write-back, email);
+//! `check --until-ok` (`watch.rs`) observes in rounds and concludes once.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -165,12 +167,16 @@ impl Outcome {
     }
 
     fn json_extra(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut extra = serde_json::json!({
             "write_back": self.write_back,
             "email": self.email,
             "duration_seconds": (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-            "watch": self.watch,
-        })
+        });
+        // Only `check --until-ok` has rounds to tell.
+        if let (Some(watch), Some(fields)) = (&self.watch, extra.as_object_mut()) {
+            fields.insert("watch".into(), serde_json::json!(watch));
+        }
+        extra
     }
 }
 

@@ -27,6 +27,10 @@
 //! - [`present`] is one view of the report and its renderings: terminal text, JSON, email text and HTML.
 //! - [`notify`] decides whether to email, keeps the outbox and delivers over SMTP.
 //! - [`service`] is `midwatch run`: the same cycle on a schedule, with signals, systemd and metrics.
+//! - [`watch`] is `check --until-ok`: the cycle's reads and rules in rounds (each later one reading only the
+//!   newer events), then the last round's side effects. Whom a check covers is a [`domain::Scope`]
+//!   (`--user`, `--mid-server`): `collect` reads only for the selected users, write-back touches only their
+//!   records (`writeback::records_of`).
 //! - `escape.rs` and `logging.rs` show untrusted text with its control characters escaped, in reports and
 //!   logs; `atomic_file.rs` writes the state files (temporary file, fsync, rename).
 //! - [`manual`] generates the man pages and shell completions from the command line's definition.

@@ -1,10 +1,10 @@
 //! `check --until-ok`: the remediation loop. The selected check runs again every `--every` until every
 //! user it covers is clear, or until `--timeout` passes, or until Ctrl-C.
 //!
-//! Each round is a cycle's reads and rules ([`cycle::observe`]) with no side effect; a later round reads the
+//! Each round is a cycle's reads and rules (`cycle::observe`) with no side effect; a later round reads the
 //! events after what the previous round read and keeps the previous round's events still in the window, so
 //! a watch of one user stays cheap on a busy instance. When the loop ends, the last round's report gets the
-//! side effects of a normal check ([`cycle::conclude`]): its records are counted, or resolved when clear.
+//! side effects of a normal check (`cycle::conclude`): its records are counted, or resolved when clear.
 //! Interrupted, nothing is written. When the rounds start is a [`Ticks`]: the clock and the signals in
 //! production, injected ticks in the tests.
 
