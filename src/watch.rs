@@ -162,7 +162,8 @@ pub async fn watch(
             Err(e) => {
                 // A round that could not read the instance changes nothing; the next one tries again.
                 let error = e.to_string();
-                log.say(format!("round {rounds}: {}", crate::escape::clean(crate::present::json::first_line(&error))));
+                let error = crate::escape::clean(crate::present::json::first_line(&error));
+                log.say(format!("round {rounds}: {error}; trying again at the next round"));
             }
         }
     };
@@ -205,9 +206,10 @@ impl Rounds<'_> {
             Some(users) => self.watched.extend(users.iter().cloned()),
             None => self.watched.extend(report.findings.iter().map(|f| f.user.clone())),
         }
-        let line = match self.watched.is_empty() {
-            true => "no findings".to_string(),
-            false => crate::present::round::line(report, &observed.snapshot, &self.watched),
+        let line = if self.watched.is_empty() {
+            "no findings".to_string()
+        } else {
+            crate::present::round::line(report, &observed.snapshot, &self.watched)
         };
         self.say(line);
     }

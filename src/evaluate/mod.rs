@@ -386,13 +386,11 @@ fn notes(s: &Snapshot, pop: &Population<'_>) -> Vec<String> {
     }
     if let Some(sel) = &s.selected {
         notes.push(format!(
-            "A selected check ({}): it read and judged only {}; no other user was checked, and only their \
+            "A selected check ({}): it read and judged only {}; no other user was checked, and only {} \
              ecc_agent_issue records are written.",
             sel.requested.describe(),
-            match sel.users.len() {
-                1 => "that user".to_string(),
-                n => format!("those {n} users"),
-            }
+            sel.users.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
+            if sel.users.len() == 1 { "that user's" } else { "their" }
         ));
     }
     match &s.login_history {

@@ -304,3 +304,31 @@ fn every_without_until_ok_or_out_of_range_is_a_usage_error() {
         assert!(out.is_empty(), "{args:?}: a usage error prints nothing on stdout: {out}");
     }
 }
+
+/// The instance refuses the next read of the roles, as an ACL change would.
+fn refuse_once(instance: &FakeInstance, _: DateTime<Utc>) {
+    let body = r#"{"error":{"message":"Operation Failed","detail":"ACL Exception Insert Failed due to security constraints"},"status":"failure"}"#;
+    instance.inject(midwatch_sim::Fault::Respond {
+        table: "sys_user_role".into(),
+        status: 403,
+        body: body.into(),
+        headers: Vec::new(),
+    });
+}
+
+#[tokio::test]
+async fn a_round_that_cannot_read_the_instance_is_said_and_the_next_one_tries_again() {
+    let instance = instance().await;
+    let steps =
+        vec![(refuse_once as Step, Wake::Round(at(60))), (nothing, Wake::Round(at(120))), (nothing, Wake::TimedOut)];
+    let (outcome, said) = run(&instance, steps).await;
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(said[1].starts_with("round 2: ") && said[1].ends_with("; trying again at the next round"), "{said:?}");
+    assert!(
+        said[1].contains("403") || said[1].to_lowercase().contains("forbidden") || said[1].contains("ACL"),
+        "{said:?}"
+    );
+    assert_eq!(said[2], said[0], "the third round reads again, from the first round's end");
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 3)));
+    assert_eq!(outcome.report.status, Status::Critical);
+}
