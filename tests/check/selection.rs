@@ -229,3 +229,21 @@ async fn the_json_report_of_a_selected_check_names_its_users() {
     assert_eq!(doc["selected_users"], serde_json::json!(["mid.tokyo"]), "{doc}");
     assert_eq!(doc["findings"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn a_hostile_name_stays_a_name_it_selects_nothing_and_reaches_no_query() {
+    let site = site().await;
+    site.instance.reset_counters();
+    for hostile in ["midserver2^ORuser_nameISNOTEMPTY", "mid.paris^NQactive=true", "*", "midserver2\u{1b}[2J"] {
+        let error = site.check(users(&[hostile]), reference_now()).await.expect_err("no such user");
+        let text = error.to_string();
+        assert!(text.contains("no MID Server user of that name"), "{text}");
+        assert!(!text.contains('\u{1b}'), "the name is shown escaped: {text}");
+    }
+    for table in ["sys_user", "ecc_agent_config", "sys_user_has_role"] {
+        for q in site.queries_of(table) {
+            assert!(!q.contains("ISNOTEMPTY") && !q.contains("active=true") && !q.contains('*'), "{table}: {q}");
+        }
+    }
+    assert!(site.records().is_empty());
+}
