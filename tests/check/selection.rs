@@ -55,29 +55,32 @@ impl Site {
         out
     }
 
-    /// The `sysparm_query` of every direct GET of `table` since the last `reset_counters`.
+    /// The `sysparm_query` of every read of `table` since the last `reset_counters`.
     fn queries_of(&self, table: &str) -> Vec<String> {
-        let path = format!("/api/now/table/{table}");
-        let mut out: Vec<String> = Vec::new();
-        for r in self.instance.requests() {
-            if r.method == "GET" && r.path == path {
-                out.extend(r.query.iter().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.clone()));
-            }
-            if r.path == "/api/now/v1/batch" {
-                let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                for item in body["rest_requests"].as_array().cloned().unwrap_or_default() {
-                    let url = item["url"].as_str().unwrap_or_default();
-                    if url.starts_with(&format!("{path}?")) {
-                        let parsed = reqwest::Url::parse(&format!("http://x{url}")).expect("sub-request url");
-                        out.extend(
-                            parsed.query_pairs().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.into_owned()),
-                        );
-                    }
+        queries_at(&self.instance, &format!("/api/now/table/{table}"))
+    }
+}
+
+/// The `sysparm_query` of every GET of `path` (a table's or the Aggregate API's), direct or inside a Batch
+/// API call.
+pub(crate) fn queries_at(instance: &FakeInstance, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in instance.requests() {
+        if r.method == "GET" && r.path == path {
+            out.extend(r.query.iter().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.clone()));
+        }
+        if r.path == "/api/now/v1/batch" {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            for item in body["rest_requests"].as_array().cloned().unwrap_or_default() {
+                let url = item["url"].as_str().unwrap_or_default();
+                if url.starts_with(&format!("{path}?")) {
+                    let parsed = reqwest::Url::parse(&format!("http://x{url}")).expect("sub-request url");
+                    out.extend(parsed.query_pairs().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.into_owned()));
                 }
             }
         }
-        out
     }
+    out
 }
 
 fn text(r: &Map<String, Value>, f: &str) -> String {

@@ -13,7 +13,7 @@ use midwatch::writeback::WriteBack;
 use midwatch_sim::{Dataset, FakeInstance};
 use serde_json::{Map, Value};
 
-use crate::selection::binary;
+use crate::selection::{binary, queries_at};
 use crate::support::*;
 
 /// What the instance does before a round.
@@ -181,27 +181,6 @@ fn event_lower_bounds(instance: &FakeInstance) -> Vec<String> {
 
 fn table_queries(instance: &FakeInstance, table: &str) -> Vec<String> {
     queries_at(instance, &format!("/api/now/table/{table}"))
-}
-
-/// The `sysparm_query` of every GET of `path`, direct or inside a Batch API call.
-fn queries_at(instance: &FakeInstance, path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in instance.requests() {
-        if r.method == "GET" && r.path == path {
-            out.extend(r.query.iter().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.clone()));
-        }
-        if r.path == "/api/now/v1/batch" {
-            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
-            for item in body["rest_requests"].as_array().cloned().unwrap_or_default() {
-                let url = item["url"].as_str().unwrap_or_default();
-                if url.starts_with(&format!("{path}?")) {
-                    let parsed = reqwest::Url::parse(&format!("http://x{url}")).expect("sub-request url");
-                    out.extend(parsed.query_pairs().filter(|(k, _)| k == "sysparm_query").map(|(_, v)| v.into_owned()));
-                }
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
