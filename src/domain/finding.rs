@@ -290,6 +290,8 @@ fn some_of(names: &[String]) -> String {
     const SHOWN: usize = 3;
     let shown = names.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
     match names.len().saturating_sub(SHOWN) {
+        // A selected MID Server no user is configured on.
+        0 if names.is_empty() => "no user".to_string(),
         0 => shown,
         more => format!("{shown} and {more} more"),
     }
@@ -362,5 +364,19 @@ impl FindingKey {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::some_of;
+
+    #[test]
+    fn a_selection_is_named_by_its_first_users_then_how_many_more() {
+        let names = |n: usize| (1..=n).map(|i| format!("u{i}")).collect::<Vec<_>>();
+        assert_eq!(some_of(&names(0)), "no user");
+        assert_eq!(some_of(&names(1)), "u1");
+        assert_eq!(some_of(&names(3)), "u1, u2, u3");
+        assert_eq!(some_of(&names(5)), "u1, u2, u3 and 2 more");
     }
 }
