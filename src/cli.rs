@@ -382,13 +382,7 @@ pub(crate) async fn check(
             Ok(clock) => clock,
             Err(e) => return unknown(instance, &format!("cannot install the Ctrl-C handler: {e}"), format),
         };
-        // On a terminal the rounds go before the report; with --format json stdout holds only the report.
-        let mut say = |line: &str| {
-            let _ = match format {
-                Format::Text => writeln!(std::io::stdout(), "{line}"),
-                Format::Json => writeln!(std::io::stderr(), "{line}"),
-            };
-        };
+        let mut say = crate::watch::say(format);
         let opts = CheckOptions::new(config, &overrides);
         crate::watch::watch(config, &client, &opts, every, now, &mut clock, &mut say).await
     } else {

@@ -85,6 +85,18 @@ impl Watched {
     }
 }
 
+/// Where the rounds' lines go: stdout before the report, or stderr with `--format json` (stdout then holds
+/// only the report). A closed stream is ignored: the report says what happened.
+pub(crate) fn say(format: crate::present::Format) -> impl FnMut(&str) + Send {
+    use std::io::Write as _;
+    move |line: &str| {
+        let _ = match format {
+            crate::present::Format::Text => writeln!(std::io::stdout(), "{line}"),
+            crate::present::Format::Json => writeln!(std::io::stderr(), "{line}"),
+        };
+    }
+}
+
 /// The production clock: a round every `every` until `timeout` from now, ended early by SIGINT or SIGTERM.
 pub struct Clock {
     every: Duration,

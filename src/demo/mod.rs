@@ -152,14 +152,7 @@ async fn cycles<E>(
     let opts = CheckOptions::from_config(&config);
 
     if until_ok {
-        // As `check --until-ok`: the rounds on stdout before the report, or on stderr with --format json.
-        let mut say = |line: &str| {
-            use std::io::Write as _;
-            let _ = match format {
-                Format::Text => writeln!(std::io::stdout(), "{line}"),
-                Format::Json => writeln!(std::io::stderr(), "{line}"),
-            };
-        };
+        let mut say = crate::watch::say(format);
         let watched = watch::run(&config, &client, &instance, now, &mut say).await?;
         if let Err(e) = out(&watched.render(format, detail)) {
             return Ok(Err(e));
