@@ -89,7 +89,7 @@ pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<
         Scope::All => everyone(client).await?,
         Scope::Selected(selection) => selected::base(client, selection).await?,
     };
-    if snapshot.selected.as_ref().is_some_and(|s| !s.unknown_users.is_empty() || !s.unknown_mid_servers.is_empty()) {
+    if snapshot.selected.as_ref().is_some_and(|s| s.unknown().is_some()) {
         // A name matched nothing: the check stops there, with a usage error.
         return Ok(snapshot);
     }
@@ -134,20 +134,31 @@ async fn everyone(client: &Client) -> Result<Snapshot, ApiError> {
     let (role_id, mid_servers, mid_user_configs) =
         tokio::try_join!(mid_server_role_id(client), mid_servers(client), mid_user_configs(client))?;
 
-    let (mid_server_role, (role_holders, holder_accounts)) = match &role_id {
-        Some(id) => {
-            let (contains, holders) = tokio::try_join!(role_containment(client, id), role_holders(client, id))?;
-            (Some(MidServerRole { sys_id: id.clone(), contains }), holders)
-        }
-        None => {
-            tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
-            (None, (BTreeSet::new(), BTreeMap::new()))
-        }
-    };
+    let (mid_server_role, (role_holders, holder_accounts)) =
+        with_role(client, role_id.as_ref(), |id| role_holders(client, id)).await?;
 
     let mut snapshot = Snapshot { mid_server_role, role_holders, mid_servers, mid_user_configs, ..Snapshot::default() };
     snapshot.users = users(client, &snapshot, holder_accounts).await?;
     Ok(snapshot)
+}
+
+/// The `mid_server` role (`role_id`) with what it contains, read beside its `holders`; without the role,
+/// none and no holders, as the built-in job logs it.
+async fn with_role<'a, H: Default, F: Future<Output = Result<H, ApiError>>>(
+    client: &Client,
+    role_id: Option<&'a SysId>,
+    holders: impl FnOnce(&'a SysId) -> F,
+) -> Result<(Option<MidServerRole>, H), ApiError> {
+    match role_id {
+        Some(id) => {
+            let (contains, holders) = tokio::try_join!(role_containment(client, id), holders(id))?;
+            Ok((Some(MidServerRole { sys_id: id.clone(), contains }), holders))
+        }
+        None => {
+            tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
+            Ok((None, H::default()))
+        }
+    }
 }
 
 async fn read(client: &Client, read: Read, query: &Query) -> Result<Vec<Row>, ApiError> {

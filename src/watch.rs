@@ -149,8 +149,7 @@ pub async fn watch(
     let mut log = Rounds { watched: BTreeSet::new(), lines: Vec::new(), say };
     let meter = Meter::start(client);
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut last =
-        Last { observed: cycle::observe(config, client, opts, first, None, deadline).await?, meter, at: first };
+    let mut last = Last { observed: cycle::observe(config, client, opts, first, None, deadline).await?, meter };
     log.tell(&last.observed);
     let mut rounds = 1;
     let ended = loop {
@@ -168,7 +167,7 @@ pub async fn watch(
         match cycle::observe(config, client, opts, now, Some(&last.observed.snapshot), deadline).await {
             Ok(observed) => {
                 log.tell(&observed);
-                last = Last { observed, meter, at: now };
+                last = Last { observed, meter };
             }
             Err(e @ CycleError::UnknownName(_)) => return Err(e),
             Err(e) => {
@@ -185,7 +184,9 @@ pub async fn watch(
         opts.no_email = true;
     }
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut outcome = cycle::conclude(config, client, &opts, last.observed.report, last.at, deadline, last.meter).await;
+    // The side effects are dated as the last round's window ends.
+    let at = last.observed.report.window.end;
+    let mut outcome = cycle::conclude(config, client, &opts, last.observed.report, at, deadline, last.meter).await;
     outcome.watch = Some(Watched {
         ended,
         rounds,
@@ -200,7 +201,6 @@ pub async fn watch(
 struct Last {
     observed: Observed,
     meter: Meter,
-    at: DateTime<Utc>,
 }
 
 /// The rounds' lines: said as they come, kept for the report.

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     MID_SERVERS, MID_USER_CONFIGS, MID_USER_PARAM_VALUE, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME,
-    USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, role_containment, user_account,
+    USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, user_account, with_role,
 };
-use crate::domain::{MidServer, MidServerRole, MidUserConfig, Selected, Selection, Snapshot, SysId, UserAccount};
+use crate::domain::{MidServer, MidUserConfig, Selected, Selection, Snapshot, SysId, UserAccount};
 use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, Client, Query};
 
@@ -55,19 +55,7 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         .filter(|id| !mids.iter().any(|m| &m.sys_id == id))
         .collect();
     let user_ids: BTreeSet<SysId> = users.keys().cloned().collect();
-    let role = async {
-        match &role_id {
-            Some(id) => {
-                let (contains, holders) =
-                    tokio::try_join!(role_containment(client, id), holders_among(client, id, &user_ids))?;
-                Ok::<_, ApiError>((Some(MidServerRole { sys_id: id.clone(), contains }), holders))
-            }
-            None => {
-                tracing::warn!("MIDUserConnectivity: mid_server role NOT defined");
-                Ok((None, BTreeSet::new()))
-            }
-        }
-    };
+    let role = with_role(client, role_id.as_ref(), |id| holders_among(client, id, &user_ids));
     let (more_mids, (mid_server_role, role_holders)) =
         tokio::try_join!(mid_servers_where(client, sys_ids_in(SYS_ID, &unread)), role)?;
     mids.extend(more_mids.into_iter().filter(|m| unread.contains(&m.sys_id)));

@@ -248,17 +248,30 @@ pub fn fix_midserver2(
             user.insert("locked_out".into(), Value::String("false".into()));
         }
     }
+    record_login_event(tables, FIX_EVENT_SYS_ID, "login", "midserver2", "10.20.30.41", at);
+}
+
+/// Records a `sysevent` row: the login event `name` (`login`, `login.failed`, …) of `user` from `parm2` at `at`,
+/// shaped as the demo data's rows are.
+pub fn record_login_event(
+    tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
+    sys_id: &str,
+    name: &str,
+    user: &str,
+    parm2: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     let event = serde_json::json!({
-        "sys_id": FIX_EVENT_SYS_ID,
-        "name": "login",
-        "parm1": "midserver2",
-        "parm2": "10.20.30.41",
+        "sys_id": sys_id,
+        "name": name,
+        "parm1": user,
+        "parm2": parm2,
         "instance": "",
         "table": "",
         "state": "processed",
         "queue": "",
         "sys_created_on": crate::domain::sn_time::format(at),
-        "sys_created_by": "midserver2",
+        "sys_created_by": user,
     });
     if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), event) {
         events.push(row);

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use midwatch_sim::FakeInstance;
 
-use super::{fix_midserver2, note};
+use super::{fix_midserver2, note, record_login_event};
 use crate::config::Config;
 use crate::cycle::{self, CheckOptions, Outcome};
 use crate::domain::{Scope, Selection};
@@ -50,18 +50,8 @@ impl Ticks for SimulatedMinutes<'_> {
 
 /// midserver2's MID Server tries to log in at `at` with the password the account no longer accepts.
 fn retry_with_the_wrong_password(instance: &FakeInstance, at: DateTime<Utc>, n: u32) {
-    let event = serde_json::json!({
-        "sys_id": format!("e7e7fffe{n:024x}"),
-        "name": "login.failed",
-        "parm1": "midserver2",
-        "parm2": "10.20.30.41",
-        "sys_created_on": crate::domain::sn_time::format(at),
-    });
-    instance.edit(|tables| {
-        if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), event) {
-            events.push(row);
-        }
-    });
+    let sys_id = format!("e7e7fffe{n:024x}");
+    instance.edit(|tables| record_login_event(tables, &sys_id, "login.failed", "midserver2", "10.20.30.41", at));
 }
 
 /// The full check, then the watch of midserver2; `say` gets each round's line. The outcome is the watch's.

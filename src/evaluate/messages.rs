@@ -65,7 +65,7 @@ pub(crate) fn undetectable_message(user: &str) -> String {
 /// record is nobody's in particular, and a selected check leaves it alone.
 pub(crate) fn user_of(message: &str) -> Option<String> {
     let mut names = BTreeSet::new();
-    for t in templates() {
+    for t in TEMPLATES.iter() {
         if let Some(name) = t.user_in(message) {
             names.insert(name.to_string());
         }
@@ -108,7 +108,9 @@ impl Template {
     }
 }
 
-/// Every message shape the rules produce, built from the functions above so that they cannot drift apart.
+/// Every message shape the rules produce, built once from the functions above so that they cannot drift apart.
+static TEMPLATES: std::sync::LazyLock<Vec<Template>> = std::sync::LazyLock::new(templates);
+
 fn templates() -> Vec<Template> {
     let mut shapes = vec![undetectable_message(USER)];
     for style in [MessageStyle::Documented, MessageStyle::Instance] {

@@ -16,9 +16,8 @@ pub(crate) fn line(report: &Report, snapshot: &Snapshot, watched: &BTreeSet<Stri
         .iter()
         .map(|user| {
             let finding = report.findings.iter().find(|f| &f.user == user);
-            let event = finding
-                .and_then(|f| f.evidence.event.clone())
-                .or_else(|| latest.get(user.as_str()).map(|e| event_evidence(e)));
+            // The deciding event of a finding is this same latest event.
+            let event = latest.get(user.as_str()).map(|e| event_evidence(e));
             let what = match &event {
                 Some(e) => {
                     let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use midwatch::cycle::{self, CheckOptions, CycleError, Outcome};
 use midwatch::domain::{Scope, Selection};
 use midwatch::writeback::WriteBack;
+use midwatch_sim::query::field_string as text;
 use midwatch_sim::{Dataset, FakeInstance};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::support::*;
 
@@ -81,14 +82,6 @@ pub(crate) fn queries_at(instance: &FakeInstance, path: &str) -> Vec<String> {
         }
     }
     out
-}
-
-fn text(r: &Map<String, Value>, f: &str) -> String {
-    match r.get(f) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => o.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
-        _ => String::new(),
-    }
 }
 
 /// Runs the binary off the runtime, which keeps serving the simulated instance meanwhile.

@@ -10,8 +10,9 @@ use midwatch::cycle::{self, CheckOptions, Outcome};
 use midwatch::domain::{Scope, Selection, Status};
 use midwatch::watch::{Ended, Ticks, Wake, watch};
 use midwatch::writeback::WriteBack;
+use midwatch_sim::query::field_string as text;
 use midwatch_sim::{Dataset, FakeInstance};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::selection::{binary, queries_at};
 use crate::support::*;
@@ -53,15 +54,8 @@ fn at(seconds: i64) -> DateTime<Utc> {
 async fn instance() -> FakeInstance {
     let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
     instance.set_clock(reference_now());
-    instance.edit(|t| {
-        let event = serde_json::json!({
-            "sys_id": "e7e700000000000000000000000000ff", "name": "login.failed", "parm1": "midserver2",
-            "parm2": "10.0.0.9", "sys_created_on": midwatch::domain::sn_time::format(at(-60)),
-        });
-        if let (Some(events), Value::Object(row)) = (t.get_mut("sysevent"), event) {
-            events.push(row);
-        }
-    });
+    let failed = "e7e700000000000000000000000000ff";
+    instance.edit(|t| midwatch::demo::record_login_event(t, failed, "login.failed", "midserver2", "10.0.0.9", at(-60)));
     instance
 }
 
@@ -83,10 +77,6 @@ async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Outcome, Vec
         .await
         .expect("watch");
     (outcome, said)
-}
-
-fn text(r: &Map<String, Value>, f: &str) -> String {
-    r.get(f).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn midserver2_records(instance: &FakeInstance) -> Vec<(String, String)> {
