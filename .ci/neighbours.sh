@@ -3,7 +3,9 @@
 # prometheus-node-exporter, against the simulated instance (midwatch-sim, the demo data set, CRITICAL).
 # Runs as root on a fresh Debian machine; installs what it needs with apt-get. A package that cannot be
 # installed makes its part print "SKIP <program>: <reason>"; a real mismatch fails the script.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside a test says where, not only the exit status of the script.
+trap 'ci_status=$?; [ "$BASH_SUBSHELL" -gt 0 ] || echo "FAIL ${BASH_SOURCE[0]}:$LINENO: \`$BASH_COMMAND\` exited $ci_status" >&2' ERR
 cd "$(dirname "$0")/.."
 repo=$PWD
 started=$(date +%s)
@@ -93,7 +95,7 @@ EOF
 # The cycle's numbers, as midwatch reports them itself.
 "$midwatch" check --config "$(instance_config "$work/json" root)" --format json --no-email --no-write \
   >"$work/check.json" || [ $? -eq 2 ] || fail "midwatch check --format json: $(head -c 300 "$work/check.json")"
-findings=$(grep -o '"findings": *[0-9][0-9]*' "$work/check.json" | head -1 | grep -o '[0-9]*$')
+findings=$(grep -m1 -o '"findings": *[0-9][0-9]*' "$work/check.json" | grep -o '[0-9]*$' || true)
 [ -n "$findings" ] && [ "$findings" -gt 0 ] || fail "no findings in the demo data set's check --format json"
 
 . "$(dirname "$0")/neighbours/icinga.sh"

@@ -53,14 +53,24 @@ EOF
   icinga2 daemon -c "$dir/icinga2.conf" >"$dir/daemon.log" 2>&1 &
   local daemon=$!
   pids+=("$daemon")
-  recorded() { grep -ls $'\tperfdata=' "$dir"/perfdata/service-perfdata.[0-9]* 2>/dev/null | head -1 | grep -q .; }
+  # The first rotated file that holds a check result is copied at once: the writer rotates every 2 s and
+  # again when the daemon stops, and a rotation in the same second renames its (maybe empty) file onto the
+  # same name.
+  local file=$dir/record
+  recorded() {
+    local f
+    for f in "$dir"/perfdata/service-perfdata.[0-9]*; do
+      [ -f "$f" ] && grep -q $'\tperfdata=' "$f" 2>/dev/null && cp "$f" "$file" 2>/dev/null \
+        && grep -q $'\tperfdata=' "$file" && return 0
+    done
+    return 1
+  }
   if ! wait_for 60 recorded; then
     tail -20 "$dir/daemon.log" "$dir/perfdata/icinga2.log" || true
     fail "Icinga 2 recorded no check result of the service within 60 s"
   fi
   kill "$daemon" 2>/dev/null || true
-  local file
-  file=$(grep -ls $'\tperfdata=' "$dir"/perfdata/service-perfdata.[0-9]* | head -1)
+  wait "$daemon" 2>/dev/null || true
   # One record: "MIDWATCH_CI<TAB>state=…<TAB>output=<the plugin output, several lines><TAB>perfdata=…".
   local first state output perfdata
   first=$(grep -m1 '^MIDWATCH_CI' "$file")
