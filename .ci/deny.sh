@@ -3,7 +3,9 @@
 # allowed). The machines here cannot fetch the advisory database: it comes from a snapshot, a git
 # bundle of the RustSec advisory-db repository beside the repository (MIDWATCH_ADVISORY_BUNDLE overrides).
 # Usage: .ci/deny.sh [check ...] (default: all checks).
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside a test says where, not only the exit status of the script.
+trap 'ci_status=$?; [ "$BASH_SUBSHELL" -gt 0 ] || echo "FAIL ${BASH_SOURCE[0]}:$LINENO: \`$BASH_COMMAND\` exited $ci_status" >&2' ERR
 cd "$(dirname "$0")/.."
 
 if ! cargo deny --version >/dev/null 2>&1; then

@@ -4,7 +4,9 @@
 # an edited configuration, then remove and purge it and check that nothing is left behind.
 # Needs root (dpkg). Installs the tools it lacks (cargo-deb, lintian, man-db, dpkg-dev).
 # Usage: .ci/package.sh
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside a test says where, not only the exit status of the script.
+trap 'ci_status=$?; [ "$BASH_SUBSHELL" -gt 0 ] || echo "FAIL ${BASH_SOURCE[0]}:$LINENO: \`$BASH_COMMAND\` exited $ci_status" >&2' ERR
 cd "$(dirname "$0")/.."
 
 say() { echo "package: $*"; }

@@ -3,7 +3,9 @@
 # prints their `systemd-analyze security` exposure. Usage: .ci/verify-units.sh [path/to/midwatch [UNIT_DIR]]
 # (default target/debug/midwatch, built if missing, and the units in systemd/; .ci/package.sh passes
 # the installed binary and /usr/lib/systemd/system). Under CI=true, installs systemd when absent.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside a test says where, not only the exit status of the script.
+trap 'ci_status=$?; [ "$BASH_SUBSHELL" -gt 0 ] || echo "FAIL ${BASH_SOURCE[0]}:$LINENO: \`$BASH_COMMAND\` exited $ci_status" >&2' ERR
 cd "$(dirname "$0")/.."
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
