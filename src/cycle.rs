@@ -299,14 +299,14 @@ async fn findings(
     let window = Window::ending_at(now, opts.window);
     // A later round of a watch reads the events after what the previous round read, up to now, and keeps the
     // previous round's still inside the window.
-    let since = previous.and_then(|p| p.read_until.filter(|at| *at > window.start && *at < now).map(|at| (p, at)));
-    let read_window = since.map_or(window, |(_, start)| window.since(start));
+    let since = previous.and_then(|p| p.read_until).filter(|at| *at > window.start && *at < now);
+    let read_window = since.map_or(window, |start| window.since(start));
     progress.at("reading the instance (roles, MID Servers, users, sysevent)");
     let mut snapshot = collect(client, &read_window, &opts.scope).await?;
     if let Some(unknown) = snapshot.selected.as_ref().and_then(|s| s.unknown()) {
         return Err(CycleError::UnknownName(unknown));
     }
-    if let Some((previous, _)) = since {
+    if let (Some(previous), Some(_)) = (previous, since) {
         snapshot.carry_from(previous, &window);
     }
     let ctx = Context {
@@ -316,7 +316,7 @@ async fn findings(
         down_for: config.check.down_for,
     };
     let mut report = evaluate(&snapshot, &ctx);
-    if let (Some((_, start)), Some(from)) = (since, snapshot.read_from) {
+    if let (Some(start), Some(from)) = (since, snapshot.read_from) {
         report.notes.push(format!(
             "A later round of a watch: the events after {} UTC were read, the earlier ones kept; the event counts \
              cover everything read since {} UTC.",

@@ -27,7 +27,7 @@ async fn site() -> Site {
     Site { instance, config, client }
 }
 
-fn users(names: &[&str]) -> Scope {
+pub(crate) fn users(names: &[&str]) -> Scope {
     Scope::of(Selection { users: names.iter().map(|n| n.to_string()).collect(), mid_servers: BTreeSet::new() })
 }
 
@@ -56,10 +56,14 @@ impl Site {
         out
     }
 
-    /// The `sysparm_query` of every read of `table` since the last `reset_counters`.
     fn queries_of(&self, table: &str) -> Vec<String> {
-        queries_at(&self.instance, &format!("/api/now/table/{table}"))
+        table_queries(&self.instance, table)
     }
+}
+
+/// The `sysparm_query` of every read of `table` since the last `reset_counters`.
+pub(crate) fn table_queries(instance: &FakeInstance, table: &str) -> Vec<String> {
+    queries_at(instance, &format!("/api/now/table/{table}"))
 }
 
 /// The `sysparm_query` of every GET of `path` (a table's or the Aggregate API's), direct or inside a Batch
@@ -82,6 +86,15 @@ pub(crate) fn queries_at(instance: &FakeInstance, path: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The demo's data dated now, and a config file for it (the directory that holds it, its path): what the
+/// binary is run against.
+pub(crate) async fn live_demo() -> (FakeInstance, tempfile::TempDir, String) {
+    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
+    let (dir, config) = config_file(&instance.url());
+    let config = config.to_str().expect("utf-8 path").to_string();
+    (instance, dir, config)
 }
 
 /// Runs the binary off the runtime, which keeps serving the simulated instance meanwhile.
@@ -215,11 +228,9 @@ async fn a_name_that_matches_nothing_is_a_usage_error() {
 
 #[tokio::test]
 async fn the_json_report_of_a_selected_check_names_its_users() {
-    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
-    let (_dir, config) = config_file(&instance.url());
-    let config = config.to_str().expect("utf-8 path");
+    let (_instance, _dir, config) = live_demo().await;
     let (code, out, err) =
-        binary(&["check", "--config", config, "--user", "mid.tokyo", "--format", "json", "--no-write"]).await;
+        binary(&["check", "--config", &config, "--user", "mid.tokyo", "--format", "json", "--no-write"]).await;
     assert_eq!(code, 2, "{out}{err}");
     let doc: Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(doc["selected_users"], serde_json::json!(["mid.tokyo"]), "{doc}");

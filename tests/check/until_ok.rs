@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::domain::{Scope, Selection, Status};
+use midwatch::domain::{Scope, Status};
 use midwatch::watch::{Ended, Ticks, Wake, watch};
 use midwatch::writeback::WriteBack;
 use midwatch_sim::query::field_string as text;
 use midwatch_sim::{Dataset, FakeInstance};
 use serde_json::Value;
 
-use crate::selection::{binary, queries_at};
+use crate::selection::{binary, live_demo, queries_at, table_queries, users};
 use crate::support::*;
 
 /// What the instance does before a round.
@@ -60,7 +60,7 @@ async fn instance() -> FakeInstance {
 }
 
 fn midserver2() -> Scope {
-    Scope::of(Selection { users: BTreeSet::from(["midserver2".to_string()]), mid_servers: BTreeSet::new() })
+    users(&["midserver2"])
 }
 
 /// Runs a watch of midserver2 (window 5m) with `steps`; returns its outcome and the lines it said.
@@ -123,17 +123,7 @@ async fn later_rounds_read_only_the_events_after_the_previous_round() {
     let steps =
         vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::Round(at(120))), (nothing, Wake::TimedOut)];
     instance.reset_counters();
-    let config = config_for(&instance.url());
-    let client = client(&config);
-    let mut opts = CheckOptions::from_config(&config);
-    opts.scope = midserver2();
-    opts.window = Duration::from_secs(300);
-    let mut script = Script { instance: &instance, steps: steps.into() };
-    let mut said = Vec::new();
-    let mut say = |line: &str| said.push(line.to_string());
-    let outcome = watch(&config, &client, &opts, Duration::from_secs(60), reference_now(), &mut script, &mut say)
-        .await
-        .expect("watch");
+    let (outcome, _) = run(&instance, steps).await;
     assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 3)));
 
     // Every sysevent read has a lower bound on sys_created_on: the first round's window start, then the
@@ -169,10 +159,6 @@ fn event_lower_bounds(instance: &FakeInstance) -> Vec<String> {
     out
 }
 
-fn table_queries(instance: &FakeInstance, table: &str) -> Vec<String> {
-    queries_at(instance, &format!("/api/now/table/{table}"))
-}
-
 #[tokio::test]
 async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_counts_the_record() {
     let instance = instance().await;
@@ -199,12 +185,10 @@ async fn ctrl_c_ends_the_watch_with_the_last_status_and_writes_nothing() {
 
 #[tokio::test]
 async fn the_binary_ends_at_once_for_a_clear_user_with_one_json_document_on_stdout() {
-    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
-    let (_dir, config) = config_file(&instance.url());
-    let config = config.to_str().expect("utf-8 path");
+    let (_instance, _dir, config) = live_demo().await;
     // mid.frankfurt's MID Server went down a minute ago, less than [check] down_for: not judged, so clear.
     let (code, out, err) =
-        binary(&["check", "--config", config, "--user", "mid.frankfurt", "--until-ok", "--format", "json"]).await;
+        binary(&["check", "--config", &config, "--user", "mid.frankfurt", "--until-ok", "--format", "json"]).await;
     assert_eq!(code, 0, "{out}{err}");
     let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
     assert_eq!(doc["watch"]["ended"], "clear", "{doc}");
@@ -229,12 +213,11 @@ async fn the_demo_shows_the_loop_ending_clear_on_the_round_after_the_fix() {
 
 #[tokio::test]
 async fn a_real_sigint_ends_the_binary_s_watch_with_the_last_status() {
-    let instance = FakeInstance::start(Dataset::demo(Utc::now()), USER, PASSWORD).await.expect("start");
-    let (_dir, config) = config_file(&instance.url());
+    let (instance, _dir, config) = live_demo().await;
     let watched = tokio::task::spawn_blocking(move || {
         use std::io::{BufRead as _, Read as _};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_midwatch"))
-            .args(["check", "--config", config.to_str().expect("utf-8"), "--user", "midserver2", "--until-ok"])
+            .args(["check", "--config", &config, "--user", "midserver2", "--until-ok"])
             .args(["--every", "10s", "--detail", "summary"])
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::piped())
