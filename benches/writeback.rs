@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::cycle::{self, CheckOptions, Cycle, Outcome};
 use midwatch::domain::sn_time;
 use midwatch_sim::FakeInstance;
 use midwatch_sim::generate::down_users as dataset;
@@ -30,7 +30,7 @@ async fn cycle_at(instance: &FakeInstance, batch: bool, now: DateTime<Utc>) -> (
     let before = instance.requests().len();
     instance.set_clock(now);
     let started = Instant::now();
-    let outcome = cycle::check(&config, &client, &CheckOptions::from_config(&config), now).await.expect("cycle");
+    let outcome = Cycle::new(&config, &client, &CheckOptions::from_config(&config)).check(now).await.expect("cycle");
     let ms = started.elapsed().as_millis();
     let writes =
         instance.requests()[before..].iter().filter(|r| r.method != "GET").count() + count_look_reads(instance, before);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Config};
-use crate::cycle::{self, CheckOptions};
+use crate::cycle::{self, CheckOptions, Cycle};
 use crate::domain::{Scope, Selection, Status};
 use crate::manual::{self, CompletionShell};
 use crate::present::{Detail, Format, clean, json};
@@ -98,7 +98,7 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) config: ConfigPath,
     #[command(flatten)]
-    pub(crate) overrides: Overrides<CheckOwnArgs>,
+    pub(crate) overrides: OverrideArgs<CheckOwnArgs>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,13 +106,13 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) config: ConfigPath,
     #[command(flatten)]
-    pub(crate) overrides: Overrides<RunOwnArgs>,
+    pub(crate) overrides: OverrideArgs<RunOwnArgs>,
 }
 
 /// The flags of `check` and `run` that override the config file, with the subcommand's own flags (`O`) in
 /// their place among them on the command line.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Overrides<O: OwnArgs> {
+pub(crate) struct OverrideArgs<O: OwnArgs> {
     #[arg(long, value_parser = config::parse_window, help = O::WINDOW_HELP)]
     pub(crate) window: Option<Duration>,
     #[arg(long, value_parser = config::parse_timeout, help = O::TIMEOUT_HELP)]
@@ -127,7 +127,7 @@ pub(crate) struct Overrides<O: OwnArgs> {
     pub(crate) no_write: bool,
 }
 
-impl<O: OwnArgs> Overrides<O> {
+impl<O: OwnArgs> OverrideArgs<O> {
     /// What the cycle takes of them (merged with the config by [`CheckOptions::new`]).
     fn cycle(&self) -> cycle::Overrides {
         cycle::Overrides {
@@ -141,7 +141,7 @@ impl<O: OwnArgs> Overrides<O> {
     }
 }
 
-/// The flags only one of `check` and `run` takes, and how the shared [`Overrides`] are worded there.
+/// The flags only one of `check` and `run` takes, and how the shared [`OverrideArgs`] are worded there.
 pub(crate) trait OwnArgs: clap::Args {
     const WINDOW_HELP: &'static str;
     const TIMEOUT_HELP: &'static str;
@@ -384,13 +384,15 @@ pub(crate) async fn check(
         };
         let mut say = crate::watch::say(format);
         let opts = CheckOptions::new(config, &overrides);
-        crate::watch::watch(config, &client, &opts, every, now, &mut clock, &mut say).await
+        let watching = crate::watch::watch(Cycle::new(config, &client, &opts), every, now, &mut clock, &mut say);
+        watching.await.map(|(outcome, watched)| (outcome, Some(watched)))
     } else {
-        cycle::check(config, &client, &CheckOptions::new(config, &overrides), now).await
+        let opts = CheckOptions::new(config, &overrides);
+        Cycle::new(config, &client, &opts).check(now).await.map(|outcome| (outcome, None))
     };
     match checked {
-        Ok(outcome) => {
-            print(&outcome.render(format, output.detail))?;
+        Ok((outcome, watched)) => {
+            print(&outcome.view(watched.as_ref()).render(format, output.detail))?;
             Ok(outcome.report.status)
         }
         Err(e) => unknown(instance, &e.to_string(), format),

@@ -1,10 +1,11 @@
 //! `check --until-ok`: the remediation loop. The selected check runs again every `--every` until every
 //! user it covers is clear, or until `--timeout` passes, or until Ctrl-C.
 //!
-//! Each round is a cycle's reads and rules (`cycle::observe`) with no side effect; a later round reads the
-//! events after what the previous round read and keeps the previous round's events still in the window, so
-//! a watch of one user stays cheap on a busy instance. When the loop ends, the last round's report gets the
-//! side effects of a normal check (`cycle::conclude`): its records are counted, or resolved when clear.
+//! Each round is a cycle's reads and rules (`Cycle::read`, `Cycle::evaluate`) with no side effect; a later
+//! round reads the events after what the previous round read and keeps the previous round's events still in
+//! the window (the carry-over is the watch's), so a watch of one user stays cheap on a busy instance. When
+//! the loop ends, the last round's report gets the side effects of a normal check (`Cycle::conclude`): its
+//! records are counted, or resolved when clear. What the watch did is a [`Watched`], beside the outcome.
 //! Interrupted, nothing is written. When the rounds start is a [`Ticks`]: the clock and the signals in
 //! production, injected ticks in the tests.
 
@@ -13,11 +14,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::config::Config;
-use crate::cycle::{self, CheckOptions, CycleError, Meter, Observed, Outcome};
-use crate::snow::Client;
+use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome};
+use crate::domain::{Snapshot, WatchEnd, Watched, Window, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
@@ -41,48 +40,6 @@ pub enum Wake {
 pub trait Ticks: Send {
     /// Waits for the next round (or the end of the watch).
     fn next(&mut self) -> impl Future<Output = Wake> + Send;
-}
-
-/// How a watch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ended {
-    /// Every watched user is clear.
-    Clear,
-    TimedOut,
-    Interrupted,
-}
-
-/// What a watch did, beside the last round's report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Watched {
-    pub ended: Ended,
-    pub rounds: u32,
-    /// The rounds' lines, as printed.
-    pub lines: Vec<String>,
-    /// When the first round's window ended.
-    #[serde(with = "crate::domain::sn_time")]
-    pub started: DateTime<Utc>,
-    /// `--every`, as humantime writes it (`1m`).
-    pub every: String,
-}
-
-impl Watched {
-    /// The text report's section.
-    pub(crate) fn section(&self) -> String {
-        let how = match self.ended {
-            Ended::Clear => "every watched user is clear".to_string(),
-            Ended::TimedOut => "the --timeout passed with findings still open".to_string(),
-            Ended::Interrupted => "interrupted: nothing was written to ecc_agent_issue".to_string(),
-        };
-        format!(
-            "\nWatch: {} round{} since {} UTC, every {}; {how}\n",
-            self.rounds,
-            if self.rounds == 1 { "" } else { "s" },
-            self.started.format("%H:%M:%S"),
-            self.every
-        )
-    }
 }
 
 /// Where the rounds' lines go: stdout before the report, or stderr with `--format json` (stdout then holds
@@ -135,36 +92,32 @@ impl Ticks for Clock {
 }
 
 /// Runs the watch: the first round at `first`, the others when `ticks` says. `say` gets each round's line.
-/// `opts.timeout` bounds each round (and the final side effects), not the watch. The outcome is the last
-/// round's, with its side effects; `Err` when no round could read the instance (or a name is unknown).
+/// The cycle's `timeout` bounds each round (and the final side effects), not the watch. The outcome is the
+/// last round's, with its side effects, and what the watch did; `Err` when no round could read the instance
+/// (or a name is unknown).
 pub async fn watch(
-    config: &Config,
-    client: &Client,
-    opts: &CheckOptions,
+    cycle: Cycle<'_>,
     every: Duration,
     first: DateTime<Utc>,
     ticks: &mut impl Ticks,
     say: &mut (dyn FnMut(&str) + Send),
-) -> Result<Outcome, CycleError> {
+) -> Result<(Outcome, Watched), CycleError> {
     let mut log = Rounds { watched: BTreeSet::new(), lines: Vec::new(), say };
-    let meter = Meter::start(client);
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut last = Last { observed: cycle::observe(config, client, opts, first, None, deadline).await?, meter };
+    let mut last = Last { meter: Meter::start(cycle.client()), observed: round(cycle, first, None).await? };
     log.tell(&last.observed);
     let mut rounds = 1;
     let ended = loop {
         if last.observed.report.findings.is_empty() {
-            break Ended::Clear;
+            break WatchEnd::Clear;
         }
         let now = match ticks.next().await {
             Wake::Round(at) => at,
-            Wake::TimedOut => break Ended::TimedOut,
-            Wake::Interrupted => break Ended::Interrupted,
+            Wake::TimedOut => break WatchEnd::TimedOut,
+            Wake::Interrupted => break WatchEnd::Interrupted,
         };
         rounds += 1;
-        let meter = Meter::start(client);
-        let deadline = tokio::time::Instant::now() + opts.timeout;
-        match cycle::observe(config, client, opts, now, Some(&last.observed.snapshot), deadline).await {
+        let meter = Meter::start(cycle.client());
+        match round(cycle, now, Some(&last.observed.snapshot)).await {
             Ok(observed) => {
                 log.tell(&observed);
                 last = Last { observed, meter };
@@ -178,23 +131,39 @@ pub async fn watch(
             }
         }
     };
-    let mut opts = opts.clone();
-    if ended == Ended::Interrupted {
+    let mut opts = cycle.options().clone();
+    if ended == WatchEnd::Interrupted {
         opts.no_write = true;
         opts.no_email = true;
     }
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    // The side effects are dated as the last round's window ends.
-    let at = last.observed.report.window.end;
-    let mut outcome = cycle::conclude(config, client, &opts, last.observed.report, at, deadline, last.meter).await;
-    outcome.watch = Some(Watched {
-        ended,
-        rounds,
-        lines: log.lines,
-        started: first,
-        every: humantime::format_duration(every).to_string(),
-    });
-    Ok(outcome)
+    let last_cycle = cycle.with_options(&opts);
+    let outcome = last_cycle.conclude(last.observed.report, last_cycle.deadline(), last.meter).await;
+    let every = humantime::format_duration(every).to_string();
+    Ok((outcome, Watched { ended, rounds, lines: log.lines, started: first, every }))
+}
+
+/// One round: the cycle's reads and rules for the window ending at `now`, within the cycle's timeout. After
+/// `previous` (the last round that could read), the events are read only after what it read, and its events
+/// still in the window are kept.
+async fn round(cycle: Cycle<'_>, now: DateTime<Utc>, previous: Option<&Snapshot>) -> Result<Observed, CycleError> {
+    let deadline = cycle.deadline();
+    let window = Window::ending_at(now, cycle.options().window);
+    let since = previous.and_then(|p| p.read_until).filter(|at| *at > window.start && *at < now);
+    let read = since.map_or(window, |start| window.since(start));
+    let mut snapshot = cycle.read(&read, deadline).await?;
+    if let (Some(previous), Some(_)) = (previous, since) {
+        snapshot.carry_from(previous, &window);
+    }
+    let mut report = cycle.evaluate(&snapshot, window);
+    if let (Some(start), Some(from)) = (since, snapshot.read_from) {
+        report.notes.push(format!(
+            "A later round of a watch: the events after {} UTC were read, the earlier ones kept; the event counts \
+             cover everything read since {} UTC.",
+            sn_time::format(start),
+            sn_time::format(from)
+        ));
+    }
+    Ok(Observed { report, snapshot })
 }
 
 /// The last round that could read the instance.

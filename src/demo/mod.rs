@@ -15,7 +15,7 @@ mod watch;
 use secrecy::SecretString;
 
 use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
-use crate::cycle::{self, CheckOptions};
+use crate::cycle::{self, CheckOptions, Cycle};
 use crate::domain::{MessageStyle, Status};
 use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
@@ -153,18 +153,18 @@ async fn cycles<E>(
 
     if until_ok {
         let mut say = crate::watch::say(format);
-        let watched = watch::run(&config, &client, &instance, now, &mut say).await?;
-        if let Err(e) = out(&watched.render(format, detail)) {
+        let (outcome, watched) = watch::run(&config, &client, &instance, now, &mut say).await?;
+        if let Err(e) = out(&outcome.view(Some(&watched)).render(format, detail)) {
             return Ok(Err(e));
         }
-        note(&format!("exit status {} ({})", watched.report.status.exit_code(), watched.report.status.label()));
-        return Ok(Ok(watched.report.status));
+        note(&format!("exit status {} ({})", outcome.report.status.exit_code(), outcome.report.status.label()));
+        return Ok(Ok(outcome.report.status));
     }
 
     // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
-    let first = cycle::check(&config, &client, &opts, now).await?;
+    let first = Cycle::new(&config, &client, &opts).check(now).await?;
     if format == Format::Text
-        && let Err(e) = out(&first.render(format, detail))
+        && let Err(e) = out(&first.view(None).render(format, detail))
     {
         return Ok(Err(e));
     }
@@ -182,7 +182,7 @@ async fn cycles<E>(
     instance.set_clock(later);
 
     // Cycle 2: the four remaining findings are counted (count 2); midserver2's record is resolved.
-    let second = cycle::check(&config, &client, &opts, later).await?;
+    let second = Cycle::new(&config, &client, &opts).check(later).await?;
     let text = match format {
         Format::Text => {
             let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
@@ -205,7 +205,7 @@ async fn cycles<E>(
             )
         }
         Format::Json => {
-            let doc = serde_json::json!({ "cycles": [first.to_json(), second.to_json()] });
+            let doc = serde_json::json!({ "cycles": [first.view(None).document(), second.view(None).document()] });
             serde_json::to_string_pretty(&doc)? + "\n"
         }
     };

@@ -12,7 +12,8 @@ use midwatch_sim::FakeInstance;
 
 use super::{fix_midserver2, note, record_login_event};
 use crate::config::Config;
-use crate::cycle::{self, CheckOptions, Outcome};
+use crate::cycle::{CheckOptions, Cycle, Outcome};
+use crate::domain::Watched;
 use crate::domain::{Scope, Selection};
 use crate::snow::Client;
 use crate::watch::{DEFAULT_EVERY, DEFAULT_WINDOW, Ticks, Wake};
@@ -61,8 +62,8 @@ pub(super) async fn run(
     instance: &FakeInstance,
     now: DateTime<Utc>,
     say: &mut (dyn FnMut(&str) + Send),
-) -> anyhow::Result<Outcome> {
-    let first = cycle::check(config, client, &CheckOptions::from_config(config), now).await?;
+) -> anyhow::Result<(Outcome, Watched)> {
+    let first = Cycle::new(config, client, &CheckOptions::from_config(config)).check(now).await?;
     note(&format!("a full check first: {}", crate::present::clean(&first.report.status_line())));
     note(&first.write_back.summary());
     note(
@@ -77,5 +78,5 @@ pub(super) async fn run(
     retry_with_the_wrong_password(instance, start - Duration::seconds(20), 0);
     instance.set_clock(start);
     let mut ticks = SimulatedMinutes { instance, start, round: 0 };
-    Ok(crate::watch::watch(config, client, &opts, DEFAULT_EVERY, start, &mut ticks, say).await?)
+    Ok(crate::watch::watch(Cycle::new(config, client, &opts), DEFAULT_EVERY, start, &mut ticks, say).await?)
 }

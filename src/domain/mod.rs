@@ -1,6 +1,6 @@
 //! The words of the domain, with no I/O: the instance's records as `collect` hands them to
 //! `evaluate` (`records.rs`), whom the built-in job checks (`population.rs`), what `evaluate` concludes
-//! (`finding.rs`), and the instance's time format ([`sn_time`]).
+//! (`finding.rs`), what a watch did (`watched.rs`), and the instance's time format ([`sn_time`]).
 
 mod carry;
 mod finding;
@@ -8,8 +8,10 @@ mod population;
 mod records;
 mod selection;
 pub mod sn_time;
+mod watched;
 
 pub use finding::*;
 pub use population::Population;
 pub use records::*;
 pub use selection::{Scope, Selected, Selection};
+pub use watched::{WatchEnd, Watched};

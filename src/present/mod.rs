@@ -15,6 +15,7 @@
 
 pub mod email;
 pub mod json;
+pub mod outcome;
 pub(crate) mod round;
 pub mod text;
 

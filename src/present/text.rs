@@ -160,7 +160,12 @@ pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
     match w {
         WriteBack::Disabled => {}
         WriteBack::Failed { source, error } => {
-            let _ = writeln!(out, "\necc_agent_issue (source {}): not written: {}", clean(source), clean(error));
+            let _ = writeln!(
+                out,
+                "\necc_agent_issue (source {}): not written: {}",
+                clean(source),
+                clean(&error.to_string())
+            );
         }
         WriteBack::CutOff { source, plan } => {
             let _ = writeln!(

@@ -1,8 +1,8 @@
-//! `midwatch run`: the service. A thin loop around the same [`cycle::check`] that `check` runs once.
+//! `midwatch run`: the service. A thin loop around the same [`Cycle::check`] that `check` runs once.
 //!
 //! ```text
 //! cron job (UTC) ──Tick──┐
-//!                        ├─▶ Inbox ─▶ worker ─ Tick ──▶ [jitter] ─▶ cycle::check ─▶ summary line, metrics, STATUS=
+//!                        ├─▶ Inbox ─▶ worker ─ Tick ──▶ [jitter] ─▶ Cycle::check ─▶ summary line, metrics, STATUS=
 //! events: Signals ───────┘                    ├ Reload ▶ re-read the config; an invalid one is logged, the old kept
 //!   (or a test's channel)                     └ Stop ──▶ STOPPING=1, let a running cycle finish (≤ 30 s), return
 //! ```
@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, Stream};
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, Span, debug, error, info, info_span, warn};
 
 use crate::config::{Config, LogFormat};
-use crate::cycle::{self, CheckOptions, Outcome, Overrides};
+use crate::cycle::{self, CheckOptions, Cycle, CycleError, Outcome, Overrides};
 use crate::snow::{Client, RetryPolicy};
 use event::Inbox;
 use metrics::Metrics;
@@ -81,6 +81,15 @@ pub async fn run(
         }
         Err(e) => Err(cannot_start(one_line(&format!("{e:#}")))),
     }
+}
+
+/// Why a cycle of the service did not complete; the service goes on with the next.
+#[derive(Debug, thiserror::Error)]
+enum CycleFailed {
+    #[error("{}", one_line(.0))]
+    Error(CycleError),
+    #[error("the cycle panicked: {0}")]
+    Panicked(String),
 }
 
 fn cannot_start(reason: String) -> CannotStart {
@@ -182,34 +191,71 @@ impl Service {
         CheckOptions::new(&self.config, &self.overrides)
     }
 
-    /// Runs one cycle, reading the inbox meanwhile.
+    /// Runs one cycle, reading the inbox meanwhile: the jitter, the cycle itself (let finish within the grace
+    /// period when a stop comes), then what it did.
     async fn cycle<S: Stream<Item = Event> + Unpin>(&mut self, inbox: &mut Inbox<S>) -> Next {
         self.cycles += 1;
         let n = self.cycles;
         let span = info_span!("cycle", n);
         // Ticks during the jitter and the cycle: each would have started this very cycle.
-        let mut missed = 0u64;
+        let mut missed = match self.jitter(inbox, &span).await {
+            Some(missed) => missed,
+            None => return Next::Stop,
+        };
+        let started = Instant::now();
+        let (stop, ticks) = self.run_cycle(inbox, n, &span).await;
+        missed += ticks;
+        if stop {
+            return Next::Stop;
+        }
+        if missed > 0 {
+            span.in_scope(|| {
+                warn!(
+                    "{missed} scheduled start(s) passed while cycle {n} ran ({} s): starting one cycle now, \
+                     the schedule may be too tight for the instance",
+                    started.elapsed().as_secs()
+                )
+            });
+        }
+        let status = self.status_text().await;
+        systemd::status(&status);
+        if missed > 0 { Next::Due } else { Next::Idle }
+    }
 
+    /// Waits the jitter before a cycle, reading the inbox: the ticks that came meanwhile, or `None` when a
+    /// stop came.
+    async fn jitter<S: Stream<Item = Event> + Unpin>(&mut self, inbox: &mut Inbox<S>, span: &Span) -> Option<u64> {
+        let mut missed = 0u64;
         let delay = schedule::jitter(self.config.check.jitter);
-        if !delay.is_zero() {
-            span.in_scope(|| debug!("waiting {} (jitter) before starting", humantime::format_duration(delay)));
-            let mut sleep = pin!(tokio::time::sleep(delay));
-            loop {
-                tokio::select! {
-                    biased;
-                    event = inbox.next() => match event {
-                        Event::Tick => missed += 1,
-                        Event::Reload => self.reload().await,
-                        Event::Stop(signal) => {
-                            self.stopping(signal, None);
-                            return Next::Stop;
-                        }
-                    },
-                    () = &mut sleep => break,
-                }
+        if delay.is_zero() {
+            return Some(missed);
+        }
+        span.in_scope(|| debug!("waiting {} (jitter) before starting", humantime::format_duration(delay)));
+        let mut sleep = pin!(tokio::time::sleep(delay));
+        loop {
+            tokio::select! {
+                biased;
+                event = inbox.next() => match event {
+                    Event::Tick => missed += 1,
+                    Event::Reload => self.reload().await,
+                    Event::Stop(signal) => {
+                        self.stopping(signal, None);
+                        return None;
+                    }
+                },
+                () = &mut sleep => return Some(missed),
             }
         }
+    }
 
+    /// Runs cycle `n` and records it, reading the inbox meanwhile: whether a stop came, and the ticks that
+    /// came.
+    async fn run_cycle<S: Stream<Item = Event> + Unpin>(
+        &mut self,
+        inbox: &mut Inbox<S>,
+        n: u64,
+        span: &Span,
+    ) -> (bool, u64) {
         let (config, client, opts) = (Arc::clone(&self.config), self.client.clone(), self.check_options());
         let started_at = Utc::now();
         let started = Instant::now();
@@ -226,17 +272,16 @@ impl Service {
         let run = {
             let client = client.clone();
             // A panic (a bug, or data nobody foresaw) fails this cycle, not the service.
-            AssertUnwindSafe(async move { cycle::check(&config, &client, &opts, started_at).await })
+            AssertUnwindSafe(async move { Cycle::new(&config, &client, &opts).check(started_at).await })
                 .catch_unwind()
                 .map(|caught| match caught {
-                    Ok(result) => result.map_err(|e| one_line(&e)),
-                    Err(panic) => Err(format!("the cycle panicked: {}", panic_message(panic.as_ref()))),
+                    Ok(result) => result.map_err(CycleFailed::Error),
+                    Err(panic) => Err(CycleFailed::Panicked(panic_message(panic.as_ref()))),
                 })
                 .instrument(span.clone())
         };
         let mut run = pin!(run);
-        let mut stop = false;
-        let mut result = None;
+        let (mut stop, mut missed, mut result) = (false, 0u64, None);
         while result.is_none() && !stop {
             tokio::select! {
                 // A cycle that is done is recorded, even when an event came at the same time.
@@ -269,25 +314,11 @@ impl Service {
         if let Some(result) = result {
             span.in_scope(|| self.record(started_at, started.elapsed(), result));
         }
-        if stop {
-            return Next::Stop;
-        }
-        if missed > 0 {
-            span.in_scope(|| {
-                warn!(
-                    "{missed} scheduled start(s) passed while cycle {n} ran ({} s): starting one cycle now, \
-                     the schedule may be too tight for the instance",
-                    started.elapsed().as_secs()
-                )
-            });
-        }
-        let status = self.status_text().await;
-        systemd::status(&status);
-        if missed > 0 { Next::Due } else { Next::Idle }
+        (stop, missed)
     }
 
     /// Logs the cycle's one line, updates the metrics and what STATUS will say.
-    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, String>) {
+    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, CycleFailed>) {
         match result {
             Ok(outcome) => {
                 info!("{}", outcome.summary_line());

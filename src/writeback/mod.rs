@@ -70,8 +70,23 @@ pub enum WriteBack {
     /// The open records could not be read; nothing was written.
     Failed {
         source: String,
-        error: String,
+        #[serde(serialize_with = "as_text")]
+        error: RecordsUnread,
     },
+}
+
+/// Why the records of our source could not be read (nothing is written then).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecordsUnread {
+    #[error(transparent)]
+    Api(#[from] crate::snow::ApiError),
+    #[error("the check's deadline passed while reading {ISSUE_TABLE}")]
+    DeadlinePassed,
+}
+
+/// An error in the JSON report: its text.
+fn as_text<S: serde::Serializer>(error: &RecordsUnread, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(error)
 }
 
 impl WriteBack {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
-use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::cycle::{CheckOptions, Cycle, Outcome};
 use midwatch::writeback::WriteBack;
 use midwatch_sim::generate::down_users;
 use midwatch_sim::{BATCH_FAULT_TABLE, CostModel, FakeInstance, Fault, RecordedRequest};
@@ -40,7 +40,7 @@ impl Site {
     async fn cycle(&self, now: DateTime<Utc>) -> Outcome {
         self.instance.set_clock(now);
         let client = client(&self.config);
-        cycle::check(&self.config, &client, &CheckOptions::from_config(&self.config), now).await.expect("cycle")
+        Cycle::new(&self.config, &client, &CheckOptions::from_config(&self.config)).check(now).await.expect("cycle")
     }
 
     /// The Batch API calls that carried writes.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use midwatch::cycle::{self, CheckOptions};
+use midwatch::cycle::{CheckOptions, Cycle};
 use midwatch::domain::Status;
 use midwatch::notify::{EmailConfig, EmailStatus};
 use midwatch::writeback::WriteBack;
@@ -48,7 +48,7 @@ async fn a_relay_that_never_answers_cuts_the_email_off_and_the_report_keeps_its_
     let opts = CheckOptions { timeout: Duration::from_secs(2), ..CheckOptions::from_config(&config) };
 
     let started = std::time::Instant::now();
-    let outcome = cycle::check(&config, &client, &opts, reference_now()).await.expect("the report survives");
+    let outcome = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect("the report survives");
     assert!(started.elapsed() < Duration::from_secs(4), "bounded by the deadline: {:?}", started.elapsed());
     assert_eq!(outcome.report.status, Status::Critical, "the findings' status");
     assert!(!outcome.report.findings.is_empty());
@@ -66,7 +66,7 @@ async fn a_relay_that_never_answers_cuts_the_email_off_and_the_report_keeps_its_
         other => panic!("expected the email queued, got {other:?}"),
     }
     assert_eq!(email.outbox_pending, 1, "{email:?}");
-    let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Summary);
+    let text = outcome.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Summary);
     assert!(text.starts_with("MIDWATCH CRITICAL"), "the status line first: {text}");
     assert!(text.contains("stays in the outbox"), "says what was cut off: {text}");
 }
@@ -83,19 +83,19 @@ async fn a_write_that_never_answers_is_cut_off_and_the_next_cycle_converges_with
     let opts = CheckOptions { timeout: Duration::from_secs(2), ..CheckOptions::from_config(&config) };
 
     let started = std::time::Instant::now();
-    let first = cycle::check(&config, &client, &opts, reference_now()).await.expect("the report survives");
+    let first = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect("the report survives");
     assert!(started.elapsed() < Duration::from_secs(4), "bounded by the deadline: {:?}", started.elapsed());
     assert_eq!(first.report.status, Status::Critical);
     let WriteBack::CutOff { plan, .. } = &first.write_back else {
         panic!("expected the write-back cut off, got {:?}", first.write_back)
     };
     assert!(plan.create.len() > 1, "{plan:?}");
-    let text = first.render(midwatch::present::Format::Text, midwatch::present::Detail::Summary);
+    let text = first.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Summary);
     assert!(text.contains("cut off by the check's deadline while writing"), "{text}");
     assert!(text.contains("the next cycle converges"), "{text}");
 
     let opts = CheckOptions::from_config(&config);
-    let second = cycle::check(&config, &client, &opts, reference_now()).await.expect("second cycle");
+    let second = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect("second cycle");
     let WriteBack::Applied { applied, .. } = &second.write_back else { panic!("{:?}", second.write_back) };
     assert!(applied.failed.is_empty(), "{applied:?}");
     let open: Vec<_> = instance

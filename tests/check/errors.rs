@@ -5,7 +5,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use std::time::Duration;
 
-use midwatch::cycle::{self, CheckOptions};
+use midwatch::cycle::{self, CheckOptions, Cycle};
 
 use crate::support::*;
 
@@ -210,7 +210,7 @@ async fn the_deadline_stops_a_check_against_an_instance_that_never_answers() {
     // The config's minimum is 5s; the cycle itself takes any deadline, so the test need not wait seconds.
     let opts = CheckOptions { timeout: Duration::from_millis(400), ..CheckOptions::from_config(&config) };
     let started = std::time::Instant::now();
-    let err = cycle::check(&config, &client, &opts, reference_now()).await.expect_err("the deadline passes");
+    let err = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect_err("the deadline passes");
     assert!(started.elapsed() < Duration::from_secs(3), "stopped at the deadline, not after the retries");
     assert!(matches!(err, cycle::CycleError::Deadline { .. }), "{err:?}");
     let text = err.to_string();
@@ -241,7 +241,7 @@ async fn a_retry_after_longer_than_the_deadline_leaves_fails_at_once_with_that_r
     let client = client(&config);
     let opts = CheckOptions { timeout: Duration::from_millis(1500), ..CheckOptions::from_config(&config) };
     let started = std::time::Instant::now();
-    let err = cycle::check(&config, &client, &opts, reference_now()).await.expect_err("cannot wait that long");
+    let err = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect_err("cannot wait that long");
     assert!(started.elapsed() < Duration::from_secs(1), "failed at once, without sleeping: {:?}", started.elapsed());
     let text = err.to_string();
     assert!(text.contains("asked midwatch to wait 2s before trying sysevent again"), "{text}");
@@ -273,7 +273,8 @@ async fn an_untrusted_certificate_is_not_retried_and_names_ca_file() {
     config.instance.name = "acme".into();
     let client = client(&config);
     let started = std::time::Instant::now();
-    let err = cycle::check(&config, &client, &CheckOptions::from_config(&config), reference_now())
+    let err = Cycle::new(&config, &client, &CheckOptions::from_config(&config))
+        .check(reference_now())
         .await
         .expect_err("the certificate is refused");
     let text = err.to_string();
@@ -297,7 +298,7 @@ async fn every_certificate_of_a_ca_file_bundle_is_trusted() {
         async move {
             let client = client(&config);
             let opts = CheckOptions::from_config(&config);
-            cycle::check(&config, &client, &opts, reference_now()).await.expect_err("nothing answers after TLS")
+            Cycle::new(&config, &client, &opts).check(reference_now()).await.expect_err("nothing answers after TLS")
         }
     };
     let err = check_with(bundle).await;

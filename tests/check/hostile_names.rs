@@ -135,7 +135,7 @@ async fn control_characters_in_instance_data_cannot_forge_a_line_of_the_terminal
 
     use midwatch::present::{Detail, Format};
     for detail in [Detail::Detailed, Detail::Summary] {
-        let text = outcome.render(Format::Text, detail);
+        let text = outcome.view(None).render(Format::Text, detail);
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].starts_with("MIDWATCH CRITICAL - "), "{}", lines[0]);
         assert_eq!(lines.iter().filter(|l| l.starts_with("MIDWATCH ")).count(), 1, "one status line only:\n{text}");
@@ -147,7 +147,8 @@ async fn control_characters_in_instance_data_cannot_forge_a_line_of_the_terminal
         }
     }
     // JSON keeps the values exactly (serde escapes them as JSON strings).
-    let json: serde_json::Value = serde_json::from_str(&outcome.render(Format::Json, Detail::Detailed)).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&outcome.view(None).render(Format::Json, Detail::Detailed)).expect("json");
     let users: Vec<&str> =
         json["findings"].as_array().into_iter().flatten().filter_map(|f| f["user"].as_str()).collect();
     assert!(users.contains(&forger) && users.contains(&escape), "{users:?}");

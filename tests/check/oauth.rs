@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use midwatch::config::{Config, ProcessEnvironment};
-use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::cycle::{CheckOptions, Cycle, Outcome};
 use midwatch::domain::Status;
 use midwatch::snow::{ApiErrorKind, Query};
 use midwatch::writeback::WriteBack;
@@ -98,7 +98,7 @@ async fn client_credentials_send_one_form_encoded_token_request_and_a_bearer_tok
     let config = oauth_config(&server.uri(), "oauth_client_credentials");
     let client = client(&config);
     let opts = CheckOptions { no_write: true, ..CheckOptions::from_config(&config) };
-    let outcome = cycle::check(&config, &client, &opts, reference_now()).await.expect("a cycle with OAuth");
+    let outcome = Cycle::new(&config, &client, &opts).check(reference_now()).await.expect("a cycle with OAuth");
     assert_eq!(outcome.report.status, Status::Critical, "the demo scenario's findings");
     for shown in [format!("{config:?}"), format!("{client:?}"), format!("{:?}", client.auth())] {
         assert!(!shown.contains(CLIENT_SECRET) && !shown.contains("tok-cc-1"), "{shown}");
@@ -139,7 +139,7 @@ async fn oauth_site(app: OAuthApp, method: &str) -> (FakeInstance, Config, midwa
 }
 
 async fn full_cycle(config: &Config, client: &midwatch::snow::Client) -> Outcome {
-    cycle::check(config, client, &CheckOptions::from_config(config), reference_now()).await.expect("a cycle")
+    Cycle::new(config, client, &CheckOptions::from_config(config)).check(reference_now()).await.expect("a cycle")
 }
 
 fn created(outcome: &Outcome) -> usize {

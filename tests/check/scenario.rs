@@ -81,7 +81,7 @@ async fn instance_message_style_reproduces_the_builtin_strings() {
     config.check.messages = midwatch::domain::MessageStyle::Instance;
     let client = client(&config);
     let opts = midwatch::cycle::CheckOptions::from_config(&config);
-    let outcome = midwatch::cycle::check(&config, &client, &opts, reference_now()).await.expect("check");
+    let outcome = midwatch::cycle::Cycle::new(&config, &client, &opts).check(reference_now()).await.expect("check");
     assert_eq!(
         outcome.report.findings[0].message,
         "Login authentication failure for User midserver2 associated with 1 down MID Server.  Check password on MID server."

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use midwatch::cycle::{self, CheckOptions, CycleError, Outcome};
+use midwatch::cycle::{CheckOptions, Cycle, CycleError, Outcome};
 use midwatch::domain::{Scope, Selection};
 use midwatch::writeback::WriteBack;
 use midwatch_sim::query::field_string as text;
@@ -40,7 +40,7 @@ impl Site {
         self.instance.set_clock(now);
         let mut opts = CheckOptions::from_config(&self.config);
         opts.scope = scope;
-        cycle::check(&self.config, &self.client, &opts, now).await
+        Cycle::new(&self.config, &self.client, &opts).check(now).await
     }
 
     /// (message, state, count) of midwatch's records, sorted.
@@ -192,7 +192,7 @@ async fn a_selected_dry_run_plans_only_its_users_writes() {
     opts.dry_run = true;
     let later = reference_now() + minutes(5);
     site.instance.set_clock(later);
-    let dry = cycle::check(&site.config, &site.client, &opts, later).await.expect("dry run");
+    let dry = Cycle::new(&site.config, &site.client, &opts).check(later).await.expect("dry run");
     let WriteBack::DryRun { plan, .. } = &dry.write_back else { panic!("{:?}", dry.write_back) };
     let json = serde_json::to_value(plan).expect("plan as JSON");
     assert_eq!(json["count"].as_array().map(Vec::len), Some(1), "{json}");

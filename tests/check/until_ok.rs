@@ -6,9 +6,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use midwatch::cycle::{self, CheckOptions, Outcome};
-use midwatch::domain::{Scope, Status};
-use midwatch::watch::{Ended, Ticks, Wake, watch};
+use midwatch::cycle::{CheckOptions, Cycle, Outcome};
+use midwatch::domain::{Scope, Status, WatchEnd, Watched};
+use midwatch::watch::{Ticks, Wake, watch};
 use midwatch::writeback::WriteBack;
 use midwatch_sim::query::field_string as text;
 use midwatch_sim::{Dataset, FakeInstance};
@@ -63,8 +63,28 @@ fn midserver2() -> Scope {
     users(&["midserver2"])
 }
 
+/// A watch's outcome, and what the watch did.
+struct Watching {
+    outcome: Outcome,
+    watch: Option<Watched>,
+}
+
+impl std::ops::Deref for Watching {
+    type Target = Outcome;
+
+    fn deref(&self) -> &Outcome {
+        &self.outcome
+    }
+}
+
+impl Watching {
+    fn render(&self, format: midwatch::present::Format, detail: midwatch::present::Detail) -> String {
+        self.outcome.view(self.watch.as_ref()).render(format, detail)
+    }
+}
+
 /// Runs a watch of midserver2 (window 5m) with `steps`; returns its outcome and the lines it said.
-async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Outcome, Vec<String>) {
+async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Watching, Vec<String>) {
     let config = config_for(&instance.url());
     let client = client(&config);
     let mut opts = CheckOptions::from_config(&config);
@@ -73,10 +93,10 @@ async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Outcome, Vec
     let mut script = Script { instance, steps: steps.into() };
     let mut said = Vec::new();
     let mut say = |line: &str| said.push(line.to_string());
-    let outcome = watch(&config, &client, &opts, Duration::from_secs(60), reference_now(), &mut script, &mut say)
-        .await
-        .expect("watch");
-    (outcome, said)
+    let cycle = Cycle::new(&config, &client, &opts);
+    let (outcome, watched) =
+        watch(cycle, Duration::from_secs(60), reference_now(), &mut script, &mut say).await.expect("watch");
+    (Watching { outcome, watch: Some(watched) }, said)
 }
 
 fn midserver2_records(instance: &FakeInstance) -> Vec<(String, String)> {
@@ -95,7 +115,7 @@ async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_i
     let config = config_for(&instance.url());
     let mut opts = CheckOptions::from_config(&config);
     opts.scope = midserver2();
-    cycle::check(&config, &client(&config), &opts, at(-300)).await.expect("first check");
+    Cycle::new(&config, &client(&config), &opts).check(at(-300)).await.expect("first check");
     assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
 
     let steps =
@@ -107,7 +127,7 @@ async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_i
     assert_eq!(said[2], "midserver2: login at 12:01:30 from 10.20.30.41, clear");
     assert_eq!(outcome.report.status, Status::Ok);
     let watched = outcome.watch.as_ref().expect("a watch");
-    assert_eq!((watched.ended, watched.rounds), (Ended::Clear, 3));
+    assert_eq!((watched.ended, watched.rounds), (WatchEnd::Clear, 3));
     // The clear round's side effects are a normal check's: midserver2's record is resolved, no other touched.
     let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
     assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 0, 1));
@@ -124,7 +144,7 @@ async fn later_rounds_read_only_the_events_after_the_previous_round() {
         vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::Round(at(120))), (nothing, Wake::TimedOut)];
     instance.reset_counters();
     let (outcome, _) = run(&instance, steps).await;
-    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 3)));
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((WatchEnd::TimedOut, 3)));
 
     // Every sysevent read has a lower bound on sys_created_on: the first round's window start, then the
     // previous round's end.
@@ -166,7 +186,7 @@ async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_coun
     let (outcome, said) = run(&instance, steps).await;
     assert_eq!(said.len(), 2);
     assert_eq!(outcome.report.status, Status::Critical);
-    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 2)));
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((WatchEnd::TimedOut, 2)));
     // Ended with findings, the last round's side effects are a normal check's: the record is created.
     assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
 }
@@ -177,7 +197,7 @@ async fn ctrl_c_ends_the_watch_with_the_last_status_and_writes_nothing() {
     let steps = vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::Interrupted)];
     let (outcome, _) = run(&instance, steps).await;
     assert_eq!(outcome.report.status, Status::Critical);
-    assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(Ended::Interrupted));
+    assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(WatchEnd::Interrupted));
     assert!(matches!(outcome.write_back, WriteBack::Disabled), "{:?}", outcome.write_back);
     assert!(instance.requests().iter().all(|r| r.method == "GET" || r.path == "/api/now/v1/batch"));
     assert!(midserver2_records(&instance).is_empty());
@@ -281,6 +301,6 @@ async fn a_round_that_cannot_read_the_instance_is_said_and_the_next_one_tries_ag
         "{said:?}"
     );
     assert_eq!(said[2], said[0], "the third round reads again, from the first round's end");
-    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((Ended::TimedOut, 3)));
+    assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((WatchEnd::TimedOut, 3)));
     assert_eq!(outcome.report.status, Status::Critical);
 }

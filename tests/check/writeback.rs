@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
-use midwatch::cycle::{self, CheckOptions, Outcome};
+use midwatch::cycle::{CheckOptions, Cycle, Outcome};
 use midwatch::writeback::WriteBack;
 use midwatch_sim::{BATCH_FAULT_TABLE, Dataset, FakeInstance, Fault};
 use serde_json::{Map, Value};
@@ -34,7 +34,7 @@ impl Site {
     async fn cycle(&self, now: DateTime<Utc>) -> Outcome {
         self.instance.set_clock(now);
         let opts = CheckOptions::from_config(&self.config);
-        cycle::check(&self.config, &self.client, &opts, now).await.expect("cycle")
+        Cycle::new(&self.config, &self.client, &opts).check(now).await.expect("cycle")
     }
 
     fn records(&self, source: &str) -> Vec<Map<String, Value>> {
@@ -321,12 +321,12 @@ async fn dry_run_sends_no_write_at_all() {
     let site = site(true).await;
     let mut opts = CheckOptions::from_config(&site.config);
     opts.dry_run = true;
-    let outcome = cycle::check(&site.config, &site.client, &opts, reference_now()).await.expect("cycle");
+    let outcome = Cycle::new(&site.config, &site.client, &opts).check(reference_now()).await.expect("cycle");
     let WriteBack::DryRun { plan, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
     assert_eq!(plan.create.len(), 5);
     assert_eq!(site.writes(), 0, "no POST, PATCH or batch");
     assert!(site.records("midwatch").is_empty());
-    let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    let text = outcome.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
     assert!(text.contains("dry run, nothing written: would create 5, count 0, resolve 0"), "{text}");
     assert!(!text.contains(PASSWORD));
 }
@@ -353,7 +353,7 @@ async fn no_write_skips_write_back_and_keeps_the_exit_status() {
     let site = site(true).await;
     let mut opts = CheckOptions::from_config(&site.config);
     opts.no_write = true;
-    let outcome = cycle::check(&site.config, &site.client, &opts, reference_now()).await.expect("cycle");
+    let outcome = Cycle::new(&site.config, &site.client, &opts).check(reference_now()).await.expect("cycle");
     assert!(matches!(outcome.write_back, WriteBack::Disabled));
     assert_eq!(outcome.report.status.exit_code(), 2);
     // Read once, for the findings' history (since when); never written.
@@ -370,6 +370,7 @@ async fn unreadable_issue_table_is_reported_without_changing_the_status() {
     site.instance.inject(Fault::Respond { table: TABLE.into(), status: 403, body: body.into(), headers: vec![] });
     let outcome = site.cycle(reference_now()).await;
     let WriteBack::Failed { error, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    let error = error.to_string();
     assert!(error.contains("may not read table ecc_agent_issue"), "{error}");
     assert_eq!(outcome.report.status.exit_code(), 2);
     assert_eq!(site.writes(), 0);
@@ -392,10 +393,11 @@ async fn since_when_grows_over_cycles_and_a_finding_back_after_resolve_says_so()
         let h = f.history.expect("history");
         assert_eq!((h.first_detected, h.times_detected), (t0, 2), "{}", f.message);
     }
-    let text = second.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    let text = second.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
     assert!(text.contains("open for 5m (first detected"), "{text}");
     let json: serde_json::Value =
-        serde_json::from_str(&second.render(midwatch::present::Format::Json, Default::default())).expect("json");
+        serde_json::from_str(&second.view(None).render(midwatch::present::Format::Json, Default::default()))
+            .expect("json");
     assert_eq!(json["findings"][0]["times_detected"], 2);
     assert_eq!(json["findings"][0]["first_detected"], midwatch::domain::sn_time::format(t0));
 
@@ -425,6 +427,6 @@ async fn since_when_grows_over_cycles_and_a_finding_back_after_resolve_says_so()
     let back = fourth.report.findings.iter().find(|f| f.user == "midserver2").expect("midserver2 again");
     let h = back.history.expect("history");
     assert_eq!((h.times_detected, h.resolved_before), (1, Some(t2)), "resolved by the third cycle, at t2");
-    let text = fourth.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+    let text = fourth.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
     assert!(text.contains("new: back after 5m (midwatch resolved it"), "{text}");
 }

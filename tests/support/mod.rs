@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use midwatch::config::Config;
-use midwatch::cycle::{self, CheckOptions};
+use midwatch::cycle::{self, CheckOptions, Cycle};
 use midwatch::domain::sn_time;
 use midwatch::snow::{Client, RetryPolicy};
 use wiremock::matchers::{method, path};
@@ -94,7 +94,7 @@ pub fn client(config: &Config) -> Client {
 pub async fn check(url: &str) -> Result<cycle::Outcome, cycle::CycleError> {
     let config = config_for(url);
     let client = client(&config);
-    cycle::check(&config, &client, &CheckOptions::from_config(&config), reference_now()).await
+    Cycle::new(&config, &client, &CheckOptions::from_config(&config)).check(reference_now()).await
 }
 
 /// Writes a config file for the binary and returns its directory (kept alive by the caller).

@@ -1,0 +1,188 @@
+//! One check cycle: collect → evaluate → reconcile / apply → notify. `check`, `demo` and each cycle of `run`
+//! call [`Cycle::check`], under the cycle's deadline, which can fail the reads but only cut the side effects
+//! short. Its two halves are [`Cycle::observe`] (collect, evaluate: no side effect) and [`Cycle::conclude`]
+//! (write-back, email); a caller that observes in rounds (the watch of `check --until-ok`) reads with
+//! [`Cycle::read`] and judges with [`Cycle::evaluate`], and concludes once.
+//!
+//! - `options.rs`: the command line's overrides merged with the config, and the client it describes;
+//! - `outcome.rs`: what a cycle produced and what it cost;
+//! - `side_effects.rs`: write-back and email.
+//!
+//! A cycle knows nothing of its callers: what bounds it (the window, the [`Deadline`]) comes in as
+//! arguments, and what it did goes out as an [`Outcome`].
+
+mod options;
+mod outcome;
+mod side_effects;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use self::options::{CheckOptions, Overrides, client};
+pub(crate) use self::outcome::Meter;
+pub use self::outcome::Outcome;
+use crate::collect::collect;
+use crate::config::Config;
+use crate::deadline::Deadline;
+use crate::domain::{Report, Snapshot, Window};
+use crate::evaluate::Context;
+use crate::snow::{ApiError, Client};
+
+/// Why a cycle did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// A read of the instance failed: the check cannot say anything.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The deadline passed before the report was computed: nothing was written or sent.
+    #[error(
+        "the check did not finish within its {} deadline: it was {pending}. Raise --timeout or [check] timeout \
+         if the instance is merely slow; a monitoring plugin's own limit is usually 60s",
+        humantime::format_duration(*.timeout)
+    )]
+    Deadline { timeout: Duration, pending: String },
+    /// A `--user` or `--mid-server` name matched nothing on the instance: a usage error.
+    #[error("{0}")]
+    UnknownName(String),
+}
+
+/// What the cycle is doing now, for the deadline's message.
+#[derive(Debug)]
+struct Progress {
+    step: Mutex<&'static str>,
+}
+
+impl Progress {
+    fn at(&self, step: &'static str) {
+        if let Ok(mut s) = self.step.lock() {
+            *s = step;
+        }
+    }
+
+    fn describe(&self, client: &Client, requests_before: u64) -> String {
+        let step = self.step.lock().map(|s| *s).unwrap_or("running");
+        let answered = client.stats().requests().saturating_sub(requests_before);
+        let waiting = match client.pending() {
+            w if w.is_empty() => String::new(),
+            w => format!(", {w}"),
+        };
+        format!("{step}{waiting} ({answered} request{} answered so far)", if answered == 1 { "" } else { "s" })
+    }
+}
+
+/// What a cycle's reads found: the report before any side effect, and the snapshot it was judged on.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub(crate) report: Report,
+    pub(crate) snapshot: Snapshot,
+}
+
+/// What is kept of the deadline for printing the report once the side effects have used the rest.
+const PRINT_RESERVE: Duration = Duration::from_millis(500);
+
+/// One cycle's inputs: the validated config, the instance's client and the cycle's switches.
+#[derive(Debug, Clone, Copy)]
+pub struct Cycle<'a> {
+    config: &'a Config,
+    client: &'a Client,
+    opts: &'a CheckOptions,
+}
+
+impl<'a> Cycle<'a> {
+    pub fn new(config: &'a Config, client: &'a Client, opts: &'a CheckOptions) -> Cycle<'a> {
+        Cycle { config, client, opts }
+    }
+
+    /// The cycle's switches.
+    pub(crate) fn options(&self) -> &'a CheckOptions {
+        self.opts
+    }
+
+    /// The same cycle with other switches.
+    pub(crate) fn with_options<'b>(&self, opts: &'b CheckOptions) -> Cycle<'b>
+    where
+        'a: 'b,
+    {
+        Cycle { config: self.config, client: self.client, opts }
+    }
+
+    /// The client, for what a cycle costs.
+    pub(crate) fn client(&self) -> &'a Client {
+        self.client
+    }
+
+    /// The cycle's deadline, from now.
+    pub(crate) fn deadline(&self) -> Deadline {
+        Deadline::after(self.opts.timeout)
+    }
+
+    /// Runs one cycle whose window ends at `now`, within `opts.timeout`.
+    ///
+    /// The deadline bounds the reads and the evaluation: when it passes before the report is computed, the
+    /// cycle fails with [`CycleError::Deadline`]. Once the report is computed, the deadline can cut the side
+    /// effects (write-back, email) but never the report: they get what is left of it (less 500 ms, or a tenth
+    /// of a short timeout, to print), and what they could not finish is said in the outcome, whose status is
+    /// the findings'.
+    pub async fn check(&self, now: DateTime<Utc>) -> Result<Outcome, CycleError> {
+        let meter = Meter::start(self.client);
+        let deadline = self.deadline();
+        let observed = self.observe(Window::ending_at(now, self.opts.window), deadline).await?;
+        Ok(self.conclude(observed.report, deadline, meter).await)
+    }
+
+    /// Collect and evaluate `window`, before `deadline`.
+    pub(crate) async fn observe(&self, window: Window, deadline: Deadline) -> Result<Observed, CycleError> {
+        let snapshot = self.read(&window, deadline).await?;
+        let report = self.evaluate(&snapshot, window);
+        Ok(Observed { report, snapshot })
+    }
+
+    /// Reads what happened in `read` (the window, or the later part of it that a watch's round reads) before
+    /// `deadline`; a selection that names nobody on the instance is an error.
+    pub(crate) async fn read(&self, read: &Window, deadline: Deadline) -> Result<Snapshot, CycleError> {
+        let requests_before = self.client.stats().requests();
+        let progress = Progress { step: Mutex::new("starting") };
+        let reading = crate::snow::deadline::within(deadline.instant(), async {
+            progress.at("reading the instance (roles, MID Servers, users, sysevent)");
+            collect(self.client, read, &self.opts.scope).await
+        });
+        let mut reading = std::pin::pin!(reading);
+        let snapshot = tokio::select! {
+            read = &mut reading => read?,
+            () = deadline.passed() => {
+                // Described while the reads still hold their requests, then dropped: nothing was written yet.
+                let pending = progress.describe(self.client, requests_before);
+                return Err(CycleError::Deadline { timeout: self.opts.timeout, pending });
+            }
+        };
+        match snapshot.selected.as_ref().and_then(|s| s.unknown()) {
+            Some(unknown) => Err(CycleError::UnknownName(unknown)),
+            None => Ok(snapshot),
+        }
+    }
+
+    /// The rules on `snapshot`, for `window` (pure).
+    pub(crate) fn evaluate(&self, snapshot: &Snapshot, window: Window) -> Report {
+        let check = &self.config.check;
+        let ctx = Context {
+            instance: &self.config.instance.name,
+            window,
+            messages: check.messages,
+            down_for: check.down_for,
+        };
+        crate::evaluate::evaluate(snapshot, &ctx)
+    }
+
+    /// The side effects of an observed report (write-back, email), within what is left of `deadline`; they are
+    /// dated as the report's window ends.
+    pub(crate) async fn conclude(&self, mut report: Report, deadline: Deadline, meter: Meter) -> Outcome {
+        let side_deadline = deadline.earlier_by(PRINT_RESERVE.min(self.opts.timeout / 10));
+        let now = report.window.end;
+        let (write_back, email) =
+            crate::snow::deadline::within(side_deadline.instant(), self.side_effects(&mut report, now, side_deadline))
+                .await;
+        meter.outcome(self.client, report, write_back, email)
+    }
+}

@@ -1,0 +1,70 @@
+//! Where the command line meets the config file: the switches of one cycle, and the Table API client the
+//! config describes.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::domain::Scope;
+use crate::snow::{Client, ClientError, ClientOptions, RetryPolicy};
+
+/// What the command line overrides of the config file (`check` and `run`; `run` never has `dry_run`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--window`, instead of `[check] window`.
+    pub(crate) window: Option<Duration>,
+    /// `--timeout`, instead of `[check] timeout`.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) dry_run: bool,
+    pub(crate) no_write: bool,
+    pub(crate) no_email: bool,
+    /// `--user`, `--mid-server`.
+    pub(crate) scope: Scope,
+}
+
+/// The switches of one cycle: the config with the overrides applied.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub window: Duration,
+    pub dry_run: bool,
+    /// `--no-write` or `[check] write_issues = false`.
+    pub no_write: bool,
+    pub no_email: bool,
+    /// The whole cycle's deadline (`--timeout`, `[check] timeout`).
+    pub timeout: Duration,
+    /// Everyone the built-in job checks, or a selection (`--user`, `--mid-server`).
+    pub scope: Scope,
+}
+
+impl CheckOptions {
+    /// The overrides applied to the config: the one place the command line and the config file meet.
+    pub fn new(config: &Config, overrides: &Overrides) -> CheckOptions {
+        CheckOptions {
+            window: overrides.window.unwrap_or(config.check.window),
+            dry_run: overrides.dry_run,
+            no_write: overrides.no_write || !config.check.write_issues,
+            no_email: overrides.no_email,
+            timeout: overrides.timeout.unwrap_or(config.check.timeout),
+            scope: overrides.scope.clone(),
+        }
+    }
+
+    /// The config as it is, nothing overridden.
+    pub fn from_config(config: &Config) -> CheckOptions {
+        CheckOptions::new(config, &Overrides::default())
+    }
+}
+
+/// Builds the Table API client for the configured instance.
+pub fn client(config: &Config, retry: RetryPolicy) -> Result<Client, ClientError> {
+    let i = &config.instance;
+    Client::new(ClientOptions {
+        base_url: i.url.clone(),
+        auth: i.auth.clone(),
+        timeout: i.timeout,
+        page_size: i.page_size,
+        concurrency: i.concurrency,
+        retry,
+        proxy: i.proxy.clone(),
+        extra_ca: i.ca_file.clone(),
+    })
+}

@@ -1,0 +1,91 @@
+//! What a cycle produced, with what it cost; its one log line. The renderings of an outcome (text, JSON)
+//! are `present::outcome`'s: [`Outcome::view`] hands them the parts in their own terms.
+
+use std::time::{Duration, Instant};
+
+use crate::domain::{Report, Watched};
+use crate::notify::EmailOutcome;
+use crate::present::outcome::OutcomeView;
+use crate::snow::Client;
+use crate::writeback::WriteBack;
+
+/// What a cycle produced, with what it cost.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub write_back: WriteBack,
+    /// `None` when no `[email]` is configured or `--no-email` was given.
+    pub(crate) email: Option<EmailOutcome>,
+    pub requests: u64,
+    pub(crate) response_bytes: u64,
+    pub(crate) duration: Duration,
+}
+
+impl Outcome {
+    /// What this cycle's email did; `None` when no `[email]` is configured or `--no-email` was given.
+    pub fn email(&self) -> Option<&EmailOutcome> {
+        self.email.as_ref()
+    }
+
+    /// The one line a cycle logs: duration, requests, findings by category (and, as they land,
+    /// records created/counted/resolved and the email sent or queued).
+    pub(crate) fn summary_line(&self) -> String {
+        let by: Vec<String> =
+            self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
+        format!(
+            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}; {}",
+            self.report.status.label(),
+            self.duration.as_millis(),
+            self.requests,
+            self.response_bytes,
+            self.report.findings.len(),
+            by.join(" "),
+            self.write_back.summary(),
+            self.email.as_ref().map_or_else(|| "email off".to_string(), EmailOutcome::summary)
+        )
+    }
+
+    /// The parts the renderings show; `watch` is what a watch (`check --until-ok`) did before this report.
+    pub fn view<'a>(&'a self, watch: Option<&'a Watched>) -> OutcomeView<'a> {
+        OutcomeView {
+            report: &self.report,
+            write_back: &self.write_back,
+            email: self.email.as_ref().map(EmailOutcome::section),
+            email_json: serde_json::json!(self.email),
+            duration: self.duration,
+            watch,
+        }
+    }
+}
+
+/// Where a cycle's cost is measured from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meter {
+    started: Instant,
+    requests: u64,
+    bytes: u64,
+}
+
+impl Meter {
+    pub(crate) fn start(client: &Client) -> Meter {
+        Meter { started: Instant::now(), requests: client.stats().requests(), bytes: client.stats().response_bytes() }
+    }
+
+    /// The outcome of a cycle whose side effects are done, with what it cost since the start.
+    pub(super) fn outcome(
+        self,
+        client: &Client,
+        report: Report,
+        write_back: WriteBack,
+        email: Option<EmailOutcome>,
+    ) -> Outcome {
+        Outcome {
+            report,
+            write_back,
+            email,
+            requests: client.stats().requests() - self.requests,
+            response_bytes: client.stats().response_bytes() - self.bytes,
+            duration: self.started.elapsed(),
+        }
+    }
+}
