@@ -114,61 +114,54 @@ fn create_body(c: &Create) -> Value {
 /// writes sent again in batches of half the size.
 pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch: bool) -> Applied {
     let writes = writes_of(plan);
-    let mut applied = Applied::default();
+    let mut run = Applying { client, source, applied: Applied::default(), lost: Vec::new() };
     // Sent one per request: nothing of these ran yet, or (PATCHes) running them twice changes nothing.
-    let mut direct: Vec<Write> = Vec::new();
-    // Creates whose outcome is unknown: looked up before anything is sent again.
-    let mut lost: Vec<&Create> = Vec::new();
-    if use_batch && !writes.is_empty() {
-        applied.batch = true;
+    let direct = if use_batch && !writes.is_empty() { run.batched(writes).await } else { writes };
+    run.direct(&direct).await;
+    run.lost_answers().await;
+    run.applied
+}
+
+/// A plan being applied: what is written so far, and the creates whose answer was lost.
+struct Applying<'c, 'p> {
+    client: &'c Client,
+    source: &'c QueryValue,
+    applied: Applied,
+    /// Creates whose outcome is unknown: looked up before anything is sent again.
+    lost: Vec<&'p Create>,
+}
+
+/// What one round of Batch API calls left to do.
+#[derive(Default)]
+struct BatchRound<'p> {
+    /// Unfinished writes that are safe to send again.
+    again: Vec<Write<'p>>,
+    /// Writes of a batch refused before anything ran: they go one per request.
+    direct: Vec<Write<'p>>,
+    /// The quota cut a batch short.
+    cut: bool,
+    /// The instance does not offer the Batch API.
+    not_offered: bool,
+}
+
+impl<'p> Applying<'_, 'p> {
+    /// Applies `writes` through the Batch API, in rounds while the quota cuts batches short; returns the writes
+    /// left to send one per request.
+    async fn batched(&mut self, writes: Vec<Write<'p>>) -> Vec<Write<'p>> {
+        self.applied.batch = true;
+        let mut direct = Vec::new();
         let mut pending = writes;
         let mut size = BATCH_SIZE;
         while !pending.is_empty() {
-            let chunks: Vec<&[Write]> = pending.chunks(size).collect();
-            let answers = join_all(chunks.iter().map(|chunk| send_batch(client, chunk))).await;
-            let mut again: Vec<Write> = Vec::new();
-            let mut cut = false;
-            let mut not_offered = false;
-            for (chunk, answer) in chunks.iter().zip(answers) {
-                match answer {
-                    Ok(outcomes) => {
-                        for (w, outcome) in chunk.iter().zip(outcomes) {
-                            cut |= matches!(outcome, ItemOutcome::Cut(_));
-                            settle_item(&mut applied, w, outcome, &mut lost, &mut again);
-                        }
-                    }
-                    // Refused before anything ran: each write goes on its own.
-                    Err(e) if e.batch_not_offered() => {
-                        if !not_offered {
-                            tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
-                        }
-                        not_offered = true;
-                        direct.extend(chunk.iter().cloned());
-                    }
-                    Err(e) => {
-                        let quota = matches!(e.kind(), ApiErrorKind::QuotaExceeded { .. });
-                        cut |= quota;
-                        if e.outcome_unknown() {
-                            tracing::warn!(error = %e, "a Batch API call's answer was lost; looking before re-creating");
-                        } else {
-                            tracing::error!(error = %e, "a Batch API call was refused");
-                        }
-                        for w in *chunk {
-                            match w {
-                                Write::Create(c) if e.outcome_unknown() || quota => lost.push(c),
-                                Write::Create(_) => record_failure(&mut applied, w, e.to_string()),
-                                patch => again.push(patch.clone()),
-                            }
-                        }
-                    }
-                }
-            }
-            if not_offered {
-                applied.batch = false;
+            let round = self.batch_round(&pending, size).await;
+            direct.extend(round.direct);
+            let mut again = round.again;
+            if round.not_offered {
+                self.applied.batch = false;
                 direct.extend(again);
                 break;
             }
-            if !cut || size == 1 {
+            if !round.cut || size == 1 {
                 // Not the quota: what is left goes one per request, as a lost answer always has.
                 direct.extend(again);
                 break;
@@ -177,43 +170,130 @@ pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch:
             // creates among them only once they are known not to have gone through.
             size = (size / 2).max(1);
             tracing::warn!(size, "the Batch API's quota cut a batch short; sending what is left in smaller batches");
-            let looked = std::mem::take(&mut lost);
-            again.extend(
-                look_up_lost_creates(client, source, &looked, &mut applied).await.into_iter().map(Write::Create),
-            );
+            let looked = std::mem::take(&mut self.lost);
+            again.extend(self.look_up_lost_creates(&looked).await.into_iter().map(Write::Create));
             pending = again;
         }
-    } else {
-        direct = writes;
+        direct
     }
 
-    let answers = join_all(direct.iter().map(|w| send_one(client, w))).await;
-    for (w, answer) in direct.iter().zip(answers) {
-        match (w, answer) {
-            (Write::Create(c), Sent::Lost) => lost.push(c),
-            (Write::Patch { .. }, Sent::Lost) => record_failure(&mut applied, w, "the answer was lost".into()),
-            (_, Sent::Written(sys_id)) => record_success(&mut applied, w, sys_id),
-            (_, Sent::Failed(e)) => record_failure(&mut applied, w, e),
-        }
-    }
-
-    if !lost.is_empty() {
-        let missing = look_up_lost_creates(client, source, &lost, &mut applied).await;
-        let again: Vec<Write> = missing.into_iter().map(Write::Create).collect();
-        let answers = join_all(again.iter().map(|w| send_one(client, w))).await;
-        for (w, answer) in again.iter().zip(answers) {
+    /// One round: `pending` in batches of `size`, sent together; what each answer says is settled.
+    async fn batch_round(&mut self, pending: &[Write<'p>], size: usize) -> BatchRound<'p> {
+        let chunks: Vec<&[Write<'p>]> = pending.chunks(size).collect();
+        let answers = join_all(chunks.iter().map(|chunk| send_batch(self.client, chunk))).await;
+        let mut round = BatchRound::default();
+        for (chunk, answer) in chunks.iter().zip(answers) {
             match answer {
-                Sent::Written(sys_id) => record_success(&mut applied, w, sys_id),
-                Sent::Lost => record_failure(
-                    &mut applied,
-                    w,
-                    "the answer was lost again; the next cycle will look for it and reconcile".into(),
-                ),
-                Sent::Failed(e) => record_failure(&mut applied, w, format!("{e}; the next cycle will try again")),
+                Ok(outcomes) => {
+                    for (w, outcome) in chunk.iter().zip(outcomes) {
+                        round.cut |= matches!(outcome, ItemOutcome::Cut(_));
+                        settle_item(&mut self.applied, w, outcome, &mut self.lost, &mut round.again);
+                    }
+                }
+                // Refused before anything ran: each write goes on its own.
+                Err(e) if e.batch_not_offered() => {
+                    if !round.not_offered {
+                        tracing::info!(error = %e, "the Batch API is not offered; writing one record per request");
+                    }
+                    round.not_offered = true;
+                    round.direct.extend(chunk.iter().cloned());
+                }
+                Err(e) => self.failed_batch(chunk, &e, &mut round),
+            }
+        }
+        round
+    }
+
+    /// A Batch API call that failed as a whole: its lost creates are looked up, its PATCHes sent again.
+    fn failed_batch(&mut self, chunk: &[Write<'p>], e: &ApiError, round: &mut BatchRound<'p>) {
+        let quota = matches!(e.kind(), ApiErrorKind::QuotaExceeded { .. });
+        round.cut |= quota;
+        if e.outcome_unknown() {
+            tracing::warn!(error = %e, "a Batch API call's answer was lost; looking before re-creating");
+        } else {
+            tracing::error!(error = %e, "a Batch API call was refused");
+        }
+        for w in chunk {
+            match w {
+                Write::Create(c) if e.outcome_unknown() || quota => self.lost.push(c),
+                Write::Create(_) => record_failure(&mut self.applied, w, e.to_string()),
+                patch => round.again.push(patch.clone()),
             }
         }
     }
-    applied
+
+    /// Sends `direct`, one write per request.
+    async fn direct(&mut self, direct: &[Write<'p>]) {
+        let answers = join_all(direct.iter().map(|w| send_one(self.client, w))).await;
+        for (w, answer) in direct.iter().zip(answers) {
+            match (w, answer) {
+                (Write::Create(c), Sent::Lost) => self.lost.push(c),
+                (Write::Patch { .. }, Sent::Lost) => record_failure(&mut self.applied, w, "the answer was lost".into()),
+                (_, Sent::Written(sys_id)) => record_success(&mut self.applied, w, sys_id),
+                (_, Sent::Failed(e)) => record_failure(&mut self.applied, w, e),
+            }
+        }
+    }
+
+    /// The creates whose answer was lost: adopted when found, sent once more when not.
+    async fn lost_answers(&mut self) {
+        if self.lost.is_empty() {
+            return;
+        }
+        let lost = std::mem::take(&mut self.lost);
+        let missing = self.look_up_lost_creates(&lost).await;
+        let again: Vec<Write> = missing.into_iter().map(Write::Create).collect();
+        let answers = join_all(again.iter().map(|w| send_one(self.client, w))).await;
+        for (w, answer) in again.iter().zip(answers) {
+            let applied = &mut self.applied;
+            match answer {
+                Sent::Written(sys_id) => record_success(applied, w, sys_id),
+                Sent::Lost => record_failure(
+                    applied,
+                    w,
+                    "the answer was lost again; the next cycle will look for it and reconcile".into(),
+                ),
+                Sent::Failed(e) => record_failure(applied, w, format!("{e}; the next cycle will try again")),
+            }
+        }
+    }
+
+    /// Looks for the records of creates whose answer was lost: adopts those found, returns those to send
+    /// again. When the open records cannot be read, none is sent again (each is a failure the next cycle
+    /// reconciles).
+    async fn look_up_lost_creates(&mut self, lost: &[&'p Create]) -> Vec<&'p Create> {
+        if lost.is_empty() {
+            return Vec::new();
+        }
+        let open = match read_open_records(self.client, self.source).await {
+            Ok(open) => open,
+            Err(e) => {
+                for c in lost {
+                    record_failure(
+                        &mut self.applied,
+                        &Write::Create(c),
+                        format!(
+                            "the outcome is unknown and could not be checked ({e}); the next cycle will reconcile it"
+                        ),
+                    );
+                }
+                return Vec::new();
+            }
+        };
+        let mut missing = Vec::new();
+        for c in lost {
+            // The plan created this message because no open record had it: any open record now is ours.
+            match open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
+                Some(found) => {
+                    tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
+                    self.applied.adopted += 1;
+                    record_success(&mut self.applied, &Write::Create(c), found.sys_id.to_string());
+                }
+                None => missing.push(*c),
+            }
+        }
+        missing
+    }
 }
 
 /// The plan as a list of writes: creates, then count bumps, then resolves.
@@ -295,45 +375,6 @@ async fn send_one(client: &Client, w: &Write<'_>) -> Sent {
             Err(e) => Sent::Failed(e.to_string()),
         },
     }
-}
-
-/// Looks for the records of creates whose answer was lost: adopts those found, returns those to send again.
-/// When the open records cannot be read, none is sent again (each is a failure the next cycle reconciles).
-async fn look_up_lost_creates<'a>(
-    client: &Client,
-    source: &QueryValue,
-    lost: &[&'a Create],
-    applied: &mut Applied,
-) -> Vec<&'a Create> {
-    if lost.is_empty() {
-        return Vec::new();
-    }
-    let open = match read_open_records(client, source).await {
-        Ok(open) => open,
-        Err(e) => {
-            for c in lost {
-                record_failure(
-                    applied,
-                    &Write::Create(c),
-                    format!("the outcome is unknown and could not be checked ({e}); the next cycle will reconcile it"),
-                );
-            }
-            return Vec::new();
-        }
-    };
-    let mut missing = Vec::new();
-    for c in lost {
-        // The plan created this message because no open record had it: any open record now is ours.
-        match open.iter().find(|r| r.message == c.message && r.mid_server.is_none()) {
-            Some(found) => {
-                tracing::info!(sys_id = %found.sys_id, message = %Shown(&c.message), "the lost create had gone through; adopted");
-                applied.adopted += 1;
-                record_success(applied, &Write::Create(c), found.sys_id.to_string());
-            }
-            None => missing.push(*c),
-        }
-    }
-    missing
 }
 
 fn record_success(applied: &mut Applied, w: &Write, sys_id: String) {
