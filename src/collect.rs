@@ -87,7 +87,7 @@ const MAX_ROLE_DEPTH: usize = 10;
 pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<Snapshot, ApiError> {
     let mut snapshot = match scope {
         Scope::All => everyone(client).await?,
-        Scope::Selected(selection) => selected::base(client, selection).await?,
+        Scope::Only(selection) => selected::base(client, selection).await?,
     };
     if snapshot.selected.as_ref().is_some_and(|s| s.unknown().is_some()) {
         // A name matched nothing: the check stops there, with a usage error.

@@ -13,7 +13,7 @@ use super::{
     MID_SERVERS, MID_USER_CONFIGS, MID_USER_PARAM_VALUE, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME,
     USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, user_account, with_role,
 };
-use crate::domain::{MidServer, MidUserConfig, Selected, Selection, Snapshot, SysId, UserAccount};
+use crate::domain::{MidServer, MidUserConfig, ResolvedSelection, Selection, Snapshot, SysId, UserAccount};
 use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, Client, Query};
 
@@ -71,7 +71,7 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         .collect();
     let unknown_mid_servers =
         selection.mid_servers.iter().filter(|n| !mids.iter().any(|m| &m.name == *n)).cloned().collect();
-    let selected = Selected { requested: selection.clone(), users: names, unknown_users, unknown_mid_servers };
+    let selected = ResolvedSelection { requested: selection.clone(), users: names, unknown_users, unknown_mid_servers };
     Ok(Snapshot {
         mid_server_role,
         role_holders,

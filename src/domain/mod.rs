@@ -13,5 +13,5 @@ mod watched;
 pub use finding::*;
 pub use population::Population;
 pub use records::*;
-pub use selection::{Scope, Selected, Selection};
+pub use selection::{ResolvedSelection, Scope, Selection};
 pub use watched::{WatchEnd, Watched};

@@ -390,7 +390,7 @@ pub struct Snapshot {
     pub(crate) login_history: LoginHistory,
     pub(crate) skipped_users: Vec<SkippedUser>,
     /// The selection of a selected check, as the instance resolved it; `None` for a check of everyone.
-    pub(crate) selected: Option<super::Selected>,
+    pub(crate) selected: Option<super::ResolvedSelection>,
     /// The events' read: from (exclusive) and until (inclusive); `None` until they are read. A later round of
     /// a watch keeps the first round's start: its event counts cover everything read since.
     pub(crate) read_from: Option<DateTime<Utc>>,

@@ -33,19 +33,19 @@ impl Selection {
 pub enum Scope {
     #[default]
     All,
-    Selected(Selection),
+    Only(Selection),
 }
 
 impl Scope {
     /// `All` for an empty selection.
     pub fn of(selection: Selection) -> Scope {
-        if selection.is_empty() { Scope::All } else { Scope::Selected(selection) }
+        if selection.is_empty() { Scope::All } else { Scope::Only(selection) }
     }
 }
 
 /// A selection as the instance resolved it: the users it covers, and the names that matched nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selected {
+pub struct ResolvedSelection {
     pub(crate) requested: Selection,
     /// The `--user` names and the users configured on the `--mid-server`s.
     pub(crate) users: BTreeSet<String>,
@@ -55,7 +55,7 @@ pub struct Selected {
     pub(crate) unknown_mid_servers: Vec<String>,
 }
 
-impl Selected {
+impl ResolvedSelection {
     /// The usage error for names that matched nothing, if any.
     pub(crate) fn unknown(&self) -> Option<String> {
         let mut problems = Vec::new();

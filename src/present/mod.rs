@@ -42,14 +42,14 @@ pub enum Detail {
 
 /// A value from the instance: `raw` for building links, `text` (cleaned) for showing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Value<'a> {
+pub(crate) struct Untrusted<'a> {
     pub(crate) raw: &'a str,
     pub(crate) text: String,
 }
 
-impl<'a> Value<'a> {
-    pub(crate) fn of(raw: &'a str) -> Value<'a> {
-        Value { raw, text: clean(raw) }
+impl<'a> Untrusted<'a> {
+    pub(crate) fn of(raw: &'a str) -> Untrusted<'a> {
+        Untrusted { raw, text: clean(raw) }
     }
 }
 
@@ -117,8 +117,8 @@ pub(crate) fn window_line(report: &Report) -> String {
 /// A down MID Server named in a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MidView<'a> {
-    pub(crate) sys_id: Value<'a>,
-    pub(crate) name: Value<'a>,
+    pub(crate) sys_id: Untrusted<'a>,
+    pub(crate) name: Untrusted<'a>,
     /// `silent since 2026-11-22 11:39:12 UTC (20m before the check)`, when its last heartbeat is known.
     pub(crate) down_since: Option<String>,
 }
@@ -162,8 +162,8 @@ pub(crate) fn silent_since(at: chrono::DateTime<chrono::Utc>, end: chrono::DateT
 #[derive(Debug, Clone)]
 pub(crate) struct FindingView<'a> {
     /// The documented message, cleaned.
-    pub(crate) message: Value<'a>,
-    pub(crate) user: Value<'a>,
+    pub(crate) message: Untrusted<'a>,
+    pub(crate) user: Untrusted<'a>,
     pub(crate) down_mid_servers: Vec<MidView<'a>>,
     /// The detail rows after the MID Servers, label → cleaned value: deciding event, login history, account,
     /// missing roles, likely cause.
@@ -223,14 +223,14 @@ impl<'a> FindingView<'a> {
             rows.push(("Likely cause", clean(cause)));
         }
         FindingView {
-            message: Value::of(&f.message),
-            user: Value::of(&f.user),
+            message: Untrusted::of(&f.message),
+            user: Untrusted::of(&f.user),
             down_mid_servers: f
                 .down_mid_servers
                 .iter()
                 .map(|m| MidView {
-                    sys_id: Value::of(&m.sys_id),
-                    name: Value::of(&m.name),
+                    sys_id: Untrusted::of(&m.sys_id),
+                    name: Untrusted::of(&m.name),
                     down_since: m.down_since.map(|at| silent_since(at, end)),
                 })
                 .collect(),
@@ -242,14 +242,14 @@ impl<'a> FindingView<'a> {
 /// A user configured on down MID Servers, in the ID map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MappedUser<'a> {
-    pub(crate) user: Value<'a>,
-    pub(crate) mid_servers: Vec<Value<'a>>,
+    pub(crate) user: Untrusted<'a>,
+    pub(crate) mid_servers: Vec<Untrusted<'a>>,
 }
 
 /// The MID Server ID map, cleaned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IdMapView<'a> {
-    pub(crate) unassociated_users: Vec<Value<'a>>,
+    pub(crate) unassociated_users: Vec<Untrusted<'a>>,
     pub(crate) users_on_down_mid_servers: Vec<MappedUser<'a>>,
     /// sys_id → name.
     pub(crate) down_mid_servers: Vec<MidView<'a>>,
@@ -258,19 +258,19 @@ pub(crate) struct IdMapView<'a> {
 impl<'a> IdMapView<'a> {
     pub(crate) fn of(map: &'a IdMap) -> IdMapView<'a> {
         IdMapView {
-            unassociated_users: map.unassociated_users.iter().map(|u| Value::of(u)).collect(),
+            unassociated_users: map.unassociated_users.iter().map(|u| Untrusted::of(u)).collect(),
             users_on_down_mid_servers: map
                 .users_on_down_mid_servers
                 .iter()
                 .map(|(u, mids)| MappedUser {
-                    user: Value::of(u),
-                    mid_servers: mids.iter().map(|m| Value::of(m)).collect(),
+                    user: Untrusted::of(u),
+                    mid_servers: mids.iter().map(|m| Untrusted::of(m)).collect(),
                 })
                 .collect(),
             down_mid_servers: map
                 .down_mid_servers
                 .iter()
-                .map(|(id, name)| MidView { sys_id: Value::of(id), name: Value::of(name), down_since: None })
+                .map(|(id, name)| MidView { sys_id: Untrusted::of(id), name: Untrusted::of(name), down_since: None })
                 .collect(),
         }
     }
@@ -294,7 +294,7 @@ pub(crate) struct ReportView<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeldBackView<'a> {
     pub(crate) mid: MidView<'a>,
-    pub(crate) users: Vec<Value<'a>>,
+    pub(crate) users: Vec<Untrusted<'a>>,
 }
 
 impl<'a> ReportView<'a> {
@@ -311,11 +311,11 @@ impl<'a> ReportView<'a> {
                 .filter(|m| !m.judged)
                 .map(|m| HeldBackView {
                     mid: MidView {
-                        sys_id: Value::of(&m.sys_id),
-                        name: Value::of(&m.name),
+                        sys_id: Untrusted::of(&m.sys_id),
+                        name: Untrusted::of(&m.name),
                         down_since: m.down_since.map(|at| silent_since(at, report.window.end)),
                     },
-                    users: m.users.iter().map(|u| Value::of(u)).collect(),
+                    users: m.users.iter().map(|u| Untrusted::of(u)).collect(),
                 })
                 .collect(),
             notes: report.notes.iter().map(|n| clean(n)).collect(),

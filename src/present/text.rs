@@ -170,22 +170,18 @@ pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
         WriteBack::CutOff { source, plan } => {
             let _ = writeln!(
                 out,
-                "\necc_agent_issue (source {}): cut off by the check's deadline while writing (planned: create {}, \
-                 count {}, resolve {}); some records may not be written yet: the next cycle converges",
+                "\necc_agent_issue (source {}): cut off by the check's deadline while writing (planned: {}); some \
+                 records may not be written yet: the next cycle converges",
                 clean(source),
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
+                plan.tally()
             );
         }
         WriteBack::DryRun { source, plan } => {
             let _ = writeln!(
                 out,
-                "\necc_agent_issue (source {}), dry run, nothing written: would create {}, count {}, resolve {}",
+                "\necc_agent_issue (source {}), dry run, nothing written: would {}",
                 clean(source),
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
+                plan.tally()
             );
             if detailed {
                 for c in &plan.create {

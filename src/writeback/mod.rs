@@ -107,12 +107,7 @@ impl WriteBack {
     pub fn summary(&self) -> String {
         match self {
             WriteBack::Disabled => "write-back off".into(),
-            WriteBack::DryRun { plan, .. } => format!(
-                "dry run: would create {}, count {}, resolve {}",
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
-            ),
+            WriteBack::DryRun { plan, .. } => format!("dry run: would {}", plan.tally()),
             WriteBack::Applied { applied, .. } => format!(
                 "records created={} counted={} resolved={} failed={}",
                 applied.created.len(),
@@ -120,12 +115,9 @@ impl WriteBack {
                 applied.resolved.len(),
                 applied.failed.len()
             ),
-            WriteBack::CutOff { plan, .. } => format!(
-                "write-back cut off by the deadline (planned create {}, count {}, resolve {}; the next cycle converges)",
-                plan.create.len(),
-                plan.count.len(),
-                plan.resolve.len()
-            ),
+            WriteBack::CutOff { plan, .. } => {
+                format!("write-back cut off by the deadline (planned {}; the next cycle converges)", plan.tally())
+            }
             WriteBack::Failed { error, .. } => format!("write-back failed: {error}"),
         }
     }

@@ -81,6 +81,13 @@ pub struct Plan {
     pub(crate) resolve: Vec<Resolve>,
 }
 
+impl Plan {
+    /// `create 1, count 4, resolve 0`: how the reports and the log word a plan.
+    pub(crate) fn tally(&self) -> String {
+        format!("create {}, count {}, resolve {}", self.create.len(), self.count.len(), self.resolve.len())
+    }
+}
+
 /// Plans the writes of one cycle. `open` must hold only unresolved records of `source`; any other
 /// record passed in by mistake is ignored, never touched.
 pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: DateTime<Utc>) -> Plan {

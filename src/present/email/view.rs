@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Delta, Links};
 use crate::domain::{Category, Finding, Report, Status, sn_time};
-use crate::present::{FindingView, IdMapView, ReportView, Value};
+use crate::present::{FindingView, IdMapView, ReportView, Untrusted};
 
 pub(super) const INSTANCE: &str = "Instance";
 pub(super) const WINDOW: &str = "Window";
@@ -178,7 +178,7 @@ impl EmailView {
                 &delta.resolved,
                 |f| f.category,
                 |f| {
-                    let (message, user) = (Value::of(&f.message), Value::of(&f.user));
+                    let (message, user) = (Untrusted::of(&f.message), Untrusted::of(&f.user));
                     ResolvedItem { refs: refs(links, &report.user_ids, &message, &user), message: message.text }
                 },
             );
@@ -275,7 +275,7 @@ fn user_link(links: &Links, user_ids: &UserIds, user: &str) -> Option<String> {
     links.user(user_ids.get(user)?)
 }
 
-fn refs(links: &Links, user_ids: &UserIds, message: &Value<'_>, user: &Value<'_>) -> Vec<Ref> {
+fn refs(links: &Links, user_ids: &UserIds, message: &Untrusted<'_>, user: &Untrusted<'_>) -> Vec<Ref> {
     let issue = links.issue(message.raw).map(|href| Ref { field: "Issue record", label: "issue record".into(), href });
     let user = user_link(links, user_ids, user.raw).map(|href| Ref {
         field: "User record",
@@ -286,8 +286,8 @@ fn refs(links: &Links, user_ids: &UserIds, message: &Value<'_>, user: &Value<'_>
 }
 
 fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds) -> IdMapPart {
-    let user = |u: &Value<'_>| Linked { text: u.text.clone(), href: user_link(links, user_ids, u.raw) };
-    let mid = |id: &Value<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
+    let user = |u: &Untrusted<'_>| Linked { text: u.text.clone(), href: user_link(links, user_ids, u.raw) };
+    let mid = |id: &Untrusted<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
     IdMapPart {
         title: "MID Server ID map",
         unassociated_intro: "Users with the mid_server role not configured on any MID Server:",
