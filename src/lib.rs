@@ -1,6 +1,6 @@
 //! midwatch watches the MID Server users of a ServiceNow instance.
 //!
-//! One cycle is a straight line ([`cycle::check`]):
+//! One cycle is a straight line ([`cycle::Cycle::check`]):
 //!
 //! ```text
 //! config ──▶ collect (Table API reads) ──▶ Snapshot ──▶ evaluate (pure rules) ──▶ Report
@@ -9,6 +9,11 @@
 //!                   apply (create / count / resolve)                 ├──▶ notify: email ──▶ outbox ──▶ SMTP
 //!                                                                    └──▶ present: text / JSON
 //! ```
+//!
+//! The modules call downward only: `cli` and `demo` → `watch` → `cycle` → {`collect`, `evaluate`,
+//! `writeback`, `notify`}; `present` renders for `cli` and `demo` (and the email for `notify`). A layer takes
+//! what bounds it (the window, the deadline of `deadline.rs`) as arguments and returns what it did, never a field for
+//! one caller.
 //!
 //! Where each job lives:
 //!
@@ -27,8 +32,11 @@
 //! - [`present`] is one view of the report and its renderings: terminal text, JSON, email text and HTML.
 //! - [`notify`] decides whether to email, keeps the outbox and delivers over SMTP.
 //! - [`service`] is `midwatch run`: the same cycle on a schedule, with signals, systemd and metrics.
+//! - [`cycle`] is one cycle: its options, its reads and rules (`Cycle::observe`), its side effects
+//!   (`Cycle::conclude`) and its [`cycle::Outcome`], within the deadline it is given.
 //! - [`watch`] is `check --until-ok`: the cycle's reads and rules in rounds (each later one reading only the
-//!   newer events), then the last round's side effects. Whom a check covers is a [`domain::Scope`]
+//!   newer events, the earlier ones carried over), then the last round's side effects; it returns what the
+//!   watch did ([`domain::Watched`]) beside the outcome. Whom a check covers is a [`domain::Scope`]
 //!   (`--user`, `--mid-server`): `collect` reads only for the selected users, write-back touches only their
 //!   records (`writeback::records_of`).
 //! - `escape.rs` and `logging.rs` show untrusted text with its control characters escaped, in reports and

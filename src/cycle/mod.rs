@@ -1,14 +1,14 @@
 //! One check cycle: collect → evaluate → reconcile / apply → notify. `check`, `demo` and each cycle of `run`
 //! call [`Cycle::check`], under the cycle's deadline, which can fail the reads but only cut the side effects
-//! short. Its two halves are [`Cycle::observe`] (collect, evaluate: no side effect) and [`Cycle::conclude`]
+//! short. Its two halves are `Cycle::observe` (collect, evaluate: no side effect) and `Cycle::conclude`
 //! (write-back, email); a caller that observes in rounds (the watch of `check --until-ok`) reads with
-//! [`Cycle::read`] and judges with [`Cycle::evaluate`], and concludes once.
+//! `Cycle::read` and judges with `Cycle::evaluate`, and concludes once.
 //!
 //! - `options.rs`: the command line's overrides merged with the config, and the client it describes;
 //! - `outcome.rs`: what a cycle produced and what it cost;
 //! - `side_effects.rs`: write-back and email.
 //!
-//! A cycle knows nothing of its callers: what bounds it (the window, the [`Deadline`]) comes in as
+//! A cycle knows nothing of its callers: what bounds it (the window, the `Deadline`) comes in as
 //! arguments, and what it did goes out as an [`Outcome`].
 
 mod options;

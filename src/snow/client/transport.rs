@@ -44,7 +44,7 @@ impl Client {
             ApiError::new(table, ApiErrorKind::Connect { cause: reason.clone(), reason })
         })?;
         let request = request.header(reqwest::header::ACCEPT, "application/json");
-        // `auth.rs`: the credentials; a refused OAuth token is renewed once and the request repeated once.
+        // `snow/auth/`: the credentials; a refused OAuth token is renewed once and the request repeated once.
         self.auth
             .send(
                 table,
