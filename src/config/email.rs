@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::duration::Bounded;
 use super::secret::resolve_secret;
 use super::{Environment, check_ca_file, is_loopback_host, without_userinfo};
 
@@ -21,6 +22,9 @@ pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// How many messages the outbox holds by default; the oldest beyond it are dropped.
 pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
+
+/// The bounds of `[email] timeout`.
+const SMTP_TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 
 /// The bounds of `[email] outbox_max_age` and `remind_every`, and of `outbox_max_messages`.
 const HOURS_TO_DAYS: std::ops::RangeInclusive<Duration> =
@@ -209,17 +213,10 @@ impl RawEmail {
         let to = validate_recipients(self.to, problems);
         let timeout = match self.timeout.as_deref() {
             None => Some(DEFAULT_SMTP_TIMEOUT),
-            Some(t) => match humantime::parse_duration(t) {
-                Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) => Some(d),
-                Ok(_) => {
-                    problems.push(format!("[email] timeout = \"{t}\" must be between 1s and 10m"));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!("[email] timeout = \"{t}\" is not a duration ({e}): expected e.g. \"30s\""));
-                    None
-                }
-            },
+            Some(t) => Bounded::new(SMTP_TIMEOUTS, "\"30s\"", &|_| {
+                format!("[email] timeout = \"{t}\" must be between 1s and 10m")
+            })
+            .key("[email] timeout", t, problems),
         };
         let send = match self.send.as_deref() {
             None | Some("on_change") => Some(SendPolicy::OnChange),
@@ -275,18 +272,9 @@ impl RawEmail {
 /// `[email] key = "t"`, a duration from 1h to 90d; `example` is offered when it is not a duration, and `extra`
 /// ends both messages (another value the key takes).
 fn hours_to_days(key: &str, t: &str, example: &str, extra: &str, problems: &mut Vec<String>) -> Option<Duration> {
-    match humantime::parse_duration(t) {
-        Ok(d) if HOURS_TO_DAYS.contains(&d) => Some(d),
-        Ok(_) => {
-            problems.push(format!("[email] {key} = \"{t}\" must be between 1h and 90d{extra}"));
-            None
-        }
-        Err(e) => {
-            problems
-                .push(format!("[email] {key} = \"{t}\" is not a duration ({e}): expected e.g. \"{example}\"{extra}"));
-            None
-        }
-    }
+    let examples = format!("\"{example}\"{extra}");
+    Bounded::new(HOURS_TO_DAYS, &examples, &|_| format!("[email] {key} = \"{t}\" must be between 1h and 90d{extra}"))
+        .key(&format!("[email] {key}"), t, problems)
 }
 
 fn validate_recipients(raw: Option<RawRecipients>, problems: &mut Vec<String>) -> Option<Vec<Mailbox>> {

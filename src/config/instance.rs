@@ -1,5 +1,6 @@
 //! `[instance]`: which ServiceNow instance, how to sign in, and how to talk to it.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,9 +8,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::{Host, Url};
 
+use super::duration::{Bounded, KEY_EXAMPLES};
 use super::secret::resolve_secret;
-use super::{Environment, check_ca_file, duration_key, int_key, is_loopback_host, without_userinfo};
+use super::{Environment, check_ca_file, int_key, is_loopback_host, without_userinfo};
 use crate::snow::auth::{Credentials, OAuthClient};
+
+/// `[instance] timeout`: its default and bounds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUTS: RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawInstance {
@@ -83,10 +89,8 @@ impl RawInstance {
             Some(u) => parse_instance_url(u).map_err(|p| problems.push(format!("[instance] url {p}"))).ok(),
         };
         let auth = self.credentials(env, problems, warnings);
-        let timeout = duration_key("[instance] timeout", self.timeout.as_deref(), Duration::from_secs(30), problems);
-        if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
-            problems.push("[instance] timeout must be between 1s and 10m".into());
-        }
+        let timeout = Bounded::new(TIMEOUTS, KEY_EXAMPLES, &|_| "[instance] timeout must be between 1s and 10m".into())
+            .key_or("[instance] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems);
         let page_size = int_key("[instance] page_size", self.page_size, 1000, 1, 10_000, problems);
         let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1, 16, problems);
         let proxy = self.proxy.as_deref().and_then(|p| parse_proxy(p).map_err(|e| problems.push(e)).ok());

@@ -11,10 +11,11 @@
 //!   schedule rule ([`validate_schedule`]);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
 //! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` ([`LogConfig`]), `[metrics]` ([`MetricsConfig`]);
-//! - `secret.rs`: inline / `*_file` / `*_env` secrets, the same for every section.
+//! - `secret.rs`: inline / `*_file` / `*_env` secrets, the same for every section;
+//! - `duration.rs`: a humantime duration within bounds (`Bounded`), the same for every duration key and for
+//!   `--window`, `--timeout` and `--every`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use check::RawCheck;
 use email::RawEmail;
@@ -25,6 +26,7 @@ use raw::RawFile;
 use state::RawState;
 
 mod check;
+mod duration;
 mod email;
 mod instance;
 mod log;
@@ -37,6 +39,7 @@ pub use check::{
     CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW, parse_timeout,
     parse_window, validate_schedule, validate_timeout, validate_window,
 };
+pub(crate) use duration::Bounded;
 pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
 pub use instance::{InstanceConfig, parse_instance_url};
 pub use log::{LogConfig, LogFormat};
@@ -187,17 +190,6 @@ fn check_ca_file(key: &str, path: &Path, env: &dyn Environment) -> Result<(), St
              {convert}",
             path.display()
         )),
-    }
-}
-
-fn duration_key(key: &str, value: Option<&str>, default: Duration, problems: &mut Vec<String>) -> Option<Duration> {
-    match value {
-        None => Some(default),
-        Some(v) => humantime::parse_duration(v)
-            .map_err(|e| {
-                problems.push(format!("{key} = \"{v}\" is not a duration ({e}): expected e.g. \"30s\", \"5m\", \"4h\""))
-            })
-            .ok(),
     }
 }
 
