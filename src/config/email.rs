@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::duration::Bounded;
-use super::secret::resolve_secret;
+use super::secret::SecretSource;
 use super::{Environment, check_ca_file, is_loopback_host, without_userinfo};
 
 /// The default SMTP timeout (connection and each command).
@@ -173,20 +173,17 @@ impl RawEmail {
         {
             problems.push(e);
         }
+        let password = SecretSource {
+            key: "[email] password",
+            inline: self.password,
+            file: self.password_file,
+            env_var: self.password_env,
+        };
         let user = self.user.filter(|u| !u.trim().is_empty());
         let credentials = match user {
-            Some(user) => resolve_secret(
-                "[email] password",
-                self.password,
-                self.password_file,
-                self.password_env,
-                env,
-                problems,
-                warnings,
-            )
-            .map(|password| SmtpCredentials { user, password }),
+            Some(user) => password.resolve(env, problems, warnings).map(|password| SmtpCredentials { user, password }),
             None => {
-                if self.password.is_some() || self.password_file.is_some() || self.password_env.is_some() {
+                if password.is_set() {
                     problems.push(
                         "[email] a password is set but [email] user is not: set user too, or remove the password"
                             .into(),

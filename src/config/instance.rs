@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::{Host, Url};
 
 use super::duration::{Bounded, KEY_EXAMPLES};
-use super::secret::resolve_secret;
+use super::secret::SecretSource;
 use super::{Environment, check_ca_file, int_key, is_loopback_host, without_userinfo};
 use crate::snow::auth::{Credentials, OAuthClient};
 
@@ -91,8 +91,8 @@ impl RawInstance {
         let auth = self.credentials(env, problems, warnings);
         let timeout = Bounded::new(TIMEOUTS, KEY_EXAMPLES, &|_| "[instance] timeout must be between 1s and 10m".into())
             .key_or("[instance] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems);
-        let page_size = int_key("[instance] page_size", self.page_size, 1000, 1, 10_000, problems);
-        let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1, 16, problems);
+        let page_size = int_key("[instance] page_size", self.page_size, 1000, 1..=10_000, problems);
+        let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1..=16, problems);
         let proxy = self.proxy.as_deref().and_then(|p| parse_proxy(p).map_err(|e| problems.push(e)).ok());
         if let Some(ca) = &self.ca_file
             && let Err(e) = check_ca_file("[instance] ca_file", ca, env)
@@ -199,15 +199,13 @@ impl RawInstance {
                 None
             }
         };
-        let password = resolve_secret(
-            "[instance] password",
-            self.password.take(),
-            self.password_file.take(),
-            self.password_env.take(),
-            env,
-            problems,
-            warnings,
-        );
+        let password = SecretSource {
+            key: "[instance] password",
+            inline: self.password.take(),
+            file: self.password_file.take(),
+            env_var: self.password_env.take(),
+        }
+        .resolve(env, problems, warnings);
         Some((user?, password?))
     }
 
@@ -229,15 +227,13 @@ impl RawInstance {
                 None
             }
         };
-        let secret = resolve_secret(
-            "[instance] client_secret",
-            self.client_secret.take(),
-            self.client_secret_file.take(),
-            self.client_secret_env.take(),
-            env,
-            problems,
-            warnings,
-        );
+        let secret = SecretSource {
+            key: "[instance] client_secret",
+            inline: self.client_secret.take(),
+            file: self.client_secret_file.take(),
+            env_var: self.client_secret_env.take(),
+        }
+        .resolve(env, problems, warnings);
         Some(OAuthClient { id: id?, secret: secret? })
     }
 }

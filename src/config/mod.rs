@@ -11,10 +11,11 @@
 //!   schedule rule ([`validate_schedule`]);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
 //! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` ([`LogConfig`]), `[metrics]` ([`MetricsConfig`]);
-//! - `secret.rs`: inline / `*_file` / `*_env` secrets, the same for every section;
+//! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), the same for every section;
 //! - `duration.rs`: a humantime duration within bounds (`Bounded`), the same for every duration key and for
 //!   `--window`, `--timeout` and `--every`.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use check::RawCheck;
@@ -193,12 +194,19 @@ fn check_ca_file(key: &str, path: &Path, env: &dyn Environment) -> Result<(), St
     }
 }
 
-fn int_key(key: &str, value: Option<i64>, default: i64, min: i64, max: i64, problems: &mut Vec<String>) -> Option<i64> {
+/// An integer key, `default` when absent; a value outside `range` is named in `problems`.
+fn int_key(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: RangeInclusive<i64>,
+    problems: &mut Vec<String>,
+) -> Option<i64> {
     let v = value.unwrap_or(default);
-    if (min..=max).contains(&v) {
+    if range.contains(&v) {
         Some(v)
     } else {
-        problems.push(format!("{key} = {v} is out of range: expected {min} to {max}"));
+        problems.push(format!("{key} = {v} is out of range: expected {} to {}", range.start(), range.end()));
         None
     }
 }
