@@ -196,12 +196,8 @@ fn parse_name(s: &str) -> Result<String, String> {
 
 /// `--every`: 10s to 1h.
 fn parse_every(s: &str) -> Result<Duration, String> {
-    let every = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. 30s, 2m"))?;
-    if (Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&every) {
-        Ok(every)
-    } else {
-        Err(format!("{} is outside 10s..=1h", humantime::format_duration(every)))
-    }
+    let outside = |every| format!("{} is outside 10s..=1h", humantime::format_duration(every));
+    config::Bounded::new(Duration::from_secs(10)..=Duration::from_secs(3600), "30s, 2m", &outside).arg(s)
 }
 
 impl OwnArgs for CheckOwnArgs {

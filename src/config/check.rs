@@ -1,11 +1,12 @@
 //! `[check]`: what a cycle looks at and when `midwatch run` starts one. Also the `--window` argument, which
 //! follows the same rule as `[check] window`, and the cron schedule rule `midwatch run` relies on.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration_key;
+use super::duration::{Bounded, KEY_EXAMPLES};
 use crate::domain::MIN_WINDOW;
 use crate::domain::MessageStyle;
 use crate::snow::query::QueryValue;
@@ -24,6 +25,13 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
 /// and stops absurd values (`1000000000d` would reach before year 1 in the query).
 pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `[check] window` and `--window`: from the MID Server heartbeat interval ([`MIN_WINDOW`]) to [`MAX_WINDOW`].
+const WINDOWS: RangeInclusive<Duration> = MIN_WINDOW..=MAX_WINDOW;
+/// `[check] timeout` and `--timeout`.
+const TIMEOUTS: RangeInclusive<Duration> = MIN_TIMEOUT..=MAX_TIMEOUT;
+/// `[check] jitter` and `down_for`.
+const UP_TO_A_DAY: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawCheck {
@@ -56,8 +64,12 @@ pub struct CheckConfig {
 
 impl RawCheck {
     pub(super) fn validate(self, problems: &mut Vec<String>) -> Option<CheckConfig> {
-        let window = duration_key("[check] window", self.window.as_deref(), DEFAULT_WINDOW, problems)
-            .and_then(|w| validate_window(w).map_err(|e| problems.push(format!("[check] window: {e}"))).ok());
+        let window = Bounded::new(WINDOWS, KEY_EXAMPLES, &|w| format!("[check] window: {}", window_refused(w))).key_or(
+            "[check] window",
+            self.window.as_deref(),
+            DEFAULT_WINDOW,
+            problems,
+        );
         let messages = match self.messages.as_deref() {
             None | Some("documented") => Some(MessageStyle::Documented),
             Some("instance") => Some(MessageStyle::Instance),
@@ -81,16 +93,18 @@ impl RawCheck {
         } else if let Err(e) = validate_schedule(&schedule) {
             problems.push(format!("[check] schedule = \"{schedule}\" {e}"));
         }
-        let jitter = duration_key("[check] jitter", self.jitter.as_deref(), Duration::ZERO, problems);
-        if jitter.is_some_and(|j| j > Duration::from_secs(24 * 3600)) {
-            problems.push("[check] jitter must be at most 1d".into());
-        }
-        let timeout = duration_key("[check] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems)
-            .and_then(|t| validate_timeout(t).map_err(|e| problems.push(format!("[check] timeout: {e}"))).ok());
-        let down_for = duration_key("[check] down_for", self.down_for.as_deref(), Duration::ZERO, problems);
-        if down_for.is_some_and(|d| d > Duration::from_secs(24 * 3600)) {
-            problems.push("[check] down_for must be at most 1d: a MID Server silent that long is down".into());
-        }
+        let jitter = Bounded::new(UP_TO_A_DAY, KEY_EXAMPLES, &|_| "[check] jitter must be at most 1d".into()).key_or(
+            "[check] jitter",
+            self.jitter.as_deref(),
+            Duration::ZERO,
+            problems,
+        );
+        let timeout = Bounded::new(TIMEOUTS, KEY_EXAMPLES, &|t| format!("[check] timeout: {}", timeout_refused(t)))
+            .key_or("[check] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems);
+        let down_for = Bounded::new(UP_TO_A_DAY, KEY_EXAMPLES, &|_| {
+            "[check] down_for must be at most 1d: a MID Server silent that long is down".into()
+        })
+        .key_or("[check] down_for", self.down_for.as_deref(), Duration::ZERO, problems);
         Some(CheckConfig {
             window: window?,
             schedule,
@@ -106,51 +120,51 @@ impl RawCheck {
 
 /// Refuses a window below the MID Server heartbeat interval or above [`MAX_WINDOW`].
 pub fn validate_window(window: Duration) -> Result<Duration, String> {
+    if WINDOWS.contains(&window) { Ok(window) } else { Err(window_refused(window)) }
+}
+
+/// What `[check] window` and `--window` say of a window outside [`WINDOWS`].
+fn window_refused(window: Duration) -> String {
     if window < MIN_WINDOW {
-        Err(format!(
+        format!(
             "a window of {} is below the 5-minute minimum: the MID Server heartbeat runs every 5 minutes, so a \
              shorter window reports healthy MID Servers as silent",
             humantime::format_duration(window)
-        ))
-    } else if window > MAX_WINDOW {
+        )
+    } else {
         // In days: humantime would say "1month 13h 26m 24s" for 31d.
         let days = window.as_secs_f64() / 86_400.0;
         let days = if window.as_secs().is_multiple_of(86_400) { format!("{days:.0}") } else { format!("{days:.1}") };
-        Err(format!(
+        format!(
             "a window of {days} days is above the 30-day maximum: the instance keeps sysevent rows about 7 days \
              by default, so older login events are gone anyway; use at most 30d"
-        ))
-    } else {
-        Ok(window)
+        )
     }
 }
 
 /// Refuses a cycle deadline outside 5s..=1d (`MIN_TIMEOUT`..=`MAX_TIMEOUT`).
 pub fn validate_timeout(timeout: Duration) -> Result<Duration, String> {
-    if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
-        Ok(timeout)
-    } else {
-        Err(format!(
-            "a deadline of {} is outside 5s..=1d: give the whole cycle at least a few requests' time",
-            humantime::format_duration(timeout)
-        ))
-    }
+    if TIMEOUTS.contains(&timeout) { Ok(timeout) } else { Err(timeout_refused(timeout)) }
 }
 
-/// The `--timeout` argument of `check` and `run` (a clap value parser).
+/// What `[check] timeout` and `--timeout` say of a deadline outside [`TIMEOUTS`].
+fn timeout_refused(timeout: Duration) -> String {
+    format!(
+        "a deadline of {} is outside 5s..=1d: give the whole cycle at least a few requests' time",
+        humantime::format_duration(timeout)
+    )
+}
+
+/// The `--timeout` argument of `check` and `run` (a clap value parser): a humantime duration that
+/// [`validate_timeout`] accepts.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    duration_arg(s, "50s, 2m").and_then(validate_timeout)
+    Bounded::new(TIMEOUTS, "50s, 2m", &timeout_refused).arg(s)
 }
 
 /// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration that
 /// [`validate_window`] accepts.
 pub fn parse_window(s: &str) -> Result<Duration, String> {
-    duration_arg(s, "5m, 4h, 1d").and_then(validate_window)
-}
-
-/// A humantime duration on the command line, or what a valid one looks like.
-fn duration_arg(s: &str, examples: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration ({e}); e.g. {examples}"))
+    Bounded::new(WINDOWS, "5m, 4h, 1d", &window_refused).arg(s)
 }
 
 /// A cron expression as `midwatch run` schedules it (tokio-cron-scheduler: 6 or 7 fields, seconds

@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::secret::resolve_secret;
+use super::duration::Bounded;
+use super::secret::SecretSource;
 use super::{Environment, check_ca_file, is_loopback_host, without_userinfo};
 
 /// The default SMTP timeout (connection and each command).
@@ -21,6 +22,9 @@ pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// How many messages the outbox holds by default; the oldest beyond it are dropped.
 pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
+
+/// The bounds of `[email] timeout`.
+const SMTP_TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 
 /// The bounds of `[email] outbox_max_age` and `remind_every`, and of `outbox_max_messages`.
 const HOURS_TO_DAYS: std::ops::RangeInclusive<Duration> =
@@ -145,7 +149,8 @@ pub(super) struct RawEmail {
 }
 
 impl RawEmail {
-    /// Validates `[email]`, naming every problem with its key.
+    /// Validates `[email]`, naming every problem with its key: the server, its CA and the credentials, the
+    /// sender and the recipients, then when messages are sent and how long they may wait in the outbox.
     pub(super) fn validate(
         self,
         env: &dyn Environment,
@@ -153,83 +158,23 @@ impl RawEmail {
         warnings: &mut Vec<String>,
     ) -> Option<EmailConfig> {
         let before = problems.len();
-        let server = match self.url.as_deref() {
-            None => {
-                problems.push(
-                    "[email] url is required, e.g. url = \"smtp://smtp.acme.com:587\" (STARTTLS) or \
-                     \"smtps://smtp.acme.com\" (implicit TLS)"
-                        .into(),
-                );
-                None
-            }
-            Some(u) => parse_smtp_url(u, self.tls.as_deref()).map_err(|p| problems.push(p)).ok(),
-        };
+        let server = validate_server(self.url.as_deref(), self.tls.as_deref(), problems);
         if let Some(ca) = &self.ca_file
             && let Err(e) = check_ca_file("[email] ca_file", ca, env)
         {
             problems.push(e);
         }
-        let user = self.user.filter(|u| !u.trim().is_empty());
-        let credentials = match user {
-            Some(user) => resolve_secret(
-                "[email] password",
-                self.password,
-                self.password_file,
-                self.password_env,
-                env,
-                problems,
-                warnings,
-            )
-            .map(|password| SmtpCredentials { user, password }),
-            None => {
-                if self.password.is_some() || self.password_file.is_some() || self.password_env.is_some() {
-                    problems.push(
-                        "[email] a password is set but [email] user is not: set user too, or remove the password"
-                            .into(),
-                    );
-                }
-                None
-            }
+        let password = SecretSource {
+            key: "[email] password",
+            inline: self.password,
+            file: self.password_file,
+            env_var: self.password_env,
         };
-        let from = match self.from.as_deref() {
-            None => {
-                problems.push("[email] from is required, e.g. from = \"midwatch <midwatch@acme.com>\"".into());
-                None
-            }
-            Some(f) => f
-                .trim()
-                .parse::<Mailbox>()
-                .map_err(|e| {
-                    problems.push(format!(
-                        "[email] from = \"{f}\" is not a valid address ({e}): expected e.g. \"midwatch <midwatch@acme.com>\""
-                    ))
-                })
-                .ok(),
-        };
+        let credentials = validate_credentials(self.user, password, env, problems, warnings);
+        let from = validate_sender(self.from.as_deref(), problems);
         let to = validate_recipients(self.to, problems);
-        let timeout = match self.timeout.as_deref() {
-            None => Some(DEFAULT_SMTP_TIMEOUT),
-            Some(t) => match humantime::parse_duration(t) {
-                Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) => Some(d),
-                Ok(_) => {
-                    problems.push(format!("[email] timeout = \"{t}\" must be between 1s and 10m"));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!("[email] timeout = \"{t}\" is not a duration ({e}): expected e.g. \"30s\""));
-                    None
-                }
-            },
-        };
-        let send = match self.send.as_deref() {
-            None | Some("on_change") => Some(SendPolicy::OnChange),
-            Some("always") => Some(SendPolicy::Always),
-            Some("never") => Some(SendPolicy::Never),
-            Some(other) => {
-                problems.push(format!("[email] send = \"{other}\": expected \"on_change\", \"always\" or \"never\""));
-                None
-            }
-        };
+        let timeout = validate_smtp_timeout(self.timeout.as_deref(), problems);
+        let send = validate_send(self.send.as_deref(), problems);
         let outbox_max_age = match self.outbox_max_age.as_deref() {
             None => Some(DEFAULT_OUTBOX_MAX_AGE),
             Some(t) => hours_to_days("outbox_max_age", t, "3d", "", problems),
@@ -238,14 +183,7 @@ impl RawEmail {
             None | Some("off") => Some(None),
             Some(t) => hours_to_days("remind_every", t, "24h", ", or \"off\"", problems).map(Some),
         };
-        let outbox_max_messages = match self.outbox_max_messages {
-            None => Some(DEFAULT_OUTBOX_MAX_MESSAGES),
-            Some(n) if OUTBOX_MESSAGES_RANGE.contains(&n) => usize::try_from(n).ok(),
-            Some(n) => {
-                problems.push(format!("[email] outbox_max_messages = {n} must be between 1 and 10000"));
-                None
-            }
-        };
+        let outbox_max_messages = validate_outbox_max_messages(self.outbox_max_messages, problems);
         let (host, port, tls) = server?;
         if tls == TlsMode::None && self.ca_file.is_some() {
             warnings.push(
@@ -272,21 +210,104 @@ impl RawEmail {
     }
 }
 
-/// `[email] key = "t"`, a duration from 1h to 90d; `example` is offered when it is not a duration, and `extra`
-/// ends both messages (another value the key takes).
-fn hours_to_days(key: &str, t: &str, example: &str, extra: &str, problems: &mut Vec<String>) -> Option<Duration> {
-    match humantime::parse_duration(t) {
-        Ok(d) if HOURS_TO_DAYS.contains(&d) => Some(d),
-        Ok(_) => {
-            problems.push(format!("[email] {key} = \"{t}\" must be between 1h and 90d{extra}"));
+/// `url` (required) with `tls`: the host, the port and the TLS mode.
+fn validate_server(url: Option<&str>, tls: Option<&str>, problems: &mut Vec<String>) -> Option<(String, u16, TlsMode)> {
+    match url {
+        None => {
+            problems.push(
+                "[email] url is required, e.g. url = \"smtp://smtp.acme.com:587\" (STARTTLS) or \
+                 \"smtps://smtp.acme.com\" (implicit TLS)"
+                    .into(),
+            );
             None
         }
-        Err(e) => {
-            problems
-                .push(format!("[email] {key} = \"{t}\" is not a duration ({e}): expected e.g. \"{example}\"{extra}"));
+        Some(u) => parse_smtp_url(u, tls).map_err(|p| problems.push(p)).ok(),
+    }
+}
+
+/// `user` and one password source, or neither: a password without a user is refused.
+fn validate_credentials(
+    user: Option<String>,
+    password: SecretSource<'_>,
+    env: &dyn Environment,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<SmtpCredentials> {
+    match user.filter(|u| !u.trim().is_empty()) {
+        Some(user) => password.resolve(env, problems, warnings).map(|password| SmtpCredentials { user, password }),
+        None => {
+            if password.is_set() {
+                problems.push(
+                    "[email] a password is set but [email] user is not: set user too, or remove the password".into(),
+                );
+            }
             None
         }
     }
+}
+
+/// `from` (required): one address.
+fn validate_sender(from: Option<&str>, problems: &mut Vec<String>) -> Option<Mailbox> {
+    match from {
+        None => {
+            problems.push("[email] from is required, e.g. from = \"midwatch <midwatch@acme.com>\"".into());
+            None
+        }
+        Some(f) => f
+            .trim()
+            .parse::<Mailbox>()
+            .map_err(|e| {
+                problems.push(format!(
+                    "[email] from = \"{f}\" is not a valid address ({e}): expected e.g. \"midwatch <midwatch@acme.com>\""
+                ))
+            })
+            .ok(),
+    }
+}
+
+/// `timeout`, within [`SMTP_TIMEOUTS`].
+fn validate_smtp_timeout(value: Option<&str>, problems: &mut Vec<String>) -> Option<Duration> {
+    let Some(t) = value else {
+        return Some(DEFAULT_SMTP_TIMEOUT);
+    };
+    Bounded::new(SMTP_TIMEOUTS, "\"30s\"", &|_| format!("[email] timeout = \"{t}\" must be between 1s and 10m")).key(
+        "[email] timeout",
+        t,
+        problems,
+    )
+}
+
+/// `send`: `on_change` (the default), `always` or `never`.
+fn validate_send(send: Option<&str>, problems: &mut Vec<String>) -> Option<SendPolicy> {
+    match send {
+        None | Some("on_change") => Some(SendPolicy::OnChange),
+        Some("always") => Some(SendPolicy::Always),
+        Some("never") => Some(SendPolicy::Never),
+        Some(other) => {
+            problems.push(format!("[email] send = \"{other}\": expected \"on_change\", \"always\" or \"never\""));
+            None
+        }
+    }
+}
+
+/// `outbox_max_messages`, within [`OUTBOX_MESSAGES_RANGE`].
+fn validate_outbox_max_messages(value: Option<i64>, problems: &mut Vec<String>) -> Option<usize> {
+    match value {
+        None => Some(DEFAULT_OUTBOX_MAX_MESSAGES),
+        Some(n) if OUTBOX_MESSAGES_RANGE.contains(&n) => usize::try_from(n).ok(),
+        Some(n) => {
+            problems.push(format!("[email] outbox_max_messages = {n} must be between 1 and 10000"));
+            None
+        }
+    }
+}
+
+/// `[email] key = "t"`, a duration from 1h to 90d; `example` is offered when it is not a duration, and `extra`
+/// ends both messages (another value the key takes).
+fn hours_to_days(key: &str, t: &str, example: &str, extra: &str, problems: &mut Vec<String>) -> Option<Duration> {
+    let examples = format!("\"{example}\"{extra}");
+    Bounded::new(HOURS_TO_DAYS, &examples, &|_| format!("[email] {key} = \"{t}\" must be between 1h and 90d{extra}"))
+        .key(&format!("[email] {key}"), t, problems)
 }
 
 fn validate_recipients(raw: Option<RawRecipients>, problems: &mut Vec<String>) -> Option<Vec<Mailbox>> {

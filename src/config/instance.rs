@@ -1,5 +1,6 @@
 //! `[instance]`: which ServiceNow instance, how to sign in, and how to talk to it.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,9 +8,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::{Host, Url};
 
-use super::secret::resolve_secret;
-use super::{Environment, check_ca_file, duration_key, int_key, is_loopback_host, without_userinfo};
+use super::duration::{Bounded, KEY_EXAMPLES};
+use super::secret::SecretSource;
+use super::{Environment, check_ca_file, int_key, is_loopback_host, without_userinfo};
 use crate::snow::auth::{Credentials, OAuthClient};
+
+/// `[instance] timeout`: its default and bounds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUTS: RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawInstance {
@@ -83,12 +89,10 @@ impl RawInstance {
             Some(u) => parse_instance_url(u).map_err(|p| problems.push(format!("[instance] url {p}"))).ok(),
         };
         let auth = self.credentials(env, problems, warnings);
-        let timeout = duration_key("[instance] timeout", self.timeout.as_deref(), Duration::from_secs(30), problems);
-        if timeout.is_some_and(|t| t < Duration::from_secs(1) || t > Duration::from_secs(600)) {
-            problems.push("[instance] timeout must be between 1s and 10m".into());
-        }
-        let page_size = int_key("[instance] page_size", self.page_size, 1000, 1, 10_000, problems);
-        let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1, 16, problems);
+        let timeout = Bounded::new(TIMEOUTS, KEY_EXAMPLES, &|_| "[instance] timeout must be between 1s and 10m".into())
+            .key_or("[instance] timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT, problems);
+        let page_size = int_key("[instance] page_size", self.page_size, 1000, 1..=10_000, problems);
+        let concurrency = int_key("[instance] concurrency", self.concurrency, 4, 1..=16, problems);
         let proxy = self.proxy.as_deref().and_then(|p| parse_proxy(p).map_err(|e| problems.push(e)).ok());
         if let Some(ca) = &self.ca_file
             && let Err(e) = check_ca_file("[instance] ca_file", ca, env)
@@ -195,15 +199,13 @@ impl RawInstance {
                 None
             }
         };
-        let password = resolve_secret(
-            "[instance] password",
-            self.password.take(),
-            self.password_file.take(),
-            self.password_env.take(),
-            env,
-            problems,
-            warnings,
-        );
+        let password = SecretSource {
+            key: "[instance] password",
+            inline: self.password.take(),
+            file: self.password_file.take(),
+            env_var: self.password_env.take(),
+        }
+        .resolve(env, problems, warnings);
         Some((user?, password?))
     }
 
@@ -225,15 +227,13 @@ impl RawInstance {
                 None
             }
         };
-        let secret = resolve_secret(
-            "[instance] client_secret",
-            self.client_secret.take(),
-            self.client_secret_file.take(),
-            self.client_secret_env.take(),
-            env,
-            problems,
-            warnings,
-        );
+        let secret = SecretSource {
+            key: "[instance] client_secret",
+            inline: self.client_secret.take(),
+            file: self.client_secret_file.take(),
+            env_var: self.client_secret_env.take(),
+        }
+        .resolve(env, problems, warnings);
         Some(OAuthClient { id: id?, secret: secret? })
     }
 }

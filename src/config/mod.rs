@@ -11,10 +11,12 @@
 //!   schedule rule ([`validate_schedule`]);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
 //! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` ([`LogConfig`]), `[metrics]` ([`MetricsConfig`]);
-//! - `secret.rs`: inline / `*_file` / `*_env` secrets, the same for every section.
+//! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), the same for every section;
+//! - `duration.rs`: a humantime duration within bounds (`Bounded`), the same for every duration key and for
+//!   `--window`, `--timeout` and `--every`.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use check::RawCheck;
 use email::RawEmail;
@@ -25,6 +27,7 @@ use raw::RawFile;
 use state::RawState;
 
 mod check;
+mod duration;
 mod email;
 mod instance;
 mod log;
@@ -37,6 +40,7 @@ pub use check::{
     CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW, parse_timeout,
     parse_window, validate_schedule, validate_timeout, validate_window,
 };
+pub(crate) use duration::Bounded;
 pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
 pub use instance::{InstanceConfig, parse_instance_url};
 pub use log::{LogConfig, LogFormat};
@@ -190,23 +194,19 @@ fn check_ca_file(key: &str, path: &Path, env: &dyn Environment) -> Result<(), St
     }
 }
 
-fn duration_key(key: &str, value: Option<&str>, default: Duration, problems: &mut Vec<String>) -> Option<Duration> {
-    match value {
-        None => Some(default),
-        Some(v) => humantime::parse_duration(v)
-            .map_err(|e| {
-                problems.push(format!("{key} = \"{v}\" is not a duration ({e}): expected e.g. \"30s\", \"5m\", \"4h\""))
-            })
-            .ok(),
-    }
-}
-
-fn int_key(key: &str, value: Option<i64>, default: i64, min: i64, max: i64, problems: &mut Vec<String>) -> Option<i64> {
+/// An integer key, `default` when absent; a value outside `range` is named in `problems`.
+fn int_key(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: RangeInclusive<i64>,
+    problems: &mut Vec<String>,
+) -> Option<i64> {
     let v = value.unwrap_or(default);
-    if (min..=max).contains(&v) {
+    if range.contains(&v) {
         Some(v)
     } else {
-        problems.push(format!("{key} = {v} is out of range: expected {min} to {max}"));
+        problems.push(format!("{key} = {v} is out of range: expected {} to {}", range.start(), range.end()));
         None
     }
 }
