@@ -8,7 +8,6 @@ mod config_check;
 mod deadline;
 mod errors;
 mod hostile_names;
-mod layout;
 mod oauth;
 mod oauth_secrets;
 mod paging;
