@@ -14,6 +14,7 @@ mod paging;
 mod plugin;
 mod read_plan;
 mod redaction;
+mod report_json;
 mod scenario;
 mod selection;
 #[path = "../support/mod.rs"]
