@@ -8,13 +8,13 @@ mod config_check;
 mod deadline;
 mod errors;
 mod hostile_names;
-mod layout;
 mod oauth;
 mod oauth_secrets;
 mod paging;
 mod plugin;
 mod read_plan;
 mod redaction;
+mod report_json;
 mod scenario;
 mod selection;
 #[path = "../support/mod.rs"]

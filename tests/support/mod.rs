@@ -1,4 +1,4 @@
-//! What the integration test binaries share (`tests/check/`, `tests/email/`, `tests/service.rs`): the test
+//! What the integration test binaries share (`tests/check/`, `tests/email/`, `tests/service/`): the test
 //! account, instance-shaped fixtures and answers, configs for a simulated instance, the binary, and walking a
 //! directory. Each binary uses part of it.
 #![allow(dead_code)]
