@@ -331,7 +331,8 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         #[cfg(feature = "demo")]
         Command::Demo(DemoArgs { output, auth, until_ok }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn", crate::logging::Sink::Stderr);
-            crate::demo::run(output.format, output.detail, auth, until_ok, print).await
+            crate::demo::run(crate::demo::Demo { format: output.format, detail: output.detail, auth, until_ok }, print)
+                .await
         }
         Command::Run(args) => {
             let served = match crate::service::Signals::install() {

@@ -3,7 +3,7 @@
 //! Three rounds, each read concurrently: (1) the `mid_server` role, the MID Servers and their
 //! configured users; (2) who holds the role (with their `sys_user` fields, dot-walked) and what it
 //! contains; then the pure [`Population`] decides whom to check, and (3) reads only those users'
-//! roles, latest login event (`collect/latest.rs`) and (optional) login history. A selected check
+//! roles, latest login event (`collect/latest/mod.rs`) and (optional) login history. A selected check
 //! (`--user`, `--mid-server`) replaces the first two rounds with reads of the selected users' rows only
 //! (`collect/selected.rs`); the third is the same.
 

@@ -12,15 +12,16 @@
 
 mod watch;
 
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
-use crate::cycle::{self, CheckOptions, Cycle};
+use crate::cycle::{self, CheckOptions, Cycle, Outcome};
 use crate::domain::{MessageStyle, Status};
 use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
-use crate::snow::RetryPolicy;
 use crate::snow::auth::{Credentials, OAuthClient};
+use crate::snow::{Client, RetryPolicy};
 use midwatch_sim::smtp::SmtpSink;
 use midwatch_sim::{Dataset, FakeInstance, OAuthApp};
 
@@ -92,18 +93,22 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
     })
 }
 
+/// What `midwatch demo` is asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Demo {
+    pub(crate) format: Format,
+    pub(crate) detail: Detail,
+    pub(crate) auth: DemoAuth,
+    /// The remediation loop (`--until-ok`) instead of the two cycles.
+    pub(crate) until_ok: bool,
+}
+
 /// Runs the demo's two cycles and prints their report through `out`; the status is the second cycle's. With
 /// `--format json` the output is one JSON document, `{"cycles": [<cycle 1>, <cycle 2>]}`, each cycle shaped as
 /// `check --format json` prints it. A failure of the demo itself is reported on stderr and is UNKNOWN; an error
 /// of `out` (stdout closed) ends the demo at once.
-pub(crate) async fn run<E>(
-    format: Format,
-    detail: Detail,
-    auth: DemoAuth,
-    until_ok: bool,
-    out: impl Fn(&str) -> Result<(), E>,
-) -> Result<Status, E> {
-    match cycles(format, detail, auth, until_ok, &out).await {
+pub(crate) async fn run<E>(demo: Demo, out: impl Fn(&str) -> Result<(), E>) -> Result<Status, E> {
+    match cycles(demo, &out).await {
         Ok(Ok(status)) => Ok(status),
         Ok(Err(e)) => Err(e),
         Err(e) => {
@@ -119,52 +124,57 @@ fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "midwatch demo: {}", present::clean(line));
 }
 
-async fn cycles<E>(
-    format: Format,
-    detail: Detail,
-    auth: DemoAuth,
-    until_ok: bool,
-    out: &impl Fn(&str) -> Result<(), E>,
-) -> anyhow::Result<Result<Status, E>> {
-    let now = chrono::Utc::now();
-    let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
-    instance.set_clock(now);
-    note(&format!("simulated instance listening on {}", instance.url()));
-    let mut config = demo_config(&instance.url())?;
-    if auth != DemoAuth::Basic {
-        instance.enable_oauth(OAuthApp::new(CLIENT_ID, CLIENT_SECRET));
-        config.instance.auth = auth.credentials();
-        note(&format!(
-            "signing in with [instance] auth = \"{}\" (the simulated instance refuses Basic auth)",
-            config.instance.auth.method()
-        ));
-    }
-    // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
-    config.state_directory =
-        std::env::temp_dir().join(format!("midwatch-demo-{}-{}", now.format("%Y%m%d-%H%M%S"), std::process::id()));
-    let mail_dir = config.state_directory.join("received-mail");
-    let sink = SmtpSink::start(Some(mail_dir.clone())).await?;
-    let from: lettre::message::Mailbox = "midwatch <midwatch@demo.invalid>".parse()?;
-    let to: lettre::message::Mailbox = "MID Server admins <mid-admins@demo.invalid>".parse()?;
-    config.email = Some(EmailConfig::loopback(sink.port(), from, vec![to]));
-    note(&format!("SMTP server listening on 127.0.0.1:{}", sink.port()));
-    let client = cycle::client(&config, RetryPolicy::default())?;
-    let opts = CheckOptions::from_config(&config);
+/// The simulated instance and SMTP server the demo runs against, and a check's configuration pointing at them.
+struct Stage {
+    instance: FakeInstance,
+    sink: SmtpSink,
+    config: Config,
+    client: Client,
+    opts: CheckOptions,
+}
 
-    if until_ok {
-        let mut say = crate::watch::say(format);
-        let (outcome, watched) = watch::run(&config, &client, &instance, now, &mut say).await?;
-        if let Err(e) = out(&outcome.view(Some(&watched)).render(format, detail)) {
-            return Ok(Err(e));
+impl Stage {
+    /// Starts the simulated instance (its clock at `now`) and SMTP server, signing in with `auth`.
+    async fn start(auth: DemoAuth, now: DateTime<Utc>) -> anyhow::Result<Stage> {
+        let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
+        instance.set_clock(now);
+        note(&format!("simulated instance listening on {}", instance.url()));
+        let mut config = demo_config(&instance.url())?;
+        if auth != DemoAuth::Basic {
+            instance.enable_oauth(OAuthApp::new(CLIENT_ID, CLIENT_SECRET));
+            config.instance.auth = auth.credentials();
+            note(&format!(
+                "signing in with [instance] auth = \"{}\" (the simulated instance refuses Basic auth)",
+                config.instance.auth.method()
+            ));
         }
-        note(&format!("exit status {} ({})", outcome.report.status.exit_code(), outcome.report.status.label()));
-        return Ok(Ok(outcome.report.status));
+        // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
+        config.state_directory =
+            std::env::temp_dir().join(format!("midwatch-demo-{}-{}", now.format("%Y%m%d-%H%M%S"), std::process::id()));
+        let mail_dir = config.state_directory.join("received-mail");
+        let sink = SmtpSink::start(Some(mail_dir.clone())).await?;
+        let from: lettre::message::Mailbox = "midwatch <midwatch@demo.invalid>".parse()?;
+        let to: lettre::message::Mailbox = "MID Server admins <mid-admins@demo.invalid>".parse()?;
+        config.email = Some(EmailConfig::loopback(sink.port(), from, vec![to]));
+        note(&format!("SMTP server listening on 127.0.0.1:{}", sink.port()));
+        let client = cycle::client(&config, RetryPolicy::default())?;
+        let opts = CheckOptions::from_config(&config);
+        Ok(Stage { instance, sink, config, client, opts })
+    }
+}
+
+/// The demo: the stage set, then the two cycles (or the remediation loop), each printed as it ends.
+async fn cycles<E>(demo: Demo, out: &impl Fn(&str) -> Result<(), E>) -> anyhow::Result<Result<Status, E>> {
+    let now = Utc::now();
+    let stage = Stage::start(demo.auth, now).await?;
+    if demo.until_ok {
+        return until_ok(&stage, demo, now, out).await;
     }
 
     // Cycle 1: everything the documentation's examples describe, written to ecc_agent_issue.
-    let first = Cycle::new(&config, &client, &opts).check(now).await?;
-    if format == Format::Text
-        && let Err(e) = out(&first.view(None).render(format, detail))
+    let first = Cycle::new(&stage.config, &stage.client, &stage.opts).check(now).await?;
+    if demo.format == Format::Text
+        && let Err(e) = out(&first.view(None).render(demo.format, demo.detail))
     {
         return Ok(Err(e));
     }
@@ -178,32 +188,13 @@ async fn cycles<E>(
     // Between the cycles an administrator unlocks midserver2 and fixes its password, and its MID
     // Server logs in again.
     let later = now + chrono::Duration::minutes(5);
-    instance.edit(|tables| fix_midserver2(tables, now + chrono::Duration::minutes(2)));
-    instance.set_clock(later);
+    stage.instance.edit(|tables| fix_midserver2(tables, now + chrono::Duration::minutes(2)));
+    stage.instance.set_clock(later);
 
     // Cycle 2: the four remaining findings are counted (count 2); midserver2's record is resolved.
-    let second = Cycle::new(&config, &client, &opts).check(later).await?;
-    let text = match format {
-        Format::Text => {
-            let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
-            // Since when, per finding: the ages the second cycle's records give.
-            let seen: String = second
-                .report
-                .findings
-                .iter()
-                .filter_map(|f| {
-                    let h = f.history.as_ref()?;
-                    Some(format!("  * {}: {}\n", present::clean(&f.user), present::seen(h, second.report.window.end)))
-                })
-                .collect();
-            format!(
-                "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
-                 Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
-                present::clean(&second.report.status_line()),
-                present::text::write_back(&second.write_back, detail),
-                present::text::email(email.as_ref())
-            )
-        }
+    let second = Cycle::new(&stage.config, &stage.client, &stage.opts).check(later).await?;
+    let text = match demo.format {
+        Format::Text => second_cycle_text(&second, demo.detail),
         Format::Json => {
             let doc = serde_json::json!({ "cycles": [first.view(None).document(), second.view(None).document()] });
             serde_json::to_string_pretty(&doc)? + "\n"
@@ -212,6 +203,50 @@ async fn cycles<E>(
     if let Err(e) = out(&text) {
         return Ok(Err(e));
     }
+    closing_notes(&stage, &second, demo.auth);
+    Ok(Ok(second.report.status))
+}
+
+/// `--until-ok`: the remediation loop, printed as the watch's outcome.
+async fn until_ok<E>(
+    stage: &Stage,
+    demo: Demo,
+    now: DateTime<Utc>,
+    out: &impl Fn(&str) -> Result<(), E>,
+) -> anyhow::Result<Result<Status, E>> {
+    let mut say = crate::watch::say(demo.format);
+    let (outcome, watched) = watch::run(&stage.config, &stage.client, &stage.instance, now, &mut say).await?;
+    if let Err(e) = out(&outcome.view(Some(&watched)).render(demo.format, demo.detail)) {
+        return Ok(Err(e));
+    }
+    note(&format!("exit status {} ({})", outcome.report.status.exit_code(), outcome.report.status.label()));
+    Ok(Ok(outcome.report.status))
+}
+
+/// The text report of the second cycle: its status, since when each finding is seen, its write-back and email.
+fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
+    let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
+    // Since when, per finding: the ages the second cycle's records give.
+    let seen: String = second
+        .report
+        .findings
+        .iter()
+        .filter_map(|f| {
+            let h = f.history.as_ref()?;
+            Some(format!("  * {}: {}\n", present::clean(&f.user), present::seen(h, second.report.window.end)))
+        })
+        .collect();
+    format!(
+        "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
+         Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
+        present::clean(&second.report.status_line()),
+        present::text::write_back(&second.write_back, detail),
+        present::text::email(email.as_ref())
+    )
+}
+
+/// The second cycle's cost and status, the OAuth token requests of both cycles, and where the emails are saved.
+fn closing_notes(stage: &Stage, second: &Outcome, auth: DemoAuth) {
     note(&format!(
         "cycle 2 made {} HTTP requests ({} response bytes) in {} ms; exit status {} ({})",
         second.requests,
@@ -221,59 +256,65 @@ async fn cycles<E>(
         second.report.status.label()
     ));
     if auth != DemoAuth::Basic {
-        let grants: Vec<String> = instance.token_requests().into_iter().map(|(grant, _)| grant).collect();
+        let grants: Vec<String> = stage.instance.token_requests().into_iter().map(|(grant, _)| grant).collect();
         note(&format!(
             "{} OAuth token request(s) over both cycles ({}): the token is reused until shortly before it expires",
             grants.len(),
             grants.join(", ")
         ));
     }
-    for file in sink.saved_files() {
+    for file in stage.sink.saved_files() {
         note(&format!("the email received by the demo SMTP server is saved as {}", file.display()));
     }
-    Ok(Ok(second.report.status))
 }
 
 /// The sys_id of the `login` event [`fix_midserver2`] records.
 pub const FIX_EVENT_SYS_ID: &str = "e7e7ffff000000000000000000000001";
 
+/// The tables of the simulated instance, by name.
+type Tables = std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>;
+
 /// Unlocks midserver2 and records a successful login of it at `at`.
-pub fn fix_midserver2(
-    tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
-    at: chrono::DateTime<chrono::Utc>,
-) {
+pub fn fix_midserver2(tables: &mut Tables, at: DateTime<Utc>) {
     use serde_json::Value;
     for user in tables.get_mut("sys_user").into_iter().flatten() {
         if user.get("user_name").and_then(Value::as_str) == Some("midserver2") {
             user.insert("locked_out".into(), Value::String("false".into()));
         }
     }
-    record_login_event(tables, FIX_EVENT_SYS_ID, "login", "midserver2", "10.20.30.41", at);
+    let login = SyseventRow { sys_id: FIX_EVENT_SYS_ID, name: "login", user: "midserver2", parm2: "10.20.30.41", at };
+    record_login_event(tables, &login);
+}
+
+/// A login event as [`record_login_event`] records it in `sysevent`.
+#[derive(Debug, Clone, Copy)]
+pub struct SyseventRow<'a> {
+    pub sys_id: &'a str,
+    /// `login`, `login.failed`, …
+    pub name: &'a str,
+    /// The user name (`parm1`).
+    pub user: &'a str,
+    /// Where from (the IP address).
+    pub parm2: &'a str,
+    pub at: DateTime<Utc>,
 }
 
 /// Records a `sysevent` row: the login event `name` (`login`, `login.failed`, …) of `user` from `parm2` at `at`,
 /// shaped as the demo data's rows are.
-pub fn record_login_event(
-    tables: &mut std::collections::BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
-    sys_id: &str,
-    name: &str,
-    user: &str,
-    parm2: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) {
-    let event = serde_json::json!({
-        "sys_id": sys_id,
-        "name": name,
-        "parm1": user,
-        "parm2": parm2,
+pub fn record_login_event(tables: &mut Tables, event: &SyseventRow<'_>) {
+    let row = serde_json::json!({
+        "sys_id": event.sys_id,
+        "name": event.name,
+        "parm1": event.user,
+        "parm2": event.parm2,
         "instance": "",
         "table": "",
         "state": "processed",
         "queue": "",
-        "sys_created_on": crate::domain::sn_time::format(at),
-        "sys_created_by": user,
+        "sys_created_on": crate::domain::sn_time::format(event.at),
+        "sys_created_by": event.user,
     });
-    if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), event) {
+    if let (Some(events), serde_json::Value::Object(row)) = (tables.get_mut("sysevent"), row) {
         events.push(row);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use midwatch_sim::FakeInstance;
 
-use super::{fix_midserver2, note, record_login_event};
+use super::{SyseventRow, fix_midserver2, note, record_login_event};
 use crate::config::Config;
 use crate::cycle::{CheckOptions, Cycle, Outcome};
 use crate::domain::Watched;
@@ -52,7 +52,8 @@ impl Ticks for SimulatedMinutes<'_> {
 /// midserver2's MID Server tries to log in at `at` with the password the account no longer accepts.
 fn retry_with_the_wrong_password(instance: &FakeInstance, at: DateTime<Utc>, n: u32) {
     let sys_id = format!("e7e7fffe{n:024x}");
-    instance.edit(|tables| record_login_event(tables, &sys_id, "login.failed", "midserver2", "10.20.30.41", at));
+    let failed = SyseventRow { sys_id: &sys_id, name: "login.failed", user: "midserver2", parm2: "10.20.30.41", at };
+    instance.edit(|tables| record_login_event(tables, &failed));
 }
 
 /// The full check, then the watch of midserver2; `say` gets each round's line. The outcome is the watch's.

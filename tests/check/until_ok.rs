@@ -55,7 +55,14 @@ async fn instance() -> FakeInstance {
     let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
     instance.set_clock(reference_now());
     let failed = "e7e700000000000000000000000000ff";
-    instance.edit(|t| midwatch::demo::record_login_event(t, failed, "login.failed", "midserver2", "10.0.0.9", at(-60)));
+    let event = midwatch::demo::SyseventRow {
+        sys_id: failed,
+        name: "login.failed",
+        user: "midserver2",
+        parm2: "10.0.0.9",
+        at: at(-60),
+    };
+    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
     instance
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use super::fold::tally;
-use super::{BATCH_READS, Part, TABLE};
+use super::{BATCH_READS, Cohort, TABLE};
 use crate::domain::{EventActivity, LoginEventKind, sn_time};
 use crate::snow::{ApiError, ApiErrorKind, Client, Group, Query};
 
@@ -20,13 +20,17 @@ pub(super) struct Count {
     pub(super) latest_missing: bool,
 }
 
-/// Per part, the counts by user, or `None` where the Aggregate API could not answer (read everything).
-/// The first part probes: if the instance refuses MAX, the rest ask for counts only; if it has no
-/// Aggregate API for this account, no other part asks. The rest go through the Batch API, spread over
+/// Per cohort, the counts by user, or `None` where the Aggregate API could not answer (read everything).
+/// The first cohort probes: if the instance refuses MAX, the rest ask for counts only; if it has no
+/// Aggregate API for this account, no other cohort asks. The rest go through the Batch API, spread over
 /// `[instance] concurrency` calls.
-pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> Result<Vec<Option<Counted>>, ApiError> {
-    let Some(first) = parts.first() else { return Ok(Vec::new()) };
-    let query = |p: &Part| bounded.clone().and(&p.condition);
+pub(super) async fn count(
+    client: &Client,
+    bounded: &Query,
+    cohorts: &[Cohort],
+) -> Result<Vec<Option<Counted>>, ApiError> {
+    let Some(first) = cohorts.first() else { return Ok(Vec::new()) };
+    let query = |c: &Cohort| bounded.clone().and(&c.condition);
     let mut max: &[&str] = &["sys_created_on"];
     let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
         Err(e) if unavailable(&e) => {
@@ -34,16 +38,16 @@ pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> R
             match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
                 Err(e) if unavailable(&e) => {
                     tracing::info!(error = %e, "the Aggregate API is not available; reading every login event");
-                    return Ok(vec![None; parts.len()]);
+                    return Ok(vec![None; cohorts.len()]);
                 }
                 other => other?,
             }
         }
         other => other?,
     };
-    // The other parts' counts through the Batch API, in as many calls as may be in flight; any it does not
+    // The other cohorts' counts through the Batch API, in as many calls as may be in flight; any it does not
     // answer are asked for directly, together.
-    let queries: Vec<Query> = parts[1..].iter().map(query).collect();
+    let queries: Vec<Query> = cohorts[1..].iter().map(query).collect();
     let per_call = client.batch_share(queries.len(), BATCH_READS);
     let batched = client
         .in_batches(&queries, per_call, |group| client.aggregate_many(TABLE, group, &["parm1", "name"], max))
@@ -62,7 +66,7 @@ pub(super) async fn count(client: &Client, bounded: &Query, parts: &[Part]) -> R
     Ok(std::iter::once(Some(probe)).chain(rest).map(|g| g.map(|g| by_user(&g))).collect())
 }
 
-/// One part's counts: per user the login events (which plan the reads), and per user and name every counted
+/// One cohort's counts: per user the login events (which plan the reads), and per user and name every counted
 /// event (login and SSO, the evidence).
 pub(super) type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<String, EventActivity>>);
 

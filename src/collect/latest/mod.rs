@@ -19,6 +19,8 @@
 //! 5. **Without the Aggregate API** every login event of the checked users is read by keyset, folded page
 //!    by page.
 //!
+//! Which of these reads each user gets is decided from the counts alone (`plan`, no I/O); the reads follow.
+//!
 //! Rows read from `sysevent` are therefore at most [`LIGHT`] per checked user plus ties (steps 2–3),
 //! whatever the event volume. Every read has the window's fixed upper bound, is paged so that no page
 //! holds more than `page_size` rows (the 60 s quota), and every row is matched exactly on our side.
@@ -70,9 +72,9 @@ pub(super) fn names_in(names: &[&'static str]) -> Query {
     Query::new().one_of(NAME, &values)
 }
 
-/// How the users of one query condition are selected.
-#[derive(Debug, Clone)]
-pub(super) struct Part {
+/// The checked users one `parm1` condition selects: the unit the counts and the reads are asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Cohort {
     /// `parm1IN…` or `parm1STARTSWITH…`.
     pub(super) condition: Query,
     /// The checked users this condition stands for.
@@ -86,6 +88,50 @@ pub(super) struct Part {
 pub(super) struct LoginActivity {
     pub(crate) events: Vec<LoginEvent>,
     pub(crate) activity: BTreeMap<UserName, Vec<EventActivity>>,
+}
+
+/// The queries of one window every read starts from.
+pub(super) struct EventQueries<'w> {
+    pub(super) window: &'w Window,
+    /// `nameIN…` of the login events.
+    pub(super) names: Query,
+    /// The login events after the window's start.
+    base: Query,
+    /// The login events inside the window.
+    bounded: Query,
+    /// The login and SSO events after the window's start: counted, and read where they could not be.
+    counted_base: Query,
+}
+
+impl<'w> EventQueries<'w> {
+    fn of(window: &'w Window) -> EventQueries<'w> {
+        let logins: Vec<&'static str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
+        let names = names_in(&logins);
+        // Counted (and, without counts, read) with the SSO events, which are evidence only: the same requests.
+        let counted_names = names_in(&[logins.as_slice(), SSO_EVENTS.as_slice()].concat());
+        let base = names.clone().after(SYS_CREATED_ON, window.start);
+        let bounded = base.clone().at_or_before(SYS_CREATED_ON, window.end);
+        let counted_base = counted_names.after(SYS_CREATED_ON, window.start);
+        EventQueries { window, names, base, bounded, counted_base }
+    }
+}
+
+/// The counts of one cohort by user, or `None` where the Aggregate API could not count it.
+type CohortCounts = Option<BTreeMap<String, Count>>;
+
+/// The reads the counts call for, decided without I/O (steps 2–5 of the module doc).
+#[derive(Debug, Default, PartialEq)]
+struct ReadPlan<'c> {
+    /// Cohorts the Aggregate API could not count: every event read and tallied, SSO events included.
+    fold_all: Vec<&'c Cohort>,
+    /// Users whose latest second is known: the user, its cohort's prefix (for a superset), that second.
+    exact: Vec<(&'c str, Option<&'c QueryValue>, DateTime<Utc>)>,
+    /// Users with at most [`LIGHT`] events, read whole, and their counts.
+    light: Vec<(QueryValue, u64)>,
+    /// Users with more, read for their latest row only.
+    heavy: Vec<QueryValue>,
+    /// Users reachable only through their cohort's superset, their latest second unknown.
+    superset: Vec<(&'c Cohort, Vec<&'c str>)>,
 }
 
 /// The latest login event inside `window` of each of `users` (the ones `lookup` can query).
@@ -103,21 +149,16 @@ pub(super) async fn latest_login_events(
         rows_read: Mutex::default(),
         tallied: Mutex::default(),
     };
-    let logins: Vec<&'static str> = LoginEventKind::ALL.iter().map(|k| k.event_name()).collect();
-    let names = names_in(&logins);
-    // Counted (and, without counts, read) with the SSO events, which are evidence only: the same requests.
-    let counted_names = names_in(&[logins.as_slice(), SSO_EVENTS.as_slice()].concat());
-    let base = names.clone().after(SYS_CREATED_ON, window.start);
-    let bounded = base.clone().at_or_before(SYS_CREATED_ON, window.end);
-    let counted_base = counted_names.after(SYS_CREATED_ON, window.start);
-    let parts = parts(lookup, users);
-    if parts.is_empty() {
+    let queries = EventQueries::of(window);
+    let cohorts = cohorts(lookup, users);
+    if cohorts.is_empty() {
         return Ok(LoginActivity::default());
     }
 
-    let counted = count(client, &counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &parts).await?;
+    let counted =
+        count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts).await?;
     let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
-    let counts: Vec<Option<BTreeMap<String, Count>>> = counted
+    let counts: Vec<CohortCounts> = counted
         .into_iter()
         .map(|c| {
             c.map(|(counts, by_name)| {
@@ -126,84 +167,32 @@ pub(super) async fn latest_login_events(
             })
         })
         .collect();
-    let mut fold_all: Vec<&Part> = Vec::new();
-    let mut exact: Vec<(&str, Option<&QueryValue>, DateTime<Utc>)> = Vec::new();
-    let mut light: Vec<(QueryValue, u64)> = Vec::new();
-    let mut heavy: Vec<QueryValue> = Vec::new();
-    let mut superset: Vec<(&Part, Vec<&str>)> = Vec::new();
-    for (part, counts) in parts.iter().zip(&counts) {
-        let Some(counts) = counts else {
-            fold_all.push(part);
-            continue;
-        };
-        let mut unsafe_users = Vec::new();
-        for user in &part.users {
-            let Some(c) = counts.get(user) else { continue };
-            match (c.total, c.latest) {
-                (Some(0), _) => {}
-                (_, Some(at)) if !c.latest_missing => exact.push((user, part.prefix.as_ref(), at)),
-                _ if part.prefix.is_some() => unsafe_users.push(user.as_str()),
-                (Some(n), _) if n <= LIGHT => light.extend(QueryValue::new(user).map(|v| (v, n))),
-                _ => heavy.extend(QueryValue::new(user)),
-            }
-        }
-        if !unsafe_users.is_empty() {
-            superset.push((part, unsafe_users));
-        }
-    }
+    let plan = plan(&cohorts, &counts);
     tracing::debug!(
-        fold_all = fold_all.len(),
-        exact = exact.len(),
-        light = light.len(),
-        heavy = heavy.len(),
-        superset = superset.len(),
+        fold_all = plan.fold_all.len(),
+        exact = plan.exact.len(),
+        light = plan.light.len(),
+        heavy = plan.heavy.len(),
+        superset = plan.superset.len(),
         "sysevent read plan"
     );
 
-    let page = client.page_size();
-    // Parts the Aggregate API could not count are read whole, SSO events included, and tallied; light users
-    // are read whole too, but their counts came from the Aggregate API.
-    let whole = fold_all
-        .iter()
-        .map(|p| (counted_base.clone().and(&p.condition), true))
-        .chain(light_batches(&light, page).into_iter().map(|b| (base.clone().one_of(PARM1, &b), false)));
-    let whole = try_join_all(whole.map(|(q, tallying)| {
-        let latest = &latest;
-        async move {
-            client
-                .fold_keyset(TABLE, &q, FIELDS, window.end, |rows| {
-                    if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
-                })
-                .await
-        }
-    }));
-    let exact_reads = read_exact(client, &base, &exact, &latest);
-    let supersets = try_join_all(
-        superset
-            .iter()
-            .flat_map(|(part, users)| users.iter().map(move |u| (*part, *u)))
-            .map(|(part, user)| read_superset(client, &names, window, part, user, &latest)),
-    );
-    let heavy_reads = read_heavy(client, &bounded, &heavy, &latest);
-    let (_, leftovers, _, ()) = tokio::try_join!(whole, exact_reads, supersets, heavy_reads)?;
-
-    // Users whose latest second was not found as counted: read like heavy users.
-    let (mut again, mut unsafe_again): (Vec<QueryValue>, Vec<&str>) = (Vec::new(), Vec::new());
-    for user in leftovers {
-        match QueryValue::new(user) {
-            Some(v) => again.push(v),
-            None => unsafe_again.push(user),
-        }
-    }
-    read_heavy(client, &bounded, &again, &latest).await?;
-    for user in unsafe_again {
-        if let Some(part) = parts.iter().find(|p| p.users.iter().any(|u| u == user)) {
-            read_superset(client, &names, window, part, user, &latest).await?;
-        }
-    }
+    let leftovers = read_planned(client, &queries, &plan, &latest).await?;
+    read_leftovers(client, &queries, &cohorts, leftovers, &latest).await?;
     if let Ok(n) = latest.rows_read.lock() {
         tracing::debug!(rows = *n, "sysevent rows read");
     }
+    conclude(client, window, latest, activity).await
+}
+
+/// The latest events kept, and the activity counted beside what the whole reads tallied, with the last SSO
+/// events' reasons read.
+async fn conclude(
+    client: &Client,
+    window: &Window,
+    latest: Latest<'_>,
+    mut activity: BTreeMap<String, BTreeMap<String, EventActivity>>,
+) -> Result<LoginActivity, ApiError> {
     for (user, by_name) in latest.tallied.into_inner().unwrap_or_default() {
         activity.entry(user).or_default().extend(by_name);
     }
@@ -214,14 +203,100 @@ pub(super) async fn latest_login_events(
     Ok(LoginActivity { events, activity })
 }
 
+/// Which read each user's counts call for; `counts` is per cohort, in the order of `cohorts`. A user the
+/// counts do not name, or with no event, needs none.
+fn plan<'c>(cohorts: &'c [Cohort], counts: &[CohortCounts]) -> ReadPlan<'c> {
+    let mut plan = ReadPlan::default();
+    for (cohort, counts) in cohorts.iter().zip(counts) {
+        let Some(counts) = counts else {
+            plan.fold_all.push(cohort);
+            continue;
+        };
+        let mut unsafe_users = Vec::new();
+        for user in &cohort.users {
+            let Some(c) = counts.get(user) else { continue };
+            match (c.total, c.latest) {
+                (Some(0), _) => {}
+                (_, Some(at)) if !c.latest_missing => plan.exact.push((user, cohort.prefix.as_ref(), at)),
+                _ if cohort.prefix.is_some() => unsafe_users.push(user.as_str()),
+                (Some(n), _) if n <= LIGHT => plan.light.extend(QueryValue::new(user).map(|v| (v, n))),
+                _ => plan.heavy.extend(QueryValue::new(user)),
+            }
+        }
+        if !unsafe_users.is_empty() {
+            plan.superset.push((cohort, unsafe_users));
+        }
+    }
+    plan
+}
+
+/// Sends the plan's reads together, each folding into `latest`; returns the users whose latest second was
+/// not found as counted.
+async fn read_planned<'c>(
+    client: &Client,
+    queries: &EventQueries<'_>,
+    plan: &ReadPlan<'c>,
+    latest: &Latest<'_>,
+) -> Result<Vec<&'c str>, ApiError> {
+    let page = client.page_size();
+    // Cohorts the Aggregate API could not count are read whole, SSO events included, and tallied; light users
+    // are read whole too, but their counts came from the Aggregate API.
+    let whole =
+        plan.fold_all.iter().map(|c| (queries.counted_base.clone().and(&c.condition), true)).chain(
+            light_batches(&plan.light, page).into_iter().map(|b| (queries.base.clone().one_of(PARM1, &b), false)),
+        );
+    let whole = try_join_all(whole.map(|(q, tallying)| async move {
+        client
+            .fold_keyset(TABLE, &q, FIELDS, queries.window.end, |rows| {
+                if tallying { latest.fold_tallying(&rows) } else { latest.fold(&rows) }
+            })
+            .await
+    }));
+    let exact_reads = read_exact(client, &queries.base, &plan.exact, latest);
+    let supersets = try_join_all(
+        plan.superset
+            .iter()
+            .flat_map(|(cohort, users)| users.iter().map(move |u| (*cohort, *u)))
+            .map(|(cohort, user)| read_superset(client, queries, cohort, user, latest)),
+    );
+    let heavy_reads = read_heavy(client, &queries.bounded, &plan.heavy, latest);
+    let (_, leftovers, _, ()) = tokio::try_join!(whole, exact_reads, supersets, heavy_reads)?;
+    Ok(leftovers)
+}
+
+/// Users whose latest second was not found as counted: read like heavy users (through their cohort's
+/// superset where the name is not query-safe).
+async fn read_leftovers(
+    client: &Client,
+    queries: &EventQueries<'_>,
+    cohorts: &[Cohort],
+    leftovers: Vec<&str>,
+    latest: &Latest<'_>,
+) -> Result<(), ApiError> {
+    let (mut again, mut unsafe_again): (Vec<QueryValue>, Vec<&str>) = (Vec::new(), Vec::new());
+    for user in leftovers {
+        match QueryValue::new(user) {
+            Some(v) => again.push(v),
+            None => unsafe_again.push(user),
+        }
+    }
+    read_heavy(client, &queries.bounded, &again, latest).await?;
+    for user in unsafe_again {
+        if let Some(cohort) = cohorts.iter().find(|c| c.users.iter().any(|u| u == user)) {
+            read_superset(client, queries, cohort, user, latest).await?;
+        }
+    }
+    Ok(())
+}
+
 /// One condition per `IN` chunk of safe names and per safe prefix, with the users each stands for.
-fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
-    let exact = lookup.exact.iter().map(|chunk| Part {
+fn cohorts(lookup: &ValueLookup, users: &[String]) -> Vec<Cohort> {
+    let exact = lookup.exact.iter().map(|chunk| Cohort {
         condition: Query::new().one_of(PARM1, chunk),
         users: chunk.iter().map(|v| v.as_str().to_string()).collect(),
         prefix: None,
     });
-    let prefixed = lookup.prefixes.iter().map(|p| Part {
+    let prefixed = lookup.prefixes.iter().map(|p| Cohort {
         condition: Query::new().starts_with(PARM1, p),
         users: users
             .iter()
@@ -232,6 +307,7 @@ fn parts(lookup: &ValueLookup, users: &[String]) -> Vec<Part> {
     });
     exact.chain(prefixed).collect()
 }
+
 /// Light users packed so that a batch's events fit one page and its names one `IN` list.
 fn light_batches<T: Clone>(light: &[(T, u64)], page: u32) -> Vec<Vec<T>> {
     let mut batches: Vec<Vec<T>> = Vec::new();
@@ -254,6 +330,93 @@ fn light_batches<T: Clone>(light: &[(T, u64)], page: u32) -> Vec<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::sn_time;
+
+    fn counted(total: Option<u64>, latest: Option<&str>) -> Count {
+        Count { total, latest: latest.and_then(sn_time::parse), latest_missing: false }
+    }
+
+    fn counts(users: &[(&str, Count)]) -> CohortCounts {
+        Some(users.iter().map(|(u, c)| (u.to_string(), c.clone())).collect())
+    }
+
+    fn value(v: &str) -> QueryValue {
+        QueryValue::new(v).expect("a safe name")
+    }
+
+    fn cohorts_of(users: &[&str]) -> Vec<Cohort> {
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        cohorts(&ValueLookup::plan(users.iter().map(String::as_str)), &users)
+    }
+
+    #[test]
+    fn a_user_with_no_event_or_not_counted_is_not_read() {
+        let cohorts = cohorts_of(&["quiet", "unnamed"]);
+        let plan = plan(&cohorts, &[counts(&[("quiet", counted(Some(0), None))])]);
+        assert_eq!(plan, ReadPlan::default());
+    }
+
+    #[test]
+    fn a_known_latest_second_is_read_exactly_whatever_the_count() {
+        let cohorts = cohorts_of(&["few", "many"]);
+        let at = "2026-11-22 10:00:00";
+        let plan =
+            plan(&cohorts, &[counts(&[("few", counted(Some(2), Some(at))), ("many", counted(Some(5000), Some(at)))])]);
+        let second = sn_time::parse(at).expect("a time");
+        assert_eq!(plan.exact, [("few", None, second), ("many", None, second)]);
+        assert!(plan.light.is_empty() && plan.heavy.is_empty() && plan.fold_all.is_empty());
+    }
+
+    #[test]
+    fn without_the_latest_second_few_events_are_read_whole_and_a_heavy_user_its_latest_row() {
+        let cohorts = cohorts_of(&["few", "edge", "heavy", "unsure"]);
+        let missing = Count { latest_missing: true, ..counted(Some(3), Some("2026-11-22 10:00:00")) };
+        let plan = plan(
+            &cohorts,
+            &[counts(&[
+                ("few", counted(Some(3), None)),
+                ("edge", counted(Some(LIGHT), None)),
+                ("heavy", counted(Some(LIGHT + 1), None)),
+                ("unsure", missing),
+            ])],
+        );
+        assert_eq!(plan.light, [(value("edge"), LIGHT), (value("few"), 3), (value("unsure"), 3)]);
+        assert_eq!(plan.heavy, [value("heavy")]);
+        assert!(plan.exact.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_count_reads_the_latest_row() {
+        let cohorts = cohorts_of(&["a"]);
+        let plan = plan(&cohorts, &[counts(&[("a", counted(None, None))])]);
+        assert_eq!(plan.heavy, [value("a")]);
+    }
+
+    #[test]
+    fn a_name_only_a_prefix_selects_is_read_at_its_second_or_through_the_superset() {
+        let cohorts = cohorts_of(&["safe", "mid user", "mid ops"]);
+        assert_eq!(cohorts.len(), 2, "{cohorts:?}");
+        let at = "2026-11-22 10:00:00";
+        let plan = plan(
+            &cohorts,
+            &[
+                counts(&[("safe", counted(Some(1), None))]),
+                counts(&[("mid user", counted(Some(1), Some(at))), ("mid ops", counted(Some(50), None))]),
+            ],
+        );
+        let second = sn_time::parse(at).expect("a time");
+        assert_eq!(plan.exact, [("mid user", Some(&value("mid")), second)]);
+        assert_eq!(plan.superset, [(&cohorts[1], vec!["mid ops"])]);
+        assert_eq!(plan.light, [(value("safe"), 1)]);
+    }
+
+    #[test]
+    fn a_cohort_the_aggregate_api_could_not_count_is_read_whole() {
+        let cohorts = cohorts_of(&["a", "mid user"]);
+        let plan = plan(&cohorts, &[None, counts(&[("mid user", counted(Some(0), None))])]);
+        assert_eq!(plan.fold_all, [&cohorts[0]]);
+        assert!(plan.superset.is_empty() && plan.exact.is_empty());
+    }
 
     #[test]
     fn light_users_are_packed_to_fit_a_page() {

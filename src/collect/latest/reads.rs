@@ -8,7 +8,9 @@ use futures::future::try_join_all;
 
 use super::count::unavailable;
 use super::fold::Latest;
-use super::{BATCH_READS, EXACT_CHUNK, FIELDS, LATEST_PAGE, PARM1, Part, TABLE, names_in, newest_first};
+use super::{
+    BATCH_READS, Cohort, EXACT_CHUNK, EventQueries, FIELDS, LATEST_PAGE, PARM1, TABLE, names_in, newest_first,
+};
 use crate::domain::{EventActivity, SSO_EVENTS, Window};
 use crate::snow::query::{IN_CHUNK, QueryValue, SYS_CREATED_ON};
 use crate::snow::{ApiError, Client, PageRequest, Query, Row};
@@ -148,15 +150,15 @@ pub(super) async fn read_heavy(
 /// until the user's first (latest) row.
 pub(super) async fn read_superset(
     client: &Client,
-    names: &Query,
-    window: &Window,
-    part: &Part,
+    queries: &EventQueries<'_>,
+    cohort: &Cohort,
     user: &str,
     latest: &Latest<'_>,
 ) -> Result<(), ApiError> {
+    let window = queries.window;
     let range = |lo: i64, hi: i64| {
         let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        names.clone().and(&part.condition).within(SYS_CREATED_ON, at(lo), at(hi))
+        queries.names.clone().and(&cohort.condition).within(SYS_CREATED_ON, at(lo), at(hi))
     };
     // Invariant: the user's latest event is in (lo, hi].
     let (mut lo, mut hi) = (window.start.timestamp(), window.end.timestamp());

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::view::{
-    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, INSTANCE, IdMapPart, LINKS, Linked,
-    Open, Part, Ref, WHAT_TO_DO, WINDOW,
+    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, Group, INSTANCE, IdMapSection,
+    LINKS, Linked, Open, Ref, ResolvedItem, Section, WHAT_TO_DO, WINDOW,
 };
 use crate::domain::Status;
 use crate::present::clean;
@@ -96,6 +96,18 @@ impl HtmlOut {
 /// Renders the HTML body; `subject` is its title.
 pub(super) fn render(v: &EmailView, subject: &str) -> String {
     let mut h = HtmlOut(String::new());
+    head(&mut h, subject);
+    header(&mut h, v);
+    glance(&mut h, v);
+    for s in &v.sections {
+        section(&mut h, s);
+    }
+    footer(&mut h, v);
+    h.0
+}
+
+/// From the doctype to the opening of the body.
+fn head(h: &mut HtmlOut, subject: &str) {
     h.l("<!DOCTYPE html>");
     h.l("<html lang=\"en\">");
     h.l("<head>");
@@ -103,6 +115,10 @@ pub(super) fn render(v: &EmailView, subject: &str) -> String {
     h.l(&format!("<title>{}</title>", escape_html(subject)));
     h.l("</head>");
     h.l("<body style=\"font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#1f2328;line-height:1.4\">");
+}
+
+/// The status line, and the instance, window and changes.
+fn header(h: &mut HtmlOut, v: &EmailView) {
     h.l(&format!(
         "<p style=\"font-family:monospace;font-weight:bold;color:{}\">{}</p>",
         status_color(v.status),
@@ -113,81 +129,96 @@ pub(super) fn render(v: &EmailView, subject: &str) -> String {
     h.row(WINDOW, &escape_html(&v.window));
     h.row(CHANGES, &escape_html(&v.changes));
     h.l("</table>");
-    if !v.glance.is_empty() {
-        const C: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de";
-        const N: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:right";
-        let [category, findings, new, oldest] = GLANCE_COLUMNS;
-        h.l(&format!("<h3 style=\"font-size:15px;margin-bottom:4px\">{AT_A_GLANCE}</h3>"));
-        h.l("<table style=\"border-collapse:collapse;font-size:13px\">");
+}
+
+/// The "at a glance" table, when some category has findings.
+fn glance(h: &mut HtmlOut, v: &EmailView) {
+    if v.glance.is_empty() {
+        return;
+    }
+    const C: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de";
+    const N: &str = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:right";
+    let [category, findings, new, oldest] = GLANCE_COLUMNS;
+    h.l(&format!("<h3 style=\"font-size:15px;margin-bottom:4px\">{AT_A_GLANCE}</h3>"));
+    h.l("<table style=\"border-collapse:collapse;font-size:13px\">");
+    h.l(&format!(
+        "<tr><th style=\"{C};text-align:left\">{category}</th><th style=\"{N}\">{findings}</th>\
+         <th style=\"{N}\">{new}</th><th style=\"{C};text-align:left\">{oldest}</th></tr>"
+    ));
+    for g in &v.glance {
         h.l(&format!(
-            "<tr><th style=\"{C};text-align:left\">{category}</th><th style=\"{N}\">{findings}</th>\
-             <th style=\"{N}\">{new}</th><th style=\"{C};text-align:left\">{oldest}</th></tr>"
+            "<tr><td style=\"{C}\">{}</td><td style=\"{N}\">{}</td><td style=\"{N}\">{}</td>\
+             <td style=\"{C}\">{}</td></tr>",
+            g.category.title(),
+            g.findings,
+            g.new,
+            escape_html(&g.oldest_open)
         ));
-        for g in &v.glance {
-            h.l(&format!(
-                "<tr><td style=\"{C}\">{}</td><td style=\"{N}\">{}</td><td style=\"{N}\">{}</td>\
-                 <td style=\"{C}\">{}</td></tr>",
-                g.category.title(),
-                g.findings,
-                g.new,
-                escape_html(&g.oldest_open)
-            ));
-        }
-        h.l("</table>");
     }
-    for part in &v.parts {
-        match part {
-            Part::Findings { open, title, groups } => {
-                let color = match open {
-                    Open::New => "#cf222e",
-                    Open::StillOpen => "#9a6700",
-                };
-                h.h2(title, color);
-                for g in groups {
-                    h.h3(&g.title);
-                    h.l(&format!(
-                        "<p style=\"background:#f6f8fa;padding:6px 8px;margin:4px 0 8px 0\"><strong>{WHAT_TO_DO}:\
-                         </strong> {}</p>",
-                        escape_html(g.category.remediation())
-                    ));
-                    for f in &g.items {
-                        finding(&mut h, f, color);
-                    }
-                }
-            }
-            Part::Resolved { title, groups } => {
-                h.h2(title, "#1a7f37");
-                for g in groups {
-                    h.h3(&g.title);
-                    h.ul(g.items.iter().map(|f| {
-                        let mut item =
-                            format!("<span style=\"text-decoration:line-through\">{}</span>", escape_html(&f.message));
-                        if !f.refs.is_empty() {
-                            let _ = write!(item, "<br>{}", refs(&f.refs));
-                        }
-                        item
-                    }));
-                }
-            }
-            Part::AllClear(line) => h.l(&format!("<p><strong>{}</strong></p>", escape_html(line))),
-            Part::HeldBack { title, intro, items } => {
-                h.h2(title, GREY);
-                h.intro(intro);
-                h.ul(items.iter().map(|held| format!("{}{}", linked(&held.name), escape_html(&held.detail))));
-            }
-            Part::NotChecked { title, items } => {
-                h.h2(title, GREY);
-                h.ul(items
-                    .iter()
-                    .map(|(user, reason)| format!("<code>{}</code>: {}", escape_html(user), escape_html(reason))));
-            }
-            Part::IdMap(map) => id_map(&mut h, map),
-            Part::Notes { title, items } => {
-                h.h2(title, GREY);
-                h.ul(items.iter().map(|n| escape_html(n)));
-            }
+    h.l("</table>");
+}
+
+fn section(h: &mut HtmlOut, section: &Section) {
+    match section {
+        Section::Findings { open, title, groups } => findings(h, *open, title, groups),
+        Section::Resolved { title, groups } => resolved(h, title, groups),
+        Section::AllClear(line) => h.l(&format!("<p><strong>{}</strong></p>", escape_html(line))),
+        Section::HeldBack { title, intro, items } => {
+            h.h2(title, GREY);
+            h.intro(intro);
+            h.ul(items.iter().map(|held| format!("{}{}", linked(&held.name), escape_html(&held.detail))));
+        }
+        Section::NotChecked { title, items } => {
+            h.h2(title, GREY);
+            h.ul(items
+                .iter()
+                .map(|(user, reason)| format!("<code>{}</code>: {}", escape_html(user), escape_html(reason))));
+        }
+        Section::IdMap(map) => id_map(h, map),
+        Section::Notes { title, items } => {
+            h.h2(title, GREY);
+            h.ul(items.iter().map(|n| escape_html(n)));
         }
     }
+}
+
+/// The new or still open findings, by category, each category with what to do.
+fn findings(h: &mut HtmlOut, open: Open, title: &str, groups: &[Group<FindingItem>]) {
+    let color = match open {
+        Open::New => "#cf222e",
+        Open::StillOpen => "#9a6700",
+    };
+    h.h2(title, color);
+    for g in groups {
+        h.h3(&g.title);
+        h.l(&format!(
+            "<p style=\"background:#f6f8fa;padding:6px 8px;margin:4px 0 8px 0\"><strong>{WHAT_TO_DO}:\
+             </strong> {}</p>",
+            escape_html(g.category.remediation())
+        ));
+        for f in &g.items {
+            finding(h, f, color);
+        }
+    }
+}
+
+/// The findings gone since the last email, struck through, by category.
+fn resolved(h: &mut HtmlOut, title: &str, groups: &[Group<ResolvedItem>]) {
+    h.h2(title, "#1a7f37");
+    for g in groups {
+        h.h3(&g.title);
+        h.ul(g.items.iter().map(|f| {
+            let mut item = format!("<span style=\"text-decoration:line-through\">{}</span>", escape_html(&f.message));
+            if !f.refs.is_empty() {
+                let _ = write!(item, "<br>{}", refs(&f.refs));
+            }
+            item
+        }));
+    }
+}
+
+/// The closing paragraph, and the end of the document.
+fn footer(h: &mut HtmlOut, v: &EmailView) {
     let f = &v.footer;
     let list = f.list.as_deref().map(|u| a(u, f.list_label)).unwrap_or_default();
     h.l(&format!(
@@ -197,7 +228,6 @@ pub(super) fn render(v: &EmailView, subject: &str) -> String {
     ));
     h.l("</body>");
     h.l("</html>");
-    h.0
 }
 
 fn finding(h: &mut HtmlOut, f: &FindingItem, color: &str) {
@@ -219,7 +249,7 @@ fn finding(h: &mut HtmlOut, f: &FindingItem, color: &str) {
     h.l("</div>");
 }
 
-fn id_map(h: &mut HtmlOut, map: &IdMapPart) {
+fn id_map(h: &mut HtmlOut, map: &IdMapSection) {
     h.h2(map.title, GREY);
     h.intro(map.unassociated_intro);
     let none = map.unassociated.is_empty().then(|| escape_html(map.none));

@@ -1,8 +1,8 @@
 //! The plain text body, wrapped for a terminal mail client: the view laid out as lines.
 
 use super::view::{
-    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, INSTANCE, IdMapPart, Part, Ref,
-    SIGNATURE, WHAT_TO_DO, WINDOW,
+    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, INSTANCE, IdMapSection, Ref,
+    SIGNATURE, Section, WHAT_TO_DO, WINDOW,
 };
 use crate::present::clean;
 
@@ -56,8 +56,8 @@ impl TextOut {
         self.line(&underline.to_string().repeat(title.chars().count()));
     }
 
-    /// A part's heading: its title in capitals, underlined.
-    fn part(&mut self, title: &str) {
+    /// A section's heading: its title in capitals, underlined.
+    fn section(&mut self, title: &str) {
         self.blank();
         self.heading(&title.to_uppercase(), '=');
     }
@@ -105,10 +105,10 @@ pub(super) fn render(v: &EmailView) -> String {
             t.glance_row([g.category.name(), &findings, &new, &g.oldest_open]);
         }
     }
-    for part in &v.parts {
-        match part {
-            Part::Findings { title, groups, .. } => {
-                t.part(title);
+    for section in &v.sections {
+        match section {
+            Section::Findings { title, groups, .. } => {
+                t.section(title);
                 for g in groups {
                     t.blank();
                     t.heading(&g.title, '-');
@@ -118,8 +118,8 @@ pub(super) fn render(v: &EmailView) -> String {
                     }
                 }
             }
-            Part::Resolved { title, groups } => {
-                t.part(title);
+            Section::Resolved { title, groups } => {
+                t.section(title);
                 for g in groups {
                     t.blank();
                     t.heading(&g.title, '-');
@@ -130,12 +130,12 @@ pub(super) fn render(v: &EmailView) -> String {
                     }
                 }
             }
-            Part::AllClear(line) => {
+            Section::AllClear(line) => {
                 t.blank();
                 t.line(line);
             }
-            Part::HeldBack { title, intro, items } => {
-                t.part(title);
+            Section::HeldBack { title, intro, items } => {
+                t.section(title);
                 t.wrapped("", "", intro);
                 for h in items {
                     t.wrapped("  * ", "    ", &format!("{}{}", h.name.text, h.detail));
@@ -144,15 +144,15 @@ pub(super) fn render(v: &EmailView) -> String {
                     }
                 }
             }
-            Part::NotChecked { title, items } => {
-                t.part(title);
+            Section::NotChecked { title, items } => {
+                t.section(title);
                 for (user, reason) in items {
                     t.wrapped("  * ", "    ", &format!("{user}: {reason}"));
                 }
             }
-            Part::IdMap(map) => id_map(&mut t, map),
-            Part::Notes { title, items } => {
-                t.part(title);
+            Section::IdMap(map) => id_map(&mut t, map),
+            Section::Notes { title, items } => {
+                t.section(title);
                 for n in items {
                     t.wrapped("  - ", "    ", n);
                 }
@@ -180,8 +180,8 @@ fn finding(t: &mut TextOut, f: &FindingItem) {
     t.refs(&f.refs);
 }
 
-fn id_map(t: &mut TextOut, map: &IdMapPart) {
-    t.part(map.title);
+fn id_map(t: &mut TextOut, map: &IdMapSection) {
+    t.section(map.title);
     t.line(map.unassociated_intro);
     if map.unassociated.is_empty() {
         t.line(&format!("  {}", map.none));

@@ -1,5 +1,5 @@
 //! The email as both bodies show it, built once from the report, the change since the last email, the links
-//! and `now`: parts in order, headings, field labels, paragraphs and links. Every sentence of the email is
+//! and `now`: sections in order, headings, field labels, paragraphs and links. Every sentence of the email is
 //! written here; the renderers (`text.rs`, `html.rs`) only lay it out. Values from the instance are held
 //! cleaned; links are URLs built from the raw values.
 
@@ -30,7 +30,7 @@ pub(super) struct EmailView {
     pub(super) changes: String,
     /// One row per category with findings now.
     pub(super) glance: Vec<GlanceRow>,
-    pub(super) parts: Vec<Part>,
+    pub(super) sections: Vec<Section>,
     pub(super) footer: Footer,
 }
 
@@ -43,16 +43,16 @@ pub(super) struct GlanceRow {
     pub(super) oldest_open: String,
 }
 
-/// Which findings a [`Part::Findings`] holds.
+/// Which findings a [`Section::Findings`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Open {
     New,
     StillOpen,
 }
 
-/// A part of the body after the header, in the order both bodies show them. A title is written as the HTML
+/// A section of the body after the header, in the order both bodies show them. A title is written as the HTML
 /// heading shows it; the text body shows it in capitals.
-pub(super) enum Part {
+pub(super) enum Section {
     Findings {
         open: Open,
         title: String,
@@ -74,7 +74,7 @@ pub(super) enum Part {
         title: String,
         items: Vec<(String, String)>,
     },
-    IdMap(IdMapPart),
+    IdMap(IdMapSection),
     Notes {
         title: String,
         items: Vec<String>,
@@ -133,7 +133,7 @@ pub(super) struct HeldBackItem {
 }
 
 /// The MID Server ID map: three lists, each after its intro.
-pub(super) struct IdMapPart {
+pub(super) struct IdMapSection {
     pub(super) title: &'static str,
     pub(super) unassociated_intro: &'static str,
     pub(super) unassociated: Vec<Linked>,
@@ -159,7 +159,7 @@ impl EmailView {
     pub(super) fn of(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -> EmailView {
         let r = ReportView::of(report);
         let end = report.window.end;
-        let mut parts = Vec::new();
+        let mut sections = Vec::new();
         for (open, title, findings) in
             [(Open::New, "New", &delta.new), (Open::StillOpen, "Still open", &delta.still_open)]
         {
@@ -171,7 +171,7 @@ impl EmailView {
                 |f| f.category,
                 |f| finding_item(&FindingView::of(f, end), links, &report.user_ids),
             );
-            parts.push(Part::Findings { open, title: format!("{title} ({})", findings.len()), groups });
+            sections.push(Section::Findings { open, title: format!("{title} ({})", findings.len()), groups });
         }
         if !delta.resolved.is_empty() {
             let groups = by_category(
@@ -182,13 +182,13 @@ impl EmailView {
                     ResolvedItem { refs: refs(links, &report.user_ids, &message, &user), message: message.text }
                 },
             );
-            parts.push(Part::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
+            sections.push(Section::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
         }
         if report.findings.is_empty() {
-            parts.push(Part::AllClear("No MID Server user has a problem now."));
+            sections.push(Section::AllClear("No MID Server user has a problem now."));
         }
         if !r.held_back.is_empty() {
-            parts.push(Part::HeldBack {
+            sections.push(Section::HeldBack {
                 title: format!("Recently down, not judged yet ({})", r.held_back.len()),
                 intro: "Down for less than [check] down_for: they may be restarting or upgrading. Their users are \
                         judged on a later cycle if they stay down.",
@@ -207,16 +207,16 @@ impl EmailView {
             });
         }
         if !r.skipped_users.is_empty() {
-            parts.push(Part::NotChecked {
+            sections.push(Section::NotChecked {
                 title: format!("Users not checked ({})", r.skipped_users.len()),
                 items: r.skipped_users.clone(),
             });
         }
         if let Some(map) = &r.id_map {
-            parts.push(Part::IdMap(id_map(map, links, &report.user_ids)));
+            sections.push(Section::IdMap(id_map(map, links, &report.user_ids)));
         }
         if !r.notes.is_empty() {
-            parts.push(Part::Notes { title: "Notes".to_string(), items: r.notes.clone() });
+            sections.push(Section::Notes { title: "Notes".to_string(), items: r.notes.clone() });
         }
         EmailView {
             status: report.status,
@@ -225,7 +225,7 @@ impl EmailView {
             window: r.window,
             changes: changes_line(delta),
             glance: glance(report, delta),
-            parts,
+            sections,
             footer: Footer {
                 sent: format!(
                     "Sent by midwatch at {} UTC. \"New\" and \"resolved\" compare with the previous email.",
@@ -266,7 +266,6 @@ fn finding_item(f: &FindingView<'_>, links: &Links, user_ids: &UserIds) -> Findi
     }
 }
 
-/// The issue record and user record links of a finding.
 /// The `sys_user` sys_id of each user name, from the report.
 type UserIds = std::collections::BTreeMap<String, String>;
 
@@ -275,6 +274,7 @@ fn user_link(links: &Links, user_ids: &UserIds, user: &str) -> Option<String> {
     links.user(user_ids.get(user)?)
 }
 
+/// The issue record and user record links of a finding.
 fn refs(links: &Links, user_ids: &UserIds, message: &Untrusted<'_>, user: &Untrusted<'_>) -> Vec<Ref> {
     let issue = links.issue(message.raw).map(|href| Ref { field: "Issue record", label: "issue record".into(), href });
     let user = user_link(links, user_ids, user.raw).map(|href| Ref {
@@ -285,10 +285,10 @@ fn refs(links: &Links, user_ids: &UserIds, message: &Untrusted<'_>, user: &Untru
     issue.into_iter().chain(user).collect()
 }
 
-fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds) -> IdMapPart {
+fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds) -> IdMapSection {
     let user = |u: &Untrusted<'_>| Linked { text: u.text.clone(), href: user_link(links, user_ids, u.raw) };
     let mid = |id: &Untrusted<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
-    IdMapPart {
+    IdMapSection {
         title: "MID Server ID map",
         unassociated_intro: "Users with the mid_server role not configured on any MID Server:",
         unassociated: map.unassociated_users.iter().map(user).collect(),
