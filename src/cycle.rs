@@ -12,7 +12,8 @@ use crate::collect::collect;
 use crate::config::Config;
 use crate::domain::{Report, Scope, Snapshot, Window};
 use crate::evaluate::{Context, evaluate};
-use crate::notify::{self, EmailOutcome, Links};
+use crate::notify::{self, EmailOutcome};
+use crate::present::email::Links;
 use crate::present::{self, Detail, Format};
 use crate::snow::{ApiError, Client, ClientError, ClientOptions, RetryPolicy};
 use crate::writeback::{self, WriteBack};
@@ -359,8 +360,12 @@ async fn side_effects(
         (Some(email), false) => {
             let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
-            // Composing and queueing are local; delivery is bounded by the deadline inside.
-            Some(notify::notify(email, &config.state_directory, report, &links, mode, now).await)
+            // Composing and queueing are local; delivery is bounded by the deadline inside: the one `conclude`
+            // runs the side effects within.
+            let deadline = crate::snow::deadline::current()
+                .map_or_else(|| crate::deadline::Deadline::after(opts.timeout), crate::deadline::Deadline::at);
+            let notice = notify::Notice { report, links: &links, now };
+            Some(notify::notify(email, &config.state_directory, &notice, mode, deadline).await)
         }
         _ => None,
     };

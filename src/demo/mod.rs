@@ -14,10 +14,9 @@ mod watch;
 
 use secrecy::SecretString;
 
-use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
+use crate::config::{CheckConfig, Config, EmailConfig, InstanceConfig, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions};
 use crate::domain::{MessageStyle, Status};
-use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
 use crate::snow::RetryPolicy;
 use crate::snow::auth::{Credentials, OAuthClient};
