@@ -360,8 +360,8 @@ async fn side_effects(
         (Some(email), false) => {
             let links = Links { instance_url: config.instance.url.clone(), issue_ids: write_back.issue_ids() };
             let mode = if opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
-            // Composing and queueing are local; delivery is bounded by the deadline inside: the one `conclude`
-            // runs the side effects within.
+            // Composing and queueing are local; delivery is bounded by the deadline `conclude` runs the side
+            // effects within (the cycle's timeout, were none set).
             let deadline = crate::snow::deadline::current()
                 .map_or_else(|| crate::deadline::Deadline::after(opts.timeout), crate::deadline::Deadline::at);
             let notice = notify::Notice { report, links: &links, now };

@@ -378,7 +378,7 @@ enum NotQueued {
     Store(#[from] OutboxError),
     /// It was written, its content could not be recorded, and it could not be removed again.
     #[error("{record}; {removing}")]
-    Stranded { record: OutboxError, removing: OutboxError },
+    Stranded { record: Box<OutboxError>, removing: Box<OutboxError> },
 }
 
 /// Renders this cycle's message, puts it into the outbox (and `entries`) and records its content as notified.
@@ -408,7 +408,7 @@ fn compose(
     if let Err(record) = state.store(state_dir) {
         return Err(match outbox.remove(&entry) {
             Ok(()) => NotQueued::Store(record),
-            Err(removing) => NotQueued::Stranded { record, removing },
+            Err(removing) => NotQueued::Stranded { record: Box::new(record), removing: Box::new(removing) },
         });
     }
     entries.push(entry);

@@ -53,7 +53,7 @@ pub enum OutboxError {
     Serialize { what: &'static str, source: serde_json::Error },
     /// An outbox file that cannot be read or parsed; moved aside (to `moved_to`) when that was possible.
     #[error("outbox file {} is unreadable ({source}){}", path.display(), moved_aside(moved_to.as_deref()))]
-    Unreadable { path: PathBuf, source: Unreadable, moved_to: Option<PathBuf> },
+    Unreadable { path: PathBuf, source: UnreadableEntry, moved_to: Option<PathBuf> },
     /// The entry has no file (it could not be written when it was queued).
     #[error("the email is not in the outbox, so its delivery could not be recorded")]
     NotStored,
@@ -61,7 +61,7 @@ pub enum OutboxError {
 
 /// Why an outbox file could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum Unreadable {
+pub enum UnreadableEntry {
     #[error(transparent)]
     Io(#[from] io::Error),
     #[error(transparent)]
@@ -249,8 +249,8 @@ impl Outbox {
         let mut problems = Vec::new();
         for path in self.files() {
             let parsed = fs::read_to_string(&path)
-                .map_err(Unreadable::from)
-                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(Unreadable::from));
+                .map_err(UnreadableEntry::from)
+                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(UnreadableEntry::from));
             match parsed {
                 Ok(mut entry) => {
                     entry.path = Some(path);
@@ -420,4 +420,76 @@ fn refuse_foreign(state_dir: &Path) -> Result<(), LockError> {
         return Ok(());
     }
     Err(LockError::Foreign { state_dir: state_dir.to_path_buf(), owner, me })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied() -> io::Error {
+        io::Error::from(io::ErrorKind::PermissionDenied)
+    }
+
+    #[test]
+    fn a_file_error_names_the_file_and_the_os_error() {
+        let path = PathBuf::from("/var/lib/midwatch/email-state.json");
+        let read = OutboxError::Read { path: path.clone(), source: denied() };
+        assert_eq!(read.to_string(), format!("cannot read /var/lib/midwatch/email-state.json: {}", denied()));
+        let outbox = OutboxError::CreateOutbox { path: "/var/lib/midwatch/outbox".into(), source: denied() };
+        assert_eq!(outbox.to_string(), format!("cannot create the outbox /var/lib/midwatch/outbox: {}", denied()));
+        let invalid = serde_json::from_str::<NotifiedState>("{").expect_err("not json");
+        let shown = invalid.to_string();
+        let state = OutboxError::InvalidState { path, source: invalid };
+        assert_eq!(
+            state.to_string(),
+            format!("/var/lib/midwatch/email-state.json is not a valid midwatch email state ({shown})")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_outbox_file_says_where_it_was_moved_if_it_was() {
+        let path = PathBuf::from("outbox/00000001-x.json");
+        let kept = OutboxError::Unreadable { path: path.clone(), source: denied().into(), moved_to: None };
+        assert_eq!(kept.to_string(), format!("outbox file outbox/00000001-x.json is unreadable ({})", denied()));
+        let moved =
+            OutboxError::Unreadable { path, source: denied().into(), moved_to: Some("outbox/00000001-x.bad".into()) };
+        assert_eq!(
+            moved.to_string(),
+            format!(
+                "outbox file outbox/00000001-x.json is unreadable ({}); moved aside to outbox/00000001-x.bad",
+                denied()
+            )
+        );
+    }
+
+    #[test]
+    fn a_busy_lock_names_its_holder_when_the_file_does() {
+        let busy = |holder| LockError::Busy {
+            state_dir: "/var/lib/midwatch".into(),
+            holder,
+            lock_file: "/var/lib/midwatch/email.lock".into(),
+        };
+        assert_eq!(
+            busy(Some(4242)).to_string(),
+            "the state directory /var/lib/midwatch is in use by another midwatch (pid 4242 per \
+             /var/lib/midwatch/email.lock)"
+        );
+        assert_eq!(
+            busy(None).to_string(),
+            "the state directory /var/lib/midwatch is in use by another midwatch (/var/lib/midwatch/email.lock)"
+        );
+        let io = LockError::from(OutboxError::Lock { path: "/s/email.lock".into(), source: denied() });
+        assert_eq!(io.to_string(), format!("cannot lock /s/email.lock: {}", denied()));
+    }
+
+    #[test]
+    fn a_foreign_state_directory_says_whose_it_is_and_what_to_do() {
+        let foreign = LockError::Foreign { state_dir: "/var/lib/midwatch".into(), owner: 998, me: 1000 };
+        assert_eq!(
+            foreign.to_string(),
+            "the state directory /var/lib/midwatch belongs to uid 998, not to this process (uid 1000): run the \
+             command as its owner (sudo -u '#998' midwatch …), add --no-email, or set [state] directory to a \
+             directory of your own"
+        );
+    }
 }

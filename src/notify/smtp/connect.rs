@@ -138,3 +138,41 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
         Err(_) => Err(Unavailable::NoAnswer { within: cfg.timeout }.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_server_is_said_as_before() {
+        assert_eq!(
+            ConnectError::from(Unavailable::PasswordInClear).to_string(),
+            "the server did not offer STARTTLS: refusing to send the password in clear (tls = \"opportunistic\"); \
+             use tls = \"required\" or an smtps:// url"
+        );
+        assert_eq!(
+            Unavailable::NoStartTls.to_string(),
+            "the server does not offer STARTTLS, which tls = \"required\" needs"
+        );
+        assert_eq!(
+            Unavailable::NoAnswer { within: Duration::from_secs(30) }.to_string(),
+            "no greeting/EHLO/STARTTLS/AUTH within 30s"
+        );
+        let starttls =
+            Unavailable::Handshake { step: "STARTTLS failed: ", reply: "454 4.7.0 TLS not available".into() };
+        assert_eq!(starttls.to_string(), "STARTTLS failed: 454 4.7.0 TLS not available");
+    }
+
+    #[test]
+    fn only_the_ca_file_problems_name_their_setting() {
+        let unreadable = Misconfigured::CaFileUnreadable {
+            path: "/etc/midwatch/ca.pem".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(unreadable.names_its_setting());
+        assert!(unreadable.to_string().starts_with("[email] ca_file /etc/midwatch/ca.pem cannot be read: "));
+        let refused = Misconfigured::Certificate("the TLS certificate of smtp://mx:587 has expired".into());
+        assert!(!refused.names_its_setting());
+        assert_eq!(refused.to_string(), "the TLS certificate of smtp://mx:587 has expired");
+    }
+}

@@ -107,10 +107,13 @@ fn reply_of(e: &lettre::transport::smtp::Error) -> String {
     }
 }
 
+/// The reply code of a server that is closing the connection: no later command gets an answer.
+const CLOSING: u16 = 421;
+
 fn classify(e: &lettre::transport::smtp::Error) -> Fail {
     let reply = reply_of(e);
     if e.is_transient() {
-        if reply.starts_with("421") { Fail::Broken(reply) } else { Fail::Transient(reply) }
+        if e.status().map(u16::from) == Some(CLOSING) { Fail::Broken(reply) } else { Fail::Transient(reply) }
     } else if e.is_permanent() {
         Fail::Permanent(reply)
     } else {
