@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 /// The instant by which a cycle's step must be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Deadline(Instant);
+pub struct Deadline(Instant);
 
 /// [`Deadline::bounded`]'s future was cut off by the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub(crate) struct DeadlinePassed;
 
 impl Deadline {
     /// `timeout` from now.
-    pub(crate) fn after(timeout: Duration) -> Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
         Deadline(Instant::now() + timeout)
     }
 

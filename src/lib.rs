@@ -50,7 +50,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod cycle;
-mod deadline;
+pub mod deadline;
 #[cfg(feature = "demo")]
 #[doc(hidden)]
 pub mod demo;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::{CheckOptions, Cycle};
 use crate::deadline::Deadline;
 use crate::domain::Report;
-use crate::notify::{self, EmailOutcome, Links};
+use crate::notify::{self, EmailOutcome};
+use crate::present::email::Links;
 use crate::writeback::{self, Records, RecordsUnread, WriteBack};
 
 impl Cycle<'_> {
@@ -104,8 +105,8 @@ impl Cycle<'_> {
         }
         let links = Links { instance_url: self.config.instance.url.clone(), issue_ids: write_back.issue_ids() };
         let mode = if self.opts.dry_run { notify::Mode::DryRun } else { notify::Mode::Send };
-        // Composing and queueing are local; delivery is bounded by the deadline inside.
-        let _ = deadline;
-        Some(notify::notify(email, &self.config.state_directory, report, &links, mode, now).await)
+        // Composing and queueing are local; delivery is bounded by the deadline.
+        let notice = notify::Notice { report, links: &links, now };
+        Some(notify::notify(email, &self.config.state_directory, &notice, mode, deadline).await)
     }
 }

@@ -15,10 +15,9 @@ mod watch;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::config::{CheckConfig, Config, InstanceConfig, LogConfig, LogFormat};
+use crate::config::{CheckConfig, Config, EmailConfig, InstanceConfig, LogConfig, LogFormat};
 use crate::cycle::{self, CheckOptions, Cycle, Outcome};
 use crate::domain::{MessageStyle, Status};
-use crate::notify::EmailConfig;
 use crate::present::{self, Detail, Format};
 use crate::snow::auth::{Credentials, OAuthClient};
 use crate::snow::{Client, RetryPolicy};

@@ -1,14 +1,16 @@
 //! Email notifications: the detailed findings, mailed to the administrators when they change.
 //!
-//! One call of [`notify`] per cycle, after evaluation (and write-back):
+//! One call of [`notify`] per cycle, after evaluation (and write-back), each step a function of its own:
 //!
 //! 1. **decide**: compare the findings (user, category, message) with those of the last email composed,
 //!    kept in `<state>/email-state.json`, according to [`SendPolicy`];
 //! 2. **compose**: render the text and HTML alternatives (`crate::present::email`) and put the fully rendered message into
 //!    the outbox, `<state>/outbox/`, one file per message, written atomically; then record the new
 //!    last-notified state (so `on_change` does not queue the same content again next cycle);
-//! 3. **deliver** every message of the outbox, oldest first, over one SMTP connection; a delivered message is
-//!    removed, a message the server could not take now (server down, 4xx, timeout) stays for the next cycle.
+//! 3. **deliver** every message of the outbox, oldest first, over one SMTP connection, until the cycle's
+//!    [`Deadline`]; a delivered message is removed, a message the server could not take now (server down, 4xx,
+//!    timeout, the deadline) stays for the next cycle;
+//! 4. the **outcome**: what became of this cycle's message and of the earlier ones.
 //!
 //! # Delivery guarantee: at least once, at most one duplicate per interrupted delivery
 //!
@@ -46,16 +48,17 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{EmailConfig, SendPolicy};
+use crate::deadline::Deadline;
 use crate::domain::{FindingKey, Report};
-use crate::present::email::{self, Delta};
+use crate::present::email::{self, Delta, Links, RenderedEmail};
 use crate::present::text::{DryRunEmail, EmailSection};
+use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
+use smtp::{BuildError, DeliveryReport};
 
 pub mod outbox;
 mod smtp;
 
-// The `[email]` configuration is validated in `crate::config`; these names stay reachable from here.
-pub use crate::config::{EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
-pub use crate::present::email::Links;
 pub use smtp::probe;
 
 /// Whether [`notify`] may touch the network and the state directory.
@@ -194,7 +197,7 @@ impl EmailOutcome {
 }
 
 /// How the findings compare with the last email composed (`None`: nothing was ever sent, every finding is new).
-pub fn changes<'a>(report: &'a Report, last: Option<&outbox::NotifiedState>) -> Delta<'a> {
+pub fn changes<'a>(report: &'a Report, last: Option<&NotifiedState>) -> Delta<'a> {
     match last {
         Some(l) => Delta::against(report, &l.findings, Some(l.notified_at)),
         None => Delta::against(report, &[], None),
@@ -205,20 +208,27 @@ fn plural(n: usize, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
+/// What one cycle has to tell: its report, the links into the instance the email shows, and the cycle's time.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    pub report: &'a Report,
+    pub links: &'a Links,
+    pub now: DateTime<Utc>,
+}
+
 /// Called once per cycle after evaluation (and write-back). Queues this cycle's message when the policy says so,
-/// then delivers the outbox (earlier messages first, oldest first). See the module documentation for the
-/// guarantee. Never panics on network or file-system errors: they end up in the outcome and the log.
+/// then delivers the outbox (earlier messages first, oldest first) until `deadline`. See the module documentation
+/// for the guarantee. Never panics on network or file-system errors: they end up in the outcome and the log.
 pub async fn notify(
     cfg: &EmailConfig,
     state_dir: &Path,
-    report: &Report,
-    links: &Links,
+    notice: &Notice<'_>,
     mode: Mode,
-    now: DateTime<Utc>,
+    deadline: Deadline,
 ) -> EmailOutcome {
     match mode {
-        Mode::DryRun => dry_run(cfg, state_dir, report, links, now),
-        Mode::Send => send(cfg, state_dir, report, links, now).await,
+        Mode::DryRun => dry_run(cfg, state_dir, notice),
+        Mode::Send => send(cfg, state_dir, notice, deadline).await,
     }
 }
 
@@ -226,7 +236,7 @@ pub async fn notify(
 /// get a reminder once `[email] remind_every` has passed since the last email.
 fn decide(
     cfg: &EmailConfig,
-    last: Option<&outbox::NotifiedState>,
+    last: Option<&NotifiedState>,
     digest: &str,
     report: &Report,
     now: DateTime<Utc>,
@@ -249,7 +259,7 @@ fn decide(
 }
 
 /// The message `decide` asked for repeats the last one's findings: a reminder (`[email] remind_every`).
-fn is_reminder(cfg: &EmailConfig, last: Option<&outbox::NotifiedState>, digest: &str) -> bool {
+fn is_reminder(cfg: &EmailConfig, last: Option<&NotifiedState>, digest: &str) -> bool {
     cfg.send == SendPolicy::OnChange && last.is_some_and(|l| l.digest == digest)
 }
 
@@ -257,21 +267,19 @@ fn recipients(cfg: &EmailConfig) -> Vec<String> {
     cfg.to.iter().map(|m| m.email.to_string()).collect()
 }
 
-fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, now: DateTime<Utc>) -> EmailOutcome {
+fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOutcome {
     let mut problems = Vec::new();
-    let last = outbox::NotifiedState::load(state_dir).unwrap_or_else(|e| {
-        problems.push(e);
+    let last = NotifiedState::load(state_dir).unwrap_or_else(|e| {
+        problems.push(e.to_string());
         None
     });
-    let outbox_pending = outbox::Outbox::new(state_dir).count();
-    let current = FindingKey::of_report(report);
+    let outbox_pending = Outbox::new(state_dir).count();
+    let current = FindingKey::of_report(notice.report);
     let digest = outbox::digest(&current);
-    let status = match decide(cfg, last.as_ref(), &digest, report, now) {
+    let status = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
         Some(reason) => EmailStatus::NotNeeded { reason },
         None => {
-            let mut delta = changes(report, last.as_ref());
-            delta.reminder = is_reminder(cfg, last.as_ref(), &digest);
-            let email = email::render(report, &delta, links, now);
+            let email = render(cfg, notice, last.as_ref(), &digest);
             EmailStatus::DryRun {
                 subject: email.subject,
                 recipients: recipients(cfg),
@@ -283,105 +291,160 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, 
     EmailOutcome { outbox_pending, problems, ..EmailOutcome::new(status) }
 }
 
-async fn send(cfg: &EmailConfig, state_dir: &Path, report: &Report, links: &Links, now: DateTime<Utc>) -> EmailOutcome {
+/// The message `decide` asked for, rendered.
+fn render(cfg: &EmailConfig, notice: &Notice<'_>, last: Option<&NotifiedState>, digest: &str) -> RenderedEmail {
+    let mut delta = changes(notice.report, last);
+    delta.reminder = is_reminder(cfg, last, digest);
+    email::render(notice.report, &delta, notice.links, notice.now)
+}
+
+async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline: Deadline) -> EmailOutcome {
     let mut problems = Vec::new();
-    let _lock = match outbox::StateLock::acquire(state_dir) {
-        Ok(lock) => Some(lock),
-        Err(outbox::LockError::Busy(reason)) => {
+    let _lock = match lock(state_dir, &mut problems) {
+        Ok(lock) => lock,
+        Err(skipped) => return *skipped,
+    };
+    let outbox = Outbox::new(state_dir);
+    let last = NotifiedState::load(state_dir).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the last-notified state is unreadable; every finding counts as new");
+        problems.push(e.to_string());
+        None
+    });
+    let current = FindingKey::of_report(notice.report);
+    let digest = outbox::digest(&current);
+    let (entries, load_problems) = outbox.load();
+    problems.extend(load_problems.iter().map(ToString::to_string));
+    let not_needed = decide(cfg, last.as_ref(), &digest, notice.report, notice.now);
+    let room = usize::from(not_needed.is_none());
+    let (mut entries, dropped, expire_problems) = outbox.expire(entries, cfg, room, notice.now);
+    problems.extend(expire_problems.iter().map(ToString::to_string));
+    let composed = match not_needed {
+        Some(reason) => Err(EmailStatus::NotNeeded { reason }),
+        None => compose(cfg, state_dir, notice, Findings { last, current, digest }, &mut entries)
+            .map_err(|e| not_queued(e, state_dir, &mut problems)),
+    };
+    let delivery = smtp::deliver(cfg, &outbox, entries, notice.now, deadline).await;
+    outcome(cfg, composed, delivery, dropped, problems)
+}
+
+/// The state directory's lock, when it can be had. `Err` is this cycle's outcome without it (another midwatch
+/// holds it, or the directory is another user's); a lock that cannot be created is only noted in `problems`.
+fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock>, Box<EmailOutcome>> {
+    match StateLock::acquire(state_dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ outbox::LockError::Busy { .. }) => {
+            let reason = e.to_string();
             tracing::warn!(%reason, "email skipped this cycle");
-            return EmailOutcome::new(EmailStatus::Skipped { reason });
+            Err(Box::new(EmailOutcome::new(EmailStatus::Skipped { reason })))
         }
-        Err(outbox::LockError::Foreign(reason)) => {
+        Err(e @ outbox::LockError::Foreign { .. }) => {
+            let reason = e.to_string();
             tracing::error!(%reason, "email skipped this cycle");
-            return EmailOutcome {
+            Err(Box::new(EmailOutcome {
                 problems: vec![reason.clone()],
                 ..EmailOutcome::new(EmailStatus::Skipped { reason })
-            };
+            }))
         }
         Err(outbox::LockError::Io(e)) => {
             // Better a notification without the lock than none: note it and go on.
             tracing::error!(error = %e, "cannot lock the state directory; notifying without the lock");
-            problems.push(e);
-            None
-        }
-    };
-    let outbox = outbox::Outbox::new(state_dir);
-    let last = outbox::NotifiedState::load(state_dir).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the last-notified state is unreadable; every finding counts as new");
-        problems.push(e);
-        None
-    });
-    let current = FindingKey::of_report(report);
-    let digest = outbox::digest(&current);
-    let (entries, load_problems) = outbox.load();
-    problems.extend(load_problems);
-    let not_needed = decide(cfg, last.as_ref(), &digest, report, now);
-    let room = usize::from(not_needed.is_none());
-    let (mut entries, dropped, expire_problems) = outbox.expire(entries, cfg, room, now);
-    problems.extend(expire_problems);
-
-    let mut composed: Option<(String, String)> = None; // (message id, subject)
-    let mut status = None;
-    match not_needed {
-        Some(reason) => status = Some(EmailStatus::NotNeeded { reason }),
-        None => {
-            let mut delta = changes(report, last.as_ref());
-            delta.reminder = is_reminder(cfg, last.as_ref(), &digest);
-            let email = email::render(report, &delta, links, now);
-            match smtp::build_message(cfg, &email, &digest, now) {
-                Ok((message_id, raw)) => {
-                    let mut entry =
-                        outbox::OutboxEntry::new(&outbox, cfg, &entries, &message_id, &email.subject, raw, now);
-                    let state = outbox::NotifiedState {
-                        format: outbox::STATE_FORMAT,
-                        digest: digest.clone(),
-                        notified_at: now,
-                        message_id: message_id.clone(),
-                        findings: current,
-                    };
-                    // Queued and recorded, or not sent at all: a message that is not in the outbox, or whose
-                    // content is not recorded as notified, would be composed and sent again every cycle.
-                    let queued = outbox.store(&mut entry).and_then(|()| {
-                        state.store(state_dir).map_err(|e| match outbox.remove(&entry) {
-                            Ok(()) => e,
-                            Err(removing) => format!("{e}; {removing}"),
-                        })
-                    });
-                    match queued {
-                        Ok(()) => {
-                            composed = Some((message_id, email.subject));
-                            entries.push(entry);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot queue the email; nothing is sent until the state directory is writable");
-                            problems.push(e.clone());
-                            status = Some(EmailStatus::Skipped {
-                                reason: format!(
-                                    "cannot queue the email ({e}); fix the state directory {}",
-                                    state_dir.display()
-                                ),
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the email");
-                    status = Some(EmailStatus::Skipped { reason: format!("cannot build the email: {e}") });
-                }
-            }
+            problems.push(e.to_string());
+            Ok(None)
         }
     }
+}
 
-    let delivery = smtp::deliver(cfg, &outbox, entries, now).await;
-    problems.extend(delivery.problems);
-    let new_id = composed.as_ref().map(|(id, _)| id.as_str());
+/// The findings `decide` compared: the last email's, and this cycle's with their digest.
+struct Findings {
+    last: Option<NotifiedState>,
+    current: Vec<FindingKey>,
+    digest: String,
+}
+
+/// This cycle's message, in the outbox.
+struct Queued {
+    message_id: String,
+    subject: String,
+}
+
+/// Why this cycle's message is not in the outbox.
+#[derive(Debug, thiserror::Error)]
+enum NotQueued {
+    /// It could not be built: nothing was written.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// It could not be written, or its content could not be recorded as notified (and it was removed again).
+    #[error(transparent)]
+    Store(#[from] OutboxError),
+    /// It was written, its content could not be recorded, and it could not be removed again.
+    #[error("{record}; {removing}")]
+    Stranded { record: Box<OutboxError>, removing: Box<OutboxError> },
+}
+
+/// Renders this cycle's message, puts it into the outbox (and `entries`) and records its content as notified.
+/// Queued and recorded, or not sent at all: a message that is not in the outbox, or whose content is not
+/// recorded as notified, would be composed and sent again every cycle.
+fn compose(
+    cfg: &EmailConfig,
+    state_dir: &Path,
+    notice: &Notice<'_>,
+    findings: Findings,
+    entries: &mut Vec<OutboxEntry>,
+) -> Result<Queued, NotQueued> {
+    let Findings { last, current, digest } = findings;
+    let email = render(cfg, notice, last.as_ref(), &digest);
+    let built = smtp::build_message(cfg, &email, &digest, notice.now)?;
+    let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone() };
+    let outbox = Outbox::new(state_dir);
+    let mut entry = OutboxEntry::new(outbox.next_seq(entries), cfg, built, notice.now);
+    let state = NotifiedState {
+        format: outbox::STATE_FORMAT,
+        digest,
+        notified_at: notice.now,
+        message_id: queued.message_id.clone(),
+        findings: current,
+    };
+    outbox.store(&mut entry)?;
+    if let Err(record) = state.store(state_dir) {
+        return Err(match outbox.remove(&entry) {
+            Ok(()) => NotQueued::Store(record),
+            Err(removing) => NotQueued::Stranded { record: Box::new(record), removing: Box::new(removing) },
+        });
+    }
+    entries.push(entry);
+    Ok(queued)
+}
+
+/// This cycle's status when its message could not be queued: logged, and a problem when the state directory
+/// is at fault.
+fn not_queued(e: NotQueued, state_dir: &Path, problems: &mut Vec<String>) -> EmailStatus {
+    if let NotQueued::Build(e) = &e {
+        tracing::error!(error = %e, "cannot build the email");
+        return EmailStatus::Skipped { reason: format!("cannot build the email: {e}") };
+    }
+    tracing::error!(error = %e, "cannot queue the email; nothing is sent until the state directory is writable");
+    problems.push(e.to_string());
+    EmailStatus::Skipped {
+        reason: format!("cannot queue the email ({e}); fix the state directory {}", state_dir.display()),
+    }
+}
+
+/// What became of this cycle's message (`composed`: queued, or the status saying why not) and of the earlier ones.
+fn outcome(
+    cfg: &EmailConfig,
+    composed: Result<Queued, EmailStatus>,
+    delivery: DeliveryReport,
+    dropped: Vec<outbox::DroppedMessage>,
+    mut problems: Vec<String>,
+) -> EmailOutcome {
+    problems.extend(delivery.problems.iter().map(ToString::to_string));
+    let new_id = composed.as_ref().ok().map(|q| q.message_id.as_str());
     let earlier = || delivery.results.iter().filter(|r| Some(r.message_id.as_str()) != new_id);
     let outbox_delivered = earlier().filter(|r| r.finished).count();
     let outbox_reason = earlier().filter(|r| !r.finished).find_map(|r| r.reason.clone());
-    let status = match (status, composed) {
-        (Some(status), _) => status,
-        (None, None) => EmailStatus::Skipped { reason: "nothing composed".into() },
-        (None, Some((message_id, subject))) => match delivery.results.iter().find(|r| r.message_id == message_id) {
+    let status = match composed {
+        Err(status) => status,
+        Ok(Queued { message_id, subject }) => match delivery.results.iter().find(|r| r.message_id == message_id) {
             Some(r) if r.finished && !r.rejected_any => {
                 EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
             }

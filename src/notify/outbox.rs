@@ -5,18 +5,21 @@
 //!   ([`OutboxEntry`]), oldest first by name;
 //! - `email.lock`: held during a cycle's notification (`StateLock`).
 //!
-//! Every file is written atomically (a temporary file in the same directory, fsync, rename, fsync of the
-//! directory), so a crash leaves either the old or the new content, never a torn file.
+//! Every file is written atomically (`crate::atomic_file`: a temporary file in the same directory, fsync, rename,
+//! fsync of the directory), so a crash leaves either the old or the new content, never a torn file. What goes
+//! wrong with these files is an [`OutboxError`], naming the file and the OS's (or the parser's) error.
 
 use std::fs;
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{EmailConfig, PermanentFailure};
+use super::PermanentFailure;
+use crate::atomic_file;
+use crate::config::EmailConfig;
 use crate::domain::FindingKey;
 
 pub(crate) const STATE_FILE: &str = "email-state.json";
@@ -24,6 +27,50 @@ pub(crate) const OUTBOX_DIR: &str = "outbox";
 pub(crate) const LOCK_FILE: &str = "email.lock";
 pub(crate) const STATE_FORMAT: u32 = 1;
 pub(crate) const OUTBOX_FORMAT: u32 = 1;
+
+/// A file of the state directory's email part (the state, the outbox, the lock) that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock { path: PathBuf, source: io::Error },
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    CreateStateDirectory { path: PathBuf, source: io::Error },
+    #[error("cannot create the outbox {}: {source}", path.display())]
+    CreateOutbox { path: PathBuf, source: io::Error },
+    /// `email-state.json` is there but is not a state this version reads.
+    #[error("{} is not a valid midwatch email state ({source})", path.display())]
+    InvalidState { path: PathBuf, source: serde_json::Error },
+    /// `what`: `the email state`, `an outbox entry`.
+    #[error("cannot serialize {what}: {source}")]
+    Serialize { what: &'static str, source: serde_json::Error },
+    /// An outbox file that cannot be read or parsed; moved aside (to `moved_to`) when that was possible.
+    #[error("outbox file {} is unreadable ({source}){}", path.display(), moved_aside(moved_to.as_deref()))]
+    Unreadable { path: PathBuf, source: UnreadableEntry, moved_to: Option<PathBuf> },
+    /// The entry has no file (it could not be written when it was queued).
+    #[error("the email is not in the outbox, so its delivery could not be recorded")]
+    NotStored,
+}
+
+/// Why an outbox file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableEntry {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+fn moved_aside(to: Option<&Path>) -> String {
+    to.map(|bad| format!("; moved aside to {}", bad.display())).unwrap_or_default()
+}
 
 /// The sha256 (hex) of the sorted findings: equal digests mean the same set of findings.
 pub fn digest(sorted: &[FindingKey]) -> String {
@@ -54,21 +101,22 @@ pub struct NotifiedState {
 
 impl NotifiedState {
     /// `Ok(None)` when no email was ever composed; `Err` names the file and what is wrong with it.
-    pub fn load(state_dir: &Path) -> Result<Option<NotifiedState>, String> {
+    pub fn load(state_dir: &Path) -> Result<Option<NotifiedState>, OutboxError> {
         let path = state_dir.join(STATE_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("{} is not a valid midwatch email state ({e})", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Ok(text) => {
+                serde_json::from_str(&text).map(Some).map_err(|source| OutboxError::InvalidState { path, source })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(OutboxError::Read { path, source }),
         }
     }
 
-    pub(crate) fn store(&self, state_dir: &Path) -> Result<(), String> {
+    pub(crate) fn store(&self, state_dir: &Path) -> Result<(), OutboxError> {
         let path = state_dir.join(STATE_FILE);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| format!("cannot serialize the email state: {e}"))?;
-        write_atomic(&path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|source| OutboxError::Serialize { what: "the email state", source })?;
+        atomic_file::write(&path, &json, None).map_err(|source| OutboxError::Write { path, source })
     }
 }
 
@@ -105,23 +153,23 @@ pub struct OutboxEntry {
     pub(crate) path: Option<PathBuf>,
 }
 
+/// A message built for the outbox: its `Message-ID` (with angle brackets), its subject and its RFC 5322 text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BuiltMessage {
+    pub(crate) message_id: String,
+    pub(crate) subject: String,
+    pub(crate) message: String,
+}
+
 impl OutboxEntry {
-    pub fn new(
-        outbox: &Outbox,
-        cfg: &EmailConfig,
-        existing: &[OutboxEntry],
-        message_id: &str,
-        subject: &str,
-        message: String,
-        now: DateTime<Utc>,
-    ) -> OutboxEntry {
-        let seq = existing.iter().map(|e| e.seq).chain(outbox.max_seq()).max().unwrap_or(0) + 1;
+    /// The entry for a new message, owed to every configured recipient; `seq` from [`Outbox::next_seq`].
+    pub(crate) fn new(seq: u64, cfg: &EmailConfig, built: BuiltMessage, now: DateTime<Utc>) -> OutboxEntry {
         OutboxEntry {
             format: OUTBOX_FORMAT,
             seq,
-            message_id: message_id.to_string(),
+            message_id: built.message_id,
             created: now,
-            subject: subject.to_string(),
+            subject: built.subject,
             from: cfg.from.email.to_string(),
             recipients: super::recipients(cfg),
             sending: None,
@@ -129,7 +177,7 @@ impl OutboxEntry {
             rejected: Vec::new(),
             attempts: 0,
             last_error: None,
-            message,
+            message: built.message,
             path: None,
         }
     }
@@ -189,28 +237,29 @@ impl Outbox {
         self.files().iter().filter_map(|p| p.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok()).max()
     }
 
+    /// The sequence number of a new message: after every entry loaded (`existing`) and every file of the outbox.
+    pub(crate) fn next_seq(&self, existing: &[OutboxEntry]) -> u64 {
+        existing.iter().map(|e| e.seq).chain(self.max_seq()).max().unwrap_or(0) + 1
+    }
+
     /// Every readable entry, oldest first, and a problem for each unreadable file (moved aside as `.bad`, so it
     /// never blocks the outbox).
-    pub fn load(&self) -> (Vec<OutboxEntry>, Vec<String>) {
+    pub fn load(&self) -> (Vec<OutboxEntry>, Vec<OutboxError>) {
         let mut entries = Vec::new();
         let mut problems = Vec::new();
         for path in self.files() {
             let parsed = fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(|e| e.to_string()));
+                .map_err(UnreadableEntry::from)
+                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(UnreadableEntry::from));
             match parsed {
                 Ok(mut entry) => {
                     entry.path = Some(path);
                     entries.push(entry);
                 }
-                Err(e) => {
+                Err(source) => {
                     let bad = path.with_extension("bad");
-                    let moved = fs::rename(&path, &bad).is_ok();
-                    let p = format!(
-                        "outbox file {} is unreadable ({e}){}",
-                        path.display(),
-                        if moved { format!("; moved aside to {}", bad.display()) } else { String::new() }
-                    );
+                    let moved_to = fs::rename(&path, &bad).is_ok().then_some(bad);
+                    let p = OutboxError::Unreadable { path, source, moved_to };
                     tracing::error!("{p}");
                     problems.push(p);
                 }
@@ -228,7 +277,7 @@ impl Outbox {
         cfg: &EmailConfig,
         room: usize,
         now: DateTime<Utc>,
-    ) -> (Vec<OutboxEntry>, Vec<DroppedMessage>, Vec<String>) {
+    ) -> (Vec<OutboxEntry>, Vec<DroppedMessage>, Vec<OutboxError>) {
         let oldest_kept =
             chrono::TimeDelta::from_std(cfg.outbox_max_age).ok().and_then(|age| now.checked_sub_signed(age));
         let too_many = (entries.len() + room).saturating_sub(cfg.outbox_max_messages);
@@ -266,9 +315,9 @@ impl Outbox {
     }
 
     /// Writes a new entry and sets its path; on failure the entry stays without a path (in memory only).
-    pub(crate) fn store(&self, entry: &mut OutboxEntry) -> Result<(), String> {
-        crate::atomic_file::create_private_dir(&self.dir)
-            .map_err(|e| format!("cannot create the outbox {}: {e}", self.dir.display()))?;
+    pub(crate) fn store(&self, entry: &mut OutboxEntry) -> Result<(), OutboxError> {
+        atomic_file::create_private_dir(&self.dir)
+            .map_err(|source| OutboxError::CreateOutbox { path: self.dir.clone(), source })?;
         entry.path = Some(self.dir.join(entry.file_name()));
         let written = self.update(entry);
         if written.is_err() {
@@ -278,34 +327,25 @@ impl Outbox {
     }
 
     /// Rewrites the entry's file (no-op for an entry that is not on disk).
-    pub(crate) fn update(&self, entry: &OutboxEntry) -> Result<(), String> {
+    pub(crate) fn update(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
         let Some(path) = &entry.path else { return Ok(()) };
-        let json = serde_json::to_vec_pretty(entry).map_err(|e| format!("cannot serialize an outbox entry: {e}"))?;
-        write_atomic(path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let json = serde_json::to_vec_pretty(entry)
+            .map_err(|source| OutboxError::Serialize { what: "an outbox entry", source })?;
+        atomic_file::write(path, &json, None).map_err(|source| OutboxError::Write { path: path.clone(), source })
     }
 
     /// Removes a finished entry.
-    pub(crate) fn remove(&self, entry: &OutboxEntry) -> Result<(), String> {
+    pub(crate) fn remove(&self, entry: &OutboxEntry) -> Result<(), OutboxError> {
         let Some(path) = &entry.path else { return Ok(()) };
         match fs::remove_file(path) {
             Ok(()) => {
-                sync_dir(&self.dir);
+                atomic_file::sync_dir(&self.dir);
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(OutboxError::Remove { path: path.clone(), source }),
         }
     }
-}
-
-/// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::atomic_file::write(path, bytes, None)
-}
-
-/// Makes a rename or removal durable.
-fn sync_dir(dir: &Path) {
-    crate::atomic_file::sync_dir(dir);
 }
 
 /// Exclusive use of the state directory's email files by one process: an OS lock (`flock`) on `email.lock`,
@@ -317,20 +357,32 @@ pub(crate) struct StateLock {
     _file: fs::File,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum LockError {
-    /// Another process (or another cycle of this one) holds the lock.
-    Busy(String),
+    /// Another process (or another cycle of this one) holds the lock; `holder` is the pid its file names.
+    #[error(
+        "the state directory {} is in use by another midwatch ({}{})",
+        state_dir.display(),
+        holder.map(|p| format!("pid {p} per ")).unwrap_or_default(),
+        lock_file.display()
+    )]
+    Busy { state_dir: PathBuf, holder: Option<u32>, lock_file: PathBuf },
     /// The state directory belongs to another user: what this process wrote there could strand its owner.
-    Foreign(String),
+    #[error(
+        "the state directory {} belongs to uid {owner}, not to this process (uid {me}): run the command as its \
+         owner (sudo -u '#{owner}' midwatch …), add --no-email, or set [state] directory to a directory of your own",
+        state_dir.display()
+    )]
+    Foreign { state_dir: PathBuf, owner: u32, me: u32 },
     /// The lock could not be created (e.g. the state directory is not writable).
-    Io(String),
+    #[error(transparent)]
+    Io(#[from] OutboxError),
 }
 
 impl StateLock {
     pub(crate) fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
-        crate::atomic_file::create_private_dir(state_dir)
-            .map_err(|e| LockError::Io(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
+        atomic_file::create_private_dir(state_dir)
+            .map_err(|source| OutboxError::CreateStateDirectory { path: state_dir.to_path_buf(), source })?;
         refuse_foreign(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
@@ -339,27 +391,20 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| OutboxError::Open { path: path.clone(), source })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 let holder = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                return Err(LockError::Busy(format!(
-                    "the state directory {} is in use by another midwatch ({}{})",
-                    state_dir.display(),
-                    holder.map(|p| format!("pid {p} per ")).unwrap_or_default(),
-                    path.display()
-                )));
+                return Err(LockError::Busy { state_dir: state_dir.to_path_buf(), holder, lock_file: path });
             }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(LockError::Io(format!("cannot lock {}: {e}", path.display())));
-            }
+            Err(fs::TryLockError::Error(source)) => return Err(OutboxError::Lock { path, source }.into()),
         }
         // For people only: who holds it. The lock stays valid if this cannot be written.
         let _ = file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
         // Holding the lock, no other midwatch writes here: a temporary file is what a killed process left.
-        crate::atomic_file::remove_leftovers(state_dir, ".");
-        crate::atomic_file::remove_leftovers(&state_dir.join(OUTBOX_DIR), ".");
+        atomic_file::remove_leftovers(state_dir, ".");
+        atomic_file::remove_leftovers(&state_dir.join(OUTBOX_DIR), ".");
         Ok(StateLock { _file: file })
     }
 }
@@ -369,14 +414,82 @@ impl StateLock {
 fn refuse_foreign(state_dir: &Path) -> Result<(), LockError> {
     use std::os::unix::fs::MetadataExt as _;
     let owner =
-        fs::metadata(state_dir).map_err(|e| LockError::Io(format!("cannot read {}: {e}", state_dir.display())))?.uid();
+        fs::metadata(state_dir).map_err(|source| OutboxError::Read { path: state_dir.to_path_buf(), source })?.uid();
     let me = rustix::process::geteuid().as_raw();
     if owner == me {
         return Ok(());
     }
-    Err(LockError::Foreign(format!(
-        "the state directory {} belongs to uid {owner}, not to this process (uid {me}): run the command as its \
-         owner (sudo -u '#{owner}' midwatch …), add --no-email, or set [state] directory to a directory of your own",
-        state_dir.display()
-    )))
+    Err(LockError::Foreign { state_dir: state_dir.to_path_buf(), owner, me })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied() -> io::Error {
+        io::Error::from(io::ErrorKind::PermissionDenied)
+    }
+
+    #[test]
+    fn a_file_error_names_the_file_and_the_os_error() {
+        let path = PathBuf::from("/var/lib/midwatch/email-state.json");
+        let read = OutboxError::Read { path: path.clone(), source: denied() };
+        assert_eq!(read.to_string(), format!("cannot read /var/lib/midwatch/email-state.json: {}", denied()));
+        let outbox = OutboxError::CreateOutbox { path: "/var/lib/midwatch/outbox".into(), source: denied() };
+        assert_eq!(outbox.to_string(), format!("cannot create the outbox /var/lib/midwatch/outbox: {}", denied()));
+        let invalid = serde_json::from_str::<NotifiedState>("{").expect_err("not json");
+        let shown = invalid.to_string();
+        let state = OutboxError::InvalidState { path, source: invalid };
+        assert_eq!(
+            state.to_string(),
+            format!("/var/lib/midwatch/email-state.json is not a valid midwatch email state ({shown})")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_outbox_file_says_where_it_was_moved_if_it_was() {
+        let path = PathBuf::from("outbox/00000001-x.json");
+        let kept = OutboxError::Unreadable { path: path.clone(), source: denied().into(), moved_to: None };
+        assert_eq!(kept.to_string(), format!("outbox file outbox/00000001-x.json is unreadable ({})", denied()));
+        let moved =
+            OutboxError::Unreadable { path, source: denied().into(), moved_to: Some("outbox/00000001-x.bad".into()) };
+        assert_eq!(
+            moved.to_string(),
+            format!(
+                "outbox file outbox/00000001-x.json is unreadable ({}); moved aside to outbox/00000001-x.bad",
+                denied()
+            )
+        );
+    }
+
+    #[test]
+    fn a_busy_lock_names_its_holder_when_the_file_does() {
+        let busy = |holder| LockError::Busy {
+            state_dir: "/var/lib/midwatch".into(),
+            holder,
+            lock_file: "/var/lib/midwatch/email.lock".into(),
+        };
+        assert_eq!(
+            busy(Some(4242)).to_string(),
+            "the state directory /var/lib/midwatch is in use by another midwatch (pid 4242 per \
+             /var/lib/midwatch/email.lock)"
+        );
+        assert_eq!(
+            busy(None).to_string(),
+            "the state directory /var/lib/midwatch is in use by another midwatch (/var/lib/midwatch/email.lock)"
+        );
+        let io = LockError::from(OutboxError::Lock { path: "/s/email.lock".into(), source: denied() });
+        assert_eq!(io.to_string(), format!("cannot lock /s/email.lock: {}", denied()));
+    }
+
+    #[test]
+    fn a_foreign_state_directory_says_whose_it_is_and_what_to_do() {
+        let foreign = LockError::Foreign { state_dir: "/var/lib/midwatch".into(), owner: 998, me: 1000 };
+        assert_eq!(
+            foreign.to_string(),
+            "the state directory /var/lib/midwatch belongs to uid 998, not to this process (uid 1000): run the \
+             command as its owner (sudo -u '#998' midwatch …), add --no-email, or set [state] directory to a \
+             directory of your own"
+        );
+    }
 }

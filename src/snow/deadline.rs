@@ -1,7 +1,8 @@
 //! The cycle's deadline as the client sees it, and what the client is waiting for.
 //!
-//! A cycle runs its reads and writes [`within`] its deadline (a task-local, so every request of the cycle's
-//! task sees it without being passed it). The retry loop refuses a `Retry-After` longer than what is left —
+//! A cycle runs its reads and writes [`within`] its deadline (a task-local inside the client's room, so every
+//! request of the cycle's task sees it without being passed it; what bounds anything else is passed as a
+//! `crate::deadline::Deadline`). The retry loop refuses a `Retry-After` longer than what is left —
 //! failing at once, saying so — instead of sleeping past the deadline. `Pending` names the requests in
 //! flight (`waiting for sysevent page 3`), so a passed deadline says what it was waiting for.
 
@@ -26,23 +27,6 @@ pub(crate) async fn within<F: Future>(deadline: Instant, f: F) -> F::Output {
 pub(crate) fn remaining() -> Option<Duration> {
     DEADLINE.try_with(|d| d.saturating_duration_since(Instant::now())).ok()
 }
-
-/// The current deadline itself, if one is set.
-pub(crate) fn current() -> Option<Instant> {
-    DEADLINE.try_with(|d| *d).ok()
-}
-
-/// Runs `f` until the current deadline (`Err(DeadlinePassed)` when it passes first); without a deadline, to its end.
-pub(crate) async fn bounded<F: Future>(f: F) -> Result<F::Output, DeadlinePassed> {
-    match current() {
-        Some(deadline) => tokio::time::timeout_at(deadline, f).await.map_err(|_| DeadlinePassed),
-        None => Ok(f.await),
-    }
-}
-
-/// [`bounded`]'s future was cut off by the deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DeadlinePassed;
 
 /// The requests in flight, by description.
 #[derive(Debug, Default)]

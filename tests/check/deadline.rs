@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use midwatch::config::EmailConfig;
 use midwatch::cycle::{CheckOptions, Cycle};
 use midwatch::domain::Status;
-use midwatch::notify::{EmailConfig, EmailStatus};
+use midwatch::notify::EmailStatus;
 use midwatch::writeback::WriteBack;
 use midwatch_sim::{Dataset, FakeInstance, Fault};
 

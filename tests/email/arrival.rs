@@ -18,7 +18,8 @@ async fn the_message_arrives_with_both_alternatives_the_recipients_escaped_html_
     // A sys_id that is not one (a hostile answer) gets no link at all.
     r.user_ids.insert("plain.user".into(), "x^NQuser_name=admin".into());
 
-    let outcome = notify(&cfg, dir.path(), &r, &links, Mode::Send, now()).await;
+    let notice = Notice { report: &r, links: &links, now: now() };
+    let outcome = notify(&cfg, dir.path(), &notice, Mode::Send, no_deadline()).await;
     assert!(matches!(outcome.status, EmailStatus::Sent { .. }), "{outcome:?}");
     assert_eq!(outcome.summary(), "email sent to 2 recipients");
 

@@ -143,7 +143,7 @@ async fn probe_connects_and_checks_sender_and_recipients_without_sending() {
     assert_eq!(sink.messages().len(), 0, "the probe sends no mail");
 
     // Credentials over the loopback plaintext connection (the sink accepts any).
-    cfg.credentials = Some(midwatch::notify::SmtpCredentials {
+    cfg.credentials = Some(midwatch::config::SmtpCredentials {
         user: "midwatch".into(),
         password: secrecy::SecretString::from("pw"),
     });

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lettre::message::Mailbox;
-use midwatch::config::{Config, Environment};
+use midwatch::config::{Config, EmailConfig, Environment, SendPolicy, TlsMode};
+use midwatch::deadline::Deadline;
 use midwatch::domain::MessageStyle;
 use midwatch::domain::{
     AccountState, Category, Condition, EventEvidence, Evidence, Finding, FindingKey, MidRef, MissingRoles, Report,
@@ -17,8 +18,8 @@ use midwatch::domain::{
 };
 use midwatch::domain::{Window, sn_time};
 use midwatch::notify::outbox::{NotifiedState, Outbox, OutboxEntry};
-use midwatch::notify::{EmailConfig, EmailOutcome, EmailStatus, Links, Mode, SendPolicy, TlsMode, notify, probe};
-use midwatch::present::email::{self, Delta};
+use midwatch::notify::{EmailOutcome, EmailStatus, Mode, Notice, notify, probe};
+use midwatch::present::email::{self, Delta, Links};
 use midwatch_sim::smtp::{ReceivedMessage, SmtpSink, SmtpStage};
 
 mod arrival;
@@ -135,7 +136,12 @@ fn report(findings: Vec<Finding>) -> Report {
 }
 
 async fn cycle(cfg: &EmailConfig, dir: &Path, r: &Report, at: DateTime<Utc>) -> EmailOutcome {
-    notify(cfg, dir, r, &links(), Mode::Send, at).await
+    notify(cfg, dir, &Notice { report: r, links: &links(), now: at }, Mode::Send, no_deadline()).await
+}
+
+/// A deadline no test reaches: the SMTP timeouts bound these tests.
+fn no_deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(3600))
 }
 
 fn outbox_count(dir: &Path) -> usize {

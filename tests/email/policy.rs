@@ -85,7 +85,8 @@ async fn dry_run_renders_but_sends_queues_and_records_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = email_config(sink.port());
     let r = report(vec![finding("u1", Category::Network)]);
-    let outcome = notify(&cfg, dir.path(), &r, &links(), Mode::DryRun, now()).await;
+    let notice = Notice { report: &r, links: &links(), now: now() };
+    let outcome = notify(&cfg, dir.path(), &notice, Mode::DryRun, no_deadline()).await;
     match &outcome.status {
         EmailStatus::DryRun { subject, recipients, text, outbox_pending } => {
             assert_eq!(subject, "[midwatch] CRITICAL acme: 1 MID Server user issue (1 new)");

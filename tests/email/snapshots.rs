@@ -120,7 +120,8 @@ fn the_futures_can_be_spawned_on_a_multi_thread_runtime() {
     let r = report(Vec::new());
     let links = links();
     let dir = PathBuf::from("/nonexistent");
-    let fut = notify(&cfg, &dir, &r, &links, Mode::Send, now());
+    let notice = Notice { report: &r, links: &links, now: now() };
+    let fut = notify(&cfg, &dir, &notice, Mode::Send, no_deadline());
     assert_send(&fut);
     let probe = probe(&cfg);
     assert_send(&probe);

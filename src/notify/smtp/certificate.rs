@@ -6,7 +6,7 @@ use std::error::Error;
 
 use rustls::CertificateError;
 
-use crate::notify::EmailConfig;
+use crate::config::EmailConfig;
 
 /// The wording of a certificate refusal, when `e` (a failed connect, STARTTLS or implicit-TLS handshake) is
 /// one; `None` for any other failure.
@@ -139,7 +139,7 @@ fn wording(cfg: &EmailConfig, refusal: &Refusal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::TlsMode;
+    use crate::config::TlsMode;
 
     fn cfg() -> EmailConfig {
         let mut cfg = EmailConfig::loopback(

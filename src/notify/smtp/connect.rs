@@ -3,6 +3,9 @@
 //! configuration keeping the mail from going, such as a refused certificate (`certificate.rs`): that one is
 //! said with what to fix, and never called "unavailable".
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -10,24 +13,61 @@ use secrecy::ExposeSecret as _;
 
 use super::certificate;
 use super::reply_of;
-use crate::notify::{EmailConfig, TlsMode};
+use crate::config::{EmailConfig, TlsMode};
 
 /// Why no connection could be opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
     /// The server did not answer, broke off, or refused for now: the mail waits for the next cycle.
-    Unavailable(String),
-    /// The configuration keeps the mail from going (a certificate that is not trusted or not valid for the
-    /// host, an unreadable `ca_file`): worded with what to do. The mail stays queued and is tried again each
-    /// cycle, but cannot go until the configuration (or the server's certificate) is fixed.
-    Configuration(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The configuration keeps the mail from going: the mail stays queued and is tried again each cycle, but
+    /// cannot go until the configuration (or the server's certificate) is fixed.
+    #[error(transparent)]
+    Configuration(#[from] Misconfigured),
 }
 
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Unavailable(e) | ConnectError::Configuration(e) => f.write_str(e),
-        }
+/// The server is unavailable for now.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unavailable {
+    /// Connecting, or the STARTTLS handshake (`step` is `STARTTLS failed: ` then), failed: `reply` says how.
+    #[error("{step}{reply}")]
+    Handshake { step: &'static str, reply: String },
+    #[error("the server does not offer STARTTLS, which tls = \"required\" needs")]
+    NoStartTls,
+    #[error(
+        "the server did not offer STARTTLS: refusing to send the password in clear (tls = \"opportunistic\"); use \
+         tls = \"required\" or an smtps:// url"
+    )]
+    PasswordInClear,
+    #[error("authentication as {user} refused: {reply}")]
+    AuthenticationRefused { user: String, reply: String },
+    #[error("no greeting/EHLO/STARTTLS/AUTH within {}", humantime::format_duration(*within))]
+    NoAnswer { within: Duration },
+}
+
+/// What in the configuration keeps the mail from going, worded with what to do.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Misconfigured {
+    #[error("[email] ca_file {} cannot be read: {source}; fix the file or its permissions", path.display())]
+    CaFileUnreadable { path: PathBuf, source: std::io::Error },
+    #[error(
+        "[email] ca_file {} is not a valid PEM certificate file ({source}); run `midwatch config check --offline`",
+        path.display()
+    )]
+    CaFileInvalid { path: PathBuf, source: lettre::transport::smtp::Error },
+    #[error("cannot set up TLS for {host}: {source}")]
+    Tls { host: String, source: lettre::transport::smtp::Error },
+    /// The server's certificate was refused (not trusted, not valid for the host, expired…): the wording of
+    /// `certificate.rs`.
+    #[error("{0}")]
+    Certificate(String),
+}
+
+impl Misconfigured {
+    /// Whether the text already names the `[email]` setting it is about.
+    pub(super) fn names_its_setting(&self) -> bool {
+        matches!(self, Misconfigured::CaFileUnreadable { .. } | Misconfigured::CaFileInvalid { .. })
     }
 }
 
@@ -36,36 +76,27 @@ fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, ConnectError> {
     let mut builder = TlsParameters::builder(cfg.host.clone());
     if let Some(path) = &cfg.ca_file {
         // Validated when the config was loaded; read again here, as the file may have changed since.
-        let pem = std::fs::read(path).map_err(|e| {
-            ConnectError::Configuration(format!(
-                "[email] ca_file {} cannot be read: {e}; fix the file or its permissions",
-                path.display()
-            ))
-        })?;
+        let pem =
+            std::fs::read(path).map_err(|source| Misconfigured::CaFileUnreadable { path: path.clone(), source })?;
         // lettre takes every certificate of the PEM file into one `Certificate`.
-        let certificate = Certificate::from_pem(&pem).map_err(|e| {
-            ConnectError::Configuration(format!(
-                "[email] ca_file {} is not a valid PEM certificate file ({e}); run `midwatch config check --offline`",
-                path.display()
-            ))
-        })?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|source| Misconfigured::CaFileInvalid { path: path.clone(), source })?;
         builder = builder.add_root_certificate(certificate);
     }
-    builder.build().map_err(|e| ConnectError::Configuration(format!("cannot set up TLS for {}: {e}", cfg.host)))
+    Ok(builder.build().map_err(|source| Misconfigured::Tls { host: cfg.host.clone(), source })?)
 }
 
 /// A failed TLS handshake (or any failure of the step that makes one): a configuration error when the
 /// server's certificate was refused, else the server being unavailable.
-fn handshake_failed(cfg: &EmailConfig, e: &lettre::transport::smtp::Error, what: &str) -> ConnectError {
+fn handshake_failed(cfg: &EmailConfig, e: &lettre::transport::smtp::Error, step: &'static str) -> ConnectError {
     match certificate::refused(cfg, e) {
-        Some(wording) => ConnectError::Configuration(wording),
-        None => ConnectError::Unavailable(format!("{what}{}", reply_of(e))),
+        Some(wording) => Misconfigured::Certificate(wording).into(),
+        None => Unavailable::Handshake { step, reply: reply_of(e) }.into(),
     }
 }
 
 /// Connects, greets, secures the connection as configured and authenticates.
 pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, ConnectError> {
-    use ConnectError::Unavailable;
     let work = async {
         let hello = ClientId::default();
         let implicit = if cfg.tls == TlsMode::Implicit { Some(tls_parameters(cfg)?) } else { None };
@@ -81,9 +112,7 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
         match cfg.tls {
             TlsMode::Required if !conn.can_starttls() => {
                 conn.abort().await;
-                return Err(Unavailable(
-                    "the server does not offer STARTTLS, which tls = \"required\" needs".to_string(),
-                ));
+                return Err(Unavailable::NoStartTls.into());
             }
             TlsMode::Required | TlsMode::Opportunistic if conn.can_starttls() => {
                 conn.starttls(tls_parameters(cfg)?, &hello)
@@ -95,24 +124,55 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
         if let Some(c) = &cfg.credentials {
             if !conn.is_encrypted() && cfg.tls != TlsMode::None {
                 conn.abort().await;
-                return Err(Unavailable(
-                    "the server did not offer STARTTLS: refusing to send the password in clear \
-                     (tls = \"opportunistic\"); use tls = \"required\" or an smtps:// url"
-                        .to_string(),
-                ));
+                return Err(Unavailable::PasswordInClear.into());
             }
             let credentials = Credentials::new(c.user.clone(), c.password.expose_secret().to_string());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
-                .map_err(|e| Unavailable(format!("authentication as {} refused: {}", c.user, reply_of(&e))))?;
+                .map_err(|e| Unavailable::AuthenticationRefused { user: c.user.clone(), reply: reply_of(&e) })?;
         }
         Ok(conn)
     };
     match tokio::time::timeout(cfg.timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(Unavailable(format!(
-            "no greeting/EHLO/STARTTLS/AUTH within {}",
-            humantime::format_duration(cfg.timeout)
-        ))),
+        Err(_) => Err(Unavailable::NoAnswer { within: cfg.timeout }.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_server_is_said_as_before() {
+        assert_eq!(
+            ConnectError::from(Unavailable::PasswordInClear).to_string(),
+            "the server did not offer STARTTLS: refusing to send the password in clear (tls = \"opportunistic\"); \
+             use tls = \"required\" or an smtps:// url"
+        );
+        assert_eq!(
+            Unavailable::NoStartTls.to_string(),
+            "the server does not offer STARTTLS, which tls = \"required\" needs"
+        );
+        assert_eq!(
+            Unavailable::NoAnswer { within: Duration::from_secs(30) }.to_string(),
+            "no greeting/EHLO/STARTTLS/AUTH within 30s"
+        );
+        let starttls =
+            Unavailable::Handshake { step: "STARTTLS failed: ", reply: "454 4.7.0 TLS not available".into() };
+        assert_eq!(starttls.to_string(), "STARTTLS failed: 454 4.7.0 TLS not available");
+    }
+
+    #[test]
+    fn only_the_ca_file_problems_name_their_setting() {
+        let unreadable = Misconfigured::CaFileUnreadable {
+            path: "/etc/midwatch/ca.pem".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(unreadable.names_its_setting());
+        assert!(unreadable.to_string().starts_with("[email] ca_file /etc/midwatch/ca.pem cannot be read: "));
+        let refused = Misconfigured::Certificate("the TLS certificate of smtp://mx:587 has expired".into());
+        assert!(!refused.names_its_setting());
+        assert_eq!(refused.to_string(), "the TLS certificate of smtp://mx:587 has expired");
     }
 }
