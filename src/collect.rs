@@ -2,7 +2,7 @@
 //!
 //! Three rounds, each read concurrently: (1) the `mid_server` role, the MID Servers and their
 //! configured users; (2) who holds the role (with their `sys_user` fields, dot-walked) and what it
-//! contains; then the pure [`Population`] decides whom to check, and (3) reads only those users'
+//! contains; then the pure `Population` decides whom to check, and (3) reads only those users'
 //! roles, latest login event (`collect/latest/mod.rs`) and (optional) login history. A selected check
 //! (`--user`, `--mid-server`) replaces the first two rounds with reads of the selected users' rows only
 //! (`collect/selected.rs`); the third is the same.
@@ -21,7 +21,8 @@ use crate::domain::{
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
 
-pub use latest::{BATCH_READS, EXACT_CHUNK, LIGHT};
+pub(crate) use latest::BATCH_READS;
+pub use latest::LIGHT;
 
 /// One kind of read a cycle makes: a table and the fields it asks for. Every read of `collect` goes through
 /// one of these, and [`READS`] lists them all for `config check` to prove.

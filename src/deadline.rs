@@ -2,7 +2,7 @@
 //!
 //! The reads, the write-back and the email delivery of one cycle all end by the same instant. The cycle
 //! hands a [`Deadline`] to each step that must stop in time (write-back, email), which cuts its future off
-//! with [`Deadline::bounded`]. The HTTP client's retry loop also needs the instant (to refuse a `Retry-After`
+//! with `Deadline::bounded`. The HTTP client's retry loop also needs the instant (to refuse a `Retry-After`
 //! longer than what is left): the cycle sets it for its requests with `snow::deadline::within`, inside the
 //! client's own room.
 

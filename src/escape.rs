@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 /// Control characters (CR, LF, TAB, ESC, …) made visible as escapes, so that no value can start a new line in
 /// a report, a log line or a mail body, fake a MIME boundary, or move a terminal's cursor.
-pub fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -25,7 +25,7 @@ pub fn clean(s: &str) -> String {
 /// A value for display: `Display` prints it [`clean`]ed. For log fields (`tracing::warn!(user = %Shown(u))`)
 /// and `format!` arguments that carry instance data.
 #[derive(Debug, Clone, Copy)]
-pub struct Shown<'a>(pub &'a str);
+pub(crate) struct Shown<'a>(pub &'a str);
 
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -21,7 +21,7 @@
 //!   that turns outcomes into exit codes.
 //! - [`config`] parses and validates the TOML file once; the rest of the code trusts [`config::Config`].
 //! - [`domain`] holds the instance's records (typed `SysId`s and user names), whom the built-in job checks
-//!   ([`domain::Population`]), the findings and the report: plain types, no I/O.
+//!   (`domain::Population`), the findings and the report: plain types, no I/O.
 //! - [`snow`] is the only module that knows HTTP, paging, retries, credentials and the instance's JSON shapes;
 //!   [`snow::query`] is the only way to build an encoded query, from typed fields and validated values.
 //! - [`collect`] reads one window's data into a [`domain::Snapshot`]; its reads are the ones `config check`

@@ -71,7 +71,7 @@ fn short_lifetime_warning(token: &TokenInfo) -> Option<String> {
 }
 
 /// Proves every read a cycle makes; names every problem, not just the first.
-pub async fn probe(config: &Config) -> Probe {
+pub(crate) async fn probe(config: &Config) -> Probe {
     let mut out = Probe::default();
     let retry = RetryPolicy { max_retries: 1, ..RetryPolicy::default() };
     let client = match cycle::client(config, retry) {

@@ -19,11 +19,11 @@ use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome};
 use crate::domain::{Snapshot, WatchEnd, Watched, Window, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
-pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(60);
 /// `--timeout`'s default with `--until-ok`: the whole watch.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// `--window`'s default with `--until-ok`: the MID Server heartbeat.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// What ends the wait for the next round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub(crate) fn say(format: crate::present::Format) -> impl FnMut(&str) + Send {
 }
 
 /// The production clock: a round every `every` until `timeout` from now, ended early by SIGINT or SIGTERM.
-pub struct Clock {
+pub(crate) struct Clock {
     every: Duration,
     deadline: tokio::time::Instant,
     interrupt: tokio::signal::unix::Signal,
@@ -64,7 +64,7 @@ pub struct Clock {
 
 impl Clock {
     /// Installs the signal handlers now, so that a Ctrl-C during a round ends the watch after it.
-    pub fn start(every: Duration, timeout: Duration) -> std::io::Result<Clock> {
+    pub(crate) fn start(every: Duration, timeout: Duration) -> std::io::Result<Clock> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Clock {
             every,

@@ -11,12 +11,12 @@ use crate::domain::MIN_WINDOW;
 use crate::domain::MessageStyle;
 use crate::snow::query::QueryValue;
 
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
-pub const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
-pub const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 3600);
+pub(crate) const DEFAULT_SCHEDULE: &str = "0 0 */4 * * *";
+pub(crate) const DEFAULT_ISSUE_SOURCE: &str = "midwatch";
 /// The whole cycle's deadline by default: below the 60 s a Nagios or Icinga plugin gets before its runner kills
 /// it, so the plugin reports its own UNKNOWN (saying what it was waiting for) rather than the runner's timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
 /// The deadline's bounds: a cycle needs a few requests at least; a day is longer than any schedule.
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -24,7 +24,7 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The longest window accepted. The instance keeps `sysevent` rows for about 7 days by default (its table
 /// rotation), so older login events are gone anyway; 30 days leaves room for instances that keep them longer
 /// and stops absurd values (`1000000000d` would reach before year 1 in the query).
-pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// `[check] window` and `--window`: from the MID Server heartbeat interval ([`MIN_WINDOW`]) to [`MAX_WINDOW`].
 const WINDOWS: RangeInclusive<Duration> = MIN_WINDOW..=MAX_WINDOW;
@@ -118,8 +118,10 @@ impl RawCheck {
     }
 }
 
-/// Refuses a window below the MID Server heartbeat interval or above [`MAX_WINDOW`].
-pub fn validate_window(window: Duration) -> Result<Duration, String> {
+/// Refuses a window below the MID Server heartbeat interval or above [`MAX_WINDOW`]: the bounds and wording
+/// `[check] window` and `--window` share, on a duration already parsed (the unit tests' way in).
+#[cfg(test)]
+pub(crate) fn validate_window(window: Duration) -> Result<Duration, String> {
     if WINDOWS.contains(&window) { Ok(window) } else { Err(window_refused(window)) }
 }
 
@@ -142,11 +144,6 @@ fn window_refused(window: Duration) -> String {
     }
 }
 
-/// Refuses a cycle deadline outside 5s..=1d (`MIN_TIMEOUT`..=`MAX_TIMEOUT`).
-pub fn validate_timeout(timeout: Duration) -> Result<Duration, String> {
-    if TIMEOUTS.contains(&timeout) { Ok(timeout) } else { Err(timeout_refused(timeout)) }
-}
-
 /// What `[check] timeout` and `--timeout` say of a deadline outside [`TIMEOUTS`].
 fn timeout_refused(timeout: Duration) -> String {
     format!(
@@ -155,21 +152,21 @@ fn timeout_refused(timeout: Duration) -> String {
     )
 }
 
-/// The `--timeout` argument of `check` and `run` (a clap value parser): a humantime duration that
-/// [`validate_timeout`] accepts.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+/// The `--timeout` argument of `check` and `run` (a clap value parser): a humantime duration within
+/// [`TIMEOUTS`].
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     Bounded::new(TIMEOUTS, "50s, 2m", &timeout_refused).arg(s)
 }
 
-/// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration that
-/// [`validate_window`] accepts.
-pub fn parse_window(s: &str) -> Result<Duration, String> {
+/// The `--window` argument of `check` and `run` (a clap value parser): a humantime duration within
+/// [`WINDOWS`].
+pub(crate) fn parse_window(s: &str) -> Result<Duration, String> {
     Bounded::new(WINDOWS, "5m, 4h, 1d", &window_refused).arg(s)
 }
 
 /// A cron expression as `midwatch run` schedules it (tokio-cron-scheduler: 6 or 7 fields, seconds
 /// first, UTC), that fires at least once more.
-pub fn validate_schedule(expression: &str) -> Result<(), String> {
+pub(crate) fn validate_schedule(expression: &str) -> Result<(), String> {
     let mut job = tokio_cron_scheduler::Job::new_async(expression, |_, _| Box::pin(async {})).map_err(|_| {
         "is not a cron expression: expected 6 fields, seconds first, in UTC \
          (sec min hour day-of-month month day-of-week, e.g. \"0 0 */4 * * *\" for every 4 hours)"

@@ -14,14 +14,14 @@ use super::secret::SecretSource;
 use super::{Environment, check_ca_file, is_loopback_host, without_userinfo};
 
 /// The default SMTP timeout (connection and each command).
-pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a message may wait in the outbox by default before it is dropped: a relay down for longer would
 /// otherwise receive days of stale notifications in one burst when it returns.
-pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+pub(crate) const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// How many messages the outbox holds by default; the oldest beyond it are dropped.
-pub const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
+pub(crate) const DEFAULT_OUTBOX_MAX_MESSAGES: usize = 50;
 
 /// The bounds of `[email] timeout`.
 const SMTP_TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);

@@ -250,7 +250,7 @@ fn short_name(url: &Url) -> String {
 }
 
 /// `https://` anywhere, `http://` only for loopback; no path, query or credentials.
-pub fn parse_instance_url(u: &str) -> Result<Url, String> {
+pub(crate) fn parse_instance_url(u: &str) -> Result<Url, String> {
     let url = Url::parse(u).map_err(|e| {
         format!("\"{}\" is not a URL ({e}): expected e.g. \"https://acme.service-now.com\"", without_userinfo(u))
     })?;

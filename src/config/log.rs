@@ -9,13 +9,13 @@ pub(super) struct RawLog {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     pub(crate) format: LogFormat,
     pub(crate) level: String,
 }

@@ -5,12 +5,12 @@
 //!
 //! Every rule about a configuration value lives here, one file per section:
 //!
-//! - `mod.rs`: [`Config`], [`Config::load`] / [`Config::parse`], [`ConfigError`], [`Environment`];
-//! - `instance.rs`: `[instance]` ([`InstanceConfig`], [`parse_instance_url`]);
-//! - `check.rs`: `[check]` ([`CheckConfig`]), the `--window` argument ([`parse_window`]) and the cron
-//!   schedule rule ([`validate_schedule`]);
+//! - `mod.rs`: [`Config`], `Config::load` / [`Config::parse`], [`ConfigError`], [`Environment`];
+//! - `instance.rs`: `[instance]` (`InstanceConfig`, `parse_instance_url`);
+//! - `check.rs`: `[check]` (`CheckConfig`), the `--window` argument (`parse_window`) and the cron
+//!   schedule rule (`validate_schedule`);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
-//! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` ([`LogConfig`]), `[metrics]` ([`MetricsConfig`]);
+//! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` (`LogConfig`), `[metrics]` (`MetricsConfig`);
 //! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), the same for every section;
 //! - `duration.rs`: a humantime duration within bounds (`Bounded`), the same for every duration key and for
 //!   `--window`, `--timeout` and `--every`.
@@ -36,16 +36,17 @@ mod raw;
 mod secret;
 mod state;
 
-pub use check::{
-    CheckConfig, DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW, parse_timeout,
-    parse_window, validate_schedule, validate_timeout, validate_window,
-};
+pub(crate) use check::{CheckConfig, parse_timeout, parse_window, validate_schedule};
+// The defaults the demo's config is built from (a config file gets them when it leaves a key out).
+#[cfg(any(test, feature = "demo"))]
+pub(crate) use check::{DEFAULT_ISSUE_SOURCE, DEFAULT_SCHEDULE, DEFAULT_TIMEOUT, DEFAULT_WINDOW};
 pub(crate) use duration::Bounded;
-pub use email::{DEFAULT_SMTP_TIMEOUT, EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
-pub use instance::{InstanceConfig, parse_instance_url};
-pub use log::{LogConfig, LogFormat};
-pub use metrics::MetricsConfig;
-pub use state::DEFAULT_STATE_DIRECTORY;
+pub use email::{EmailConfig, SendPolicy, SmtpCredentials, TlsMode};
+pub(crate) use instance::InstanceConfig;
+#[cfg(any(test, feature = "demo"))]
+pub(crate) use instance::parse_instance_url;
+pub(crate) use log::{LogConfig, LogFormat};
+pub(crate) use metrics::MetricsConfig;
 
 /// The default config path, overridden by `--config` or `$MIDWATCH_CONFIG`.
 pub(crate) const DEFAULT_PATH: &str = "/etc/midwatch/midwatch.toml";
@@ -114,7 +115,7 @@ impl Config {
     }
 
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             source_name: name.clone(),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::Environment;
 
-pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/midwatch";
+pub(crate) const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/midwatch";
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawState {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use proptest::strategy::Strategy as _;
 use secrecy::ExposeSecret;
 
+use super::check::{MAX_WINDOW, validate_window};
 use super::*;
 use crate::domain::MessageStyle;
 use crate::snow::auth::Credentials;

@@ -37,7 +37,7 @@ pub struct CheckOptions {
 
 impl CheckOptions {
     /// The overrides applied to the config: the one place the command line and the config file meet.
-    pub fn new(config: &Config, overrides: &Overrides) -> CheckOptions {
+    pub(crate) fn new(config: &Config, overrides: &Overrides) -> CheckOptions {
         CheckOptions {
             window: overrides.window.unwrap_or(config.check.window),
             dry_run: overrides.dry_run,

@@ -29,7 +29,8 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] = [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
+    pub(crate) const ALL: [Category; 4] =
+        [Self::Authentication, Self::Authorization, Self::Network, Self::Configuration];
 
     pub(crate) fn name(self) -> &'static str {
         match self {

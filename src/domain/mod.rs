@@ -11,7 +11,8 @@ pub mod sn_time;
 mod watched;
 
 pub use finding::*;
-pub use population::Population;
+pub(crate) use population::Population;
 pub use records::*;
-pub use selection::{ResolvedSelection, Scope, Selection};
+pub(crate) use selection::ResolvedSelection;
+pub use selection::{Scope, Selection};
 pub use watched::{WatchEnd, Watched};

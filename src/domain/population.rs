@@ -8,7 +8,7 @@ use super::{MidServer, Snapshot, SysId};
 
 /// The sets of the built-in job (docs/servicenow.md §1 items 2–4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Population<'a> {
+pub(crate) struct Population<'a> {
     /// A: active users holding `mid_server`, by user name → sys_domain.
     pub(crate) role_users: BTreeMap<&'a str, Option<&'a str>>,
     /// B: users configured on down MID Servers → those MID Servers (each once).

@@ -65,7 +65,7 @@ pub(crate) enum MidServerStatus {
 impl MidServerStatus {
     /// The built-in job compares with the stored string `Down` exactly (case-sensitively), so `down` or
     /// `DOWN` is not down.
-    pub fn parse(stored: &str) -> MidServerStatus {
+    pub(crate) fn parse(stored: &str) -> MidServerStatus {
         match stored {
             "Up" => Self::Up,
             "Down" => Self::Down,
@@ -109,7 +109,7 @@ pub(crate) enum IssueState {
 }
 
 impl IssueState {
-    pub fn parse(stored: &str) -> IssueState {
+    pub(crate) fn parse(stored: &str) -> IssueState {
         let s = stored.trim();
         if s.eq_ignore_ascii_case("new") {
             Self::New
@@ -151,7 +151,7 @@ pub(crate) struct SysId(String);
 
 impl SysId {
     /// The sys_id, when `s` is exactly 32 lowercase hexadecimal digits.
-    pub fn parse(s: &str) -> Option<SysId> {
+    pub(crate) fn parse(s: &str) -> Option<SysId> {
         (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
             .then(|| SysId(s.to_string()))
     }
@@ -201,7 +201,7 @@ impl std::fmt::Display for SysId {
 pub(crate) struct UserName(String);
 
 impl UserName {
-    pub fn new(name: impl Into<String>) -> UserName {
+    pub(crate) fn new(name: impl Into<String>) -> UserName {
         UserName(name.into())
     }
 
@@ -291,7 +291,7 @@ pub enum LoginEventKind {
 }
 
 impl LoginEventKind {
-    pub const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
+    pub(crate) const ALL: [LoginEventKind; 3] = [Self::Succeeded, Self::Failed, Self::AuthorizationFailed];
 
     pub(crate) fn event_name(self) -> &'static str {
         match self {

@@ -16,7 +16,7 @@ pub struct Selection {
 }
 
 impl Selection {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty() && self.mid_servers.is_empty()
     }
 
@@ -45,7 +45,7 @@ impl Scope {
 
 /// A selection as the instance resolved it: the users it covers, and the names that matched nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolvedSelection {
+pub(crate) struct ResolvedSelection {
     pub(crate) requested: Selection,
     /// The `--user` names and the users configured on the `--mid-server`s.
     pub(crate) users: BTreeSet<String>,

@@ -20,10 +20,10 @@ pub struct Watched {
     pub ended: WatchEnd,
     pub rounds: u32,
     /// The rounds' lines, as printed.
-    pub lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
     /// When the first round's window ended.
     #[serde(with = "super::sn_time")]
-    pub started: DateTime<Utc>,
+    pub(crate) started: DateTime<Utc>,
     /// `--every`, as humantime writes it (`1m`).
-    pub every: String,
+    pub(crate) every: String,
 }

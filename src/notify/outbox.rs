@@ -191,10 +191,10 @@ impl OutboxEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DroppedMessage {
     pub(crate) message_id: String,
-    pub subject: String,
+    pub(crate) subject: String,
     pub(crate) created: DateTime<Utc>,
     /// Who never got it.
-    pub recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
     pub reason: String,
 }
 

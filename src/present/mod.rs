@@ -8,19 +8,19 @@
 //! ```
 //!
 //! Everything that comes from the instance (user names, MID Server names, sys_ids, event fields, messages)
-//! is untrusted. The view holds it [`clean`]ed — control characters shown as escapes — so no value can
+//! is untrusted. The view holds it `clean`ed — control characters shown as escapes — so no value can
 //! forge a status line, a log line or a mail header line, whichever rendering prints it; the HTML
 //! rendering escapes on top of that. The raw value is kept beside the shown one only where a link is built
 //! from it (URL-encoded there).
 
 pub mod email;
 pub mod json;
-pub mod outcome;
+pub(crate) mod outcome;
 pub(crate) mod round;
 pub mod text;
 
 use crate::domain::{AccountState, Finding, IdMap, Report, sn_time};
-pub use crate::escape::{Shown, clean};
+pub(crate) use crate::escape::clean;
 
 /// Output format of `check` and `demo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

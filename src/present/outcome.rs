@@ -40,6 +40,7 @@ impl OutcomeView<'_> {
     }
 
     /// The JSON document of this cycle (`check --format json`), as a value.
+    #[cfg(feature = "demo")]
     pub(crate) fn document(&self) -> serde_json::Value {
         json::document(self.report, &self.json_extra())
     }

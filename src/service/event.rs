@@ -24,13 +24,13 @@ pub(crate) struct Inbox<S> {
 }
 
 impl<S: Stream<Item = Event> + Unpin> Inbox<S> {
-    pub fn new(events: S, ticks: mpsc::Receiver<()>) -> Inbox<S> {
+    pub(crate) fn new(events: S, ticks: mpsc::Receiver<()>) -> Inbox<S> {
         Inbox { events: events.fuse(), ticks }
     }
 
     /// The next event. Cancel safe. When the outside stream ends, the service goes on serving its
     /// schedule: nothing outside can stop it any more, which a closed signal stream must not do either.
-    pub(crate) async fn next(&mut self) -> Event {
+    pub(super) async fn next(&mut self) -> Event {
         tokio::select! {
             // A stop or a reload goes before a tick that came at the same time.
             biased;

@@ -44,7 +44,7 @@ struct Success {
 impl Metrics {
     /// Starts from the last success recorded in an existing textfile, so that a restart does not
     /// make `midwatch_last_success_timestamp_seconds` disappear until the next good cycle.
-    pub fn new(instance: &str, textfile: Option<&Path>) -> Metrics {
+    pub(crate) fn new(instance: &str, textfile: Option<&Path>) -> Metrics {
         let last_success = textfile
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| previous_success(&text))
@@ -89,7 +89,7 @@ impl Metrics {
     }
 
     /// The textfile's content, in the Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let label = format!("servicenow_instance=\"{}\"", escape(&self.instance));
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {

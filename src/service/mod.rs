@@ -8,7 +8,7 @@
 //! ```
 //!
 //! [`run`] does not install signal handlers: its events come in as a stream. The CLI passes
-//! [`Signals`]; a test passes a channel of its own and sends the ticks itself, instead of waiting
+//! `Signals`; a test passes a channel of its own and sends the ticks itself, instead of waiting
 //! for a cron second, with tokio's clock paused where it measures the grace period or the jitter.
 //! The schedule (`schedule.rs`) adds its ticks to the same inbox.
 //!
@@ -44,7 +44,7 @@ use metrics::Metrics;
 use schedule::Schedule;
 
 pub use event::Event;
-pub use signals::Signals;
+pub(crate) use signals::Signals;
 
 /// How long a stop waits for a running cycle before dropping it. The units'
 /// `TimeoutStopSec=` leaves room for it.

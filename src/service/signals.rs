@@ -9,7 +9,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::{CannotStart, Event};
 
 /// SIGTERM and SIGINT as [`Event::Stop`], SIGHUP as [`Event::Reload`]; a stream that never ends.
-pub struct Signals {
+pub(crate) struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,

@@ -186,14 +186,14 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
 }
 
 /// What the client knew when an answer came back, for the wording.
-pub struct Context<'a> {
-    pub table: &'a str,
-    pub page_size: u32,
-    pub now: DateTime<Utc>,
+pub(crate) struct Context<'a> {
+    pub(crate) table: &'a str,
+    pub(crate) page_size: u32,
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl ApiError {
-    pub fn new(table: impl Into<String>, kind: ApiErrorKind) -> ApiError {
+    pub(crate) fn new(table: impl Into<String>, kind: ApiErrorKind) -> ApiError {
         ApiError { table: table.into(), kind }
     }
 

@@ -37,11 +37,10 @@ pub(crate) mod row;
 mod text;
 
 pub(crate) use aggregate::Group;
-pub use answer::RedirectKind;
 pub(crate) use batch::{BATCH, BatchItem, ItemOutcome};
 pub(crate) use batch_get::PageRequest;
 pub use client::{Client, ClientError, ClientOptions, Stats};
 pub use error::{ApiError, ApiErrorKind};
-pub use query::Query;
+pub(crate) use query::Query;
 pub use retry::RetryPolicy;
-pub use row::{Row, value_text};
+pub(crate) use row::{Row, value_text};

@@ -21,7 +21,7 @@ pub(crate) struct Page {
 
 impl Page {
     /// A page as the instance answered it to a request for `limit` rows.
-    pub fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
+    pub(crate) fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
         let more = next_link(headers).unwrap_or(rows.len() as u64 >= u64::from(limit));
         Page { rows, more }
     }
@@ -70,7 +70,7 @@ pub(crate) struct Offset {
 }
 
 impl Offset {
-    pub fn new(query: &Query, limit: u32) -> Offset {
+    pub(super) fn new(query: &Query, limit: u32) -> Offset {
         Offset { query: query.clone().order_by(SYS_ID), offset: 0, limit, done: false, rows: Vec::new() }
     }
 }
@@ -135,7 +135,7 @@ fn ordered(q: Query) -> Query {
 }
 
 impl Keyset {
-    pub fn new(table: &str, query: &Query, upper: DateTime<Utc>, limit: u32) -> Keyset {
+    pub(super) fn new(table: &str, query: &Query, upper: DateTime<Utc>, limit: u32) -> Keyset {
         Keyset {
             table: table.to_string(),
             query: query.clone(),

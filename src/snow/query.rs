@@ -64,7 +64,7 @@ pub struct QueryValue(Cow<'static, str>);
 
 impl QueryValue {
     /// The value, when every character is safe.
-    pub fn new(v: &str) -> Option<QueryValue> {
+    pub(crate) fn new(v: &str) -> Option<QueryValue> {
         is_safe_value(v).then(|| QueryValue(Cow::Owned(v.to_string())))
     }
 

@@ -43,7 +43,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl RetryAfter {
     /// Parses the header's value; `None` for anything that is neither form.
-    pub fn parse(value: &str) -> Option<RetryAfter> {
+    pub(crate) fn parse(value: &str) -> Option<RetryAfter> {
         let v = value.trim();
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             let secs = v.parse::<u64>().unwrap_or(u64::MAX);
@@ -84,7 +84,7 @@ fn http_date(v: &str) -> Option<DateTime<Utc>> {
 /// Runs `attempt` until it succeeds, fails in a way `retryable` refuses, or the policy's budget is
 /// spent. A rate limit waits for its `Retry-After` (within the budget's count); anything else
 /// backs off exponentially with jitter.
-pub async fn run<T, F, Fut>(
+pub(crate) async fn run<T, F, Fut>(
     policy: &RetryPolicy,
     table: &str,
     retryable: fn(&ApiError, &RetryPolicy) -> bool,
@@ -131,12 +131,12 @@ where
 }
 
 /// Reads and PATCHes (absolute values, so repeating one changes nothing): every transient failure.
-pub(crate) fn transient(e: &ApiError, policy: &RetryPolicy) -> bool {
+pub(super) fn transient(e: &ApiError, policy: &RetryPolicy) -> bool {
     e.is_transient(policy.max_retry_after)
 }
 
 /// Writes that must not be repeated blindly: only an answer proving nothing was done (429).
-pub(crate) fn rate_limited(e: &ApiError, policy: &RetryPolicy) -> bool {
+pub(super) fn rate_limited(e: &ApiError, policy: &RetryPolicy) -> bool {
     matches!(e.kind, ApiErrorKind::RateLimited { .. }) && e.is_transient(policy.max_retry_after)
 }
 

@@ -11,7 +11,7 @@ use crate::domain::{SysId, sn_time};
 
 /// A value as text: strings as they are, numbers and booleans printed, a reference object's `value`, anything
 /// else (absent, null, other objects, arrays) as "".
-pub fn value_text(value: Option<&Value>) -> String {
+pub(crate) fn value_text(value: Option<&Value>) -> String {
     match value {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),

@@ -112,7 +112,7 @@ fn create_body(c: &Create) -> Value {
 /// depends on what a round found out: a create whose answer was lost is looked up before it is sent again,
 /// and a batch the 30 s quota cut short (its call cancelled, or items left unserviced) has its unfinished
 /// writes sent again in batches of half the size.
-pub async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch: bool) -> Applied {
+pub(crate) async fn apply(client: &Client, plan: &Plan, source: &QueryValue, use_batch: bool) -> Applied {
     let writes = writes_of(plan);
     let mut run = Applying { client, source, applied: Applied::default(), lost: Vec::new() };
     // Sent one per request: nothing of these ran yet, or (PATCHes) running them twice changes nothing.

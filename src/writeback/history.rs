@@ -14,7 +14,7 @@ use crate::domain::{Finding, FindingHistory};
 
 /// The history of `finding` at `now`: from its open record (the oldest, if an interrupted cycle left two), or
 /// new this cycle — then, if our source resolved the same message before, when it did (the latest).
-pub fn history(finding: &Finding, records: &Records, now: DateTime<Utc>) -> FindingHistory {
+pub(crate) fn history(finding: &Finding, records: &Records, now: DateTime<Utc>) -> FindingHistory {
     let ours = |r: &IssueRecord| r.message == finding.message && r.mid_server.is_none();
     let open: Vec<&IssueRecord> = records.open.iter().filter(|r| ours(r)).collect();
     if !open.is_empty() {

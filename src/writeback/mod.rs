@@ -1,7 +1,7 @@
 //! Keeping `ecc_agent_issue` exactly as the built-in job would, under midwatch's own `source`.
 //!
-//! [`reconcile()`] is pure: `(findings of this cycle, unresolved records of our source) → Plan`.
-//! [`apply()`] carries a plan out over the Table API, logging every write, and never re-POSTs a
+//! `reconcile()` is pure: `(findings of this cycle, unresolved records of our source) → Plan`.
+//! `apply()` carries a plan out over the Table API, logging every write, and never re-POSTs a
 //! create whose outcome is unknown without looking first.
 
 pub(crate) mod apply;
@@ -9,11 +9,11 @@ pub(crate) mod history;
 pub(crate) mod reconcile;
 mod records;
 
-pub use apply::{Applied, apply};
-pub use history::history;
-pub use reconcile::{Create, IssueRecord, Plan, Resolve, Update, reconcile, records_of};
+pub(crate) use apply::{Applied, apply};
+pub(crate) use history::history;
+pub(crate) use reconcile::{Plan, reconcile, records_of};
 pub(crate) use records::RECORD_FIELDS;
-pub use records::{Records, read_records};
+pub(crate) use records::{Records, read_records};
 
 /// The MID Server Issue table.
 pub(crate) const ISSUE_TABLE: &str = "ecc_agent_issue";
@@ -104,7 +104,7 @@ impl WriteBack {
         }
     }
 
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             WriteBack::Disabled => "write-back off".into(),
             WriteBack::DryRun { plan, .. } => format!("dry run: would {}", plan.tally()),

@@ -20,7 +20,7 @@ use crate::domain::{Finding, IssueState, SysId};
 
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IssueRecord {
+pub(crate) struct IssueRecord {
     pub(crate) sys_id: SysId,
     pub(crate) message: String,
     pub(crate) source: String,
@@ -47,7 +47,7 @@ pub struct Create {
 
 /// A count bump of a record still detected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Update {
+pub(crate) struct Update {
     pub(crate) sys_id: SysId,
     pub(crate) message: String,
     /// The new absolute count (an absolute value, so a retried PATCH cannot count twice).
@@ -59,7 +59,7 @@ pub struct Update {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Resolve {
+pub(crate) struct Resolve {
     pub(crate) sys_id: SysId,
     pub(crate) message: String,
     /// Why: no longer detected, or a duplicate left by an interrupted cycle.
@@ -90,7 +90,7 @@ impl Plan {
 
 /// Plans the writes of one cycle. `open` must hold only unresolved records of `source`; any other
 /// record passed in by mistake is ignored, never touched.
-pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: DateTime<Utc>) -> Plan {
+pub(crate) fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: DateTime<Utc>) -> Plan {
     let ours: Vec<&IssueRecord> = open.iter().filter(|r| r.source == source && r.state.is_open()).collect();
 
     // Unresolved records by message, only those with an empty mid_server (the built-in key);
@@ -149,7 +149,7 @@ pub fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str, now: 
 /// The records of `open` about one of `users` (a selected check's): a record carries only its message, so
 /// a record is theirs when its message is one the rules produce for one of them and for no other name.
 /// The others are not passed to [`reconcile`], so never resolved by a check that did not look at their user.
-pub fn records_of(open: Vec<IssueRecord>, users: &[String]) -> Vec<IssueRecord> {
+pub(crate) fn records_of(open: Vec<IssueRecord>, users: &[String]) -> Vec<IssueRecord> {
     open.into_iter()
         .filter(|r| crate::evaluate::messages::user_of(&r.message).is_some_and(|u| users.contains(&u)))
         .collect()

@@ -23,7 +23,7 @@ const RETENTION_DAYS: i64 = 30;
 
 /// The records of our source one cycle reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Records {
+pub(crate) struct Records {
     /// Unresolved (New, Acknowledged, …).
     pub(crate) open: Vec<IssueRecord>,
     /// Resolved, with when they were last updated (their resolution, as midwatch never touches them again).
@@ -31,7 +31,11 @@ pub struct Records {
 }
 
 /// Reads the unresolved records of `source` and those it resolved within the table's retention, in one query.
-pub async fn read_records(client: &Client, source: &QueryValue, now: DateTime<Utc>) -> Result<Records, ApiError> {
+pub(crate) async fn read_records(
+    client: &Client,
+    source: &QueryValue,
+    now: DateTime<Utc>,
+) -> Result<Records, ApiError> {
     read(client, source, Some(now - Duration::days(RETENTION_DAYS))).await
 }
 

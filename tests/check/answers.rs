@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use midwatch::domain::{Category, Condition};
-use midwatch::snow::{ApiErrorKind, Client, ClientOptions, Query, RetryPolicy};
+use midwatch::snow::query::Query;
+use midwatch::snow::{ApiErrorKind, Client, ClientOptions, RetryPolicy};
 use midwatch_sim::{Dataset, FakeInstance, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path, query_param};

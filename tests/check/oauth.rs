@@ -6,7 +6,8 @@ use std::time::Duration;
 use midwatch::config::{Config, ProcessEnvironment};
 use midwatch::cycle::{CheckOptions, Cycle, Outcome};
 use midwatch::domain::Status;
-use midwatch::snow::{ApiErrorKind, Query};
+use midwatch::snow::ApiErrorKind;
+use midwatch::snow::query::Query;
 use midwatch::writeback::WriteBack;
 use midwatch_sim::{Dataset, FakeInstance, OAuthApp};
 use wiremock::matchers::{header, method, path};
@@ -14,13 +15,13 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::support::*;
 
-pub const CLIENT_ID: &str = "3f2a8c1e9b7d4e6fa0c5d2b8e1f4a7c9";
-pub const CLIENT_SECRET: &str = "cl1ent+s3cret/=&x";
+pub(crate) const CLIENT_ID: &str = "3f2a8c1e9b7d4e6fa0c5d2b8e1f4a7c9";
+pub(crate) const CLIENT_SECRET: &str = "cl1ent+s3cret/=&x";
 const TOKEN_PATH: &str = "/oauth_token.do";
 const UNAUTHORIZED: &str = r#"{"error":{"message":"User Not Authenticated","detail":"Required to provide Auth information"},"status":"failure"}"#;
 
 /// `[instance]` for `method` (`oauth_client_credentials` or `oauth_password`) at `url`.
-pub fn oauth_config_text(url: &str, method: &str) -> String {
+pub(crate) fn oauth_config_text(url: &str, method: &str) -> String {
     let account = match method {
         "oauth_password" => format!("user = \"{USER}\"\npassword = \"{PASSWORD}\"\n"),
         _ => String::new(),

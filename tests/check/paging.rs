@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use midwatch::domain::sn_time;
 use midwatch::snow::auth::Credentials;
+use midwatch::snow::query::Query;
 use midwatch::snow::query::{Field, QueryValue};
-use midwatch::snow::{Client, ClientOptions, Query};
+use midwatch::snow::{Client, ClientOptions};
 use midwatch_sim::{Dataset, FakeInstance};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};

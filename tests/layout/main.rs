@@ -157,7 +157,9 @@ fn no_function_is_over_the_length_limit() {
     assert!(found.is_empty(), "functions over {MAX_FUNCTION_LINES} lines:\n{}", found.join("\n"));
 }
 
-/// `pub` as a signal: what other crates (the binary, the tests, the simulator) may use, not every item.
+/// `pub` as a signal: what other crates (the binary, the tests, the benches) may use, not every item. Items and
+/// impl items count; the fields of a `pub` type are its shape and are counted apart (`unreachable_pub` in
+/// Cargo.toml keeps both honest).
 const MAX_PUB_ITEMS: usize = 200;
 
 #[test]
@@ -172,7 +174,8 @@ fn pub_items_stay_under_the_limit() {
     let top: Vec<String> = by_file.iter().take(15).map(|(file, n)| format!("{file}: {n}")).collect();
     assert!(
         count <= MAX_PUB_ITEMS,
-        "{count} items, impl items and fields are `pub` (at most {MAX_PUB_ITEMS}); the most in:\n{}",
+        "{count} items and impl items are `pub` (at most {MAX_PUB_ITEMS}; and {} fields); the most in:\n{}",
+        MODEL.pub_fields.len(),
         top.join("\n")
     );
 }

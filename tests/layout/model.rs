@@ -49,6 +49,8 @@ pub(crate) struct Model {
     pub(crate) functions: Vec<Function>,
     /// The file of every item, impl item or field declared exactly `pub`, outside test code.
     pub(crate) pub_items: Vec<String>,
+    /// The file of every `pub` field (a field of a `pub` type the tests read), counted apart from the items.
+    pub(crate) pub_fields: Vec<String>,
 }
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` are `a::b`; `src/lib.rs` is the root; `src/main.rs` is `main`.
@@ -350,7 +352,9 @@ impl<'ast> Visit<'ast> for Reader<'_> {
     }
 
     fn visit_field(&mut self, f: &'ast syn::Field) {
-        self.count_pub(&f.vis);
+        if !self.in_test && matches!(f.vis, syn::Visibility::Public(_)) {
+            self.model.pub_fields.push(self.file.clone());
+        }
         visit::visit_field(self, f);
     }
 }
@@ -468,8 +472,10 @@ fn the_reader_sees_use_trees_and_paths_in_code_but_no_comment_or_string() {
         .map(|f| format!("{}:{} {} {} {} {}", f.file, f.line, f.name, f.lines, f.reachable, f.returns_string_error))
         .collect();
     assert_eq!(shape, ["src/a/mod.rs:5 f 5 true true", "src/main.rs:1 main 3 false false"]);
-    // `pub mod a`, `pub use inner::X`, `pub struct X` and its field `x`; not `pub(crate)`, not test code.
+    // `pub mod a`, `pub use inner::X`, `pub struct X`, and apart from them its field `x`; not `pub(crate)`, not
+    // test code.
     let mut pub_items = model.pub_items.clone();
     pub_items.sort();
-    assert_eq!(pub_items, ["src/a/inner.rs", "src/a/inner.rs", "src/a/mod.rs", "src/lib.rs"]);
+    assert_eq!(pub_items, ["src/a/inner.rs", "src/a/mod.rs", "src/lib.rs"]);
+    assert_eq!(model.pub_fields, ["src/a/inner.rs"]);
 }

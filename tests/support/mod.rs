@@ -14,11 +14,11 @@ use midwatch::snow::{Client, RetryPolicy};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const USER: &str = "svc.midwatch";
-pub const PASSWORD: &str = "test-password";
+pub(crate) const USER: &str = "svc.midwatch";
+pub(crate) const PASSWORD: &str = "test-password";
 
 /// The tables of the demo data set, as the instance serves them.
-pub const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "sys_user_role",
     "sys_user_role_contains",
     "sys_user_has_role",
@@ -30,21 +30,21 @@ pub const TABLES: &[&str] = &[
     "ecc_agent_issue",
 ];
 
-pub fn fixture_path(name: &str) -> PathBuf {
+pub(crate) fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("wiremock_fixtures").join(name)
 }
 
-pub fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// The reference time the demo fixtures are written against: the end of the window.
-pub fn reference_now() -> DateTime<Utc> {
+pub(crate) fn reference_now() -> DateTime<Utc> {
     sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("valid reference time")
 }
 
 /// Mounts `demo/<table>.json` for every table except those in `except`.
-pub async fn mount_demo_tables(server: &MockServer, except: &[&str]) {
+pub(crate) async fn mount_demo_tables(server: &MockServer, except: &[&str]) {
     for table in TABLES.iter().filter(|t| !except.contains(t)) {
         Mock::given(method("GET"))
             .and(path(format!("/api/now/table/{table}")))
@@ -54,12 +54,12 @@ pub async fn mount_demo_tables(server: &MockServer, except: &[&str]) {
     }
 }
 
-pub fn json_response(status: u16, body: &str) -> ResponseTemplate {
+pub(crate) fn json_response(status: u16, body: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json;charset=UTF-8")
 }
 
 /// The `[instance]` section of a test config for the instance at `url`, signing in as [`USER`].
-pub fn instance_section(url: &str, timeout: &str) -> String {
+pub(crate) fn instance_section(url: &str, timeout: &str) -> String {
     format!(
         r#"
 [instance]
@@ -72,13 +72,13 @@ timeout = "{timeout}"
     )
 }
 
-pub fn config_for(url: &str) -> Config {
+pub(crate) fn config_for(url: &str) -> Config {
     let text = instance_section(url, "5s");
     Config::parse("test.toml", &text, &midwatch::config::ProcessEnvironment).expect("valid test config")
 }
 
 /// Retries fast, so that tests of the retry policy do not sleep for long.
-pub fn fast_retry() -> RetryPolicy {
+pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,
         base_delay: Duration::from_millis(10),
@@ -87,18 +87,18 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-pub fn client(config: &Config) -> Client {
+pub(crate) fn client(config: &Config) -> Client {
     cycle::client(config, fast_retry()).expect("client")
 }
 
-pub async fn check(url: &str) -> Result<cycle::Outcome, cycle::CycleError> {
+pub(crate) async fn check(url: &str) -> Result<cycle::Outcome, cycle::CycleError> {
     let config = config_for(url);
     let client = client(&config);
     Cycle::new(&config, &client, &CheckOptions::from_config(&config)).check(reference_now()).await
 }
 
 /// Writes a config file for the binary and returns its directory (kept alive by the caller).
-pub fn config_file(url: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn config_file(url: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("midwatch.toml");
     let text = format!(
@@ -114,7 +114,7 @@ pub fn config_file(url: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Runs the binary; returns (exit code, stdout, stderr).
-pub fn run_binary(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run_binary(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_midwatch"))
         .args(args)
         .env_remove("RUST_LOG")
@@ -129,7 +129,7 @@ pub fn run_binary(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Every file below `dir`, recursively, with its text (lossy); `.rs` files only with `rust_only`.
-pub fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
+pub(crate) fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for entry in entries.flatten() {
@@ -146,7 +146,7 @@ pub fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
 }
 
 /// A TLS acceptor presenting a certificate for `names`, self-signed at test time, and that certificate's PEM.
-pub fn self_signed_acceptor(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
+pub(crate) fn self_signed_acceptor(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
     let key = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .expect("certificate");
     let pem = key.cert.pem();

@@ -48,9 +48,9 @@ use reads::{last_sso_events, read_exact, read_heavy, read_superset};
 /// Users with at most this many events in the window are read whole; above it, only their latest.
 pub const LIGHT: u64 = 10;
 /// Users whose latest second is known, read per request (`^NQ` parts).
-pub const EXACT_CHUNK: usize = 40;
+pub(crate) const EXACT_CHUNK: usize = 40;
 /// Latest-row reads per Batch API call.
-pub const BATCH_READS: usize = 50;
+pub(crate) const BATCH_READS: usize = 50;
 /// Rows per page of a direct latest-row read (a page the ACLs emptied is stepped over).
 pub(super) const LATEST_PAGE: u32 = 5;
 

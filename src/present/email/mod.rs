@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 pub use delta::Delta;
 pub use links::Links;
-pub use text::{WIDTH, wrap};
+pub use text::wrap;
 
 use super::clean;
 use crate::domain::Report;

@@ -7,7 +7,7 @@ use super::view::{
 use crate::present::clean;
 
 /// Text lines are wrapped at this width where words allow (URLs are never broken).
-pub const WIDTH: usize = 76;
+pub(crate) const WIDTH: usize = 76;
 
 /// Greedy word wrap: `first` prefixes the first line, `rest` the others; words longer than the line stay whole.
 pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {

@@ -14,13 +14,13 @@
 //!   the refresh token is used while the instance accepts it; once it is refused, a new password grant follows.
 //!
 //! Nothing here logs or formats a secret: the client secret, the password and both tokens are
-//! [`SecretString`](secrecy::SecretString)s, and [`TokenError`] messages name the client id and the user, never a credential.
+//! [`SecretString`](secrecy::SecretString)s, and `TokenError` messages name the client id and the user, never a credential.
 //!
 //! - `credentials.rs`: [`Credentials`] as configured, and `TokenInfo` for `config check`;
 //! - `header.rs`: the `Basic` and `Bearer` headers;
 //! - `token_manager.rs`: the token state, its renewal and the single flight;
 //! - `token_endpoint.rs`: the `/oauth_token.do` request and what its answer means;
-//! - `token_error.rs`: [`TokenError`], worded for the instance's administrator.
+//! - `token_error.rs`: `TokenError`, worded for the instance's administrator.
 
 mod credentials;
 mod header;
@@ -39,7 +39,7 @@ pub use credentials::{Credentials, Grant, OAuthClient};
 pub(crate) use credentials::{DEFAULT_LIFETIME, TokenInfo};
 use header::{Authorization, basic};
 use token_endpoint::{HttpEndpoint, TOKEN_PATH, TokenEndpoint};
-pub use token_error::TokenError;
+pub(crate) use token_error::TokenError;
 use token_manager::{Flow, TokenManager};
 
 use super::{ApiError, ApiErrorKind};
@@ -71,7 +71,7 @@ impl fmt::Debug for Auth {
 impl Auth {
     /// The authenticator for `credentials`; OAuth tokens are asked for at `base_url` + `TOKEN_PATH` with
     /// `http` (the API's own client: same proxy, CA and timeout).
-    pub fn new(credentials: &Credentials, http: reqwest::Client, base_url: &Url, timeout: Duration) -> Auth {
+    pub(crate) fn new(credentials: &Credentials, http: reqwest::Client, base_url: &Url, timeout: Duration) -> Auth {
         let mut url = base_url.clone();
         url.set_path(TOKEN_PATH);
         let endpoint = |client: &OAuthClient| {
