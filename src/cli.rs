@@ -13,8 +13,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::cycle::{self, CheckOptions, Cycle};
 use crate::domain::{Scope, Selection, Status};
+use crate::escape::clean;
 use crate::manual::{self, CompletionShell};
-use crate::present::{Detail, Format, clean, json};
+use crate::present::{Detail, Format, json};
 use crate::snow::RetryPolicy;
 
 #[derive(Debug, Parser)]

@@ -120,7 +120,7 @@ pub(crate) async fn run<E>(demo: Demo, out: impl Fn(&str) -> Result<(), E>) -> R
 /// A progress line on stderr (stdout carries only the report); a closed stderr is ignored.
 fn note(line: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "midwatch demo: {}", present::clean(line));
+    let _ = writeln!(std::io::stderr(), "midwatch demo: {}", crate::escape::clean(line));
 }
 
 /// The simulated instance and SMTP server the demo runs against, and a check's configuration pointing at them.
@@ -232,13 +232,13 @@ fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
         .iter()
         .filter_map(|f| {
             let h = f.history.as_ref()?;
-            Some(format!("  * {}: {}\n", present::clean(&f.user), present::seen(h, second.report.window.end)))
+            Some(format!("  * {}: {}\n", crate::escape::clean(&f.user), present::seen(h, second.report.window.end)))
         })
         .collect();
     format!(
         "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
          Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
-        present::clean(&second.report.status_line()),
+        crate::escape::clean(&second.report.status_line()),
         present::text::write_back(&second.write_back, detail),
         present::text::email(email.as_ref())
     )

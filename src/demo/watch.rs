@@ -65,7 +65,7 @@ pub(super) async fn run(
     say: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<(Outcome, Watched)> {
     let first = Cycle::new(config, client, &CheckOptions::from_config(config)).check(now).await?;
-    note(&format!("a full check first: {}", crate::present::clean(&first.report.status_line())));
+    note(&format!("a full check first: {}", crate::escape::clean(&first.report.status_line())));
     note(&first.write_back.summary());
     note(
         "now `check --user midserver2 --until-ok`, a round every (simulated) minute; midserver2 is unlocked and its \

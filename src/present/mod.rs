@@ -20,7 +20,7 @@ pub(crate) mod round;
 pub mod text;
 
 use crate::domain::{AccountState, Finding, IdMap, Report, sn_time};
-pub(crate) use crate::escape::clean;
+use crate::escape::clean;
 
 /// Output format of `check` and `demo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

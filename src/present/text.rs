@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Detail, FindingView, IdMapView, ReportView, clean};
+use super::{Detail, FindingView, IdMapView, ReportView};
 use crate::domain::{Category, Report};
+use crate::escape::clean;
 use crate::writeback::WriteBack;
 
 /// The text report; `duration`, when given, is the check's wall time, added to the status line's performance

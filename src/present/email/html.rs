@@ -7,7 +7,7 @@ use super::view::{
     LINKS, Linked, Open, Ref, ResolvedItem, Section, WHAT_TO_DO, WINDOW,
 };
 use crate::domain::Status;
-use crate::present::clean;
+use crate::escape::clean;
 
 const TH: &str = "text-align:left;vertical-align:top;font-weight:normal;color:#555;padding:1px 12px 1px 0;\
                   white-space:nowrap";

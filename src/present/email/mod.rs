@@ -23,8 +23,8 @@ pub use delta::Delta;
 pub use links::Links;
 pub use text::wrap;
 
-use super::clean;
 use crate::domain::Report;
+use crate::escape::clean;
 use view::EmailView;
 
 /// A rendered message.

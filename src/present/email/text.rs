@@ -4,7 +4,7 @@ use super::view::{
     AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, INSTANCE, IdMapSection, Ref,
     SIGNATURE, Section, WHAT_TO_DO, WINDOW,
 };
-use crate::present::clean;
+use crate::escape::clean;
 
 /// Text lines are wrapped at this width where words allow (URLs are never broken).
 pub(crate) const WIDTH: usize = 76;
