@@ -4,19 +4,21 @@
 //! Each round is a cycle's reads and rules (`Cycle::read`, `Cycle::evaluate`) with no side effect; a later
 //! round reads the events after what the previous round read and keeps the previous round's events still in
 //! the window (the carry-over is the watch's), so a watch of one user stays cheap on a busy instance. When
-//! the loop ends, the last round's report gets the side effects of a normal check (`Cycle::conclude`): its
-//! records are counted, or resolved when clear. What the watch did is a [`Watched`], beside the outcome.
+//! the loop ends, the last round's report gets a write-back that only resolves the open records of the users it
+//! found clear (`Writes::ResolveClear`): a short window must not create, count or resolve what the configured
+//! window judged; the next full check does. A watch sends no email. What the watch did is a [`Watched`], beside
+//! the outcome. A round line says when a user's category changed since the last round.
 //! Interrupted, nothing is written. When the rounds start is a [`Ticks`]: the clock and the signals in
 //! production, injected ticks in the tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome};
-use crate::domain::{Snapshot, WatchEnd, Watched, Window, sn_time};
+use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome, Writes};
+use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, Window, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(60);
@@ -102,7 +104,7 @@ pub async fn watch(
     ticks: &mut impl Ticks,
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(Outcome, Watched), CycleError> {
-    let mut log = Rounds { watched: BTreeSet::new(), lines: Vec::new(), say };
+    let mut log = Rounds { watched: BTreeSet::new(), categories: BTreeMap::new(), lines: Vec::new(), say };
     let mut last = Last { meter: Meter::start(cycle.client()), observed: round(cycle, first, None).await? };
     log.tell(&last.observed);
     let mut rounds = 1;
@@ -131,13 +133,16 @@ pub async fn watch(
             }
         }
     };
+    // The watch's short window judges only whether the watched users are clear: its write-back resolves their
+    // records and nothing else, and it sends no email (the email's state is of the configured window's findings).
     let mut opts = cycle.options().clone();
+    opts.no_email = true;
     if ended == WatchEnd::Interrupted {
         opts.no_write = true;
-        opts.no_email = true;
     }
+    let writes = Writes::ResolveClear(log.clear(&last.observed.report));
     let last_cycle = cycle.with_options(&opts);
-    let outcome = last_cycle.conclude(last.observed.report, last_cycle.deadline(), last.meter).await;
+    let outcome = last_cycle.conclude(last.observed.report, &writes, last_cycle.deadline(), last.meter).await;
     let every = humantime::format_duration(every).to_string();
     Ok((outcome, Watched { ended, rounds, lines: log.lines, started: first, every }))
 }
@@ -176,6 +181,8 @@ struct Last {
 struct Rounds<'s> {
     /// The selected users, or (watching everyone) every user found so far.
     watched: BTreeSet<String>,
+    /// Each watched user's category in the last round that could read, when it had a finding.
+    categories: BTreeMap<String, Category>,
     lines: Vec<String>,
     say: &'s mut (dyn FnMut(&str) + Send),
 }
@@ -190,9 +197,15 @@ impl Rounds<'_> {
         let line = if self.watched.is_empty() {
             "no findings".to_string()
         } else {
-            crate::present::round::line(report, &observed.snapshot, &self.watched)
+            crate::present::round::line(report, &observed.snapshot, &self.watched, &self.categories)
         };
+        self.categories = report.findings.iter().map(|f| (f.user.clone(), f.category)).collect();
         self.say(line);
+    }
+
+    /// The watched users `report` finds clear.
+    fn clear(&self, report: &Report) -> Vec<String> {
+        self.watched.iter().filter(|u| !report.findings.iter().any(|f| &f.user == *u)).cloned().collect()
     }
 
     fn say(&mut self, line: String) {

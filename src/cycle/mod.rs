@@ -79,6 +79,16 @@ pub(crate) struct Observed {
     pub(crate) snapshot: Snapshot,
 }
 
+/// What a cycle's write-back may do with the records of our source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Writes {
+    /// The report's plan: create, count and resolve (a check, a cycle of `run`).
+    Plan,
+    /// Only resolve the open records of these users, found clear; create, count and resolve nothing else (the end
+    /// of a watch: its short window must not rewrite what the configured window wrote).
+    ResolveClear(Vec<String>),
+}
+
 /// What is kept of the deadline for printing the report once the side effects have used the rest.
 const PRINT_RESERVE: Duration = Duration::from_millis(500);
 
@@ -129,7 +139,7 @@ impl<'a> Cycle<'a> {
         let meter = Meter::start(self.client);
         let deadline = self.deadline();
         let observed = self.observe(Window::ending_at(now, self.opts.window), deadline).await?;
-        Ok(self.conclude(observed.report, deadline, meter).await)
+        Ok(self.conclude(observed.report, &Writes::Plan, deadline, meter).await)
     }
 
     /// Collect and evaluate `window`, before `deadline`.
@@ -175,14 +185,22 @@ impl<'a> Cycle<'a> {
         crate::evaluate::evaluate(snapshot, &ctx)
     }
 
-    /// The side effects of an observed report (write-back, email), within what is left of `deadline`; they are
-    /// dated as the report's window ends.
-    pub(crate) async fn conclude(&self, mut report: Report, deadline: Deadline, meter: Meter) -> Outcome {
+    /// The side effects of an observed report (write-back as `writes` allows, email), within what is left of
+    /// `deadline`; they are dated as the report's window ends.
+    pub(crate) async fn conclude(
+        &self,
+        mut report: Report,
+        writes: &Writes,
+        deadline: Deadline,
+        meter: Meter,
+    ) -> Outcome {
         let side_deadline = deadline.earlier_by(PRINT_RESERVE.min(self.opts.timeout / 10));
         let now = report.window.end;
-        let (write_back, email) =
-            crate::snow::deadline::within(side_deadline.instant(), self.side_effects(&mut report, now, side_deadline))
-                .await;
+        let (write_back, email) = crate::snow::deadline::within(
+            side_deadline.instant(),
+            self.side_effects(&mut report, writes, now, side_deadline),
+        )
+        .await;
         meter.outcome(self.client, report, write_back, email)
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CheckOptions, Cycle};
+use super::{CheckOptions, Cycle, Writes};
 use crate::deadline::Deadline;
 use crate::domain::Report;
 use crate::notify::{self, EmailOutcome};
@@ -11,10 +11,11 @@ use crate::present::email::Links;
 use crate::writeback::{self, Records, RecordsUnread, WriteBack};
 
 impl Cycle<'_> {
-    /// Write-back and email, within `deadline`, dated `now` (the report's window end).
+    /// Write-back (as `writes` allows) and email, within `deadline`, dated `now` (the report's window end).
     pub(super) async fn side_effects(
         &self,
         report: &mut Report,
+        writes: &Writes,
         now: DateTime<Utc>,
         deadline: Deadline,
     ) -> (WriteBack, Option<EmailOutcome>) {
@@ -24,7 +25,7 @@ impl Cycle<'_> {
                 f.history = Some(writeback::history(f, records, now));
             }
         }
-        let write_back = self.write_back(report, records, now, deadline).await;
+        let write_back = self.write_back(report, records, writes, deadline).await;
         let email = self.email(report, &write_back, now, deadline).await;
         (write_back, email)
     }
@@ -52,14 +53,16 @@ impl Cycle<'_> {
     }
 
     /// Reconciles the findings with the open records of our source and, unless told not to, applies
-    /// the plan. A failure here, or the deadline cutting it off, never changes the report or the exit status.
+    /// the plan, dated as the report's window ends. A failure here, or the deadline cutting it off, never changes
+    /// the report or the exit status.
     async fn write_back(
         &self,
         report: &Report,
         records: Result<Records, RecordsUnread>,
-        now: DateTime<Utc>,
+        writes: &Writes,
         deadline: Deadline,
     ) -> WriteBack {
+        let now = report.window.end;
         let CheckOptions { no_write, dry_run, .. } = *self.opts;
         if no_write {
             return WriteBack::Disabled;
@@ -74,7 +77,11 @@ impl Cycle<'_> {
             Some(users) => writeback::records_of(open, users),
             None => open,
         };
-        let plan = writeback::reconcile(&report.findings, &open, &source, now);
+        let plan = match writes {
+            Writes::Plan => writeback::reconcile(&report.findings, &open, &source, now),
+            // Clear users have no finding: reconciled with none, each of their open records is resolved.
+            Writes::ResolveClear(clear) => writeback::reconcile(&[], &writeback::records_of(open, clear), &source, now),
+        };
         if dry_run {
             return WriteBack::DryRun { source, plan };
         }

@@ -187,15 +187,49 @@ fn event_lower_bounds(instance: &FakeInstance) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_counts_the_record() {
+async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_writes_nothing_for_a_failing_user() {
     let instance = instance().await;
     let steps = vec![(nothing as Step, Wake::Round(at(60))), (nothing, Wake::TimedOut)];
     let (outcome, said) = run(&instance, steps).await;
     assert_eq!(said.len(), 2);
     assert_eq!(outcome.report.status, Status::Critical);
     assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((WatchEnd::TimedOut, 2)));
-    // Ended with findings, the last round's side effects are a normal check's: the record is created.
-    assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
+    // A watch's short window creates and counts nothing: the next full check judges the configured window.
+    assert!(midserver2_records(&instance).is_empty());
+}
+
+#[tokio::test]
+async fn a_watch_that_times_out_after_the_mid_server_stopped_retrying_rewrites_no_record() {
+    let instance = instance().await;
+    // A normal check has recorded midserver2's authentication failure.
+    let config = config_for(&instance.url());
+    let mut opts = CheckOptions::from_config(&config);
+    opts.scope = midserver2();
+    Cycle::new(&config, &client(&config), &opts).check(at(-30)).await.expect("first check");
+    let authentication = |instance: &FakeInstance| -> Vec<(String, String, String)> {
+        let rows = instance.rows("ecc_agent_issue");
+        let ours = rows.iter().filter(|r| text(r, "source") == "midwatch");
+        ours.map(|r| (text(r, "message"), text(r, "state"), text(r, "count"))).collect()
+    };
+    let recorded = authentication(&instance);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].0.starts_with("Login authentication failure for User midserver2"), "{recorded:?}");
+
+    // Nothing is fixed and the MID Server stops retrying: six minutes on, its failure has left the watch's window.
+    let steps =
+        vec![(nothing as Step, Wake::Round(at(180))), (nothing, Wake::Round(at(400))), (nothing, Wake::TimedOut)];
+    let (outcome, said) = run(&instance, steps).await;
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(said[1].ends_with("still failing (mid-london-01 down)"), "{said:?}");
+    assert!(said[2].starts_with("midserver2: no login attempt since "), "{said:?}");
+    assert!(said[2].ends_with("still failing (mid-london-01 down), authentication \u{2192} network"), "{said:?}");
+    assert_eq!(outcome.report.status, Status::Critical);
+    assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(WatchEnd::TimedOut));
+    // The authentication record is neither resolved nor joined by a network record, and no email goes out.
+    let WriteBack::Applied { applied, .. } = &outcome.write_back else { panic!("{:?}", outcome.write_back) };
+    assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 0, 0));
+    assert_eq!(authentication(&instance), recorded, "the full check's record stays as it was");
+    assert!(outcome.email().is_none());
 }
 
 #[tokio::test]
