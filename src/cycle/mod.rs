@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::domain::{Report, Snapshot, Window};
 use crate::evaluate::Context;
+use crate::notify::EmailOutcome;
 use crate::snow::{ApiError, Client};
 
 /// Why a cycle did not complete.
@@ -201,6 +202,9 @@ impl<'a> Cycle<'a> {
             self.side_effects(&mut report, writes, now, side_deadline),
         )
         .await;
+        // A monitoring system shows only the status line: what did not complete is named there.
+        report.unfinished = write_back.unfinished().into_iter().collect();
+        report.unfinished.extend(email.as_ref().and_then(EmailOutcome::unfinished).map(str::to_string));
         meter.outcome(self.client, report, write_back, email)
     }
 }

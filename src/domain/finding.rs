@@ -284,6 +284,10 @@ pub struct Report {
     /// A selected check's users (`--user`, and those of `--mid-server`); `None` for a check of everyone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_users: Option<Vec<String>>,
+    /// The side effects that did not complete (`email not sent`), named in the status line: a monitoring system
+    /// shows only that line. Empty until the cycle's side effects have run.
+    #[serde(skip)]
+    pub unfinished: Vec<String>,
 }
 
 /// The first few names of a list, then how many more: `a, b, c and 4 more`.
@@ -330,7 +334,13 @@ impl Report {
             k => format!(", {k} user{} not checked", if k == 1 { "" } else { "s" }),
         };
         let of = self.selected_users.as_deref().map(|users| format!(" for {}", some_of(users))).unwrap_or_default();
-        format!("MIDWATCH {} - {what}{skipped}{of} on {} | {}", self.status.label(), self.instance, self.perfdata())
+        let unfinished: String = self.unfinished.iter().map(|u| format!("; {u}")).collect();
+        format!(
+            "MIDWATCH {} - {what}{skipped}{of} on {}{unfinished} | {}",
+            self.status.label(),
+            self.instance,
+            self.perfdata()
+        )
     }
 
     /// The performance data (monitoring-plugins format, `label=value`, space-separated): the findings, the

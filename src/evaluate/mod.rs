@@ -158,6 +158,7 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         notes: notes(s, &pop),
         user_ids: user_ids(s),
         selected_users: s.selected.as_ref().map(|sel| sel.users.iter().cloned().collect()),
+        unfinished: Vec::new(),
     }
 }
 

@@ -184,6 +184,18 @@ impl EmailOutcome {
         s
     }
 
+    /// What the status line says when this cycle's email did not reach every recipient (`None` when it did, or
+    /// when none was due).
+    pub(crate) fn unfinished(&self) -> Option<&'static str> {
+        match &self.status {
+            EmailStatus::Queued { delivered_to, .. } if delivered_to.is_empty() => Some("email not sent"),
+            EmailStatus::Queued { .. } => Some("email not sent to every recipient"),
+            EmailStatus::Rejected { .. } => Some("email refused"),
+            EmailStatus::Skipped { .. } => Some("email not sent"),
+            EmailStatus::NotNeeded { .. } | EmailStatus::Sent { .. } | EmailStatus::DryRun { .. } => None,
+        }
+    }
+
     /// What the text report's email section shows.
     pub(crate) fn section(&self) -> EmailSection {
         let dry_run = match &self.status {

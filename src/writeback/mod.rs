@@ -104,6 +104,20 @@ impl WriteBack {
         }
     }
 
+    /// What the status line says when the records were not all written (`None` when they were, or when
+    /// nothing was to be written).
+    pub(crate) fn unfinished(&self) -> Option<String> {
+        match self {
+            WriteBack::Failed { .. } => Some(format!("{ISSUE_TABLE} not written")),
+            WriteBack::CutOff { .. } => Some(format!("{ISSUE_TABLE} not fully written")),
+            WriteBack::Applied { applied, .. } if !applied.failed.is_empty() => {
+                let n = applied.failed.len();
+                Some(format!("{n} {ISSUE_TABLE} write{} failed", if n == 1 { "" } else { "s" }))
+            }
+            WriteBack::Disabled | WriteBack::DryRun { .. } | WriteBack::Applied { .. } => None,
+        }
+    }
+
     pub(crate) fn summary(&self) -> String {
         match self {
             WriteBack::Disabled => "write-back off".into(),

@@ -17,6 +17,7 @@ mod redaction;
 mod report_json;
 mod scenario;
 mod selection;
+mod status_line;
 #[path = "../support/mod.rs"]
 mod support;
 mod until_ok;

@@ -9,7 +9,13 @@ use crate::support::*;
 async fn documentation_example_scenario_end_to_end() {
     let server = MockServer::start().await;
     mount_demo_tables(&server, &[]).await;
-    let outcome = check(&server.uri()).await.expect("check completes");
+    // The fixtures serve the reads only: with no write attempted, the status line is the findings' alone.
+    let config = config_for(&server.uri());
+    let opts = midwatch::cycle::CheckOptions { no_write: true, ..midwatch::cycle::CheckOptions::from_config(&config) };
+    let outcome = midwatch::cycle::Cycle::new(&config, &client(&config), &opts)
+        .check(reference_now())
+        .await
+        .expect("check completes");
     let r = &outcome.report;
 
     let got: Vec<(&str, Category, Condition)> =

@@ -132,6 +132,7 @@ fn report(findings: Vec<Finding>) -> Report {
         selected_users: None,
         notes: Vec::new(),
         user_ids: BTreeMap::new(),
+        unfinished: Vec::new(),
     }
 }
 
