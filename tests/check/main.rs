@@ -19,5 +19,6 @@ mod scenario;
 mod selection;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
 mod until_ok;
 mod writeback;

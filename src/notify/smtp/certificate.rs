@@ -2,8 +2,6 @@
 //! with the certificate, and what to do (`[email] ca_file`, the host name the certificate is valid for, or
 //! plaintext over loopback). The same words go to the log, the cycle's report and `config check`.
 
-use std::error::Error;
-
 use rustls::CertificateError;
 
 use crate::config::EmailConfig;
@@ -11,29 +9,21 @@ use crate::config::EmailConfig;
 /// The wording of a certificate refusal, when `e` (a failed connect, STARTTLS or implicit-TLS handshake) is
 /// one; `None` for any other failure.
 pub(super) fn refused(cfg: &EmailConfig, e: &lettre::transport::smtp::Error) -> Option<String> {
-    if let Some(problem) = rustls_certificate_error(e) {
+    // The typed error is reached through lettre's source (tokio-rustls' `io::Error`, holding rustls' error).
+    if let Some(problem) = crate::tls::refusal(e) {
         return Some(wording(cfg, &Refusal::Typed(problem)));
     }
-    // The typed error is reached through lettre's source (tokio-rustls' `io::Error`, holding rustls' error).
     // Should a layer ever hide it, rustls' own text still says what happened.
     let text = super::reply_of(e);
     text.to_ascii_lowercase().contains("invalid peer certificate").then(|| wording(cfg, &Refusal::Text(text)))
 }
 
-/// rustls' verdict on the peer's certificate, found along the error's sources. An `io::Error` carries its
-/// inner error in `get_ref`, not in `source` (which skips to the inner error's own source), so both are looked at.
-fn rustls_certificate_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a CertificateError> {
-    let mut next: Option<&'a (dyn Error + 'static)> = Some(e);
-    while let Some(current) = next {
-        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn Error);
-        for candidate in [Some(current), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(problem);
-            }
-        }
-        next = current.source();
+/// The wording of the verdict of `tls.rs` on the certificate the server presented.
+pub(super) fn worded(cfg: &EmailConfig, e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(problem) => wording(cfg, &Refusal::Typed(problem)),
+        other => wording(cfg, &Refusal::Text(other.to_string())),
     }
-    None
 }
 
 enum Refusal<'a> {
@@ -89,6 +79,18 @@ fn wording(cfg: &EmailConfig, refusal: &Refusal) -> String {
         Refusal::Text(text) => return other(crate::escape::clean(text)),
     };
     match problem {
+        p if crate::tls::is_marked_as_ca(p) => {
+            let listed = match &cfg.ca_file {
+                Some(path) => format!("[email] ca_file {} does not hold it", path.display()),
+                None => "[email] ca_file is not set".to_string(),
+            };
+            format!(
+                "the TLS certificate of {server} is itself marked as a CA (CA:TRUE, as `openssl req -x509` makes \
+                 certificates), and {listed}: such a certificate is trusted only as it is. Set [email] ca_file to \
+                 the server's certificate itself, or have it made without CA:TRUE{loopback}. The email stays in \
+                 the outbox until then"
+            )
+        }
         CertificateError::UnknownIssuer => untrusted("unknown issuer"),
         CertificateError::BadSignature => untrusted("its signature does not match a trusted issuer"),
         CertificateError::NotValidForName => format!(
