@@ -188,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_marked_as_a_ca_is_said_so_with_what_to_put_in_ca_file() {
+        let marked = CertificateError::Other(rustls::OtherError(std::sync::Arc::new(crate::tls::MarkedAsCa)));
+        let text = worded(marked.clone());
+        assert!(text.starts_with("the TLS certificate of smtp://mail.acme.example:587 is itself marked as a CA"));
+        assert!(text.contains("[email] ca_file is not set") && text.contains("tls = \"none\""), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+        let mut cfg = cfg();
+        cfg.ca_file = Some("/etc/midwatch/smtp-ca.pem".into());
+        let text = wording(&cfg, &Refusal::Typed(&marked));
+        assert!(text.contains("[email] ca_file /etc/midwatch/smtp-ca.pem does not hold it"), "{text}");
+        assert!(text.contains("Set [email] ca_file to the server's certificate itself"), "{text}");
+    }
+
+    #[test]
     fn a_configured_ca_file_is_named_when_it_does_not_help() {
         let mut cfg = cfg();
         cfg.ca_file = Some("/etc/midwatch/smtp-ca.pem".into());

@@ -123,7 +123,10 @@ async fn verify_peer(
     conn: &mut AsyncSmtpConnection,
 ) -> Result<(), ConnectError> {
     let verdict = match conn.certificate_chain() {
-        Ok(chain) => verifier.verify_chain(&chain.into_iter().map(CertificateDer::from).collect::<Vec<_>>(), &cfg.host),
+        Ok(chain) => {
+            let chain: Vec<CertificateDer<'_>> = chain.into_iter().map(CertificateDer::from).collect();
+            verifier.verify_chain(&chain, &cfg.host)
+        }
         Err(e) => Err(rustls::Error::General(reply_of(&e))),
     };
     match verdict {
@@ -148,18 +151,21 @@ fn handshake_failed(cfg: &EmailConfig, e: &lettre::transport::smtp::Error, step:
 pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, ConnectError> {
     let work = async {
         let hello = ClientId::default();
-        let implicit = if cfg.tls == TlsMode::Implicit { Some((tls_parameters(cfg)?, verifier(cfg)?)) } else { None };
-        let (parameters, implicit) = implicit.unzip();
+        // smtps://: TLS from the first byte, its certificate checked as soon as the connection is made.
+        let (implicit, implicit_verifier) = match cfg.tls {
+            TlsMode::Implicit => (Some(tls_parameters(cfg)?), Some(verifier(cfg)?)),
+            _ => (None, None),
+        };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (cfg.host.as_str(), cfg.port),
             Some(cfg.timeout),
             &hello,
-            parameters,
+            implicit,
             None,
         )
         .await
         .map_err(|e| handshake_failed(cfg, &e, ""))?;
-        if let Some(verifier) = &implicit {
+        if let Some(verifier) = &implicit_verifier {
             verify_peer(cfg, verifier, &mut conn).await?;
         }
         match cfg.tls {
