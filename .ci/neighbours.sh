@@ -25,11 +25,14 @@ work=$(mktemp -d /tmp/midwatch-neighbours.XXXXXX)
 chmod 755 "$work"
 pids=()
 postfix_started=
+# The command that puts Postfix's own certificate back, while postfix.sh has it present another one.
+postfix_restore=()
 user_created=
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${#postfix_restore[@]}" -gt 0 ]; then "${postfix_restore[@]}" >/dev/null 2>&1 && postfix reload >/dev/null 2>&1 || true; fi
   if [ -n "$postfix_started" ]; then postfix stop >/dev/null 2>&1 || true; fi
   if [ -n "$user_created" ]; then userdel -r mwci >/dev/null 2>&1 || true; rm -f /var/mail/mwci; fi
   rm -rf "$work"

@@ -39,6 +39,8 @@
 //!   watch did ([`domain::Watched`]) beside the outcome. Whom a check covers is a [`domain::Scope`]
 //!   (`--user`, `--mid-server`): `collect` reads only for the selected users, write-back touches only their
 //!   records (`writeback::records_of`).
+//! - `tls.rs` is whom both TLS clients trust (the instance's and the SMTP server's): the system's roots and a
+//!   `ca_file`, whose certificate is trusted as it is when it is exactly the server's.
 //! - `escape.rs` and `logging.rs` show untrusted text with its control characters escaped, in reports and
 //!   logs; `atomic_file.rs` writes the state files (temporary file, fsync, rename).
 //! - [`manual`] generates the man pages and shell completions from the command line's definition.
@@ -66,6 +68,7 @@ mod probe;
 mod redact;
 pub mod service;
 pub mod snow;
+mod tls;
 pub mod watch;
 pub mod writeback;
 

@@ -165,19 +165,32 @@ pub(crate) fn verbosity(count: u8) -> &'static str {
     }
 }
 
+/// The TLS libraries' targets: none of their lines reaches the output unless a filter names them. A refused
+/// certificate is said once, in midwatch's words, by whoever made the connection; rustls-platform-verifier
+/// logs at error even a refusal that `tls.rs` then overrides, and rustls warns of every alert it sends. A
+/// target covers those it is a prefix of (`rustls` covers `rustls_platform_verifier`, named all the same).
+const TLS_LIBRARIES: &[&str] = &["rustls", "rustls_platform_verifier", "tokio_rustls", "hyper_rustls", "webpki"];
+
+/// `filter` with `target=level` added for each of `targets` it does not name.
+fn quieted(filter: &str, targets: &[&str], level: &str) -> String {
+    let mut out = filter.to_string();
+    for target in targets.iter().filter(|t| !filter.contains(**t)) {
+        out.push_str(&format!(",{target}={level}"));
+    }
+    out
+}
+
 /// Installs the global subscriber (once; later calls do nothing): `level` from the config, `default` when it
-/// is empty, `RUST_LOG` over both, written to `sink`. The scheduler's own start-up lines (info) stay out
-/// unless asked for by name.
+/// is empty, `RUST_LOG` over both, written to `sink`. The TLS libraries stay silent, and the scheduler's own
+/// start-up lines (info) out of the configured level, unless asked for by name.
 pub(crate) fn init(level: &str, format: LogFormat, default: &str, sink: Sink) {
     let level = if level.is_empty() { default } else { level };
-    let level = if level.contains("tokio_cron_scheduler") {
-        level.to_string()
-    } else {
-        format!("{level},tokio_cron_scheduler=warn")
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&level))
-        .unwrap_or_else(|_| EnvFilter::new(default));
+    let level = quieted(level, &["tokio_cron_scheduler"], "warn");
+    let filter = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .and_then(|from_env| EnvFilter::try_new(quieted(&from_env, TLS_LIBRARIES, "off")).ok())
+        .or_else(|| EnvFilter::try_new(quieted(&level, TLS_LIBRARIES, "off")).ok())
+        .unwrap_or_else(|| EnvFilter::new(quieted(default, TLS_LIBRARIES, "off")));
     let journal = stderr_is_journal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink).with_ansi(false);
     let _ = match (format, journal) {
@@ -268,6 +281,24 @@ mod tests {
         }
         let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn tls_libraries_stay_silent_unless_named() {
+        let filter = quieted("debug", TLS_LIBRARIES, "off");
+        assert!(filter.starts_with("debug,rustls=off,"), "{filter}");
+        assert!(filter.contains(",rustls_platform_verifier=off"), "{filter}");
+        assert_eq!(quieted("warn,rustls=debug", &["rustls"], "off"), "warn,rustls=debug");
+        assert_eq!(quieted("info", &["tokio_cron_scheduler"], "warn"), "info,tokio_cron_scheduler=warn");
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(quieted("trace", TLS_LIBRARIES, "off")))
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!tracing::enabled!(target: "rustls_platform_verifier::verification::others", Level::ERROR));
+            assert!(!tracing::enabled!(target: "rustls::common_state", Level::WARN));
+            assert!(tracing::enabled!(target: "midwatch::notify", Level::TRACE));
+        });
     }
 
     #[test]

@@ -1,5 +1,6 @@
 # Sourced by .ci/neighbours.sh: midwatch's email through Postfix (Debian's configuration, "Local only") to a
-# local mailbox, plaintext and with STARTTLS; SpamAssassin's local tests score the delivered message.
+# local mailbox, plaintext and with STARTTLS (Debian's snakeoil certificate, then one made by `openssl req
+# -x509`, which OpenSSL 3 marks CA:TRUE); SpamAssassin's local tests score the delivered message.
 
 postfix_part() {
   echo "-- Postfix: midwatch's email to a local mailbox"
@@ -78,6 +79,8 @@ EOF
     echo "   ok: tls = \"required\" with ca_file = \"$cert\" delivered over STARTTLS to $cn"
   fi
 
+  relay_certificate_case
+
   if ! installed spamassassin; then skip "spamassassin: the package spamassassin could not be installed"; return; fi
   echo "   $(spamassassin --version | head -1)"
   spamassassin -L -t <"$work/message.mbox" >"$work/spam.out" 2>"$work/spam.err" || { cat "$work/spam.err"; fail "spamassassin failed"; }
@@ -86,6 +89,56 @@ EOF
   [ -n "$score" ] || fail "spamassassin wrote no X-Spam-Status score"
   echo "   SpamAssassin (local tests) score: $score; rules: $(sed -n '/^Content analysis details/,$p' "$work/spam.out" | grep -oE '^ *-?[0-9.]+ [A-Z0-9_]+' | awk '{printf "%s%s(%s)", s, $2, $1; s=" "}')"
   awk -v s="$score" 'BEGIN { exit !(s < 1.0) }' || fail "SpamAssassin scores midwatch's email $score, expected below 1.0"
+}
+
+# relay_certificate_case: Postfix presents a certificate made the usual way, `openssl req -x509 -newkey rsa:2048
+# -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost` (OpenSSL 3 marks it CA:TRUE). Without it in
+# ca_file midwatch refuses it, saying it is marked as a CA; with ca_file = that very file the message is
+# delivered over STARTTLS. No TLS library's log line is in either run's output. Postfix's own certificate is
+# put back afterwards (and by cleanup when a check fails).
+relay_certificate_case() {
+  local cert=$work/relay-cert.pem key=$work/relay-key.pem out config
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$key" -out "$cert" >"$work/openssl-req.log" 2>&1 || { cat "$work/openssl-req.log"; fail "openssl req -x509 failed"; }
+  chmod 0600 "$key"
+  chmod 0644 "$cert"
+  openssl x509 -in "$cert" -noout -ext basicConstraints 2>/dev/null | grep -q 'CA:TRUE' \
+    || fail "openssl req -x509 made a certificate without CA:TRUE: $(openssl x509 -in "$cert" -noout -ext basicConstraints 2>&1)"
+  postfix_restore=(postconf -e "smtpd_tls_cert_file=$(postconf -h smtpd_tls_cert_file)" "smtpd_tls_key_file=$(postconf -h smtpd_tls_key_file)")
+  postconf -e "smtpd_tls_cert_file=$cert" "smtpd_tls_key_file=$key"
+  postfix reload >"$work/postfix-reload.log" 2>&1 || { cat "$work/postfix-reload.log"; fail "postfix reload failed"; }
+  local wanted
+  wanted=$(openssl x509 -in "$cert" -noout -fingerprint -sha256)
+  presents() {
+    [ "$(openssl s_client -starttls smtp -connect 127.0.0.1:25 -servername localhost </dev/null 2>/dev/null \
+      | openssl x509 -noout -fingerprint -sha256 2>/dev/null)" = "$wanted" ]
+  }
+  wait_for 30 presents || fail "Postfix does not present the certificate made by openssl req -x509 within 30 s"
+  getent ahosts localhost | grep -q '^\(127\.\|::1 \)' || fail "localhost does not resolve to loopback"
+
+  # Without ca_file: refused as a certificate marked as a CA, nothing delivered.
+  empty_mbox
+  out=$work/mail-relay-untrusted.out
+  "${trust[@]}" "$midwatch" check --config "$(email_case relay-untrusted smtp://localhost:25 required)" --no-write >"$out" 2>&1 || true
+  grep -m1 '^Email:' "$out" | grep -q 'marked as a CA' || { cat "$out"; fail "openssl req -x509 certificate without ca_file: not said as marked as a CA"; }
+  ! grep -qi 'rustls\|webpki' "$out" || { cat "$out"; fail "a TLS library's log line is in check's output"; }
+  sleep 2
+  ! delivered || fail "openssl req -x509 certificate without ca_file: a message was delivered"
+  echo "   ok: openssl req -x509 certificate without ca_file: $(grep -m1 '^Email:' "$out" | cut -c1-160)…"
+
+  # With ca_file = that very file: delivered over STARTTLS.
+  out=$work/mail-relay-trusted.out
+  config=$(email_case relay-trusted smtp://localhost:25 required "ca_file = \"$cert\"")
+  "${trust[@]}" "$midwatch" check --config "$config" --no-write >"$out" 2>&1 || true
+  grep -q '^Email: email sent to 1 recipient' "$out" || { cat "$out"; fail "openssl req -x509 certificate in ca_file: not sent"; }
+  ! grep -qi 'rustls\|webpki' "$out" || { cat "$out"; fail "a TLS library's log line is in check's output"; }
+  wait_for 30 delivered || fail "openssl req -x509 certificate in ca_file: nothing reached $mbox within 30 s"
+  check_message "$mbox"
+  echo "   ok: tls = \"required\" with ca_file = the openssl req -x509 certificate (CA:TRUE) delivered over STARTTLS to localhost"
+
+  "${postfix_restore[@]}"
+  postfix_restore=()
+  postfix reload >/dev/null 2>&1 || fail "postfix reload (its own certificate back) failed"
 }
 
 # check_message MBOX: one message, multipart/alternative with text and HTML, the status line first in the

@@ -174,7 +174,8 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
         Certificate { reason } => format!(
             "the TLS certificate presented for the instance was not accepted ({reason}) while reading {table}: if \
              the instance, or a TLS-inspecting proxy in front of it, uses a private CA, set [instance] ca_file to \
-             that CA's PEM certificate; otherwise check [instance] url and the proxy"
+             that CA's PEM certificate (for a self-signed certificate, the certificate itself); otherwise check \
+             [instance] url and the proxy"
         ),
         WaitBeyondDeadline { wait, left } => format!(
             "the instance asked midwatch to wait {} before trying {table} again (HTTP 429 Retry-After), longer than \

@@ -20,5 +20,6 @@ mod selection;
 mod status_line;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
 mod until_ok;
 mod writeback;

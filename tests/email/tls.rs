@@ -30,6 +30,16 @@ impl StartTlsServer {
 
     async fn serve(names: &[&str], implicit: bool) -> StartTlsServer {
         let (acceptor, pem) = crate::support::self_signed_acceptor(names);
+        StartTlsServer::with(acceptor, pem, implicit).await
+    }
+
+    /// A server presenting `certificate`: STARTTLS, or TLS from the first byte when `implicit`.
+    async fn presenting(certificate: &rcgen::CertifiedKey<rcgen::KeyPair>, implicit: bool) -> StartTlsServer {
+        let (acceptor, pem) = crate::support::acceptor_for(certificate);
+        StartTlsServer::with(acceptor, pem, implicit).await
+    }
+
+    async fn with(acceptor: tokio_rustls::TlsAcceptor, pem: String, implicit: bool) -> StartTlsServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -230,4 +240,127 @@ async fn smtps_trusts_ca_file_and_says_an_untrusted_certificate_the_same_way() {
     let outcome = cycle(&cfg, &state, &report(vec![finding("svc_mid", Category::Network)]), now()).await;
     assert!(matches!(outcome.status, EmailStatus::Sent { .. }), "{outcome:?}");
     assert_eq!(server.received().len(), 1);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// A relay certificate made by `openssl req -x509` (self-signed, marked CA:TRUE)
+
+#[tokio::test]
+async fn a_ca_marked_self_signed_certificate_in_ca_file_is_trusted_over_starttls_and_smtps() {
+    let certificate = crate::support::ca_marked_certificate(&["localhost"], false);
+    for implicit in [false, true] {
+        let server = StartTlsServer::presenting(&certificate, implicit).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("relay.pem");
+        std::fs::write(&ca, &server.pem).expect("write ca_file");
+        let mut cfg = starttls_config(server.port, Some(ca));
+        if implicit {
+            cfg.tls = TlsMode::Implicit;
+        }
+        assert_eq!(probe(&cfg).await, Vec::<String>::new(), "config check passes (implicit: {implicit})");
+        let state = dir.path().join("state");
+        let outcome = cycle(&cfg, &state, &report(vec![finding("svc_mid", Category::Network)]), now()).await;
+        assert!(matches!(outcome.status, EmailStatus::Sent { .. }), "implicit: {implicit}: {outcome:?}");
+        assert_eq!(server.received().len(), 1, "implicit: {implicit}");
+    }
+}
+
+#[tokio::test]
+async fn a_ca_marked_certificate_not_in_ca_file_is_refused_naming_the_cause() {
+    let certificate = crate::support::ca_marked_certificate(&["localhost"], false);
+    let server = StartTlsServer::presenting(&certificate, false).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let other_pem = dir.path().join("other.pem");
+    std::fs::write(&other_pem, other.cert.pem()).expect("write");
+    for ca_file in [None, Some(other_pem.clone())] {
+        let state = dir.path().join(format!("state-{}", ca_file.is_some()));
+        let cfg = starttls_config(server.port, ca_file.clone());
+        let outcome = cycle(&cfg, &state, &report(vec![finding("svc_mid", Category::Network)]), now()).await;
+        let reason = queued_reason(&outcome);
+        assert!(
+            reason.starts_with(&format!(
+                "the TLS certificate of smtp://localhost:{} is itself marked as a CA",
+                server.port
+            )),
+            "{reason}"
+        );
+        assert!(reason.contains("Set [email] ca_file to the server's certificate itself"), "{reason}");
+        if let Some(path) = &ca_file {
+            assert!(reason.contains(&format!("[email] ca_file {} does not hold it", path.display())), "{reason}");
+        }
+        assert!(!reason.contains("OtherError") && !reason.contains("CaUsedAsEndEntity"), "{reason}");
+        assert!(!reason.contains("unavailable"), "{reason}");
+        assert_eq!(outbox_count(&state), 1);
+        let problems = probe(&cfg).await;
+        assert!(problems.iter().any(|p| p.ends_with(&reason)), "{problems:?}");
+    }
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn the_exact_certificate_in_ca_file_must_still_name_the_host_and_be_current() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            crate::support::ca_marked_certificate(&["relay.other.example"], false),
+            "is not valid for localhost (it is valid for relay.other.example only)",
+        ),
+        (crate::support::ca_marked_certificate(&["localhost"], true), "expired on 2021-01-01 00:00:00 UTC"),
+    ];
+    for (i, (certificate, expected)) in cases.iter().enumerate() {
+        for implicit in [false, true] {
+            let server = StartTlsServer::presenting(certificate, implicit).await;
+            let ca = dir.path().join(format!("relay-{i}.pem"));
+            std::fs::write(&ca, &server.pem).expect("write ca_file");
+            let mut cfg = starttls_config(server.port, Some(ca));
+            if implicit {
+                cfg.tls = TlsMode::Implicit;
+            }
+            let state = dir.path().join(format!("state-{i}-{implicit}"));
+            let outcome = cycle(&cfg, &state, &report(vec![finding("svc_mid", Category::Network)]), now()).await;
+            let reason = queued_reason(&outcome);
+            assert!(reason.contains(expected), "implicit: {implicit}: {reason}");
+            assert!(server.received().is_empty());
+        }
+    }
+}
+
+/// `check` with email through a relay whose certificate is trusted through `ca_file` (one run) or refused (the
+/// other): neither run's output carries a line of a TLS library.
+#[tokio::test]
+async fn no_tls_library_line_reaches_checks_output_whether_the_relay_is_trusted_or_refused() {
+    let instance = wiremock::MockServer::start().await;
+    crate::support::mount_demo_tables(&instance, &[]).await;
+    let certificate = crate::support::ca_marked_certificate(&["localhost"], false);
+    let server = StartTlsServer::presenting(&certificate, false).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("relay.pem");
+    std::fs::write(&ca, &server.pem).expect("write ca_file");
+    for (name, ca_line, expected) in [
+        ("trusted", format!("ca_file = \"{}\"\n", ca.display()), "Email: email sent to 2 recipients"),
+        ("refused", String::new(), "is itself marked as a CA"),
+    ] {
+        let (config_dir, file) = crate::support::config_file(&instance.uri());
+        let state = config_dir.path().join("state");
+        std::fs::create_dir(&state).expect("state directory");
+        let owner_only = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700);
+        std::fs::set_permissions(&state, owner_only).expect("chmod state");
+        let mut text = std::fs::read_to_string(&file).expect("read config");
+        text.push_str(&format!(
+            "\n[email]\nurl = \"smtp://localhost:{}\"\ntls = \"required\"\nfrom = \"midwatch@acme.example\"\n\
+             to = [\"alice@acme.example\", \"bob@acme.example\"]\n{ca_line}\n[state]\ndirectory = \"{}\"\n",
+            server.port,
+            state.display()
+        ));
+        std::fs::write(&file, text).expect("write config");
+        let args = ["check", "--config", file.to_str().expect("utf-8"), "--no-write", "--detail", "summary"];
+        let (code, stdout, stderr) = crate::support::run_binary_beside(&args).await;
+        let output = format!("{stdout}{stderr}");
+        assert_eq!(code, 2, "{name}: {output}");
+        assert!(output.contains(expected), "{name}: {output}");
+        let tls_lines: Vec<&str> = output.lines().filter(|l| l.contains("rustls") || l.contains("webpki")).collect();
+        assert_eq!(tls_lines, Vec::<&str>::new(), "{name}: {output}");
+    }
+    assert_eq!(server.received().len(), 1, "the trusted run delivered");
 }

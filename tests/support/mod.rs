@@ -128,6 +128,14 @@ pub(crate) fn run_binary(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// [`run_binary`] off the test's runtime, so that servers spawned on that runtime keep answering meanwhile.
+pub(crate) async fn run_binary_beside(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run_binary(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .expect("run midwatch")
+}
+
 /// Every file below `dir`, recursively, with its text (lossy); `.rs` files only with `rust_only`.
 pub(crate) fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
@@ -149,12 +157,54 @@ pub(crate) fn files_below(dir: &Path, rust_only: bool) -> Vec<(PathBuf, String)>
 pub(crate) fn self_signed_acceptor(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
     let key = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .expect("certificate");
-    let pem = key.cert.pem();
-    let cert = rustls_pki_types::CertificateDer::from(key.cert.der().to_vec());
-    let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+    acceptor_for(&key)
+}
+
+/// A self-signed certificate for `names` made as `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=<name>
+/// -addext subjectAltName=DNS:<name>` makes one: OpenSSL 3 marks it a CA (basicConstraints critical, CA:TRUE).
+/// `expired`: valid in 2020 only.
+pub(crate) fn ca_marked_certificate(names: &[&str], expired: bool) -> rcgen::CertifiedKey<rcgen::KeyPair> {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("names");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names.first().copied().unwrap_or("relay"));
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let signing_key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&signing_key).expect("certificate");
+    rcgen::CertifiedKey { cert, signing_key }
+}
+
+/// A TLS acceptor presenting `certificate`, and the certificate's PEM.
+pub(crate) fn acceptor_for(certificate: &rcgen::CertifiedKey<rcgen::KeyPair>) -> (tokio_rustls::TlsAcceptor, String) {
+    let pem = certificate.cert.pem();
+    let cert = rustls_pki_types::CertificateDer::from(certificate.cert.der().to_vec());
+    let private = rustls_pki_types::PrivateKeyDer::try_from(certificate.signing_key.serialize_der()).expect("key");
     let tls = tokio_rustls::rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![cert], private)
         .expect("server config");
     (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)), pem)
+}
+
+/// TLS on 127.0.0.1 with `acceptor`, in front of the plain HTTP server at `upstream` (a TLS-terminating proxy):
+/// each connection's bytes are relayed as they are. Returns the port.
+pub(crate) async fn tls_front(acceptor: tokio_rustls::TlsAcceptor, upstream: std::net::SocketAddr) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A refused certificate ends the handshake here.
+                let Ok(mut secure) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut secure, &mut plain).await;
+            });
+        }
+    });
+    port
 }

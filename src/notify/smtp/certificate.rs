@@ -2,8 +2,6 @@
 //! with the certificate, and what to do (`[email] ca_file`, the host name the certificate is valid for, or
 //! plaintext over loopback). The same words go to the log, the cycle's report and `config check`.
 
-use std::error::Error;
-
 use rustls::CertificateError;
 
 use crate::config::EmailConfig;
@@ -11,29 +9,21 @@ use crate::config::EmailConfig;
 /// The wording of a certificate refusal, when `e` (a failed connect, STARTTLS or implicit-TLS handshake) is
 /// one; `None` for any other failure.
 pub(super) fn refused(cfg: &EmailConfig, e: &lettre::transport::smtp::Error) -> Option<String> {
-    if let Some(problem) = rustls_certificate_error(e) {
+    // The typed error is reached through lettre's source (tokio-rustls' `io::Error`, holding rustls' error).
+    if let Some(problem) = crate::tls::refusal(e) {
         return Some(wording(cfg, &Refusal::Typed(problem)));
     }
-    // The typed error is reached through lettre's source (tokio-rustls' `io::Error`, holding rustls' error).
     // Should a layer ever hide it, rustls' own text still says what happened.
     let text = super::reply_of(e);
     text.to_ascii_lowercase().contains("invalid peer certificate").then(|| wording(cfg, &Refusal::Text(text)))
 }
 
-/// rustls' verdict on the peer's certificate, found along the error's sources. An `io::Error` carries its
-/// inner error in `get_ref`, not in `source` (which skips to the inner error's own source), so both are looked at.
-fn rustls_certificate_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a CertificateError> {
-    let mut next: Option<&'a (dyn Error + 'static)> = Some(e);
-    while let Some(current) = next {
-        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn Error);
-        for candidate in [Some(current), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(problem);
-            }
-        }
-        next = current.source();
+/// The wording of the verdict of `tls.rs` on the certificate the server presented.
+pub(super) fn worded(cfg: &EmailConfig, e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(problem) => wording(cfg, &Refusal::Typed(problem)),
+        other => wording(cfg, &Refusal::Text(other.to_string())),
     }
-    None
 }
 
 enum Refusal<'a> {
@@ -89,6 +79,18 @@ fn wording(cfg: &EmailConfig, refusal: &Refusal) -> String {
         Refusal::Text(text) => return other(crate::escape::clean(text)),
     };
     match problem {
+        p if crate::tls::is_marked_as_ca(p) => {
+            let listed = match &cfg.ca_file {
+                Some(path) => format!("[email] ca_file {} does not hold it", path.display()),
+                None => "[email] ca_file is not set".to_string(),
+            };
+            format!(
+                "the TLS certificate of {server} is itself marked as a CA (CA:TRUE, as `openssl req -x509` makes \
+                 certificates), and {listed}: such a certificate is trusted only as it is. Set [email] ca_file to \
+                 the server's certificate itself, or have it made without CA:TRUE{loopback}. The email stays in \
+                 the outbox until then"
+            )
+        }
         CertificateError::UnknownIssuer => untrusted("unknown issuer"),
         CertificateError::BadSignature => untrusted("its signature does not match a trusted issuer"),
         CertificateError::NotValidForName => format!(
@@ -183,6 +185,20 @@ mod tests {
             not_after: rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_700_000_000)),
         });
         assert!(text.contains("expired on 2023-11-14 22:13:20 UTC: have it renewed"), "{text}");
+    }
+
+    #[test]
+    fn a_certificate_marked_as_a_ca_is_said_so_with_what_to_put_in_ca_file() {
+        let marked = CertificateError::Other(rustls::OtherError(std::sync::Arc::new(crate::tls::MarkedAsCa)));
+        let text = worded(marked.clone());
+        assert!(text.starts_with("the TLS certificate of smtp://mail.acme.example:587 is itself marked as a CA"));
+        assert!(text.contains("[email] ca_file is not set") && text.contains("tls = \"none\""), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+        let mut cfg = cfg();
+        cfg.ca_file = Some("/etc/midwatch/smtp-ca.pem".into());
+        let text = wording(&cfg, &Refusal::Typed(&marked));
+        assert!(text.contains("[email] ca_file /etc/midwatch/smtp-ca.pem does not hold it"), "{text}");
+        assert!(text.contains("Set [email] ca_file to the server's certificate itself"), "{text}");
     }
 
     #[test]

@@ -1,14 +1,22 @@
-//! Opening the SMTP connection: greeting, STARTTLS or implicit TLS (trusting `[email] ca_file` besides the
-//! system's roots), AUTH. A failure is either the server being unavailable (try again next cycle) or the
-//! configuration keeping the mail from going, such as a refused certificate (`certificate.rs`): that one is
-//! said with what to fix, and never called "unavailable".
+//! Opening the SMTP connection: greeting, STARTTLS or implicit TLS, AUTH. A failure is either the server being
+//! unavailable (try again next cycle) or the configuration keeping the mail from going, such as a refused
+//! certificate (`certificate.rs`): that one is said with what to fix, and never called "unavailable".
+//!
+//! The server's certificate is checked by `tls.rs`, as the instance's is: the system's roots and `[email]
+//! ca_file`, whose certificate is trusted as it is when it is exactly the server's. lettre builds its rustls
+//! configuration itself and takes no verifier of ours, so lettre's handshake checks only what it proves by
+//! itself: that the server holds the private key of the certificate it presents (the handshake signature).
+//! [`verify_peer`] then checks that certificate, once the handshake is done and before anything but EHLO (the
+//! same EHLO the plaintext part of STARTTLS already sent) goes over the connection: no password, no envelope,
+//! no message reaches a server whose certificate is refused.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret as _;
 
 use super::certificate;
@@ -55,9 +63,14 @@ pub(crate) enum Misconfigured {
         "[email] ca_file {} is not a valid PEM certificate file ({source}); run `midwatch config check --offline`",
         path.display()
     )]
-    CaFileInvalid { path: PathBuf, source: lettre::transport::smtp::Error },
+    CaFileInvalid { path: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("[email] ca_file {} holds no PEM certificate; run `midwatch config check --offline`", path.display())]
+    CaFileEmpty { path: PathBuf },
     #[error("cannot set up TLS for {host}: {source}")]
     Tls { host: String, source: lettre::transport::smtp::Error },
+    /// The trusted roots (the system's and `ca_file`) could not be set up.
+    #[error("cannot set up TLS for {host}: {source}")]
+    Trust { host: String, source: rustls::Error },
     /// The server's certificate was refused (not trusted, not valid for the host, expired…): the wording of
     /// `certificate.rs`.
     #[error("{0}")]
@@ -67,23 +80,62 @@ pub(crate) enum Misconfigured {
 impl Misconfigured {
     /// Whether the text already names the `[email]` setting it is about.
     pub(super) fn names_its_setting(&self) -> bool {
-        matches!(self, Misconfigured::CaFileUnreadable { .. } | Misconfigured::CaFileInvalid { .. })
+        matches!(
+            self,
+            Misconfigured::CaFileUnreadable { .. }
+                | Misconfigured::CaFileInvalid { .. }
+                | Misconfigured::CaFileEmpty { .. }
+        )
     }
 }
 
-/// The TLS parameters for the configured host: the system's roots, plus every certificate of `ca_file`.
+/// The TLS parameters for the configured host: lettre checks the handshake, [`verify_peer`] the certificate.
 fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, ConnectError> {
-    let mut builder = TlsParameters::builder(cfg.host.clone());
+    // Not trusting any certificate: `verify_peer` decides, before anything is sent (see the module's doc).
+    TlsParameters::builder(cfg.host.clone())
+        .dangerous_accept_invalid_certs(true)
+        .dangerous_accept_invalid_hostnames(true)
+        .build()
+        .map_err(|source| Misconfigured::Tls { host: cfg.host.clone(), source }.into())
+}
+
+/// The verifier of `tls.rs` for the system's roots and every certificate of `ca_file`.
+fn verifier(cfg: &EmailConfig) -> Result<crate::tls::Verifier, ConnectError> {
+    let mut listed = Vec::new();
     if let Some(path) = &cfg.ca_file {
         // Validated when the config was loaded; read again here, as the file may have changed since.
         let pem =
             std::fs::read(path).map_err(|source| Misconfigured::CaFileUnreadable { path: path.clone(), source })?;
-        // lettre takes every certificate of the PEM file into one `Certificate`.
-        let certificate = Certificate::from_pem(&pem)
+        listed = crate::tls::certificates(&pem)
             .map_err(|source| Misconfigured::CaFileInvalid { path: path.clone(), source })?;
-        builder = builder.add_root_certificate(certificate);
+        if listed.is_empty() {
+            return Err(Misconfigured::CaFileEmpty { path: path.clone() }.into());
+        }
     }
-    Ok(builder.build().map_err(|source| Misconfigured::Tls { host: cfg.host.clone(), source })?)
+    Ok(crate::tls::Verifier::new(listed).map_err(|source| Misconfigured::Trust { host: cfg.host.clone(), source })?)
+}
+
+/// Checks the certificate the server presented in the handshake just made; a refused one ends the connection
+/// there, worded by `certificate.rs`.
+async fn verify_peer(
+    cfg: &EmailConfig,
+    verifier: &crate::tls::Verifier,
+    conn: &mut AsyncSmtpConnection,
+) -> Result<(), ConnectError> {
+    let verdict = match conn.certificate_chain() {
+        Ok(chain) => {
+            let chain: Vec<CertificateDer<'_>> = chain.into_iter().map(CertificateDer::from).collect();
+            verifier.verify_chain(&chain, &cfg.host)
+        }
+        Err(e) => Err(rustls::Error::General(reply_of(&e))),
+    };
+    match verdict {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            conn.abort().await;
+            Err(Misconfigured::Certificate(certificate::worded(cfg, &e)).into())
+        }
+    }
 }
 
 /// A failed TLS handshake (or any failure of the step that makes one): a configuration error when the
@@ -99,7 +151,11 @@ fn handshake_failed(cfg: &EmailConfig, e: &lettre::transport::smtp::Error, step:
 pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, ConnectError> {
     let work = async {
         let hello = ClientId::default();
-        let implicit = if cfg.tls == TlsMode::Implicit { Some(tls_parameters(cfg)?) } else { None };
+        // smtps://: TLS from the first byte, its certificate checked as soon as the connection is made.
+        let (implicit, implicit_verifier) = match cfg.tls {
+            TlsMode::Implicit => (Some(tls_parameters(cfg)?), Some(verifier(cfg)?)),
+            _ => (None, None),
+        };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (cfg.host.as_str(), cfg.port),
             Some(cfg.timeout),
@@ -109,15 +165,20 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
         )
         .await
         .map_err(|e| handshake_failed(cfg, &e, ""))?;
+        if let Some(verifier) = &implicit_verifier {
+            verify_peer(cfg, verifier, &mut conn).await?;
+        }
         match cfg.tls {
             TlsMode::Required if !conn.can_starttls() => {
                 conn.abort().await;
                 return Err(Unavailable::NoStartTls.into());
             }
             TlsMode::Required | TlsMode::Opportunistic if conn.can_starttls() => {
+                let verifier = verifier(cfg)?;
                 conn.starttls(tls_parameters(cfg)?, &hello)
                     .await
                     .map_err(|e| handshake_failed(cfg, &e, "STARTTLS failed: "))?;
+                verify_peer(cfg, &verifier, &mut conn).await?;
             }
             _ => {}
         }

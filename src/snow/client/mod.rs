@@ -37,7 +37,8 @@ pub struct ClientOptions {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub proxy: Option<Url>,
-    /// PEM file of an extra CA to trust (a TLS-inspecting proxy, an on-premise instance).
+    /// PEM file of an extra CA to trust (a TLS-inspecting proxy, an on-premise instance); a certificate in it
+    /// that is exactly the one the server presents is trusted as it is (`tls.rs`).
     pub extra_ca: Option<PathBuf>,
 }
 
@@ -59,9 +60,12 @@ pub enum ClientError {
     #[error("cannot read [instance] ca_file {}: {error}", path.display())]
     CaFileUnreadable { path: PathBuf, error: std::io::Error },
     #[error("[instance] ca_file {} is not a PEM certificate: {error}", path.display())]
-    CaFileNotPem { path: PathBuf, error: reqwest::Error },
+    CaFileNotPem { path: PathBuf, error: rustls::pki_types::pem::Error },
     #[error("[instance] ca_file {} holds no PEM certificate", path.display())]
     CaFileEmpty { path: PathBuf },
+    /// The TLS trust (the system's roots and `ca_file`) could not be set up.
+    #[error("cannot set up TLS for the instance: {0}")]
+    Tls(#[from] rustls::Error),
     /// The HTTP client (its proxy, its TLS configuration) could not be set up.
     #[error(transparent)]
     Http(#[from] reqwest::Error),
@@ -83,20 +87,23 @@ impl Client {
         if let Some(proxy) = &opts.proxy {
             builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
         }
+        let mut listed = Vec::new();
         if let Some(path) = &opts.extra_ca {
             let pem =
                 std::fs::read(path).map_err(|error| ClientError::CaFileUnreadable { path: path.clone(), error })?;
             // Every certificate of the file (a chain or several CAs), as the config check validated it.
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            listed = crate::tls::certificates(&pem)
                 .map_err(|error| ClientError::CaFileNotPem { path: path.clone(), error })?;
-            if certs.is_empty() {
+            if listed.is_empty() {
                 return Err(ClientError::CaFileEmpty { path: path.clone() });
             }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
         }
-        let http = builder.build()?;
+        // `tls.rs`: the system's roots and `ca_file`, whose certificate is trusted as it is when it is exactly
+        // the one presented (reqwest's own verifier would refuse one marked as a CA).
+        let mut tls = crate::tls::Verifier::new(listed)?.client_config()?;
+        // What reqwest offers by itself without its http2 feature.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let http = builder.tls_backend_preconfigured(tls).build()?;
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let auth = Arc::new(Auth::new(&opts.auth, http.clone(), &opts.base_url, opts.timeout));
         Ok(Client {

@@ -104,8 +104,12 @@ impl Client {
         let chain = crate::escape::clean(&transport_text(e));
         if e.is_timeout() {
             ApiError::new(table, ApiErrorKind::Timeout { timeout: self.opts.timeout })
+        } else if crate::tls::refusal(e).is_some_and(crate::tls::is_marked_as_ca) {
+            // Retrying cannot help (nor below): the same certificate comes back.
+            let reason =
+                format!("{}, and [instance] ca_file does not hold that very certificate", crate::tls::MarkedAsCa);
+            ApiError::new(table, ApiErrorKind::Certificate { reason })
         } else if is_certificate_error(&chain) {
-            // Retrying cannot help: the same certificate comes back.
             ApiError::new(table, ApiErrorKind::Certificate { reason: chain })
         } else {
             ApiError::new(table, ApiErrorKind::Connect { reason: chain, cause: crate::escape::clean(&innermost(e)) })
