@@ -3,7 +3,10 @@
 //! Used by `midwatch demo` and by the integration tests. It mimics the real instance's JSON shapes,
 //! errors and paging headers (see `docs/servicenow.md` §2), understands a strict subset of encoded
 //! queries ([`query`]) and can inject faults ([`Fault`]). With [`FakeInstance::enable_oauth`] it also
-//! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API.
+//! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API. It has its own clock
+//! (real time, stopped with [`FakeInstance::set_clock`], or off the host's with
+//! [`FakeInstance::set_clock_ahead`]): its writes are dated by it, and every answer's `Date` header says it
+//! (none with [`FakeInstance::set_date_header`] off).
 
 mod dataset;
 pub mod events;
