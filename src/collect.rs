@@ -1,11 +1,12 @@
-//! Reads one window's data from the instance into a [`Snapshot`].
+//! Reads the instance into a [`Snapshot`], in two steps with the cycle's "now" between them.
 //!
 //! Three rounds, each read concurrently: (1) the `mid_server` role, the MID Servers and their
 //! configured users; (2) who holds the role (with their `sys_user` fields, dot-walked) and what it
-//! contains; then the pure `Population` decides whom to check, and (3) reads only those users'
-//! roles, latest login event (`collect/latest/mod.rs`) and (optional) login history. A selected check
-//! (`--user`, `--mid-server`) replaces the first two rounds with reads of the selected users' rows only
-//! (`collect/selected.rs`); the third is the same.
+//! contains — these two are [`base`], which needs no window. The cycle then takes "now" from the `Date` header
+//! of those answers (`cycle/clock.rs`) and makes the window; [`in_window`] lets the pure `Population` decide
+//! whom to check, and (3) reads only those users' roles, latest login event (`collect/latest/mod.rs`) and
+//! (optional) login history. A selected check (`--user`, `--mid-server`) replaces the first two rounds with
+//! reads of the selected users' rows only (`collect/selected.rs`); the third is the same.
 
 mod latest;
 mod selected;
@@ -84,16 +85,29 @@ const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
-/// Reads everything the rules need for `window`, for every user the built-in job checks or for a selection.
+/// Everything the rules need for a `window` already chosen: [`base`], then [`in_window`] (a cycle takes its
+/// window's end from the instance between the two), for every user the built-in job checks or for a selection.
 pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<Snapshot, ApiError> {
-    let mut snapshot = match scope {
-        Scope::All => everyone(client).await?,
-        Scope::Only(selection) => selected::base(client, selection).await?,
-    };
+    let snapshot = base(client, scope).await?;
     if snapshot.selected.as_ref().is_some_and(|s| s.unknown().is_some()) {
         // A name matched nothing: the check stops there, with a usage error.
         return Ok(snapshot);
     }
+    in_window(client, snapshot, window).await
+}
+
+/// The first two rounds, which need no window: the role, the MID Servers and their users, who holds the role
+/// (everyone the built-in job checks), or the selected users' rows. A selection that names nobody on the
+/// instance says so in `selected` (`ResolvedSelection::unknown`); nothing more should be read then.
+pub(crate) async fn base(client: &Client, scope: &Scope) -> Result<Snapshot, ApiError> {
+    match scope {
+        Scope::All => everyone(client).await,
+        Scope::Only(selection) => selected::base(client, selection).await,
+    }
+}
+
+/// The third round on `base`'s snapshot: what the rules need of `window` for the users to check.
+pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &Window) -> Result<Snapshot, ApiError> {
     snapshot.read_from = Some(window.start);
     snapshot.read_until = Some(window.end);
 

@@ -24,8 +24,8 @@
 //!   (`domain::Population`), the findings and the report: plain types, no I/O.
 //! - [`snow`] is the only module that knows HTTP, paging, retries, credentials and the instance's JSON shapes;
 //!   [`snow::query`] is the only way to build an encoded query, from typed fields and validated values.
-//! - [`collect`] reads one window's data into a [`domain::Snapshot`]; its reads are the ones `config check`
-//!   proves (`probe.rs`).
+//! - [`collect`] reads the instance into a [`domain::Snapshot`]: what needs no window, then the window's
+//!   events; its reads are the ones `config check` proves (`probe.rs`).
 //! - [`evaluate`] is the pure function `Snapshot -> Report` reproducing the built-in MIDUserConnectivity job.
 //! - [`writeback`] reads our `ecc_agent_issue` records (in one place), reconciles them with the findings (pure)
 //!   and applies the plan.
@@ -33,7 +33,8 @@
 //! - [`notify`] decides whether to email, keeps the outbox and delivers over SMTP.
 //! - [`service`] is `midwatch run`: the same cycle on a schedule, with signals, systemd and metrics.
 //! - [`cycle`] is one cycle: its options, its reads and rules (`Cycle::observe`), its side effects
-//!   (`Cycle::conclude`) and its [`cycle::Outcome`], within the deadline it is given.
+//!   (`Cycle::conclude`) and its [`cycle::Outcome`], within the deadline it is given. Its "now" is the
+//!   instance's, from the `Date` header of the answers to its first reads (`cycle/clock.rs`), not the host's.
 //! - [`watch`] is `check --until-ok`: the cycle's reads and rules in rounds (each later one reading only the
 //!   newer events, the earlier ones carried over), then the last round's side effects; it returns what the
 //!   watch did ([`domain::Watched`]) beside the outcome. Whom a check covers is a [`domain::Scope`]

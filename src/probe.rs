@@ -1,10 +1,13 @@
 //! `midwatch config check` online: proves that the instance answers and that the account can read
 //! every table a cycle reads. Every problem is named, not just the first. With OAuth it first obtains a token
-//! and says which grant worked and for how long the token is valid; the tables are then probed with it.
+//! and says which grant worked and for how long the token is valid; the tables are then probed with it. The
+//! answers' `Date` header tells how far this host's clock is from the instance's (`cycle/clock.rs`): said
+//! above 30 seconds, and when there is none.
 
 use crate::collect::{LOGIN_HISTORY, LOGIN_HISTORY_TABLE, READS};
 use crate::config::Config;
 use crate::cycle;
+use crate::cycle::clock::{HostClock, Now};
 use crate::snow::auth::TokenInfo;
 use crate::snow::query::{Field, QueryValue};
 use crate::snow::{ApiErrorKind, Query, RetryPolicy};
@@ -94,12 +97,15 @@ pub(crate) async fn probe(config: &Config) -> Probe {
         }
     }
     // Exactly the tables and fields a cycle reads (dot-walked ones included), one row each.
+    let host = HostClock::reads(chrono::Utc::now());
     let reads =
         READS.iter().map(|r| (r.table, r.fields)).chain([(ISSUE_TABLE, RECORD_FIELDS)]).map(|(table, fields)| {
             let client = &client;
             async move { client.read_first(table, &Query::default(), fields).await }
         });
-    let errors: Vec<_> = futures::future::join_all(reads).await.into_iter().filter_map(Result::err).collect();
+    let answers = futures::future::join_all(reads).await;
+    let answered = answers.iter().any(Result::is_ok);
+    let errors: Vec<_> = answers.into_iter().filter_map(Result::err).collect();
     // A connection that cannot be made is one cause, whatever the table: said once, and nothing more is tried.
     let unreachable = errors.iter().find_map(|e| e.unreachable(&config.instance.url));
     let others = errors.iter().filter(|e| e.unreachable(&config.instance.url).is_none()).map(|e| e.to_string());
@@ -107,6 +113,10 @@ pub(crate) async fn probe(config: &Config) -> Probe {
     out.problems.dedup();
     if unreachable.is_some() {
         return out;
+    }
+    if answered {
+        // Only a successful answer's Date is the instance's: without one, nothing can be said.
+        out.notes.extend(Now::of(host, client.date_reading()).config_check_note());
     }
     if config.check.write_issues {
         out.notes.push(format!(

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome, Writes};
-use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, Window, sn_time};
+use crate::cycle::clock::HostClock;
+use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome, Read, Writes};
+use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(60);
@@ -30,7 +31,7 @@ pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// What ends the wait for the next round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// Run a round whose window ends at this instant.
+    /// Run a round now; this host's clock reads this instant (the window ends at the instance's time).
     Round(DateTime<Utc>),
     /// `--timeout` passed.
     TimedOut,
@@ -93,8 +94,8 @@ impl Ticks for Clock {
     }
 }
 
-/// Runs the watch: the first round at `first`, the others when `ticks` says. `say` gets each round's line.
-/// The cycle's `timeout` bounds each round (and the final side effects), not the watch. The outcome is the
+/// Runs the watch: the first round now (this host's clock reading `first`), the others when `ticks` says.
+/// `say` gets each round's line. The cycle's `timeout` bounds each round (and the final side effects), not the watch. The outcome is the
 /// last round's, with its side effects, and what the watch did; `Err` when no round could read the instance
 /// (or a name is unknown).
 pub async fn watch(
@@ -106,6 +107,8 @@ pub async fn watch(
 ) -> Result<(Outcome, Watched), CycleError> {
     let mut log = Rounds { watched: BTreeSet::new(), categories: BTreeMap::new(), lines: Vec::new(), say };
     let mut last = Last { meter: Meter::start(cycle.client()), observed: round(cycle, first, None).await? };
+    // Said by the instance's clock, as every time of the report.
+    let started = last.observed.report.window.end;
     log.tell(&last.observed);
     let mut rounds = 1;
     let ended = loop {
@@ -144,23 +147,21 @@ pub async fn watch(
     let last_cycle = cycle.with_options(&opts);
     let outcome = last_cycle.conclude(last.observed.report, &writes, last_cycle.deadline(), last.meter).await;
     let every = humantime::format_duration(every).to_string();
-    Ok((outcome, Watched { ended, rounds, lines: log.lines, started: first, every }))
+    Ok((outcome, Watched { ended, rounds, lines: log.lines, started, every }))
 }
 
-/// One round: the cycle's reads and rules for the window ending at `now`, within the cycle's timeout. After
-/// `previous` (the last round that could read), the events are read only after what it read, and its events
-/// still in the window are kept.
+/// One round: the cycle's reads and rules for the window ending at the instance's time (`now` is this host's
+/// clock), within the cycle's timeout. After `previous` (the last round that could read), the events are read
+/// only after what it read, and its events still in the window are kept.
 async fn round(cycle: Cycle<'_>, now: DateTime<Utc>, previous: Option<&Snapshot>) -> Result<Observed, CycleError> {
     let deadline = cycle.deadline();
-    let window = Window::ending_at(now, cycle.options().window);
-    let since = previous.and_then(|p| p.read_until).filter(|at| *at > window.start && *at < now);
-    let read = since.map_or(window, |start| window.since(start));
-    let mut snapshot = cycle.read(&read, deadline).await?;
-    if let (Some(previous), Some(_)) = (previous, since) {
+    let resume = previous.and_then(|p| p.read_until);
+    let Read { mut snapshot, window, now, resumed } = cycle.read(HostClock::reads(now), resume, deadline).await?;
+    if let (Some(previous), Some(_)) = (previous, resumed) {
         snapshot.carry_from(previous, &window);
     }
-    let mut report = cycle.evaluate(&snapshot, window);
-    if let (Some(start), Some(from)) = (since, snapshot.read_from) {
+    let mut report = cycle.evaluate(&snapshot, window, &now);
+    if let (Some(start), Some(from)) = (resumed, snapshot.read_from) {
         report.notes.push(format!(
             "A later round of a watch: the events after {} UTC were read, the earlier ones kept; the event counts \
              cover everything read since {} UTC.",

@@ -3,7 +3,10 @@
 //! Used by `midwatch demo` and by the integration tests. It mimics the real instance's JSON shapes,
 //! errors and paging headers (see `docs/servicenow.md` §2), understands a strict subset of encoded
 //! queries ([`query`]) and can inject faults ([`Fault`]). With [`FakeInstance::enable_oauth`] it also
-//! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API.
+//! issues OAuth tokens at `/oauth_token.do` ([`oauth`]) and accepts them on the API. It has its own clock
+//! (real time, stopped with [`FakeInstance::set_clock`], or off the host's with
+//! [`FakeInstance::set_clock_ahead`]): its writes are dated by it, and every answer's `Date` header says it
+//! (none with [`FakeInstance::set_date_header`] off).
 
 mod dataset;
 pub mod events;
@@ -139,7 +142,9 @@ struct State {
     dataset: Dataset,
     log: Vec<RecordedRequest>,
     faults: Vec<Fault>,
-    clock: Option<DateTime<Utc>>,
+    clock: Clock,
+    /// Whether answers carry a `Date` header (default: yes). Set by [`FakeInstance::set_date_header`].
+    date_header: bool,
     next_id: u64,
     /// Set by [`FakeInstance::enable_oauth`].
     oauth: Option<oauth::OAuthState>,
@@ -149,6 +154,29 @@ struct State {
     tally: Tally,
     cost: CostModel,
     aggregate: AggregateSupport,
+}
+
+/// The simulated instance's clock: what its writes' `sys_created_on`/`sys_updated_on` and its answers'
+/// `Date` header say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    /// This host's real time.
+    Real,
+    /// Stopped at this instant ([`FakeInstance::set_clock`]).
+    Fixed(DateTime<Utc>),
+    /// This host's real time plus this (minus, when negative): an instance whose clock is off from the host's
+    /// ([`FakeInstance::set_clock_ahead`]).
+    Ahead(chrono::TimeDelta),
+}
+
+impl Clock {
+    fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::Real => Utc::now(),
+            Clock::Fixed(at) => at,
+            Clock::Ahead(by) => Utc::now().checked_add_signed(by).unwrap_or_else(Utc::now),
+        }
+    }
 }
 
 /// What the request handlers share.
@@ -190,7 +218,8 @@ impl FakeInstance {
                 dataset,
                 log: Vec::new(),
                 faults: Vec::new(),
-                clock: None,
+                clock: Clock::Real,
+                date_header: true,
                 next_id: 0,
                 oauth: None,
                 latency: std::time::Duration::ZERO,
@@ -205,16 +234,7 @@ impl FakeInstance {
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(Arc::clone(&shared));
-        let mut signal = shutdown_rx;
-        let task = tokio::spawn(async move {
-            let stopped = async move {
-                // Resolves when the flag turns true or the sender is dropped.
-                let _ = signal.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                tracing::warn!(error = %e, "fake instance server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(server::serve(listener, app, shutdown_rx));
         Ok(FakeInstance { shared, shutdown, task })
     }
 
@@ -269,9 +289,27 @@ impl FakeInstance {
         self.shared.lock().faults.push(fault);
     }
 
-    /// Sets the clock used for `sys_created_on`/`sys_updated_on` of writes (default: real time).
+    /// Stops the instance's clock at `now` (default: real time): the `sys_created_on`/`sys_updated_on` of
+    /// writes and the `Date` header of every answer say it.
     pub fn set_clock(&self, now: DateTime<Utc>) {
-        self.shared.lock().clock = Some(now);
+        self.shared.lock().clock = Clock::Fixed(now);
+    }
+
+    /// Runs the instance's clock `by` ahead of this host's (behind when negative), as an instance whose clock
+    /// differs from the host's: its writes and the `Date` header of its answers say that time.
+    pub fn set_clock_ahead(&self, by: chrono::TimeDelta) {
+        self.shared.lock().clock = Clock::Ahead(by);
+    }
+
+    /// The instance's time now, by its clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.lock().clock.now()
+    }
+
+    /// Whether answers carry a `Date` header (RFC 9110 §6.6.1) from the instance's clock; on by default, as
+    /// every HTTP server's. Off, an answer carries none at all.
+    pub fn set_date_header(&self, on: bool) {
+        self.shared.lock().date_header = on;
     }
 
     /// Registers an OAuth client: `/oauth_token.do` issues tokens for it and the API accepts them (and, with

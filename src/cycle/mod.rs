@@ -2,15 +2,19 @@
 //! call [`Cycle::check`], under the cycle's deadline, which can fail the reads but only cut the side effects
 //! short. Its two halves are `Cycle::observe` (collect, evaluate: no side effect) and `Cycle::conclude`
 //! (write-back, email); a caller that observes in rounds (the watch of `check --until-ok`) reads with
-//! `Cycle::read` and judges with `Cycle::evaluate`, and concludes once.
+//! `Cycle::read` and judges with `Cycle::evaluate`, and concludes once. "Now" is the instance's: the caller
+//! gives the host's clock, and `Cycle::read` takes the instance's time from its first answers before it
+//! makes the window (`clock.rs`).
 //!
+//! - `clock.rs`: whose clock "now" is, and what is said of the difference;
 //! - `options.rs`: the command line's overrides merged with the config, and the client it describes;
 //! - `outcome.rs`: what a cycle produced and what it cost;
 //! - `side_effects.rs`: write-back and email.
 //!
-//! A cycle knows nothing of its callers: what bounds it (the window, the `Deadline`) comes in as
-//! arguments, and what it did goes out as an [`Outcome`].
+//! A cycle knows nothing of its callers: what bounds it (the host's clock, the window's length, the
+//! `Deadline`) comes in as arguments, and what it did goes out as an [`Outcome`].
 
+pub(crate) mod clock;
 mod options;
 mod outcome;
 mod side_effects;
@@ -20,10 +24,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use self::clock::{HostClock, Now};
 pub use self::options::{CheckOptions, Overrides, client};
 pub(crate) use self::outcome::Meter;
 pub use self::outcome::Outcome;
-use crate::collect::collect;
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::domain::{Report, Snapshot, Window};
@@ -71,6 +75,17 @@ impl Progress {
         };
         format!("{step}{waiting} ({answered} request{} answered so far)", if answered == 1 { "" } else { "s" })
     }
+}
+
+/// What a cycle read: the snapshot, the window it was read for (a watch's later round reads only the part
+/// after `resumed`), and the "now" the window ends at.
+#[derive(Debug)]
+pub(crate) struct Read {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) window: Window,
+    pub(crate) now: Now,
+    /// Where the events' read resumed: the previous round's end, when it lay inside this window.
+    pub(crate) resumed: Option<DateTime<Utc>>,
 }
 
 /// What a cycle's reads found: the report before any side effect, and the snapshot it was judged on.
@@ -129,7 +144,8 @@ impl<'a> Cycle<'a> {
         Deadline::after(self.opts.timeout)
     }
 
-    /// Runs one cycle whose window ends at `now`, within `opts.timeout`.
+    /// Runs one cycle, within `opts.timeout`; `now` is this host's clock, and the window ends at the instance's
+    /// time (the `Date` header of its answers), which the report names when the two differ.
     ///
     /// The deadline bounds the reads and the evaluation: when it passes before the report is computed, the
     /// cycle fails with [`CycleError::Deadline`]. Once the report is computed, the deadline can cut the side
@@ -139,43 +155,55 @@ impl<'a> Cycle<'a> {
     pub async fn check(&self, now: DateTime<Utc>) -> Result<Outcome, CycleError> {
         let meter = Meter::start(self.client);
         let deadline = self.deadline();
-        let observed = self.observe(Window::ending_at(now, self.opts.window), deadline).await?;
+        let observed = self.observe(HostClock::reads(now), deadline).await?;
         Ok(self.conclude(observed.report, &Writes::Plan, deadline, meter).await)
     }
 
-    /// Collect and evaluate `window`, before `deadline`.
-    pub(crate) async fn observe(&self, window: Window, deadline: Deadline) -> Result<Observed, CycleError> {
-        let snapshot = self.read(&window, deadline).await?;
-        let report = self.evaluate(&snapshot, window);
-        Ok(Observed { report, snapshot })
+    /// Collect and evaluate the window ending at the instance's time, before `deadline`.
+    async fn observe(&self, host: HostClock, deadline: Deadline) -> Result<Observed, CycleError> {
+        let read = self.read(host, None, deadline).await?;
+        let report = self.evaluate(&read.snapshot, read.window, &read.now);
+        Ok(Observed { report, snapshot: read.snapshot })
     }
 
-    /// Reads what happened in `read` (the window, or the later part of it that a watch's round reads) before
-    /// `deadline`; a selection that names nobody on the instance is an error.
-    pub(crate) async fn read(&self, read: &Window, deadline: Deadline) -> Result<Snapshot, CycleError> {
+    /// Reads the instance before `deadline`: first what needs no window, then, "now" taken from the instance's
+    /// answers (or `host`'s clock when they carry no `Date`), the window's events — only those after `resume`
+    /// when it lies inside the window (a watch's later round). A selection that names nobody on the instance
+    /// is an error.
+    pub(crate) async fn read(
+        &self,
+        host: HostClock,
+        resume: Option<DateTime<Utc>>,
+        deadline: Deadline,
+    ) -> Result<Read, CycleError> {
         let requests_before = self.client.stats().requests();
         let progress = Progress { step: Mutex::new("starting") };
         let reading = crate::snow::deadline::within(deadline.instant(), async {
             progress.at("reading the instance (roles, MID Servers, users, sysevent)");
-            collect(self.client, read, &self.opts.scope).await
+            let base = crate::collect::base(self.client, &self.opts.scope).await?;
+            if let Some(unknown) = base.selected.as_ref().and_then(|s| s.unknown()) {
+                return Err(CycleError::UnknownName(unknown));
+            }
+            let now = Now::of(host, self.client.date_reading());
+            let window = Window::ending_at(now.at, self.opts.window);
+            let resumed = resume.filter(|at| *at > window.start && *at < window.end);
+            let events = resumed.map_or(window, |start| window.since(start));
+            let snapshot = crate::collect::in_window(self.client, base, &events).await?;
+            Ok::<_, CycleError>(Read { snapshot, window, now, resumed })
         });
         let mut reading = std::pin::pin!(reading);
-        let snapshot = tokio::select! {
-            read = &mut reading => read?,
+        tokio::select! {
+            read = &mut reading => read,
             () = deadline.passed() => {
                 // Described while the reads still hold their requests, then dropped: nothing was written yet.
                 let pending = progress.describe(self.client, requests_before);
-                return Err(CycleError::Deadline { timeout: self.opts.timeout, pending });
+                Err(CycleError::Deadline { timeout: self.opts.timeout, pending })
             }
-        };
-        match snapshot.selected.as_ref().and_then(|s| s.unknown()) {
-            Some(unknown) => Err(CycleError::UnknownName(unknown)),
-            None => Ok(snapshot),
         }
     }
 
-    /// The rules on `snapshot`, for `window` (pure).
-    pub(crate) fn evaluate(&self, snapshot: &Snapshot, window: Window) -> Report {
+    /// The rules on `snapshot`, for `window` (pure), and what is to be said of the clocks `now` came from.
+    pub(crate) fn evaluate(&self, snapshot: &Snapshot, window: Window, now: &Now) -> Report {
         let check = &self.config.check;
         let ctx = Context {
             instance: &self.config.instance.name,
@@ -183,7 +211,9 @@ impl<'a> Cycle<'a> {
             messages: check.messages,
             down_for: check.down_for,
         };
-        crate::evaluate::evaluate(snapshot, &ctx)
+        let mut report = crate::evaluate::evaluate(snapshot, &ctx);
+        report.notes.extend(now.note());
+        report
     }
 
     /// The side effects of an observed report (write-back as `writes` allows, email), within what is left of

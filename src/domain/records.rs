@@ -14,8 +14,9 @@ pub struct Window {
     /// Exclusive lower bound: `end - length - margin`.
     #[serde(with = "crate::domain::sn_time")]
     pub(crate) start: DateTime<Utc>,
-    /// Inclusive upper bound: "now" when the cycle began. Fixed for the whole read, so rows that
-    /// arrive while `sysevent` is being paged cannot shift the pages.
+    /// Inclusive upper bound: "now" by the instance's clock (the `Date` header of the answers to the cycle's
+    /// first reads; `cycle/clock.rs`). Fixed for the whole read, so rows that arrive while `sysevent` is being
+    /// paged cannot shift the pages.
     #[serde(with = "crate::domain::sn_time")]
     pub end: DateTime<Utc>,
     /// The configured length, without the margin.

@@ -262,7 +262,7 @@ impl Service {
         let requests_before = client.stats().by_status();
         span.in_scope(|| {
             debug!(
-                "cycle {n} starting: window {} ending {}",
+                "cycle {n} starting: window {} ending at the instance's time (this host's clock reads {})",
                 humantime::format_duration(opts.window),
                 started_at.format("%Y-%m-%dT%H:%M:%SZ")
             )

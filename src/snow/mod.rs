@@ -39,6 +39,7 @@ mod text;
 pub(crate) use aggregate::Group;
 pub(crate) use batch::{BATCH, BatchItem, ItemOutcome};
 pub(crate) use batch_get::PageRequest;
+pub(crate) use client::DateReading;
 pub use client::{Client, ClientError, ClientOptions, Stats};
 pub use error::{ApiError, ApiErrorKind};
 pub(crate) use query::Query;

@@ -389,6 +389,7 @@ async fn an_answer_cut_off_every_time_says_how_much_arrived() {
 #[tokio::test]
 async fn the_simulated_instance_cutting_an_answer_off_still_gives_the_documented_findings() {
     let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
     instance.inject(Fault::CutOff { table: "sys_user".into(), bytes: 200 });
     instance.inject(Fault::QuotaPartial { table: "sysevent".into(), rows: 1 });
     let outcome = check(&instance.url()).await.expect("check");

@@ -76,6 +76,7 @@ async fn hostile_user_names_in_one_plan(support: AggregateSupport) {
         ("^leading", "login.failed", "2026-11-22 11:07:00"),
     ];
     let instance = FakeInstance::start(dataset(&users, &events), USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
     instance.set_aggregate(support);
     let outcome = check(&instance.url()).await.expect("check completes");
     let r = &outcome.report;
@@ -129,6 +130,7 @@ async fn control_characters_in_instance_data_cannot_forge_a_line_of_the_terminal
     let users = [forger, escape, leading];
     let events = [(forger, "login.failed", "2026-11-22 11:00:00"), (escape, "login.failed", "2026-11-22 11:01:00")];
     let instance = FakeInstance::start(dataset(&users, &events), USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
     let outcome = check(&instance.url()).await.expect("check completes");
     assert_eq!(outcome.report.findings.len(), 2, "{:?}", outcome.report.findings);
     assert_eq!(outcome.report.skipped_users.len(), 1);

@@ -3,6 +3,7 @@
 
 mod answers;
 mod cli;
+mod clock;
 mod concurrent_writes;
 mod config_check;
 mod deadline;

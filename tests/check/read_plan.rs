@@ -30,6 +30,7 @@ fn lines(outcome: &Outcome) -> Vec<String> {
 
 async fn check_with(dataset: Dataset, support: AggregateSupport) -> (Outcome, FakeInstance) {
     let instance = FakeInstance::start(dataset, USER, PASSWORD).await.expect("start");
+    instance.set_clock(reference_now());
     instance.set_aggregate(support);
     let outcome = check(&instance.url()).await.expect("check completes");
     (outcome, instance)
@@ -168,6 +169,7 @@ async fn many_users_counts_and_latest_seconds_go_through_the_batch_api_and_find_
     // Where the Batch API refuses every read, the same questions go directly, and find the same.
     let (by_hand, instance) = {
         let instance = FakeInstance::start(generated.dataset.clone(), USER, PASSWORD).await.expect("start");
+        instance.set_clock(reference_now());
         instance.set_aggregate(AggregateSupport::Full);
         for _ in 0..60 {
             instance.inject(midwatch_sim::Fault::Respond {

@@ -25,6 +25,8 @@ struct Script<'a> {
     instance: &'a FakeInstance,
     /// Per tick: what the instance does before it, and what the tick says.
     steps: VecDeque<(Step, Wake)>,
+    /// How far this host's clock is ahead of the instance's (zero: they agree).
+    host_ahead: chrono::Duration,
 }
 
 impl Ticks for Script<'_> {
@@ -34,6 +36,7 @@ impl Ticks for Script<'_> {
             // The simulated instance's clock follows the rounds.
             self.instance.set_clock(at);
             step(self.instance, at);
+            return Wake::Round(at + self.host_ahead);
         }
         wake
     }
@@ -92,17 +95,27 @@ impl Watching {
 
 /// Runs a watch of midserver2 (window 5m) with `steps`; returns its outcome and the lines it said.
 async fn run(instance: &FakeInstance, steps: Vec<(Step, Wake)>) -> (Watching, Vec<String>) {
+    run_on_host(instance, steps, chrono::Duration::zero()).await
+}
+
+/// [`run`] on a host whose clock is `host_ahead` ahead of the instance's (each tick says the host's time).
+async fn run_on_host(
+    instance: &FakeInstance,
+    steps: Vec<(Step, Wake)>,
+    host_ahead: chrono::Duration,
+) -> (Watching, Vec<String>) {
     let config = config_for(&instance.url());
     let client = client(&config);
     let mut opts = CheckOptions::from_config(&config);
     opts.scope = midserver2();
     opts.window = Duration::from_secs(300);
-    let mut script = Script { instance, steps: steps.into() };
+    let mut script = Script { instance, steps: steps.into(), host_ahead };
     let mut said = Vec::new();
     let mut say = |line: &str| said.push(line.to_string());
     let cycle = Cycle::new(&config, &client, &opts);
-    let (outcome, watched) =
-        watch(cycle, Duration::from_secs(60), reference_now(), &mut script, &mut say).await.expect("watch");
+    let (outcome, watched) = watch(cycle, Duration::from_secs(60), reference_now() + host_ahead, &mut script, &mut say)
+        .await
+        .expect("watch");
     (Watching { outcome, watch: Some(watched) }, said)
 }
 
@@ -142,6 +155,29 @@ async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_i
     let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
     assert!(text.starts_with("MIDWATCH OK - no findings for midserver2 on acme"), "{text}");
     assert!(text.contains("Watch: 3 rounds since 12:00:00 UTC, every 1m; every watched user is clear"), "{text}");
+}
+
+#[tokio::test]
+async fn a_watch_on_a_host_whose_clock_is_seven_minutes_off_goes_by_the_instance_time() {
+    for host_ahead in [chrono::Duration::seconds(422), chrono::Duration::seconds(-422)] {
+        let instance = instance().await;
+        instance.reset_counters();
+        let steps = vec![(nothing as Step, Wake::Round(at(60))), (fixed, Wake::Round(at(120)))];
+        let (outcome, said) = run_on_host(&instance, steps, host_ahead).await;
+        // The rounds and their reads are those of a host whose clock agrees.
+        assert_eq!(said[0], "midserver2: login.failed at 11:59:00 from 10.0.0.9, still failing (mid-london-01 down)");
+        assert_eq!(said[2], "midserver2: login at 12:01:30 from 10.20.30.41, clear", "{host_ahead}: {said:?}");
+        let fmt = midwatch::domain::sn_time::format;
+        let first = fmt(reference_now() - chrono::Duration::seconds(360));
+        let expected: BTreeSet<String> = [first, fmt(reference_now()), fmt(at(60))].into_iter().collect();
+        assert_eq!(event_lower_bounds(&instance).into_iter().collect::<BTreeSet<_>>(), expected);
+        assert_eq!(outcome.report.status, Status::Ok);
+        // Its report says when it started by the instance's clock, and the difference once.
+        let text = outcome.render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
+        assert!(text.contains("Watch: 3 rounds since 12:00:00 UTC"), "{text}");
+        let side = if host_ahead > chrono::Duration::zero() { "ahead of" } else { "behind" };
+        assert_eq!(text.matches(&format!("this host's clock is 7m 2s {side} the instance's")).count(), 1, "{text}");
+    }
 }
 
 #[tokio::test]

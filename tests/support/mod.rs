@@ -54,8 +54,17 @@ pub(crate) async fn mount_demo_tables(server: &MockServer, except: &[&str]) {
     }
 }
 
+/// A JSON answer dated (its `Date` header) by the instance's clock at [`reference_now`], the time the fixtures
+/// are written against: the window ends at the instance's time.
 pub(crate) fn json_response(status: u16, body: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json;charset=UTF-8")
+    ResponseTemplate::new(status)
+        .set_body_raw(body.to_string(), "application/json;charset=UTF-8")
+        .insert_header("Date", http_date(reference_now()).as_str())
+}
+
+/// `t` as an HTTP `Date` header says it (IMF-fixdate).
+pub(crate) fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 /// The `[instance]` section of a test config for the instance at `url`, signing in as [`USER`].

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod batch;
+mod listen;
 mod params;
 mod read;
 mod render;
@@ -13,6 +14,7 @@ mod write;
 use aggregate::*;
 pub use batch::BATCH_FAULT_TABLE;
 use batch::*;
+pub(super) use listen::serve;
 use params::*;
 use read::*;
 pub(crate) use render::SysIdIndex;
@@ -209,6 +211,7 @@ struct Incoming {
     body: String,
 }
 
+/// Every answer, with the `Date` header of the instance's clock when it is ready (unless turned off).
 async fn handle(
     AxumState(shared): AxumState<Arc<Shared>>,
     method: Method,
@@ -216,6 +219,19 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut response = answer(&shared, method, uri, headers, body).await;
+    let date = {
+        let state = shared.lock();
+        state.date_header.then(|| state.clock.now())
+    };
+    // RFC 9110 §5.6.7's IMF-fixdate, always GMT.
+    if let Some(Ok(date)) = date.map(|at| HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+async fn answer(shared: &Arc<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let incoming = Incoming {
         method,
         path: uri.path().to_string(),
@@ -235,7 +251,7 @@ async fn handle(
     let received = std::time::Instant::now();
     let (outcome, model, latency, entry) = {
         let mut state = shared.lock();
-        let outcome = process(&shared, &mut state, &incoming);
+        let outcome = process(shared, &mut state, &incoming);
         let status = match &outcome {
             Outcome::Reply(reply) | Outcome::CutOff(reply, _) => reply.status,
             Outcome::Hang => 0,

@@ -445,3 +445,34 @@ async fn demo_dataset_dot_walk_and_reference_queries() {
         json!({"name": "login.failed", "sys_created_on": "2026-11-22 11:45:00"})
     );
 }
+
+#[tokio::test]
+async fn answers_carry_the_date_of_the_instance_clock_or_none() {
+    let fake = start(small_dataset()).await;
+    let url = format!("{}/api/now/table/sysevent", fake.url());
+    let get = || send(client().get(&url).query(&[("sysparm_limit", "1")]).basic_auth(USER, Some(PASSWORD)));
+
+    // A stopped clock: every answer, refused ones included, says its time.
+    let Some(clock) = Utc.with_ymd_and_hms(2026, 11, 22, 12, 5, 7).single() else { panic!("bad clock") };
+    fake.set_clock(clock);
+    assert_eq!(header(&get().await, "date"), "Sun, 22 Nov 2026 12:05:07 GMT");
+    let refused = send(client().get(&url).basic_auth(USER, Some("wrong"))).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(header(&refused, "date"), "Sun, 22 Nov 2026 12:05:07 GMT");
+
+    // A clock 7 minutes ahead of this host's runs with it.
+    fake.set_clock_ahead(chrono::TimeDelta::minutes(7));
+    let before = Utc::now();
+    let date = header(&get().await, "date");
+    let Ok(said) = chrono::DateTime::parse_from_rfc2822(&date) else { panic!("not an HTTP date: {date:?}") };
+    let ahead = said.with_timezone(&Utc) - before;
+    assert!(ahead > chrono::TimeDelta::seconds(418) && ahead < chrono::TimeDelta::seconds(422), "{date} vs {before}");
+    let off = fake.now() - Utc::now() - chrono::TimeDelta::minutes(7);
+    assert!(off.abs() < chrono::TimeDelta::seconds(1), "the instance's now is off by {off}");
+
+    // Turned off: no Date at all, not even the HTTP server's own.
+    fake.set_date_header(false);
+    let resp = get().await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("date").is_none(), "{:?}", resp.headers());
+}

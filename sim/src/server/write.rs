@@ -62,7 +62,7 @@ pub(super) fn javascript(value: &str) -> bool {
 }
 
 pub(super) fn now_string(state: &State) -> String {
-    sn_time::format(state.clock.unwrap_or_else(chrono::Utc::now))
+    sn_time::format(state.clock.now())
 }
 
 pub(super) fn new_sys_id(state: &mut State, table: &str) -> String {

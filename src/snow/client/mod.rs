@@ -4,8 +4,10 @@
 //! - `write.rs`: creates, updates and Batch API calls;
 //! - `transport.rs`: one request with its credentials, its body read up to a size limit and then classified
 //!   (`answer.rs`), so that only data reaches the caller;
-//! - `stats.rs`: the counters of what was sent.
+//! - `stats.rs`: the counters of what was sent;
+//! - `clock.rs`: the instance's clock, read from the `Date` header of its answers.
 
+mod clock;
 mod read;
 mod stats;
 mod transport;
@@ -21,6 +23,7 @@ use url::Url;
 use super::auth::{Auth, Credentials};
 use super::deadline::Pending;
 use super::retry::RetryPolicy;
+pub(crate) use clock::DateReading;
 pub use stats::Stats;
 
 /// The largest answer read by default. A page of 10,000 `sysevent` rows with midwatch's fields is
@@ -50,6 +53,7 @@ pub struct Client {
     auth: Arc<Auth>,
     permits: Arc<Semaphore>,
     stats: Arc<Stats>,
+    clock: Arc<clock::InstanceClock>,
     pub(super) pending: Arc<Pending>,
     response_limit: u64,
 }
@@ -112,6 +116,7 @@ impl Client {
             opts: Arc::new(opts),
             permits,
             stats: Arc::default(),
+            clock: Arc::default(),
             pending: Arc::default(),
             response_limit: DEFAULT_RESPONSE_LIMIT,
         })
@@ -135,6 +140,11 @@ impl Client {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The instance's clock as the `Date` header of its latest successful answer read it, if any carried one.
+    pub(crate) fn date_reading(&self) -> Option<DateReading> {
+        self.clock.latest()
     }
 
     pub(crate) fn page_size(&self) -> u32 {

@@ -70,6 +70,7 @@ impl Client {
             request.header(AUTHORIZATION, authorization).send().await.map_err(|e| self.transport_error(table, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        self.clock.record(status, &headers, std::time::Instant::now());
         let limit = self.response_limit;
         let declared =
             headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
