@@ -117,6 +117,10 @@ pub enum Fault {
     /// Next request to `table` (with [`BATCH_FAULT_TABLE`]: the next Batch API call, after running it): the
     /// real answer, its connection closed after `bytes` bytes of the body.
     CutOff { table: String, bytes: usize },
+    /// Next request to `table` (with [`BATCH_FAULT_TABLE`]: the next Batch API call, after running it): the
+    /// real status and headers with only the first `bytes` bytes of the body (`0`: an empty body), sent as a
+    /// complete HTTP answer (its `Content-Length` that of what is sent), as a gateway that cut the body would.
+    Truncated { table: String, bytes: usize },
     /// Next Batch API call ([`BATCH_FAULT_TABLE`]): the batch's 30 s quota runs out after `serviced`
     /// sub-requests; those are run and answered, the others are left in `unserviced_requests`, not run.
     BatchQuota { serviced: usize },
@@ -130,7 +134,8 @@ impl Fault {
             | Fault::Respond { table, .. }
             | Fault::ApplyThenRespond { table, .. }
             | Fault::QuotaPartial { table, .. }
-            | Fault::CutOff { table, .. } => table,
+            | Fault::CutOff { table, .. }
+            | Fault::Truncated { table, .. } => table,
             Fault::BatchQuota { .. } => BATCH_FAULT_TABLE,
         }
     }
@@ -154,6 +159,8 @@ struct State {
     tally: Tally,
     cost: CostModel,
     aggregate: AggregateSupport,
+    /// Set by [`FakeInstance::set_page_cap`].
+    page_cap: Option<usize>,
 }
 
 /// The simulated instance's clock: what its writes' `sys_created_on`/`sys_updated_on` and its answers'
@@ -227,6 +234,7 @@ impl FakeInstance {
                 tally: Tally::default(),
                 cost: CostModel::default(),
                 aggregate: AggregateSupport::default(),
+                page_cap: None,
             }),
             base_url: format!("http://{addr}"),
             expected_credentials: server::base64_encode(format!("{user}:{password}").as_bytes()),
@@ -269,6 +277,13 @@ impl FakeInstance {
     /// Sets how much of the Aggregate API the instance offers.
     pub fn set_aggregate(&self, support: AggregateSupport) {
         self.shared.lock().aggregate = support;
+    }
+
+    /// Every Table API list answer (Batch API sub-requests included) carries at most `rows` rows, whatever
+    /// `sysparm_limit` asks, and its `Link` header names pages of that size: an instance, or an API gateway in
+    /// front of it, that caps the page.
+    pub fn set_page_cap(&self, rows: usize) {
+        self.shared.lock().page_cap = Some(rows.max(1));
     }
 
     /// What the instance served so far.

@@ -5,7 +5,9 @@
 //! A 200 is not proof of a complete page: the REST quota cancels a transaction that already ran
 //! with HTTP 200, a partial `result` and then an `error` (docs/servicenow.md §2 item 6). So an
 //! answer is data only when its body is a complete JSON object with the expected member and
-//! without an `error` member or `"status":"failure"`.
+//! without an `error` member or `"status":"failure"`. A 2xx whose JSON stops half way, or that has no
+//! body, is cut off (a gateway or proxy cut it while the HTTP answer looked whole), as is one whose
+//! connection closed early.
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
@@ -67,7 +69,8 @@ pub(crate) enum Class {
         status: u16,
         message: String,
     },
-    /// The connection ended before the body did.
+    /// The body ended early: the connection ended before it did, or a complete 2xx's JSON stops half way (or
+    /// there is none). Retried by reads like a lost connection; never by a write that cannot be repeated.
     CutOff {
         received: u64,
         reason: String,
@@ -144,7 +147,10 @@ pub(crate) fn classify(
                 return Err(Class::HtmlPage { status, title: title(bytes) });
             }
             let Some(object) = object else {
-                return Err(Class::Malformed { reason: not_json_reason(bytes) });
+                return Err(match cut_short(bytes) {
+                    Some(reason) => Class::CutOff { received: bytes.len() as u64, reason },
+                    None => Class::Malformed { reason: not_json_reason(bytes) },
+                });
             };
             let failed = object.get("status").and_then(Value::as_str) == Some("failure");
             if object.contains_key("error") || failed {
@@ -224,9 +230,19 @@ fn describe(html: bool, message: &str, detail: &str, body: &[u8]) -> String {
     if text.is_empty() { "an empty body".into() } else { text }
 }
 
+/// Why a complete 2xx body that ends before its JSON does (or is empty) is not the answer: a gateway or proxy
+/// cut it short while the HTTP answer still looked whole. Such a body is a cut-off answer, like a connection
+/// that closed early; `None` for any other body.
+fn cut_short(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(body) {
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => Some("an empty body in a complete HTTP answer".into()),
+        Err(e) if e.is_eof() => Some(format!("its JSON ends half way in a complete HTTP answer: {e}")),
+        _ => None,
+    }
+}
+
 fn not_json_reason(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
-        Err(e) if e.is_eof() => format!("it ends after {} bytes, as if cut off: {e}", body.len()),
         Err(e) => e.to_string(),
         Ok(other) => format!("a JSON {} instead of an object", json_kind(&other)),
     }
@@ -418,13 +434,31 @@ mod tests {
         assert!(matches!(classify(200, &json(), &cut, Shape::Table), Err(Class::CutOff { received: 1234, .. })));
         let big = Body::TooLarge { limit: 64 };
         assert_eq!(classify(200, &json(), &big, Shape::Table), Err(Class::TooLarge { limit: 64 }));
-        let Err(Class::Malformed { reason }) = table(200, &json(), r#"{"result":[{"sys_id":"#) else {
-            panic!("malformed")
-        };
-        assert!(reason.starts_with("it ends after 21 bytes, as if cut off"), "{reason}");
         assert!(matches!(table(200, &json(), r#"{"records":[]}"#), Err(Class::Malformed { .. })));
         assert!(matches!(table(200, &json(), "[]"), Err(Class::Malformed { .. })));
-        assert!(matches!(table(200, &HeaderMap::new(), ""), Err(Class::Malformed { .. })));
+        assert!(matches!(table(200, &json(), "{\"result\":[]}}"), Err(Class::Malformed { .. })));
+    }
+
+    #[test]
+    fn a_complete_2xx_whose_json_ends_half_way_or_that_is_empty_is_cut_off() {
+        let Err(Class::CutOff { received, reason }) = table(200, &json(), r#"{"result":[{"sys_id":"#) else {
+            panic!("cut off")
+        };
+        assert_eq!(received, 21);
+        assert!(reason.starts_with("its JSON ends half way in a complete HTTP answer: EOF"), "{reason}");
+        for empty in ["", " \r\n"] {
+            assert_eq!(
+                table(200, &HeaderMap::new(), empty),
+                Err(Class::CutOff {
+                    received: empty.len() as u64,
+                    reason: "an empty body in a complete HTTP answer".into()
+                })
+            );
+        }
+        assert!(matches!(table(201, &json(), r#"{"result":{"sys_id":"a""#), Err(Class::CutOff { .. })));
+        // Not a 2xx: what the status says.
+        assert!(matches!(table(503, &json(), r#"{"error":{"#), Err(Class::Unavailable { .. })));
+        assert!(matches!(table(404, &json(), ""), Err(Class::Refused { .. })));
     }
 
     #[test]

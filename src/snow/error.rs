@@ -77,7 +77,8 @@ pub enum ApiErrorKind {
         status: u16,
         message: String,
     },
-    /// The connection ended before the body did.
+    /// The answer ended early: its connection closed before its body did, or a 2xx's JSON stops half way (or
+    /// is empty). A read retries it; after a write, the write may have happened (`ApiError::outcome_unknown`).
     CutOff {
         received: u64,
         reason: String,
@@ -155,8 +156,8 @@ fn wording(table: &str, kind: &ApiErrorKind) -> String {
             format!("HTTP {status} from the instance for {table}: {message}{}", status_hint(*status))
         }
         CutOff { received, reason } => format!(
-            "the instance's answer for {table} was cut off after {received} bytes ({reason}); the instance or a \
-             proxy or load balancer in front of it closed the connection: try again, or lower [instance] page_size"
+            "the instance's answer for {table} was cut off after {received} bytes ({reason}); the instance, or a \
+             proxy or load balancer in front of it, ended it early: try again, or lower [instance] page_size"
         ),
         TooLarge { limit, page_size } => format!(
             "the instance's answer for {table} is larger than midwatch's limit of {} (reading stopped there); lower \

@@ -1,7 +1,8 @@
 //! Where the next page of a read starts (docs/servicenow.md §2 item 3): offset paging under a
 //! total order, and keyset paging on `(sys_created_on, sys_id)` under a fixed upper bound for
 //! `sysevent`, which grows while it is read. Pure: the client sends what a cursor asks and hands
-//! it the page that came back.
+//! it the page that came back. A page can hold fewer rows than asked (the instance, or a gateway in
+//! front of it, caps it): the next page starts where the answer says, never at `offset + limit`.
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, LINK};
@@ -17,25 +18,64 @@ pub(crate) struct Page {
     pub(crate) rows: Vec<Row>,
     /// The instance says more rows follow (`Link: …;rel="next"`, or a full page when no Link is sent).
     pub(crate) more: bool,
+    /// Where the instance says the next page starts: the `sysparm_offset` of the `Link` header's next page.
+    pub(crate) next: Option<u64>,
 }
 
 impl Page {
     /// A page as the instance answered it to a request for `limit` rows.
     pub(crate) fn new(rows: Vec<Row>, headers: &HeaderMap, limit: u32) -> Page {
         let more = next_link(headers).unwrap_or(rows.len() as u64 >= u64::from(limit));
-        Page { rows, more }
+        Page { rows, more, next: next_offset(headers) }
     }
+
+    /// Where the page after this one starts, this one asked at `offset` for `limit` rows. The instance, or a
+    /// gateway in front of it, may serve fewer rows than asked (a page cap), so not `offset + limit`, but: the
+    /// Link header's next offset, when it is past `offset` and not past the rows asked for (or received); else
+    /// past the rows received; else, for a page without rows that says more follow (the account's ACLs hid
+    /// them: the limit applies before the ACLs), past the rows asked for.
+    pub(crate) fn next_offset(&self, offset: u64, limit: u32) -> u64 {
+        let received = self.rows.len() as u64;
+        let reach = offset.saturating_add(u64::from(limit).max(received));
+        match self.next {
+            Some(next) if next > offset && next <= reach => next,
+            _ if received > 0 => offset.saturating_add(received),
+            _ => offset.saturating_add(u64::from(limit)),
+        }
+    }
+}
+
+/// The `Link` header values, each as text (as bytes: a header with one non-ASCII byte, an opaque URL, is still
+/// the instance's Link header).
+fn links(headers: &HeaderMap) -> Vec<String> {
+    headers.get_all(LINK).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
 }
 
 /// `Some(true)` when the `Link` header has `rel="next"`, `Some(false)` when it has none, `None` without a header.
 fn next_link(headers: &HeaderMap) -> Option<bool> {
-    // As bytes: a header with one non-ASCII byte (an opaque URL) is still the instance's Link header.
-    let links: Vec<String> =
-        headers.get_all(LINK).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    let links = links(headers);
     if links.is_empty() {
         return None;
     }
     Some(links.iter().flat_map(|l| l.split(',')).any(|l| l.replace(' ', "").contains("rel=\"next\"")))
+}
+
+/// The `sysparm_offset` of the `Link` header's `rel="next"` page, if it names one that is a number. Each link is
+/// `<url>` followed by its parameters, up to the next `<` (a URL may hold commas).
+fn next_offset(headers: &HeaderMap) -> Option<u64> {
+    links(headers).iter().find_map(|header| {
+        header.split('<').skip(1).find_map(|link| {
+            let (url, params) = link.split_once('>')?;
+            let rel_next =
+                params.split([';', ',']).any(|p| matches!(p.replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"));
+            if !rel_next {
+                return None;
+            }
+            let (_, query) = url.split_once('?')?;
+            let offset = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "sysparm_offset")?.1;
+            offset.parse::<u64>().ok()
+        })
+    })
 }
 
 /// What to ask for next.
@@ -59,7 +99,7 @@ pub(crate) trait Cursor {
 }
 
 /// Offset paging under `ORDERBYsys_id`: no row is dropped or repeated between pages of a table
-/// that does not change meanwhile.
+/// that does not change meanwhile. Each page starts where the last one's answer says ([`Page::next_offset`]).
 #[derive(Debug)]
 pub(crate) struct Offset {
     query: Query,
@@ -81,9 +121,9 @@ impl Cursor for Offset {
     }
 
     fn take(&mut self, page: Page) -> Result<(), ApiError> {
-        self.rows.extend(page.rows);
+        self.offset = page.next_offset(self.offset, self.limit);
         self.done = !page.more;
-        self.offset += u64::from(self.limit);
+        self.rows.extend(page.rows);
         Ok(())
     }
 
@@ -174,6 +214,7 @@ impl Cursor for Keyset {
 
     fn take(&mut self, page: Page) -> Result<(), ApiError> {
         let returned = page.rows.len();
+        let next = page.next_offset(self.offset, self.limit);
         let before = self.rows.len();
         for r in page.rows {
             let key = (r.text("sys_created_on"), r.text("sys_id"));
@@ -196,7 +237,7 @@ impl Cursor for Keyset {
         let Some((ts, id)) = &self.last else {
             // Nothing readable yet: step over the (ACL-emptied) page.
             self.done = !page.more;
-            self.offset += u64::from(self.limit);
+            self.offset = next;
             return Ok(());
         };
         // The next query starts from the last row's key: it must be an instance time and a query-safe sys_id.
@@ -220,7 +261,7 @@ impl Cursor for Keyset {
             // A full page of rows already emitted: they all share the cursor's second.
             (From::AtOrAfter(_) | From::After(_) | From::Start, true) if returned > 0 => From::Tie(ts, id),
             (from, true) => {
-                self.offset += u64::from(self.limit);
+                self.offset = next;
                 from
             }
         };
@@ -268,10 +309,12 @@ mod tests {
 
     /// A table served the way the instance would answer the cursor's position (no HTTP, no
     /// query parsing: the position is read from the cursor itself). `hidden` rows count
-    /// against the limit but are not returned (ACLs apply after the limit).
+    /// against the limit but are not returned (ACLs apply after the limit). A page holds at most
+    /// `cap` rows, whatever the limit asks; its `next` is where the Link header would say.
     struct Table {
         rows: Vec<(String, String, bool)>,
         upper: String,
+        cap: u32,
     }
 
     impl Table {
@@ -288,14 +331,14 @@ mod tests {
                 .collect();
             matching.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
             let total = matching.len() as u64;
-            let end = (req.offset + u64::from(req.limit)).min(total);
+            let end = (req.offset + u64::from(req.limit.min(self.cap))).min(total);
             let start = req.offset.min(total);
             let rows = matching[start as usize..end as usize]
                 .iter()
                 .filter(|(_, _, hidden)| !hidden)
                 .map(|(ts, id, _)| event(ts, id))
                 .collect();
-            Page { rows, more: end < total }
+            Page { rows, more: end < total, next: (end < total).then_some(end) }
         }
     }
 
@@ -321,7 +364,7 @@ mod tests {
             rows.push((second.to_string(), format!("{:032x}", (i * 7919) % 1000), i % 11 == 4));
         }
         rows.push(("2026-11-22 12:00:01".into(), "f".repeat(32), false));
-        Table { rows, upper: "2026-11-22 12:00:00".into() }
+        Table { rows, upper: "2026-11-22 12:00:00".into(), cap: u32::MAX }
     }
 
     #[test]
@@ -352,6 +395,55 @@ mod tests {
         }
     }
 
+    /// Found with the page-capped simulated instance: a page that holds fewer rows than asked must not
+    /// make the next one start past rows never seen, also where the account's ACLs emptied a page.
+    #[test]
+    fn keyset_reads_every_visible_row_of_a_page_capped_table() {
+        let patterns: [fn(usize) -> bool; 3] = [|_| false, |i| i < 20, |i| i % 3 == 1];
+        for hide in patterns {
+            let mut table = events();
+            table.cap = 3;
+            for (i, row) in table.rows.iter_mut().enumerate() {
+                row.2 = hide(i);
+            }
+            let visible = table.rows.iter().filter(|(ts, _, hidden)| !hidden && *ts <= table.upper).count();
+            for limit in [4, 8, 100] {
+                let (keys, _) = drain(&table, limit);
+                let unique: BTreeSet<&(String, String)> = keys.iter().collect();
+                assert_eq!((keys.len(), unique.len()), (visible, visible), "limit {limit}");
+            }
+        }
+    }
+
+    fn linked(next: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value =
+            format!("<https://x/api/now/table/t?{next}>;rel=\"next\",<https://x/api/now/table/t>;rel=\"first\"");
+        h.insert(LINK, reqwest::header::HeaderValue::from_str(&value).expect("a header value"));
+        h
+    }
+
+    #[test]
+    fn the_next_page_starts_where_the_answer_says() {
+        let hundred = || vec![Row::default(); 100];
+        // A capped page: 100 rows of the 1000 asked, the Link's next page at 100.
+        let capped = Page::new(hundred(), &linked("sysparm_offset=100&sysparm_limit=100"), 1000);
+        assert_eq!((capped.more, capped.next_offset(0, 1000)), (true, 100));
+        // Raw commas in the URL, parameters in another order.
+        let fields = linked("sysparm_fields=sys_id,name&sysparm_limit=100&sysparm_offset=300");
+        assert_eq!(Page::new(hundred(), &fields, 1000).next_offset(200, 1000), 300);
+        // An ACL-emptied page: past the rows asked for, as the Link says.
+        assert_eq!(Page::new(vec![], &linked("sysparm_offset=1100"), 1000).next_offset(100, 1000), 1100);
+        // A next offset that goes back, stays put or skips past the rows asked for: after the rows received.
+        for next in ["sysparm_offset=0", "sysparm_offset=200", "sysparm_offset=5000", "sysparm_offset=x", ""] {
+            assert_eq!(Page::new(hundred(), &linked(next), 1000).next_offset(200, 1000), 300, "{next}");
+        }
+        // No Link header: a full page, and the next starts after its rows.
+        assert_eq!(Page::new(hundred(), &HeaderMap::new(), 100).next_offset(0, 100), 100);
+        // No readable next offset, no rows, more to come: past the rows asked for.
+        assert_eq!(Page::new(vec![], &linked(""), 1000).next_offset(0, 1000), 1000);
+    }
+
     #[test]
     fn keyset_queries_stay_under_the_upper_bound_or_inside_one_second() {
         let mut cursor = Keyset::new("sysevent", &name_is_login(), at("2026-11-22 12:00:00"), 2);
@@ -361,11 +453,17 @@ mod tests {
             Some("name=login^sys_created_on<=2026-11-22 12:00:00^ORDERBYsys_created_on^ORDERBYsys_id")
         );
         // A full page of one second: the next page is that second's rest, by sys_id.
-        let page =
-            Page { rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")], more: true };
+        let page = Page {
+            rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")],
+            more: true,
+            next: Some(2),
+        };
         assert!(cursor.take(page).is_ok());
-        let page =
-            Page { rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")], more: true };
+        let page = Page {
+            rows: vec![event("2026-11-22 10:00:00", "a"), event("2026-11-22 10:00:00", "b")],
+            more: true,
+            next: Some(2),
+        };
         assert!(cursor.take(page).is_ok());
         assert_eq!(cursor.from(), &From::Tie(at("2026-11-22 10:00:00"), QueryValue::fixed("b")));
         assert_eq!(
@@ -384,7 +482,7 @@ mod tests {
         assert_eq!(req.map(|r| (r.query, r.offset)), again.clone().map(|r| (r.query, r.offset)));
         assert_eq!(again.map(|r| r.limit), Some(4));
         let mut offset = Offset::new(&Query::new().eq(Field::new("active"), &QueryValue::fixed("true")), 8);
-        assert!(offset.take(Page { rows: vec![event("t", "a")], more: true }).is_ok());
+        assert!(offset.take(Page { rows: vec![event("t", "a")], more: true, next: Some(8) }).is_ok());
         offset.set_limit(4);
         assert_eq!(
             offset.next().map(|r| (r.query.to_string(), r.offset, r.limit)),

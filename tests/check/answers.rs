@@ -405,6 +405,56 @@ async fn the_simulated_instance_cutting_an_answer_off_still_gives_the_documented
     assert_eq!(sysevent_limits, ["1000", "500"]);
 }
 
+/// The simulated instance's reads of `table` so far.
+fn reads_of(instance: &FakeInstance, table: &str) -> usize {
+    instance.requests().iter().filter(|r| r.method == "GET" && r.path == format!("/api/now/table/{table}")).count()
+}
+
+/// A 200 whose JSON ends half way, or that has no body at all, in an HTTP answer that is complete (a gateway cut
+/// the body, not the connection): read again, as a lost connection would be, and the next answer is used.
+#[tokio::test]
+async fn a_truncated_or_empty_200_is_read_again_and_the_check_succeeds() {
+    for bytes in [200, 0] {
+        let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+        instance.inject(Fault::Truncated { table: "ecc_agent".into(), bytes });
+        let outcome = check(&instance.url()).await.unwrap_or_else(|e| panic!("{bytes} bytes: {e}"));
+        assert_eq!(findings(&outcome), DOCUMENTED, "{bytes} bytes");
+        assert_eq!(reads_of(&instance, "ecc_agent"), 2, "{bytes} bytes: the cut answer, then the whole one");
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_200_that_persists_is_unknown_naming_it_with_nothing_written() {
+    for bytes in [200, 0] {
+        let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+        for _ in 0..10 {
+            instance.inject(Fault::Truncated { table: "ecc_agent".into(), bytes });
+        }
+        let err = check(&instance.url()).await.expect_err("cut every time");
+        let text = err.to_string();
+        let expected = format!("the instance's answer for ecc_agent was cut off after {bytes} bytes (");
+        assert!(text.starts_with(&expected), "{text}");
+        assert_eq!(reads_of(&instance, "ecc_agent"), 4, "{bytes} bytes: the first read and three retries");
+        assert!(instance.requests().iter().all(|r| r.method == "GET"), "nothing written");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_200_that_persists_makes_the_check_unknown_with_exit_3() {
+    let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+    for _ in 0..10 {
+        instance.inject(Fault::Truncated { table: "ecc_agent".into(), bytes: 0 });
+    }
+    let url = instance.url();
+    let (code, first) = tokio::task::spawn_blocking(move || check_binary(&url)).await.expect("join");
+    assert_eq!(code, 3, "{first}");
+    assert!(
+        first.starts_with("MIDWATCH UNKNOWN - the instance's answer for ecc_agent was cut off after 0 bytes ("),
+        "{first}"
+    );
+    assert_eq!(reads_of(&instance, "ecc_agent"), 5, "the first read and the four retries of the default policy");
+}
+
 #[tokio::test]
 async fn an_oversized_answer_stops_at_the_limit_and_names_the_table_and_page_size() {
     let server = MockServer::start().await;

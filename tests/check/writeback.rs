@@ -267,6 +267,36 @@ async fn batch_answer_cut_off_leaves_no_duplicate() {
     lost_create_leaves_no_duplicate(true, Fault::CutOff { table: BATCH_FAULT_TABLE.into(), bytes: 40 }).await;
 }
 
+/// A write's answer whose body was cut short (a complete HTTP answer): the write may have happened, so it is
+/// looked up, never sent again blindly.
+#[tokio::test]
+async fn batch_answer_truncated_is_looked_up_not_sent_again() {
+    let site = site(true).await;
+    site.instance.inject(Fault::Truncated { table: BATCH_FAULT_TABLE.into(), bytes: 40 });
+    let first = site.cycle(reference_now()).await;
+    let WriteBack::Applied { applied, .. } = &first.write_back else { panic!("{:?}", first.write_back) };
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert_eq!((applied.created.len(), applied.adopted), (5, 5), "all five found by looking, none re-sent");
+    assert_eq!(write_log(&site), ["POST /api/now/v1/batch"], "nothing sent again");
+    assert_eq!(site.records("midwatch").len(), 5, "no duplicate");
+}
+
+#[tokio::test]
+async fn post_answer_truncated_is_looked_up_not_sent_again() {
+    // The first create is stored, and its 201 comes with a body cut short (or none) in a complete HTTP answer.
+    for body in [r#"{"result":{"sys_id":"0a"#, ""] {
+        let site = site(false).await;
+        let headers = vec![("Content-Type".into(), "application/json;charset=UTF-8".into())];
+        site.instance.inject(Fault::ApplyThenRespond { table: TABLE.into(), status: 201, body: body.into(), headers });
+        let first = site.cycle(reference_now()).await;
+        let WriteBack::Applied { applied, .. } = &first.write_back else { panic!("{:?}", first.write_back) };
+        assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+        assert_eq!((applied.created.len(), applied.adopted), (5, 1), "{body:?}: the cut create was found by looking");
+        assert_eq!(write_log(&site).len(), 5, "one POST per finding, none sent again: {:?}", write_log(&site));
+        assert_eq!(site.records("midwatch").len(), 5, "no duplicate");
+    }
+}
+
 #[tokio::test]
 async fn batch_answered_by_a_load_balancers_503_page_leaves_no_duplicate() {
     lost_create_leaves_no_duplicate(true, gateway_page(BATCH_FAULT_TABLE, 503)).await;

@@ -11,10 +11,10 @@ pub const BATCH_FAULT_TABLE: &str = "batch";
 
 /// `POST /api/now/v1/batch`: runs each `rest_requests` item through the same handling as a direct
 /// request (authorization is the outer request's), and answers `serviced_requests` with base64
-/// bodies. Faults on table [`BATCH_FAULT_TABLE`] apply to the whole call: `Respond` answers without
-/// running anything; `ApplyThenHang`, `ApplyThen503`, `ApplyThenRespond` and `CutOff` run every item,
-/// then hang, answer 503, answer what they carry, or cut the answer off; `BatchQuota` runs only the first
-/// items and leaves the others unserviced.
+/// bodies and their headers. Faults on table [`BATCH_FAULT_TABLE`] apply to the whole call: `Respond` answers
+/// without running anything; `ApplyThenHang`, `ApplyThen503`, `ApplyThenRespond`, `CutOff` and `Truncated` run
+/// every item, then hang, answer 503, answer what they carry, cut the connection off, or send part of the body;
+/// `BatchQuota` runs only the first items and leaves the others unserviced.
 pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -86,7 +86,7 @@ pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outco
             "body": b64.encode(reply.body.as_bytes()),
             "status_code": reply.status,
             "status_text": StatusCode::from_u16(reply.status).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
-            "headers": [],
+            "headers": sub_headers(&reply),
             "execution_time": 1,
         }));
     }
@@ -106,8 +106,19 @@ pub(super) fn batch(shared: &Shared, state: &mut State, req: &Incoming) -> Outco
             Outcome::Reply(injected_reply(status, body, &headers))
         }
         Some(Fault::CutOff { bytes, .. }) => Outcome::CutOff(reply, bytes),
+        Some(Fault::Truncated { bytes, .. }) => Outcome::Reply(reply.truncated(bytes)),
         _ => Outcome::Reply(reply),
     }
+}
+
+/// A sub-answer's headers as the Batch API returns them when `exclude_response_headers` is false: its `Link`
+/// header among them.
+fn sub_headers(reply: &Reply) -> Value {
+    reply
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some(json!({"name": name.as_str(), "value": value.to_str().ok()?})))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -169,6 +169,17 @@ impl Reply {
 }
 
 impl Reply {
+    /// The reply with only the first `bytes` bytes of its body (fewer where a character would be split), as a
+    /// complete answer ([`Fault::Truncated`]).
+    fn truncated(mut self, bytes: usize) -> Reply {
+        let mut end = bytes.min(self.body.len());
+        while !self.body.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.body.truncate(end);
+        self
+    }
+
     /// The reply with `Content-Length` of the whole body, of which only the first `bytes` are sent
     /// before the connection is closed.
     fn into_cut_response(self, bytes: usize) -> Response {
@@ -420,6 +431,10 @@ fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
         Fault::CutOff { bytes, .. } => Some(*bytes),
         _ => None,
     });
+    let truncated = take_fault(state, table, |f| match f {
+        Fault::Truncated { bytes, .. } => Some(*bytes),
+        _ => None,
+    });
 
     let outcome = match (&req.method, &target) {
         (&Method::GET, Target::Collection { table }) => {
@@ -438,9 +453,10 @@ fn process(shared: &Shared, state: &mut State, req: &Incoming) -> Outcome {
             Some(&format!("fake instance does not support {method} on {}", req.path)),
         )),
     };
-    match (outcome, cut) {
-        (Outcome::Reply(reply), Some(bytes)) => Outcome::CutOff(reply, bytes),
-        (outcome, _) => outcome,
+    match (outcome, cut, truncated) {
+        (Outcome::Reply(reply), Some(bytes), _) => Outcome::CutOff(reply, bytes),
+        (Outcome::Reply(reply), None, Some(bytes)) => Outcome::Reply(reply.truncated(bytes)),
+        (outcome, ..) => outcome,
     }
 }
 

@@ -4,10 +4,12 @@ use super::*;
 
 /// `partial`: [`Fault::QuotaPartial`], the rows sent before the quota cancels the transaction.
 pub(super) fn list(shared: &Shared, state: &State, req: &Incoming, table: &str, partial: Option<usize>) -> Reply {
-    let params = match parse_params(&req.query, LIST_PARAMS) {
+    let mut params = match parse_params(&req.query, LIST_PARAMS) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
+    // A capped page: fewer rows than asked, and the Link header's pages are of the cap's size.
+    params.limit = params.limit.min(state.page_cap.unwrap_or(usize::MAX));
     let view = View::of(state);
     let mut matching = view.select(table, &params.query);
     view.sort(&mut matching, &params.query);

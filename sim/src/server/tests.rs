@@ -476,3 +476,53 @@ async fn answers_carry_the_date_of_the_instance_clock_or_none() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("date").is_none(), "{:?}", resp.headers());
 }
+
+#[tokio::test]
+async fn a_page_cap_serves_fewer_rows_than_asked_and_links_pages_of_its_size() {
+    let fake = start(small_dataset()).await;
+    fake.set_page_cap(6);
+    let url = format!("{}/api/now/table/sysevent", fake.url());
+    let resp = send(
+        client()
+            .get(&url)
+            .query(&[("sysparm_query", "ORDERBYsys_id"), ("sysparm_limit", "1000"), ("sysparm_offset", "6")])
+            .basic_auth(USER, Some(PASSWORD)),
+    )
+    .await;
+    let link = header(&resp, "link");
+    let body = body_json(resp).await;
+    assert_eq!(body["result"].as_array().map(Vec::len), Some(6));
+    let parsed = links(&link);
+    assert_eq!(parsed[0].0, "next");
+    assert_eq!(&parsed[0].1[..2], [("sysparm_offset".into(), "12".into()), ("sysparm_limit".into(), "6".into())]);
+}
+
+#[tokio::test]
+async fn a_truncated_answer_is_complete_http_with_part_of_the_body() {
+    let fake = start(small_dataset()).await;
+    fake.inject(Fault::Truncated { table: "sysevent".into(), bytes: 30 });
+    fake.inject(Fault::Truncated { table: "sysevent".into(), bytes: 0 });
+    let url = format!("{}/api/now/table/sysevent", fake.url());
+    for expected in [30, 0] {
+        let resp = send(client().get(&url).basic_auth(USER, Some(PASSWORD))).await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap_or_else(|e| panic!("the body arrives whole: {e}"));
+        assert_eq!(text.len(), expected);
+        assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn batch_sub_answers_carry_their_link_header() {
+    let fake = start(small_dataset()).await;
+    let body = json!({"batch_request_id": "b", "rest_requests": [{
+        "id": "1", "method": "GET", "url": "/api/now/table/sysevent?sysparm_limit=5&sysparm_query=ORDERBYsys_id",
+        "headers": [{"name": "Accept", "value": "application/json"}], "exclude_response_headers": false,
+    }]});
+    let url = format!("{}/api/now/v1/batch", fake.url());
+    let resp = send(client().post(&url).json(&body).basic_auth(USER, Some(PASSWORD))).await;
+    let answer = body_json(resp).await;
+    let headers = answer["serviced_requests"][0]["headers"].as_array().cloned().unwrap_or_default();
+    let link = headers.iter().find(|h| h["name"] == "link").and_then(|h| h["value"].as_str()).unwrap_or_default();
+    assert_eq!(links(link)[0].0, "next", "{headers:?}");
+}

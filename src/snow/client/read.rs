@@ -131,10 +131,11 @@ impl Client {
         Ok((page.rows, page.more))
     }
 
-    /// Pages through `query` in its own order (offset paging, `limit` rows a page), handing each row
-    /// to `take` until it answers true (done) or the rows run out. Pages that the account's ACLs
-    /// emptied are stepped over. Meant for a descending order under a fixed upper bound, where rows
-    /// that arrive meanwhile can only repeat a row, never hide one.
+    /// Pages through `query` in its own order (offset paging, `limit` rows a page asked for, each page from
+    /// where the last answer says: [`Page::next_offset`]), handing each row to `take` until it answers true
+    /// (done) or the rows run out. Pages that the account's ACLs emptied are stepped over. Meant for a
+    /// descending order under a fixed upper bound, where rows that arrive meanwhile can only repeat a row,
+    /// never hide one.
     pub(crate) async fn read_until(
         &self,
         table: &str,
@@ -150,7 +151,7 @@ impl Client {
             if page.rows.iter().any(&mut take) || !page.more {
                 return Ok(());
             }
-            offset += u64::from(limit);
+            offset = page.next_offset(offset, limit);
         }
     }
 }
