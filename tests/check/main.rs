@@ -16,6 +16,7 @@ mod read_plan;
 mod redaction;
 mod report_json;
 mod scenario;
+mod secrets;
 mod selection;
 #[path = "../support/mod.rs"]
 mod support;
