@@ -14,6 +14,7 @@ mod paging;
 mod plugin;
 mod read_plan;
 mod redaction;
+mod refused_login;
 mod report_json;
 mod scenario;
 mod secrets;
