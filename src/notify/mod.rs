@@ -328,7 +328,8 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline
 }
 
 /// The state directory's lock, when it can be had. `Err` is this cycle's outcome without it (another midwatch
-/// holds it, or the directory is another user's); a lock that cannot be created is only noted in `problems`.
+/// holds it, or the directory is another user's or cannot be used: one problem); a lock the file system
+/// refuses is only noted in `problems`.
 fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock>, Box<EmailOutcome>> {
     match StateLock::acquire(state_dir) {
         Ok(lock) => Ok(Some(lock)),
@@ -337,7 +338,7 @@ fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock
             tracing::warn!(%reason, "email skipped this cycle");
             Err(Box::new(EmailOutcome::new(EmailStatus::Skipped { reason })))
         }
-        Err(e @ outbox::LockError::Foreign { .. }) => {
+        Err(e @ (outbox::LockError::Foreign { .. } | outbox::LockError::Unusable { .. })) => {
             let reason = e.to_string();
             tracing::error!(%reason, "email skipped this cycle");
             Err(Box::new(EmailOutcome {
