@@ -32,7 +32,7 @@ pub enum ApiErrorKind {
     },
     /// No OAuth token could be obtained (`auth/`); `secrets` says where the secrets came from, for a refusal.
     Token {
-        error: super::auth::TokenError,
+        error: Box<super::auth::TokenError>,
         secrets: String,
     },
     /// The API refused an OAuth token twice, with a renewal in between.

@@ -149,7 +149,7 @@ impl Auth {
     }
 
     fn token_error(&self, table: &str, error: TokenError) -> ApiError {
-        ApiError::new(table, ApiErrorKind::Token { error, secrets: self.secrets.clone() })
+        ApiError::new(table, ApiErrorKind::Token { error: Box::new(error), secrets: self.secrets.clone() })
     }
 
     /// The credentials of the next request.
