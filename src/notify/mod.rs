@@ -41,7 +41,8 @@
 //! holder ends) while a cycle notifies, so a manual `midwatch check` and the service cannot deliver the same
 //! outbox message at the same time. A state directory owned by another user is not used at all: files this
 //! process wrote there could be unreadable to the owner's service (`sudo midwatch check` next to the service is
-//! told to run as the directory's owner instead).
+//! told to run as the directory's owner instead). Nor is one that is not a directory, not writable or cannot be
+//! created: the cycle skips email and says why once (`outbox::check_state_directory`, which `config check` runs).
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! - `email.lock`: held during a cycle's notification (`StateLock`).
 //!
 //! A state directory that cannot hold them (not a directory, another user's, not writable, not creatable) is
-//! one [`LockError`], found before anything is read or written ([`check_state_directory`], which `config check`
+//! one `LockError`, found before anything is read or written (`check_state_directory`, which `config check`
 //! runs too): the cycle skips email and says so once.
 //!
 //! Every file is written atomically (`crate::atomic_file`: a temporary file in the same directory, fsync, rename,

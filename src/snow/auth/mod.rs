@@ -17,7 +17,7 @@
 //! time; the first refusal (a 401 with Basic auth, a refused token request, or a 401 after the one renewal) is
 //! what every later request gets, without being sent (`standing.rs`). The instance counts each refused login
 //! toward the account's lockout. The refusal names the account and where its secrets came from
-//! ([`Auth::noting`]).
+//! (`Auth::noting`).
 //!
 //! Nothing here logs or formats a secret: the client secret, the password and both tokens are
 //! [`SecretString`](secrecy::SecretString)s, and `TokenError` messages name the client id and the user, never a credential.
