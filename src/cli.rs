@@ -428,15 +428,25 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
     for w in &config.warnings {
         out.push_str(&format!("warning: {}\n", clean(w)));
     }
+    // The email outbox lives there: checked as a cycle will use it (another user's, not writable, …).
+    let state = config.email.as_ref().and_then(|_| {
+        crate::notify::outbox::check_state_directory(&config.state_directory).err().map(|e| e.to_string())
+    });
     if offline {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
             out.push_str(&format!("warning: {w}\n"));
         }
+        let Some(problem) = state else {
+            print(&out)?;
+            return Ok(Status::Ok);
+        };
+        out.push_str(&format!("problem: {}\n1 problem(s) found\n", clean(&problem)));
         print(&out)?;
-        return Ok(Status::Ok);
+        return Ok(Status::Unknown);
     }
     print(&out)?;
     let mut probe = crate::probe::probe(&config).await;
+    probe.problems.extend(state);
     if let Some(email) = &config.email {
         let smtp = crate::notify::probe(email).await;
         if smtp.is_empty() {

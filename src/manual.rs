@@ -168,7 +168,8 @@ fn environment(roff: &mut Roff) {
         (
             "CREDENTIALS_DIRECTORY",
             "Set by systemd's LoadCredential=. A relative *_file path in the configuration \
-             (password_file = \"instance_password\") is looked up there.",
+             (password_file = \"instance_password\") is looked up there first, then next to the configuration \
+             file.",
         ),
         ("STATE_DIRECTORY", "Set by systemd's StateDirectory=. The state directory when [state] directory is not set."),
         ("RUST_LOG", "Overrides [log] level (a tracing filter such as info or midwatch=debug)."),

@@ -2,7 +2,8 @@
 //! every table a cycle reads. Every problem is named, not just the first. With OAuth it first obtains a token
 //! and says which grant worked and for how long the token is valid; the tables are then probed with it. The
 //! answers' `Date` header tells how far this host's clock is from the instance's (`cycle/clock.rs`): said
-//! above 30 seconds, and when there is none.
+//! above 30 seconds, and when there is none. Refused credentials are one problem and one refused login: the
+//! client proves them with one request before the others go (`snow/auth/`), and the probe stops there.
 
 use crate::collect::{LOGIN_HISTORY, LOGIN_HISTORY_TABLE, READS};
 use crate::config::Config;
@@ -90,7 +91,7 @@ pub(crate) async fn probe(config: &Config) -> Probe {
             out.notes.push(token_note(config.instance.auth.method(), &token));
             out.warnings.extend(short_lifetime_warning(&token));
         }
-        // Without a token no table can be read: the one problem to fix first.
+        // Without a token no table can be read: the one problem to fix first (and one refused login).
         Err(e) => {
             out.problems.push(e.to_string());
             return out;
@@ -106,6 +107,11 @@ pub(crate) async fn probe(config: &Config) -> Probe {
     let answers = futures::future::join_all(reads).await;
     let answered = answers.iter().any(Result::is_ok);
     let errors: Vec<_> = answers.into_iter().filter_map(Result::err).collect();
+    // Refused credentials are one cause, whatever the table: said once, and nothing more is tried with them.
+    if let Some(refused) = errors.iter().find(|e| e.refuses_credentials()) {
+        out.problems.push(refused.to_string());
+        return out;
+    }
     // A connection that cannot be made is one cause, whatever the table: said once, and nothing more is tried.
     let unreachable = errors.iter().find_map(|e| e.unreachable(&config.instance.url));
     let others = errors.iter().filter(|e| e.unreachable(&config.instance.url).is_none()).map(|e| e.to_string());

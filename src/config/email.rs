@@ -234,7 +234,7 @@ fn validate_credentials(
     warnings: &mut Vec<String>,
 ) -> Option<SmtpCredentials> {
     match user.filter(|u| !u.trim().is_empty()) {
-        Some(user) => password.resolve(env, problems, warnings).map(|password| SmtpCredentials { user, password }),
+        Some(user) => password.resolve(env, problems, warnings).map(|p| SmtpCredentials { user, password: p.value }),
         None => {
             if password.is_set() {
                 problems.push(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::{Host, Url};
 
 use super::duration::{Bounded, KEY_EXAMPLES};
-use super::secret::SecretSource;
+use super::secret::{Secret, SecretSource};
 use super::{Environment, check_ca_file, int_key, is_loopback_host, without_userinfo};
 use crate::snow::auth::{Credentials, OAuthClient};
 
@@ -54,12 +54,16 @@ pub struct InstanceConfig {
     pub ca_file: Option<PathBuf>,
     /// Write `ecc_agent_issue` through the Batch API (falls back to one request per record).
     pub batch: bool,
+    /// Where each secret of `auth` came from and its stray characters (never the secret), for the message of
+    /// refused credentials.
+    pub(crate) secret_notes: Vec<String>,
 }
 
 impl std::fmt::Debug for InstanceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Destructured, so that a new field cannot be forgotten here.
-        let InstanceConfig { url, name, auth, timeout, page_size, concurrency, proxy, ca_file, batch } = self;
+        let InstanceConfig { url, name, auth, timeout, page_size, concurrency, proxy, ca_file, batch, secret_notes } =
+            self;
         f.debug_struct("InstanceConfig")
             .field("url", &url.as_str())
             .field("name", name)
@@ -70,6 +74,7 @@ impl std::fmt::Debug for InstanceConfig {
             .field("proxy", &proxy.as_ref().map(|p| without_userinfo(p.as_str())))
             .field("ca_file", ca_file)
             .field("batch", batch)
+            .field("secret_notes", secret_notes)
             .finish()
     }
 }
@@ -101,16 +106,18 @@ impl RawInstance {
         }
         let url = url?;
         let name = self.name.unwrap_or_else(|| short_name(&url));
+        let (auth, secret_notes) = auth?;
         Some(InstanceConfig {
             url,
             name,
-            auth: auth?,
+            auth,
             timeout: timeout?,
             page_size: u32::try_from(page_size?).ok()?,
             concurrency: usize::try_from(concurrency?).ok()?,
             proxy,
             ca_file: self.ca_file,
             batch: self.batch.unwrap_or(true),
+            secret_notes,
         })
     }
 }
@@ -121,13 +128,14 @@ const AUTH_METHODS: &str = "\"basic\", \"oauth_client_credentials\" or \"oauth_p
 impl RawInstance {
     /// `auth` and the keys it needs: `user` and a password for `basic`; `client_id` and a client secret for
     /// `oauth_client_credentials`; all four for `oauth_password`. A key the method does not use is refused, so
-    /// that a half-edited file does not sign in differently than its author thinks.
+    /// that a half-edited file does not sign in differently than its author thinks. With the credentials, the
+    /// note of each secret ([`Secret::note`]).
     fn credentials(
         &mut self,
         env: &dyn Environment,
         problems: &mut Vec<String>,
         warnings: &mut Vec<String>,
-    ) -> Option<Credentials> {
+    ) -> Option<(Credentials, Vec<String>)> {
         let method = self.auth.clone().unwrap_or_else(|| "basic".into());
         let (user_keys, client_keys) = match method.as_str() {
             "basic" => (true, false),
@@ -175,11 +183,17 @@ impl RawInstance {
         let account = user_keys.then(|| self.account(env, problems, warnings));
         let client = client_keys.then(|| self.client(env, problems, warnings));
         match (account, client) {
-            (Some(account), None) => account.map(|(user, password)| Credentials::Basic { user, password }),
-            (None, Some(client)) => client.map(|client| Credentials::OAuthClientCredentials { client }),
+            (Some(account), None) => {
+                let (user, password) = account?;
+                Some((Credentials::Basic { user, password: password.value }, vec![password.note]))
+            }
+            (None, Some(client)) => {
+                let (client, note) = client?;
+                Some((Credentials::OAuthClientCredentials { client }, vec![note]))
+            }
             (Some(account), Some(client)) => {
-                let ((user, password), client) = (account?, client?);
-                Some(Credentials::OAuthPassword { client, user, password })
+                let ((user, password), (client, note)) = (account?, client?);
+                Some((Credentials::OAuthPassword { client, user, password: password.value }, vec![note, password.note]))
             }
             (None, None) => None,
         }
@@ -191,7 +205,7 @@ impl RawInstance {
         env: &dyn Environment,
         problems: &mut Vec<String>,
         warnings: &mut Vec<String>,
-    ) -> Option<(String, SecretString)> {
+    ) -> Option<(String, Secret)> {
         let user = match self.user.take().filter(|u| !u.trim().is_empty()) {
             Some(u) => Some(u),
             None => {
@@ -209,13 +223,13 @@ impl RawInstance {
         Some((user?, password?))
     }
 
-    /// `client_id` and one client secret source.
+    /// `client_id` and one client secret source, and the secret's note.
     fn client(
         &mut self,
         env: &dyn Environment,
         problems: &mut Vec<String>,
         warnings: &mut Vec<String>,
-    ) -> Option<OAuthClient> {
+    ) -> Option<(OAuthClient, String)> {
         let id = match self.client_id.take().map(|id| id.trim().to_string()).filter(|id| !id.is_empty()) {
             Some(id) => Some(id),
             None => {
@@ -234,7 +248,8 @@ impl RawInstance {
             env_var: self.client_secret_env.take(),
         }
         .resolve(env, problems, warnings);
-        Some(OAuthClient { id: id?, secret: secret? })
+        let secret = secret?;
+        Some((OAuthClient { id: id?, secret: secret.value }, secret.note))
     }
 }
 

@@ -11,7 +11,9 @@
 //!   schedule rule (`validate_schedule`);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
 //! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` (`LogConfig`), `[metrics]` (`MetricsConfig`);
-//! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), the same for every section;
+//! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), read one way for every section (a
+//!   byte-order mark and one line ending removed; a relative file in `$CREDENTIALS_DIRECTORY`, then next to the
+//!   configuration file);
 //! - `duration.rs`: a humantime duration within bounds (`Bounded`), the same for every duration key and for
 //!   `--window`, `--timeout` and `--every`.
 
@@ -87,6 +89,11 @@ pub trait Environment {
     fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         self.read_file(path).map(String::into_bytes)
     }
+    /// The configuration file's directory, where a relative `*_file` secret is looked up after
+    /// `$CREDENTIALS_DIRECTORY`; `None` when the text did not come from a file.
+    fn config_directory(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// The process environment and file system.
@@ -103,6 +110,29 @@ impl Environment for ProcessEnvironment {
 
     fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+}
+
+/// The process environment for the configuration file in `directory`.
+struct BesideFile {
+    directory: PathBuf,
+}
+
+impl Environment for BesideFile {
+    fn var(&self, name: &str) -> Option<String> {
+        ProcessEnvironment.var(name)
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        ProcessEnvironment.read_file(path)
+    }
+
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        ProcessEnvironment.read_bytes(path)
+    }
+
+    fn config_directory(&self) -> Option<PathBuf> {
+        Some(self.directory.clone())
     }
 }
 
@@ -124,7 +154,13 @@ impl Config {
                  (config/midwatch.example.toml documents every key)"
             )],
         })?;
-        Config::parse(&name, &text, &ProcessEnvironment)
+        // `midwatch.toml` given as a bare name is in the working directory; a relative secret file is found
+        // beside it wherever the process runs from later.
+        let directory = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        Config::parse(&name, &text, &BesideFile { directory })
     }
 
     /// Parses and validates TOML text, naming every problem of the file: unknown sections and keys, values

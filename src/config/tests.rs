@@ -14,6 +14,8 @@ use crate::snow::auth::Credentials;
 struct FakeEnv {
     vars: BTreeMap<String, String>,
     files: BTreeMap<PathBuf, String>,
+    /// Where the configuration file is, when it came from one.
+    config_directory: Option<PathBuf>,
 }
 
 impl Environment for FakeEnv {
@@ -23,6 +25,10 @@ impl Environment for FakeEnv {
 
     fn read_file(&self, path: &Path) -> std::io::Result<String> {
         self.files.get(path).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn config_directory(&self) -> Option<PathBuf> {
+        self.config_directory.clone()
     }
 }
 
@@ -133,6 +139,48 @@ fn secrets_come_from_env_or_credentials_directory_and_never_print() {
         parse(&MINIMAL.replace("password_file = \"/run/secret\"", "password_env = \"NOPE\""), &FakeEnv::default())
             .expect_err("unset variable");
     assert!(err.to_string().contains("NOPE, which is not set"));
+}
+
+#[test]
+fn secrets_are_read_as_people_write_them() {
+    let text = MINIMAL.replace("/run/secret", "instance_password");
+    let mut env = FakeEnv { config_directory: Some("/etc/midwatch".into()), ..FakeEnv::default() };
+    env.files.insert("/etc/midwatch/instance_password".into(), "\u{feff}beside\r\n".into());
+    let c = parse(&text, &env).expect("found next to the config file, without the BOM and the CRLF");
+    assert_eq!(password(&c), "beside");
+    assert_eq!(
+        c.instance.secret_notes,
+        ["the password from [instance] password_file /etc/midwatch/instance_password has no leading or trailing \
+          spaces or control characters"]
+    );
+
+    env.vars.insert("CREDENTIALS_DIRECTORY".into(), "/run/credentials/x".into());
+    env.files.insert("/run/credentials/x/instance_password".into(), "systemd's \n".into());
+    let c = parse(&text, &env).expect("the credentials directory first");
+    assert_eq!(password(&c), "systemd's ");
+    assert!(c.instance.secret_notes[0].ends_with("/run/credentials/x/instance_password has trailing spaces"));
+
+    let env = FakeEnv {
+        vars: [("CREDENTIALS_DIRECTORY".to_string(), "/run/credentials/x".to_string())].into(),
+        config_directory: Some("/etc/midwatch".into()),
+        ..FakeEnv::default()
+    };
+    let err = parse(&text, &env).expect_err("nowhere").to_string();
+    for tried in ["/run/credentials/x/instance_password", "/etc/midwatch/instance_password"] {
+        assert!(err.contains(tried), "names {tried}: {err}");
+    }
+
+    let text = MINIMAL.replace("password_file = \"/run/secret\"", "password_env = \"SN_PASS\"");
+    let mut env = FakeEnv::default();
+    env.vars.insert("SN_PASS".into(), "from-env\n".into());
+    let c = parse(&text, &env).expect("valid");
+    assert_eq!(password(&c), "from-env", "a variable loses its line ending as a file does");
+    assert_eq!(
+        c.instance.secret_notes,
+        ["the password from [instance] password_env SN_PASS has no leading or trailing spaces or control characters"]
+    );
+    env.vars.insert("SN_PASS".into(), "\n".into());
+    assert!(parse(&text, &env).is_err(), "a variable holding only a line ending is empty");
 }
 
 #[test]

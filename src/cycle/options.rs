@@ -67,4 +67,5 @@ pub fn client(config: &Config, retry: RetryPolicy) -> Result<Client, ClientError
         proxy: i.proxy.clone(),
         extra_ca: i.ca_file.clone(),
     })
+    .map(|client| client.noting_secrets(&i.secret_notes))
 }

@@ -72,6 +72,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             proxy: None,
             ca_file: None,
             batch: true,
+            secret_notes: Vec::new(),
         },
         check: CheckConfig {
             window: crate::config::DEFAULT_WINDOW,

@@ -41,7 +41,8 @@
 //! holder ends) while a cycle notifies, so a manual `midwatch check` and the service cannot deliver the same
 //! outbox message at the same time. A state directory owned by another user is not used at all: files this
 //! process wrote there could be unreadable to the owner's service (`sudo midwatch check` next to the service is
-//! told to run as the directory's owner instead).
+//! told to run as the directory's owner instead). Nor is one that is not a directory, not writable or cannot be
+//! created: the cycle skips email and says why once (`outbox::check_state_directory`, which `config check` runs).
 
 use std::path::Path;
 
@@ -340,7 +341,8 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline
 }
 
 /// The state directory's lock, when it can be had. `Err` is this cycle's outcome without it (another midwatch
-/// holds it, or the directory is another user's); a lock that cannot be created is only noted in `problems`.
+/// holds it, or the directory is another user's or cannot be used: one problem); a lock the file system
+/// refuses is only noted in `problems`.
 fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock>, Box<EmailOutcome>> {
     match StateLock::acquire(state_dir) {
         Ok(lock) => Ok(Some(lock)),
@@ -349,7 +351,7 @@ fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock
             tracing::warn!(%reason, "email skipped this cycle");
             Err(Box::new(EmailOutcome::new(EmailStatus::Skipped { reason })))
         }
-        Err(e @ outbox::LockError::Foreign { .. }) => {
+        Err(e @ (outbox::LockError::Foreign { .. } | outbox::LockError::Unusable { .. })) => {
             let reason = e.to_string();
             tracing::error!(%reason, "email skipped this cycle");
             Err(Box::new(EmailOutcome {

@@ -5,6 +5,10 @@
 //!   ([`OutboxEntry`]), oldest first by name;
 //! - `email.lock`: held during a cycle's notification (`StateLock`).
 //!
+//! A state directory that cannot hold them (not a directory, another user's, not writable, not creatable) is
+//! one `LockError`, found before anything is read or written (`check_state_directory`, which `config check`
+//! runs too): the cycle skips email and says so once.
+//!
 //! Every file is written atomically (`crate::atomic_file`: a temporary file in the same directory, fsync, rename,
 //! fsync of the directory), so a crash leaves either the old or the new content, never a torn file. What goes
 //! wrong with these files is an [`OutboxError`], naming the file and the OS's (or the parser's) error.
@@ -37,12 +41,8 @@ pub enum OutboxError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot remove {}: {source}", path.display())]
     Remove { path: PathBuf, source: io::Error },
-    #[error("cannot open {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
     #[error("cannot lock {}: {source}", path.display())]
     Lock { path: PathBuf, source: io::Error },
-    #[error("cannot create the state directory {}: {source}", path.display())]
-    CreateStateDirectory { path: PathBuf, source: io::Error },
     #[error("cannot create the outbox {}: {source}", path.display())]
     CreateOutbox { path: PathBuf, source: io::Error },
     /// `email-state.json` is there but is not a state this version reads.
@@ -367,6 +367,14 @@ pub(crate) enum LockError {
         lock_file.display()
     )]
     Busy { state_dir: PathBuf, holder: Option<u32>, lock_file: PathBuf },
+    /// The state directory cannot hold the email files: `problem` says why (`is not a directory`, `is not
+    /// writable (…)`).
+    #[error(
+        "the state directory {} {problem}: make it a directory this user (uid {me}) can write, or set [state] \
+         directory to one",
+        state_dir.display()
+    )]
+    Unusable { state_dir: PathBuf, problem: String, me: u32 },
     /// The state directory belongs to another user: what this process wrote there could strand its owner.
     #[error(
         "the state directory {} belongs to uid {owner}, not to this process (uid {me}): run the command as its \
@@ -374,16 +382,18 @@ pub(crate) enum LockError {
         state_dir.display()
     )]
     Foreign { state_dir: PathBuf, owner: u32, me: u32 },
-    /// The lock could not be created (e.g. the state directory is not writable).
+    /// The lock could not be taken (the file system refused `flock`).
     #[error(transparent)]
     Io(#[from] OutboxError),
 }
 
 impl StateLock {
+    /// Takes the lock of `state_dir`, creating the directory (0700) when missing, after
+    /// [`check_state_directory`].
     pub(crate) fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        check_state_directory(state_dir)?;
         atomic_file::create_private_dir(state_dir)
-            .map_err(|source| OutboxError::CreateStateDirectory { path: state_dir.to_path_buf(), source })?;
-        refuse_foreign(state_dir)?;
+            .map_err(|e| unusable(state_dir, format!("cannot be created ({e})")))?;
         let path = state_dir.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
             .read(true)
@@ -391,7 +401,7 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|source| OutboxError::Open { path: path.clone(), source })?;
+            .map_err(|e| unusable(state_dir, format!("is not usable: cannot open {} ({e})", path.display())))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -409,17 +419,44 @@ impl StateLock {
     }
 }
 
-/// Refuses a state directory owned by another user than this process's: files this process created there
-/// (outbox messages, the state) would be unreadable to the owner's service, and its notification lost.
-fn refuse_foreign(state_dir: &Path) -> Result<(), LockError> {
+/// Whether `state_dir` can hold the email files as a cycle uses them, without creating or leaving anything: a
+/// directory of this process's user that it can write, or, when missing, one it can create. Refuses a state
+/// directory owned by another user: files this process created there (outbox messages, the state) would be
+/// unreadable to the owner's service, and its notification lost.
+pub(crate) fn check_state_directory(state_dir: &Path) -> Result<(), LockError> {
     use std::os::unix::fs::MetadataExt as _;
-    let owner =
-        fs::metadata(state_dir).map_err(|source| OutboxError::Read { path: state_dir.to_path_buf(), source })?.uid();
-    let me = rustix::process::geteuid().as_raw();
-    if owner == me {
-        return Ok(());
+    match fs::metadata(state_dir) {
+        Ok(m) if !m.is_dir() => Err(unusable(state_dir, "is not a directory".into())),
+        Ok(m) => {
+            let me = rustix::process::geteuid().as_raw();
+            if m.uid() != me {
+                return Err(LockError::Foreign { state_dir: state_dir.to_path_buf(), owner: m.uid(), me });
+            }
+            writable(state_dir).map_err(|e| unusable(state_dir, format!("is not writable ({e})")))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // The first cycle creates it: in its nearest existing ancestor.
+            let ancestor =
+                state_dir.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a });
+            match ancestor.into_iter().find(|a| a.exists()) {
+                Some(a) if a.is_dir() => writable(a).map_err(|e| {
+                    unusable(state_dir, format!("does not exist and cannot be created in {} ({e})", a.display()))
+                }),
+                Some(a) => Err(unusable(state_dir, format!("cannot be created: {} is not a directory", a.display()))),
+                None => Ok(()),
+            }
+        }
+        Err(e) => Err(unusable(state_dir, format!("cannot be used ({e})"))),
     }
-    Err(LockError::Foreign { state_dir: state_dir.to_path_buf(), owner, me })
+}
+
+/// Whether this process can create files in `dir`: an unnamed temporary file, gone when closed.
+fn writable(dir: &Path) -> io::Result<()> {
+    tempfile::tempfile_in(dir).map(drop)
+}
+
+fn unusable(state_dir: &Path, problem: String) -> LockError {
+    LockError::Unusable { state_dir: state_dir.to_path_buf(), problem, me: rustix::process::geteuid().as_raw() }
 }
 
 #[cfg(test)]

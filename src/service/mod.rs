@@ -257,6 +257,8 @@ impl Service {
         span: &Span,
     ) -> (bool, u64) {
         let (config, client, opts) = (Arc::clone(&self.config), self.client.clone(), self.check_options());
+        // One refused login per cycle at most: the credentials are proven again before the cycle's reads fan out.
+        client.auth().reprove();
         let started_at = Utc::now();
         let started = Instant::now();
         let requests_before = client.stats().by_status();

@@ -232,6 +232,9 @@ mod tests {
         assert!(status(400).batch_not_offered() && status(404).batch_not_offered());
         assert!(!status(503).batch_not_offered() && !status(500).batch_not_offered());
         assert!(!ApiError::new(BATCH, ApiErrorKind::NotJson { status: 200, title: None }).batch_not_offered());
-        assert!(!ApiError::new(BATCH, ApiErrorKind::Unauthorized).batch_not_offered());
+        assert!(
+            !ApiError::new(BATCH, ApiErrorKind::Unauthorized { who: String::new(), secrets: String::new() })
+                .batch_not_offered()
+        );
     }
 }

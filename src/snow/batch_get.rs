@@ -43,7 +43,7 @@ impl Client {
     /// Asks about `items` through the Batch API, `per_call` items a call, the calls sent together: per item
     /// what `call` made of its sub-request, or `None` — for the caller to ask directly — where the sub-request
     /// failed, where its whole call failed, and for every item when `per_call` is `None` (see
-    /// [`Client::batch_share`]). Only a 401 or a 429 of a call ends it all.
+    /// [`Client::batch_share`]). Only refused credentials or a 429 of a call end it all.
     pub(crate) async fn in_batches<'i, I, T, F, Fut>(
         &self,
         items: &'i [I],
@@ -61,9 +61,7 @@ impl Client {
             async move {
                 match answers.await {
                     Ok(answers) => Ok(answers),
-                    Err(e) if matches!(e.kind(), ApiErrorKind::Unauthorized | ApiErrorKind::RateLimited { .. }) => {
-                        Err(e)
-                    }
+                    Err(e) if e.refuses_credentials() || matches!(e.kind(), ApiErrorKind::RateLimited { .. }) => Err(e),
                     Err(e) => {
                         tracing::info!(error = %e, "a Batch API call failed; asking its sub-requests directly");
                         Ok(vec![None; group.len()])

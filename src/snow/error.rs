@@ -24,11 +24,16 @@ pub struct ApiError {
 /// What went wrong with a Table API call, for callers that branch on it.
 #[derive(Debug, Clone)]
 pub enum ApiErrorKind {
-    /// HTTP 401 with Basic auth: the credentials were refused.
-    Unauthorized,
-    /// No OAuth token could be obtained (`auth/`).
+    /// HTTP 401 with Basic auth: the credentials were refused. `who` names the account (`user svc.midwatch`),
+    /// `secrets` where its password came from and its stray characters (each empty where not known).
+    Unauthorized {
+        who: String,
+        secrets: String,
+    },
+    /// No OAuth token could be obtained (`auth/`); `secrets` says where the secrets came from, for a refusal.
     Token {
-        error: super::auth::TokenError,
+        error: Box<super::auth::TokenError>,
+        secrets: String,
     },
     /// The API refused an OAuth token twice, with a renewal in between.
     TokenRefused {
@@ -112,11 +117,9 @@ pub enum ApiErrorKind {
 fn wording(table: &str, kind: &ApiErrorKind) -> String {
     use ApiErrorKind::*;
     match kind {
-        Unauthorized => format!(
-            "the instance refused the credentials (HTTP 401 on {table}): check [instance] user and password; a \
-             Basic-auth account may also need web_service_access_only or the snc_basic_auth_api_access role"
-        ),
-        Token { error } => format!("{error}"),
+        Unauthorized { who, secrets } => unauthorized(table, who, secrets),
+        Token { error, secrets } if error.is_refusal() && !secrets.is_empty() => format!("{error}; {}", clean(secrets)),
+        Token { error, .. } => format!("{error}"),
         TokenRefused { who } => format!(
             "the instance refused a freshly issued OAuth token on {table} (HTTP 401 again after renewing it): check \
              on the instance that {who} is active and not locked out, and that no REST API access policy or token \
@@ -223,7 +226,7 @@ impl ApiError {
             Class::Redirect { status, location, kind } => {
                 K::Redirected { status, location: location.map(|l| clean(&l)), target: kind }
             }
-            Class::Refused { status: 401, .. } => K::Unauthorized,
+            Class::Refused { status: 401, .. } => K::Unauthorized { who: String::new(), secrets: String::new() },
             Class::Refused { status: 403, message, .. } => K::Forbidden { message: clean(&message) },
             Class::Refused { status: 400, message, .. } if message.starts_with("Invalid table") => K::InvalidTable,
             Class::Refused { status, message, detail } => {
@@ -245,7 +248,18 @@ impl ApiError {
             K::RateLimited { retry_after, .. } => retry_after.is_none_or(|d| d <= max_retry_after),
             K::Status { status, .. } => *status >= 500,
             K::Timeout { .. } | K::Connect { .. } | K::CutOff { .. } | K::Incomplete { .. } => true,
-            K::Token { error } => error.is_transient(),
+            K::Token { error, .. } => error.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// True when the instance refused the credentials themselves (a 401 with Basic auth, a refused token
+    /// request, a token refused again after its renewal): every request made with them would be refused too.
+    pub(crate) fn refuses_credentials(&self) -> bool {
+        use ApiErrorKind as K;
+        match &self.kind {
+            K::Unauthorized { .. } | K::TokenRefused { .. } => true,
+            K::Token { error, .. } => error.is_refusal(),
             _ => false,
         }
     }
@@ -277,7 +291,7 @@ impl ApiError {
     pub(crate) fn was_refused(&self) -> bool {
         use ApiErrorKind as K;
         match &self.kind {
-            K::Unauthorized
+            K::Unauthorized { .. }
             | K::Forbidden { .. }
             | K::InvalidTable
             | K::RateLimited { .. }
@@ -295,6 +309,25 @@ impl ApiError {
     pub(crate) fn outcome_unknown(&self) -> bool {
         !self.was_refused()
     }
+}
+
+/// A 401 with Basic auth: whose credentials, where the password came from, and that nothing more is sent with
+/// them (each refused login counts toward the account's lockout).
+fn unauthorized(table: &str, who: &str, secrets: &str) -> String {
+    let of = match (who.is_empty(), secrets.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!(" of {}", clean(who)),
+        (false, false) => format!(" of {} ({})", clean(who), clean(secrets)),
+    };
+    let stopped = if who.is_empty() {
+        ""
+    } else {
+        "; nothing more is sent with them this time, as each refused login counts toward the account's lockout"
+    };
+    format!(
+        "the instance refused the credentials (HTTP 401 on {table}){of}: check [instance] user and password; a \
+         Basic-auth account may also need web_service_access_only or the snc_basic_auth_api_access role{stopped}"
+    )
 }
 
 fn titled(title: &Option<String>) -> String {
@@ -378,7 +411,7 @@ mod tests {
     #[test]
     fn a_refusal_is_known_not_to_have_been_applied_and_anything_else_is_not() {
         let refused = [
-            ApiError::new("t", ApiErrorKind::Unauthorized),
+            ApiError::new("t", ApiErrorKind::Unauthorized { who: String::new(), secrets: String::new() }),
             ApiError::new("t", ApiErrorKind::Status { status: 400, message: "x".into() }),
             ApiError::new("t", ApiErrorKind::RateLimited { until: None, retry_after: None, detail: String::new() }),
         ];

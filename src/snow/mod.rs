@@ -6,7 +6,7 @@
 //!   unavailable, not the API, refused, too large, cut off); one classifier for every read and write.
 //! - `error.rs`: [`ApiError`], a table and an [`ApiErrorKind`] to branch on, worded for the person who has to fix it.
 //! - [`auth`]: the credentials of every request: Basic, or an OAuth token renewed before it expires and once
-//!   after a 401.
+//!   after a 401; proven by one request before others go, and a refusal ends every later request unsent.
 //! - `retry.rs`: the [`RetryPolicy`] and `Retry-After` in both of its forms.
 //! - `paging.rs`: offset and keyset cursors.
 //! - `batch.rs`: the Batch API's envelope and the outcome of each sub-request; `batch_get.rs`: many small

@@ -101,3 +101,73 @@ fn an_unreachable_instance_is_one_problem_with_its_url_and_no_query() {
     assert!(!all.contains("sysparm_"), "no query strings: {all}");
     assert!(all.contains("1 problem(s) found"), "{all}");
 }
+
+/// A config for `config check --offline` that sends email, keeping its outbox in `state`.
+fn config_with_state(state: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, file) = config_file("https://acme.service-now.com");
+    let text = std::fs::read_to_string(&file).expect("read")
+        + &format!(
+            "\n[email]\nurl = \"smtp://127.0.0.1:2525\"\ntls = \"none\"\nfrom = \"midwatch@acme.com\"\nto = \
+             \"admins@acme.com\"\n\n[state]\ndirectory = \"{}\"\n",
+            state.display()
+        );
+    std::fs::write(&file, text).expect("write");
+    (dir, file)
+}
+
+/// `config check --offline` on a config whose state directory is `state`: (exit code, its problem lines).
+fn state_problems(state: &std::path::Path) -> (i32, Vec<String>) {
+    let (_dir, file) = config_with_state(state);
+    let (code, stdout, stderr) =
+        run_binary(&["config", "check", "--offline", "--config", file.to_str().expect("utf-8")]);
+    assert!(stdout.contains(": valid"), "the file itself is valid: {stdout}{stderr}");
+    (code, stdout.lines().filter(|l| l.starts_with("problem: ")).map(str::to_string).collect())
+}
+
+#[test]
+fn config_check_reports_a_state_directory_a_cycle_cannot_use() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the directory should be, and a directory below a file: neither can hold the outbox.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").expect("write");
+    for state in [file.clone(), file.join("state")] {
+        let (code, problems) = state_problems(&state);
+        assert_eq!(code, 3, "{problems:?}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains(&format!("the state directory {}", state.display())), "{problems:?}");
+    }
+    let root = std::fs::metadata(&file).expect("metadata").uid() == 0;
+    // Another user's directory: only root can give one away.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).expect("mkdir");
+    if std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok() {
+        let (code, problems) = state_problems(&foreign);
+        assert_eq!(code, 3, "{problems:?}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("belongs to uid 65534") && problems[0].contains("sudo -u '#65534'"),
+            "{problems:?}"
+        );
+    } else {
+        eprintln!("not root: a directory of another user cannot be set up");
+    }
+    // Not writable: root writes anywhere, so only an unprivileged run can see this.
+    if !root {
+        let read_only = dir.path().join("read-only");
+        std::fs::create_dir(&read_only).expect("mkdir");
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o500);
+        std::fs::set_permissions(&read_only, mode).expect("chmod");
+        let (code, problems) = state_problems(&read_only);
+        assert_eq!(code, 3, "{problems:?}");
+        assert!(problems.len() == 1 && problems[0].contains("not writable"), "{problems:?}");
+    }
+    // A usable directory, and one a cycle will create: no problem, and config check creates nothing.
+    let usable = dir.path().join("usable");
+    std::fs::create_dir(&usable).expect("mkdir");
+    assert_eq!(state_problems(&usable), (0, Vec::new()));
+    let missing = dir.path().join("new/state");
+    assert_eq!(state_problems(&missing), (0, Vec::new()));
+    assert!(!dir.path().join("new").exists(), "config check creates nothing");
+    assert_eq!(std::fs::read_dir(&usable).expect("read").count(), 0, "and leaves nothing behind");
+}

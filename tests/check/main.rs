@@ -15,8 +15,10 @@ mod paging;
 mod plugin;
 mod read_plan;
 mod redaction;
+mod refused_login;
 mod report_json;
 mod scenario;
+mod secrets;
 mod selection;
 mod status_line;
 #[path = "../support/mod.rs"]

@@ -76,6 +76,12 @@ async fn mount_tables_for(server: &MockServer, token: &str) {
         .await;
 }
 
+/// A token endpoint that issues tokens, and an API that refuses every one of them (401).
+pub(crate) async fn mount_token_and_refuse_every_api_call(server: &MockServer) {
+    mount_token(server, &token_body("tok-refused", 1799), None, 5).await;
+    mount_tables_for(server, "never-issued").await;
+}
+
 async fn received(server: &MockServer) -> (Vec<Request>, Vec<Request>) {
     server.received_requests().await.unwrap_or_default().into_iter().partition(|r| r.url.path() == TOKEN_PATH)
 }

@@ -265,3 +265,43 @@ async fn a_state_directory_of_another_user_is_not_used() {
     assert_eq!(std::fs::read_dir(&state).expect("dir").count(), 0, "nothing written into it");
     assert_eq!(sink.messages().len(), 0);
 }
+
+/// What a test logs, as text.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_state_directory_that_cannot_be_used_is_said_once_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the state directory should be: nothing can be queued, locked or recorded there.
+    let state = dir.path().join("state");
+    std::fs::write(&state, "").expect("write");
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let _capture = tracing::subscriber::set_default(subscriber);
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let outcome =
+        cycle(&email_config(sink.port()), &state, &report(vec![finding("u", Category::Network)]), now()).await;
+    let shown = state.display().to_string();
+    assert_eq!(outcome.problems.len(), 1, "one cause, one problem: {:?}", outcome.problems);
+    assert!(outcome.problems[0].contains(&format!("the state directory {shown}")), "{:?}", outcome.problems);
+    match &outcome.status {
+        EmailStatus::Skipped { reason } => assert!(reason.contains(&shown), "{reason}"),
+        other => panic!("expected skipped, got {other:?}"),
+    }
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned();
+    assert_eq!(text.lines().filter(|l| l.contains("ERROR")).count(), 1, "one error logged:\n{text}");
+    assert_eq!(sink.messages().len(), 0);
+}

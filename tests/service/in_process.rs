@@ -416,3 +416,28 @@ async fn an_invalid_config_fails_the_start_and_names_the_key() {
     assert!(line.text.contains(" ERROR ") && line.text.contains("[check] schedule"), "{line:?}");
     assert!(!service.log.has(is_started), "log:\n{}", service.log.dump());
 }
+
+#[tokio::test]
+async fn a_refused_password_costs_one_request_per_cycle_and_is_tried_again_next_cycle() {
+    let instance = FakeInstance::start(Dataset::demo(chrono::Utc::now()), USER, "the-right-password")
+        .await
+        .expect("fake instance");
+    let service = InProcess::new(&config(&instance.url(), YEARLY, ""));
+    let failed = |n: u64| move |l: &str| l.contains(&format!("cycle{{n={n}}}")) && l.contains("cycle failed");
+    let (stopped, (line, after_first, after_second)) = tokio::join!(service.run(), async {
+        service.send(&[Event::Tick]);
+        let line = service.log.wait_for("cycle 1 failing", failed(1)).await;
+        let after_first = instance.requests().len();
+        service.send(&[Event::Tick]);
+        service.log.wait_for("cycle 2 failing", failed(2)).await;
+        let after_second = instance.requests().len();
+        service.send(&[Event::Stop("SIGTERM")]);
+        (line, after_first, after_second)
+    });
+    stopped.expect("a clean stop");
+    assert_eq!((after_first, after_second), (1, 2), "one refused login per cycle, none more");
+    assert!(instance.requests().iter().all(|r| r.status == 401));
+    assert!(line.text.contains("refused the credentials") && line.text.contains(&format!("user {USER}")), "{line:?}");
+    assert!(line.text.contains("[instance] password (inline)"), "where the password came from: {line:?}");
+    assert!(!service.log.dump().contains(PASSWORD), "the password was logged");
+}

@@ -55,6 +55,13 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// True when the instance refused the grant itself (the client, the secret, the user or the grant type):
+    /// asking again with the same credentials gets the same answer, and a refused password counts toward the
+    /// user's lockout.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. } | Self::Rejected { .. } | Self::UnsupportedGrant { .. })
+    }
+
     /// True for what a retry may cure: a lost connection, a timeout, a gateway error.
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::Connect { .. })

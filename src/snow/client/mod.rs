@@ -128,6 +128,14 @@ impl Client {
         self
     }
 
+    /// The same client, saying in a refusal of its credentials where each secret came from (the notes of
+    /// `[instance]`). Called before the first request: the credentials' standing and token start afresh.
+    pub(crate) fn noting_secrets(mut self, notes: &[String]) -> Client {
+        let o = &self.opts;
+        self.auth = Arc::new(Auth::new(&o.auth, self.http.clone(), &o.base_url, o.timeout).noting(notes));
+        self
+    }
+
     /// How requests sign in (one OAuth token shared by every clone of this client).
     pub fn auth(&self) -> &Auth {
         &self.auth

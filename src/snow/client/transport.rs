@@ -44,11 +44,12 @@ impl Client {
             ApiError::new(table, ApiErrorKind::Connect { cause: reason.clone(), reason })
         })?;
         let request = request.header(reqwest::header::ACCEPT, "application/json");
-        // `snow/auth/`: the credentials; a refused OAuth token is renewed once and the request repeated once.
+        // `snow/auth/`: the credentials, proven by one request before others go; a refused OAuth token is renewed
+        // once and the request repeated once; refused credentials end every later request unsent.
         self.auth
             .send(
                 table,
-                |a: &Answer| a.status == 401,
+                |a: &Answer| a.status,
                 |authorization| self.send_once(table, request.try_clone(), authorization),
             )
             .await
