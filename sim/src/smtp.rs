@@ -1,10 +1,12 @@
 //! A small real SMTP server on loopback, for `midwatch demo` and the tests.
 //!
-//! It speaks enough SMTP for a real client: a 220 greeting, EHLO/HELO (advertising 8BITMIME, SMTPUTF8 and
-//! AUTH PLAIN LOGIN, which it accepts with any credentials), MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP
-//! and QUIT. It never relays anything: each accepted message is kept in memory and, when a directory is given,
-//! saved as an `.eml` file a person can open in a mail client. Replies can be overridden per stage (and per
-//! recipient) to simulate outages and refusals ([`SmtpSink::set_reply`]).
+//! It speaks enough SMTP for a real client: a 220 greeting, EHLO/HELO (advertising 8BITMIME, SMTPUTF8,
+//! AUTH PLAIN LOGIN, which it accepts with any credentials, and SIZE), MAIL, RCPT, DATA with dot-unstuffing,
+//! RSET, NOOP and QUIT. It never relays anything: each accepted message is kept in memory and, when a directory
+//! is given, saved as an `.eml` file a person can open in a mail client. Replies can be overridden per stage
+//! (and per recipient) to simulate outages and refusals ([`SmtpSink::set_reply`]). Its size limit is enforced
+//! as Postfix enforces `message_size_limit` (552 5.3.4 to a `MAIL FROM` whose `SIZE=` exceeds it, and after a
+//! bigger message data), and what EHLO offers as SIZE can differ from it ([`SmtpSink::set_size_limit`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +16,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// Messages larger than this are refused with 552.
+/// Messages larger than this are refused with 552, unless [`SmtpSink::set_size_limit`] says otherwise.
 pub const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+
+/// Postfix's reply to a message over its `message_size_limit`.
+const TOO_BIG: &str = "552 5.3.4 Message size exceeds fixed limit";
 
 /// One message the sink accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +60,30 @@ struct ReplyRule {
     text: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     messages: Vec<ReceivedMessage>,
     saved: Vec<PathBuf>,
     rules: Vec<ReplyRule>,
+    /// Message data larger than this is refused (552).
+    size_limit: usize,
+    /// What EHLO offers as `SIZE` (`None`: no SIZE keyword).
+    offered_size: Option<usize>,
+    /// The argument of every `MAIL` command, in order.
+    mail_commands: Vec<String>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            messages: Vec::new(),
+            saved: Vec::new(),
+            rules: Vec::new(),
+            size_limit: MAX_MESSAGE_BYTES,
+            offered_size: Some(MAX_MESSAGE_BYTES),
+            mail_commands: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -72,6 +96,10 @@ struct Inner {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn size_limit(&self) -> usize {
+        self.lock().size_limit
     }
 
     /// The injected reply for this stage, if any: a rule naming a recipient applies when `recipients` holds it.
@@ -159,6 +187,21 @@ impl SmtpSink {
     pub fn clear_replies(&self) {
         self.inner.lock().rules.clear();
     }
+
+    /// From now on, refuse message data larger than `limit` bytes (and a `MAIL FROM` announcing more with
+    /// `SIZE=`) with `552 5.3.4`, as Postfix does with `message_size_limit`, and offer `SIZE <offered>` in EHLO
+    /// (`None`: no SIZE extension). An offer other than the limit makes a relay that refuses what it announced
+    /// it would take. The default is [`MAX_MESSAGE_BYTES`], offered.
+    pub fn set_size_limit(&self, limit: usize, offered: Option<usize>) {
+        let mut state = self.inner.lock();
+        state.size_limit = limit;
+        state.offered_size = offered;
+    }
+
+    /// The argument of every `MAIL` command received so far (`FROM:<a> SIZE=123 BODY=8BITMIME`), in order.
+    pub fn mail_commands(&self) -> Vec<String> {
+        self.inner.lock().mail_commands.clone()
+    }
 }
 
 impl Drop for SmtpSink {
@@ -199,10 +242,16 @@ async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
             Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
             None => (text.to_ascii_uppercase(), ""),
         };
+        if verb == "MAIL" {
+            inner.lock().mail_commands.push(arg.to_string());
+        }
         let reply: String = match verb.as_str() {
-            "EHLO" => {
-                "250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10485760".into()
-            }
+            "EHLO" => match inner.lock().offered_size {
+                Some(size) => {
+                    format!("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE {size}")
+                }
+                None => "250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN".into(),
+            },
             "HELO" => "250 localhost".into(),
             "AUTH" => {
                 let mechanism = arg.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
@@ -231,6 +280,7 @@ async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
             "MAIL" => match (path_of(arg), inner.injected(SmtpStage::Mail, &[])) {
                 (None, _) => "501 5.5.4 syntax: MAIL FROM:<address>".into(),
                 (Some(_), Some(r)) => r,
+                (Some(_), None) if announced_size(arg).is_some_and(|n| n > inner.size_limit()) => TOO_BIG.into(),
                 (Some(a), None) => {
                     from = Some(a);
                     to.clear();
@@ -255,11 +305,12 @@ async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
                     r
                 } else {
                     write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
-                    let Some(data) = read_data(&mut read).await? else { return Ok(()) };
+                    let limit = inner.size_limit();
+                    let Some(data) = read_data(&mut read, limit).await? else { return Ok(()) };
                     let sender = from.take().unwrap_or_default();
                     let recipients = std::mem::take(&mut to);
-                    if data.len() > MAX_MESSAGE_BYTES {
-                        "552 5.3.4 message too big".into()
+                    if data.len() > limit {
+                        TOO_BIG.into()
                     } else if let Some(r) = inner.injected(SmtpStage::EndOfData, &recipients) {
                         if r.is_empty() {
                             keep(inner, connected, sender, recipients, data);
@@ -292,8 +343,17 @@ async fn session(stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
     }
 }
 
-/// Reads the message data up to the lone dot, dot-unstuffed; `None` when the client went away.
-async fn read_data(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<Option<Vec<u8>>> {
+/// The `SIZE=` parameter of a `MAIL FROM` argument, when it has one.
+fn announced_size(arg: &str) -> Option<usize> {
+    arg.split_whitespace().find_map(|p| p.get(..5).filter(|k| k.eq_ignore_ascii_case("SIZE=")).and(p[5..].parse().ok()))
+}
+
+/// Reads the message data up to the lone dot, dot-unstuffed; `None` when the client went away. Past `limit`
+/// bytes it reads on to the dot without storing.
+async fn read_data(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    limit: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut data = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -305,7 +365,7 @@ async fn read_data(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std:
             return Ok(Some(data));
         }
         // Past the limit: keep reading to the dot, but stop storing.
-        if data.len() <= MAX_MESSAGE_BYTES {
+        if data.len() <= limit {
             let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
             data.extend_from_slice(content);
         }

@@ -31,6 +31,13 @@ const HOURS_TO_DAYS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600);
 const OUTBOX_MESSAGES_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
 
+/// The default `[email] max_size`, 1 MB: ten times below the limit relays commonly set (Postfix's
+/// `message_size_limit` is 10,240,000 bytes), so a relay never refuses the email of the biggest incident.
+pub(crate) const DEFAULT_MAX_SIZE: usize = 1_000_000;
+
+/// The bounds of `[email] max_size`, in bytes.
+const MAX_SIZE_RANGE: std::ops::RangeInclusive<usize> = 100_000..=100_000_000;
+
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +96,9 @@ pub struct EmailConfig {
     pub outbox_max_messages: usize,
     /// With `send = "on_change"`: while findings stay open and unchanged, one reminder per interval (`None`: off).
     pub remind_every: Option<Duration>,
+    /// The largest message composed, in bytes: beyond it the email shows the full detail of the first findings
+    /// of each category only.
+    pub max_size: usize,
 }
 
 impl EmailConfig {
@@ -107,6 +117,7 @@ impl EmailConfig {
             outbox_max_age: DEFAULT_OUTBOX_MAX_AGE,
             outbox_max_messages: DEFAULT_OUTBOX_MAX_MESSAGES,
             remind_every: None,
+            max_size: DEFAULT_MAX_SIZE,
         }
     }
 
@@ -129,6 +140,14 @@ enum RawRecipients {
     Many(Vec<String>),
 }
 
+/// `max_size` is a number of bytes or a text with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "expected a size, e.g. max_size = \"1MB\" or max_size = 1000000 (bytes)")]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
 /// The `[email]` section as written in the file; [`RawEmail::validate`] turns it into an [`EmailConfig`].
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawEmail {
@@ -146,6 +165,7 @@ pub(super) struct RawEmail {
     outbox_max_age: Option<String>,
     remind_every: Option<String>,
     outbox_max_messages: Option<i64>,
+    max_size: Option<RawSize>,
 }
 
 impl RawEmail {
@@ -184,6 +204,7 @@ impl RawEmail {
             Some(t) => hours_to_days("remind_every", t, "24h", ", or \"off\"", problems).map(Some),
         };
         let outbox_max_messages = validate_outbox_max_messages(self.outbox_max_messages, problems);
+        let max_size = validate_max_size(self.max_size, problems);
         let (host, port, tls) = server?;
         if tls == TlsMode::None && self.ca_file.is_some() {
             warnings.push(
@@ -205,6 +226,7 @@ impl RawEmail {
             outbox_max_age: outbox_max_age?,
             outbox_max_messages: outbox_max_messages?,
             remind_every: remind_every?,
+            max_size: max_size?,
         };
         (problems.len() == before).then_some(config)
     }
@@ -300,6 +322,47 @@ fn validate_outbox_max_messages(value: Option<i64>, problems: &mut Vec<String>) 
             None
         }
     }
+}
+
+/// `max_size`: bytes, or a text with a unit (`"1MB"`, `"500kB"`, `"10MiB"`), within [`MAX_SIZE_RANGE`].
+fn validate_max_size(value: Option<RawSize>, problems: &mut Vec<String>) -> Option<usize> {
+    let (shown, bytes) = match value {
+        None => return Some(DEFAULT_MAX_SIZE),
+        Some(RawSize::Bytes(n)) => (n.to_string(), usize::try_from(n).ok()),
+        Some(RawSize::Text(t)) => match parse_size(&t) {
+            Some(n) => (format!("\"{t}\""), Some(n)),
+            None => {
+                problems.push(format!(
+                    "[email] max_size = \"{t}\" is not a size: expected e.g. \"1MB\", \"500kB\" or a number of bytes"
+                ));
+                return None;
+            }
+        },
+    };
+    match bytes.filter(|n| MAX_SIZE_RANGE.contains(n)) {
+        Some(n) => Some(n),
+        None => {
+            problems.push(format!("[email] max_size = {shown} must be between 100kB and 100MB"));
+            None
+        }
+    }
+}
+
+/// A size with an optional unit: `B`, `kB` (1000), `MB`, `KiB` (1024) or `MiB`, case aside; `None` when the text
+/// is not one (or overflows).
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: usize = text[..digits].parse().ok()?;
+    let unit: usize = match text[digits..].trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1_000_000,
+        "kib" => 1024,
+        "mib" => 1024 * 1024,
+        _ => return None,
+    };
+    number.checked_mul(unit)
 }
 
 /// `[email] key = "t"`, a duration from 1h to 90d; `example` is offered when it is not a duration, and `extra`

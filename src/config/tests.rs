@@ -402,6 +402,30 @@ fn email_ca_file_with_plaintext_smtp_is_a_warning() {
 const EMAIL_LOOPBACK: &str = "\n[email]\ntls = \"none\"\nfrom = \"a@acme.com\"\nto = \"b@acme.com\"\n";
 
 #[test]
+fn email_max_size_is_1mb_by_default_and_takes_bytes_or_a_unit_within_its_bounds() {
+    let with = |v: &str| format!("{MINIMAL}{EMAIL_LOOPBACK}url = \"smtp://127.0.0.1:25\"\n{v}");
+    let size = |v: &str| parse(&with(v), &env_with_secret()).map(|c| c.email.expect("[email]").max_size);
+    assert_eq!(size("").expect("default"), 1_000_000);
+    assert_eq!(size("max_size = 2000000\n").expect("bytes"), 2_000_000);
+    assert_eq!(size("max_size = \"5MB\"\n").expect("MB"), 5_000_000);
+    assert_eq!(size("max_size = \"500 kB\"\n").expect("kB"), 500_000);
+    assert_eq!(size("max_size = \"10MiB\"\n").expect("MiB"), 10 * 1024 * 1024);
+    for (bad, says) in [
+        ("max_size = \"big\"\n", "[email] max_size = \"big\" is not a size: expected e.g. \"1MB\""),
+        ("max_size = \"1.5MB\"\n", "[email] max_size = \"1.5MB\" is not a size"),
+        ("max_size = \"99999999999999999999MB\"\n", "is not a size"),
+        ("max_size = 1000\n", "[email] max_size = 1000 must be between 100kB and 100MB"),
+        ("max_size = -5\n", "[email] max_size = -5 must be between 100kB and 100MB"),
+        ("max_size = \"1GB\"\n", "[email] max_size = \"1GB\" is not a size"),
+        ("max_size = \"200MB\"\n", "[email] max_size = \"200MB\" must be between 100kB and 100MB"),
+        ("max_size = true\n", "[email] max_size: expected a size, e.g. max_size = \"1MB\""),
+    ] {
+        let e = size(bad).expect_err(bad).to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn plaintext_smtp_is_accepted_for_every_loopback_host_and_refused_elsewhere() {
     for host in ["127.0.0.1", "127.1.2.3", "[::1]", "localhost", "LocalHost"] {
         let text = format!("{MINIMAL}{EMAIL_LOOPBACK}url = \"smtp://{host}:25\"\n");

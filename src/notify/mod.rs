@@ -4,9 +4,10 @@
 //!
 //! 1. **decide**: compare the findings (user, category, message) with those of the last email composed,
 //!    kept in `<state>/email-state.json`, according to [`SendPolicy`];
-//! 2. **compose**: render the text and HTML alternatives (`crate::present::email`) and put the fully rendered message into
-//!    the outbox, `<state>/outbox/`, one file per message, written atomically; then record the new
-//!    last-notified state (so `on_change` does not queue the same content again next cycle);
+//! 2. **compose**: render the text and HTML alternatives (`crate::present::email`) within `[email] max_size`,
+//!    with a short form for a relay that refuses the message for its size (`size.rs`), and put the fully
+//!    rendered message into the outbox, `<state>/outbox/`, one file per message, written atomically; then
+//!    record the new last-notified state (so `on_change` does not queue the same content again next cycle);
 //! 3. **deliver** every message of the outbox, oldest first, over one SMTP connection, until the cycle's
 //!    [`Deadline`]; a delivered message is removed, a message the server could not take now (server down, 4xx,
 //!    timeout, the deadline) stays for the next cycle;
@@ -15,7 +16,8 @@
 //! # Delivery guarantee: at least once, at most one duplicate per interrupted delivery
 //!
 //! A notification is never lost once composed: it is on disk before the first SMTP command, and it leaves the
-//! outbox only when the server has accepted it (250 after the message data) or refused it permanently (5xx).
+//! outbox only when the server has accepted it (250 after the message data) or refused it permanently (5xx);
+//! a refusal for its size (552) is not a refusal of the notification: its short form is sent at once instead.
 //! The outbox file keeps the recipients still owed the message; each delivery is one SMTP transaction for all of
 //! them, so a 4xx or 5xx for one recipient affects only that recipient:
 //!
@@ -52,12 +54,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::{EmailConfig, SendPolicy};
 use crate::deadline::Deadline;
 use crate::domain::{FindingKey, Report};
-use crate::present::email::{self, Delta, Links, RenderedEmail};
+use crate::present::email::{Delta, Links};
 use crate::present::text::{DryRunEmail, EmailSection};
 use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
 use smtp::{BuildError, DeliveryReport};
 
 pub mod outbox;
+mod size;
 mod smtp;
 
 pub use smtp::probe;
@@ -291,24 +294,24 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOut
     let digest = outbox::digest(&current);
     let status = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
         Some(reason) => EmailStatus::NotNeeded { reason },
-        None => {
-            let email = render(cfg, notice, last.as_ref(), &digest);
-            EmailStatus::DryRun {
-                subject: email.subject,
+        None => match size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest) {
+            Ok(composed) => EmailStatus::DryRun {
+                subject: composed.built.subject,
                 recipients: recipients(cfg),
-                text: email.text,
+                text: composed.text,
                 outbox_pending,
-            }
-        }
+            },
+            Err(e) => EmailStatus::Skipped { reason: format!("cannot build the email: {e}") },
+        },
     };
     EmailOutcome { outbox_pending, problems, ..EmailOutcome::new(status) }
 }
 
-/// The message `decide` asked for, rendered.
-fn render(cfg: &EmailConfig, notice: &Notice<'_>, last: Option<&NotifiedState>, digest: &str) -> RenderedEmail {
-    let mut delta = changes(notice.report, last);
+/// What the message `decide` asked for tells: the change since the last email, or a reminder.
+fn delta<'a>(cfg: &EmailConfig, report: &'a Report, last: Option<&NotifiedState>, digest: &str) -> Delta<'a> {
+    let mut delta = changes(report, last);
     delta.reminder = is_reminder(cfg, last, digest);
-    email::render(notice.report, &delta, notice.links, notice.now)
+    delta
 }
 
 async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline: Deadline) -> EmailOutcome {
@@ -406,8 +409,7 @@ fn compose(
     entries: &mut Vec<OutboxEntry>,
 ) -> Result<Queued, NotQueued> {
     let Findings { last, current, digest } = findings;
-    let email = render(cfg, notice, last.as_ref(), &digest);
-    let built = smtp::build_message(cfg, &email, &digest, notice.now)?;
+    let built = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?.built;
     let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone() };
     let outbox = Outbox::new(state_dir);
     let mut entry = OutboxEntry::new(outbox.next_seq(entries), cfg, built, notice.now);

@@ -148,17 +148,23 @@ pub struct OutboxEntry {
     pub(crate) last_error: Option<String>,
     /// The complete RFC 5322 message (ASCII: every part is quoted-printable).
     pub message: String,
+    /// The same message in its short form (same `Message-ID`), sent instead of `message` when the server
+    /// refuses `message` for its size; `None` when there is no shorter form, or once it replaced `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) short: Option<String>,
     /// Where the entry lives; `None` when it could not be written.
     #[serde(skip)]
     pub(crate) path: Option<PathBuf>,
 }
 
-/// A message built for the outbox: its `Message-ID` (with angle brackets), its subject and its RFC 5322 text.
+/// A message built for the outbox: its `Message-ID` (with angle brackets), its subject, its RFC 5322 text, and
+/// the text of its short form when it has a shorter one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BuiltMessage {
     pub(crate) message_id: String,
     pub(crate) subject: String,
     pub(crate) message: String,
+    pub(crate) short: Option<String>,
 }
 
 impl OutboxEntry {
@@ -178,6 +184,7 @@ impl OutboxEntry {
             attempts: 0,
             last_error: None,
             message: built.message,
+            short: built.short,
             path: None,
         }
     }

@@ -26,6 +26,7 @@ mod arrival;
 mod config;
 mod delivery;
 mod policy;
+mod size;
 mod snapshots;
 #[path = "../support/mod.rs"]
 mod support;

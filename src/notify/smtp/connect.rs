@@ -1,4 +1,4 @@
-//! Opening the SMTP connection: greeting, STARTTLS or implicit TLS, AUTH. A failure is either the server being
+//! Opening the SMTP connection: greeting, STARTTLS or implicit TLS, the SIZE the server offers (RFC 1870), AUTH. A failure is either the server being
 //! unavailable (try again next cycle) or the configuration keeping the mail from going, such as a refused
 //! certificate (`certificate.rs`): that one is said with what to fix, and never called "unavailable".
 //!
@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret as _;
 
 use super::certificate;
-use super::reply_of;
+use super::{Fail, classify, reply_of};
 use crate::config::{EmailConfig, TlsMode};
 
 /// Why no connection could be opened.
@@ -147,8 +148,59 @@ fn handshake_failed(cfg: &EmailConfig, e: &lettre::transport::smtp::Error, step:
     }
 }
 
-/// Connects, greets, secures the connection as configured and authenticates.
-pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, ConnectError> {
+/// An open connection, and what the server's EHLO offers of the SIZE extension.
+pub(super) struct Relay {
+    pub(super) conn: AsyncSmtpConnection,
+    pub(super) size: SizeOffer,
+}
+
+/// The SIZE extension (RFC 1870) as the server's EHLO offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SizeOffer {
+    NotOffered,
+    /// `SIZE` or `SIZE 0`: offered, without a fixed limit.
+    NoLimit,
+    /// `SIZE 10240000`: a larger message is refused.
+    Limit(usize),
+}
+
+impl SizeOffer {
+    /// What the lines of an EHLO reply say (after its code): the `SIZE` line, if one.
+    pub(super) fn of<'a>(lines: impl IntoIterator<Item = &'a str>) -> SizeOffer {
+        let mut offer = SizeOffer::NotOffered;
+        for line in lines {
+            let mut words = line.split_whitespace();
+            if words.next().is_some_and(|w| w.eq_ignore_ascii_case("SIZE")) {
+                offer = match words.next().map(str::parse::<usize>) {
+                    Some(Ok(limit)) if limit > 0 => SizeOffer::Limit(limit),
+                    _ => SizeOffer::NoLimit,
+                };
+            }
+        }
+        offer
+    }
+
+    /// Whether the server said it refuses a message of `bytes`.
+    pub(super) fn refuses(self, bytes: usize) -> bool {
+        matches!(self, SizeOffer::Limit(limit) if bytes > limit)
+    }
+}
+
+/// The SIZE the server offers. lettre keeps no SIZE of the EHLO it sends, so EHLO is sent once more (RFC 5321
+/// §4.1.4 allows it; it resets no more than `RSET`), after STARTTLS (whose EHLO is the one that counts) and
+/// before AUTH. A server that refuses it offers no SIZE; one that hangs up is unavailable.
+async fn size_offer(conn: &mut AsyncSmtpConnection, hello: &ClientId) -> Result<SizeOffer, ConnectError> {
+    match conn.command(Ehlo::new(hello.clone())).await {
+        Ok(reply) => Ok(SizeOffer::of(reply.message())),
+        Err(e) => match classify(&e) {
+            Fail::Transient(_) | Fail::Permanent(_) => Ok(SizeOffer::NotOffered),
+            Fail::Broken(reply) => Err(Unavailable::Handshake { step: "EHLO failed: ", reply }.into()),
+        },
+    }
+}
+
+/// Connects, greets, secures the connection as configured, learns the SIZE offered and authenticates.
+pub(super) async fn connect(cfg: &EmailConfig) -> Result<Relay, ConnectError> {
     let work = async {
         let hello = ClientId::default();
         // smtps://: TLS from the first byte, its certificate checked as soon as the connection is made.
@@ -182,6 +234,7 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
             }
             _ => {}
         }
+        let size = size_offer(&mut conn, &hello).await?;
         if let Some(c) = &cfg.credentials {
             if !conn.is_encrypted() && cfg.tls != TlsMode::None {
                 conn.abort().await;
@@ -192,7 +245,7 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<AsyncSmtpConnection, Co
                 .await
                 .map_err(|e| Unavailable::AuthenticationRefused { user: c.user.clone(), reply: reply_of(&e) })?;
         }
-        Ok(conn)
+        Ok(Relay { conn, size })
     };
     match tokio::time::timeout(cfg.timeout, work).await {
         Ok(r) => r,
@@ -222,6 +275,22 @@ mod tests {
         let starttls =
             Unavailable::Handshake { step: "STARTTLS failed: ", reply: "454 4.7.0 TLS not available".into() };
         assert_eq!(starttls.to_string(), "STARTTLS failed: 454 4.7.0 TLS not available");
+    }
+
+    #[test]
+    fn the_size_offered_is_read_from_the_ehlo_reply() {
+        let ehlo = |lines: &[&str]| SizeOffer::of(lines.iter().copied());
+        assert_eq!(ehlo(&["localhost", "8BITMIME", "SIZE 10240000", "STARTTLS"]), SizeOffer::Limit(10_240_000));
+        assert_eq!(ehlo(&["mx.acme.com Hello", "size 52428800"]), SizeOffer::Limit(52_428_800));
+        assert_eq!(ehlo(&["localhost", "SIZE"]), SizeOffer::NoLimit);
+        assert_eq!(ehlo(&["localhost", "SIZE 0"]), SizeOffer::NoLimit);
+        assert_eq!(ehlo(&["localhost", "SIZE lots"]), SizeOffer::NoLimit);
+        assert_eq!(ehlo(&["localhost", "8BITMIME", "SIZES 5"]), SizeOffer::NotOffered);
+        assert_eq!(ehlo(&[]), SizeOffer::NotOffered);
+        assert!(SizeOffer::Limit(100).refuses(101));
+        assert!(!SizeOffer::Limit(100).refuses(100));
+        assert!(!SizeOffer::NoLimit.refuses(usize::MAX));
+        assert!(!SizeOffer::NotOffered.refuses(usize::MAX));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! owed it, driven step by step (`MAIL FROM`, `RCPT TO`, the *sending* marker, `DATA`) so that a reply is
 //! told apart by stage and by recipient (see the `notify` module docs). Everything stops where the cycle's
 //! [`Deadline`] passes, and says so; what a transaction had written stays.
+//!
+//! `MAIL FROM` announces the message's size (`SIZE=`) where the server offers the SIZE extension (RFC 1870).
+//! A message the server says it would refuse for its size (its SIZE limit), or refuses for its size (552 to
+//! `MAIL FROM` or to the data), is replaced by its short form (`OutboxEntry::short`), which is sent at once in
+//! a new transaction; only a short form refused in turn is dropped, as any message refused permanently.
 
 use chrono::{DateTime, Utc};
 use lettre::Address;
@@ -9,8 +14,8 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 
-use super::connect::{self, ConnectError, connect};
-use super::{Fail, step};
+use super::connect::{self, ConnectError, Relay, SizeOffer, connect};
+use super::{Fail, for_size, step};
 use crate::config::EmailConfig;
 use crate::deadline::{Deadline, DeadlinePassed};
 use crate::notify::PermanentFailure;
@@ -75,7 +80,7 @@ pub(crate) async fn deliver(
     deadline: Deadline,
 ) -> DeliveryReport {
     let mut courier = Courier { cfg, outbox, now, report: DeliveryReport::default() };
-    let mut conn: Option<AsyncSmtpConnection> = None;
+    let mut conn: Option<Relay> = None;
     let mut down: Option<Down> = None;
     for mut entry in entries {
         let before = entry.delivered_to.len();
@@ -88,7 +93,7 @@ pub(crate) async fn deliver(
         let attempted = down.is_none() && conn.is_some();
         let broken = match conn.as_mut() {
             Some(c) if attempted => match deadline.bounded(courier.transaction(c, &mut entry)).await {
-                Ok(Ok(()) | Err(Halt::Refused)) => None,
+                Ok(Ok(()) | Err(Halt::Refused | Halt::TooBig(_))) => None,
                 Ok(Err(Halt::Lost(reason))) => {
                     tracing::warn!(server = %cfg.server_url(), error = %reason, "SMTP connection lost; mail stays queued");
                     Some(Down::Lost(reason))
@@ -105,13 +110,13 @@ pub(crate) async fn deliver(
         courier.report.record(&entry, before, attempted, down.as_ref());
     }
     if let Some(mut c) = conn {
-        let _ = deadline.bounded(tokio::time::timeout(cfg.timeout, c.quit())).await;
+        let _ = deadline.bounded(tokio::time::timeout(cfg.timeout, c.conn.quit())).await;
     }
     courier.report
 }
 
 /// Opens the connection before `deadline`; `Err` says (and logs) why the mail stays queued.
-async fn open(cfg: &EmailConfig, deadline: Deadline) -> Result<AsyncSmtpConnection, Down> {
+async fn open(cfg: &EmailConfig, deadline: Deadline) -> Result<Relay, Down> {
     match deadline.bounded(connect(cfg)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(ConnectError::Unavailable(e))) => {
@@ -177,39 +182,79 @@ enum Halt {
     Refused,
     /// The connection is unusable (no answer, broken, 421), for this reason: the remaining messages wait.
     Lost(String),
+    /// The server refused the message for its size with this reply, and the entry has a short form to send
+    /// instead; the connection serves it.
+    TooBig(String),
 }
 
 impl Courier<'_> {
     /// One SMTP transaction for every recipient still owed the entry: `MAIL FROM`, `RCPT TO`, the sending
-    /// marker, `DATA`. `Err(Halt::Lost)` when the connection is unusable.
-    async fn transaction(&mut self, conn: &mut AsyncSmtpConnection, entry: &mut OutboxEntry) -> Result<(), Halt> {
+    /// marker, `DATA`; with the entry's short form in its place when the server refuses the message for its
+    /// size (then a second transaction). `Err(Halt::Lost)` when the connection is unusable.
+    async fn transaction(&mut self, relay: &mut Relay, entry: &mut OutboxEntry) -> Result<(), Halt> {
         if entry.recipients.is_empty() {
             // Finished earlier, but the file could not be removed then.
             self.persist(entry);
             return Ok(());
         }
         warn_if_resent(entry);
+        if let SizeOffer::Limit(limit) = relay.size
+            && relay.size.refuses(super::wire_size(&entry.message))
+        {
+            self.shorten(entry, &format!("the server takes at most {limit} bytes (SIZE)"));
+        }
+        match self.attempt(relay, entry).await {
+            Err(Halt::TooBig(reply)) => {
+                self.shorten(entry, &format!("the server refused it for its size: {reply}"));
+                self.attempt(relay, entry).await
+            }
+            done => done,
+        }
+    }
+
+    /// One transaction of [`transaction`](Self::transaction).
+    async fn attempt(&mut self, relay: &mut Relay, entry: &mut OutboxEntry) -> Result<(), Halt> {
         entry.attempts += 1;
-        self.mail_from(conn, entry).await?;
+        self.mail_from(relay, entry).await?;
+        let conn = &mut relay.conn;
         let accepted = self.rcpt_to(conn, entry).await?;
         self.mark(conn, entry, &accepted).await?;
         self.data(conn, entry, &accepted).await
     }
 
-    /// `MAIL FROM`: a refusal concerns every recipient.
-    async fn mail_from(&mut self, conn: &mut AsyncSmtpConnection, entry: &mut OutboxEntry) -> Result<(), Halt> {
+    /// The entry's short form in place of its message, when it has one (`why` the message will not do).
+    fn shorten(&mut self, entry: &mut OutboxEntry, why: &str) {
+        let Some(short) = entry.short.take() else { return };
+        tracing::warn!(
+            message_id = %entry.message_id,
+            bytes = entry.message.len(),
+            short = short.len(),
+            reason = why,
+            "sending the email in its short form"
+        );
+        entry.message = short;
+        self.persist(entry);
+    }
+
+    /// `MAIL FROM`, with `SIZE=` where the server offers it: a refusal concerns every recipient.
+    async fn mail_from(&mut self, relay: &mut Relay, entry: &mut OutboxEntry) -> Result<(), Halt> {
+        let conn = &mut relay.conn;
         let Ok(from) = entry.from.parse::<Address>() else {
             let reply = format!("invalid sender address {:?} in the outbox file", entry.from);
             self.reject_all(entry, &reply);
             self.persist(entry);
             return Err(Halt::Refused);
         };
-        let params = mail_parameters(conn, entry);
+        let params = mail_parameters(conn, relay.size, entry);
         match step(self.cfg.timeout, "MAIL FROM", conn.command(Mail::new(Some(from), params))).await {
             Ok(_) => Ok(()),
             Err(Fail::Transient(reply)) => {
                 entry.last_error = Some(reply);
                 Err(self.reset(conn, entry).await)
+            }
+            Err(Fail::Permanent(reply)) if entry.short.is_some() && for_size(&reply) => {
+                let _ = step(self.cfg.timeout, "RSET", conn.command(Rset)).await;
+                Err(Halt::TooBig(reply))
             }
             Err(Fail::Permanent(reply)) => {
                 self.reject_all(entry, &reply);
@@ -284,6 +329,11 @@ impl Courier<'_> {
                 entry.sending = None;
                 return Err(self.lost(entry, reason));
             }
+            Err(Fail::Permanent(reply)) if entry.short.is_some() && for_size(&reply) => {
+                entry.sending = None;
+                let _ = step(t, "RSET", conn.command(Rset)).await;
+                return Err(Halt::TooBig(reply));
+            }
             Err(fail) => {
                 self.refused_data(entry, accepted, fail);
                 return Err(self.reset(conn, entry).await);
@@ -308,6 +358,11 @@ impl Courier<'_> {
                 entry.last_error = Some(format!("{reason} (after the message data: it may have been delivered)"));
                 self.persist(entry);
                 Err(Halt::Lost(reason))
+            }
+            Err(Fail::Permanent(reply)) if entry.short.is_some() && for_size(&reply) => {
+                // Nobody has it; the transaction is over.
+                entry.sending = None;
+                Err(Halt::TooBig(reply))
             }
             Err(fail) => {
                 self.refused_data(entry, accepted, fail);
@@ -393,9 +448,13 @@ fn warn_if_resent(entry: &OutboxEntry) {
     }
 }
 
-/// `MAIL FROM` parameters the message needs and the server offers (8BITMIME, SMTPUTF8).
-fn mail_parameters(conn: &AsyncSmtpConnection, entry: &OutboxEntry) -> Vec<MailParameter> {
+/// `MAIL FROM` parameters the message needs and the server offers (SIZE, 8BITMIME, SMTPUTF8).
+fn mail_parameters(conn: &AsyncSmtpConnection, size: SizeOffer, entry: &OutboxEntry) -> Vec<MailParameter> {
     let mut params = Vec::new();
+    if size != SizeOffer::NotOffered {
+        // RFC 1870: the message's size in bytes as sent, CRLF line ends counted.
+        params.push(MailParameter::Size(super::wire_size(&entry.message)));
+    }
     if !entry.message.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
         params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }

@@ -17,7 +17,7 @@ use lettre::message::{Body, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
 use sha2::{Digest as _, Sha256};
 
-use super::outbox::{BuiltMessage, hex};
+use super::outbox::hex;
 use crate::config::EmailConfig;
 use crate::present::email::RenderedEmail;
 
@@ -41,19 +41,19 @@ pub(crate) enum BuildError {
     NotUtf8,
 }
 
-/// Builds the complete message: its `Message-ID` (with angle brackets), subject and RFC 5322 text.
+/// Builds the complete RFC 5322 text of `email`, with its `Message-ID` (with angle brackets, from
+/// [`message_id`]).
 pub(crate) fn build_message(
     cfg: &EmailConfig,
     email: &RenderedEmail,
-    digest: &str,
+    message_id: &str,
     now: DateTime<Utc>,
-) -> Result<BuiltMessage, BuildError> {
-    let message_id = message_id(cfg, digest, now);
+) -> Result<String, BuildError> {
     let mut builder = Message::builder()
         .from(cfg.from.clone())
         .subject(email.subject.clone())
         .date(std::time::SystemTime::from(now))
-        .message_id(Some(message_id.clone()))
+        .message_id(Some(message_id.to_string()))
         .user_agent(format!("midwatch/{}", env!("CARGO_PKG_VERSION")))
         // RFC 3834: keeps vacation auto-replies away from the sender.
         .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
@@ -70,13 +70,18 @@ pub(crate) fn build_message(
             .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(qp(&email.text)?))
             .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(qp(&email.html)?)),
     )?;
-    let message = String::from_utf8(message.formatted()).map_err(|_| BuildError::NotUtf8)?;
-    Ok(BuiltMessage { message_id, subject: email.subject.clone(), message })
+    String::from_utf8(message.formatted()).map_err(|_| BuildError::NotUtf8)
+}
+
+/// The size of `message` as the server receives it: lettre ends the data with CRLF before the final dot
+/// (RFC 5321 §4.1.1.4 counts that CRLF as the message's). What `SIZE=` announces and `[email] max_size` bounds.
+pub(crate) fn wire_size(message: &str) -> usize {
+    message.len() + 2
 }
 
 /// `<midwatch.20261122T120000Z.1a2b3c4d5e6f7a8b@acme.com>`: unique (the digest, the clock and a counter are
 /// hashed), and stored with the message so every retry carries the same one.
-fn message_id(cfg: &EmailConfig, digest: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn message_id(cfg: &EmailConfig, digest: &str, now: DateTime<Utc>) -> String {
     let mut h = Sha256::new();
     h.update(digest.as_bytes());
     h.update(now.timestamp_nanos_opt().unwrap_or_default().to_be_bytes());
@@ -110,6 +115,14 @@ fn reply_of(e: &lettre::transport::smtp::Error) -> String {
 /// The reply code of a server that is closing the connection: no later command gets an answer.
 const CLOSING: u16 = 421;
 
+/// Whether a refusal of `MAIL FROM` or of the message data is for the message's size: 552 (RFC 1870), or the
+/// enhanced codes 5.3.4 "message too big for system" and 5.2.3 "message length exceeds administrative limit"
+/// (RFC 3463). `reply` as `reply_of` words it: the code first.
+fn for_size(reply: &str) -> bool {
+    let mut words = reply.split_whitespace();
+    words.next() == Some("552") || words.next().is_some_and(|enhanced| ["5.3.4", "5.2.3"].contains(&enhanced))
+}
+
 fn classify(e: &lettre::transport::smtp::Error) -> Fail {
     let reply = reply_of(e);
     if e.is_transient() {
@@ -139,7 +152,7 @@ async fn step<T>(
 pub async fn probe(cfg: &EmailConfig) -> Vec<String> {
     let server = cfg.server_url();
     let mut conn = match connect(cfg).await {
-        Ok(c) => c,
+        Ok(relay) => relay.conn,
         Err(ConnectError::Unavailable(e)) => return vec![format!("[email] {server}: {e}")],
         // The words of the log and the cycle's report.
         Err(ConnectError::Configuration(e)) if e.names_its_setting() => return vec![e.to_string()],
@@ -177,4 +190,21 @@ pub async fn probe(cfg: &EmailConfig) -> Vec<String> {
     }
     let _ = tokio::time::timeout(t, conn.quit()).await;
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_for_size_is_told_by_its_code() {
+        assert!(for_size("552 5.3.4 Message size exceeds fixed limit"));
+        assert!(for_size("552 Requested mail action aborted: exceeded storage allocation"));
+        assert!(for_size("554 5.3.4 Message too big for system"));
+        assert!(for_size("550 5.2.3 Message length exceeds administrative limit"));
+        assert!(!for_size("550 5.1.1 no such user"));
+        assert!(!for_size("554 5.7.1 rejected as spam"));
+        assert!(!for_size("452 4.3.4 message too big for now"));
+        assert!(!for_size(""));
+    }
 }

@@ -43,6 +43,12 @@ fn a(href: &str, label: &str) -> String {
     format!("<a href=\"{}\">{}</a>", escape_html(href), escape_html(label))
 }
 
+/// One of the email's own sentences, escaped, its `` `command` `` spans as `<code>`.
+fn code_spans(sentence: &str) -> String {
+    let spans: Vec<String> = sentence.split('`').map(escape_html).collect();
+    spans.iter().enumerate().map(|(i, s)| if i % 2 == 1 { format!("<code>{s}</code>") } else { s.clone() }).collect()
+}
+
 /// The value linked when its link is known, else escaped.
 fn linked(l: &Linked) -> String {
     match &l.href {
@@ -80,7 +86,19 @@ impl HtmlOut {
     }
 
     fn intro(&mut self, text: &str) {
-        self.l(&format!("<p style=\"margin:4px 0\">{}</p>", escape_html(text)));
+        self.intro_html(&escape_html(text));
+    }
+
+    /// A paragraph already in HTML.
+    fn intro_html(&mut self, html: &str) {
+        self.l(&format!("<p style=\"margin:4px 0\">{html}</p>"));
+    }
+
+    /// `… and 12 more: …` after a list the compact form cut short.
+    fn more(&mut self, more: Option<&String>) {
+        if let Some(m) = more {
+            self.intro_html(&code_spans(m));
+        }
     }
 
     /// A list of items already in HTML.
@@ -163,16 +181,18 @@ fn section(h: &mut HtmlOut, section: &Section) {
         Section::Findings { open, title, groups } => findings(h, *open, title, groups),
         Section::Resolved { title, groups } => resolved(h, title, groups),
         Section::AllClear(line) => h.l(&format!("<p><strong>{}</strong></p>", escape_html(line))),
-        Section::HeldBack { title, intro, items } => {
+        Section::HeldBack { title, intro, items, more } => {
             h.h2(title, GREY);
             h.intro(intro);
             h.ul(items.iter().map(|held| format!("{}{}", linked(&held.name), escape_html(&held.detail))));
+            h.more(more.as_ref());
         }
-        Section::NotChecked { title, items } => {
+        Section::NotChecked { title, items, more } => {
             h.h2(title, GREY);
             h.ul(items
                 .iter()
                 .map(|(user, reason)| format!("<code>{}</code>: {}", escape_html(user), escape_html(reason))));
+            h.more(more.as_ref());
         }
         Section::IdMap(map) => id_map(h, map),
         Section::Notes { title, items } => {
@@ -199,21 +219,34 @@ fn findings(h: &mut HtmlOut, open: Open, title: &str, groups: &[Group<FindingIte
         for f in &g.items {
             finding(h, f, color);
         }
+        rest(h, g, escape_html);
     }
+}
+
+/// In the compact form, how many more items the group has and where to see them, then their messages (each
+/// laid out by `item`).
+fn rest<T>(h: &mut HtmlOut, g: &Group<T>, item: impl Fn(&str) -> String) {
+    let Some(more) = &g.more else { return };
+    let list = more.list.as_deref().map(|u| format!(" {}", a(u, u))).unwrap_or_default();
+    h.intro_html(&format!("{}:{list}", code_spans(&more.sentence)));
+    h.ul(g.rest.iter().map(|m| item(m)));
 }
 
 /// The findings gone since the last email, struck through, by category.
 fn resolved(h: &mut HtmlOut, title: &str, groups: &[Group<ResolvedItem>]) {
+    let struck =
+        |message: &str| format!("<span style=\"text-decoration:line-through\">{}</span>", escape_html(message));
     h.h2(title, "#1a7f37");
     for g in groups {
         h.h3(&g.title);
         h.ul(g.items.iter().map(|f| {
-            let mut item = format!("<span style=\"text-decoration:line-through\">{}</span>", escape_html(&f.message));
+            let mut item = struck(&f.message);
             if !f.refs.is_empty() {
                 let _ = write!(item, "<br>{}", refs(&f.refs));
             }
             item
         }));
+        rest(h, g, struck);
     }
 }
 
@@ -254,11 +287,15 @@ fn id_map(h: &mut HtmlOut, map: &IdMapSection) {
     h.intro(map.unassociated_intro);
     let none = map.unassociated.is_empty().then(|| escape_html(map.none));
     h.ul(none.into_iter().chain(map.unassociated.iter().map(linked)));
+    let [unassociated_more, on_down_more, down_more] = &map.more;
+    h.more(unassociated_more.as_ref());
     h.intro(map.on_down_intro);
     h.ul(map.on_down.iter().map(|(user, mids)| {
         let ids: Vec<String> = mids.iter().map(linked).collect();
         format!("{}: {}", linked(user), ids.join(", "))
     }));
+    h.more(on_down_more.as_ref());
     h.intro(map.down_intro);
     h.ul(map.down.iter().map(|(id, name)| format!("{}: {}", linked(id), escape_html(name))));
+    h.more(down_more.as_ref());
 }

@@ -1,7 +1,7 @@
 //! The plain text body, wrapped for a terminal mail client: the view laid out as lines.
 
 use super::view::{
-    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, INSTANCE, IdMapSection, Ref,
+    AT_A_GLANCE, CHANGES, DOWN_MID_SERVER, EmailView, FindingItem, GLANCE_COLUMNS, Group, INSTANCE, IdMapSection, Ref,
     SIGNATURE, Section, WHAT_TO_DO, WINDOW,
 };
 use crate::escape::clean;
@@ -82,6 +82,13 @@ impl TextOut {
         }
     }
 
+    /// `… and 12 more: …` after a list the compact form cut short.
+    fn more(&mut self, more: Option<&String>) {
+        if let Some(m) = more {
+            self.wrapped("  ", "    ", m);
+        }
+    }
+
     fn glance_row(&mut self, cells: [&str; 4]) {
         let [category, findings, new, oldest] = cells;
         self.line(&format!("  {category:<16} {findings:>8} {new:>5}  {oldest}"));
@@ -116,6 +123,7 @@ pub(super) fn render(v: &EmailView) -> String {
                     for f in &g.items {
                         finding(&mut t, f);
                     }
+                    rest(&mut t, g);
                 }
             }
             Section::Resolved { title, groups } => {
@@ -128,13 +136,14 @@ pub(super) fn render(v: &EmailView) -> String {
                         t.wrapped("  * ", "    ", &f.message);
                         t.refs(&f.refs);
                     }
+                    rest(&mut t, g);
                 }
             }
             Section::AllClear(line) => {
                 t.blank();
                 t.line(line);
             }
-            Section::HeldBack { title, intro, items } => {
+            Section::HeldBack { title, intro, items, more } => {
                 t.section(title);
                 t.wrapped("", "", intro);
                 for h in items {
@@ -143,12 +152,14 @@ pub(super) fn render(v: &EmailView) -> String {
                         t.wrapped("    ", "    ", u);
                     }
                 }
+                t.more(more.as_ref());
             }
-            Section::NotChecked { title, items } => {
+            Section::NotChecked { title, items, more } => {
                 t.section(title);
                 for (user, reason) in items {
                     t.wrapped("  * ", "    ", &format!("{user}: {reason}"));
                 }
+                t.more(more.as_ref());
             }
             Section::IdMap(map) => id_map(&mut t, map),
             Section::Notes { title, items } => {
@@ -180,6 +191,19 @@ fn finding(t: &mut TextOut, f: &FindingItem) {
     t.refs(&f.refs);
 }
 
+/// In the compact form, how many more items the group has and where to see them, then their messages.
+fn rest<T>(t: &mut TextOut, g: &Group<T>) {
+    let Some(more) = &g.more else { return };
+    t.blank();
+    match &more.list {
+        Some(url) => t.wrapped("  ", "  ", &format!("{}: {url}", more.sentence)),
+        None => t.wrapped("  ", "  ", &format!("{}:", more.sentence)),
+    }
+    for message in &g.rest {
+        t.wrapped("  * ", "    ", message);
+    }
+}
+
 fn id_map(t: &mut TextOut, map: &IdMapSection) {
     t.section(map.title);
     t.line(map.unassociated_intro);
@@ -189,11 +213,14 @@ fn id_map(t: &mut TextOut, map: &IdMapSection) {
     for u in &map.unassociated {
         t.wrapped("  ", "    ", &u.text);
     }
+    let [unassociated_more, on_down_more, down_more] = &map.more;
+    t.more(unassociated_more.as_ref());
     t.line(map.on_down_intro);
     for (user, mids) in &map.on_down {
         let ids: Vec<&str> = mids.iter().map(|m| m.text.as_str()).collect();
         t.wrapped("  ", "    ", &format!("{}: {}", user.text, ids.join(", ")));
     }
+    t.more(on_down_more.as_ref());
     t.line(map.down_intro);
     for (id, name) in &map.down {
         t.wrapped("  ", "    ", &format!("{}: {name}", id.text));
@@ -201,4 +228,5 @@ fn id_map(t: &mut TextOut, map: &IdMapSection) {
             t.wrapped("    ", "    ", u);
         }
     }
+    t.more(down_more.as_ref());
 }

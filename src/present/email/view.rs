@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Delta, Links};
+use super::{Delta, Form, Links};
 use crate::domain::{Category, Finding, Report, Status, sn_time};
+use crate::escape::clean;
 use crate::present::{FindingView, IdMapView, ReportView, Untrusted};
 
 pub(super) const INSTANCE: &str = "Instance";
@@ -68,11 +69,14 @@ pub(super) enum Section {
         title: String,
         intro: &'static str,
         items: Vec<HeldBackItem>,
+        /// `… and 12 more: …`, when the compact form leaves some out.
+        more: Option<String>,
     },
     /// (user, reason) of the users the check refused to query.
     NotChecked {
         title: String,
         items: Vec<(String, String)>,
+        more: Option<String>,
     },
     IdMap(IdMapSection),
     Notes {
@@ -81,11 +85,24 @@ pub(super) enum Section {
     },
 }
 
-/// The items of one category, titled `Authentication (2)`.
+/// The items of one category, titled `Authentication (2)`: in the compact form, the first ones in full, then
+/// the others' messages after the sentence that says how many they are and where to see them in full.
 pub(super) struct Group<T> {
     pub(super) category: Category,
     pub(super) title: String,
     pub(super) items: Vec<T>,
+    /// Said before `rest`, when there is a rest.
+    pub(super) more: Option<More>,
+    /// The cleaned messages of the items not shown in full.
+    pub(super) rest: Vec<String>,
+}
+
+/// Where the compact form says how many more there are and where to see them in full.
+pub(super) struct More {
+    /// `2990 more, message only. Each in full: …`, without the link that ends it.
+    pub(super) sentence: String,
+    /// The MID Server Issue records on the instance, when the link can be built.
+    pub(super) list: Option<String>,
 }
 
 /// A finding open now.
@@ -145,6 +162,8 @@ pub(super) struct IdMapSection {
     pub(super) down_intro: &'static str,
     /// sys_id → name.
     pub(super) down: Vec<(Linked, String)>,
+    /// `… and 12 more: …` after each list the compact form cut short.
+    pub(super) more: [Option<String>; 3],
 }
 
 /// The closing paragraph.
@@ -156,44 +175,20 @@ pub(super) struct Footer {
 }
 
 impl EmailView {
-    pub(super) fn of(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>) -> EmailView {
+    pub(super) fn of(report: &Report, delta: &Delta<'_>, links: &Links, now: DateTime<Utc>, form: Form) -> EmailView {
         let r = ReportView::of(report);
-        let end = report.window.end;
-        let mut sections = Vec::new();
-        for (open, title, findings) in
-            [(Open::New, "New", &delta.new), (Open::StillOpen, "Still open", &delta.still_open)]
-        {
-            if findings.is_empty() {
-                continue;
-            }
-            let groups = by_category(
-                findings,
-                |f| f.category,
-                |f| finding_item(&FindingView::of(f, end), links, &report.user_ids),
-            );
-            sections.push(Section::Findings { open, title: format!("{title} ({})", findings.len()), groups });
-        }
-        if !delta.resolved.is_empty() {
-            let groups = by_category(
-                &delta.resolved,
-                |f| f.category,
-                |f| {
-                    let (message, user) = (Untrusted::of(&f.message), Untrusted::of(&f.user));
-                    ResolvedItem { refs: refs(links, &report.user_ids, &message, &user), message: message.text }
-                },
-            );
-            sections.push(Section::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
-        }
+        let keep = form.keep();
+        let mut sections = findings_sections(report, delta, links, keep);
         if report.findings.is_empty() {
             sections.push(Section::AllClear("No MID Server user has a problem now."));
         }
         if !r.held_back.is_empty() {
+            let (held_back, more) = cut(&r.held_back, keep);
             sections.push(Section::HeldBack {
                 title: format!("Recently down, not judged yet ({})", r.held_back.len()),
                 intro: "Down for less than [check] down_for: they may be restarting or upgrading. Their users are \
                         judged on a later cycle if they stay down.",
-                items: r
-                    .held_back
+                items: held_back
                     .iter()
                     .map(|h| {
                         let since = h.mid.down_since.as_deref().unwrap_or("last heartbeat unknown");
@@ -204,16 +199,19 @@ impl EmailView {
                         }
                     })
                     .collect(),
+                more,
             });
         }
         if !r.skipped_users.is_empty() {
+            let (items, more) = cut(&r.skipped_users, keep);
             sections.push(Section::NotChecked {
                 title: format!("Users not checked ({})", r.skipped_users.len()),
-                items: r.skipped_users.clone(),
+                items: items.to_vec(),
+                more,
             });
         }
         if let Some(map) = &r.id_map {
-            sections.push(Section::IdMap(id_map(map, links, &report.user_ids)));
+            sections.push(Section::IdMap(id_map(map, links, &report.user_ids, keep)));
         }
         if !r.notes.is_empty() {
             sections.push(Section::Notes { title: "Notes".to_string(), items: r.notes.clone() });
@@ -238,15 +236,81 @@ impl EmailView {
     }
 }
 
-/// The items grouped by category, in category order; empty groups left out.
-fn by_category<F, T>(all: &[F], category: impl Fn(&F) -> Category, item: impl Fn(&F) -> T) -> Vec<Group<T>> {
+/// The new, still open and resolved findings, each by category, the first `keep` of each category in full.
+fn findings_sections(report: &Report, delta: &Delta<'_>, links: &Links, keep: usize) -> Vec<Section> {
+    let end = report.window.end;
+    let mut sections = Vec::new();
+    for (open, title, findings) in [(Open::New, "New", &delta.new), (Open::StillOpen, "Still open", &delta.still_open)]
+    {
+        if findings.is_empty() {
+            continue;
+        }
+        let groups = by_category(
+            findings,
+            keep,
+            |f| (f.category, &f.message),
+            |f| finding_item(&FindingView::of(f, end), links, &report.user_ids),
+            |n, c| More {
+                sentence: format!(
+                    "{n} more {} findings, message only. Each in full: `midwatch check --format json`, or \
+                     midwatch's MID Server Issue records on the instance",
+                    c.name()
+                ),
+                list: links.issue_list(),
+            },
+        );
+        sections.push(Section::Findings { open, title: format!("{title} ({})", findings.len()), groups });
+    }
+    if !delta.resolved.is_empty() {
+        let groups = by_category(
+            &delta.resolved,
+            keep,
+            |f| (f.category, &f.message),
+            |f| {
+                let (message, user) = (Untrusted::of(&f.message), Untrusted::of(&f.user));
+                ResolvedItem { refs: refs(links, &report.user_ids, &message, &user), message: message.text }
+            },
+            |n, _| More { sentence: format!("{n} more, without their links"), list: None },
+        );
+        sections.push(Section::Resolved { title: format!("Resolved ({})", delta.resolved.len()), groups });
+    }
+    sections
+}
+
+/// The items grouped by category, in category order, empty groups left out: the first `keep` of each as
+/// `item` makes them, the others by their message only (`of` gives an item's category and raw message).
+fn by_category<F, T>(
+    all: &[F],
+    keep: usize,
+    of: impl Fn(&F) -> (Category, &String),
+    item: impl Fn(&F) -> T,
+    more: impl Fn(usize, Category) -> More,
+) -> Vec<Group<T>> {
     Category::ALL
         .into_iter()
         .filter_map(|c| {
-            let items: Vec<T> = all.iter().filter(|f| category(f) == c).map(&item).collect();
-            (!items.is_empty()).then(|| Group { category: c, title: format!("{} ({})", c.title(), items.len()), items })
+            let of_c: Vec<&F> = all.iter().filter(|f| of(f).0 == c).collect();
+            if of_c.is_empty() {
+                return None;
+            }
+            let (full, rest) = of_c.split_at(keep.min(of_c.len()));
+            Some(Group {
+                category: c,
+                title: format!("{} ({})", c.title(), of_c.len()),
+                items: full.iter().map(|&f| item(f)).collect(),
+                more: (!rest.is_empty()).then(|| more(rest.len(), c)),
+                rest: rest.iter().map(|&f| clean(of(f).1)).collect(),
+            })
         })
         .collect()
+}
+
+/// The first `keep` items of a list, and what the compact form says of the others.
+fn cut<T>(all: &[T], keep: usize) -> (&[T], Option<String>) {
+    let (kept, rest) = all.split_at(keep.min(all.len()));
+    let more = (!rest.is_empty())
+        .then(|| format!("… and {} more: `midwatch check --format json` lists them all.", rest.len()));
+    (kept, more)
 }
 
 fn finding_item(f: &FindingView<'_>, links: &Links, user_ids: &UserIds) -> FindingItem {
@@ -285,22 +349,22 @@ fn refs(links: &Links, user_ids: &UserIds, message: &Untrusted<'_>, user: &Untru
     issue.into_iter().chain(user).collect()
 }
 
-fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds) -> IdMapSection {
+fn id_map(map: &IdMapView<'_>, links: &Links, user_ids: &UserIds, keep: usize) -> IdMapSection {
     let user = |u: &Untrusted<'_>| Linked { text: u.text.clone(), href: user_link(links, user_ids, u.raw) };
     let mid = |id: &Untrusted<'_>| Linked { text: id.text.clone(), href: links.mid(id.raw) };
+    let (unassociated, unassociated_more) = cut(&map.unassociated_users, keep);
+    let (on_down, on_down_more) = cut(&map.users_on_down_mid_servers, keep);
+    let (down, down_more) = cut(&map.down_mid_servers, keep);
     IdMapSection {
         title: "MID Server ID map",
         unassociated_intro: "Users with the mid_server role not configured on any MID Server:",
-        unassociated: map.unassociated_users.iter().map(user).collect(),
+        unassociated: unassociated.iter().map(user).collect(),
         none: "(none)",
         on_down_intro: "Users configured on down MID Servers (MID Server sys_ids):",
-        on_down: map
-            .users_on_down_mid_servers
-            .iter()
-            .map(|u| (user(&u.user), u.mid_servers.iter().map(mid).collect()))
-            .collect(),
+        on_down: on_down.iter().map(|u| (user(&u.user), u.mid_servers.iter().map(mid).collect())).collect(),
         down_intro: "Down MID Servers (sys_id: name):",
-        down: map.down_mid_servers.iter().map(|m| (mid(&m.sys_id), m.name.text.clone())).collect(),
+        down: down.iter().map(|m| (mid(&m.sys_id), m.name.text.clone())).collect(),
+        more: [unassociated_more, on_down_more, down_more],
     }
 }
 
