@@ -416,6 +416,7 @@ fn reads_of(instance: &FakeInstance, table: &str) -> usize {
 async fn a_truncated_or_empty_200_is_read_again_and_the_check_succeeds() {
     for bytes in [200, 0] {
         let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
+        instance.set_clock(reference_now());
         instance.inject(Fault::Truncated { table: "ecc_agent".into(), bytes });
         let outcome = check(&instance.url()).await.unwrap_or_else(|e| panic!("{bytes} bytes: {e}"));
         assert_eq!(findings(&outcome), DOCUMENTED, "{bytes} bytes");
