@@ -2,8 +2,8 @@
 //!
 //! Three rounds, each read concurrently: (1) the `mid_server` role, the MID Servers and their
 //! configured users; (2) who holds the role (with their `sys_user` fields, dot-walked) and what it
-//! contains — these two are [`base`], which needs no window. The cycle then takes "now" from the `Date` header
-//! of those answers (`cycle/clock.rs`) and makes the window; [`in_window`] lets the pure `Population` decide
+//! contains — these two are `base`, which needs no window. The cycle then takes "now" from the `Date` header
+//! of those answers (`cycle/clock.rs`) and makes the window; `in_window` lets the pure `Population` decide
 //! whom to check, and (3) reads only those users' roles, latest login event (`collect/latest/mod.rs`) and
 //! (optional) login history. A selected check (`--user`, `--mid-server`) replaces the first two rounds with
 //! reads of the selected users' rows only (`collect/selected.rs`); the third is the same.
@@ -85,7 +85,7 @@ const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
 /// Role containment is shallow in practice (mid_server → soap → soap_*); this bounds a cyclic graph.
 const MAX_ROLE_DEPTH: usize = 10;
 
-/// Everything the rules need for a `window` already chosen: [`base`], then [`in_window`] (a cycle takes its
+/// Everything the rules need for a `window` already chosen: `base`, then `in_window` (a cycle takes its
 /// window's end from the instance between the two), for every user the built-in job checks or for a selection.
 pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<Snapshot, ApiError> {
     let snapshot = base(client, scope).await?;
