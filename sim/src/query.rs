@@ -63,20 +63,48 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// Whether a field's value satisfies the condition. `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case,
+    /// as the instance does: "GlideRecord queries are case-insensitive" (the GlideFilter API documentation,
+    /// `ServiceNow/ServiceNowDocs` `api-reference/server-api-reference/c_GlideFilterScopedAPI.md`), and the Table
+    /// API's encoded query runs as one. The ordering operators compare the text as it is (they serve
+    /// date-times and sys_ids here).
     pub fn matches(&self, value: &str) -> bool {
         match &self.op {
-            Op::Eq(v) => value == v,
-            Op::Ne(v) => value != v,
-            Op::In(list) => list.iter().any(|v| v == value),
-            Op::NotIn(list) => !list.iter().any(|v| v == value),
+            Op::Eq(v) => same_text(value, v),
+            Op::Ne(v) => !same_text(value, v),
+            Op::In(list) => list.iter().any(|v| same_text(value, v)),
+            Op::NotIn(list) => !list.iter().any(|v| same_text(value, v)),
             Op::Gt(v) => value > v.as_str(),
             Op::Ge(v) => value >= v.as_str(),
             Op::Lt(v) => value < v.as_str(),
             Op::Le(v) => value <= v.as_str(),
-            Op::StartsWith(v) => value.starts_with(v.as_str()),
+            Op::StartsWith(v) => starts_with_text(value, v),
             Op::IsEmpty => value.is_empty(),
             Op::IsNotEmpty => !value.is_empty(),
         }
+    }
+}
+
+/// `text` as the instance compares it: each character lower-cased.
+pub fn fold_case(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// Equal without regard to case (no allocation for ASCII, the usual case).
+fn same_text(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
+    }
+}
+
+/// `value` starts with `prefix`, without regard to case.
+fn starts_with_text(value: &str, prefix: &str) -> bool {
+    if value.is_ascii() && prefix.is_ascii() {
+        value.as_bytes().get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    } else {
+        fold_case(value).starts_with(&fold_case(prefix))
     }
 }
 
@@ -413,6 +441,34 @@ mod tests {
         let query = q("name!=login");
         assert!(query.matches(&row(json!({"name": "login.failed"}))));
         assert!(!query.matches(&row(json!({"name": "login"}))));
+    }
+
+    #[test]
+    fn string_comparisons_ignore_case_as_a_gliderecord_query_does() {
+        let r = row(json!({"parm1": "MidServer.Case", "name": "login.failed"}));
+        for matching in [
+            "parm1=midserver.case",
+            "parm1=MIDSERVER.CASE",
+            "parm1INother,midServer.case",
+            "parm1STARTSWITHmidserver",
+            "parm1STARTSWITHMIDS",
+            "parm1!=midserver.other",
+            "parm1NOT INmidserver.other,x",
+            "name=LOGIN.FAILED",
+        ] {
+            assert!(q(matching).matches(&r), "{matching}");
+        }
+        for not_matching in [
+            "parm1!=midserver.case",
+            "parm1NOT INx,MIDSERVER.CASE",
+            "parm1=midserver.cas",
+            "parm1STARTSWITHmidserver.cased",
+        ] {
+            assert!(!q(not_matching).matches(&r), "{not_matching}");
+        }
+        // Beyond ASCII too: each character lower-cased.
+        assert!(q("parm1=JÜRGEN.MÜLLER").matches(&row(json!({"parm1": "jürgen.müller"}))));
+        assert!(q("parm1STARTSWITHjürgen").matches(&row(json!({"parm1": "JÜRGEN.MÜLLER"}))));
     }
 
     #[test]
