@@ -112,7 +112,7 @@ impl EventLog {
         self.folded_parm1 = BTreeMap::new();
         for (id, value) in self.parm1.values.iter().enumerate() {
             if let Ok(id) = u32::try_from(id) {
-                self.folded_parm1.entry(fold_case(value)).or_default().push(id);
+                self.folded_parm1.entry(fold_case(value).into_owned()).or_default().push(id);
             }
         }
         self.sealed = true;
@@ -261,7 +261,7 @@ fn time_range(groups: &[Vec<Condition>]) -> Range {
 /// The `parm1` ids a single-condition group pins (`=`, `IN`, `STARTSWITH`, each without regard to case), if any
 /// group does; `folded` is [`EventLog::folded_parm1`].
 fn parm1_ids(folded: &BTreeMap<String, Vec<u32>>, groups: &[Vec<Condition>]) -> Option<Vec<u32>> {
-    let of = |v: &str| folded.get(&fold_case(v)).into_iter().flatten().copied();
+    let of = |v: &str| folded.get(fold_case(v).as_ref()).into_iter().flatten().copied();
     groups.iter().find_map(|group| {
         let [c] = group.as_slice() else { return None };
         if c.field != "parm1" {
@@ -271,7 +271,7 @@ fn parm1_ids(folded: &BTreeMap<String, Vec<u32>>, groups: &[Vec<Condition>]) -> 
             Op::Eq(v) => Some(of(v).collect()),
             Op::In(list) => Some(list.iter().flat_map(|v| of(v)).collect()),
             Op::StartsWith(p) => {
-                let p = fold_case(p);
+                let p = fold_case(p).into_owned();
                 Some(
                     folded
                         .range(p.clone()..)

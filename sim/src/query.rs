@@ -12,6 +12,7 @@
 //! The parser is strict: anything it does not understand is an error, so client bugs surface instead of
 //! being silently ignored the way a real instance would. A value starting with `javascript:` is refused.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -60,51 +61,53 @@ pub enum Op {
 pub struct Condition {
     pub field: String,
     pub op: Op,
+    /// The operands of `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH`, folded once ([`fold_case`]).
+    folded: Vec<String>,
 }
 
 impl Condition {
+    fn new(field: &str, op: Op) -> Condition {
+        let folded = match &op {
+            Op::Eq(v) | Op::Ne(v) | Op::StartsWith(v) => vec![fold_case(v).into_owned()],
+            Op::In(list) | Op::NotIn(list) => list.iter().map(|v| fold_case(v).into_owned()).collect(),
+            _ => Vec::new(),
+        };
+        Condition { field: field.to_string(), op, folded }
+    }
+
     /// Whether a field's value satisfies the condition. `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case,
     /// as the instance does: "GlideRecord queries are case-insensitive" (the GlideFilter API documentation,
     /// `ServiceNow/ServiceNowDocs` `api-reference/server-api-reference/c_GlideFilterScopedAPI.md`), and the Table
     /// API's encoded query runs as one. The ordering operators compare the text as it is (they serve
     /// date-times and sys_ids here).
     pub fn matches(&self, value: &str) -> bool {
+        let is_one_of = || {
+            let value = fold_case(value);
+            self.folded.iter().any(|v| *v == value)
+        };
         match &self.op {
-            Op::Eq(v) => same_text(value, v),
-            Op::Ne(v) => !same_text(value, v),
-            Op::In(list) => list.iter().any(|v| same_text(value, v)),
-            Op::NotIn(list) => !list.iter().any(|v| same_text(value, v)),
+            Op::Eq(_) | Op::In(_) => is_one_of(),
+            Op::Ne(_) | Op::NotIn(_) => !is_one_of(),
+            Op::StartsWith(_) => {
+                let value = fold_case(value);
+                self.folded.iter().any(|p| value.starts_with(p.as_str()))
+            }
             Op::Gt(v) => value > v.as_str(),
             Op::Ge(v) => value >= v.as_str(),
             Op::Lt(v) => value < v.as_str(),
             Op::Le(v) => value <= v.as_str(),
-            Op::StartsWith(v) => starts_with_text(value, v),
             Op::IsEmpty => value.is_empty(),
             Op::IsNotEmpty => !value.is_empty(),
         }
     }
 }
 
-/// `text` as the instance compares it: each character lower-cased.
-pub fn fold_case(text: &str) -> String {
-    text.chars().flat_map(char::to_lowercase).collect()
-}
-
-/// Equal without regard to case (no allocation for ASCII, the usual case).
-fn same_text(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
+/// `text` as the instance compares it: each character lower-cased (borrowed when nothing changes).
+pub fn fold_case(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+        Cow::Owned(text.chars().flat_map(char::to_lowercase).collect())
     } else {
-        a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
-    }
-}
-
-/// `value` starts with `prefix`, without regard to case.
-fn starts_with_text(value: &str, prefix: &str) -> bool {
-    if value.is_ascii() && prefix.is_ascii() {
-        value.as_bytes().get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-    } else {
-        fold_case(value).starts_with(&fold_case(prefix))
+        Cow::Borrowed(text)
     }
 }
 
@@ -224,7 +227,7 @@ fn parse_condition(cond: &str) -> Result<Condition, QueryError> {
             return Err(QueryError::Parse(format!("operator {other} not handled")));
         }
     };
-    Ok(Condition { field: field.to_string(), op })
+    Ok(Condition::new(field, op))
 }
 
 fn parse_order_field(segment: &str, field: &str) -> Result<String, QueryError> {

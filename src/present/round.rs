@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::{Report, Snapshot};
+use crate::domain::{Report, Snapshot, UserKey, same_name};
 use crate::escape::clean;
 use crate::evaluate::{event_evidence, latest_events};
 
@@ -15,9 +15,9 @@ pub(crate) fn line(report: &Report, snapshot: &Snapshot, watched: &BTreeSet<Stri
     let parts: Vec<String> = watched
         .iter()
         .map(|user| {
-            let finding = report.findings.iter().find(|f| &f.user == user);
+            let finding = report.findings.iter().find(|f| same_name(&f.user, user));
             // The deciding event of a finding is this same latest event.
-            let event = latest.get(user.as_str()).map(|e| event_evidence(e));
+            let event = latest.get(&UserKey::of(user)).map(|e| event_evidence(e));
             let what = match &event {
                 Some(e) => {
                     let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
