@@ -4,7 +4,8 @@
 //! benchmark would measure the simulator instead of the client. Here an event is a few integers (its
 //! strings interned), the rows are kept sorted by `(sys_created_on, sys_id)`, and each `parm1` value has
 //! its own time-sorted list: a query that pins `parm1` (`=`, `IN` or `STARTSWITH`) and a time range
-//! touches only the rows it can match, as a database index on `(parm1, sys_created_on)` would.
+//! touches only the rows it can match, as a database index on `(parm1, sys_created_on)` would (found by the
+//! value lower-cased: the instance's comparisons ignore case).
 //! Rows stored here are served together with any `sysevent` rows of [`super::Dataset::tables`].
 
 use std::borrow::Cow;

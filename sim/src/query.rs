@@ -11,6 +11,7 @@
 //!
 //! The parser is strict: anything it does not understand is an error, so client bugs surface instead of
 //! being silently ignored the way a real instance would. A value starting with `javascript:` is refused.
+//! Matching is the instance's: `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -76,10 +77,9 @@ impl Condition {
     }
 
     /// Whether a field's value satisfies the condition. `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case,
-    /// as the instance does: "GlideRecord queries are case-insensitive" (the GlideFilter API documentation,
-    /// `ServiceNow/ServiceNowDocs` `api-reference/server-api-reference/c_GlideFilterScopedAPI.md`), and the Table
-    /// API's encoded query runs as one. The ordering operators compare the text as it is (they serve
-    /// date-times and sys_ids here).
+    /// as the instance does: GlideRecord queries are case-insensitive, and the Table API's encoded query runs as
+    /// one (docs/servicenow.md §3). The ordering operators compare the text as it is (they serve date-times and
+    /// sys_ids here).
     pub fn matches(&self, value: &str) -> bool {
         let is_one_of = || {
             let value = fold_case(value);

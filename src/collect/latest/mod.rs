@@ -23,7 +23,9 @@
 //!
 //! Rows read from `sysevent` are therefore at most [`LIGHT`] per checked user plus ties (steps 2–3),
 //! whatever the event volume. Every read has the window's fixed upper bound, is paged so that no page
-//! holds more than `page_size` rows (the 60 s quota), and every row is matched exactly on our side.
+//! holds more than `page_size` rows (the 60 s quota), and every row is matched on our side to the whole name
+//! of a checked user, in any case (`UserKey`: the instance's queries ignore case, so they return every
+//! spelling of a name, and the counts of two spellings add up to one user's).
 //! An event inserted in the window's last second after the counts were taken may be missed, as it could
 //! be by a read that had already passed that second.
 
