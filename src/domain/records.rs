@@ -442,3 +442,34 @@ pub struct Snapshot {
     pub(crate) read_from: Option<DateTime<Utc>>,
     pub(crate) read_until: Option<DateTime<Utc>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_key_is_the_name_lower_cased_character_by_character() {
+        assert_eq!(UserKey::of("MidServer.Case"), UserKey::of("midserver.CASE"));
+        assert_eq!(UserKey::of("JÜRGEN.Müller").as_str(), "jürgen.müller");
+        assert_ne!(UserKey::of("midserver2"), UserKey::of("midserver2 "));
+        assert!(same_name("MidServer.Case", "midserver.case"));
+        assert!(same_name("\u{212a}elvin", "kelvin"), "the Kelvin sign lower-cases to k");
+        assert!(!same_name("al", "alice") && !same_name("", "a") && same_name("", ""));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// The fast comparison and the key agree, whatever the text, the case of its letters and its length.
+        #[test]
+        fn same_name_is_equality_of_user_keys(
+            a in "[a-zA-Z.\u{c0}-\u{17f}\u{212a}\u{130}]{0,6}",
+            b in "[a-zA-Z.\u{c0}-\u{17f}\u{212a}\u{130}]{0,6}",
+            flip in proptest::bool::ANY,
+        ) {
+            // Half the time, compare a name with itself in other cases.
+            let b = if flip { a.to_uppercase() } else { b };
+            proptest::prop_assert_eq!(same_name(&a, &b), UserKey::of(&a) == UserKey::of(&b), "{:?} {:?}", a, b);
+        }
+    }
+}
