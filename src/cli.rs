@@ -168,11 +168,11 @@ pub(crate) struct CheckOwnArgs {
     /// errors, and, when stdout is not a terminal, after the report, so that its first line stays the status.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// Check only this MID Server user (sys_user.user_name, exactly, case included); repeat for more. The
-    /// report, the status and write-back cover only the selected users; no email is sent.
+    /// Check only this MID Server user (sys_user.user_name, in any case, as the instance compares names);
+    /// repeat for more. The report, the status and write-back cover only the selected users; no email is sent.
     #[arg(long = "user", value_name = "NAME", value_parser = parse_name)]
     pub(crate) users: Vec<String>,
-    /// Check only the users configured on this MID Server (ecc_agent.name, exactly); repeat for more.
+    /// Check only the users configured on this MID Server (ecc_agent.name, in any case); repeat for more.
     #[arg(long = "mid-server", value_name = "NAME", value_parser = parse_name)]
     pub(crate) mid_servers: Vec<String>,
     /// After a fix: run the check again every --every until every checked user is clear (exit 0), or until

@@ -17,7 +17,7 @@ use futures::future::try_join_all;
 
 use crate::domain::{
     LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Scope,
-    Snapshot, SysId, UserAccount, UserName, Window,
+    Snapshot, SysId, UserAccount, UserKey, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
@@ -111,19 +111,20 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     snapshot.read_from = Some(window.start);
     snapshot.read_until = Some(window.end);
 
-    let selected = snapshot.selected.as_ref().map(|s| &s.users);
-    let to_check: Vec<String> = Population::of(&snapshot)
+    let selected = snapshot.selected.as_ref();
+    let to_check: BTreeMap<UserKey, String> = Population::of(&snapshot)
         .to_check()
         .into_iter()
-        .filter(|u| selected.is_none_or(|s| s.contains(*u)))
-        .map(str::to_string)
+        .filter(|(key, _)| selected.is_none_or(|s| s.covers(key)))
+        .map(|(key, name)| (key, name.to_string()))
         .collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()
-        .filter(|u| to_check.iter().any(|c| u.user_name == c.as_str()))
+        .filter(|u| to_check.contains_key(&UserKey::of(&u.user_name)))
         .map(|u| u.sys_id.clone())
         .collect();
+    let to_check: Vec<String> = to_check.into_values().collect();
     let events_lookup = ValueLookup::plan(to_check.iter().map(String::as_str));
     let (roles, login_events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
@@ -288,13 +289,19 @@ async fn users(
         by_id.iter().filter_map(user_account).filter(|u| unknown.contains(&u.sys_id)).map(|u| (u.sys_id.clone(), u)),
     );
 
-    let known: BTreeSet<&str> = users.values().map(|u| u.user_name.as_str()).collect();
-    let wanted: BTreeSet<&str> =
-        s.mid_user_configs.iter().map(|c| c.user_name.as_str()).filter(|n| !known.contains(n)).collect();
-    let lookup = ValueLookup::plan(wanted.iter().copied());
+    // A configured name is its user's whatever its case (the instance's query on it ignores case): one read each.
+    let known: BTreeSet<UserKey> = users.values().map(|u| UserKey::of(&u.user_name)).collect();
+    let mut wanted: BTreeMap<UserKey, &str> = BTreeMap::new();
+    for name in s.mid_user_configs.iter().map(|c| c.user_name.as_str()) {
+        let key = UserKey::of(name);
+        if !known.contains(&key) {
+            wanted.entry(key).or_insert(name);
+        }
+    }
+    let lookup = ValueLookup::plan(wanted.values().copied());
     let by_name = read_each(client, USERS, lookup.conditions(USER_NAME)).await?;
-    // The name conditions may select a superset (prefix queries): keep exact matches only.
-    for u in by_name.iter().filter_map(user_account).filter(|u| wanted.contains(u.user_name.as_str())) {
+    // The name conditions may select a superset (prefix queries): keep the wanted names only.
+    for u in by_name.iter().filter_map(user_account).filter(|u| wanted.contains_key(&UserKey::of(&u.user_name))) {
         users.insert(u.sys_id.clone(), u);
     }
     Ok(users)

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cycle::clock::HostClock;
 use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome, Read, Writes};
-use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, sn_time};
+use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, same_name, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(60);
@@ -206,7 +206,7 @@ impl Rounds<'_> {
 
     /// The watched users `report` finds clear.
     fn clear(&self, report: &Report) -> Vec<String> {
-        self.watched.iter().filter(|u| !report.findings.iter().any(|f| &f.user == *u)).cloned().collect()
+        self.watched.iter().filter(|u| !report.findings.iter().any(|f| same_name(&f.user, u))).cloned().collect()
     }
 
     fn say(&mut self, line: String) {

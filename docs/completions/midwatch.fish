@@ -39,8 +39,8 @@ complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l detail -d 'W
 detailed\t'Named findings by category, with remediation and the MID Server ID map'"
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l user -d 'Check only this MID Server user (sys_user.user_name, exactly, case included); repeat for more. The report, the status and write-back cover only the selected users; no email is sent' -r
-complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l mid-server -d 'Check only the users configured on this MID Server (ecc_agent.name, exactly); repeat for more' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l user -d 'Check only this MID Server user (sys_user.user_name, in any case, as the instance compares names); repeat for more. The report, the status and write-back cover only the selected users; no email is sent' -r
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l mid-server -d 'Check only the users configured on this MID Server (ecc_agent.name, in any case); repeat for more' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l every -d 'With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l dry-run -d 'Read and evaluate, print what would be written and sent, and write and send nothing'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s v -l verbose -d 'Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and errors, and, when stdout is not a terminal, after the report, so that its first line stays the status'

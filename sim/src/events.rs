@@ -4,7 +4,8 @@
 //! benchmark would measure the simulator instead of the client. Here an event is a few integers (its
 //! strings interned), the rows are kept sorted by `(sys_created_on, sys_id)`, and each `parm1` value has
 //! its own time-sorted list: a query that pins `parm1` (`=`, `IN` or `STARTSWITH`) and a time range
-//! touches only the rows it can match, as a database index on `(parm1, sys_created_on)` would.
+//! touches only the rows it can match, as a database index on `(parm1, sys_created_on)` would (found by the
+//! value lower-cased: the instance's comparisons ignore case).
 //! Rows stored here are served together with any `sysevent` rows of [`super::Dataset::tables`].
 
 use std::borrow::Cow;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::query::{Condition, Op, OrderBy, Query};
+use super::query::{Condition, Op, OrderBy, Query, fold_case};
 use crate::shared::sn_time;
 
 /// The fields every compact event has, in the order a full row is rendered.
@@ -61,6 +62,9 @@ pub struct EventLog {
     rows: Vec<Event>,
     /// Per `parm1` id, the indexes of its rows in `rows`, in `(created, key)` order.
     by_parm1: Vec<Vec<u32>>,
+    /// The `parm1` ids by their value lower-cased (`query::fold_case`), ordered so that a prefix is a range:
+    /// the instance compares names without regard to case, so one condition can pin several spellings.
+    folded_parm1: BTreeMap<String, Vec<u32>>,
     sealed: bool,
 }
 
@@ -106,6 +110,12 @@ impl EventLog {
                 list.push(i);
             }
         }
+        self.folded_parm1 = BTreeMap::new();
+        for (id, value) in self.parm1.values.iter().enumerate() {
+            if let Ok(id) = u32::try_from(id) {
+                self.folded_parm1.entry(fold_case(value).into_owned()).or_default().push(id);
+            }
+        }
         self.sealed = true;
     }
 
@@ -128,7 +138,7 @@ impl EventLog {
         let mut out: Vec<u32> = Vec::new();
         for groups in query.queries() {
             let range = time_range(groups);
-            let candidates: Vec<u32> = match parm1_ids(&self.parm1, groups) {
+            let candidates: Vec<u32> = match parm1_ids(&self.folded_parm1, groups) {
                 Some(ids) => {
                     let mut c: Vec<u32> = Vec::new();
                     for id in ids {
@@ -249,24 +259,28 @@ fn time_range(groups: &[Vec<Condition>]) -> Range {
     range
 }
 
-/// The `parm1` ids a single-condition group pins (`=`, `IN`, `STARTSWITH`), if any group does.
-fn parm1_ids(parm1: &Interner, groups: &[Vec<Condition>]) -> Option<Vec<u32>> {
+/// The `parm1` ids a single-condition group pins (`=`, `IN`, `STARTSWITH`, each without regard to case), if any
+/// group does; `folded` is [`EventLog::folded_parm1`].
+fn parm1_ids(folded: &BTreeMap<String, Vec<u32>>, groups: &[Vec<Condition>]) -> Option<Vec<u32>> {
+    let of = |v: &str| folded.get(fold_case(v).as_ref()).into_iter().flatten().copied();
     groups.iter().find_map(|group| {
         let [c] = group.as_slice() else { return None };
         if c.field != "parm1" {
             return None;
         }
         match &c.op {
-            Op::Eq(v) => Some(parm1.ids.get(v).copied().into_iter().collect()),
-            Op::In(list) => Some(list.iter().filter_map(|v| parm1.ids.get(v).copied()).collect()),
-            Op::StartsWith(p) => Some(
-                parm1
-                    .ids
-                    .range(p.clone()..)
-                    .take_while(|(k, _)| k.starts_with(p.as_str()))
-                    .map(|(_, id)| *id)
-                    .collect(),
-            ),
+            Op::Eq(v) => Some(of(v).collect()),
+            Op::In(list) => Some(list.iter().flat_map(|v| of(v)).collect()),
+            Op::StartsWith(p) => {
+                let p = fold_case(p).into_owned();
+                Some(
+                    folded
+                        .range(p.clone()..)
+                        .take_while(|(k, _)| k.starts_with(p.as_str()))
+                        .flat_map(|(_, ids)| ids.iter().copied())
+                        .collect(),
+                )
+            }
             _ => None,
         }
     })
@@ -302,6 +316,8 @@ mod tests {
             ("2026-11-22 09:00:00", "login", "alice"),
             ("2026-11-22 10:30:00", "session.established", "alice"),
             ("2026-11-22 10:40:00", "login", "al"),
+            ("2026-11-22 10:50:00", "login.failed", "Alice"),
+            ("2026-11-22 10:55:00", "login.failed", "ALBERT"),
         ] {
             n += 1;
             log.push(at(t), name, p1, "10.0.0.1", n);
@@ -332,10 +348,14 @@ mod tests {
             "name=login^sys_created_on>=2026-11-22 10:00:00",
             "parm1=alice^sys_created_on=2026-11-22 10:00:00^NQparm1=bob^sys_created_on=2026-11-22 11:00:00",
             "parm1=nobody",
+            "parm1=ALICE",
+            "parm1INalice,Bob^nameINlogin,LOGIN.failed",
+            "parm1STARTSWITHAL^name=login.failed",
+            "parm1STARTSWITHal",
         ] {
             let parsed = q(query);
             let got = log.select(&parsed);
-            let all: Vec<u32> = (0..6).collect();
+            let all: Vec<u32> = (0..8).collect();
             let want: Vec<u32> = all
                 .into_iter()
                 .filter(|i| parsed.matches_with(|f| log.field(*i, f).map(Cow::into_owned).unwrap_or_default()))
@@ -346,6 +366,14 @@ mod tests {
         assert_eq!(
             names(&log, &got),
             ["alice@2026-11-22 09:00:00", "alice@2026-11-22 10:00:00", "al@2026-11-22 10:40:00"]
+        );
+        // The index finds every spelling, as the text matcher does: names compare without regard to case.
+        let got = log.select(&q("parm1=ALICE^name=login.failed"));
+        assert_eq!(names(&log, &got), ["alice@2026-11-22 10:00:00", "Alice@2026-11-22 10:50:00"]);
+        let got = log.select(&q("parm1STARTSWITHAl^name=login.failed"));
+        assert_eq!(
+            names(&log, &got),
+            ["alice@2026-11-22 10:00:00", "Alice@2026-11-22 10:50:00", "ALBERT@2026-11-22 10:55:00"]
         );
     }
 

@@ -11,7 +11,9 @@
 //!
 //! The parser is strict: anything it does not understand is an error, so client bugs surface instead of
 //! being silently ignored the way a real instance would. A value starting with `javascript:` is refused.
+//! Matching is the instance's: `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -60,23 +62,52 @@ pub enum Op {
 pub struct Condition {
     pub field: String,
     pub op: Op,
+    /// The operands of `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH`, folded once ([`fold_case`]).
+    folded: Vec<String>,
 }
 
 impl Condition {
+    fn new(field: &str, op: Op) -> Condition {
+        let folded = match &op {
+            Op::Eq(v) | Op::Ne(v) | Op::StartsWith(v) => vec![fold_case(v).into_owned()],
+            Op::In(list) | Op::NotIn(list) => list.iter().map(|v| fold_case(v).into_owned()).collect(),
+            _ => Vec::new(),
+        };
+        Condition { field: field.to_string(), op, folded }
+    }
+
+    /// Whether a field's value satisfies the condition. `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` ignore case,
+    /// as the instance does: GlideRecord queries are case-insensitive, and the Table API's encoded query runs as
+    /// one (docs/servicenow.md §3). The ordering operators compare the text as it is (they serve date-times and
+    /// sys_ids here).
     pub fn matches(&self, value: &str) -> bool {
+        let is_one_of = || {
+            let value = fold_case(value);
+            self.folded.iter().any(|v| *v == value)
+        };
         match &self.op {
-            Op::Eq(v) => value == v,
-            Op::Ne(v) => value != v,
-            Op::In(list) => list.iter().any(|v| v == value),
-            Op::NotIn(list) => !list.iter().any(|v| v == value),
+            Op::Eq(_) | Op::In(_) => is_one_of(),
+            Op::Ne(_) | Op::NotIn(_) => !is_one_of(),
+            Op::StartsWith(_) => {
+                let value = fold_case(value);
+                self.folded.iter().any(|p| value.starts_with(p.as_str()))
+            }
             Op::Gt(v) => value > v.as_str(),
             Op::Ge(v) => value >= v.as_str(),
             Op::Lt(v) => value < v.as_str(),
             Op::Le(v) => value <= v.as_str(),
-            Op::StartsWith(v) => value.starts_with(v.as_str()),
             Op::IsEmpty => value.is_empty(),
             Op::IsNotEmpty => !value.is_empty(),
         }
+    }
+}
+
+/// `text` as the instance compares it: each character lower-cased (borrowed when nothing changes).
+pub fn fold_case(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+        Cow::Owned(text.chars().flat_map(char::to_lowercase).collect())
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -196,7 +227,7 @@ fn parse_condition(cond: &str) -> Result<Condition, QueryError> {
             return Err(QueryError::Parse(format!("operator {other} not handled")));
         }
     };
-    Ok(Condition { field: field.to_string(), op })
+    Ok(Condition::new(field, op))
 }
 
 fn parse_order_field(segment: &str, field: &str) -> Result<String, QueryError> {
@@ -413,6 +444,34 @@ mod tests {
         let query = q("name!=login");
         assert!(query.matches(&row(json!({"name": "login.failed"}))));
         assert!(!query.matches(&row(json!({"name": "login"}))));
+    }
+
+    #[test]
+    fn string_comparisons_ignore_case_as_a_gliderecord_query_does() {
+        let r = row(json!({"parm1": "MidServer.Case", "name": "login.failed"}));
+        for matching in [
+            "parm1=midserver.case",
+            "parm1=MIDSERVER.CASE",
+            "parm1INother,midServer.case",
+            "parm1STARTSWITHmidserver",
+            "parm1STARTSWITHMIDS",
+            "parm1!=midserver.other",
+            "parm1NOT INmidserver.other,x",
+            "name=LOGIN.FAILED",
+        ] {
+            assert!(q(matching).matches(&r), "{matching}");
+        }
+        for not_matching in [
+            "parm1!=midserver.case",
+            "parm1NOT INx,MIDSERVER.CASE",
+            "parm1=midserver.cas",
+            "parm1STARTSWITHmidserver.cased",
+        ] {
+            assert!(!q(not_matching).matches(&r), "{not_matching}");
+        }
+        // Beyond ASCII too: each character lower-cased.
+        assert!(q("parm1=JÜRGEN.MÜLLER").matches(&row(json!({"parm1": "jürgen.müller"}))));
+        assert!(q("parm1STARTSWITHjürgen").matches(&row(json!({"parm1": "JÜRGEN.MÜLLER"}))));
     }
 
     #[test]

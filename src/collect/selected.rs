@@ -5,7 +5,7 @@
 //! Servers; (3) every MID Server configuration of all those users, so that a user's down MID Servers are
 //! counted as the built-in job counts them; (4) those MID Servers, which of the users hold `mid_server`,
 //! and what the role contains. The third round of [`collect`](super::collect) is then the same as for
-//! a check of everyone.
+//! a check of everyone. Names match as the instance's queries match them, without regard to case.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +13,9 @@ use super::{
     MID_SERVERS, MID_USER_CONFIGS, MID_USER_PARAM_VALUE, NAME, PARAM_NAME, ROLE_FIELD, USER_FIELD, USER_NAME,
     USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, user_account, with_role,
 };
-use crate::domain::{MidServer, MidUserConfig, ResolvedSelection, Selection, Snapshot, SysId, UserAccount};
+use crate::domain::{
+    MidServer, MidUserConfig, ResolvedSelection, Selection, Snapshot, SysId, UserAccount, UserKey, same_name,
+};
 use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, Client, Query};
 
@@ -29,23 +31,24 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         mid_servers_where(client, named_mids.conditions(NAME)),
         users_named(client, &selection.users),
     )?;
-    let mut mids: Vec<MidServer> = mids.into_iter().filter(|m| selection.mid_servers.contains(&m.name)).collect();
+    let named = |m: &MidServer| selection.mid_servers.iter().any(|n| same_name(n, &m.name));
+    let mut mids: Vec<MidServer> = mids.into_iter().filter(named).collect();
 
     let mid_ids: BTreeSet<SysId> = mids.iter().map(|m| m.sys_id.clone()).collect();
     let on_mids = configs_where(client, sys_ids_in(ECC_AGENT, &mid_ids)).await?;
-    let mut names: BTreeSet<String> = selection.users.clone();
-    names.extend(
-        on_mids
-            .iter()
-            .filter(|c| c.mid_server.as_ref().is_some_and(|id| mid_ids.contains(id)))
-            .map(|c| c.user_name.to_string()),
-    );
+    // Each user once, as `--user` spelled it, else as its MID Server's configuration does.
+    let mut names: BTreeMap<UserKey, String> = selection.users.iter().map(|u| (UserKey::of(u), u.clone())).collect();
+    for c in on_mids.iter().filter(|c| c.mid_server.as_ref().is_some_and(|id| mid_ids.contains(id))) {
+        names.entry(UserKey::of(&c.user_name)).or_insert_with(|| c.user_name.to_string());
+    }
 
-    let more: BTreeSet<String> = names.difference(&selection.users).cloned().collect();
-    let lookup = ValueLookup::plan(names.iter().map(String::as_str));
+    let more: BTreeSet<String> =
+        names.values().filter(|n| !selection.users.iter().any(|u| same_name(u, n))).cloned().collect();
+    let lookup = ValueLookup::plan(names.values().map(String::as_str));
     let (configs, more_users) =
         tokio::try_join!(configs_where(client, lookup.conditions(VALUE)), users_named(client, &more))?;
-    let configs: Vec<MidUserConfig> = configs.into_iter().filter(|c| names.contains(c.user_name.as_str())).collect();
+    let configs: Vec<MidUserConfig> =
+        configs.into_iter().filter(|c| names.contains_key(&UserKey::of(&c.user_name))).collect();
     let users: BTreeMap<SysId, UserAccount> =
         named_users.into_iter().chain(more_users).map(|u| (u.sys_id.clone(), u)).collect();
 
@@ -60,18 +63,23 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         tokio::try_join!(mid_servers_where(client, sys_ids_in(SYS_ID, &unread)), role)?;
     mids.extend(more_mids.into_iter().filter(|m| unread.contains(&m.sys_id)));
 
-    let holder_names: BTreeSet<&str> =
-        role_holders.iter().filter_map(|id| users.get(id)).map(|u| u.user_name.as_str()).collect();
-    let configured: BTreeSet<&str> = configs.iter().map(|c| c.user_name.as_str()).collect();
+    let holders: BTreeSet<UserKey> =
+        role_holders.iter().filter_map(|id| users.get(id)).map(|u| UserKey::of(&u.user_name)).collect();
+    let configured: BTreeSet<UserKey> = configs.iter().map(|c| UserKey::of(&c.user_name)).collect();
     let unknown_users = selection
         .users
         .iter()
-        .filter(|u| !holder_names.contains(u.as_str()) && !configured.contains(u.as_str()))
+        .filter(|u| !holders.contains(&UserKey::of(u)) && !configured.contains(&UserKey::of(u)))
         .cloned()
         .collect();
     let unknown_mid_servers =
-        selection.mid_servers.iter().filter(|n| !mids.iter().any(|m| &m.name == *n)).cloned().collect();
-    let selected = ResolvedSelection { requested: selection.clone(), users: names, unknown_users, unknown_mid_servers };
+        selection.mid_servers.iter().filter(|n| !mids.iter().any(|m| same_name(&m.name, n))).cloned().collect();
+    let selected = ResolvedSelection {
+        requested: selection.clone(),
+        users: names.into_values().collect(),
+        unknown_users,
+        unknown_mid_servers,
+    };
     Ok(Snapshot {
         mid_server_role,
         role_holders,
@@ -95,11 +103,12 @@ async fn configs_where(client: &Client, conditions: Vec<Query>) -> Result<Vec<Mi
     Ok(read_each(client, MID_USER_CONFIGS, conditions).await?.iter().filter_map(mid_user_config).collect())
 }
 
-/// The `sys_user` rows named exactly `names`.
+/// The `sys_user` rows named `names`, in any case.
 async fn users_named(client: &Client, names: &BTreeSet<String>) -> Result<Vec<UserAccount>, ApiError> {
     let lookup = ValueLookup::plan(names.iter().map(String::as_str));
     let rows = read_each(client, USERS, lookup.conditions(USER_NAME)).await?;
-    Ok(rows.iter().filter_map(user_account).filter(|u| names.contains(u.user_name.as_str())).collect())
+    let keys: BTreeSet<UserKey> = names.iter().map(|n| UserKey::of(n)).collect();
+    Ok(rows.iter().filter_map(user_account).filter(|u| keys.contains(&UserKey::of(&u.user_name))).collect())
 }
 
 /// Which of `user_ids` hold the role `role_id` (inherited rows included).

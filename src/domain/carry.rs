@@ -54,7 +54,7 @@ mod tests {
     use chrono::{DateTime, Duration, Utc};
 
     use super::*;
-    use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SysId, UserName};
+    use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SysId, UserKey};
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::minutes(minutes)
@@ -70,9 +70,9 @@ mod tests {
         }
     }
 
-    fn activity(count: u64, last: i64) -> BTreeMap<UserName, Vec<EventActivity>> {
+    fn activity(count: u64, last: i64) -> BTreeMap<UserKey, Vec<EventActivity>> {
         let a = EventActivity { name: "login.failed".into(), count, last: Some(at(last)), last_detail: None };
-        BTreeMap::from([(UserName::new("u"), vec![a])])
+        BTreeMap::from([(UserKey::of("u"), vec![a])])
     }
 
     #[test]
@@ -97,7 +97,7 @@ mod tests {
         let mut ids: Vec<&str> = later.login_events.iter().map(|e| e.sys_id.as_str()).collect();
         ids.sort_unstable();
         assert_eq!(ids, ["kept", "new"], "the event that left the window is dropped, none is doubled");
-        let counted = &later.event_activity[&UserName::new("u")];
+        let counted = &later.event_activity[&UserKey::of("u")];
         assert_eq!((counted[0].count, counted[0].last), (3, Some(at(6))));
         assert_eq!(later.read_from, Some(at(-6)), "the counts cover everything since the first round's start");
     }

@@ -195,8 +195,9 @@ impl std::fmt::Display for SysId {
     }
 }
 
-/// A `sys_user.user_name` (or an event's `parm1`), compared exactly and case-sensitively as the built-in job
-/// does. Any text: it reaches a query only as a [`crate::snow::query::QueryValue`] or a safe prefix.
+/// A `sys_user.user_name` (or an event's `parm1`, or a configured `mid.instance.username`), as spelled where it
+/// was read. Any text: it reaches a query only as a [`crate::snow::query::QueryValue`] or a safe prefix. Two
+/// spellings of one user compare equal only through [`UserKey`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
 pub(crate) struct UserName(String);
@@ -252,6 +253,51 @@ impl std::fmt::Display for UserName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A user name as the instance compares it: each character lower-cased. "GlideRecord queries are
+/// case-insensitive" (docs/servicenow.md §3), so `parm1=midserver2` selects the events of `MidServer2` and
+/// `user_name=MidServer2` the record `midserver2`; and the MID Server dashboard compares the configured and the
+/// logged-in user lower-cased. So every index of users by name is keyed by this: one user is one key, whatever
+/// the spelling of its record, its MID Servers' configuration and its events.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct UserKey(String);
+
+impl UserKey {
+    pub(crate) fn of(name: &str) -> UserKey {
+        UserKey(name.chars().flat_map(char::to_lowercase).collect())
+    }
+
+    /// The name lower-cased: a spelling of the user that the instance's queries match as any other.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether two names are equal as the instance compares them, without regard to case: two user names with the
+/// same [`UserKey`], or two MID Server names. Byte by byte while both are ASCII (most names differ in their first
+/// bytes), by characters from the first non-ASCII byte on.
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Some(x), Some(y)) = (a.as_bytes().first(), b.as_bytes().first())
+        && x.is_ascii()
+        && y.is_ascii()
+        && !x.eq_ignore_ascii_case(y)
+    {
+        return false;
+    }
+    for (x, y) in a.bytes().zip(b.bytes()) {
+        if !(x.is_ascii() && y.is_ascii()) {
+            return UserKey::of(a) == UserKey::of(b);
+        }
+        if !x.eq_ignore_ascii_case(&y) {
+            return false;
+        }
+    }
+    // One is the other, or an ASCII prefix of it: what is left of the longer folds to something.
+    a.len() == b.len()
 }
 
 /// A `mid.instance.username` row of `ecc_agent_config`: the user a MID Server is configured with.
@@ -312,7 +358,7 @@ impl LoginEventKind {
 pub(crate) struct LoginEvent {
     pub(crate) sys_id: SysId,
     pub(crate) kind: LoginEventKind,
-    /// `parm1`: the user name, compared exactly and case-sensitively as the built-in job does.
+    /// `parm1`: the user name as the event spells it; it is the user's whose name has the same [`UserKey`].
     pub(crate) user_name: UserName,
     /// `parm2`: the source IP for `login`/`login.failed`, the missing roles for an authorization failure.
     pub(crate) parm2: String,
@@ -387,7 +433,7 @@ pub struct Snapshot {
     pub(crate) login_events: Vec<LoginEvent>,
     /// Each checked user's events in the window by name — `login*` and the SSO `external.authentication.*` —
     /// as far as the read plan counted them (evidence only: they never decide a finding).
-    pub(crate) event_activity: BTreeMap<UserName, Vec<EventActivity>>,
+    pub(crate) event_activity: BTreeMap<UserKey, Vec<EventActivity>>,
     pub(crate) login_history: LoginHistory,
     pub(crate) skipped_users: Vec<SkippedUser>,
     /// The selection of a selected check, as the instance resolved it; `None` for a check of everyone.
@@ -396,4 +442,35 @@ pub struct Snapshot {
     /// a watch keeps the first round's start: its event counts cover everything read since.
     pub(crate) read_from: Option<DateTime<Utc>>,
     pub(crate) read_until: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_key_is_the_name_lower_cased_character_by_character() {
+        assert_eq!(UserKey::of("MidServer.Case"), UserKey::of("midserver.CASE"));
+        assert_eq!(UserKey::of("JÜRGEN.Müller").as_str(), "jürgen.müller");
+        assert_ne!(UserKey::of("midserver2"), UserKey::of("midserver2 "));
+        assert!(same_name("MidServer.Case", "midserver.case"));
+        assert!(same_name("\u{212a}elvin", "kelvin"), "the Kelvin sign lower-cases to k");
+        assert!(!same_name("al", "alice") && !same_name("", "a") && same_name("", ""));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// The fast comparison and the key agree, whatever the text, the case of its letters and its length.
+        #[test]
+        fn same_name_is_equality_of_user_keys(
+            a in "[a-zA-Z.\u{c0}-\u{17f}\u{212a}\u{130}]{0,6}",
+            b in "[a-zA-Z.\u{c0}-\u{17f}\u{212a}\u{130}]{0,6}",
+            flip in proptest::bool::ANY,
+        ) {
+            // Half the time, compare a name with itself in other cases.
+            let b = if flip { a.to_uppercase() } else { b };
+            proptest::prop_assert_eq!(same_name(&a, &b), UserKey::of(&a) == UserKey::of(&b), "{:?} {:?}", a, b);
+        }
+    }
 }

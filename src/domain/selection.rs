@@ -2,16 +2,19 @@
 //!
 //! A selection is asked for by name; `collect` resolves it against the instance (the MID Servers' users
 //! join the named users) and says which names matched nothing. The write-back of a selected check touches
-//! only the records of the users it covers (`writeback::records_of`).
+//! only the records of the users it covers (`writeback::records_of`). Names compare as the instance's
+//! queries compare them, without regard to case: `--user MIDSERVER2` selects `midserver2`.
 
 use std::collections::BTreeSet;
+
+use super::UserKey;
 
 /// The names given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
-    /// `--user`: `sys_user.user_name`, exactly (case-sensitive, as the built-in job compares them).
+    /// `--user`: `sys_user.user_name`, in any case (the instance compares names without regard to case).
     pub users: BTreeSet<String>,
-    /// `--mid-server`: `ecc_agent.name`, exactly; stands for the users configured on it.
+    /// `--mid-server`: `ecc_agent.name`, in any case; stands for the users configured on it.
     pub mid_servers: BTreeSet<String>,
 }
 
@@ -56,19 +59,25 @@ pub(crate) struct ResolvedSelection {
 }
 
 impl ResolvedSelection {
+    /// Whether the selection covers the user with this key, however either spells it.
+    pub(crate) fn covers(&self, user: &UserKey) -> bool {
+        self.users.iter().any(|u| UserKey::of(u) == *user)
+    }
+
     /// The usage error for names that matched nothing, if any.
     pub(crate) fn unknown(&self) -> Option<String> {
         let mut problems = Vec::new();
         for u in &self.unknown_users {
             problems.push(format!(
                 "--user {}: no MID Server user of that name (no sys_user with that user_name holds the mid_server \
-                 role or is configured on a MID Server); names are compared exactly, case included",
+                 role or is configured on a MID Server); names are compared as the instance compares them, \
+                 without regard to case",
                 quoted(u)
             ));
         }
         for m in &self.unknown_mid_servers {
             problems.push(format!(
-                "--mid-server {}: no MID Server of that name (ecc_agent.name, compared exactly, case included)",
+                "--mid-server {}: no MID Server of that name (ecc_agent.name, compared without regard to case)",
                 quoted(m)
             ));
         }
@@ -79,4 +88,23 @@ impl ResolvedSelection {
 /// A name as a usage message shows it: quoted, its control characters escaped.
 fn quoted(name: &str) -> String {
     format!("'{}'", crate::escape::clean(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_covers_its_users_in_any_case_and_says_so_of_a_name_it_does_not_know() {
+        let sel = ResolvedSelection {
+            users: BTreeSet::from(["MIDSERVER.CASE".to_string()]),
+            unknown_users: vec!["nobody".to_string()],
+            ..ResolvedSelection::default()
+        };
+        assert!(sel.covers(&UserKey::of("MidServer.Case")));
+        assert!(!sel.covers(&UserKey::of("midserver.cases")));
+        let text = sel.unknown().unwrap_or_default();
+        assert!(text.contains("--user 'nobody': no MID Server user of that name"), "{text}");
+        assert!(text.contains("without regard to case") && !text.contains("case included"), "{text}");
+    }
 }

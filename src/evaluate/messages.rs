@@ -60,13 +60,17 @@ pub(crate) fn undetectable_message(user: &str) -> String {
 }
 
 /// The user an `ecc_agent_issue` message is about: the one name that fits one of the messages above, in
-/// either style, with any number of down MID Servers. `None` for a message the rules do not produce, and
-/// for one that two different names would fit (a user name that itself contains a message's words): such a
-/// record is nobody's in particular, and a selected check leaves it alone.
+/// either style, with any number of down MID Servers, as the message spells it. The words around the name
+/// match without regard to case, as write-back compares messages (`writeback::reconcile`). `None` for a
+/// message the rules do not produce, and for one that two different names would fit (a user name that itself
+/// contains a message's words): such a record is nobody's in particular, and a selected check leaves it alone.
 pub(crate) fn user_of(message: &str) -> Option<String> {
+    // The templates' words are ASCII: lower-casing ASCII keeps every byte where it was, so a name found in
+    // the lower-cased message is sliced from the message itself.
+    let lowered = message.to_ascii_lowercase();
     let mut names = BTreeSet::new();
     for t in TEMPLATES.iter() {
-        if let Some(name) = t.user_in(message) {
+        if let Some(name) = t.user_in(&lowered).and_then(|at| message.get(at)) {
             names.insert(name.to_string());
         }
     }
@@ -90,8 +94,8 @@ struct Template {
 }
 
 impl Template {
-    /// The name `message` carries if it is this template's message.
-    fn user_in<'m>(&self, message: &'m str) -> Option<&'m str> {
+    /// Where the name is in `message` (lower-cased ASCII, as the template is) if it is this template's message.
+    fn user_in(&self, message: &str) -> Option<std::ops::Range<usize>> {
         let rest = message.strip_prefix(self.prefix.as_str())?;
         let name = match self.suffix.split_once(COUNT) {
             None => rest.strip_suffix(self.suffix.as_str())?,
@@ -104,7 +108,7 @@ impl Template {
                 digits.strip_suffix(before)?
             }
         };
-        (!name.is_empty()).then_some(name)
+        (!name.is_empty()).then_some(self.prefix.len()..self.prefix.len() + name.len())
     }
 }
 
@@ -131,7 +135,8 @@ fn templates() -> Vec<Template> {
     shapes
         .iter()
         .filter_map(|s| {
-            s.split_once(USER).map(|(p, rest)| Template { prefix: p.to_string(), suffix: rest.to_string() })
+            s.split_once(USER)
+                .map(|(p, rest)| Template { prefix: p.to_ascii_lowercase(), suffix: rest.to_ascii_lowercase() })
         })
         .collect()
 }
@@ -263,6 +268,15 @@ mod tests {
             }
         }
         assert_eq!(user_of(&undetectable_message("mid.tokyo")).as_deref(), Some("mid.tokyo"));
+    }
+
+    #[test]
+    fn a_message_in_another_case_is_attributed_to_the_name_it_spells() {
+        let m = issue_message(Instance, "MidServer.Case", Some(Failed), 2);
+        assert_eq!(user_of(&m).as_deref(), Some("MidServer.Case"));
+        assert_eq!(user_of(&m.to_uppercase()).as_deref(), Some("MIDSERVER.CASE"));
+        let m = issue_message(Documented, "jürgen.müller", None, 0).to_lowercase();
+        assert_eq!(user_of(&m).as_deref(), Some("jürgen.müller"));
     }
 
     #[test]

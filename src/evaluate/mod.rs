@@ -2,7 +2,9 @@
 //!
 //! This reproduces the built-in MIDUserConnectivity job (docs/servicenow.md §1) exactly — who is
 //! checked, which event decides, what n counts — and adds its own detail (missing roles, account state, evidence) without ever
-//! changing a documented message. No I/O and no clock: the window is an input.
+//! changing a documented message. User names compare as the instance's queries compare them, without regard to
+//! case ([`UserKey`]): one user, one finding, whatever the spellings of its record, configuration and events.
+//! No I/O and no clock: the window is an input.
 
 pub(crate) mod messages;
 
@@ -13,7 +15,10 @@ use crate::domain::{
     AccountState, Category, Condition, DownMidServer, EventEvidence, Evidence, Finding, IdMap, LoginHistoryEvidence,
     MidRef, MissingRoles, Report, Status, Summary,
 };
-use crate::domain::{LoginEvent, LoginEventKind, LoginHistory, MidServer, Population, Snapshot, SysId, Window};
+use crate::domain::{
+    LoginEvent, LoginEventKind, LoginHistory, MidServer, Population, Snapshot, SysId, UserAccount, UserKey, Window,
+    same_name,
+};
 use crate::evaluate::messages::issue_message;
 
 /// The domain written when the user's is empty, as the built-in job does.
@@ -24,9 +29,9 @@ pub(crate) const SOAP_SCRIPT_ROLE: &str = "soap_script";
 
 /// The user's domain: from `sys_user` for role users, else from the `ecc_agent_config` row.
 fn domain(pop: &Population<'_>, s: &Snapshot, user: &str) -> String {
-    let from_user = pop.role_users.get(user).copied().flatten();
+    let from_user = pop.role_users.get(&UserKey::of(user)).and_then(|u| u.sys_domain);
     let from_config =
-        || s.mid_user_configs.iter().filter(|c| c.user_name == user).find_map(|c| c.sys_domain.as_deref());
+        || s.mid_user_configs.iter().filter(|c| same_name(&c.user_name, user)).find_map(|c| c.sys_domain.as_deref());
     from_user.or_else(from_config).filter(|d| !d.is_empty()).unwrap_or(GLOBAL_DOMAIN).to_string()
 }
 
@@ -63,14 +68,16 @@ fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&SysId>) -> Vec<DownMidServer>
         .iter()
         .filter(|m| m.is_down())
         .map(|m| {
-            let mut users: Vec<String> = s
+            let mut users: Vec<(UserKey, String)> = s
                 .mid_user_configs
                 .iter()
                 .filter(|c| c.mid_server.as_ref() == Some(&m.sys_id))
-                .map(|c| c.user_name.to_string())
+                .map(|c| (UserKey::of(&c.user_name), c.user_name.to_string()))
                 .collect();
+            // One user once, whatever its spellings.
             users.sort();
-            users.dedup();
+            users.dedup_by(|a, b| a.0 == b.0);
+            let users = users.into_iter().map(|(_, name)| name).collect();
             DownMidServer {
                 sys_id: m.sys_id.to_string(),
                 name: m.name.clone(),
@@ -85,11 +92,17 @@ fn down_mid_servers(s: &Snapshot, held: &BTreeSet<&SysId>) -> Vec<DownMidServer>
     out
 }
 
-/// The sys_id of each account by user name (the first of two accounts with one name).
-fn user_ids(s: &Snapshot) -> BTreeMap<String, String> {
+/// The sys_id of each account by user name (the first of two accounts with one name), and by the configured
+/// name of a user of down MID Servers (the name its finding carries) where its record spells it otherwise.
+fn user_ids(s: &Snapshot, pop: &Population<'_>) -> BTreeMap<String, String> {
     let mut ids = BTreeMap::new();
     for u in s.users.values() {
         ids.entry(u.user_name.to_string()).or_insert_with(|| u.sys_id.to_string());
+    }
+    for name in pop.down_mid_users.values().map(|u| u.name) {
+        if let Some(u) = user_by_name(s, name) {
+            ids.entry(name.to_string()).or_insert_with(|| u.sys_id.to_string());
+        }
     }
     ids
 }
@@ -107,21 +120,21 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         unassociated_role_users: pop.unassociated.len(),
         ..Summary::default()
     };
-    let skipped: BTreeSet<&str> = s.skipped_users.iter().map(|u| u.user.as_str()).collect();
+    let skipped: BTreeSet<UserKey> = s.skipped_users.iter().map(|u| UserKey::of(&u.user)).collect();
 
     let mut findings = Vec::new();
-    for user in pop.to_check() {
-        if skipped.contains(user) {
+    for (key, user) in pop.to_check() {
+        if skipped.contains(&key) {
             continue;
         }
-        let event = latest.get(user).copied();
+        let event = latest.get(&key).copied();
         match event.map(|e| e.kind) {
             Some(LoginEventKind::Failed) => summary.last_attempt_failed_authentication += 1,
             Some(LoginEventKind::AuthorizationFailed) => summary.last_attempt_failed_authorization += 1,
             Some(LoginEventKind::Succeeded) => summary.last_attempt_succeeded += 1,
             None => summary.no_attempt += 1,
         }
-        let down = pop.down_mid_users.get(user).map(Vec::as_slice).unwrap_or_default();
+        let down = pop.down_mid_users.get(&key).map(|u| u.mid_servers.as_slice()).unwrap_or_default();
         if let Some(f) = finding(s, &pop, ctx, user, event, down) {
             if f.condition == Condition::ConnectivityUndetectable {
                 summary.connectivity_undetectable += 1;
@@ -156,18 +169,19 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         skipped_users: s.skipped_users.clone(),
         down_mid_servers: down_mid_servers(s, &held),
         notes: notes(s, &pop),
-        user_ids: user_ids(s),
+        user_ids: user_ids(s, &pop),
         selected_users: s.selected.as_ref().map(|sel| sel.users.iter().cloned().collect()),
         unfinished: Vec::new(),
     }
 }
 
-/// The most recent login event of each user inside the window; ties on the second are broken by
-/// sys_id so that the result does not depend on the order the instance returned rows in.
-pub(crate) fn latest_events<'s>(s: &'s Snapshot, window: &Window) -> BTreeMap<&'s str, &'s LoginEvent> {
-    let mut latest: BTreeMap<&str, &LoginEvent> = BTreeMap::new();
+/// The most recent login event of each user inside the window, whatever the case its `parm1` spells the user
+/// in; ties on the second are broken by sys_id so that the result does not depend on the order the instance
+/// returned rows in.
+pub(crate) fn latest_events<'s>(s: &'s Snapshot, window: &Window) -> BTreeMap<UserKey, &'s LoginEvent> {
+    let mut latest: BTreeMap<UserKey, &LoginEvent> = BTreeMap::new();
     for e in s.login_events.iter().filter(|e| window.contains(e.created_on)) {
-        let slot = latest.entry(e.user_name.as_str()).or_insert(e);
+        let slot = latest.entry(UserKey::of(&e.user_name)).or_insert(e);
         if (e.created_on, &e.sys_id) > (slot.created_on, &slot.sys_id) {
             *slot = e;
         }
@@ -222,7 +236,7 @@ fn finding(
         account,
         last_login_time: user_by_name(s, user).and_then(|u| u.last_login_time),
         failed_attempts: user_by_name(s, user).and_then(|u| u.failed_attempts),
-        activity: s.event_activity.get(user).cloned().unwrap_or_default(),
+        activity: s.event_activity.get(&UserKey::of(user)).cloned().unwrap_or_default(),
         likely_cause,
         evidence: evidence(s, user, event, &ctx.window),
         sys_domain: domain(pop, s, user),
@@ -230,8 +244,9 @@ fn finding(
     })
 }
 
-fn user_by_name<'s>(s: &'s Snapshot, user: &str) -> Option<&'s crate::domain::UserAccount> {
-    s.users.values().find(|u| u.user_name == user)
+/// The account of `user`: the one spelled so, else the first whose name differs from it only in case.
+fn user_by_name<'s>(s: &'s Snapshot, user: &str) -> Option<&'s UserAccount> {
+    s.users.values().find(|u| u.user_name == user).or_else(|| s.users.values().find(|u| same_name(&u.user_name, user)))
 }
 
 fn account_state(s: &Snapshot, user: &str) -> AccountState {
@@ -363,11 +378,16 @@ fn id_map(pop: &Population<'_>) -> Option<IdMap> {
         return None;
     }
     Some(IdMap {
-        unassociated_users: pop.unassociated.iter().map(|u| u.to_string()).collect(),
+        unassociated_users: pop
+            .unassociated
+            .iter()
+            .filter_map(|k| pop.role_users.get(k))
+            .map(|u| u.name.to_string())
+            .collect(),
         users_on_down_mid_servers: pop
             .down_mid_users
-            .iter()
-            .map(|(u, mids)| (u.to_string(), mids.iter().map(|m| m.sys_id.to_string()).collect()))
+            .values()
+            .map(|u| (u.name.to_string(), u.mid_servers.iter().map(|m| m.sys_id.to_string()).collect()))
             .collect(),
         down_mid_servers: pop.down_mid_servers.iter().map(|m| (m.sys_id.to_string(), m.name.clone())).collect(),
     })

@@ -275,10 +275,46 @@ fn other_users_events_never_decide() {
         .mid("london", "Down", "u")
         .mid("paris", "Up", "other")
         .event("other", Failed, 5, "")
-        .event("U", Failed, 5, "") // user names compare case-sensitively, as the built-in job does
         .event("u2", Failed, 5, "")
         .report();
     assert_eq!(only(&r).condition, Condition::NoLoginOnDownMid);
+}
+
+/// The record `midserver.case` holds mid_server, its down MID Server is configured as `MidServer.Case`, its
+/// events carry either spelling: one user, as the instance's queries (and its MID Server dashboard) compare
+/// names, never a second user nor a role holder "not associated with a MID Server".
+#[test]
+fn one_user_spelled_in_three_cases_is_one_user_with_one_finding() {
+    let r = instance()
+        .role_user("midserver.case")
+        .mid("london", "Down", "MidServer.Case")
+        .event("midserver.case", Succeeded, 30, "10.0.0.1")
+        .event("MIDSERVER.CASE", Failed, 5, "10.0.0.2")
+        .report();
+    let f = only(&r);
+    assert_eq!(f.condition, Condition::LoginFailedOnDownMid, "the latest event decides, whatever its spelling");
+    assert_eq!(f.user, "MidServer.Case", "named as configured, as the built-in job names a user of down MID Servers");
+    assert_eq!(f.account, AccountState::Active, "its record is found");
+    assert_eq!(f.evidence.event.as_ref().and_then(|e| e.ip.as_deref()), Some("10.0.0.2"));
+    assert_eq!((r.summary.role_users, r.summary.unassociated_role_users), (1, 0));
+    assert_eq!(r.user_ids.get("MidServer.Case").map(String::as_str), Some("u_midserver.case"), "linked to its record");
+    assert!(r.id_map.as_ref().is_some_and(|m| m.unassociated_users.is_empty()));
+    assert_eq!(r.down_mid_servers[0].users, ["MidServer.Case"]);
+
+    // Two spellings on two down MID Servers: one user on two, named by the first spelling in byte order.
+    let r = instance()
+        .role_user("midserver.case")
+        .mid("london", "Down", "midserver.case")
+        .mid("paris", "Down", "MidServer.Case")
+        .report();
+    let f = only(&r);
+    assert_eq!((f.condition, f.down_mid_servers.len()), (Condition::NoLoginOnDownMid, 2));
+    assert_eq!(f.user, "MidServer.Case");
+
+    // A role holder no MID Server uses is named by its record, its events in any case.
+    let r = instance().role_user("mid.lone").event("MID.Lone", Succeeded, 5, "").report();
+    let f = only(&r);
+    assert_eq!((f.user.as_str(), f.condition), ("mid.lone", Condition::LoginSucceededUnassociated));
 }
 
 #[test]
@@ -589,7 +625,7 @@ fn sso_events_are_evidence_and_never_decide_a_finding() {
         last: Some(end() - Duration::minutes(2)),
         last_detail: Some("User locked out".into()),
     };
-    inst.s.event_activity.insert("u".into(), vec![sso.clone()]);
+    inst.s.event_activity.insert(UserKey::of("u"), vec![sso.clone()]);
     let f = only(&inst.report()).clone();
     // No login event in the window: the network finding, as if the SSO attempts were not there.
     assert_eq!(f.condition, Condition::NoLoginOnDownMid);

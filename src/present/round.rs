@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::{Category, Report, Snapshot};
+use crate::domain::{Category, Report, Snapshot, UserKey, same_name};
 use crate::escape::clean;
 use crate::evaluate::{event_evidence, latest_events};
 
@@ -22,9 +22,9 @@ pub(crate) fn line(
     let parts: Vec<String> = watched
         .iter()
         .map(|user| {
-            let finding = report.findings.iter().find(|f| &f.user == user);
+            let finding = report.findings.iter().find(|f| same_name(&f.user, user));
             // The deciding event of a finding is this same latest event.
-            let event = latest.get(user.as_str()).map(|e| event_evidence(e));
+            let event = latest.get(&UserKey::of(user)).map(|e| event_evidence(e));
             let what = match &event {
                 Some(e) => {
                     let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
@@ -39,7 +39,7 @@ pub(crate) fn line(
                         [] => "still failing".to_string(),
                         down => format!("still failing ({} down)", down.join(", ")),
                     };
-                    match before.get(user.as_str()) {
+                    match before.iter().find(|(u, _)| same_name(u, user)).map(|(_, c)| c) {
                         Some(was) if *was != f.category => {
                             format!("{failing}, {} \u{2192} {}", was.name(), f.category.name())
                         }

@@ -3,19 +3,21 @@
 //! One read serves both the plan and the history ([`super::read_records`]): the unresolved records of our
 //! source (what [`super::reconcile()`] needs) and, in the same query, the records of our source updated within
 //! the instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
-//! an open record with the finding's message gives its first detection (`sys_created_on`) and how many cycles
-//! saw it (`count`, plus this one); a resolved record with the message says the finding is back.
+//! an open record with the finding's message (in any case, as [`super::reconcile()`] compares them) gives its
+//! first detection (`sys_created_on`) and how many cycles saw it (`count`, plus this one); a resolved record with
+//! the message says the finding is back.
 
 use chrono::{DateTime, Utc};
 
-use super::reconcile::IssueRecord;
+use super::reconcile::{IssueRecord, message_key};
 use super::records::Records;
 use crate::domain::{Finding, FindingHistory};
 
 /// The history of `finding` at `now`: from its open record (the oldest, if an interrupted cycle left two), or
 /// new this cycle — then, if our source resolved the same message before, when it did (the latest).
 pub(crate) fn history(finding: &Finding, records: &Records, now: DateTime<Utc>) -> FindingHistory {
-    let ours = |r: &IssueRecord| r.message == finding.message && r.mid_server.is_none();
+    let key = message_key(&finding.message);
+    let ours = |r: &IssueRecord| message_key(&r.message) == key && r.mid_server.is_none();
     let open: Vec<&IssueRecord> = records.open.iter().filter(|r| ours(r)).collect();
     if !open.is_empty() {
         let first = open.iter().filter_map(|r| r.created_on).min().unwrap_or(now);

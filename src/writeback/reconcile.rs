@@ -8,6 +8,9 @@
 //! - New and Acknowledged records are alike ("unresolved"); resolved records are never read, so never
 //!   reopened: a recurrence is a new record.
 //!
+//! Messages compare as the built-in job's `message=` and `message NOT IN` queries compare them, without regard to
+//! case (docs/servicenow.md §3): a record that spells its user otherwise is that user's record.
+//!
 //! Beyond the built-in job: when an interrupted cycle left two unresolved records with the same
 //! message, the oldest is counted and the others are resolved, so the table converges to one.
 
@@ -16,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Finding, IssueState, SysId};
+use crate::domain::{Finding, IssueState, SysId, same_name};
 
 /// An unresolved `ecc_agent_issue` record of our source, as read before reconciling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,21 +98,22 @@ pub(crate) fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str
 
     // Unresolved records by message, only those with an empty mid_server (the built-in key);
     // oldest first, so the record counted is the one that has been open longest.
-    let mut by_message: BTreeMap<&str, Vec<&IssueRecord>> = BTreeMap::new();
+    let mut by_message: BTreeMap<String, Vec<&IssueRecord>> = BTreeMap::new();
     for r in ours.iter().filter(|r| r.mid_server.as_deref().is_none_or(str::is_empty)) {
-        by_message.entry(r.message.as_str()).or_default().push(r);
+        by_message.entry(message_key(&r.message)).or_default().push(r);
     }
     for records in by_message.values_mut() {
         records.sort_by(|a, b| (a.created_on, &a.sys_id).cmp(&(b.created_on, &b.sys_id)));
     }
 
     let mut plan = Plan::default();
-    let mut produced: BTreeSet<&str> = BTreeSet::new();
+    let mut produced: BTreeSet<String> = BTreeSet::new();
     for f in findings {
-        if !produced.insert(f.message.as_str()) {
+        let key = message_key(&f.message);
+        if !produced.insert(key.clone()) {
             continue; // the same message twice in one cycle is one record
         }
-        match by_message.get(f.message.as_str()).and_then(|rs| rs.first()) {
+        match by_message.get(&key).and_then(|rs| rs.first()) {
             Some(r) => plan.count.push(Update {
                 sys_id: r.sys_id.clone(),
                 message: f.message.clone(),
@@ -129,8 +133,9 @@ pub(crate) fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str
     }
 
     for r in &ours {
-        let still = produced.contains(r.message.as_str());
-        let keeper = by_message.get(r.message.as_str()).and_then(|rs| rs.first()).map(|k| &k.sys_id);
+        let key = message_key(&r.message);
+        let still = produced.contains(&key);
+        let keeper = by_message.get(&key).and_then(|rs| rs.first()).map(|k| &k.sys_id);
         let reason = if !still {
             // The built-in auto-resolve: `message NOT IN <messages written this run>`.
             Some(ResolveReason::NoLongerDetected)
@@ -146,13 +151,18 @@ pub(crate) fn reconcile(findings: &[Finding], open: &[IssueRecord], source: &str
     plan
 }
 
+/// A message as [`reconcile`] and the history compare it: without regard to case, as the instance does.
+pub(crate) fn message_key(message: &str) -> String {
+    message.chars().flat_map(char::to_lowercase).collect()
+}
+
 /// The records of `open` about one of `users` (a selected check's): a record carries only its message, so
-/// a record is theirs when its message is one the rules produce for one of them and for no other name.
-/// The others are not passed to [`reconcile`], so never resolved by a check that did not look at their user.
+/// a record is theirs when its message is one the rules produce for one of them (in any case) and for no
+/// other name. The others are not passed to [`reconcile`], so never resolved by a check that did not look
+/// at their user.
 pub(crate) fn records_of(open: Vec<IssueRecord>, users: &[String]) -> Vec<IssueRecord> {
-    open.into_iter()
-        .filter(|r| crate::evaluate::messages::user_of(&r.message).is_some_and(|u| users.contains(&u)))
-        .collect()
+    let theirs = |u: &str| users.iter().any(|x| same_name(x, u));
+    open.into_iter().filter(|r| crate::evaluate::messages::user_of(&r.message).is_some_and(|u| theirs(&u))).collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod config_check;
 mod deadline;
 mod errors;
 mod hostile_names;
+mod name_case;
 mod oauth;
 mod oauth_secrets;
 mod paging;

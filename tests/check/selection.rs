@@ -203,10 +203,10 @@ async fn a_selected_dry_run_plans_only_its_users_writes() {
 #[tokio::test]
 async fn a_name_that_matches_nothing_is_a_usage_error() {
     let site = site().await;
-    let error = site.check(users(&["midserver2", "MIDSERVER2"]), reference_now()).await.expect_err("unknown name");
+    let error = site.check(users(&["midserver2", "midserver9"]), reference_now()).await.expect_err("unknown name");
     assert!(matches!(error, CycleError::UnknownName(_)), "{error:?}");
     let text = error.to_string();
-    assert!(text.contains("--user 'MIDSERVER2': no MID Server user of that name"), "{text}");
+    assert!(text.contains("--user 'midserver9': no MID Server user of that name"), "{text}");
     assert!(!text.contains("'midserver2'"), "{text}");
     let error = site.check(mid_servers(&["mid-nowhere-01"]), reference_now()).await.expect_err("unknown MID Server");
     assert!(error.to_string().contains("--mid-server 'mid-nowhere-01': no MID Server of that name"), "{error}");

@@ -7,7 +7,7 @@ use futures::future::try_join_all;
 
 use super::fold::tally;
 use super::{BATCH_READS, Cohort, TABLE};
-use crate::domain::{EventActivity, LoginEventKind, sn_time};
+use crate::domain::{EventActivity, LoginEventKind, UserKey, sn_time};
 use crate::snow::{ApiError, ApiErrorKind, Client, Group, Query};
 
 /// What the counts say about one user.
@@ -67,8 +67,8 @@ pub(super) async fn count(
 }
 
 /// One cohort's counts: per user the login events (which plan the reads), and per user and name every counted
-/// event (login and SSO, the evidence).
-pub(super) type Counted = (BTreeMap<String, Count>, BTreeMap<String, BTreeMap<String, EventActivity>>);
+/// event (login and SSO, the evidence). Groups of two spellings of one `parm1` add up to that user's.
+pub(super) type Counted = (BTreeMap<UserKey, Count>, BTreeMap<UserKey, BTreeMap<String, EventActivity>>);
 
 /// True when the Aggregate API cannot answer this question for this account, so another plan must.
 pub(super) fn unavailable(e: &ApiError) -> bool {
@@ -83,10 +83,10 @@ pub(super) fn unavailable(e: &ApiError) -> bool {
 }
 
 fn by_user(groups: &[Group]) -> Counted {
-    let mut counts: BTreeMap<String, Count> = BTreeMap::new();
-    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
+    let mut counts: BTreeMap<UserKey, Count> = BTreeMap::new();
+    let mut activity: BTreeMap<UserKey, BTreeMap<String, EventActivity>> = BTreeMap::new();
     for g in groups {
-        let Some(user) = g.fields.get("parm1") else { continue };
+        let Some(user) = g.fields.get("parm1").map(|p| UserKey::of(p)) else { continue };
         let name = g.fields.get("name").map(String::as_str).unwrap_or_default();
         let last = g.max.get("sys_created_on").and_then(|m| sn_time::parse(m));
         if let Some(n) = g.count.filter(|n| *n > 0) {
@@ -128,15 +128,15 @@ mod tests {
             g("b", "login", Some(3), None),
             g("c", "login", None, Some("2026-11-22 09:00:00")),
         ]);
-        assert_eq!(counts["a"].total, Some(3));
-        assert_eq!(counts["a"].latest.map(sn_time::format).as_deref(), Some("2026-11-22 11:00:00"));
-        assert!(!counts["a"].latest_missing);
-        assert!(counts["b"].latest_missing);
-        assert_eq!(counts["c"].total, None, "an unreadable count is unknown");
+        assert_eq!(counts[&UserKey::of("a")].total, Some(3));
+        assert_eq!(counts[&UserKey::of("a")].latest.map(sn_time::format).as_deref(), Some("2026-11-22 11:00:00"));
+        assert!(!counts[&UserKey::of("a")].latest_missing);
+        assert!(counts[&UserKey::of("b")].latest_missing);
+        assert_eq!(counts[&UserKey::of("c")].total, None, "an unreadable count is unknown");
         // The SSO events are evidence only: counted by name, never in the login total or latest.
-        let sso = &activity["a"]["external.authentication.failed"];
+        let sso = &activity[&UserKey::of("a")]["external.authentication.failed"];
         assert_eq!((sso.count, sso.last.map(sn_time::format).as_deref()), (4, Some("2026-11-22 11:30:00")));
-        assert_eq!(activity["a"]["login.failed"].count, 1);
-        assert_eq!(activity["b"]["login"].last, None);
+        assert_eq!(activity[&UserKey::of("a")]["login.failed"].count, 1);
+        assert_eq!(activity[&UserKey::of("b")]["login"].last, None);
     }
 }

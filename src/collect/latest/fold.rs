@@ -5,17 +5,18 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EventActivity, LoginEvent, LoginEventKind, UserName, Window};
+use crate::domain::{EventActivity, LoginEvent, LoginEventKind, UserKey, UserName, Window};
 use crate::snow::Row;
 
-/// The latest event per user, folded from whatever rows the reads return.
+/// The latest event per user, folded from whatever rows the reads return. A row is a wanted user's when its
+/// `parm1` has that user's [`UserKey`]: the instance's queries select every spelling, and so do these folds.
 pub(super) struct Latest<'a> {
     pub(super) window: &'a Window,
-    pub(super) wanted: &'a BTreeSet<&'a str>,
-    pub(super) events: Mutex<BTreeMap<String, LoginEvent>>,
+    pub(super) wanted: &'a BTreeSet<UserKey>,
+    pub(super) events: Mutex<BTreeMap<UserKey, LoginEvent>>,
     pub(super) rows_read: Mutex<u64>,
     /// Per user and event name, what the reads that see all of a user's events (no counts) tallied.
-    pub(super) tallied: Mutex<BTreeMap<String, BTreeMap<String, EventActivity>>>,
+    pub(super) tallied: Mutex<BTreeMap<UserKey, BTreeMap<String, EventActivity>>>,
 }
 
 /// Adds one event to a user's activity by name: the count, and the last one (its `parm2` when known).
@@ -45,8 +46,8 @@ impl Latest<'_> {
     pub(super) fn fold_tallying(&self, rows: &[Row]) {
         if let Ok(mut tallied) = self.tallied.lock() {
             for r in rows {
-                let (user, at) = (r.text("parm1"), r.time("sys_created_on"));
-                if !self.wanted.contains(user.as_str()) || !at.is_some_and(|at| self.window.contains(at)) {
+                let (user, at) = (UserKey::of(&r.text("parm1")), r.time("sys_created_on"));
+                if !self.wanted.contains(&user) || !at.is_some_and(|at| self.window.contains(at)) {
                     continue;
                 }
                 let detail = Some(r.text("parm2")).filter(|d| !d.is_empty());
@@ -64,16 +65,17 @@ impl Latest<'_> {
         let Ok(mut events) = self.events.lock() else { return };
         for r in rows {
             let Some(e) = self.event(r) else { continue };
-            match events.get(e.user_name.as_str()) {
+            let user = UserKey::of(&e.user_name);
+            match events.get(&user) {
                 Some(kept) if (kept.created_on, &kept.sys_id) >= (e.created_on, &e.sys_id) => {}
                 _ => {
-                    events.insert(e.user_name.to_string(), e);
+                    events.insert(user, e);
                 }
             }
         }
     }
 
-    /// A row as a login event of a wanted user inside the window; the exact, case-sensitive match
+    /// A row as a login event of a wanted user inside the window; the match on the user (by [`UserKey`])
     /// happens here, whatever the query selected.
     fn event(&self, r: &Row) -> Option<LoginEvent> {
         let e = LoginEvent {
@@ -83,10 +85,11 @@ impl Latest<'_> {
             parm2: r.text("parm2"),
             created_on: r.time("sys_created_on")?,
         };
-        (self.wanted.contains(e.user_name.as_str()) && self.window.contains(e.created_on)).then_some(e)
+        (self.wanted.contains(&UserKey::of(&e.user_name)) && self.window.contains(e.created_on)).then_some(e)
     }
 
+    /// The latest event's time of `user` (in any case) folded so far.
     pub(super) fn latest_of(&self, user: &str) -> Option<DateTime<Utc>> {
-        self.events.lock().ok()?.get(user).map(|e| e.created_on)
+        self.events.lock().ok()?.get(&UserKey::of(user)).map(|e| e.created_on)
     }
 }

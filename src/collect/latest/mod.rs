@@ -23,7 +23,9 @@
 //!
 //! Rows read from `sysevent` are therefore at most [`LIGHT`] per checked user plus ties (steps 2–3),
 //! whatever the event volume. Every read has the window's fixed upper bound, is paged so that no page
-//! holds more than `page_size` rows (the 60 s quota), and every row is matched exactly on our side.
+//! holds more than `page_size` rows (the 60 s quota), and every row is matched on our side to the whole name
+//! of a checked user, in any case (`UserKey`: the instance's queries ignore case, so they return every
+//! spelling of a name, and the counts of two spellings add up to one user's).
 //! An event inserted in the window's last second after the counts were taken may be missed, as it could
 //! be by a read that had already passed that second.
 
@@ -38,7 +40,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use super::Read;
-use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, UserName, Window};
+use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, UserKey, Window};
 use crate::snow::query::{Field, IN_CHUNK, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, safe_prefix};
 use crate::snow::{ApiError, Client, Query};
 use count::{Count, count};
@@ -87,7 +89,7 @@ pub(super) struct Cohort {
 #[derive(Debug, Default)]
 pub(super) struct LoginActivity {
     pub(crate) events: Vec<LoginEvent>,
-    pub(crate) activity: BTreeMap<UserName, Vec<EventActivity>>,
+    pub(crate) activity: BTreeMap<UserKey, Vec<EventActivity>>,
 }
 
 /// The queries of one window every read starts from.
@@ -117,7 +119,7 @@ impl<'w> EventQueries<'w> {
 }
 
 /// The counts of one cohort by user, or `None` where the Aggregate API could not count it.
-type CohortCounts = Option<BTreeMap<String, Count>>;
+type CohortCounts = Option<BTreeMap<UserKey, Count>>;
 
 /// The reads the counts call for, decided without I/O (steps 2–5 of the module doc).
 #[derive(Debug, Default, PartialEq)]
@@ -141,7 +143,7 @@ pub(super) async fn latest_login_events(
     lookup: &ValueLookup,
     users: &[String],
 ) -> Result<LoginActivity, ApiError> {
-    let wanted: BTreeSet<&str> = users.iter().map(String::as_str).collect();
+    let wanted: BTreeSet<UserKey> = users.iter().map(|u| UserKey::of(u)).collect();
     let latest = Latest {
         window,
         wanted: &wanted,
@@ -157,7 +159,7 @@ pub(super) async fn latest_login_events(
 
     let counted =
         count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts).await?;
-    let mut activity: BTreeMap<String, BTreeMap<String, EventActivity>> = BTreeMap::new();
+    let mut activity: BTreeMap<UserKey, BTreeMap<String, EventActivity>> = BTreeMap::new();
     let counts: Vec<CohortCounts> = counted
         .into_iter()
         .map(|c| {
@@ -191,15 +193,14 @@ async fn conclude(
     client: &Client,
     window: &Window,
     latest: Latest<'_>,
-    mut activity: BTreeMap<String, BTreeMap<String, EventActivity>>,
+    mut activity: BTreeMap<UserKey, BTreeMap<String, EventActivity>>,
 ) -> Result<LoginActivity, ApiError> {
     for (user, by_name) in latest.tallied.into_inner().unwrap_or_default() {
         activity.entry(user).or_default().extend(by_name);
     }
     last_sso_events(client, window, &mut activity).await?;
     let events = latest.events.into_inner().map(|m| m.into_values().collect()).unwrap_or_default();
-    let activity =
-        activity.into_iter().map(|(user, by_name)| (UserName::new(user), by_name.into_values().collect())).collect();
+    let activity = activity.into_iter().map(|(user, by_name)| (user, by_name.into_values().collect())).collect();
     Ok(LoginActivity { events, activity })
 }
 
@@ -214,7 +215,7 @@ fn plan<'c>(cohorts: &'c [Cohort], counts: &[CohortCounts]) -> ReadPlan<'c> {
         };
         let mut unsafe_users = Vec::new();
         for user in &cohort.users {
-            let Some(c) = counts.get(user) else { continue };
+            let Some(c) = counts.get(&UserKey::of(user)) else { continue };
             match (c.total, c.latest) {
                 (Some(0), _) => {}
                 (_, Some(at)) if !c.latest_missing => plan.exact.push((user, cohort.prefix.as_ref(), at)),
@@ -337,7 +338,7 @@ mod tests {
     }
 
     fn counts(users: &[(&str, Count)]) -> CohortCounts {
-        Some(users.iter().map(|(u, c)| (u.to_string(), c.clone())).collect())
+        Some(users.iter().map(|(u, c)| (UserKey::of(u), c.clone())).collect())
     }
 
     fn value(v: &str) -> QueryValue {

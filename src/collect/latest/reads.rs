@@ -11,39 +11,41 @@ use super::fold::Latest;
 use super::{
     BATCH_READS, Cohort, EXACT_CHUNK, EventQueries, FIELDS, LATEST_PAGE, PARM1, TABLE, names_in, newest_first,
 };
-use crate::domain::{EventActivity, SSO_EVENTS, Window};
+use crate::domain::{EventActivity, SSO_EVENTS, UserKey, Window, same_name};
 use crate::snow::query::{IN_CHUNK, QueryValue, SYS_CREATED_ON};
 use crate::snow::{ApiError, Client, PageRequest, Query, Row};
 
 /// The last SSO event of each user the counts found some for, with its reason (`parm2`): one newest-first
 /// read per `IN` chunk of such users (none when no checked user has an SSO event, the usual case). Evidence
-/// only; a name that is not query-safe keeps its count without the reason.
+/// only; a name that is not query-safe keeps its count without the reason. A user is asked for by its key
+/// (its name lower-cased), which the instance's query matches in any case.
 pub(super) async fn last_sso_events(
     client: &Client,
     window: &Window,
-    activity: &mut BTreeMap<String, BTreeMap<String, EventActivity>>,
+    activity: &mut BTreeMap<UserKey, BTreeMap<String, EventActivity>>,
 ) -> Result<(), ApiError> {
     let unread = |a: &EventActivity| SSO_EVENTS.contains(&a.name.as_str()) && a.last_detail.is_none();
-    let users: Vec<QueryValue> = activity
+    let users: Vec<(&UserKey, QueryValue)> = activity
         .iter()
         .filter(|(_, by_name)| by_name.values().any(unread))
-        .filter_map(|(user, _)| QueryValue::new(user))
+        .filter_map(|(user, _)| Some((user, QueryValue::new(user.as_str())?)))
         .collect();
     let mut found: Vec<Row> = Vec::new();
     for chunk in users.chunks(IN_CHUNK) {
         let expected: u64 = chunk
             .iter()
-            .flat_map(|u| activity.get(u.as_str()).into_iter().flat_map(|m| m.values()))
+            .flat_map(|(u, _)| activity.get(*u).into_iter().flat_map(|m| m.values()))
             .filter(|a| unread(a))
             .map(|a| a.count)
             .sum();
         let limit = u32::try_from(expected).unwrap_or(u32::MAX).clamp(1, client.page_size());
-        let query = names_in(&SSO_EVENTS).one_of(PARM1, chunk).within(SYS_CREATED_ON, window.start, window.end);
+        let values: Vec<QueryValue> = chunk.iter().map(|(_, v)| v.clone()).collect();
+        let query = names_in(&SSO_EVENTS).one_of(PARM1, &values).within(SYS_CREATED_ON, window.start, window.end);
         // Newest first: the first row of each (user, name) is its last one; one page is enough for that.
         found.extend(client.read_page(TABLE, &newest_first(query), FIELDS, limit).await?.0);
     }
     for r in found {
-        let (user, name, at) = (r.text("parm1"), r.text("name"), r.time("sys_created_on"));
+        let (user, name, at) = (UserKey::of(&r.text("parm1")), r.text("name"), r.time("sys_created_on"));
         let Some(a) = activity.get_mut(&user).and_then(|m| m.get_mut(&name)) else { continue };
         if a.last_detail.is_none() && (a.last.is_none() || at >= a.last) {
             a.last = at.or(a.last);
@@ -136,7 +138,7 @@ pub(super) async fn read_heavy(
             client
                 .read_until(TABLE, &q, FIELDS, LATEST_PAGE, |r| {
                     latest.fold(std::slice::from_ref(r));
-                    r.text("parm1") == user.as_str() && latest.latest_of(user.as_str()).is_some()
+                    same_name(&r.text("parm1"), user.as_str()) && latest.latest_of(user.as_str()).is_some()
                 })
                 .await
         }
@@ -169,7 +171,7 @@ pub(super) async fn read_superset(
             Ok(groups) => {
                 let counts: Option<Vec<u64>> = groups
                     .iter()
-                    .filter(|g| g.fields.get("parm1").is_some_and(|p| p == user))
+                    .filter(|g| g.fields.get("parm1").is_some_and(|p| same_name(p, user)))
                     .map(|g| g.count)
                     .collect();
                 match counts.map(|c| c.iter().sum::<u64>()) {
@@ -194,7 +196,7 @@ pub(super) async fn read_superset(
     client
         .read_until(TABLE, &q, FIELDS, client.page_size(), |r| {
             latest.fold(std::slice::from_ref(r));
-            r.text("parm1") == user
+            same_name(&r.text("parm1"), user)
         })
         .await
 }

@@ -159,3 +159,26 @@ fn no_findings_resolves_everything_of_our_source() {
     assert_eq!(plan.resolve.len(), 2);
     assert!(plan.create.is_empty() && plan.count.is_empty());
 }
+
+#[test]
+fn a_record_spelling_its_user_in_another_case_is_that_findings_record() {
+    // The built-in job's `message=` lookup and its `message NOT IN` resolve ignore case, as every GlideRecord
+    // query does: the record is counted, neither resolved nor written twice.
+    let f = finding("MidServer.Case", 1);
+    let open = [record("r1", &finding("midserver.case", 1).message, "new", 3)];
+    let plan = reconcile(std::slice::from_ref(&f), &open, SOURCE, now());
+    assert!(plan.create.is_empty() && plan.resolve.is_empty(), "{plan:?}");
+    assert_eq!((plan.count[0].sys_id.as_str(), plan.count[0].count), ("r1", 4));
+}
+
+#[test]
+fn a_selected_check_finds_its_users_records_in_any_case() {
+    let open = vec![
+        record("r1", &finding("MidServer.Case", 1).message, "new", 1),
+        record("r2", &finding("midserver.other", 1).message, "new", 1),
+        record("r3", &finding("midserver.case", 2).message.to_uppercase(), "new", 1),
+    ];
+    let mine: Vec<String> =
+        records_of(open, &["MIDSERVER.CASE".to_string()]).iter().map(|r| r.sys_id.to_string()).collect();
+    assert_eq!(mine, ["r1", "r3"]);
+}
