@@ -120,6 +120,7 @@ fn assert_one_finding_each(findings: &[Finding], context: &str) {
 async fn a_user_spelled_differently_in_its_record_configuration_and_events_is_one_user_with_one_finding() {
     for support in [AggregateSupport::Full, AggregateSupport::NoDateMax, AggregateSupport::Unavailable] {
         let instance = FakeInstance::start(dataset(&[&CASE, &TOKYO]), USER, PASSWORD).await.expect("start");
+        instance.set_clock(reference_now());
         instance.set_aggregate(support);
         let outcome = check(&instance.url()).await.expect("check completes");
         let r = &outcome.report;
