@@ -3,7 +3,7 @@
 //! This reproduces the built-in MIDUserConnectivity job (docs/servicenow.md §1) exactly — who is
 //! checked, which event decides, what n counts — and adds its own detail (missing roles, account state, evidence) without ever
 //! changing a documented message. User names compare as the instance's queries compare them, without regard to
-//! case ([`UserKey`]): one user, one finding, whatever the spellings of its record, configuration and events.
+//! case (`UserKey`): one user, one finding, whatever the spellings of its record, configuration and events.
 //! No I/O and no clock: the window is an input.
 
 pub(crate) mod messages;
