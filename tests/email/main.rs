@@ -137,6 +137,23 @@ fn report(findings: Vec<Finding>) -> Report {
     }
 }
 
+/// The rules on what `instance` holds (the demo account), for a 4-hour window ending at the fixtures' reference
+/// time, read through the Table API client: a report as a cycle makes it.
+async fn evaluated(instance: &midwatch_sim::FakeInstance) -> Report {
+    let reference = sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("reference time");
+    let config = midwatch::demo::demo_config(&instance.url()).expect("config");
+    let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
+    let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
+    let snapshot = midwatch::collect::collect(&client, &window, &midwatch::domain::Scope::All).await.expect("collect");
+    let ctx = midwatch::evaluate::Context {
+        instance: "acme",
+        window,
+        messages: MessageStyle::Documented,
+        down_for: Duration::ZERO,
+    };
+    midwatch::evaluate::evaluate(&snapshot, &ctx)
+}
+
 async fn cycle(cfg: &EmailConfig, dir: &Path, r: &Report, at: DateTime<Utc>) -> EmailOutcome {
     notify(cfg, dir, &Notice { report: r, links: &links(), now: at }, Mode::Send, no_deadline()).await
 }

@@ -211,22 +211,11 @@ async fn an_email_within_max_size_is_the_full_one() {
 
 #[tokio::test]
 async fn a_data_centre_outage_of_3000_users_read_from_the_instance_is_one_email_within_max_size() {
-    let reference = sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("reference time");
     let instance =
         midwatch_sim::FakeInstance::start(midwatch_sim::generate::down_users(3000), "svc.midwatch", "demo-password")
             .await
             .expect("instance");
-    let config = midwatch::demo::demo_config(&instance.url()).expect("config");
-    let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
-    let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
-    let snapshot = midwatch::collect::collect(&client, &window, &midwatch::domain::Scope::All).await.expect("collect");
-    let ctx = midwatch::evaluate::Context {
-        instance: "acme",
-        window,
-        messages: MessageStyle::Documented,
-        down_for: Duration::ZERO,
-    };
-    let r = midwatch::evaluate::evaluate(&snapshot, &ctx);
+    let r = evaluated(&instance).await;
     assert_eq!(r.findings.len(), 3000);
     let full = email::render(&r, &midwatch::notify::changes(&r, None), &links(), now());
     println!("a data-centre outage of 3,000 users: the full rendering is {} bytes", full.text.len() + full.html.len());

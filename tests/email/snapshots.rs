@@ -7,17 +7,7 @@ async fn documented_scenario() -> Report {
     let reference = sn_time::parse(midwatch_sim::REFERENCE_TIME).expect("reference time");
     let dataset = midwatch_sim::Dataset::demo(reference);
     let instance = midwatch_sim::FakeInstance::start(dataset, "svc.midwatch", "demo-password").await.expect("instance");
-    let config = midwatch::demo::demo_config(&instance.url()).expect("config");
-    let client = midwatch::cycle::client(&config, midwatch::snow::RetryPolicy::default()).expect("client");
-    let window = Window::ending_at(reference, Duration::from_secs(4 * 3600));
-    let snapshot = midwatch::collect::collect(&client, &window, &midwatch::domain::Scope::All).await.expect("collect");
-    let ctx = midwatch::evaluate::Context {
-        instance: "acme",
-        window,
-        messages: MessageStyle::Documented,
-        down_for: Duration::ZERO,
-    };
-    midwatch::evaluate::evaluate(&snapshot, &ctx)
+    evaluated(&instance).await
 }
 
 fn snapshot_path(name: &str) -> PathBuf {
