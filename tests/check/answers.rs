@@ -223,8 +223,9 @@ async fn run_for(real: Duration) {
 #[tokio::test]
 async fn a_429_with_an_http_date_retry_after_waits_until_that_date() {
     let server = MockServer::start().await;
-    // Three to four seconds from now, as an IMF-fixdate (whole seconds).
-    let at = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(4);
+    // Eight to nine seconds from now, as an IMF-fixdate (whole seconds): the client reads it against the wall
+    // clock, so the test leaves two seconds for a loaded machine between writing the date and the answer's arrival.
+    let at = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(9);
     let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     Mock::given(method("GET"))
         .and(path("/api/now/table/ecc_agent"))
@@ -236,7 +237,7 @@ async fn a_429_with_an_http_date_retry_after_waits_until_that_date() {
         .mount(&server)
         .await;
     mount_demo_tables(&server, &[]).await;
-    let retry = RetryPolicy { max_retry_after: Duration::from_secs(10), ..fast_retry() };
+    let retry = RetryPolicy { max_retry_after: Duration::from_secs(20), ..fast_retry() };
     let client = client_for(&server.uri(), retry);
 
     tokio::time::pause();
@@ -247,10 +248,10 @@ async fn a_429_with_an_http_date_retry_after_waits_until_that_date() {
     });
     run_until(|| client.stats().requests() == 1).await;
     // fast_retry's backoff is at most 50 ms: had the date been ignored, the retry would go now.
-    tokio::time::advance(Duration::from_millis(2900)).await;
+    tokio::time::advance(Duration::from_millis(5900)).await;
     run_for(Duration::from_millis(300)).await;
     assert_eq!(client.stats().requests(), 1, "retried before the date");
-    tokio::time::advance(Duration::from_millis(1200)).await;
+    tokio::time::advance(Duration::from_millis(3500)).await;
     run_until(|| read.is_finished()).await;
     let rows = read.await.expect("join").expect("the retry succeeds");
     assert_eq!(rows.len(), 7, "every MID Server of the fixture");
