@@ -25,6 +25,12 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Makes a creation, rename or removal in `dir` durable. Best effort: not every file system lets a directory
 /// be opened.
+/// Whether this process can create files in `dir`: an unnamed temporary file, gone when closed (nothing is
+/// left behind, even if the process dies).
+pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
+    tempfile::tempfile_in(dir).map(drop)
+}
+
 pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

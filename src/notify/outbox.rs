@@ -439,14 +439,14 @@ pub(crate) fn check_state_directory(state_dir: &Path) -> Result<(), LockError> {
             if m.uid() != me {
                 return Err(LockError::Foreign { state_dir: state_dir.to_path_buf(), owner: m.uid(), me });
             }
-            writable(state_dir).map_err(|e| unusable(state_dir, format!("is not writable ({e})")))
+            atomic_file::can_create_in(state_dir).map_err(|e| unusable(state_dir, format!("is not writable ({e})")))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The first cycle creates it: in its nearest existing ancestor.
             let ancestor =
                 state_dir.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a });
             match ancestor.into_iter().find(|a| a.exists()) {
-                Some(a) if a.is_dir() => writable(a).map_err(|e| {
+                Some(a) if a.is_dir() => atomic_file::can_create_in(a).map_err(|e| {
                     unusable(state_dir, format!("does not exist and cannot be created in {} ({e})", a.display()))
                 }),
                 Some(a) => Err(unusable(state_dir, format!("cannot be created: {} is not a directory", a.display()))),
@@ -455,11 +455,6 @@ pub(crate) fn check_state_directory(state_dir: &Path) -> Result<(), LockError> {
         }
         Err(e) => Err(unusable(state_dir, format!("cannot be used ({e})"))),
     }
-}
-
-/// Whether this process can create files in `dir`: an unnamed temporary file, gone when closed.
-fn writable(dir: &Path) -> io::Result<()> {
-    tempfile::tempfile_in(dir).map(drop)
 }
 
 fn unusable(state_dir: &Path, problem: String) -> LockError {

@@ -450,15 +450,8 @@ fn prepare_state_directory(dir: &Path) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e} ({hint})", dir.display()))?;
         info!("created the state directory {}", dir.display());
     }
-    let probe = dir.join(format!(".midwatch-probe.{}", std::process::id()));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-        .map_err(|e| anyhow::anyhow!("the state directory {} is not writable: {e} ({hint})", dir.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    crate::atomic_file::can_create_in(dir)
+        .map_err(|e| anyhow::anyhow!("the state directory {} is not writable: {e} ({hint})", dir.display()))
 }
 
 fn warn_if_textfile_directory_missing(config: &Config) {

@@ -119,6 +119,14 @@ async fn run_on_host(
     (Watching { outcome, watch: Some(watched) }, said)
 }
 
+/// A normal check of midserver2 at `now`, with its side effects (its record written).
+async fn check_midserver2(instance: &FakeInstance, now: DateTime<Utc>) {
+    let config = config_for(&instance.url());
+    let mut opts = CheckOptions::from_config(&config);
+    opts.scope = midserver2();
+    Cycle::new(&config, &client(&config), &opts).check(now).await.expect("first check");
+}
+
 fn midserver2_records(instance: &FakeInstance) -> Vec<(String, String)> {
     instance
         .rows("ecc_agent_issue")
@@ -132,10 +140,7 @@ fn midserver2_records(instance: &FakeInstance) -> Vec<(String, String)> {
 async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_its_record() {
     let instance = instance().await;
     // A normal check has recorded midserver2's failure (and everyone else's).
-    let config = config_for(&instance.url());
-    let mut opts = CheckOptions::from_config(&config);
-    opts.scope = midserver2();
-    Cycle::new(&config, &client(&config), &opts).check(at(-300)).await.expect("first check");
+    check_midserver2(&instance, at(-300)).await;
     assert_eq!(midserver2_records(&instance), [("new".to_string(), "1".to_string())]);
 
     let steps =
@@ -238,10 +243,7 @@ async fn the_watch_ends_with_the_failing_status_when_the_timeout_passes_and_writ
 async fn a_watch_that_times_out_after_the_mid_server_stopped_retrying_rewrites_no_record() {
     let instance = instance().await;
     // A normal check has recorded midserver2's authentication failure.
-    let config = config_for(&instance.url());
-    let mut opts = CheckOptions::from_config(&config);
-    opts.scope = midserver2();
-    Cycle::new(&config, &client(&config), &opts).check(at(-30)).await.expect("first check");
+    check_midserver2(&instance, at(-30)).await;
     let authentication = |instance: &FakeInstance| -> Vec<(String, String, String)> {
         let rows = instance.rows("ecc_agent_issue");
         let ours = rows.iter().filter(|r| text(r, "source") == "midwatch");
