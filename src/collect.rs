@@ -5,8 +5,10 @@
 //! contains — these two are `base`, which needs no window. The cycle then takes "now" from the `Date` header
 //! of those answers (`cycle/clock.rs`) and makes the window; `in_window` lets the pure `Population` decide
 //! whom to check, and (3) reads only those users' roles, latest login event (`collect/latest/mod.rs`) and
-//! (optional) login history. A selected check (`--user`, `--mid-server`) replaces the first two rounds with
-//! reads of the selected users' rows only (`collect/selected.rs`); the third is the same.
+//! (optional) login history — with `early_warnings` set on the snapshot, also those of the users of Up MID
+//! Servers, by the same bounded plan (their number, not the event table, sets the cost). A selected check
+//! (`--user`, `--mid-server`) replaces the first two rounds with reads of the selected users' rows only
+//! (`collect/selected.rs`); the third is the same.
 
 mod latest;
 mod selected;
@@ -40,7 +42,10 @@ pub(crate) const LOGIN_HISTORY_TABLE: &str = "sys_user_login_history";
 
 const ROLE: Read = Read { table: "sys_user_role", fields: &["sys_id", "name"] };
 const ROLE_CONTAINS: Read = Read { table: "sys_user_role_contains", fields: &["role", "contains"] };
-const MID_SERVERS: Read = Read { table: "ecc_agent", fields: &["sys_id", "name", "status", "last_refreshed"] };
+const MID_SERVERS: Read = Read {
+    table: "ecc_agent",
+    fields: &["sys_id", "name", "status", "last_refreshed", "ip_address", "host_name", "user_name"],
+};
 const MID_USER_CONFIGS: Read =
     Read { table: "ecc_agent_config", fields: &["ecc_agent", "param_name", "value", "sys_domain"] };
 const USERS: Read = Read {
@@ -86,9 +91,11 @@ const MID_USER_PARAM_VALUE: QueryValue = QueryValue::fixed(MID_USER_PARAM);
 const MAX_ROLE_DEPTH: usize = 10;
 
 /// Everything the rules need for a `window` already chosen: `base`, then `in_window` (a cycle takes its
-/// window's end from the instance between the two), for every user the built-in job checks or for a selection.
+/// window's end from the instance between the two), for every user the built-in job checks or for a selection,
+/// and for the early warnings (a cycle reads for them as `[check] early_warnings` says).
 pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<Snapshot, ApiError> {
-    let snapshot = base(client, scope).await?;
+    let mut snapshot = base(client, scope).await?;
+    snapshot.early_warnings = true;
     if snapshot.selected.as_ref().is_some_and(|s| s.unknown().is_some()) {
         // A name matched nothing: the check stops there, with a usage error.
         return Ok(snapshot);
@@ -112,23 +119,28 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     snapshot.read_until = Some(window.end);
 
     let selected = snapshot.selected.as_ref();
-    let to_check: BTreeMap<UserKey, String> = Population::of(&snapshot)
-        .to_check()
-        .into_iter()
-        .filter(|(key, _)| selected.is_none_or(|s| s.covers(key)))
-        .map(|(key, name)| (key, name.to_string()))
-        .collect();
+    let covered = |users: BTreeMap<UserKey, &str>| -> BTreeMap<UserKey, String> {
+        users
+            .into_iter()
+            .filter(|(key, _)| selected.is_none_or(|s| s.covers(key)))
+            .map(|(key, name)| (key, name.to_string()))
+            .collect()
+    };
+    let population = Population::of(&snapshot);
+    // Roles and login history are evidence of findings: read for the users judged for findings only. The
+    // latest events are read for the users of Up MID Servers too when early warnings are on.
+    let to_check = covered(population.to_check());
+    let to_read: Vec<String> = covered(population.to_read(snapshot.early_warnings)).into_values().collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()
         .filter(|u| to_check.contains_key(&UserKey::of(&u.user_name)))
         .map(|u| u.sys_id.clone())
         .collect();
-    let to_check: Vec<String> = to_check.into_values().collect();
-    let events_lookup = ValueLookup::plan(to_check.iter().map(String::as_str));
+    let events_lookup = ValueLookup::plan(to_read.iter().map(String::as_str));
     let (roles, login_events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
-        latest::latest_login_events(client, window, &events_lookup, &to_check),
+        latest::latest_login_events(client, window, &events_lookup, &to_read),
         login_history(client, window, &checked_ids),
     )?;
     let mut roles = roles;
@@ -197,6 +209,9 @@ fn mid_server(r: &Row) -> Option<MidServer> {
         name: r.text("name"),
         status: MidServerStatus::parse(&r.text("status")),
         last_refreshed: r.time("last_refreshed"),
+        ip_address: r.text("ip_address"),
+        host_name: r.text("host_name"),
+        logged_in_user: Some(r.text("user_name")).filter(|u| !u.is_empty()).map(UserName::new),
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Generated {
     pub expected_findings: usize,
     /// The login events of checked users inside the window.
     pub checked_login_events: usize,
+    /// The users configured only on Up MID Servers, whose latest events a check with early warnings reads too.
+    pub up_mid_users: usize,
 }
 
 const ROLE_MID_SERVER: &str = "a0a00000000000000000000000000001";
@@ -325,6 +327,7 @@ pub fn generate(s: &Scenario) -> Generated {
     let start = (s.end - window).timestamp();
     let noise = s.events.saturating_sub(checked_login_events + plans.len() / 5);
     let up_users: Vec<usize> = (0..configured).filter(|u| !plans.contains_key(u)).collect();
+    let up_mid_users = up_users.len();
     for n in 0..noise {
         let roll = dice.below(100);
         let at = if roll == 0 {
@@ -365,6 +368,7 @@ pub fn generate(s: &Scenario) -> Generated {
         checked_users: plans.len(),
         expected_findings,
         checked_login_events,
+        up_mid_users,
     }
 }
 

@@ -43,6 +43,7 @@ pub(super) struct RawCheck {
     jitter: Option<String>,
     timeout: Option<String>,
     down_for: Option<String>,
+    early_warnings: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +61,8 @@ pub struct CheckConfig {
     /// A MID Server down for less than this is not judged yet (it may be restarting or upgrading); `0s`, the
     /// default, judges every down MID Server, exactly as the built-in job.
     pub(crate) down_for: Duration,
+    /// Warnings about the users of Up MID Servers and observations beyond the built-in job (default on).
+    pub(crate) early_warnings: bool,
 }
 
 impl RawCheck {
@@ -114,6 +117,7 @@ impl RawCheck {
             jitter: jitter?,
             timeout: timeout?,
             down_for: down_for?,
+            early_warnings: self.early_warnings.unwrap_or(true),
         })
     }
 }

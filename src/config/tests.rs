@@ -690,7 +690,7 @@ proptest::proptest! {
     fn no_value_of_a_known_key_panics(
         key in proptest::prop_oneof![
             "url", "name", "user", "password", "timeout", "page_size", "concurrency", "auth", "ca_file", "proxy",
-            "window", "schedule", "down_for", "messages", "issue_source", "directory", "format", "level", "textfile",
+            "window", "schedule", "down_for", "early_warnings", "messages", "issue_source", "directory", "format", "level", "textfile",
             "tls", "from", "to", "send", "outbox_max_age", "outbox_max_messages", "remind_every",
         ],
         section in proptest::prop_oneof!["instance", "check", "email", "state", "log", "metrics"],

@@ -180,7 +180,8 @@ impl<'a> Cycle<'a> {
         let progress = Progress { step: Mutex::new("starting") };
         let reading = crate::snow::deadline::within(deadline.instant(), async {
             progress.at("reading the instance (roles, MID Servers, users, sysevent)");
-            let base = crate::collect::base(self.client, &self.opts.scope).await?;
+            let mut base = crate::collect::base(self.client, &self.opts.scope).await?;
+            base.early_warnings = self.config.check.early_warnings;
             if let Some(unknown) = base.selected.as_ref().and_then(|s| s.unknown()) {
                 return Err(CycleError::UnknownName(unknown));
             }

@@ -84,6 +84,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
             timeout: crate::config::DEFAULT_TIMEOUT,
             // mid-frankfurt-01 went Down two minutes ago (restarting): shown as recently down, not judged.
             down_for: std::time::Duration::from_secs(5 * 60),
+            early_warnings: true,
         },
         state_directory: std::env::temp_dir().join("midwatch-demo"),
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },

@@ -1,4 +1,5 @@
-//! What `evaluate` concludes: findings, their categories and evidence, the summary and the plugin status.
+//! What `evaluate` concludes: findings, their categories and evidence, the early warnings and observations, the
+//! summary and the plugin status.
 
 use std::collections::BTreeMap;
 
@@ -51,7 +52,7 @@ impl Category {
     }
 
     /// What an administrator should do about a finding of this category.
-    pub fn remediation(self) -> &'static str {
+    pub(crate) fn remediation(self) -> &'static str {
         match self {
             Self::Authentication => {
                 "Check the password of the MID Server user: set the same password in the MID Server's config.xml \
@@ -153,6 +154,8 @@ pub struct EventEvidence {
     pub at: DateTime<Utc>,
     /// The source IP (`parm2` of `login` and `login.failed`), when it is one.
     pub ip: Option<String>,
+    /// The MID Server whose `ip_address` or `host_name` that source is, when exactly one is.
+    pub source_mid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -227,6 +230,9 @@ pub struct Summary {
     pub last_attempt_succeeded: usize,
     pub no_attempt: usize,
     pub connectivity_undetectable: usize,
+    /// Early warnings and observations (beyond the built-in job).
+    pub warnings: usize,
+    pub observations: usize,
     pub findings: usize,
     pub findings_by_category: BTreeMap<Category, usize>,
     pub findings_by_condition: BTreeMap<Condition, usize>,
@@ -271,6 +277,10 @@ pub struct Report {
     pub status: Status,
     pub summary: Summary,
     pub findings: Vec<Finding>,
+    /// Early warnings about the users of Up MID Servers: at least WARNING, never written to `ecc_agent_issue`.
+    pub warnings: Vec<Warning>,
+    /// What explains a missing finding or a configuration detail; no change of status.
+    pub observations: Vec<Observation>,
     /// Present only when at least one MID Server is down.
     pub id_map: Option<IdMap>,
     pub skipped_users: Vec<SkippedUser>,
@@ -329,6 +339,10 @@ impl Report {
                 self.summary.findings_by_category.iter().map(|(c, k)| format!("{k} {}", c.name())).collect();
             format!("{n} finding{} ({})", if n == 1 { "" } else { "s" }, by.join(", "))
         };
+        let warned = match self.warnings.len() {
+            0 => String::new(),
+            k => format!(", {k} warning{}", if k == 1 { "" } else { "s" }),
+        };
         let skipped = match self.skipped_users.len() {
             0 => String::new(),
             k => format!(", {k} user{} not checked", if k == 1 { "" } else { "s" }),
@@ -336,7 +350,7 @@ impl Report {
         let of = self.selected_users.as_deref().map(|users| format!(" for {}", some_of(users))).unwrap_or_default();
         let unfinished: String = self.unfinished.iter().map(|u| format!("; {u}")).collect();
         format!(
-            "MIDWATCH {} - {what}{skipped}{of} on {}{unfinished} | {}",
+            "MIDWATCH {} - {what}{warned}{skipped}{of} on {}{unfinished} | {}",
             self.status.label(),
             self.instance,
             self.perfdata()
@@ -344,14 +358,109 @@ impl Report {
     }
 
     /// The performance data (monitoring-plugins format, `label=value`, space-separated): the findings, the
-    /// down MID Servers, and the findings of every category, zero included, so that a graph has every series.
-    pub fn perfdata(&self) -> String {
+    /// down MID Servers, the findings of every category and the early warnings, zero included, so that a graph
+    /// has every series.
+    pub(crate) fn perfdata(&self) -> String {
         let mut items = vec![("findings", self.findings.len()), ("down_mid_servers", self.summary.down_mid_servers)];
         for c in Category::ALL {
             items.push((c.name(), self.summary.findings_by_category.get(&c).copied().unwrap_or(0)));
         }
+        items.push(("warnings", self.warnings.len()));
         let items: Vec<String> = items.into_iter().map(|(label, n)| format!("{label}={n}")).collect();
         items.join(" ")
+    }
+}
+
+// Beyond the built-in job, before the outage: warnings about the users of Up MID Servers, and observations
+// that explain what a finding does not. Neither changes a documented finding or is written to `ecc_agent_issue`;
+// each serializes with its `kind` first and a `text` that says it in one sentence.
+
+/// Something about to break: the status is at least WARNING.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// A user configured only on Up MID Servers whose latest login event in the window is a failure.
+    FailingOnUpMid {
+        user: String,
+        /// Its Up MID Servers, by name.
+        mid_servers: Vec<String>,
+        /// `login.failed` and `login.authorization.failed` events in the window, as counted.
+        failures: u64,
+        #[serde(with = "crate::domain::sn_time")]
+        last_failure: DateTime<Utc>,
+        /// `parm2` of the latest failure, when it is an address.
+        source_ip: Option<String>,
+        /// The MID Server whose `ip_address` or `host_name` is that address, when exactly one is.
+        source_mid: Option<String>,
+        /// `sys_user.failed_attempts`, where readable.
+        failed_attempts: Option<u32>,
+        text: String,
+    },
+    /// A user configured on Up MID Servers whose account is locked out or inactive.
+    LockedOutOnUpMid { user: String, mid_servers: Vec<String>, locked_out: bool, active: bool, text: String },
+}
+
+impl Warning {
+    /// `failing_on_up_mid` or `locked_out_on_up_mid`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::FailingOnUpMid { .. } => "failing_on_up_mid",
+            Self::LockedOutOnUpMid { .. } => "locked_out_on_up_mid",
+        }
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        match self {
+            Self::FailingOnUpMid { user, .. } | Self::LockedOutOnUpMid { user, .. } => user,
+        }
+    }
+
+    /// The sentence every rendering shows.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            Self::FailingOnUpMid { text, .. } | Self::LockedOutOnUpMid { text, .. } => text,
+        }
+    }
+
+    /// What identifies the warning between two emails (new, gone): `failing_on_up_mid: mid.paris`.
+    pub(crate) fn key(&self) -> String {
+        format!("{}: {}", self.kind(), self.user())
+    }
+
+    /// The report's warnings' keys, sorted and without duplicates.
+    pub(crate) fn keys_of(warnings: &[Warning]) -> Vec<String> {
+        let mut keys: Vec<String> = warnings.iter().map(Warning::key).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// Something the reader should know that changes no status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// A Down MID Server all of whose users logged in successfully in the window: not a user problem.
+    DownNotUser {
+        mid_server: String,
+        users: Vec<String>,
+        /// The latest of those successful logins.
+        #[serde(with = "crate::domain::sn_time")]
+        last_login: DateTime<Utc>,
+        text: String,
+    },
+    /// A MID Server logged in as one user (`ecc_agent.user_name`) but configured with another.
+    UserMismatch { mid_server: String, logged_in_user: String, configured_user: String, text: String },
+    /// A configured user name that matches its user record only when case is ignored.
+    UserNameCase { mid_server: String, configured_user: String, user: String, text: String },
+}
+
+impl Observation {
+    /// The sentence every rendering shows.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            Self::DownNotUser { text, .. } | Self::UserMismatch { text, .. } | Self::UserNameCase { text, .. } => text,
+        }
     }
 }
 

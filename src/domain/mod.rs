@@ -1,6 +1,7 @@
 //! The words of the domain, with no I/O: the instance's records as `collect` hands them to
 //! `evaluate` (`records.rs`), whom the built-in job checks (`population.rs`), what `evaluate` concludes
-//! (`finding.rs`), what a watch did (`watched.rs`), and the instance's time format ([`sn_time`]).
+//! (`finding.rs`, the early warnings and observations too), what a watch did (`watched.rs`), and the
+//! instance's time format ([`sn_time`]).
 
 mod carry;
 mod finding;

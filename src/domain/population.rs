@@ -18,11 +18,11 @@ pub(crate) struct RoleUser<'a> {
     pub(crate) sys_domain: Option<&'a str>,
 }
 
-/// A user configured on down MID Servers.
+/// A user configured on down MID Servers (or, for the early warnings, on Up ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OnDownMids<'a> {
+pub(crate) struct OnMids<'a> {
     /// The configured `mid.instance.username`, the name the built-in job reports such a user by; of two
-    /// spellings on its down MID Servers, the first in byte order, so that the name does not depend on the
+    /// spellings on those MID Servers, the first in byte order, so that the name does not depend on the
     /// order the instance returned rows in.
     pub(crate) name: &'a str,
     /// Those MID Servers, each once.
@@ -35,12 +35,14 @@ pub(crate) struct Population<'a> {
     /// A: active users holding `mid_server`.
     pub(crate) role_users: BTreeMap<UserKey, RoleUser<'a>>,
     /// B: users configured on down MID Servers.
-    pub(crate) down_mid_users: BTreeMap<UserKey, OnDownMids<'a>>,
+    pub(crate) down_mid_users: BTreeMap<UserKey, OnMids<'a>>,
     /// C: every configured MID user, whatever the MID Server's status.
     pub(crate) configured: BTreeSet<UserKey>,
     /// D = A − C.
     pub(crate) unassociated: BTreeSet<UserKey>,
     pub(crate) down_mid_servers: Vec<&'a MidServer>,
+    /// E (beyond the built-in job): users configured on Up MID Servers and not in B, with those MID Servers.
+    pub(crate) up_mid_users: BTreeMap<UserKey, OnMids<'a>>,
 }
 
 impl<'a> Population<'a> {
@@ -62,22 +64,24 @@ impl<'a> Population<'a> {
         }
         let down_mid_servers: Vec<&MidServer> =
             s.mid_servers.iter().filter(|m| m.is_down() && !held_back.contains(&m.sys_id)).collect();
-        let mut down_mid_users: BTreeMap<UserKey, OnDownMids<'a>> = BTreeMap::new();
-        for cfg in &s.mid_user_configs {
-            if let Some(mid) = down_mid_servers.iter().find(|m| cfg.mid_server.as_ref() == Some(&m.sys_id)) {
-                let name = cfg.user_name.as_str();
-                let user = down_mid_users
-                    .entry(UserKey::of(name))
-                    .or_insert_with(|| OnDownMids { name, mid_servers: Vec::new() });
-                user.name = user.name.min(name);
-                if !user.mid_servers.iter().any(|m| m.sys_id == mid.sys_id) {
-                    user.mid_servers.push(mid);
-                }
-            }
-        }
+        let down_mid_users = users_on(s, &down_mid_servers);
+        let up: Vec<&MidServer> = s.mid_servers.iter().filter(|m| m.is_up()).collect();
+        let mut up_mid_users = users_on(s, &up);
+        up_mid_users.retain(|k, _| !down_mid_users.contains_key(k));
         let configured: BTreeSet<UserKey> = s.mid_user_configs.iter().map(|c| UserKey::of(&c.user_name)).collect();
         let unassociated = role_users.keys().filter(|u| !configured.contains(*u)).cloned().collect();
-        Population { role_users, down_mid_users, configured, unassociated, down_mid_servers }
+        Population { role_users, down_mid_users, configured, unassociated, down_mid_servers, up_mid_users }
+    }
+
+    /// U ∪ E: whose latest login events a check with early warnings reads.
+    pub(crate) fn to_read(&self, early_warnings: bool) -> BTreeMap<UserKey, &'a str> {
+        let mut users = self.to_check();
+        if early_warnings {
+            for (k, u) in &self.up_mid_users {
+                users.entry(k.clone()).or_insert(u.name);
+            }
+        }
+        users
     }
 
     /// U = B ∪ D: the users whose login events decide a finding, each with the name its finding carries (the
@@ -88,4 +92,20 @@ impl<'a> Population<'a> {
         let unassociated = self.unassociated.iter().filter_map(|k| Some((k.clone(), self.role_users.get(k)?.name)));
         on_down.chain(unassociated).collect()
     }
+}
+
+/// The users configured on `mids`, each with those of `mids` it is configured on.
+fn users_on<'a>(s: &'a Snapshot, mids: &[&'a MidServer]) -> BTreeMap<UserKey, OnMids<'a>> {
+    let mut users: BTreeMap<UserKey, OnMids<'a>> = BTreeMap::new();
+    for cfg in &s.mid_user_configs {
+        if let Some(mid) = mids.iter().find(|m| cfg.mid_server.as_ref() == Some(&m.sys_id)) {
+            let name = cfg.user_name.as_str();
+            let user = users.entry(UserKey::of(name)).or_insert_with(|| OnMids { name, mid_servers: Vec::new() });
+            user.name = user.name.min(name);
+            if !user.mid_servers.iter().any(|m| m.sys_id == mid.sys_id) {
+                user.mid_servers.push(mid);
+            }
+        }
+    }
+    users
 }

@@ -90,11 +90,27 @@ pub(crate) struct MidServer {
     /// `last_refreshed`: the last heartbeat the MID Server answered (heartbeats run every 5 minutes), so for a
     /// down MID Server the time it went silent. `None` when the instance did not give it.
     pub(crate) last_refreshed: Option<DateTime<Utc>>,
+    /// `ip_address` and `host_name`: where its logins come from (empty when not given).
+    pub(crate) ip_address: String,
+    pub(crate) host_name: String,
+    /// `user_name`: the user it logged in as (the MID Server dashboard's "logged-in user"), when given.
+    pub(crate) logged_in_user: Option<UserName>,
 }
 
 impl MidServer {
     pub(crate) fn is_down(&self) -> bool {
         self.status == MidServerStatus::Down
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.status == MidServerStatus::Up
+    }
+
+    /// Whether a login from `source` (an event's `parm2`) came from this MID Server: its `ip_address`, or its
+    /// `host_name` compared without regard to case.
+    pub(crate) fn is_source(&self, source: &str) -> bool {
+        let source = source.trim();
+        !source.is_empty() && (self.ip_address.trim() == source || same_name(self.host_name.trim(), source))
     }
 }
 
@@ -442,6 +458,9 @@ pub struct Snapshot {
     /// a watch keeps the first round's start: its event counts cover everything read since.
     pub(crate) read_from: Option<DateTime<Utc>>,
     pub(crate) read_until: Option<DateTime<Utc>>,
+    /// `[check] early_warnings`: the users of Up MID Servers are read and judged for warnings too (set before
+    /// the window's read, which then reads their latest events).
+    pub(crate) early_warnings: bool,
 }
 
 #[cfg(test)]

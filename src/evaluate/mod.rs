@@ -4,8 +4,10 @@
 //! checked, which event decides, what n counts — and adds its own detail (missing roles, account state, evidence) without ever
 //! changing a documented message. User names compare as the instance's queries compare them, without regard to
 //! case (`UserKey`): one user, one finding, whatever the spellings of its record, configuration and events.
-//! No I/O and no clock: the window is an input.
+//! Beyond the job, it warns about the users of Up MID Servers before their outage and observes what explains a
+//! missing finding (`early.rs`). No I/O and no clock: the window is an input.
 
+mod early;
 pub(crate) mod messages;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -150,9 +152,14 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
     }
     summary.findings = findings.len();
 
+    let selected = s.selected.as_ref();
+    let early = early::early(s, &pop, &latest, &|k| selected.is_none_or(|sel| sel.covers(k)));
+    summary.warnings = early.warnings.len();
+    summary.observations = early.observations.len();
+
     let status = if findings.iter().any(|f| f.category != Category::Configuration) {
         Status::Critical
-    } else if findings.is_empty() {
+    } else if findings.is_empty() && early.warnings.is_empty() {
         Status::Ok
     } else {
         Status::Warning
@@ -165,6 +172,8 @@ pub fn evaluate(s: &Snapshot, ctx: &Context<'_>) -> Report {
         status,
         summary,
         findings,
+        warnings: early.warnings,
+        observations: early.observations,
         id_map: id_map(&pop),
         skipped_users: s.skipped_users.clone(),
         down_mid_servers: down_mid_servers(s, &held),
@@ -348,11 +357,19 @@ pub(crate) fn event_evidence(e: &LoginEvent) -> EventEvidence {
             .then(|| e.parm2.trim())
             .filter(|p| p.parse::<std::net::IpAddr>().is_ok())
             .map(str::to_string),
+        source_mid: None,
     }
 }
 
 fn evidence(s: &Snapshot, user: &str, event: Option<&LoginEvent>, window: &Window) -> Evidence {
-    let event = event.map(event_evidence);
+    let event = event.map(|e| {
+        let mut evidence = event_evidence(e);
+        // The MID Server the deciding login came from: the one holding a stale password, when it is another.
+        evidence.source_mid = evidence.ip.as_deref().and_then(|ip| {
+            early::Source::of(&s.mid_servers, &early::configured_on(s, user), ip).mid().map(str::to_string)
+        });
+        evidence
+    });
     let account = user_by_name(s, user);
     let rows = match &s.login_history {
         LoginHistory::Rows(rows) => Some(rows),

@@ -79,6 +79,9 @@ impl Instance {
                 name: name.into(),
                 status: status.into(),
                 last_refreshed: None,
+                ip_address: String::new(),
+                host_name: String::new(),
+                logged_in_user: None,
             });
         }
         self.s.mid_user_configs.push(MidUserConfig { mid_server: Some(id), user_name: user.into(), sys_domain: None });
@@ -527,13 +530,13 @@ fn status_and_status_line_follow_the_plugin_convention() {
     assert_eq!(
         r.status_line(),
         "MIDWATCH CRITICAL - 2 findings (1 authentication, 1 network) on acme | findings=2 down_mid_servers=2 \
-         authentication=1 authorization=0 network=1 configuration=0"
+         authentication=1 authorization=0 network=1 configuration=0 warnings=0"
     );
     let ok = instance().role_user("c").mid("m3", "Up", "c").report();
     assert_eq!(
         ok.status_line(),
         "MIDWATCH OK - no findings on acme | findings=0 down_mid_servers=0 authentication=0 authorization=0 \
-         network=0 configuration=0"
+         network=0 configuration=0 warnings=0"
     );
     assert_eq!(ok.status.exit_code(), 0);
 }

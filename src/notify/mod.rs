@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{EmailConfig, SendPolicy};
 use crate::deadline::Deadline;
-use crate::domain::{FindingKey, Report};
+use crate::domain::{FindingKey, Report, Warning};
 use crate::present::email::{Delta, Links};
 use crate::present::text::{DryRunEmail, EmailSection};
 use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
@@ -215,7 +215,7 @@ impl EmailOutcome {
 /// How the findings compare with the last email composed (`None`: nothing was ever sent, every finding is new).
 pub fn changes<'a>(report: &'a Report, last: Option<&NotifiedState>) -> Delta<'a> {
     match last {
-        Some(l) => Delta::against(report, &l.findings, Some(l.notified_at)),
+        Some(l) => Delta::against(report, &l.findings, Some(l.notified_at)).with_warnings_before(&l.warnings),
         None => Delta::against(report, &[], None),
     }
 }
@@ -260,12 +260,12 @@ fn decide(
     match cfg.send {
         SendPolicy::Never => Some("send = \"never\"".into()),
         // Nothing to report and nothing ever reported: not even `always` starts with an empty email.
-        _ if last.is_none() && report.findings.is_empty() => Some("no findings".into()),
+        _ if last.is_none() && report.findings.is_empty() && report.warnings.is_empty() => Some("no findings".into()),
         SendPolicy::OnChange if last.is_some_and(|l| l.digest == digest) => {
             let due = cfg.remind_every.zip(last).is_some_and(|(every, l)| {
                 chrono::TimeDelta::from_std(every).is_ok_and(|every| now - l.notified_at >= every)
             });
-            if due && !report.findings.is_empty() {
+            if due && !(report.findings.is_empty() && report.warnings.is_empty()) {
                 return None;
             }
             Some("findings unchanged since the last email".into())
@@ -291,7 +291,7 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOut
     });
     let outbox_pending = Outbox::new(state_dir).count();
     let current = FindingKey::of_report(notice.report);
-    let digest = outbox::digest(&current);
+    let digest = outbox::digest_with_warnings(&current, &Warning::keys_of(&notice.report.warnings));
     let status = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
         Some(reason) => EmailStatus::NotNeeded { reason },
         None => match size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest) {
@@ -327,7 +327,8 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline
         None
     });
     let current = FindingKey::of_report(notice.report);
-    let digest = outbox::digest(&current);
+    let warnings = Warning::keys_of(&notice.report.warnings);
+    let digest = outbox::digest_with_warnings(&current, &warnings);
     let (entries, load_problems) = outbox.load();
     problems.extend(load_problems.iter().map(ToString::to_string));
     let not_needed = decide(cfg, last.as_ref(), &digest, notice.report, notice.now);
@@ -336,7 +337,7 @@ async fn send(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>, deadline
     problems.extend(expire_problems.iter().map(ToString::to_string));
     let composed = match not_needed {
         Some(reason) => Err(EmailStatus::NotNeeded { reason }),
-        None => compose(cfg, state_dir, notice, Findings { last, current, digest }, &mut entries)
+        None => compose(cfg, state_dir, notice, Findings { last, current, warnings, digest }, &mut entries)
             .map_err(|e| not_queued(e, state_dir, &mut problems)),
     };
     let delivery = smtp::deliver(cfg, &outbox, entries, notice.now, deadline).await;
@@ -375,6 +376,8 @@ fn lock(state_dir: &Path, problems: &mut Vec<String>) -> Result<Option<StateLock
 struct Findings {
     last: Option<NotifiedState>,
     current: Vec<FindingKey>,
+    /// This cycle's early warnings' keys.
+    warnings: Vec<String>,
     digest: String,
 }
 
@@ -408,7 +411,7 @@ fn compose(
     findings: Findings,
     entries: &mut Vec<OutboxEntry>,
 ) -> Result<Queued, NotQueued> {
-    let Findings { last, current, digest } = findings;
+    let Findings { last, current, warnings, digest } = findings;
     let built = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?.built;
     let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone() };
     let outbox = Outbox::new(state_dir);
@@ -419,6 +422,7 @@ fn compose(
         notified_at: notice.now,
         message_id: queued.message_id.clone(),
         findings: current,
+        warnings,
     };
     outbox.store(&mut entry)?;
     if let Err(record) = state.store(state_dir) {

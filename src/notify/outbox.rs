@@ -74,12 +74,28 @@ fn moved_aside(to: Option<&Path>) -> String {
 
 /// The sha256 (hex) of the sorted findings: equal digests mean the same set of findings.
 pub fn digest(sorted: &[FindingKey]) -> String {
+    digest_with_warnings(sorted, &[])
+}
+
+/// The digest of the sorted findings and early warnings (their keys, sorted); without warnings, the digest of
+/// the findings alone, so that a state recorded before warnings existed still matches.
+pub(crate) fn digest_with_warnings(sorted: &[FindingKey], warnings: &[String]) -> String {
     let mut h = Sha256::new();
+    // Length-prefixed, so no choice of strings can make two different sets collide by concatenation.
+    let mut part = |part: &str| {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    };
     for f in sorted {
-        for part in [f.user.as_str(), f.category.name(), f.message.as_str()] {
-            // Length-prefixed, so no choice of strings can make two different sets collide by concatenation.
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
+        for p in [f.user.as_str(), f.category.name(), f.message.as_str()] {
+            part(p);
+        }
+    }
+    if !warnings.is_empty() {
+        // A warning's key stands where a finding's category would: no set of findings alone hashes the same.
+        part("early warnings");
+        for w in warnings {
+            part(w);
         }
     }
     hex(&h.finalize())
@@ -97,6 +113,9 @@ pub struct NotifiedState {
     pub notified_at: DateTime<Utc>,
     pub message_id: String,
     pub findings: Vec<FindingKey>,
+    /// The early warnings' keys (`failing_on_up_mid: mid.paris`); absent from a state written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) warnings: Vec<String>,
 }
 
 impl NotifiedState {

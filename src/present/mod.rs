@@ -179,7 +179,8 @@ impl<'a> FindingView<'a> {
         }
         match &f.evidence.event {
             Some(e) => {
-                let from = e.ip.as_deref().map(|ip| format!(" from {}", clean(ip))).unwrap_or_default();
+                let mid = e.source_mid.as_deref().map(|m| format!(", MID Server {}", clean(m))).unwrap_or_default();
+                let from = e.ip.as_deref().map(|ip| format!(" from {}{mid}", clean(ip))).unwrap_or_default();
                 rows.push((
                     "Deciding event",
                     format!(
@@ -276,6 +277,16 @@ impl<'a> IdMapView<'a> {
     }
 }
 
+/// The title of the early warnings' section, with how many there are.
+pub(crate) fn warnings_title(n: usize) -> String {
+    format!("Early warnings ({n}): users of Up MID Servers, before their outage (not written to ecc_agent_issue)")
+}
+
+/// The title of the observations' section, with how many there are.
+pub(crate) fn observations_title(n: usize) -> String {
+    format!("Observations ({n}): no change of status")
+}
+
 /// The parts of a report every rendering shows, cleaned once.
 #[derive(Debug, Clone)]
 pub(crate) struct ReportView<'a> {
@@ -287,6 +298,9 @@ pub(crate) struct ReportView<'a> {
     pub(crate) id_map: Option<IdMapView<'a>>,
     /// Down MID Servers not judged this cycle (`[check] down_for`).
     pub(crate) held_back: Vec<HeldBackView<'a>>,
+    /// The early warnings' and observations' sentences, cleaned.
+    pub(crate) warnings: Vec<String>,
+    pub(crate) observations: Vec<String>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -318,6 +332,8 @@ impl<'a> ReportView<'a> {
                     users: m.users.iter().map(|u| Untrusted::of(u)).collect(),
                 })
                 .collect(),
+            warnings: report.warnings.iter().map(|w| clean(w.text())).collect(),
+            observations: report.observations.iter().map(|o| clean(o.text())).collect(),
             notes: report.notes.iter().map(|n| clean(n)).collect(),
         }
     }

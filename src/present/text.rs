@@ -31,7 +31,7 @@ pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Durat
 
 fn summary(out: &mut String, v: &ReportView<'_>) {
     let s = &v.report.summary;
-    let rows: [(&str, usize); 10] = [
+    let rows: [(&str, usize); 12] = [
         ("Users with the mid_server role", s.role_users),
         ("Down MID Servers", s.down_mid_servers),
         ("Users configured on down MID Servers", s.users_on_down_mid_servers),
@@ -42,6 +42,8 @@ fn summary(out: &mut String, v: &ReportView<'_>) {
         ("Last login attempt succeeded", s.last_attempt_succeeded),
         ("No login attempt in the window", s.no_attempt),
         ("Connectivity undetectable (no soap_script)", s.connectivity_undetectable),
+        ("Early warnings (users of Up MID Servers)", s.warnings),
+        ("Observations", s.observations),
     ];
     // One column for every count, as wide as the longest label of the three tables needs.
     let categories: Vec<(&str, usize)> =
@@ -89,6 +91,7 @@ fn detailed(out: &mut String, v: &ReportView<'_>) {
             finding(out, f);
         }
     }
+    early(out, v);
     held_back(out, v);
     if !v.skipped_users.is_empty() {
         let _ = writeln!(out, "\nUsers not checked");
@@ -98,6 +101,22 @@ fn detailed(out: &mut String, v: &ReportView<'_>) {
     }
     if let Some(map) = &v.id_map {
         id_map(out, map);
+    }
+}
+
+/// The early warnings and the observations, each a sentence.
+fn early(out: &mut String, v: &ReportView<'_>) {
+    for (title, items) in [
+        (super::warnings_title(v.warnings.len()), &v.warnings),
+        (super::observations_title(v.observations.len()), &v.observations),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title}");
+        for item in items {
+            let _ = writeln!(out, "  * {item}");
+        }
     }
 }
 

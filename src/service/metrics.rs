@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Category, Status};
+use crate::domain::{Category, Status, Summary};
 
 const LAST_SUCCESS: &str = "midwatch_last_success_timestamp_seconds";
 
@@ -39,6 +39,8 @@ struct Success {
     /// Unix time with sub-second precision.
     at: f64,
     findings: Option<BTreeMap<Category, usize>>,
+    /// Early warnings of that cycle.
+    warnings: usize,
 }
 
 impl Metrics {
@@ -48,7 +50,7 @@ impl Metrics {
         let last_success = textfile
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| previous_success(&text))
-            .map(|at| Success { at, findings: None });
+            .map(|at| Success { at, findings: None, warnings: 0 });
         Metrics {
             instance: instance.to_string(),
             requests: BTreeMap::new(),
@@ -73,15 +75,10 @@ impl Metrics {
         self.emails_dropped += n as u64;
     }
 
-    pub(crate) fn cycle_succeeded(
-        &mut self,
-        at: DateTime<Utc>,
-        duration: Duration,
-        status: Status,
-        findings: &BTreeMap<Category, usize>,
-    ) {
+    pub(crate) fn cycle_succeeded(&mut self, at: DateTime<Utc>, duration: Duration, status: Status, summary: &Summary) {
         self.last_cycle = Some(LastCycle { at, duration, status });
-        self.last_success = Some(Success { at: unix_seconds(at), findings: Some(findings.clone()) });
+        let findings = Some(summary.findings_by_category.clone());
+        self.last_success = Some(Success { at: unix_seconds(at), findings, warnings: summary.warnings });
     }
 
     pub(crate) fn cycle_failed(&mut self, at: DateTime<Utc>, duration: Duration) {
@@ -140,6 +137,12 @@ impl Metrics {
                     })
                     .collect();
                 family("midwatch_findings", "gauge", "Findings of the last completed cycle by category.", &samples);
+                family(
+                    "midwatch_warnings",
+                    "gauge",
+                    "Early warnings of the last completed cycle (users of Up MID Servers being refused or locked out).",
+                    &one(s.warnings.to_string()),
+                );
             }
         }
         let samples: Vec<(String, String)> =
@@ -200,7 +203,8 @@ mod tests {
         m.add_requests(&BTreeMap::new(), &BTreeMap::from([(200, 7), (503, 1)]));
         m.add_requests(&BTreeMap::from([(200, 7), (503, 1)]), &BTreeMap::from([(200, 10), (503, 1), (0, 2)]));
         let findings = BTreeMap::from([(Category::Authentication, 2), (Category::Network, 1)]);
-        m.cycle_succeeded(at("2026-01-02T03:04:05.5Z"), Duration::from_millis(1234), Status::Critical, &findings);
+        let summary = Summary { findings_by_category: findings, warnings: 1, ..Summary::default() };
+        m.cycle_succeeded(at("2026-01-02T03:04:05.5Z"), Duration::from_millis(1234), Status::Critical, &summary);
         m.add_dropped_emails(2);
         m.add_dropped_emails(1);
         let text = m.render();
@@ -214,6 +218,7 @@ mod tests {
             format!("midwatch_findings{{{l},category=\"authorization\"}} 0"),
             format!("midwatch_findings{{{l},category=\"network\"}} 1"),
             format!("midwatch_findings{{{l},category=\"configuration\"}} 0"),
+            format!("midwatch_warnings{{{l}}} 1"),
             format!("midwatch_api_requests_total{{{l},status=\"200\"}} 10"),
             format!("midwatch_api_requests_total{{{l},status=\"503\"}} 1"),
             format!("midwatch_api_requests_total{{{l},status=\"0\"}} 2"),
@@ -227,7 +232,7 @@ mod tests {
     #[test]
     fn a_failed_cycle_is_unknown_and_keeps_the_last_success() {
         let mut m = Metrics::new("acme", None);
-        m.cycle_succeeded(at("2026-01-02T03:00:00Z"), Duration::from_secs(1), Status::Ok, &BTreeMap::new());
+        m.cycle_succeeded(at("2026-01-02T03:00:00Z"), Duration::from_secs(1), Status::Ok, &Summary::default());
         m.cycle_failed(at("2026-01-02T07:00:00Z"), Duration::from_secs(30));
         let text = m.render();
         assert!(text.contains("midwatch_cycle_status{servicenow_instance=\"acme\"} 3\n"), "{text}");
@@ -243,7 +248,7 @@ mod tests {
         let path = dir.path().join("midwatch.prom");
         let mut m = Metrics::new("acme", Some(&path));
         assert_eq!(m.render(), "", "nothing to report before the first cycle");
-        m.cycle_succeeded(at("2026-01-02T03:00:00Z"), Duration::from_secs(1), Status::Ok, &BTreeMap::new());
+        m.cycle_succeeded(at("2026-01-02T03:00:00Z"), Duration::from_secs(1), Status::Ok, &Summary::default());
         m.write(&path).expect("write");
         m.write(&path).expect("rewrite");
         let names: Vec<String> = std::fs::read_dir(dir.path())

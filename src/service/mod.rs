@@ -325,12 +325,7 @@ impl Service {
             Ok(outcome) => {
                 info!("{}", outcome.summary_line());
                 let report = &outcome.report;
-                self.metrics.cycle_succeeded(
-                    started_at,
-                    outcome.duration,
-                    report.status,
-                    &report.summary.findings_by_category,
-                );
+                self.metrics.cycle_succeeded(started_at, outcome.duration, report.status, &report.summary);
                 self.metrics.add_dropped_emails(outcome.email().map_or(0, |e| e.dropped.len()));
                 let line = report.status_line();
                 let line = line.split_once(" | ").map_or(line.as_str(), |(status, _perfdata)| status);

@@ -71,7 +71,16 @@ async fn the_status_line_is_the_first_line_and_nothing_is_logged_when_the_check_
     let labels: Vec<&str> = perf.iter().map(|(l, _, _)| l.as_str()).collect();
     assert_eq!(
         labels,
-        ["findings", "down_mid_servers", "authentication", "authorization", "network", "configuration", "duration"],
+        [
+            "findings",
+            "down_mid_servers",
+            "authentication",
+            "authorization",
+            "network",
+            "configuration",
+            "warnings",
+            "duration"
+        ],
         "{first}"
     );
     let value = |label: &str| perf.iter().find(|(l, _, _)| l == label).map(|(_, v, u)| (*v, u.clone()));

@@ -44,7 +44,7 @@ async fn documentation_example_scenario_end_to_end() {
     assert_eq!(r.status, Status::Critical);
     assert_eq!(
         r.status_line(),
-        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration) on acme | findings=5 down_mid_servers=6 authentication=1 authorization=1 network=2 configuration=1"
+        "MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2 network, 1 configuration), 1 warning on acme | findings=5 down_mid_servers=6 authentication=1 authorization=1 network=2 configuration=1 warnings=1"
     );
 
     let midserver2 = &r.findings[0];
@@ -65,6 +65,8 @@ async fn documentation_example_scenario_end_to_end() {
     let history = midserver2.evidence.login_history.as_ref().expect("Identity Center row");
     assert_eq!(history.failure_reason, "User locked out");
     assert_eq!(midserver2.evidence.event.as_ref().and_then(|e| e.ip.as_deref()), Some("10.20.30.41"));
+    // That address is mid-london-01's: the MID Server that holds the stale password is named.
+    assert_eq!(midserver2.evidence.event.as_ref().and_then(|e| e.source_mid.as_deref()), Some("mid-london-01"));
 
     let local = &r.findings[1];
     assert_eq!(local.missing_roles.from_event, ["soap_ecc", "soap_query"]);

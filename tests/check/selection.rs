@@ -123,7 +123,9 @@ async fn a_selected_check_writes_only_its_users_records_and_leaves_another_users
     assert_eq!(one.report.findings.iter().map(|f| f.user.as_str()).collect::<Vec<_>>(), ["midserver2"]);
     assert_eq!(one.report.selected_users.as_deref(), Some(&["midserver2".to_string()][..]));
     assert!(one.report.status_line().contains("1 finding (1 authentication) for midserver2 on acme"));
-    assert!(one.report.perfdata().starts_with("findings=1 down_mid_servers=1 "), "{}", one.report.perfdata());
+    let line = one.report.status_line();
+    let perfdata = line.split_once(" | ").map(|(_, perf)| perf).unwrap_or_default();
+    assert!(perfdata.starts_with("findings=1 down_mid_servers=1 "), "{perfdata}");
     let WriteBack::Applied { applied, .. } = &one.write_back else { panic!("{:?}", one.write_back) };
     assert_eq!((applied.created.len(), applied.counted.len(), applied.resolved.len()), (0, 1, 0));
     let counts: Vec<(bool, String)> =

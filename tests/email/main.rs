@@ -86,6 +86,7 @@ fn finding(user: &str, category: Category) -> Finding {
         name: midwatch::domain::LoginEventKind::Failed,
         at: now() - TimeDelta::minutes(15),
         ip: Some("10.20.30.41".into()),
+        source_mid: None,
     });
     Finding {
         category,
@@ -127,6 +128,8 @@ fn report(findings: Vec<Finding>) -> Report {
         status,
         summary,
         findings,
+        warnings: Vec::new(),
+        observations: Vec::new(),
         id_map: None,
         skipped_users: Vec::new(),
         down_mid_servers: Vec::new(),

@@ -1,8 +1,8 @@
-//! What changed since the last email: new, still open and resolved findings.
+//! What changed since the last email: new, still open and resolved findings, new and gone early warnings.
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Finding, FindingKey, Report};
+use crate::domain::{Finding, FindingKey, Report, Warning};
 
 /// How the findings compare with the last email's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,10 @@ pub struct Delta<'a> {
     pub(crate) previous_at: Option<DateTime<Utc>>,
     /// Nothing changed since the last email: this one reminds of what is still open (`[email] remind_every`).
     pub(crate) reminder: bool,
+    /// The keys of the early warnings the last email did not have (every one, for the first email).
+    pub(crate) new_warnings: Vec<String>,
+    /// The keys of the early warnings of the last email that are gone now.
+    pub(crate) gone_warnings: Vec<String>,
 }
 
 impl<'a> Delta<'a> {
@@ -28,6 +32,15 @@ impl<'a> Delta<'a> {
         let mut resolved: Vec<FindingKey> = previous.iter().filter(|p| !current.contains(p)).cloned().collect();
         resolved.sort();
         resolved.dedup();
-        Delta { new, still_open, resolved, previous_at, reminder: false }
+        let new_warnings = Warning::keys_of(&report.warnings);
+        Delta { new, still_open, resolved, previous_at, reminder: false, new_warnings, gone_warnings: Vec::new() }
+    }
+
+    /// Compares the early warnings with the last email's (their keys).
+    pub(crate) fn with_warnings_before(mut self, before: &[String]) -> Delta<'a> {
+        // `new_warnings` holds every current key until now.
+        self.gone_warnings = before.iter().filter(|k| !self.new_warnings.contains(k)).cloned().collect();
+        self.new_warnings.retain(|k| !before.contains(k));
+        self
     }
 }

@@ -152,6 +152,8 @@ mod tests {
             status: Status::Critical,
             summary: Summary { findings: findings.len(), ..Summary::default() },
             findings,
+            warnings: Vec::new(),
+            observations: Vec::new(),
             id_map: Some(id_map),
             skipped_users: (0..5).map(|i| SkippedUser { user: format!("odd{i}"), reason: "no".into() }).collect(),
             down_mid_servers: Vec::new(),

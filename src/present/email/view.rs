@@ -179,9 +179,10 @@ impl EmailView {
         let r = ReportView::of(report);
         let keep = form.keep();
         let mut sections = findings_sections(report, delta, links, keep);
-        if report.findings.is_empty() {
+        if report.findings.is_empty() && report.warnings.is_empty() {
             sections.push(Section::AllClear("No MID Server user has a problem now."));
         }
+        sections.extend(early_sections(report, &r, delta));
         if !r.held_back.is_empty() {
             let (held_back, more) = cut(&r.held_back, keep);
             sections.push(Section::HeldBack {
@@ -234,6 +235,33 @@ impl EmailView {
             },
         }
     }
+}
+
+/// The early warnings (each new one marked, the gone ones named) and the observations.
+fn early_sections(report: &Report, r: &ReportView<'_>, delta: &Delta<'_>) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let mut warnings: Vec<String> = report
+        .warnings
+        .iter()
+        .zip(&r.warnings)
+        .map(|(w, text)| {
+            let new = delta.previous_at.is_some() && delta.new_warnings.contains(&w.key());
+            if new { format!("New: {text}") } else { text.clone() }
+        })
+        .collect();
+    if !delta.gone_warnings.is_empty() {
+        warnings.push(format!("No longer warned since the last email: {}", clean(&delta.gone_warnings.join("; "))));
+    }
+    if !warnings.is_empty() {
+        sections.push(Section::Notes { title: crate::present::warnings_title(report.warnings.len()), items: warnings });
+    }
+    if !r.observations.is_empty() {
+        sections.push(Section::Notes {
+            title: crate::present::observations_title(r.observations.len()),
+            items: r.observations.clone(),
+        });
+    }
+    sections
 }
 
 /// The new, still open and resolved findings, each by category, the first `keep` of each category in full.
