@@ -17,6 +17,7 @@ mod plugin;
 mod read_plan;
 mod redaction;
 mod refused_login;
+mod rehearsal;
 mod report_json;
 mod scenario;
 mod secrets;
