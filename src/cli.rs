@@ -35,7 +35,9 @@ pub(crate) struct ConfigPath {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    /// Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(long_about = CHECK_ABOUT)]
     Check(CheckArgs),
     /// Print the shell completion script for bash, zsh or fish.
     Completions(CompletionsArgs),
@@ -44,10 +46,34 @@ pub(crate) enum Command {
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
     #[cfg(feature = "demo")]
+    #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
     /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
     Run(RunArgs),
 }
+
+/// `midwatch check --help` (and the DESCRIPTION of midwatch-check(1)): what a plain check changes, and how not to.
+const CHECK_ABOUT: &str = "\
+Run one full cycle now: read the instance, judge every MID Server user, write the findings to ecc_agent_issue \
+(create, count, resolve), email them when the configuration has an [email] section (with send = \"on_change\", \
+the default, only when they changed since the last email), and print the report. Exit status 0 OK, 1 WARNING, \
+2 CRITICAL, 3 UNKNOWN.
+
+--no-write (or [check] write_issues = false) leaves ecc_agent_issue alone; --no-email sends no email; \
+--dry-run does neither and prints what it would write and send. A check of chosen \
+users (--user, --mid-server) sends no email.";
+
+/// `midwatch demo --help` (and the DESCRIPTION of midwatch-demo(1)).
+#[cfg(feature = "demo")]
+const DEMO_ABOUT: &str = "\
+Run two cycles against a simulated instance and SMTP server inside the process: no configuration, no network, \
+no ServiceNow account. Cycle 1 reports the documentation's example findings, writes them to the simulated \
+ecc_agent_issue and emails them; then midserver2 is fixed, and cycle 2 counts the other records, resolves \
+midserver2's and emails the change. The exit status is 2 (CRITICAL), as the scenario is meant to be.
+
+The demo's state directory and the emails its SMTP server receives are in a temporary directory (midwatch-demo-* \
+under $TMPDIR, else /tmp), removed when the demo ends: --keep keeps it and names the .eml files, --keep DIR \
+saves them in DIR.";
 
 /// `midwatch completions SHELL`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +118,11 @@ pub(crate) struct DemoArgs {
     /// time, midserver2 fixed after its second round.
     #[arg(long)]
     pub(crate) until_ok: bool,
+    /// Keep the emails the demo's SMTP server received (.eml files): with DIR, saved there (created if missing);
+    /// without, its temporary directory stays (midwatch-demo-* under $TMPDIR, else /tmp). Without --keep, that
+    /// directory is removed when the demo ends.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keep: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -330,10 +361,11 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         #[cfg(feature = "demo")]
-        Command::Demo(DemoArgs { output, auth, until_ok }) => {
+        Command::Demo(DemoArgs { output, auth, until_ok, keep }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn", crate::logging::Sink::Stderr);
-            crate::demo::run(crate::demo::Demo { format: output.format, detail: output.detail, auth, until_ok }, print)
-                .await
+            let keep = crate::demo::Keep::from_arg(keep);
+            let demo = crate::demo::Demo { format: output.format, detail: output.detail, auth, until_ok, keep };
+            crate::demo::run(demo, print).await
         }
         Command::Run(args) => {
             let served = match crate::service::Signals::install() {

@@ -7,6 +7,7 @@ mod clock;
 mod concurrent_writes;
 mod config_check;
 mod deadline;
+mod demo;
 mod errors;
 mod hostile_names;
 mod name_case;
