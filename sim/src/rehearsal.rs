@@ -135,7 +135,10 @@ pub fn new_files(path: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
         if file.symlink_metadata().is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
-                format!("{} exists, and midwatch-sim never overwrites a file: give another path", file.display()),
+                format!(
+                    "{} exists, and midwatch-sim never overwrites a file: give another path, or remove it first",
+                    file.display()
+                ),
             ));
         }
     }
