@@ -37,7 +37,7 @@ pub(crate) struct ConfigPath {
 pub(crate) enum Command {
     /// Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK,
     /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-    #[command(long_about = CHECK_ABOUT)]
+    #[command(long_about = manual::CHECK_ABOUT)]
     Check(CheckArgs),
     /// Print the shell completion script for bash, zsh or fish.
     Completions(CompletionsArgs),
@@ -46,34 +46,11 @@ pub(crate) enum Command {
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
     #[cfg(feature = "demo")]
-    #[command(long_about = DEMO_ABOUT)]
+    #[command(long_about = manual::DEMO_ABOUT)]
     Demo(DemoArgs),
     /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
     Run(RunArgs),
 }
-
-/// `midwatch check --help` (and the DESCRIPTION of midwatch-check(1)): what a plain check changes, and how not to.
-const CHECK_ABOUT: &str = "\
-Run one full cycle now: read the instance, judge every MID Server user, write the findings to ecc_agent_issue \
-(create, count, resolve), email them when the configuration has an [email] section (with send = \"on_change\", \
-the default, only when they changed since the last email), and print the report. Exit status 0 OK, 1 WARNING, \
-2 CRITICAL, 3 UNKNOWN.
-
---no-write (or [check] write_issues = false) leaves ecc_agent_issue alone; --no-email sends no email; \
---dry-run does neither and prints what it would write and send. A check of chosen \
-users (--user, --mid-server) sends no email.";
-
-/// `midwatch demo --help` (and the DESCRIPTION of midwatch-demo(1)).
-#[cfg(feature = "demo")]
-const DEMO_ABOUT: &str = "\
-Run two cycles against a simulated instance and SMTP server inside the process: no configuration, no network, \
-no ServiceNow account. Cycle 1 reports the documentation's example findings, writes them to the simulated \
-ecc_agent_issue and emails them; then midserver2 is fixed, and cycle 2 counts the other records, resolves \
-midserver2's and emails the change. The exit status is 2 (CRITICAL), as the scenario is meant to be.
-
-The demo's state directory and the emails its SMTP server receives are in a temporary directory (midwatch-demo-* \
-under $TMPDIR, else /tmp), removed when the demo ends: --keep keeps it and names the .eml files, --keep DIR \
-saves them in DIR.";
 
 /// `midwatch completions SHELL`.
 #[derive(Debug, clap::Args)]
@@ -118,9 +95,8 @@ pub(crate) struct DemoArgs {
     /// time, midserver2 fixed after its second round.
     #[arg(long)]
     pub(crate) until_ok: bool,
-    /// Keep the emails the demo's SMTP server received (.eml files): with DIR, saved there (created if missing);
-    /// without, its temporary directory stays (midwatch-demo-* under $TMPDIR, else /tmp). Without --keep, that
-    /// directory is removed when the demo ends.
+    /// Keep the emails the demo's SMTP server received (.eml files): in DIR, or, without DIR, in its temporary
+    /// directory, which then stays (midwatch-demo-* under $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     pub(crate) keep: Option<Option<PathBuf>>,
 }

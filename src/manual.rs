@@ -4,7 +4,8 @@
 //! The generated files are committed under `docs/man/` and `docs/completions/` and the Debian package
 //! ships them (`[package.metadata.deb]` in `Cargo.toml`), so `cargo deb` needs no generation step.
 //! `tests/manual.rs` fails when they are stale; `MIDWATCH_BLESS=1 cargo test --test manual` rewrites them.
-//! `midwatch completions bash|zsh|fish` prints the same completion scripts.
+//! `midwatch completions bash|zsh|fish` prints the same completion scripts. The long descriptions of `check` and
+//! `demo` are here too: their `--help` and their pages' DESCRIPTION say the same.
 //!
 //! Each page is clap_mangen's sections with three of midwatch's own: a SYNOPSIS that shows what every option
 //! takes (`[--window WINDOW]`, where clap_mangen writes only `[--window]`), EXIT STATUS, ENVIRONMENT and FILES
@@ -272,6 +273,29 @@ midwatch check runs one cycle and exits with a monitoring-plugin status; midwatc
 service that runs cycles on a schedule; midwatch config check validates the configuration and proves the \
 instance and the SMTP server are reachable; midwatch demo runs a complete cycle against a simulated \
 instance and needs no configuration.";
+
+/// `midwatch check --help` (and the DESCRIPTION of midwatch-check(1)): what a plain check changes, and how not to.
+pub(crate) const CHECK_ABOUT: &str = "\
+Run one full cycle now: read the instance, judge every MID Server user, write the findings to ecc_agent_issue \
+(create, count, resolve), email them when the configuration has an [email] section (with send = \"on_change\", \
+the default, only when they changed since the last email), and print the report. Exit status 0 OK, 1 WARNING, \
+2 CRITICAL, 3 UNKNOWN.
+
+--no-write (or [check] write_issues = false) leaves ecc_agent_issue alone; --no-email sends no email; \
+--dry-run does neither and prints what it would write and send. A check of chosen \
+users (--user, --mid-server) sends no email.";
+
+/// `midwatch demo --help` (and the DESCRIPTION of midwatch-demo(1)).
+#[cfg(feature = "demo")]
+pub(crate) const DEMO_ABOUT: &str = "\
+Run two cycles against a simulated instance and SMTP server inside the process: no configuration, no network, \
+no ServiceNow account. Cycle 1 reports the documentation's example findings, writes them to the simulated \
+ecc_agent_issue and emails them; then midserver2 is fixed, and cycle 2 counts the other records, resolves \
+midserver2's and emails the change. The exit status is 2 (CRITICAL), as the scenario is meant to be.
+
+The demo's state directory and the emails its SMTP server receives are in a temporary directory (midwatch-demo-* \
+under $TMPDIR, else /tmp), removed when the demo ends: --keep keeps it and names the .eml files, --keep DIR \
+saves them in DIR.";
 
 /// The exit-status table of the README ("As a Nagios or Icinga plugin").
 fn exit_status(roff: &mut Roff) {

@@ -64,7 +64,7 @@ json\t''"
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l auth -d 'How the demo signs in to its simulated instance: basic, oauth_client_credentials (alias oauth) or oauth_password' -r -f -a "basic\t'Basic auth, user and password on every request'
 oauth_client_credentials\t'OAuth client credentials grant (Basic auth refused by the simulated instance)'
 oauth_password\t'OAuth password grant with a refresh token (Basic auth refused by the simulated instance)'"
-complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l keep -d 'Keep the emails the demo\'s SMTP server received (.eml files): with DIR, saved there (created if missing); without, its temporary directory stays (midwatch-demo-* under $TMPDIR, else /tmp). Without --keep, that directory is removed when the demo ends' -r -F
+complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l keep -d 'Keep the emails the demo\'s SMTP server received (.eml files): in DIR, or, without DIR, in its temporary directory, which then stays (midwatch-demo-* under $TMPDIR, else /tmp)' -r -F
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l until-ok -d 'Show the remediation loop instead: a full check, then `check --user midserver2 --until-ok` in simulated time, midserver2 fixed after its second round'
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l config -d 'The configuration file' -r -F
