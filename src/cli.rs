@@ -35,7 +35,9 @@ pub(crate) struct ConfigPath {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    /// Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(long_about = manual::CHECK_ABOUT)]
     Check(CheckArgs),
     /// Print the shell completion script for bash, zsh or fish.
     Completions(CompletionsArgs),
@@ -44,6 +46,7 @@ pub(crate) enum Command {
     Config(ConfigCommand),
     /// Run a complete cycle against a simulated instance inside the process (no config, no account).
     #[cfg(feature = "demo")]
+    #[command(long_about = manual::DEMO_ABOUT)]
     Demo(DemoArgs),
     /// Run cycles on the [check] schedule until SIGTERM/SIGINT: the systemd service (Type=notify).
     Run(RunArgs),
@@ -92,6 +95,10 @@ pub(crate) struct DemoArgs {
     /// time, midserver2 fixed after its second round.
     #[arg(long)]
     pub(crate) until_ok: bool,
+    /// Keep the emails the demo's SMTP server received (.eml files): in DIR, or, without DIR, in its temporary
+    /// directory, which then stays (midwatch-demo-* under $TMPDIR, else /tmp).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keep: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -330,10 +337,11 @@ async fn run(cli: Cli) -> Result<Status, Ended> {
         }
         Command::Config(ConfigCommand::Check { config, offline }) => config_check(&config.path, offline).await,
         #[cfg(feature = "demo")]
-        Command::Demo(DemoArgs { output, auth, until_ok }) => {
+        Command::Demo(DemoArgs { output, auth, until_ok, keep }) => {
             crate::logging::init("warn", config::LogFormat::Text, "warn", crate::logging::Sink::Stderr);
-            crate::demo::run(crate::demo::Demo { format: output.format, detail: output.detail, auth, until_ok }, print)
-                .await
+            let keep = crate::demo::Keep::from_arg(keep);
+            let demo = crate::demo::Demo { format: output.format, detail: output.detail, auth, until_ok, keep };
+            crate::demo::run(demo, print).await
         }
         Command::Run(args) => {
             let served = match crate::service::Signals::install() {

@@ -151,3 +151,53 @@ fn debian_package_ships_every_generated_file_and_units_use_usr_bin() {
         );
     }
 }
+
+/// The SYNOPSIS names what each option takes (clap_mangen's own writes `[--window]`), and every page has
+/// EXAMPLES of its own command.
+#[test]
+fn man_pages_show_value_placeholders_and_examples() {
+    let pages = manual::man_pages(cli::command());
+    let page = |name: &str| -> String {
+        let page = pages.iter().find(|p| p.file_name == name).unwrap_or_else(|| panic!("no {name}"));
+        String::from_utf8(page.roff.clone()).expect("roff is UTF-8")
+    };
+    let synopsis = |text: &str| -> String {
+        text.split(".SH SYNOPSIS\n").nth(1).and_then(|rest| rest.lines().next()).unwrap_or_default().to_string()
+    };
+    let check = page("midwatch-check.1");
+    for option in [
+        "[\\fB\\-\\-config\\fR \\fIPATH\\fR]",
+        "[\\fB\\-\\-window\\fR \\fIWINDOW\\fR]",
+        "[\\fB\\-\\-format\\fR \\fItext|json\\fR]",
+        "[\\fB\\-\\-user\\fR \\fINAME\\fR]...",
+        "[\\fB\\-v\\fR|\\fB\\-\\-verbose\\fR]...",
+    ] {
+        assert!(synopsis(&check).contains(option), "the synopsis lacks {option}: {}", synopsis(&check));
+    }
+    assert!(synopsis(&page("midwatch-demo.1")).contains("[\\fB\\-\\-keep\\fR [\\fIDIR\\fR]]"));
+    assert!(synopsis(&page("midwatch-completions.1")).ends_with("\\fIbash|zsh|fish\\fR"));
+    for p in &pages {
+        let text = String::from_utf8(p.roff.clone()).expect("roff is UTF-8");
+        // midwatch-config-check.1 is `midwatch config check` (no subcommand name has a hyphen).
+        let command = p.file_name.trim_end_matches(".1").replace('-', " ");
+        let examples = text.split(".SH EXAMPLES\n").nth(1).unwrap_or_else(|| panic!("{} has no EXAMPLES", p.file_name));
+        let examples = examples.split(".SH \"SEE ALSO\"").next().unwrap_or_default();
+        let command = if command == "midwatch config" { "midwatch config check".to_string() } else { command };
+        assert!(
+            examples.contains(&format!(".TP\n\\fB{command}")),
+            "{}: no example of {command}:\n{examples}",
+            p.file_name
+        );
+    }
+}
+
+/// `check --help` says that a plain check writes ecc_agent_issue and sends email, and how to switch each off.
+#[test]
+fn check_help_says_what_a_plain_check_changes() {
+    let mut command = cli::command();
+    let help = command.find_subcommand_mut("check").expect("check").render_long_help().to_string();
+    let about = help.split("Usage:").next().unwrap_or_default();
+    for needle in ["write the findings to ecc_agent_issue", "email them", "--no-write", "--no-email", "--dry-run"] {
+        assert!(about.contains(needle), "check --help lacks {needle:?}:\n{about}");
+    }
+}

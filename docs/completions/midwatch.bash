@@ -222,7 +222,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__demo)
-            opts="-h --detail --format --auth --until-ok --help"
+            opts="-h --detail --format --auth --until-ok --keep --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +238,10 @@ _midwatch() {
                     ;;
                 --auth)
                     COMPREPLY=($(compgen -W "basic oauth_client_credentials oauth_password" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

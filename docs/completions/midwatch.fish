@@ -26,7 +26,7 @@ end
 
 complete -c midwatch -n "__fish_midwatch_needs_command" -s h -l help -d 'Print help'
 complete -c midwatch -n "__fish_midwatch_needs_command" -s V -l version -d 'Print version'
-complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "check" -d 'Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "check" -d 'Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
 complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "config" -d 'Validate the configuration file'
 complete -c midwatch -n "__fish_midwatch_needs_command" -f -a "demo" -d 'Run a complete cycle against a simulated instance inside the process (no config, no account)'
@@ -64,6 +64,7 @@ json\t''"
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l auth -d 'How the demo signs in to its simulated instance: basic, oauth_client_credentials (alias oauth) or oauth_password' -r -f -a "basic\t'Basic auth, user and password on every request'
 oauth_client_credentials\t'OAuth client credentials grant (Basic auth refused by the simulated instance)'
 oauth_password\t'OAuth password grant with a refresh token (Basic auth refused by the simulated instance)'"
+complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l keep -d 'Keep the emails the demo\'s SMTP server received (.eml files): in DIR, or, without DIR, in its temporary directory, which then stays (midwatch-demo-* under $TMPDIR, else /tmp)' -r -F
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -l until-ok -d 'Show the remediation loop instead: a full check, then `check --user midserver2 --until-ok` in simulated time, midserver2 fixed after its second round'
 complete -c midwatch -n "__fish_midwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l config -d 'The configuration file' -r -F
@@ -72,7 +73,7 @@ complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l timeout -d 'Th
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l no-write -d 'Do not write ecc_agent_issue'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -s h -l help -d 'Print help'
-complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "check" -d 'Run one full cycle now, print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "check" -d 'Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
 complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "config" -d 'Validate the configuration file'
 complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "demo" -d 'Run a complete cycle against a simulated instance inside the process (no config, no account)'

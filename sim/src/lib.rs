@@ -7,12 +7,16 @@
 //! (real time, stopped with [`FakeInstance::set_clock`], or off the host's with
 //! [`FakeInstance::set_clock_ahead`]): its writes are dated by it, and every answer's `Date` header says it
 //! (none with [`FakeInstance::set_date_header`] off).
+//!
+//! The `midwatch-sim` binary serves the demo data set as a process of its own, with an SMTP server and a ready
+//! midwatch configuration on request ([`rehearsal`]).
 
 mod dataset;
 pub mod events;
 pub mod generate;
 pub mod oauth;
 pub mod query;
+pub mod rehearsal;
 mod server;
 mod shared;
 pub mod smtp;

@@ -7,10 +7,16 @@
 //! With `--auth oauth_client_credentials` (or `oauth`) or `--auth oauth_password` the demo signs in with OAuth:
 //! the simulated instance registers an OAuth client, refuses Basic auth, and serves `/oauth_token.do`.
 //!
+//! Its state directory and the emails its SMTP server receives (`.eml` files) are in a temporary directory,
+//! `midwatch-demo-*` under `$TMPDIR` (else `/tmp`), removed when the demo ends; `--keep` keeps it and says
+//! where the emails are, `--keep DIR` saves the emails in DIR instead.
+//!
 //! The simulated instance and SMTP server are the `midwatch-sim` crate, which the integration tests and the
 //! benchmarks run against too; midwatch built without the `demo` feature has neither.
 
 mod watch;
+
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -94,14 +100,38 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
     })
 }
 
+/// What becomes of the emails the demo's SMTP server receives (`--keep`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Removed with the temporary directory when the demo ends.
+    #[default]
+    Nothing,
+    /// The temporary directory stays, the emails in it (`--keep`).
+    TemporaryDirectory,
+    /// The emails are saved in this directory (`--keep DIR`); the temporary directory is removed.
+    EmailsIn(PathBuf),
+}
+
+impl Keep {
+    /// From `--keep [DIR]`.
+    pub(crate) fn from_arg(arg: Option<Option<PathBuf>>) -> Keep {
+        match arg {
+            None => Keep::Nothing,
+            Some(None) => Keep::TemporaryDirectory,
+            Some(Some(dir)) => Keep::EmailsIn(dir),
+        }
+    }
+}
+
 /// What `midwatch demo` is asked for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Demo {
     pub(crate) format: Format,
     pub(crate) detail: Detail,
     pub(crate) auth: DemoAuth,
     /// The remediation loop (`--until-ok`) instead of the two cycles.
     pub(crate) until_ok: bool,
+    pub(crate) keep: Keep,
 }
 
 /// Runs the demo's two cycles and prints their report through `out`; the status is the second cycle's. With
@@ -132,11 +162,15 @@ struct Stage {
     config: Config,
     client: Client,
     opts: CheckOptions,
+    /// The temporary directory, removed when the stage is dropped; `None` when `--keep` keeps it.
+    temporary: Option<tempfile::TempDir>,
+    /// Where the emails are saved, said at the end when they are kept.
+    kept: Option<PathBuf>,
 }
 
 impl Stage {
     /// Starts the simulated instance (its clock at `now`) and SMTP server, signing in with `auth`.
-    async fn start(auth: DemoAuth, now: DateTime<Utc>) -> anyhow::Result<Stage> {
+    async fn start(auth: DemoAuth, now: DateTime<Utc>, keep: &Keep) -> anyhow::Result<Stage> {
         let instance = FakeInstance::start(Dataset::demo(now), USER, PASSWORD).await?;
         instance.set_clock(now);
         note(&format!("simulated instance listening on {}", instance.url()));
@@ -149,25 +183,35 @@ impl Stage {
                 config.instance.auth.method()
             ));
         }
-        // A state directory of its own, so on_change starts afresh and the saved mail stays to be opened.
-        config.state_directory =
-            std::env::temp_dir().join(format!("midwatch-demo-{}-{}", now.format("%Y%m%d-%H%M%S"), std::process::id()));
-        let mail_dir = config.state_directory.join("received-mail");
-        let sink = SmtpSink::start(Some(mail_dir.clone())).await?;
+        // A state directory of its own, so on_change starts afresh; the received mail is saved in it too.
+        let temporary = tempfile::Builder::new().prefix("midwatch-demo-").tempdir()?;
+        config.state_directory = temporary.path().to_path_buf();
+        let (mail_dir, temporary, kept) = match keep {
+            Keep::Nothing => (config.state_directory.join("received-mail"), Some(temporary), None),
+            Keep::TemporaryDirectory => {
+                let dir = temporary.keep();
+                (dir.join("received-mail"), None, Some(dir))
+            }
+            Keep::EmailsIn(dir) => {
+                let dir = std::path::absolute(dir)?;
+                (dir.clone(), Some(temporary), Some(dir))
+            }
+        };
+        let sink = SmtpSink::start(Some(mail_dir)).await?;
         let from: lettre::message::Mailbox = "midwatch <midwatch@demo.invalid>".parse()?;
         let to: lettre::message::Mailbox = "MID Server admins <mid-admins@demo.invalid>".parse()?;
         config.email = Some(EmailConfig::loopback(sink.port(), from, vec![to]));
         note(&format!("SMTP server listening on 127.0.0.1:{}", sink.port()));
         let client = cycle::client(&config, RetryPolicy::default())?;
         let opts = CheckOptions::from_config(&config);
-        Ok(Stage { instance, sink, config, client, opts })
+        Ok(Stage { instance, sink, config, client, opts, temporary, kept })
     }
 }
 
 /// The demo: the stage set, then the two cycles (or the remediation loop), each printed as it ends.
 async fn cycles<E>(demo: Demo, out: &impl Fn(&str) -> Result<(), E>) -> anyhow::Result<Result<Status, E>> {
     let now = Utc::now();
-    let stage = Stage::start(demo.auth, now).await?;
+    let stage = Stage::start(demo.auth, now, &demo.keep).await?;
     if demo.until_ok {
         return until_ok(&stage, demo, now, out).await;
     }
@@ -221,6 +265,7 @@ async fn until_ok<E>(
         return Ok(Err(e));
     }
     note(&format!("exit status {} ({})", outcome.report.status.exit_code(), outcome.report.status.label()));
+    mail_notes(stage);
     Ok(Ok(outcome.report.status))
 }
 
@@ -264,8 +309,25 @@ fn closing_notes(stage: &Stage, second: &Outcome, auth: DemoAuth) {
             grants.join(", ")
         ));
     }
-    for file in stage.sink.saved_files() {
+    mail_notes(stage);
+}
+
+/// Where the emails the demo's SMTP server received are kept, or that they went with the temporary directory.
+fn mail_notes(stage: &Stage) {
+    let files = stage.sink.saved_files();
+    let Some(kept) = &stage.kept else {
+        note(&format!(
+            "the {} email(s) the demo SMTP server received were removed with its temporary directory; `midwatch demo \
+             --keep` keeps them as .eml files",
+            files.len()
+        ));
+        return;
+    };
+    for file in &files {
         note(&format!("the email received by the demo SMTP server is saved as {}", file.display()));
+    }
+    if stage.temporary.is_none() {
+        note(&format!("kept {} (the state directory and received-mail/): remove it when done", kept.display()));
     }
 }
 
