@@ -97,6 +97,29 @@ impl Instance {
         self
     }
 
+    /// `[check] early_warnings` on: the users of Up MID Servers were read and are judged.
+    fn early(mut self) -> Self {
+        self.s.early_warnings = true;
+        self
+    }
+
+    /// The MID Server `name`'s `ip_address` and `host_name`.
+    fn address(mut self, name: &str, ip: &str, host: &str) -> Self {
+        for m in self.s.mid_servers.iter_mut().filter(|m| m.name == name) {
+            m.ip_address = ip.into();
+            m.host_name = host.into();
+        }
+        self
+    }
+
+    /// The user the MID Server `name` logged in as (`ecc_agent.user_name`).
+    fn logged_in(mut self, name: &str, user: &str) -> Self {
+        for m in self.s.mid_servers.iter_mut().filter(|m| m.name == name) {
+            m.logged_in_user = Some(user.into());
+        }
+        self
+    }
+
     fn down_for(mut self, minutes: u64) -> Self {
         self.down_for = std::time::Duration::from_secs(minutes * 60);
         self
@@ -651,3 +674,5 @@ fn the_accounts_optional_columns_are_carried_when_present_and_absent_otherwise()
     let text = crate::present::text::render(&r, crate::present::Detail::Detailed, None);
     assert!(text.contains("Account:          active, 5 failed attempts; last successful login"), "{text}");
 }
+
+mod early;
