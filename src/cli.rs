@@ -176,7 +176,8 @@ pub(crate) struct CheckOwnArgs {
     #[arg(long = "mid-server", value_name = "NAME", value_parser = parse_name)]
     pub(crate) mid_servers: Vec<String>,
     /// After a fix: run the check again every --every until every checked user is clear (exit 0), or until
-    /// --timeout (then the last status). One line per round; Ctrl-C ends it with the last status.
+    /// --timeout (then the last status). Each round says every watched user's state; Ctrl-C ends it with the
+    /// last status.
     #[arg(long)]
     pub(crate) until_ok: bool,
     /// With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m
