@@ -133,7 +133,7 @@ async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open()
     // Since when and how often it was seen, with its remediation step.
     let first = midwatch::domain::sn_time::format(now());
     let unwrapped = still.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(unwrapped.contains(&format!("(first detected {first} UTC), seen 7 times")), "{still}");
+    assert!(unwrapped.contains(&format!(", detected by 7 checks since {first} UTC")), "{still}");
     assert!(unwrapped.contains("What to do: Check the password of the MID Server user"), "{still}");
 
     // The next reminder waits a whole interval again; a change still goes at once.
