@@ -239,7 +239,7 @@ fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
     format!(
         "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
          Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
-        crate::escape::clean(&second.report.status_line()),
+        present::text::status_line(&crate::escape::clean(&second.report.status_line()), Some(second.duration)),
         present::text::write_back(&second.write_back, detail),
         present::text::email(email.as_ref())
     )

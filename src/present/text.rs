@@ -13,8 +13,7 @@ use crate::writeback::WriteBack;
 pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Duration>) -> String {
     let view = ReportView::of(report);
     let mut out = String::new();
-    let took = duration.map(|d| format!(" duration={:.3}s", d.as_secs_f64())).unwrap_or_default();
-    let _ = writeln!(out, "{}{took}", view.status_line);
+    let _ = writeln!(out, "{}", status_line(&view.status_line, duration));
     let _ = writeln!(out, "Window: {}", view.window);
     match detail {
         Detail::Summary => summary(&mut out, &view),
@@ -27,6 +26,12 @@ pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Durat
         }
     }
     out
+}
+
+/// A cleaned status line with the check's wall time, when given, last in its performance data.
+pub(crate) fn status_line(cleaned: &str, duration: Option<std::time::Duration>) -> String {
+    let took = duration.map(|d| format!(" duration={:.3}s", d.as_secs_f64())).unwrap_or_default();
+    format!("{cleaned}{took}")
 }
 
 fn summary(out: &mut String, v: &ReportView<'_>) {
@@ -43,29 +48,22 @@ fn summary(out: &mut String, v: &ReportView<'_>) {
         ("No login attempt in the window", s.no_attempt),
         ("Connectivity undetectable (no soap_script)", s.connectivity_undetectable),
     ];
-    // One column for every count, as wide as the longest label of the three tables needs.
+    // The counts first, in one column, so that they align whatever the labels' lengths.
     let categories: Vec<(&str, usize)> =
         Category::ALL.iter().map(|c| (c.name(), s.findings_by_category.get(c).copied().unwrap_or(0))).collect();
     let conditions: Vec<(&str, usize)> = s.findings_by_condition.iter().map(|(c, n)| (c.describe(), *n)).collect();
-    let width = rows
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .chain(categories.iter().chain(&conditions).map(|(l, _)| l.chars().count() + 2))
-        .max()
-        .unwrap_or(0);
     let _ = writeln!(out);
     for (label, n) in rows {
-        let _ = writeln!(out, "{label:<width$} {n:>5}");
+        let _ = writeln!(out, "{n:>5}  {label}");
     }
     let _ = writeln!(out, "\nFindings by category:");
-    let inner = width.saturating_sub(2);
     for (label, n) in categories {
-        let _ = writeln!(out, "  {label:<inner$} {n:>5}");
+        let _ = writeln!(out, "{n:>5}  {label}");
     }
     if !conditions.is_empty() {
         let _ = writeln!(out, "\nFindings by condition:");
         for (label, n) in conditions {
-            let _ = writeln!(out, "  {label:<inner$} {n:>5}");
+            let _ = writeln!(out, "{n:>5}  {label}");
         }
     }
     if !v.skipped_users.is_empty() {
