@@ -164,6 +164,10 @@ pub(crate) struct CheckOwnArgs {
     /// Read and evaluate, print what would be written and sent, and write and send nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Print the text of this check's email after the report (with --dry-run: of the email it would send,
+    /// sending nothing).
+    #[arg(long)]
+    pub(crate) show_email: bool,
     /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and
     /// errors, and, when stdout is not a terminal, after the report, so that its first line stays the status.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -391,7 +395,7 @@ pub(crate) async fn check(
     };
     match checked {
         Ok((outcome, watched)) => {
-            print(&outcome.view(watched.as_ref()).render(format, output.detail))?;
+            print(&outcome.view(watched.as_ref()).showing_email(own.show_email).render(format, output.detail))?;
             Ok(outcome.report.status)
         }
         Err(e) => unknown(instance, &e.to_string(), format),

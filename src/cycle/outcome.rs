@@ -54,6 +54,7 @@ impl Outcome {
             email_json: serde_json::json!(self.email),
             duration: self.duration,
             watch,
+            show_email: false,
         }
     }
 }

@@ -241,7 +241,7 @@ fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
          Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
         present::text::status_line(&crate::escape::clean(&second.report.status_line()), Some(second.duration)),
         present::text::write_back(&second.write_back, detail),
-        present::text::email(email.as_ref())
+        present::text::email(email.as_ref(), false)
     )
 }
 

@@ -55,7 +55,7 @@ use crate::config::{EmailConfig, SendPolicy};
 use crate::deadline::Deadline;
 use crate::domain::{FindingKey, Report};
 use crate::present::email::{Delta, Links};
-use crate::present::text::{DryRunEmail, EmailSection};
+use crate::present::text::{ComposedEmail, EmailSection};
 use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
 use smtp::{BuildError, DeliveryReport};
 
@@ -119,6 +119,9 @@ pub struct EmailOutcome {
     pub dropped: Vec<outbox::DroppedMessage>,
     /// Local problems (state directory not writable, unreadable outbox files, …).
     pub problems: Vec<String>,
+    /// This cycle's message, when one was composed (in a dry run: would have been).
+    #[serde(skip)]
+    pub(crate) message: Option<ComposedEmail>,
 }
 
 impl EmailOutcome {
@@ -131,6 +134,7 @@ impl EmailOutcome {
             permanent_failures: Vec::new(),
             dropped: Vec::new(),
             problems: Vec::new(),
+            message: None,
         }
     }
 
@@ -202,13 +206,13 @@ impl EmailOutcome {
 
     /// What the text report's email section shows.
     pub(crate) fn section(&self) -> EmailSection {
-        let dry_run = match &self.status {
-            EmailStatus::DryRun { subject, recipients, text, .. } => {
-                Some(DryRunEmail { subject: subject.clone(), recipients: recipients.clone(), text: text.clone() })
-            }
-            _ => None,
-        };
-        EmailSection { summary: self.summary(), dry_run, problems: self.problems.clone() }
+        let dry_run = matches!(self.status, EmailStatus::DryRun { .. });
+        EmailSection {
+            summary: self.summary(),
+            dry_run,
+            message: self.message.clone(),
+            problems: self.problems.clone(),
+        }
     }
 }
 
@@ -292,19 +296,19 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOut
     let outbox_pending = Outbox::new(state_dir).count();
     let current = FindingKey::of_report(notice.report);
     let digest = outbox::digest(&current);
-    let status = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
-        Some(reason) => EmailStatus::NotNeeded { reason },
+    let (status, message) = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
+        Some(reason) => (EmailStatus::NotNeeded { reason }, None),
         None => match size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest) {
-            Ok(composed) => EmailStatus::DryRun {
-                subject: composed.built.subject,
-                recipients: recipients(cfg),
-                text: composed.text,
-                outbox_pending,
-            },
-            Err(e) => EmailStatus::Skipped { reason: format!("cannot build the email: {e}") },
+            Ok(composed) => {
+                let message = composed.told(cfg);
+                let (subject, recipients, text) =
+                    (message.subject.clone(), message.recipients.clone(), message.text.clone());
+                (EmailStatus::DryRun { subject, recipients, text, outbox_pending }, Some(message))
+            }
+            Err(e) => (EmailStatus::Skipped { reason: format!("cannot build the email: {e}") }, None),
         },
     };
-    EmailOutcome { outbox_pending, problems, ..EmailOutcome::new(status) }
+    EmailOutcome { outbox_pending, problems, message, ..EmailOutcome::new(status) }
 }
 
 /// What the message `decide` asked for tells: the change since the last email, or a reminder.
@@ -381,7 +385,7 @@ struct Findings {
 /// This cycle's message, in the outbox.
 struct Queued {
     message_id: String,
-    subject: String,
+    message: ComposedEmail,
 }
 
 /// Why this cycle's message is not in the outbox.
@@ -409,8 +413,9 @@ fn compose(
     entries: &mut Vec<OutboxEntry>,
 ) -> Result<Queued, NotQueued> {
     let Findings { last, current, digest } = findings;
-    let built = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?.built;
-    let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone() };
+    let composed = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?;
+    let queued = Queued { message_id: composed.built.message_id.clone(), message: composed.told(cfg) };
+    let built = composed.built;
     let outbox = Outbox::new(state_dir);
     let mut entry = OutboxEntry::new(outbox.next_seq(entries), cfg, built, notice.now);
     let state = NotifiedState {
@@ -458,30 +463,33 @@ fn outcome(
     let earlier = || delivery.results.iter().filter(|r| Some(r.message_id.as_str()) != new_id);
     let outbox_delivered = earlier().filter(|r| r.finished).count();
     let outbox_reason = earlier().filter(|r| !r.finished).find_map(|r| r.reason.clone());
+    let message = composed.as_ref().ok().map(|q| q.message.clone());
     let status = match composed {
         Err(status) => status,
-        Ok(Queued { message_id, subject }) => match delivery.results.iter().find(|r| r.message_id == message_id) {
-            Some(r) if r.finished && !r.rejected_any => {
-                EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
+        Ok(Queued { message_id, message: ComposedEmail { subject, .. } }) => {
+            match delivery.results.iter().find(|r| r.message_id == message_id) {
+                Some(r) if r.finished && !r.rejected_any => {
+                    EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
+                }
+                Some(r) if r.finished => {
+                    EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
+                }
+                Some(r) => EmailStatus::Queued {
+                    message_id,
+                    subject,
+                    reason: r.reason.clone().unwrap_or_else(|| "not delivered yet".into()),
+                    delivered_to: r.delivered_to.clone(),
+                    queued_for: r.pending.clone(),
+                },
+                None => EmailStatus::Queued {
+                    message_id,
+                    subject,
+                    reason: "not attempted".into(),
+                    delivered_to: Vec::new(),
+                    queued_for: recipients(cfg),
+                },
             }
-            Some(r) if r.finished => {
-                EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
-            }
-            Some(r) => EmailStatus::Queued {
-                message_id,
-                subject,
-                reason: r.reason.clone().unwrap_or_else(|| "not delivered yet".into()),
-                delivered_to: r.delivered_to.clone(),
-                queued_for: r.pending.clone(),
-            },
-            None => EmailStatus::Queued {
-                message_id,
-                subject,
-                reason: "not attempted".into(),
-                delivered_to: Vec::new(),
-                queued_for: recipients(cfg),
-            },
-        },
+        }
     };
     EmailOutcome {
         status,
@@ -491,5 +499,6 @@ fn outcome(
         permanent_failures: delivery.permanent_failures,
         dropped,
         problems,
+        message,
     }
 }

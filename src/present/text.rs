@@ -235,37 +235,65 @@ pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
 pub(crate) struct EmailSection {
     /// `sent to 2 recipients`, `queued (…)`…
     pub(crate) summary: String,
-    /// A dry run: the message that would be sent.
-    pub(crate) dry_run: Option<DryRunEmail>,
+    /// `--dry-run`: nothing was sent.
+    pub(crate) dry_run: bool,
+    /// This cycle's message, when one was composed (in a dry run: would have been).
+    pub(crate) message: Option<ComposedEmail>,
     pub(crate) problems: Vec<String>,
 }
 
+/// This cycle's message, as the text report tells of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DryRunEmail {
+pub(crate) struct ComposedEmail {
     pub(crate) subject: String,
     pub(crate) recipients: Vec<String>,
+    /// Its size as it goes to the relay (headers, both alternatives), in bytes.
+    pub(crate) size: usize,
     /// The plain-text body (already cleaned by the email rendering).
     pub(crate) text: String,
 }
 
-/// The email section of the text report.
-pub(crate) fn email(section: Option<&EmailSection>) -> String {
-    let Some(section) = section else { return String::new() };
+/// The email section of the text report; `show_text` (`check --show-email`) adds the message's text body.
+/// A dry run says whom the message would go to, its subject and its size, not the whole message.
+pub(crate) fn email(section: Option<&EmailSection>, show_text: bool) -> String {
+    let Some(section) = section else {
+        return if show_text {
+            "\nEmail: none (no [email] section, or --no-email)\n".to_string()
+        } else {
+            String::new()
+        };
+    };
     let mut out = String::new();
-    match &section.dry_run {
-        Some(d) => {
-            let _ = writeln!(out, "\nEmail (dry run, not sent) to {}", clean(&d.recipients.join(", ")));
-            let _ = writeln!(out, "  Subject: {}", clean(&d.subject));
-            for line in d.text.lines() {
-                let _ = writeln!(out, "  | {line}");
-            }
+    match &section.message {
+        Some(m) if section.dry_run => {
+            let _ = writeln!(out, "\nEmail (dry run, not sent): would go to {}", clean(&m.recipients.join(", ")));
+            let _ = writeln!(out, "  Subject: {}", clean(&m.subject));
+            let how = if show_text { "its text follows" } else { "add --show-email to print its text" };
+            let _ = writeln!(out, "  Size:    {} (text and HTML); {how}", size(m.size));
         }
-        None => {
+        _ => {
             let _ = writeln!(out, "\nEmail: {}", clean(&section.summary));
+        }
+    }
+    if let Some(m) = section.message.as_ref().filter(|_| show_text) {
+        if !section.dry_run {
+            let _ = writeln!(out, "  Subject: {}", clean(&m.subject));
+        }
+        for line in m.text.lines() {
+            let _ = writeln!(out, "  | {line}");
         }
     }
     for p in &section.problems {
         let _ = writeln!(out, "  problem: {}", clean(p));
     }
     out
+}
+
+/// `812 bytes`, `23.4 kB`, `1.2 MB` (of 1000).
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..1000 => format!("{bytes} bytes"),
+        1000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
