@@ -403,12 +403,13 @@ pub(crate) async fn check(
 }
 
 /// Prints the UNKNOWN status (plugin style first line): the check could not complete. `instance` is `None`
-/// when the config could not be read, so no instance name is known.
+/// when the config could not be read, so no instance name is known. The text's first line is the error's
+/// own, as the JSON document's `status_line`: an instance name after it would read as part of its sentence
+/// ("… the snc_basic_auth_api_access role on acme").
 fn unknown(instance: Option<&str>, error: &str, format: Format) -> Result<Status, Ended> {
     let text = match format {
         Format::Text => {
-            let on = instance.map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-            let mut text = format!("MIDWATCH UNKNOWN - {}{on}\n", clean(json::first_line(error)));
+            let mut text = format!("MIDWATCH UNKNOWN - {}\n", clean(json::first_line(error)));
             for line in error.lines().skip(1) {
                 text.push_str(&clean(line));
                 text.push('\n');
