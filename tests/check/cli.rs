@@ -94,3 +94,34 @@ fn both_cycles_of_the_demo_carry_their_duration_and_the_summary_counts_align_in_
     }
     assert!(counts.iter().any(|l| l.ends_with("  Users with the mid_server role")), "{stdout}");
 }
+
+#[test]
+fn a_duration_written_as_two_words_gets_a_hint_to_write_it_as_one() {
+    for (args, hint) in [
+        (
+            &["check", "--window", "4", "hours"][..],
+            "tip: a duration is one argument: write --window 4h (or --window \"4 hours\")",
+        ),
+        (
+            &["check", "--timeout", "30", "Seconds"],
+            "tip: a duration is one argument: write --timeout 30s (or --timeout \"30 seconds\")",
+        ),
+        (
+            &["check", "--until-ok", "--every", "2", "min"],
+            "tip: a duration is one argument: write --every 2m (or --every \"2 min\")",
+        ),
+        (
+            &["run", "--window", "1", "day"],
+            "tip: a duration is one argument: write --window 1d (or --window \"1 day\")",
+        ),
+    ] {
+        let (code, stdout, stderr) = run_binary(args);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+    }
+    // A word that is no unit gets clap's message alone.
+    let (code, _, stderr) = run_binary(&["check", "--window", "4", "parsecs"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("unexpected argument 'parsecs'") && !stderr.contains("tip:"), "{stderr}");
+}
