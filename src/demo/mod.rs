@@ -225,7 +225,7 @@ async fn until_ok<E>(
 
 /// The text report of the second cycle: its status, since when each finding is seen, its write-back and email.
 fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
-    let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
+    let email = second.email_section();
     // Since when, per finding: the ages the second cycle's records give.
     let seen: String = second
         .report

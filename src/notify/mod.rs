@@ -55,7 +55,6 @@ use crate::config::{EmailConfig, SendPolicy};
 use crate::deadline::Deadline;
 use crate::domain::{FindingKey, Report};
 use crate::present::email::{Delta, Links};
-use crate::present::text::{ComposedEmail, EmailSection};
 use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
 use smtp::{BuildError, DeliveryReport};
 
@@ -85,8 +84,8 @@ pub enum EmailStatus {
     Queued { message_id: String, subject: String, reason: String, delivered_to: Vec<String>, queued_for: Vec<String> },
     /// Refused permanently (5xx) for every recipient not already served; dropped.
     Rejected { message_id: String, subject: String, delivered_to: Vec<String> },
-    /// `--dry-run`: what would be sent.
-    DryRun { subject: String, recipients: Vec<String>, text: String, outbox_pending: usize },
+    /// `--dry-run`: what would be sent; `size` is the message's as it would go to the relay, in bytes.
+    DryRun { subject: String, recipients: Vec<String>, text: String, size: usize, outbox_pending: usize },
     /// Notification was skipped: another process holds the state directory, or the message could not be built.
     Skipped { reason: String },
 }
@@ -119,9 +118,10 @@ pub struct EmailOutcome {
     pub dropped: Vec<outbox::DroppedMessage>,
     /// Local problems (state directory not writable, unreadable outbox files, …).
     pub problems: Vec<String>,
-    /// This cycle's message, when one was composed (in a dry run: would have been).
+    /// The text body of this cycle's message, when one was sent or queued (a dry run's is in its status): what
+    /// `check --show-email` prints.
     #[serde(skip)]
-    pub(crate) message: Option<ComposedEmail>,
+    pub text: Option<String>,
 }
 
 impl EmailOutcome {
@@ -134,7 +134,7 @@ impl EmailOutcome {
             permanent_failures: Vec::new(),
             dropped: Vec::new(),
             problems: Vec::new(),
-            message: None,
+            text: None,
         }
     }
 
@@ -201,17 +201,6 @@ impl EmailOutcome {
             EmailStatus::Rejected { .. } => Some("email refused"),
             EmailStatus::Skipped { .. } => Some("email not sent"),
             EmailStatus::NotNeeded { .. } | EmailStatus::Sent { .. } | EmailStatus::DryRun { .. } => None,
-        }
-    }
-
-    /// What the text report's email section shows.
-    pub(crate) fn section(&self) -> EmailSection {
-        let dry_run = matches!(self.status, EmailStatus::DryRun { .. });
-        EmailSection {
-            summary: self.summary(),
-            dry_run,
-            message: self.message.clone(),
-            problems: self.problems.clone(),
         }
     }
 }
@@ -296,19 +285,20 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOut
     let outbox_pending = Outbox::new(state_dir).count();
     let current = FindingKey::of_report(notice.report);
     let digest = outbox::digest(&current);
-    let (status, message) = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
-        Some(reason) => (EmailStatus::NotNeeded { reason }, None),
+    let status = match decide(cfg, last.as_ref(), &digest, notice.report, notice.now) {
+        Some(reason) => EmailStatus::NotNeeded { reason },
         None => match size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest) {
-            Ok(composed) => {
-                let message = composed.told(cfg);
-                let (subject, recipients, text) =
-                    (message.subject.clone(), message.recipients.clone(), message.text.clone());
-                (EmailStatus::DryRun { subject, recipients, text, outbox_pending }, Some(message))
-            }
-            Err(e) => (EmailStatus::Skipped { reason: format!("cannot build the email: {e}") }, None),
+            Ok(composed) => EmailStatus::DryRun {
+                subject: composed.built.subject,
+                recipients: recipients(cfg),
+                text: composed.text,
+                size: smtp::wire_size(&composed.built.message),
+                outbox_pending,
+            },
+            Err(e) => EmailStatus::Skipped { reason: format!("cannot build the email: {e}") },
         },
     };
-    EmailOutcome { outbox_pending, problems, message, ..EmailOutcome::new(status) }
+    EmailOutcome { outbox_pending, problems, ..EmailOutcome::new(status) }
 }
 
 /// What the message `decide` asked for tells: the change since the last email, or a reminder.
@@ -385,7 +375,8 @@ struct Findings {
 /// This cycle's message, in the outbox.
 struct Queued {
     message_id: String,
-    message: ComposedEmail,
+    subject: String,
+    text: String,
 }
 
 /// Why this cycle's message is not in the outbox.
@@ -413,9 +404,9 @@ fn compose(
     entries: &mut Vec<OutboxEntry>,
 ) -> Result<Queued, NotQueued> {
     let Findings { last, current, digest } = findings;
-    let composed = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?;
-    let queued = Queued { message_id: composed.built.message_id.clone(), message: composed.told(cfg) };
-    let built = composed.built;
+    let size::Composed { text, built } =
+        size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?;
+    let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone(), text };
     let outbox = Outbox::new(state_dir);
     let mut entry = OutboxEntry::new(outbox.next_seq(entries), cfg, built, notice.now);
     let state = NotifiedState {
@@ -463,33 +454,31 @@ fn outcome(
     let earlier = || delivery.results.iter().filter(|r| Some(r.message_id.as_str()) != new_id);
     let outbox_delivered = earlier().filter(|r| r.finished).count();
     let outbox_reason = earlier().filter(|r| !r.finished).find_map(|r| r.reason.clone());
-    let message = composed.as_ref().ok().map(|q| q.message.clone());
+    let text = composed.as_ref().ok().map(|q| q.text.clone());
     let status = match composed {
         Err(status) => status,
-        Ok(Queued { message_id, message: ComposedEmail { subject, .. } }) => {
-            match delivery.results.iter().find(|r| r.message_id == message_id) {
-                Some(r) if r.finished && !r.rejected_any => {
-                    EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
-                }
-                Some(r) if r.finished => {
-                    EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
-                }
-                Some(r) => EmailStatus::Queued {
-                    message_id,
-                    subject,
-                    reason: r.reason.clone().unwrap_or_else(|| "not delivered yet".into()),
-                    delivered_to: r.delivered_to.clone(),
-                    queued_for: r.pending.clone(),
-                },
-                None => EmailStatus::Queued {
-                    message_id,
-                    subject,
-                    reason: "not attempted".into(),
-                    delivered_to: Vec::new(),
-                    queued_for: recipients(cfg),
-                },
+        Ok(Queued { message_id, subject, .. }) => match delivery.results.iter().find(|r| r.message_id == message_id) {
+            Some(r) if r.finished && !r.rejected_any => {
+                EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
             }
-        }
+            Some(r) if r.finished => {
+                EmailStatus::Rejected { message_id, subject, delivered_to: r.delivered_to.clone() }
+            }
+            Some(r) => EmailStatus::Queued {
+                message_id,
+                subject,
+                reason: r.reason.clone().unwrap_or_else(|| "not delivered yet".into()),
+                delivered_to: r.delivered_to.clone(),
+                queued_for: r.pending.clone(),
+            },
+            None => EmailStatus::Queued {
+                message_id,
+                subject,
+                reason: "not attempted".into(),
+                delivered_to: Vec::new(),
+                queued_for: recipients(cfg),
+            },
+        },
     };
     EmailOutcome {
         status,
@@ -499,6 +488,6 @@ fn outcome(
         permanent_failures: delivery.permanent_failures,
         dropped,
         problems,
-        message,
+        text,
     }
 }

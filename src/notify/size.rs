@@ -19,24 +19,11 @@ use super::smtp::{self, BuildError};
 use crate::config::EmailConfig;
 use crate::domain::Category;
 use crate::present::email::{self, Delta, Form, RenderedEmail};
-use crate::present::text::ComposedEmail;
 
 /// This cycle's message: the text body of the form chosen (what `--dry-run` shows), and the message built.
 pub(super) struct Composed {
     pub(super) text: String,
     pub(super) built: BuiltMessage,
-}
-
-impl Composed {
-    /// What the text report tells of it (`--dry-run`, `check --show-email`).
-    pub(super) fn told(&self, cfg: &EmailConfig) -> ComposedEmail {
-        ComposedEmail {
-            subject: self.built.subject.clone(),
-            recipients: super::recipients(cfg),
-            size: smtp::wire_size(&self.built.message),
-            text: self.text.clone(),
-        }
-    }
 }
 
 /// How many findings of each category the short form shows in full, most first.

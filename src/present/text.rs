@@ -235,22 +235,20 @@ pub(crate) fn write_back(w: &WriteBack, detail: Detail) -> String {
 pub(crate) struct EmailSection {
     /// `sent to 2 recipients`, `queued (…)`…
     pub(crate) summary: String,
-    /// `--dry-run`: nothing was sent.
-    pub(crate) dry_run: bool,
-    /// This cycle's message, when one was composed (in a dry run: would have been).
-    pub(crate) message: Option<ComposedEmail>,
+    /// A dry run: the message that would be sent.
+    pub(crate) dry_run: Option<DryRunEmail>,
+    /// The text body of this cycle's message, when one was composed (already cleaned by the email rendering).
+    pub(crate) text: Option<String>,
     pub(crate) problems: Vec<String>,
 }
 
-/// This cycle's message, as the text report tells of it.
+/// What a dry run tells of the message it would send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ComposedEmail {
+pub(crate) struct DryRunEmail {
     pub(crate) subject: String,
     pub(crate) recipients: Vec<String>,
-    /// Its size as it goes to the relay (headers, both alternatives), in bytes.
+    /// Its size as it would go to the relay (headers, both alternatives), in bytes.
     pub(crate) size: usize,
-    /// The plain-text body (already cleaned by the email rendering).
-    pub(crate) text: String,
 }
 
 /// The email section of the text report; `show_text` (`check --show-email`) adds the message's text body.
@@ -264,24 +262,19 @@ pub(crate) fn email(section: Option<&EmailSection>, show_text: bool) -> String {
         };
     };
     let mut out = String::new();
-    match &section.message {
-        Some(m) if section.dry_run => {
-            let _ = writeln!(out, "\nEmail (dry run, not sent): would go to {}", clean(&m.recipients.join(", ")));
-            let _ = writeln!(out, "  Subject: {}", clean(&m.subject));
+    match &section.dry_run {
+        Some(d) => {
+            let _ = writeln!(out, "\nEmail (dry run, not sent): would go to {}", clean(&d.recipients.join(", ")));
+            let _ = writeln!(out, "  Subject: {}", clean(&d.subject));
             let how = if show_text { "its text follows" } else { "add --show-email to print its text" };
-            let _ = writeln!(out, "  Size:    {} (text and HTML); {how}", size(m.size));
+            let _ = writeln!(out, "  Size:    {} (text and HTML); {how}", size(d.size));
         }
-        _ => {
+        None => {
             let _ = writeln!(out, "\nEmail: {}", clean(&section.summary));
         }
     }
-    if let Some(m) = section.message.as_ref().filter(|_| show_text) {
-        if !section.dry_run {
-            let _ = writeln!(out, "  Subject: {}", clean(&m.subject));
-        }
-        for line in m.text.lines() {
-            let _ = writeln!(out, "  | {line}");
-        }
+    for line in section.text.iter().filter(|_| show_text).flat_map(|t| t.lines()) {
+        let _ = writeln!(out, "  | {line}");
     }
     for p in &section.problems {
         let _ = writeln!(out, "  problem: {}", clean(p));

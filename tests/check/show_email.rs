@@ -61,7 +61,7 @@ async fn show_email_without_a_dry_run_prints_the_text_of_the_email_it_sent() {
     assert_eq!(code, 2, "{out}{err}");
     let section = email_section(&out);
     assert_eq!(section[0], "Email: email sent to 2 recipients", "{out}");
-    assert!(section[1].starts_with("  Subject: [midwatch] CRITICAL acme: 5 MID Server user issues"), "{out}");
+    assert_eq!(section[1], "  | MIDWATCH CRITICAL - 5 findings (1 authentication, 1 authorization, 2", "{out}");
     assert!(section.iter().any(|l| l.starts_with("  | ") && l.contains("User midserver2")), "{out}");
     assert_eq!(relay.messages().len(), 1, "sent once");
 }

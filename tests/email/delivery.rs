@@ -143,8 +143,10 @@ fn the_outcome_serializes_for_the_json_report() {
         permanent_failures: Vec::new(),
         dropped: Vec::new(),
         problems: Vec::new(),
+        text: Some("the message's text".into()),
     };
     let json = serde_json::to_value(&outcome).expect("serializes");
+    assert!(json.get("text").is_none(), "the text is for --show-email, not the JSON report: {json}");
     assert_eq!(json["result"], "queued");
     assert_eq!(json["reason"], "smtp down: refused");
     assert_eq!(json["outbox_pending"], 1);

@@ -88,10 +88,11 @@ async fn dry_run_renders_but_sends_queues_and_records_nothing() {
     let notice = Notice { report: &r, links: &links(), now: now() };
     let outcome = notify(&cfg, dir.path(), &notice, Mode::DryRun, no_deadline()).await;
     match &outcome.status {
-        EmailStatus::DryRun { subject, recipients, text, outbox_pending } => {
+        EmailStatus::DryRun { subject, recipients, text, size, outbox_pending } => {
             assert_eq!(subject, "[midwatch] CRITICAL acme: 1 MID Server user issue (1 new)");
             assert_eq!(recipients, &vec!["alice@acme.example".to_string(), "bob@acme.example".to_string()]);
             assert!(text.contains("User u1 is associated with 1 down MID Server."));
+            assert!(*size > 2 * text.len(), "the message as sent: headers, text and HTML: {size}");
             assert_eq!(*outbox_pending, 0);
         }
         other => panic!("expected a dry run, got {other:?}"),
