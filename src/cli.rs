@@ -18,6 +18,8 @@ use crate::manual::{self, CompletionShell};
 use crate::present::{Detail, Format, json};
 use crate::snow::RetryPolicy;
 
+mod hint;
+
 #[derive(Debug, Parser)]
 #[command(name = "midwatch", version, about = "Watches the MID Server users of a ServiceNow instance")]
 pub(crate) struct Cli {
@@ -171,6 +173,10 @@ pub(crate) struct CheckOwnArgs {
     /// Read and evaluate, print what would be written and sent, and write and send nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Print the text of this check's email after the report (with --dry-run: of the email it would send,
+    /// sending nothing).
+    #[arg(long)]
+    pub(crate) show_email: bool,
     /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and
     /// errors, and, when stdout is not a terminal, after the report, so that its first line stays the status.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -183,7 +189,8 @@ pub(crate) struct CheckOwnArgs {
     #[arg(long = "mid-server", value_name = "NAME", value_parser = parse_name)]
     pub(crate) mid_servers: Vec<String>,
     /// After a fix: run the check again every --every until every checked user is clear (exit 0), or until
-    /// --timeout (then the last status). One line per round; Ctrl-C ends it with the last status.
+    /// --timeout (then the last status). Each round says every watched user's state; Ctrl-C ends it with the
+    /// last status.
     #[arg(long)]
     pub(crate) until_ok: bool,
     /// With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m
@@ -277,7 +284,10 @@ pub fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return exit(usage(&e)),
+        Err(e) => {
+            let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+            return exit(usage(hint::with_hint(e, &args)));
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -293,7 +303,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Prints clap's help, version or error; usage errors are UNKNOWN.
-fn usage(e: &clap::Error) -> Ended {
+fn usage(e: clap::Error) -> Ended {
     use clap::error::ErrorKind;
     // `print` writes help and version to stdout and errors to stderr, with clap's wording.
     let _ = e.print();
@@ -398,7 +408,7 @@ pub(crate) async fn check(
     };
     match checked {
         Ok((outcome, watched)) => {
-            print(&outcome.view(watched.as_ref()).render(format, output.detail))?;
+            print(&outcome.view(watched.as_ref()).showing_email(own.show_email).render(format, output.detail))?;
             Ok(outcome.report.status)
         }
         Err(e) => unknown(instance, &e.to_string(), format),
@@ -406,12 +416,13 @@ pub(crate) async fn check(
 }
 
 /// Prints the UNKNOWN status (plugin style first line): the check could not complete. `instance` is `None`
-/// when the config could not be read, so no instance name is known.
+/// when the config could not be read, so no instance name is known. The text's first line is the error's
+/// own, as the JSON document's `status_line`: an instance name after it would read as part of its sentence
+/// ("… the snc_basic_auth_api_access role on acme").
 fn unknown(instance: Option<&str>, error: &str, format: Format) -> Result<Status, Ended> {
     let text = match format {
         Format::Text => {
-            let on = instance.map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-            let mut text = format!("MIDWATCH UNKNOWN - {}{on}\n", clean(json::first_line(error)));
+            let mut text = format!("MIDWATCH UNKNOWN - {}\n", clean(json::first_line(error)));
             for line in error.lines().skip(1) {
                 text.push_str(&clean(line));
                 text.push('\n');

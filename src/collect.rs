@@ -105,11 +105,16 @@ pub async fn collect(client: &Client, window: &Window, scope: &Scope) -> Result<
 
 /// The first two rounds, which need no window: the role, the MID Servers and their users, who holds the role
 /// (everyone the built-in job checks), or the selected users' rows. A selection that names nobody on the
-/// instance says so in `selected` (`ResolvedSelection::unknown`); nothing more should be read then.
+/// instance says so in `selected` (`ResolvedSelection::unknown`, with the names the instance knows for "did
+/// you mean"); nothing more should be read then.
 pub(crate) async fn base(client: &Client, scope: &Scope) -> Result<Snapshot, ApiError> {
     match scope {
         Scope::All => everyone(client).await,
-        Scope::Only(selection) => selected::base(client, selection).await,
+        Scope::Only(selection) => {
+            let mut snapshot = selected::base(client, selection).await?;
+            selected::known_names(client, &mut snapshot).await;
+            Ok(snapshot)
+        }
     }
 }
 

@@ -43,7 +43,8 @@
 //! - `tls.rs` is whom both TLS clients trust (the instance's and the SMTP server's): the system's roots and a
 //!   `ca_file`, whose certificate is trusted as it is when it is exactly the server's.
 //! - `escape.rs` and `logging.rs` show untrusted text with its control characters escaped, in reports and
-//!   logs; `atomic_file.rs` writes the state files (temporary file, fsync, rename).
+//!   logs; `atomic_file.rs` writes the state files (temporary file, fsync, rename); `spelling.rs` finds the
+//!   "did you mean" of a config key or a command-line name.
 //! - [`manual`] generates the man pages and shell completions from the command line's definition.
 //! - `demo` (the default-on `demo` feature) is `midwatch demo`: a cycle against the simulated instance and
 //!   SMTP server of the `midwatch-sim` crate (`sim/`), which the integration tests and benchmarks use too.
@@ -69,6 +70,7 @@ mod probe;
 mod redact;
 pub mod service;
 pub mod snow;
+mod spelling;
 mod tls;
 pub mod watch;
 pub mod writeback;

@@ -7,7 +7,8 @@
 //! the loop ends, the last round's report gets a write-back that only resolves the open records of the users it
 //! found clear (`Writes::ResolveClear`): a short window must not create, count or resolve what the configured
 //! window judged; the next full check does. A watch sends no email. What the watch did is a [`Watched`], beside
-//! the outcome. A round line says when a user's category changed since the last round.
+//! the outcome. A round says each watched user's category, and when it changed since the last round: one line
+//! for one watched user, a heading and one line per user for several (`present/round.rs`).
 //! Interrupted, nothing is written. When the rounds start is a [`Ticks`]: the clock and the signals in
 //! production, injected ticks in the tests.
 
@@ -109,8 +110,8 @@ pub async fn watch(
     let mut last = Last { meter: Meter::start(cycle.client()), observed: round(cycle, first, None).await? };
     // Said by the instance's clock, as every time of the report.
     let started = last.observed.report.window.end;
-    log.tell(&last.observed);
     let mut rounds = 1;
+    log.tell(rounds, &last.observed);
     let ended = loop {
         if last.observed.report.findings.is_empty() {
             break WatchEnd::Clear;
@@ -124,7 +125,7 @@ pub async fn watch(
         let meter = Meter::start(cycle.client());
         match round(cycle, now, Some(&last.observed.snapshot)).await {
             Ok(observed) => {
-                log.tell(&observed);
+                log.tell(rounds, &observed);
                 last = Last { observed, meter };
             }
             Err(e @ CycleError::UnknownName(_)) => return Err(e),
@@ -189,19 +190,22 @@ struct Rounds<'s> {
 }
 
 impl Rounds<'_> {
-    fn tell(&mut self, observed: &Observed) {
+    /// Says round `round`: one line for one watched user, a heading and a line per user for several.
+    fn tell(&mut self, round: u32, observed: &Observed) {
         let report = &observed.report;
         match &report.selected_users {
             Some(users) => self.watched.extend(users.iter().cloned()),
             None => self.watched.extend(report.findings.iter().map(|f| f.user.clone())),
         }
-        let line = if self.watched.is_empty() {
-            "no findings".to_string()
+        let lines = if self.watched.is_empty() {
+            vec!["no findings".to_string()]
         } else {
-            crate::present::round::line(report, &observed.snapshot, &self.watched, &self.categories)
+            crate::present::round::lines(round, report, &observed.snapshot, &self.watched, &self.categories)
         };
         self.categories = report.findings.iter().map(|f| (f.user.clone(), f.category)).collect();
-        self.say(line);
+        for line in lines {
+            self.say(line);
+        }
     }
 
     /// The watched users `report` finds clear.

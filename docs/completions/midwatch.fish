@@ -43,8 +43,9 @@ complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l user -d 'Che
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l mid-server -d 'Check only the users configured on this MID Server (ecc_agent.name, in any case); repeat for more' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l every -d 'With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l dry-run -d 'Read and evaluate, print what would be written and sent, and write and send nothing'
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l show-email -d 'Print the text of this check\'s email after the report (with --dry-run: of the email it would send, sending nothing)'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s v -l verbose -d 'Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides). Without it, only warnings and errors, and, when stdout is not a terminal, after the report, so that its first line stays the status'
-complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l until-ok -d 'After a fix: run the check again every --every until every checked user is clear (exit 0), or until --timeout (then the last status). One line per round; Ctrl-C ends it with the last status'
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l until-ok -d 'After a fix: run the check again every --every until every checked user is clear (exit 0), or until --timeout (then the last status). Each round says every watched user\'s state; Ctrl-C ends it with the last status'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-write -d 'Do not write ecc_agent_issue'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

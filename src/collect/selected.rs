@@ -14,7 +14,8 @@ use super::{
     USER_ROLES, USERS, mid_server, mid_server_role_id, mid_user_config, read_each, user_account, with_role,
 };
 use crate::domain::{
-    MidServer, MidUserConfig, ResolvedSelection, Selection, Snapshot, SysId, UserAccount, UserKey, same_name,
+    KnownNames, MidServer, MidUserConfig, ResolvedSelection, Selection, Snapshot, SysId, UserAccount, UserKey,
+    same_name,
 };
 use crate::snow::query::{Field, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, Client, Query};
@@ -79,6 +80,7 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         users: names.into_values().collect(),
         unknown_users,
         unknown_mid_servers,
+        known: KnownNames::default(),
     };
     Ok(Snapshot {
         mid_server_role,
@@ -89,6 +91,20 @@ pub(super) async fn base(client: &Client, selection: &Selection) -> Result<Snaps
         selected: Some(selected),
         ..Snapshot::default()
     })
+}
+
+/// For a selection with a name the instance does not know: the names it knows, for "did you mean" (every
+/// user that holds `mid_server` or is configured on a MID Server, every MID Server), read as a check of
+/// everyone reads them — only on this way to a usage error. Without them (a read failed) the error stands.
+pub(super) async fn known_names(client: &Client, snapshot: &mut Snapshot) {
+    let Some(selected) = snapshot.selected.as_mut().filter(|s| s.unknown().is_some()) else { return };
+    let Ok(everyone) = super::everyone(client).await else { return };
+    let holders = everyone.role_holders.iter().filter_map(|id| everyone.users.get(id)).map(|u| u.user_name.to_string());
+    let configured = everyone.mid_user_configs.iter().map(|c| c.user_name.to_string());
+    selected.known = KnownNames {
+        users: holders.chain(configured).collect(),
+        mid_servers: everyone.mid_servers.iter().map(|m| m.name.clone()).collect(),
+    };
 }
 
 /// `ecc_agent` rows matching any of `conditions` (the caller keeps the exact matches).

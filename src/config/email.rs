@@ -408,8 +408,18 @@ fn validate_recipients(raw: Option<RawRecipients>, problems: &mut Vec<String>) -
 /// or `smtps://host[:port]` (default port 465, implicit TLS).
 fn parse_smtp_url(u: &str, tls: Option<&str>) -> Result<(String, u16, TlsMode), String> {
     let example = "expected e.g. \"smtp://smtp.acme.com:587\" or \"smtps://smtp.acme.com\"";
-    let url = Url::parse(u)
-        .map_err(|e| format!("[email] url = \"{}\" is not a URL ({e}): {example}", without_userinfo(u)))?;
+    let url = Url::parse(u).map_err(|e| match e {
+        // `smtp.acme.com`: the host alone.
+        url::ParseError::RelativeUrlWithoutBase => {
+            let host = u.trim().rsplit('@').next().unwrap_or_default();
+            format!(
+                "[email] url = \"{}\" needs smtp:// or smtps:// in front: write \"smtp://{host}:587\" (STARTTLS) \
+                 or \"smtps://{host}\" (implicit TLS)",
+                without_userinfo(u)
+            )
+        }
+        e => format!("[email] url = \"{}\" is not a URL ({e}): {example}", without_userinfo(u)),
+    })?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("[email] url must not contain credentials: set [email] user and password_file instead".to_string());
     }

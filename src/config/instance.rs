@@ -264,26 +264,73 @@ fn short_name(url: &Url) -> String {
     }
 }
 
-/// `https://` anywhere, `http://` only for loopback; no path, query or credentials.
+/// `https://` anywhere, `http://` only for loopback; no path, query or credentials. What is refused is said
+/// in words, with the URL to write instead, built from what was written (`mycorp` →
+/// `https://mycorp.service-now.com`; a path removed).
 pub(crate) fn parse_instance_url(u: &str) -> Result<Url, String> {
-    let url = Url::parse(u).map_err(|e| {
-        format!("\"{}\" is not a URL ({e}): expected e.g. \"https://acme.service-now.com\"", without_userinfo(u))
-    })?;
+    let url = Url::parse(u.trim()).map_err(|e| not_a_url(u, e))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        // `mycorp.service-now.com:443` reads as the scheme `mycorp.service-now.com`.
+        return Err(format!("\"{}\" has no host name: write \"{}\"", without_userinfo(u), example_instance_url(u)));
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials: set [instance] user and password_file instead".into());
     }
-    if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
+    let root = |scheme: &str| {
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{scheme}://{}{port}", url.host_str().unwrap_or_default())
+    };
+    if url.path() != "/" && !url.path().is_empty() || url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "\"{u}\" must be the instance root, without a path: e.g. \"https://acme.service-now.com\""
+            "\"{u}\" must be the instance root, without a path: write \"{}\" (midwatch adds /api/now/… itself)",
+            root(url.scheme())
         ));
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if url.host_str().is_some_and(is_loopback_host) => Ok(url),
         "http" => Err(format!(
-            "\"{u}\" uses plain http: only https is accepted, except for loopback addresses (127.0.0.1, ::1, localhost)"
+            "\"{u}\" uses plain http: only https is accepted, except for loopback addresses (127.0.0.1, ::1, \
+             localhost): write \"{}\"",
+            root("https")
         )),
-        other => Err(format!("\"{u}\" has scheme {other}: expected https")),
+        other => Err(format!("\"{u}\" has scheme {other}: expected https, e.g. \"{}\"", root("https"))),
+    }
+}
+
+/// Why `u` is not a URL, in words, and the instance URL it most likely means.
+fn not_a_url(u: &str, e: url::ParseError) -> String {
+    use url::ParseError as P;
+    let shown = without_userinfo(u);
+    let example = example_instance_url(u);
+    let why = match e {
+        P::RelativeUrlWithoutBase => {
+            let needs = if u.contains('.') { "https:// in front" } else { "https:// and the whole host name" };
+            return format!("\"{shown}\" is not a URL (it needs {needs}): write \"{example}\"");
+        }
+        P::EmptyHost => "has no host name".to_string(),
+        P::InvalidPort => "has a port that is not a number from 1 to 65535".to_string(),
+        P::InvalidDomainCharacter | P::IdnaError => "has a character no host name can hold".to_string(),
+        P::InvalidIpv4Address | P::InvalidIpv6Address => "has an IP address that is not valid".to_string(),
+        other => format!("is not a URL ({other})"),
+    };
+    format!("\"{shown}\" {why}: expected e.g. \"{example}\"")
+}
+
+/// The instance URL `u` most likely means: `https://` and its host name, with `.service-now.com` after a
+/// bare instance name (`mycorp`); `https://acme.service-now.com` when no host name can be read from it.
+fn example_instance_url(u: &str) -> String {
+    let rest = u.trim().split_once("://").map_or(u.trim(), |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default().to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or_default();
+    let label = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !host.split('.').all(label) {
+        "https://acme.service-now.com".to_string()
+    } else if host.contains('.') {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}.service-now.com")
     }
 }
 

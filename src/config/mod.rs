@@ -200,10 +200,15 @@ fn is_loopback_host(host: &str) -> bool {
     }
 }
 
-/// A URL as text, with any `user:password@` replaced by `…@`, for messages.
+/// A URL as text, with any `user:password@` replaced by `…@`, for messages; also when the scheme is missing
+/// (`user:password@mycorp`).
 fn without_userinfo(u: &str) -> String {
     let Some((scheme, rest)) = u.split_once("://") else {
-        return u.to_string();
+        let authority_end = u.find(['/', '?', '#']).unwrap_or(u.len());
+        return match u[..authority_end].rfind('@') {
+            Some(at) => format!("…@{}", &u[at + 1..]),
+            None => u.to_string(),
+        };
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {

@@ -195,39 +195,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> String {
 /// The candidate a typo most likely meant: at most one edit per three characters (and at least one), ignoring
 /// case and `-` for `_`.
 fn suggestion<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_ascii_lowercase().replace('-', "_");
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&word, c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, by characters: the optimal string
-/// alignment distance, so that `emial` is one edit from `email`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    // d[i][j]: the distance between the first i characters of a and the first j of b.
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    crate::spelling::closest(word, candidates.iter().copied(), 1).into_iter().next()
 }
 
 /// The field names of a raw section struct, as serde's derive lists them: exactly the keys the section knows,
@@ -286,9 +254,6 @@ mod tests {
         assert_eq!(suggestion("extra", SECTIONS), None);
         assert_eq!(suggestion("x", &["to"]), None, "a short word suggests nothing far from it");
         assert_eq!(suggestion("emial", SECTIONS), Some("email"));
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("emial", "email"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -711,3 +711,55 @@ proptest::proptest! {
         let _ = Config::parse("fuzz.toml", &text, &FakeEnv::default());
     }
 }
+
+#[test]
+fn a_refused_instance_url_is_said_in_words_with_the_url_to_write() {
+    let refused = |u: &str| parse_instance_url(u).expect_err(u);
+    assert_eq!(
+        refused("mycorp"),
+        "\"mycorp\" is not a URL (it needs https:// and the whole host name): write \"https://mycorp.service-now.com\""
+    );
+    assert_eq!(
+        refused("mycorp.service-now.com"),
+        "\"mycorp.service-now.com\" is not a URL (it needs https:// in front): write \"https://mycorp.service-now.com\""
+    );
+    assert_eq!(
+        refused("mycorp.service-now.com:443"),
+        "\"mycorp.service-now.com:443\" has no host name: write \"https://mycorp.service-now.com\""
+    );
+    assert_eq!(
+        refused("https://mycorp.service-now.com/api/now/table/sys_user"),
+        "\"https://mycorp.service-now.com/api/now/table/sys_user\" must be the instance root, without a path: write \
+         \"https://mycorp.service-now.com\" (midwatch adds /api/now/… itself)"
+    );
+    assert!(
+        refused("https://mycorp.service-now.com/now/nav/ui/classic?x=1")
+            .contains("write \"https://mycorp.service-now.com\"")
+    );
+    assert!(refused("http://mycorp.service-now.com").ends_with("write \"https://mycorp.service-now.com\""));
+    assert_eq!(refused("https://"), "\"https://\" has no host name: expected e.g. \"https://acme.service-now.com\"");
+    assert_eq!(
+        refused("https://mycorp.service-now.com:99999"),
+        "\"https://mycorp.service-now.com:99999\" has a port that is not a number from 1 to 65535: expected e.g. \
+         \"https://mycorp.service-now.com\""
+    );
+    // The url crate's own words are not the message; credentials typed into the URL are never repeated.
+    for u in ["mycorp", "https://", "https://my corp.service-now.com", "user:secret@mycorp"] {
+        let e = refused(u);
+        assert!(!e.contains("relative URL") && !e.contains("empty host") && !e.contains("secret"), "{u}: {e}");
+    }
+}
+
+#[test]
+fn an_smtp_url_without_its_scheme_gets_the_urls_to_write() {
+    let text = format!("{MINIMAL}[email]\nurl = \"smtp.mycorp.com\"\nfrom = \"a@mycorp.com\"\nto = \"b@mycorp.com\"\n");
+    let all = parse(&text, &FakeEnv::default()).expect_err("no scheme").to_string();
+    assert!(
+        all.contains(
+            "[email] url = \"smtp.mycorp.com\" needs smtp:// or smtps:// in front: write \"smtp://smtp.mycorp.com:587\" \
+             (STARTTLS) or \"smtps://smtp.mycorp.com\" (implicit TLS)"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("relative URL"), "{all}");
+}

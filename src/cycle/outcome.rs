@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::domain::{Report, Watched};
-use crate::notify::EmailOutcome;
+use crate::notify::{EmailOutcome, EmailStatus};
 use crate::present::outcome::OutcomeView;
+use crate::present::text::{DryRunEmail, EmailSection};
 use crate::snow::Client;
 use crate::writeback::WriteBack;
 
@@ -45,15 +46,29 @@ impl Outcome {
         )
     }
 
+    /// What the text report's email section shows; `None` without email.
+    pub(crate) fn email_section(&self) -> Option<EmailSection> {
+        let email = self.email.as_ref()?;
+        let (dry_run, text) = match &email.status {
+            EmailStatus::DryRun { subject, recipients, text, size, .. } => {
+                let (subject, recipients, size) = (subject.clone(), recipients.clone(), *size);
+                (Some(DryRunEmail { subject, recipients, size }), Some(text.clone()))
+            }
+            _ => (None, email.text.clone()),
+        };
+        Some(EmailSection { summary: email.summary(), dry_run, text, problems: email.problems.clone() })
+    }
+
     /// The parts the renderings show; `watch` is what a watch (`check --until-ok`) did before this report.
     pub fn view<'a>(&'a self, watch: Option<&'a Watched>) -> OutcomeView<'a> {
         OutcomeView {
             report: &self.report,
             write_back: &self.write_back,
-            email: self.email.as_ref().map(EmailOutcome::section),
+            email: self.email_section(),
             email_json: serde_json::json!(self.email),
             duration: self.duration,
             watch,
+            show_email: false,
         }
     }
 }

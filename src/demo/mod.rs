@@ -271,7 +271,7 @@ async fn until_ok<E>(
 
 /// The text report of the second cycle: its status, since when each finding is seen, its write-back and email.
 fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
-    let email = second.email.as_ref().map(crate::notify::EmailOutcome::section);
+    let email = second.email_section();
     // Since when, per finding: the ages the second cycle's records give.
     let seen: String = second
         .report
@@ -285,9 +285,9 @@ fn second_cycle_text(second: &Outcome, detail: Detail) -> String {
     format!(
         "\n--- 5 minutes later: midserver2 was unlocked and its MID Server logged in; cycle 2 ---\n{}\n\
          Seen (from midwatch's own ecc_agent_issue records):\n{seen}{}{}",
-        crate::escape::clean(&second.report.status_line()),
+        present::text::status_line(&crate::escape::clean(&second.report.status_line()), Some(second.duration)),
         present::text::write_back(&second.write_back, detail),
-        present::text::email(email.as_ref())
+        present::text::email(email.as_ref(), false)
     )
 }
 

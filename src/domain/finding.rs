@@ -202,7 +202,8 @@ pub struct FindingHistory {
     /// When midwatch's source first recorded it (its open record's `sys_created_on`); now for a new finding.
     #[serde(with = "crate::domain::sn_time")]
     pub first_detected: DateTime<Utc>,
-    /// How many cycles have seen it, this one included (the open record's `count` + 1).
+    /// How many checks have detected it (each cycle of `run` and each manual `check`), this one included
+    /// (the open record's `count` + 1).
     pub times_detected: u64,
     /// For a new finding: when midwatch's source last resolved the same message, if it did (it is back).
     #[serde(with = "crate::domain::sn_time::option", skip_serializing_if = "Option::is_none")]

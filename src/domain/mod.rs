@@ -14,6 +14,6 @@ mod watched;
 pub use finding::*;
 pub(crate) use population::Population;
 pub use records::*;
-pub(crate) use selection::ResolvedSelection;
+pub(crate) use selection::{KnownNames, ResolvedSelection};
 pub use selection::{Scope, Selection};
 pub use watched::{WatchEnd, Watched};

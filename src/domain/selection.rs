@@ -56,6 +56,16 @@ pub(crate) struct ResolvedSelection {
     pub(crate) unknown_users: Vec<String>,
     /// `--mid-server` names with no `ecc_agent` row.
     pub(crate) unknown_mid_servers: Vec<String>,
+    /// When a name is unknown: the names the instance knows, for "did you mean" (every user that holds
+    /// `mid_server` or is configured on a MID Server, every MID Server).
+    pub(crate) known: KnownNames,
+}
+
+/// The names a selection can use, as the instance spells them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KnownNames {
+    pub(crate) users: BTreeSet<String>,
+    pub(crate) mid_servers: BTreeSet<String>,
 }
 
 impl ResolvedSelection {
@@ -64,24 +74,46 @@ impl ResolvedSelection {
         self.users.iter().any(|u| UserKey::of(u) == *user)
     }
 
-    /// The usage error for names that matched nothing, if any.
+    /// The usage error for names that matched nothing, if any, with the known names closest to each.
     pub(crate) fn unknown(&self) -> Option<String> {
         let mut problems = Vec::new();
         for u in &self.unknown_users {
-            problems.push(format!(
-                "--user {}: no MID Server user of that name (no sys_user with that user_name holds the mid_server \
-                 role or is configured on a MID Server); names are compared as the instance compares them, \
-                 without regard to case",
-                quoted(u)
-            ));
+            problems.push(match did_you_mean(u, &self.known.users, &self.requested.users) {
+                Some(close) => format!(
+                    "--user {}: no MID Server user of that name; did you mean {close}? (names are compared \
+                     without regard to case, as the instance compares them)",
+                    quoted(u)
+                ),
+                None => format!(
+                    "--user {}: no MID Server user of that name (no sys_user with that user_name holds the \
+                     mid_server role or is configured on a MID Server); names are compared as the instance \
+                     compares them, without regard to case",
+                    quoted(u)
+                ),
+            });
         }
         for m in &self.unknown_mid_servers {
+            let close = did_you_mean(m, &self.known.mid_servers, &self.requested.mid_servers)
+                .map(|c| format!("; did you mean {c}?"));
             problems.push(format!(
-                "--mid-server {}: no MID Server of that name (ecc_agent.name, compared without regard to case)",
-                quoted(m)
+                "--mid-server {}: no MID Server of that name (ecc_agent.name, compared without regard to case){}",
+                quoted(m),
+                close.unwrap_or_default()
             ));
         }
         (!problems.is_empty()).then(|| problems.join("\n"))
+    }
+}
+
+/// The known names closest to `name` (at most three), quoted: `'a'`, `'a' or 'b'`, `'a', 'b' or 'c'`; not one
+/// already `given` (in any case): the one typed wrong is another.
+fn did_you_mean(name: &str, known: &BTreeSet<String>, given: &BTreeSet<String>) -> Option<String> {
+    let others = known.iter().filter(|k| !given.iter().any(|g| super::same_name(g, k))).map(String::as_str);
+    let close: Vec<String> = crate::spelling::closest(name, others, 3).into_iter().map(quoted).collect();
+    match close.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [first @ .., last] => Some(format!("{} or {last}", first.join(", "))),
     }
 }
 
@@ -106,5 +138,32 @@ mod tests {
         let text = sel.unknown().unwrap_or_default();
         assert!(text.contains("--user 'nobody': no MID Server user of that name"), "{text}");
         assert!(text.contains("without regard to case") && !text.contains("case included"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_name_close_to_known_ones_gets_them_as_did_you_mean() {
+        let known = KnownNames {
+            users: ["midserver2", "midserver3", "mid.tokyo"].map(String::from).into(),
+            mid_servers: ["mid-london-01"].map(String::from).into(),
+        };
+        let sel = ResolvedSelection {
+            requested: Selection {
+                users: ["midservr2", "nobody", "MIDSERVER3"].map(String::from).into(),
+                ..Selection::default()
+            },
+            unknown_users: vec!["midservr2".to_string(), "nobody".to_string()],
+            unknown_mid_servers: vec!["mid-londn-01".to_string()],
+            known,
+            ..ResolvedSelection::default()
+        };
+        let text = sel.unknown().unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "--user 'midservr2': no MID Server user of that name; did you mean 'midserver2'? (names are compared \
+             without regard to case, as the instance compares them)"
+        );
+        assert!(lines[1].starts_with("--user 'nobody': no MID Server user of that name (no sys_user"), "{text}");
+        assert!(lines[2].ends_with("compared without regard to case); did you mean 'mid-london-01'?"), "{text}");
     }
 }

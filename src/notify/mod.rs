@@ -55,7 +55,6 @@ use crate::config::{EmailConfig, SendPolicy};
 use crate::deadline::Deadline;
 use crate::domain::{FindingKey, Report, Warning};
 use crate::present::email::{Delta, Links};
-use crate::present::text::{DryRunEmail, EmailSection};
 use outbox::{NotifiedState, Outbox, OutboxEntry, OutboxError, StateLock};
 use smtp::{BuildError, DeliveryReport};
 
@@ -85,8 +84,8 @@ pub enum EmailStatus {
     Queued { message_id: String, subject: String, reason: String, delivered_to: Vec<String>, queued_for: Vec<String> },
     /// Refused permanently (5xx) for every recipient not already served; dropped.
     Rejected { message_id: String, subject: String, delivered_to: Vec<String> },
-    /// `--dry-run`: what would be sent.
-    DryRun { subject: String, recipients: Vec<String>, text: String, outbox_pending: usize },
+    /// `--dry-run`: what would be sent; `size` is the message's as it would go to the relay, in bytes.
+    DryRun { subject: String, recipients: Vec<String>, text: String, size: usize, outbox_pending: usize },
     /// Notification was skipped: another process holds the state directory, or the message could not be built.
     Skipped { reason: String },
 }
@@ -119,6 +118,10 @@ pub struct EmailOutcome {
     pub dropped: Vec<outbox::DroppedMessage>,
     /// Local problems (state directory not writable, unreadable outbox files, …).
     pub problems: Vec<String>,
+    /// The text body of this cycle's message, when one was sent or queued (a dry run's is in its status): what
+    /// `check --show-email` prints.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 impl EmailOutcome {
@@ -131,6 +134,7 @@ impl EmailOutcome {
             permanent_failures: Vec::new(),
             dropped: Vec::new(),
             problems: Vec::new(),
+            text: None,
         }
     }
 
@@ -198,17 +202,6 @@ impl EmailOutcome {
             EmailStatus::Skipped { .. } => Some("email not sent"),
             EmailStatus::NotNeeded { .. } | EmailStatus::Sent { .. } | EmailStatus::DryRun { .. } => None,
         }
-    }
-
-    /// What the text report's email section shows.
-    pub(crate) fn section(&self) -> EmailSection {
-        let dry_run = match &self.status {
-            EmailStatus::DryRun { subject, recipients, text, .. } => {
-                Some(DryRunEmail { subject: subject.clone(), recipients: recipients.clone(), text: text.clone() })
-            }
-            _ => None,
-        };
-        EmailSection { summary: self.summary(), dry_run, problems: self.problems.clone() }
     }
 }
 
@@ -299,6 +292,7 @@ fn dry_run(cfg: &EmailConfig, state_dir: &Path, notice: &Notice<'_>) -> EmailOut
                 subject: composed.built.subject,
                 recipients: recipients(cfg),
                 text: composed.text,
+                size: smtp::wire_size(&composed.built.message),
                 outbox_pending,
             },
             Err(e) => EmailStatus::Skipped { reason: format!("cannot build the email: {e}") },
@@ -385,6 +379,7 @@ struct Findings {
 struct Queued {
     message_id: String,
     subject: String,
+    text: String,
 }
 
 /// Why this cycle's message is not in the outbox.
@@ -412,8 +407,9 @@ fn compose(
     entries: &mut Vec<OutboxEntry>,
 ) -> Result<Queued, NotQueued> {
     let Findings { last, current, warnings, digest } = findings;
-    let built = size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?.built;
-    let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone() };
+    let size::Composed { text, built } =
+        size::compose(cfg, notice, &delta(cfg, notice.report, last.as_ref(), &digest), &digest)?;
+    let queued = Queued { message_id: built.message_id.clone(), subject: built.subject.clone(), text };
     let outbox = Outbox::new(state_dir);
     let mut entry = OutboxEntry::new(outbox.next_seq(entries), cfg, built, notice.now);
     let state = NotifiedState {
@@ -462,9 +458,10 @@ fn outcome(
     let earlier = || delivery.results.iter().filter(|r| Some(r.message_id.as_str()) != new_id);
     let outbox_delivered = earlier().filter(|r| r.finished).count();
     let outbox_reason = earlier().filter(|r| !r.finished).find_map(|r| r.reason.clone());
+    let text = composed.as_ref().ok().map(|q| q.text.clone());
     let status = match composed {
         Err(status) => status,
-        Ok(Queued { message_id, subject }) => match delivery.results.iter().find(|r| r.message_id == message_id) {
+        Ok(Queued { message_id, subject, .. }) => match delivery.results.iter().find(|r| r.message_id == message_id) {
             Some(r) if r.finished && !r.rejected_any => {
                 EmailStatus::Sent { message_id, subject, recipients: r.delivered_to.clone() }
             }
@@ -495,5 +492,6 @@ fn outcome(
         permanent_failures: delivery.permanent_failures,
         dropped,
         problems,
+        text,
     }
 }

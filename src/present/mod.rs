@@ -137,14 +137,16 @@ pub(crate) fn age(at: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chron
     }
 }
 
-/// `open for 3d 4h (first detected … UTC), seen 19 times`, `new this cycle`, or `new: back 2d after …`.
+/// `open for 3d 4h, detected by 19 checks since … UTC`, `new this cycle`, or `new: back 2d after …`. The
+/// number is the open record's `count` (plus this check): every check that detected the finding counts, a
+/// manual `check` as much as a cycle of `run`, as every run of the built-in job counts.
 pub(crate) fn seen(h: &crate::domain::FindingHistory, end: chrono::DateTime<chrono::Utc>) -> String {
     if h.times_detected > 1 {
         return format!(
-            "open for {} (first detected {} UTC), seen {} times",
+            "open for {}, detected by {} checks since {} UTC",
             age(h.first_detected, end),
-            sn_time::format(h.first_detected),
-            h.times_detected
+            h.times_detected,
+            sn_time::format(h.first_detected)
         );
     }
     match h.resolved_before {
@@ -342,5 +344,25 @@ impl<'a> ReportView<'a> {
     pub(crate) fn findings_of(&self, category: crate::domain::Category) -> Vec<FindingView<'a>> {
         let end = self.report.window.end;
         self.report.findings.iter().filter(|f| f.category == category).map(|f| FindingView::of(f, end)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FindingHistory;
+
+    #[test]
+    fn a_finding_s_history_says_how_many_checks_detected_it_and_since_when() {
+        let at = |s: &str| sn_time::parse(s).unwrap_or_else(|| panic!("{s}"));
+        let end = at("2026-11-22 12:02:00");
+        let open =
+            FindingHistory { first_detected: at("2026-11-22 12:00:00"), times_detected: 9, resolved_before: None };
+        // Nine manual checks within two minutes: checks, not cycles of the schedule.
+        assert_eq!(seen(&open, end), "open for 2m, detected by 9 checks since 2026-11-22 12:00:00 UTC");
+        let new = FindingHistory { times_detected: 1, ..open };
+        assert_eq!(seen(&new, end), "new this cycle");
+        let back = FindingHistory { resolved_before: Some(at("2026-11-20 12:02:00")), ..new };
+        assert_eq!(seen(&back, end), "new: back after 2d (midwatch resolved it 2026-11-20 12:02:00 UTC)");
     }
 }

@@ -20,16 +20,23 @@ pub struct OutcomeView<'a> {
     pub(crate) duration: Duration,
     /// `check --until-ok`: the rounds before this report.
     pub(crate) watch: Option<&'a Watched>,
+    /// `check --show-email`: the text report shows the text of this cycle's email.
+    pub(crate) show_email: bool,
 }
 
 impl OutcomeView<'_> {
+    /// With `show`, the text report shows the text of this cycle's email (`check --show-email`).
+    pub(crate) fn showing_email(self, show: bool) -> Self {
+        OutcomeView { show_email: show, ..self }
+    }
+
     /// The report in the requested format, with what the side effects did.
     pub fn render(&self, format: Format, detail: Detail) -> String {
         match format {
             Format::Text => {
                 let mut out = text::render(self.report, detail, Some(self.duration));
                 out.push_str(&text::write_back(self.write_back, detail));
-                out.push_str(&text::email(self.email.as_ref()));
+                out.push_str(&text::email(self.email.as_ref(), self.show_email));
                 if let Some(watch) = self.watch {
                     out.push_str(&watch_section(watch));
                 }

@@ -13,8 +13,7 @@ use crate::writeback::WriteBack;
 pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Duration>) -> String {
     let view = ReportView::of(report);
     let mut out = String::new();
-    let took = duration.map(|d| format!(" duration={:.3}s", d.as_secs_f64())).unwrap_or_default();
-    let _ = writeln!(out, "{}{took}", view.status_line);
+    let _ = writeln!(out, "{}", status_line(&view.status_line, duration));
     let _ = writeln!(out, "Window: {}", view.window);
     match detail {
         Detail::Summary => summary(&mut out, &view),
@@ -27,6 +26,12 @@ pub fn render(report: &Report, detail: Detail, duration: Option<std::time::Durat
         }
     }
     out
+}
+
+/// A cleaned status line with the check's wall time, when given, last in its performance data.
+pub(crate) fn status_line(cleaned: &str, duration: Option<std::time::Duration>) -> String {
+    let took = duration.map(|d| format!(" duration={:.3}s", d.as_secs_f64())).unwrap_or_default();
+    format!("{cleaned}{took}")
 }
 
 fn summary(out: &mut String, v: &ReportView<'_>) {
@@ -45,29 +50,22 @@ fn summary(out: &mut String, v: &ReportView<'_>) {
         ("Early warnings (users of Up MID Servers)", s.warnings),
         ("Observations", s.observations),
     ];
-    // One column for every count, as wide as the longest label of the three tables needs.
+    // The counts first, in one column, so that they align whatever the labels' lengths.
     let categories: Vec<(&str, usize)> =
         Category::ALL.iter().map(|c| (c.name(), s.findings_by_category.get(c).copied().unwrap_or(0))).collect();
     let conditions: Vec<(&str, usize)> = s.findings_by_condition.iter().map(|(c, n)| (c.describe(), *n)).collect();
-    let width = rows
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .chain(categories.iter().chain(&conditions).map(|(l, _)| l.chars().count() + 2))
-        .max()
-        .unwrap_or(0);
     let _ = writeln!(out);
     for (label, n) in rows {
-        let _ = writeln!(out, "{label:<width$} {n:>5}");
+        let _ = writeln!(out, "{n:>5}  {label}");
     }
     let _ = writeln!(out, "\nFindings by category:");
-    let inner = width.saturating_sub(2);
     for (label, n) in categories {
-        let _ = writeln!(out, "  {label:<inner$} {n:>5}");
+        let _ = writeln!(out, "{n:>5}  {label}");
     }
     if !conditions.is_empty() {
         let _ = writeln!(out, "\nFindings by condition:");
         for (label, n) in conditions {
-            let _ = writeln!(out, "  {label:<inner$} {n:>5}");
+            let _ = writeln!(out, "{n:>5}  {label}");
         }
     }
     if !v.skipped_users.is_empty() {
@@ -258,35 +256,56 @@ pub(crate) struct EmailSection {
     pub(crate) summary: String,
     /// A dry run: the message that would be sent.
     pub(crate) dry_run: Option<DryRunEmail>,
+    /// The text body of this cycle's message, when one was composed (already cleaned by the email rendering).
+    pub(crate) text: Option<String>,
     pub(crate) problems: Vec<String>,
 }
 
+/// What a dry run tells of the message it would send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DryRunEmail {
     pub(crate) subject: String,
     pub(crate) recipients: Vec<String>,
-    /// The plain-text body (already cleaned by the email rendering).
-    pub(crate) text: String,
+    /// Its size as it would go to the relay (headers, both alternatives), in bytes.
+    pub(crate) size: usize,
 }
 
-/// The email section of the text report.
-pub(crate) fn email(section: Option<&EmailSection>) -> String {
-    let Some(section) = section else { return String::new() };
+/// The email section of the text report; `show_text` (`check --show-email`) adds the message's text body.
+/// A dry run says whom the message would go to, its subject and its size, not the whole message.
+pub(crate) fn email(section: Option<&EmailSection>, show_text: bool) -> String {
+    let Some(section) = section else {
+        return if show_text {
+            "\nEmail: none (no [email] section, or --no-email)\n".to_string()
+        } else {
+            String::new()
+        };
+    };
     let mut out = String::new();
     match &section.dry_run {
         Some(d) => {
-            let _ = writeln!(out, "\nEmail (dry run, not sent) to {}", clean(&d.recipients.join(", ")));
+            let _ = writeln!(out, "\nEmail (dry run, not sent): would go to {}", clean(&d.recipients.join(", ")));
             let _ = writeln!(out, "  Subject: {}", clean(&d.subject));
-            for line in d.text.lines() {
-                let _ = writeln!(out, "  | {line}");
-            }
+            let how = if show_text { "its text follows" } else { "add --show-email to print its text" };
+            let _ = writeln!(out, "  Size:    {} (text and HTML); {how}", size(d.size));
         }
         None => {
             let _ = writeln!(out, "\nEmail: {}", clean(&section.summary));
         }
     }
+    for line in section.text.iter().filter(|_| show_text).flat_map(|t| t.lines()) {
+        let _ = writeln!(out, "  | {line}");
+    }
     for p in &section.problems {
         let _ = writeln!(out, "  problem: {}", clean(p));
     }
     out
+}
+
+/// `812 bytes`, `23.4 kB`, `1.2 MB` (of 1000).
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..1000 => format!("{bytes} bytes"),
+        1000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }

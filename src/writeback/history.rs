@@ -4,7 +4,7 @@
 //! source (what [`super::reconcile()`] needs) and, in the same query, the records of our source updated within
 //! the instance's 30-day retention of this table (which holds the recently resolved ones). [`history`] is pure:
 //! an open record with the finding's message (in any case, as [`super::reconcile()`] compares them) gives its
-//! first detection (`sys_created_on`) and how many cycles saw it (`count`, plus this one); a resolved record with
+//! first detection (`sys_created_on`) and how many checks detected it (`count`, plus this one); a resolved record with
 //! the message says the finding is back.
 
 use chrono::{DateTime, Utc};

@@ -69,3 +69,59 @@ fn demo_json_is_one_document_with_both_cycles() {
     assert_eq!(cycles[1]["status"], "CRITICAL");
     assert_eq!(cycles[1]["exit_code"], 2);
 }
+
+#[test]
+fn both_cycles_of_the_demo_carry_their_duration_and_the_summary_counts_align_in_one_column() {
+    let (code, stdout, stderr) = run_binary(&["demo", "--detail", "summary"]);
+    assert_eq!(code, 2, "{stderr}");
+    let status: Vec<&str> = stdout.lines().filter(|l| l.starts_with("MIDWATCH ")).collect();
+    assert_eq!(status.len(), 2, "{stdout}");
+    for line in status {
+        let perfdata = line.rsplit_once(" | ").map(|(_, p)| p).unwrap_or_default();
+        let took = perfdata.split(' ').find_map(|p| p.strip_prefix("duration="));
+        assert!(took.is_some_and(|t| t.ends_with('s') && t.trim_end_matches('s').parse::<f64>().is_ok()), "{line}");
+    }
+    // Every count of the summary in the same short column before its label, however long the label.
+    let counts: Vec<&str> = stdout
+        .lines()
+        .take_while(|l| !l.starts_with("Recently down") && !l.starts_with("ecc_agent_issue"))
+        .filter(|l| l.trim_start().split("  ").next().is_some_and(|n| n.parse::<usize>().is_ok()))
+        .collect();
+    assert!(counts.len() >= 18, "ten counts, four categories, the conditions:\n{stdout}");
+    for line in &counts {
+        assert!(line.len() > 7 && line[..5].trim_start().parse::<usize>().is_ok() && &line[5..7] == "  ", "{line:?}");
+        assert!(!line[7..].contains("   ") && !line.ends_with(' '), "no padding after the label: {line:?}");
+    }
+    assert!(counts.iter().any(|l| l.ends_with("  Users with the mid_server role")), "{stdout}");
+}
+
+#[test]
+fn a_duration_written_as_two_words_gets_a_hint_to_write_it_as_one() {
+    for (args, hint) in [
+        (
+            &["check", "--window", "4", "hours"][..],
+            "tip: a duration is one argument: write --window 4h (or --window \"4 hours\")",
+        ),
+        (
+            &["check", "--timeout", "30", "Seconds"],
+            "tip: a duration is one argument: write --timeout 30s (or --timeout \"30 seconds\")",
+        ),
+        (
+            &["check", "--until-ok", "--every", "2", "min"],
+            "tip: a duration is one argument: write --every 2m (or --every \"2 min\")",
+        ),
+        (
+            &["run", "--window", "1", "day"],
+            "tip: a duration is one argument: write --window 1d (or --window \"1 day\")",
+        ),
+    ] {
+        let (code, stdout, stderr) = run_binary(args);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+    }
+    // A word that is no unit gets clap's message alone.
+    let (code, _, stderr) = run_binary(&["check", "--window", "4", "parsecs"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("unexpected argument 'parsecs'") && !stderr.contains("tip:"), "{stderr}");
+}

@@ -37,6 +37,8 @@ async fn credentials_refused_is_unknown_with_advice() {
         "{first}"
     );
     assert!(first.contains("check [instance] user and password"), "{first}");
+    // The sentence ends as it is written: no instance name after it.
+    assert!(first.ends_with("counts toward the account's lockout"), "{first}");
     let sent = server.received_requests().await.unwrap_or_default();
     assert_eq!(sent.iter().filter(|r| r.url.path().ends_with("/ecc_agent")).count(), 1, "401 is never retried");
 }

@@ -23,6 +23,7 @@ mod report_json;
 mod scenario;
 mod secrets;
 mod selection;
+mod show_email;
 mod status_line;
 #[path = "../support/mod.rs"]
 mod support;

@@ -229,6 +229,31 @@ async fn a_name_that_matches_nothing_is_a_usage_error() {
 }
 
 #[tokio::test]
+async fn a_name_in_another_case_is_that_user_and_a_misspelt_one_gets_did_you_mean() {
+    let (_instance, _dir, config) = live_demo().await;
+    // The instance compares names without regard to case: this is midserver2.
+    let (code, out, err) = binary(&["check", "--config", &config, "--user", "MIDSERVER2", "--no-write"]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.starts_with("MIDWATCH CRITICAL - 1 finding (1 authentication) for MIDSERVER2 on acme"), "{out}");
+
+    let (code, out, err) =
+        binary(&["check", "--config", &config, "--user", "midservr2", "--mid-server", "mid-londn-01"]).await;
+    assert_eq!(code, 3, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "MIDWATCH UNKNOWN - --user 'midservr2': no MID Server user of that name; did you mean 'midserver2'? (names \
+         are compared without regard to case, as the instance compares them)",
+        "the usage error ends with its own sentence, no instance name after it"
+    );
+    assert_eq!(
+        lines[1],
+        "--mid-server 'mid-londn-01': no MID Server of that name (ecc_agent.name, compared without regard to case); \
+         did you mean 'mid-london-01'?"
+    );
+}
+
+#[tokio::test]
 async fn the_json_report_of_a_selected_check_names_its_users() {
     let (_instance, _dir, config) = live_demo().await;
     let (code, out, err) =

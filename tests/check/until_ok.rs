@@ -1,6 +1,8 @@
 //! `check --until-ok` against the stateful simulated instance, its rounds started by injected ticks (no
 //! sleep): it ends clear on the round after the user logs in, ends with the failing status when the
-//! timeout passes, ends on Ctrl-C writing nothing, and reads only the new events after the first round.
+//! timeout passes, ends on Ctrl-C writing nothing, and reads only the new events after the first round. Its
+//! round lines name each user's category, and the date of a time before the instance's day; several users
+//! get a heading and a line each.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -104,18 +106,27 @@ async fn run_on_host(
     steps: Vec<(Step, Wake)>,
     host_ahead: chrono::Duration,
 ) -> (Watching, Vec<String>) {
+    let mut script = Script { instance, steps: steps.into(), host_ahead };
+    watch_of(instance, midserver2(), &mut script, reference_now() + host_ahead).await
+}
+
+/// A watch of `scope` (window 5m) whose first round starts at `first` by this host's clock, the others as
+/// `script` says.
+async fn watch_of(
+    instance: &FakeInstance,
+    scope: Scope,
+    script: &mut Script<'_>,
+    first: DateTime<Utc>,
+) -> (Watching, Vec<String>) {
     let config = config_for(&instance.url());
     let client = client(&config);
     let mut opts = CheckOptions::from_config(&config);
-    opts.scope = midserver2();
+    opts.scope = scope;
     opts.window = Duration::from_secs(300);
-    let mut script = Script { instance, steps: steps.into(), host_ahead };
     let mut said = Vec::new();
     let mut say = |line: &str| said.push(line.to_string());
     let cycle = Cycle::new(&config, &client, &opts);
-    let (outcome, watched) = watch(cycle, Duration::from_secs(60), reference_now() + host_ahead, &mut script, &mut say)
-        .await
-        .expect("watch");
+    let (outcome, watched) = watch(cycle, Duration::from_secs(60), first, script, &mut say).await.expect("watch");
     (Watching { outcome, watch: Some(watched) }, said)
 }
 
@@ -147,9 +158,12 @@ async fn the_watch_ends_clear_on_the_round_after_the_user_logs_in_and_resolves_i
         vec![(nothing as Step, Wake::Round(at(60))), (fixed, Wake::Round(at(120))), (nothing, Wake::Round(at(180)))];
     let (outcome, said) = run(&instance, steps).await;
     assert_eq!(said.len(), 3, "one line per round, and no round after the clear one: {said:?}");
-    assert_eq!(said[0], "midserver2: login.failed at 11:59:00 from 10.0.0.9, still failing (mid-london-01 down)");
+    assert_eq!(
+        said[0],
+        "midserver2: login.failed at 11:59:00 UTC from 10.0.0.9, still failing: authentication (mid-london-01 down)"
+    );
     assert_eq!(said[1], said[0], "nothing new in the second round");
-    assert_eq!(said[2], "midserver2: login at 12:01:30 from 10.20.30.41, clear");
+    assert_eq!(said[2], "midserver2: login at 12:01:30 UTC from 10.20.30.41, clear");
     assert_eq!(outcome.report.status, Status::Ok);
     let watched = outcome.watch.as_ref().expect("a watch");
     assert_eq!((watched.ended, watched.rounds), (WatchEnd::Clear, 3));
@@ -170,8 +184,11 @@ async fn a_watch_on_a_host_whose_clock_is_seven_minutes_off_goes_by_the_instance
         let steps = vec![(nothing as Step, Wake::Round(at(60))), (fixed, Wake::Round(at(120)))];
         let (outcome, said) = run_on_host(&instance, steps, host_ahead).await;
         // The rounds and their reads are those of a host whose clock agrees.
-        assert_eq!(said[0], "midserver2: login.failed at 11:59:00 from 10.0.0.9, still failing (mid-london-01 down)");
-        assert_eq!(said[2], "midserver2: login at 12:01:30 from 10.20.30.41, clear", "{host_ahead}: {said:?}");
+        assert_eq!(
+            said[0],
+            "midserver2: login.failed at 11:59:00 UTC from 10.0.0.9, still failing: authentication (mid-london-01 down)"
+        );
+        assert_eq!(said[2], "midserver2: login at 12:01:30 UTC from 10.20.30.41, clear", "{host_ahead}: {said:?}");
         let fmt = midwatch::domain::sn_time::format;
         let first = fmt(reference_now() - chrono::Duration::seconds(360));
         let expected: BTreeSet<String> = [first, fmt(reference_now()), fmt(at(60))].into_iter().collect();
@@ -258,9 +275,9 @@ async fn a_watch_that_times_out_after_the_mid_server_stopped_retrying_rewrites_n
         vec![(nothing as Step, Wake::Round(at(180))), (nothing, Wake::Round(at(400))), (nothing, Wake::TimedOut)];
     let (outcome, said) = run(&instance, steps).await;
     assert_eq!(said.len(), 3, "{said:?}");
-    assert!(said[1].ends_with("still failing (mid-london-01 down)"), "{said:?}");
+    assert!(said[1].ends_with("still failing: authentication (mid-london-01 down)"), "{said:?}");
     assert!(said[2].starts_with("midserver2: no login attempt since "), "{said:?}");
-    assert!(said[2].ends_with("still failing (mid-london-01 down), authentication \u{2192} network"), "{said:?}");
+    assert!(said[2].ends_with("UTC, still failing: authentication \u{2192} network (mid-london-01 down)"), "{said:?}");
     assert_eq!(outcome.report.status, Status::Critical);
     assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(WatchEnd::TimedOut));
     // The authentication record is neither resolved nor joined by a network record, and no email goes out.
@@ -303,7 +320,11 @@ async fn the_demo_shows_the_loop_ending_clear_on_the_round_after_the_fix() {
     assert_eq!(code, 0, "{out}{err}");
     let rounds: Vec<&str> = out.lines().take_while(|l| !l.starts_with("MIDWATCH")).collect();
     assert_eq!(rounds.len(), 3, "{out}");
-    assert!(rounds[..2].iter().all(|l| l.starts_with("midserver2: login.failed at ") && l.ends_with("still failing (mid-london-01 down)")), "{out}");
+    assert!(
+        rounds[..2].iter().all(|l| l.starts_with("midserver2: login.failed at ")
+            && l.ends_with("still failing: authentication (mid-london-01 down)")),
+        "{out}"
+    );
     assert!(rounds[2].starts_with("midserver2: login at ") && rounds[2].ends_with(", clear"), "{out}");
     assert!(out.contains("MIDWATCH OK - no findings for midserver2 on demo"), "{out}");
     assert!(out.contains("resolved  fa4e"), "{out}");
@@ -382,4 +403,61 @@ async fn a_round_that_cannot_read_the_instance_is_said_and_the_next_one_tries_ag
     assert_eq!(said[2], said[0], "the third round reads again, from the first round's end");
     assert_eq!(outcome.watch.as_ref().map(|w| (w.ended, w.rounds)), Some((WatchEnd::TimedOut, 3)));
     assert_eq!(outcome.report.status, Status::Critical);
+}
+
+#[tokio::test]
+async fn a_watch_of_several_users_says_a_heading_and_one_line_per_user_naming_its_category() {
+    let instance = instance().await;
+    let steps = vec![(fixed as Step, Wake::Round(at(60))), (nothing, Wake::TimedOut)];
+    let mut script = Script { instance: &instance, steps: steps.into(), host_ahead: chrono::Duration::zero() };
+    let (outcome, said) = watch_of(&instance, Scope::All, &mut script, reference_now()).await;
+    assert_eq!(said.len(), 12, "a heading and five users, twice: {said:#?}");
+    assert_eq!(said[0], "round 1 at 12:00:00 UTC: 5 of 5 watched users still have a finding");
+    assert_eq!(
+        said[1],
+        "  ardis.maison     no login attempt since 11:54:00 UTC, still flagged: configuration (on no MID Server)",
+        "a configuration finding is not a failing login"
+    );
+    assert_eq!(
+        said[2],
+        "  local-midserver  no login attempt since 11:54:00 UTC, still failing: network (mid-sydney-01, mid-sydney-02 \
+         down)"
+    );
+    assert_eq!(
+        said[5],
+        "  midserver2       login.failed at 11:59:00 UTC from 10.0.0.9, still failing: authentication (mid-london-01 \
+         down)"
+    );
+    assert_eq!(said[6], "round 2 at 12:01:00 UTC: 4 of 5 watched users still have a finding");
+    assert_eq!(said[11], "  midserver2       login at 12:00:30 UTC from 10.20.30.41, clear");
+    assert!(said.iter().all(|l| l.chars().count() < 120), "{said:#?}");
+    // The report keeps the lines as printed.
+    assert_eq!(outcome.watch.as_ref().map(|w| w.rounds), Some(2));
+    let doc: Value = serde_json::from_str(&outcome.render(midwatch::present::Format::Json, Default::default()))
+        .expect("one JSON document");
+    assert_eq!(doc["watch"]["lines"].as_array().map(Vec::len), Some(12), "{doc}");
+}
+
+#[tokio::test]
+async fn a_round_line_gives_the_date_of_a_time_before_the_instance_s_day() {
+    // Two minutes after midnight by the instance's clock; midserver2's MID Server failed a minute before it.
+    let midnight = reference_now() + chrono::Duration::hours(12);
+    let instance = FakeInstance::start(Dataset::demo(midnight), USER, PASSWORD).await.expect("start");
+    let now = midnight + chrono::Duration::minutes(2);
+    instance.set_clock(now);
+    let event = midwatch::demo::SyseventRow {
+        sys_id: "e7e700000000000000000000000000fe",
+        name: "login.failed",
+        user: "midserver2",
+        parm2: "10.0.0.9",
+        at: midnight - chrono::Duration::seconds(30),
+    };
+    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
+    let mut script = Script { instance: &instance, steps: VecDeque::new(), host_ahead: chrono::Duration::zero() };
+    let (_, said) = watch_of(&instance, midserver2(), &mut script, now).await;
+    assert_eq!(
+        said,
+        ["midserver2: login.failed at 2026-11-22 23:59:30 UTC from 10.0.0.9, still failing: authentication \
+          (mid-london-01 down)"]
+    );
 }

@@ -424,7 +424,7 @@ async fn since_when_grows_over_cycles_and_a_finding_back_after_resolve_says_so()
         assert_eq!((h.first_detected, h.times_detected), (t0, 2), "{}", f.message);
     }
     let text = second.view(None).render(midwatch::present::Format::Text, midwatch::present::Detail::Detailed);
-    assert!(text.contains("open for 5m (first detected"), "{text}");
+    assert!(text.contains("open for 5m, detected by 2 checks since "), "{text}");
     let json: serde_json::Value =
         serde_json::from_str(&second.view(None).render(midwatch::present::Format::Json, Default::default()))
             .expect("json");

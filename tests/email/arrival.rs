@@ -87,7 +87,7 @@ async fn a_user_name_with_crlf_cannot_add_a_header() {
     assert!(!subject(m).contains('\r') && !subject(m).contains('\n'));
     let (text, html) = text_and_html(m);
     assert!(flat(&text).contains("User mid\\r\\nBcc: evil@x\\r\\n\\r\\n associated"), "escaped in text: {text}");
-    assert!(flat(&text).contains("on acme\\r\\nBcc: evil@x |"), "and the instance name: {text}");
+    assert!(flat(&text).contains("on acme\\r\\nBcc: evil@x Instance: "), "and the instance name: {text}");
     assert!(html.contains("mid\\r\\nBcc: evil@x"), "escaped in html");
 }
 

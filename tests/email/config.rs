@@ -162,6 +162,44 @@ async fn probe_connects_and_checks_sender_and_recipients_without_sending() {
     assert!(problems[0].starts_with(&format!("[email] smtp://127.0.0.1:{port}: ")), "{problems:?}");
 }
 
+#[tokio::test]
+async fn the_probe_tells_at_once_a_server_that_answers_like_an_http_server() {
+    let (port, _server) = crate::http_answering_server().await;
+    let mut cfg = email_config(port);
+    cfg.timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let problems = probe(&cfg).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "at once: {:?}", started.elapsed());
+    assert_eq!(
+        problems,
+        [format!(
+            "[email] the server at 127.0.0.1:{port} does not speak SMTP: it answered `HTTP/1.1 400 Bad Request`; \
+             check the port in [email] url (587 for submission with STARTTLS, 465 for smtps://, 25 for a relay)"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_probe_of_a_silent_http_server_asks_whether_it_is_an_smtp_port_before_the_timeout() {
+    // A real HTTP server (the simulated instance's): it waits for a request and says nothing.
+    let instance =
+        midwatch_sim::FakeInstance::start(midwatch_sim::Dataset::demo(now()), "u", "p").await.expect("start");
+    let port: u16 = instance.url().rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("port");
+    let mut cfg = email_config(port);
+    cfg.timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let problems = probe(&cfg).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(15), "not the 30s timeout: {waited:?}");
+    assert_eq!(
+        problems,
+        [format!(
+            "[email] smtp://127.0.0.1:{port}: no SMTP greeting from 127.0.0.1:{port} within 10s: is this an SMTP \
+             port? (an SMTP server greets at once; an HTTP server, for one, waits in silence for a request)"
+        )]
+    );
+}
+
 /// Held by the tests that spawn processes and by those that drop a lock: a child forked while a lock's file is
 /// open shares that lock until it execs, so a lock dropped meanwhile would still look held.
 static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -127,6 +127,27 @@ async fn a_server_that_never_answers_times_out_and_the_message_stays_queued() {
     assert_eq!(sink.messages().len(), 1);
 }
 
+#[tokio::test]
+async fn a_message_for_a_server_that_answers_like_http_is_queued_saying_it_does_not_speak_smtp() {
+    let (port, _server) = crate::http_answering_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = email_config(port);
+    cfg.timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let outcome = cycle(&cfg, dir.path(), &report(vec![finding("u1", Category::Network)]), now()).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "at once: {:?}", started.elapsed());
+    match &outcome.status {
+        EmailStatus::Queued { reason, .. } => assert!(
+            reason.starts_with(&format!(
+                "the server at 127.0.0.1:{port} does not speak SMTP: it answered `HTTP/1.1 400 Bad Request`"
+            )),
+            "{reason}"
+        ),
+        other => panic!("expected queued, got {other:?}"),
+    }
+    assert_eq!(outcome.outbox_pending, 1, "kept for when [email] url is fixed");
+}
+
 #[test]
 fn the_outcome_serializes_for_the_json_report() {
     let outcome = EmailOutcome {
@@ -143,8 +164,10 @@ fn the_outcome_serializes_for_the_json_report() {
         permanent_failures: Vec::new(),
         dropped: Vec::new(),
         problems: Vec::new(),
+        text: Some("the message's text".into()),
     };
     let json = serde_json::to_value(&outcome).expect("serializes");
+    assert!(json.get("text").is_none(), "the text is for --show-email, not the JSON report: {json}");
     assert_eq!(json["result"], "queued");
     assert_eq!(json["reason"], "smtp down: refused");
     assert_eq!(json["outbox_pending"], 1);

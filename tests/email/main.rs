@@ -161,6 +161,23 @@ async fn cycle(cfg: &EmailConfig, dir: &Path, r: &Report, at: DateTime<Utc>) -> 
     notify(cfg, dir, &Notice { report: r, links: &links(), now: at }, Mode::Send, no_deadline()).await
 }
 
+/// A server on loopback that answers every connection at once as an HTTP server answers what it cannot read
+/// (`400 Bad Request`), then closes it: what `[email] url` reaches when its port is a web server's.
+async fn http_answering_server() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let serving = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\
+                          Connection: close\r\n\r\nBad Request";
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (port, serving)
+}
+
 /// A deadline no test reaches: the SMTP timeouts bound these tests.
 fn no_deadline() -> Deadline {
     Deadline::after(Duration::from_secs(3600))

@@ -88,10 +88,11 @@ async fn dry_run_renders_but_sends_queues_and_records_nothing() {
     let notice = Notice { report: &r, links: &links(), now: now() };
     let outcome = notify(&cfg, dir.path(), &notice, Mode::DryRun, no_deadline()).await;
     match &outcome.status {
-        EmailStatus::DryRun { subject, recipients, text, outbox_pending } => {
+        EmailStatus::DryRun { subject, recipients, text, size, outbox_pending } => {
             assert_eq!(subject, "[midwatch] CRITICAL acme: 1 MID Server user issue (1 new)");
             assert_eq!(recipients, &vec!["alice@acme.example".to_string(), "bob@acme.example".to_string()]);
             assert!(text.contains("User u1 is associated with 1 down MID Server."));
+            assert!(*size > 2 * text.len(), "the message as sent: headers, text and HTML: {size}");
             assert_eq!(*outbox_pending, 0);
         }
         other => panic!("expected a dry run, got {other:?}"),
@@ -133,7 +134,7 @@ async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open()
     // Since when and how often it was seen, with its remediation step.
     let first = midwatch::domain::sn_time::format(now());
     let unwrapped = still.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(unwrapped.contains(&format!("(first detected {first} UTC), seen 7 times")), "{still}");
+    assert!(unwrapped.contains(&format!(", detected by 7 checks since {first} UTC")), "{still}");
     assert!(unwrapped.contains("What to do: Check the password of the MID Server user"), "{still}");
 
     // The next reminder waits a whole interval again; a change still goes at once.

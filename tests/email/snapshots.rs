@@ -95,6 +95,19 @@ async fn rendering_snapshot_of_a_later_email_with_new_still_open_and_resolved_fi
     assert_snapshot("email_changes.html", &email.html);
 }
 
+#[tokio::test]
+async fn both_bodies_start_with_the_status_without_the_performance_data() {
+    let report = documented_scenario().await;
+    let email = email::render(&report, &midwatch::notify::changes(&report, None), &scenario_links(&report), now());
+    let status = report.status_line();
+    let (words, perfdata) = status.rsplit_once(" | ").expect("a status line with performance data");
+    let first_paragraph = email.text.split("\n\n").next().unwrap_or_default();
+    assert_eq!(first_paragraph.split_whitespace().collect::<Vec<_>>().join(" "), words, "{}", email.text);
+    assert!(!email.text.contains(perfdata) && !email.text.contains("findings=5"), "{}", email.text);
+    assert!(email.html.contains(&format!(">{words}</p>")), "{}", email.html);
+    assert!(!email.html.contains("findings=5"), "{}", email.html);
+}
+
 #[test]
 fn text_wraps_at_76_columns_without_breaking_words() {
     let w = email::wrap("one two three four five six seven", "  * ", "    ", 16);

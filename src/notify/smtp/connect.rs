@@ -1,4 +1,5 @@
-//! Opening the SMTP connection: greeting, STARTTLS or implicit TLS, the SIZE the server offers (RFC 1870), AUTH. A failure is either the server being
+//! Opening the SMTP connection: greeting (first read by `greeting.rs`, which tells another service from an SMTP
+//! server), STARTTLS or implicit TLS, the SIZE the server offers (RFC 1870), AUTH. A failure is either the server being
 //! unavailable (try again next cycle) or the configuration keeping the mail from going, such as a refused
 //! certificate (`certificate.rs`): that one is said with what to fix, and never called "unavailable".
 //!
@@ -20,8 +21,7 @@ use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret as _;
 
-use super::certificate;
-use super::{Fail, classify, reply_of};
+use super::{Fail, certificate, classify, greeting, reply_of};
 use crate::config::{EmailConfig, TlsMode};
 
 /// Why no connection could be opened.
@@ -53,6 +53,13 @@ pub(crate) enum Unavailable {
     AuthenticationRefused { user: String, reply: String },
     #[error("no greeting/EHLO/STARTTLS/AUTH within {}", humantime::format_duration(*within))]
     NoAnswer { within: Duration },
+    /// The server said nothing after connecting (`greeting.rs`): an HTTP server waits so for a request.
+    #[error(
+        "no SMTP greeting from {server} within {}: is this an SMTP port? (an SMTP server greets at once; an HTTP \
+         server, for one, waits in silence for a request)",
+        humantime::format_duration(*within)
+    )]
+    NoGreeting { server: String, within: Duration },
 }
 
 /// What in the configuration keeps the mail from going, worded with what to do.
@@ -76,6 +83,12 @@ pub(crate) enum Misconfigured {
     /// `certificate.rs`.
     #[error("{0}")]
     Certificate(String),
+    /// The server's first line is not an SMTP reply (`greeting.rs`): another service listens on the port.
+    #[error(
+        "the server at {server} does not speak SMTP: it answered `{answered}`; check the port in [email] url (587 \
+         for submission with STARTTLS, 465 for smtps://, 25 for a relay)"
+    )]
+    NotSmtp { server: String, answered: String },
 }
 
 impl Misconfigured {
@@ -208,15 +221,15 @@ pub(super) async fn connect(cfg: &EmailConfig) -> Result<Relay, ConnectError> {
             TlsMode::Implicit => (Some(tls_parameters(cfg)?), Some(verifier(cfg)?)),
             _ => (None, None),
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (cfg.host.as_str(), cfg.port),
-            Some(cfg.timeout),
-            &hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(|e| handshake_failed(cfg, &e, ""))?;
+        let connected = match implicit {
+            Some(tls) => {
+                let server = (cfg.host.as_str(), cfg.port);
+                AsyncSmtpConnection::connect_tokio1(server, Some(cfg.timeout), &hello, Some(tls), None).await
+            }
+            // smtp://: its greeting read first, to tell another service from an SMTP server at once.
+            None => AsyncSmtpConnection::connect_with_transport(Box::new(greeting::open(cfg).await?), &hello).await,
+        };
+        let mut conn = connected.map_err(|e| handshake_failed(cfg, &e, ""))?;
         if let Some(verifier) = &implicit_verifier {
             verify_peer(cfg, verifier, &mut conn).await?;
         }

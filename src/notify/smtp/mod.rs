@@ -24,6 +24,7 @@ use crate::present::email::RenderedEmail;
 mod certificate;
 mod connect;
 mod delivery;
+mod greeting;
 
 use connect::{ConnectError, connect};
 pub(crate) use delivery::{DeliveryReport, deliver};

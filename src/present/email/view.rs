@@ -25,6 +25,7 @@ pub(super) const SIGNATURE: &str = "-- ";
 /// What both bodies show.
 pub(super) struct EmailView {
     pub(super) status: Status,
+    /// The status line without its performance data.
     pub(super) status_line: String,
     pub(super) instance_url: String,
     pub(super) window: String,
@@ -219,7 +220,7 @@ impl EmailView {
         }
         EmailView {
             status: report.status,
-            status_line: r.status_line,
+            status_line: without_perfdata(&r.status_line).to_string(),
             instance_url: links.instance_url.as_str().to_string(),
             window: r.window,
             changes: changes_line(delta),
@@ -414,6 +415,12 @@ fn glance(report: &Report, delta: &Delta<'_>) -> Vec<GlanceRow> {
             })
         })
         .collect()
+}
+
+/// The status line without its performance data (` | findings=5 …`), which is for a monitoring system, not a
+/// reader. The data are the last ` | ` part: their labels and values hold no `|`.
+fn without_perfdata(status_line: &str) -> &str {
+    status_line.rsplit_once(" | ").map_or(status_line, |(words, _)| words)
 }
 
 fn changes_line(delta: &Delta<'_>) -> String {
