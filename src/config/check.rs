@@ -62,7 +62,7 @@ pub struct CheckConfig {
     /// default, judges every down MID Server, exactly as the built-in job.
     pub(crate) down_for: Duration,
     /// Warnings about the users of Up MID Servers and observations beyond the built-in job (default on).
-    pub(crate) early_warnings: bool,
+    pub early_warnings: bool,
 }
 
 impl RawCheck {

@@ -281,7 +281,7 @@ impl<'a> IdMapView<'a> {
 
 /// The title of the early warnings' section, with how many there are.
 pub(crate) fn warnings_title(n: usize) -> String {
-    format!("Early warnings ({n}): users of Up MID Servers, before their outage (not written to ecc_agent_issue)")
+    format!("Early warnings ({n}): users of Up MID Servers, before the outage")
 }
 
 /// The title of the observations' section, with how many there are.

@@ -8,6 +8,7 @@ mod concurrent_writes;
 mod config_check;
 mod deadline;
 mod demo;
+mod early;
 mod errors;
 mod hostile_names;
 mod name_case;
