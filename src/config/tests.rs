@@ -217,8 +217,8 @@ a = 1
     for needle in [
         "test.toml: [instance] unknown field `pasword_file`: did you mean `password_file`?",
         "test.toml: [check] unknown field `windw`: did you mean `window`?",
-        "test.toml: unknown section [extra]: remove it; the sections are [instance], [check], [email], [state], \
-         [log], [metrics]",
+        "test.toml: unknown section [extra]: remove it; the sections are [instance], [check], [email], \
+         [alertmanager], [state], [log], [metrics]",
     ] {
         assert!(all.lines().any(|l| l == needle), "missing {needle:?} in:\n{all}");
     }
