@@ -126,6 +126,9 @@ pub(crate) struct OverrideArgs<O: OwnArgs> {
     /// Do not write ecc_agent_issue.
     #[arg(long)]
     pub(crate) no_write: bool,
+    /// Do not post alerts to [alertmanager].
+    #[arg(long)]
+    pub(crate) no_alerts: bool,
 }
 
 impl<O: OwnArgs> OverrideArgs<O> {
@@ -137,6 +140,7 @@ impl<O: OwnArgs> OverrideArgs<O> {
             dry_run: self.own.dry_run(),
             no_write: self.no_write,
             no_email: self.no_email,
+            no_alerts: self.no_alerts,
             scope: self.own.scope(),
         }
     }
@@ -386,7 +390,14 @@ pub(crate) async fn check(
         watching.await.map(|(outcome, watched)| (outcome, Some(watched)))
     } else {
         let opts = CheckOptions::new(config, &overrides);
-        Cycle::new(config, &client, &opts).check(now).await.map(|outcome| (outcome, None))
+        let cycle = Cycle::new(config, &client, &opts);
+        let deadline = cycle.deadline();
+        let checked = cycle.check(now).await;
+        // The on-call team learns that the watcher is blind (MidwatchCheckFailed), as they would learn a finding.
+        if let Err(e) = &checked {
+            cycle.failed(&unknown_line(instance, &e.to_string()), chrono::Utc::now(), deadline).await;
+        }
+        checked.map(|outcome| (outcome, None))
     };
     match checked {
         Ok((outcome, watched)) => {
@@ -397,13 +408,18 @@ pub(crate) async fn check(
     }
 }
 
+/// The UNKNOWN status line of a check that could not complete.
+fn unknown_line(instance: Option<&str>, error: &str) -> String {
+    let on = instance.map(|i| format!(" on {}", clean(i))).unwrap_or_default();
+    format!("MIDWATCH UNKNOWN - {}{on}", clean(json::first_line(error)))
+}
+
 /// Prints the UNKNOWN status (plugin style first line): the check could not complete. `instance` is `None`
 /// when the config could not be read, so no instance name is known.
 fn unknown(instance: Option<&str>, error: &str, format: Format) -> Result<Status, Ended> {
     let text = match format {
         Format::Text => {
-            let on = instance.map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-            let mut text = format!("MIDWATCH UNKNOWN - {}{on}\n", clean(json::first_line(error)));
+            let mut text = format!("{}\n", unknown_line(instance, error));
             for line in error.lines().skip(1) {
                 text.push_str(&clean(line));
                 text.push('\n');
@@ -428,10 +444,10 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
     for w in &config.warnings {
         out.push_str(&format!("warning: {}\n", clean(w)));
     }
-    // The email outbox lives there: checked as a cycle will use it (another user's, not writable, …).
-    let state = config.email.as_ref().and_then(|_| {
-        crate::notify::outbox::check_state_directory(&config.state_directory).err().map(|e| e.to_string())
-    });
+    // The email outbox and the alerts' state live there: checked as a cycle will use it (another user's, …).
+    let state = (config.email.is_some() || config.alertmanager.is_some())
+        .then(|| crate::notify::outbox::check_state_directory(&config.state_directory).err().map(|e| e.to_string()))
+        .flatten();
     if offline {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
             out.push_str(&format!("warning: {w}\n"));
@@ -454,6 +470,7 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
         }
         probe.problems.extend(smtp);
     }
+    crate::probe::alertmanager(&config, &mut probe).await;
     let mut out = String::new();
     for n in &probe.notes {
         out.push_str(&format!("note: {}\n", clean(n)));
