@@ -526,6 +526,19 @@ fn example_config_email_section_is_valid_once_uncommented() {
 }
 
 #[test]
+fn example_config_alertmanager_section_ships_commented_and_is_valid_once_uncommented() {
+    let shipped = parse(include_str!("../../config/midwatch.example.toml"), &example_env()).expect("as shipped");
+    assert!(shipped.alertmanager.is_none(), "[alertmanager] ships commented out");
+    let text = example_with_email();
+    assert!(text.contains("\n[alertmanager]\n"), "the convention uncovers [alertmanager]");
+    let peers = parse(&text, &example_env()).expect("uncommented").alertmanager.expect("[alertmanager]");
+    let urls: Vec<&str> = peers.urls.iter().map(url::Url::as_str).collect();
+    assert_eq!(urls, ["https://am1.acme.com:9093/", "https://am2.acme.com:9093/"]);
+    assert!(peers.auth.is_none(), "the credentials stay commented");
+    assert_eq!(peers.timeout, Duration::from_secs(10));
+}
+
+#[test]
 fn the_cycle_deadline_defaults_below_a_plugins_limit_and_is_bounded() {
     let c = parse(MINIMAL, &env_with_secret()).expect("valid");
     assert_eq!(c.check.timeout, Duration::from_secs(50));
