@@ -76,7 +76,6 @@ async fn serve() -> std::io::Result<()> {
     Ok(())
 }
 
-
 /// Unlocks `midserver2` and records a successful `login` of it at the instance's time now, once.
 fn fix_midserver2(instance: &FakeInstance) {
     use serde_json::Value;
