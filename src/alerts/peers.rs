@@ -171,7 +171,7 @@ impl Peers {
         if let Some(problem) = crate::tls::refusal(e) {
             return PeerError::Certificate(format!("{problem:?}"));
         }
-        PeerError::Connect(chain(e))
+        PeerError::Connect(cause(e))
     }
 }
 
@@ -180,18 +180,16 @@ fn endpoint(url: &Url, path: &str) -> Url {
     url.join(path).unwrap_or_else(|_| url.clone())
 }
 
-/// An error and its sources, `outer: inner`, a source that repeats the one before left out.
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts = vec![e.to_string()];
+/// What went wrong at the bottom of an error's sources (`Connection refused (os error 111)`): the message
+/// names the peer's URL already, and reqwest's outer layers repeat it.
+fn cause(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
+        text = s.to_string();
         source = s.source();
     }
-    crate::escape::clean(&crate::redact::redact(&parts.join(": ")))
+    crate::escape::clean(&crate::redact::redact(&text))
 }
 
 /// An answer's body fit to quote: redacted, one line, short.
