@@ -183,7 +183,8 @@ async fn a_check_that_cannot_read_the_instance_raises_midwatch_check_failed_and_
     let server = peer().await;
     let peers = [server.uri()];
     let (dir, blind) = config_file_with_peers(&closed_port(), &peers);
-    let (code, stdout, _) = run_binary_beside(&["check", "--config", &blind.to_string_lossy()]).await;
+    let (code, stdout, _) =
+        run_binary_beside(&["check", "--config", &blind.to_string_lossy(), "--timeout", "5s"]).await;
     assert_eq!(code, 3, "{stdout}");
     let posts = posted(&server).await;
     assert_eq!(posts.len(), 1);
@@ -215,7 +216,7 @@ async fn a_check_that_cannot_read_the_instance_raises_midwatch_check_failed_and_
     assert!(stdout.contains("Alertmanager: dry run: would post "), "{stdout}");
     assert!(stdout.contains(" to 1 Alertmanager\n"), "{stdout}");
     run_binary_beside(&["check", "--config", &seeing.to_string_lossy(), "--no-alerts"]).await;
-    run_binary_beside(&["check", "--config", &blind.to_string_lossy(), "--no-alerts"]).await;
+    run_binary_beside(&["check", "--config", &blind.to_string_lossy(), "--no-alerts", "--timeout", "5s"]).await;
     assert_eq!(posted(&server).await.len(), 2, "neither --dry-run nor --no-alerts posts");
     drop(dir);
 }
