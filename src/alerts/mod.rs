@@ -200,7 +200,11 @@ async fn deliver(config: &AlertmanagerConfig, alerts: &[Alert], deadline: Deadli
         .map(|answered| {
             let url = answered.url.to_string();
             let error = answered.result.err().map(|e| {
-                tracing::warn!(url = %url, error = %e, "an Alertmanager did not take the alerts; the next cycle posts again");
+                tracing::warn!(
+                    url = %url,
+                    error = %e,
+                    "an Alertmanager did not take the alerts; the next cycle posts again"
+                );
                 e.to_string()
             });
             PeerOutcome { url, error }

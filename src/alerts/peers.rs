@@ -60,7 +60,8 @@ pub(crate) enum PeerError {
     #[error("its TLS certificate is refused ({0}): put the peer's CA in [alertmanager] ca_file")]
     Certificate(String),
     #[error(
-        "it refused midwatch's credentials (HTTP {0}): check [alertmanager] bearer_token_file, or user and password_file"
+        "it refused midwatch's credentials (HTTP {0}): check [alertmanager] bearer_token_file, or user and \
+         password_file"
     )]
     Refused(u16),
     #[error("it answered HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]

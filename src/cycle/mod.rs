@@ -218,8 +218,8 @@ impl<'a> Cycle<'a> {
         report
     }
 
-    /// The side effects of an observed report (write-back as `writes` allows, email, alerts), within what is left of
-    /// `deadline`; they are dated as the report's window ends.
+    /// The side effects of an observed report (write-back as `writes` allows, email, alerts), within what is
+    /// left of `deadline`; they are dated as the report's window ends.
     pub(crate) async fn conclude(
         &self,
         mut report: Report,

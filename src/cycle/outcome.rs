@@ -31,7 +31,8 @@ impl Outcome {
         self.email.as_ref()
     }
 
-    /// What this cycle's alerts did; `None` when none were posted (see [`Outcome::alerts`]'s field).
+    /// What this cycle's alerts did; `None` when none were posted (no `[alertmanager]`, `--no-alerts`, a
+    /// selected check).
     pub(crate) fn alerts(&self) -> Option<&AlertsOutcome> {
         self.alerts.as_ref()
     }

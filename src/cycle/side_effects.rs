@@ -14,7 +14,7 @@ use crate::writeback::{self, Records, RecordsUnread, WriteBack};
 
 /// How long `MidwatchCheckFailed` may take to post when the cycle's deadline has passed (or nearly): within
 /// the 10 s between the default deadline (50 s) and a monitoring plugin's limit (60 s).
-pub(crate) const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What a cycle's side effects did.
 #[derive(Debug)]
