@@ -170,7 +170,12 @@ impl Peers {
             return PeerError::Timeout(self.timeout);
         }
         if let Some(problem) = crate::tls::refusal(e) {
-            return PeerError::Certificate(format!("{problem:?}"));
+            let why = if crate::tls::is_marked_as_ca(problem) {
+                format!("{}, and ca_file does not hold that very certificate", crate::tls::MarkedAsCa)
+            } else {
+                problem.to_string()
+            };
+            return PeerError::Certificate(crate::escape::clean(&why));
         }
         PeerError::Connect(cause(e))
     }

@@ -220,3 +220,38 @@ async fn a_check_that_cannot_read_the_instance_raises_midwatch_check_failed_and_
     assert_eq!(posted(&server).await.len(), 2, "neither --dry-run nor --no-alerts posts");
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_peer_behind_tls_is_trusted_through_ca_file_and_refused_without_it() {
+    let instance = demo().await;
+    let server = peer().await;
+    let certificate = ca_marked_certificate(&["localhost"], false);
+    let (acceptor, pem) = acceptor_for(&certificate);
+    let port = tls_front(acceptor, *server.address()).await;
+    let peers = [format!("https://localhost:{port}")];
+    let state = tempfile::tempdir().expect("tempdir");
+    let ca = state.path().join("peer-ca.pem");
+    std::fs::write(&ca, pem).expect("write pem");
+
+    let untrusted = host(&instance.url(), state.path(), &peers);
+    let outcome = cycle(&untrusted, &CheckOptions::from_config(&untrusted), reference_now()).await;
+    let report = outcome.view(None).render(Format::Text, Detail::Summary);
+    assert!(
+        report.contains("its TLS certificate is refused (the server's certificate is itself marked as a CA"),
+        "{report}"
+    );
+    assert!(report.contains("put the peer's CA in [alertmanager] ca_file"), "{report}");
+    assert!(posted(&server).await.is_empty());
+
+    let text = format!(
+        "{}\n[state]\ndirectory = \"{}\"\n{}ca_file = \"{}\"\n",
+        instance_section(&instance.url(), "5s"),
+        state.path().display(),
+        alertmanager_section(&peers),
+        ca.display()
+    );
+    let trusted = Config::parse("test.toml", &text, &ProcessEnvironment).expect("valid test config");
+    let outcome = cycle(&trusted, &CheckOptions::from_config(&trusted), reference_now()).await;
+    assert!(outcome.report.unfinished.is_empty(), "{:?}", outcome.report.unfinished);
+    assert_eq!(posted(&server).await.len(), 1, "the certificate of ca_file, exactly the peer's, is trusted");
+}
