@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The real neighbours: midwatch next to Debian's Icinga 2, Postfix (with SpamAssassin's local tests) and
-# prometheus-node-exporter, against the simulated instance (midwatch-sim, the demo data set, CRITICAL).
+# The real neighbours: midwatch next to Debian's Icinga 2, Postfix (with SpamAssassin's local tests),
+# prometheus-node-exporter and a prometheus-alertmanager cluster, against the simulated instance (midwatch-sim,
+# the demo data set, CRITICAL).
 # Runs as root on a fresh Debian machine; installs what it needs with apt-get. A package that cannot be
 # installed makes its part print "SKIP <program>: <reason>"; a real mismatch fails the script.
 set -Eeuo pipefail
@@ -40,13 +41,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-echo "-- installing icinga2 postfix prometheus-node-exporter spamassassin (apt-get)"
+echo "-- installing icinga2 postfix prometheus-node-exporter spamassassin prometheus-alertmanager (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
 if command -v debconf-set-selections >/dev/null; then
   printf '%s\n' "postfix postfix/main_mailer_type select Local only" "postfix postfix/mailname string localhost" \
     | debconf-set-selections
 fi
-packages=(icinga2 postfix prometheus-node-exporter spamassassin)
+packages=(icinga2 postfix prometheus-node-exporter spamassassin prometheus-alertmanager)
 apt_install() { apt-get install -y -q --no-install-recommends "$@" >>"$work/apt.log" 2>&1; }
 if ! apt_install "${packages[@]}"; then
   apt-get update -q >>"$work/apt.log" 2>&1 || true
@@ -104,5 +105,6 @@ findings=$(grep -m1 -o '"findings": *[0-9][0-9]*' "$work/check.json" | grep -o '
 . "$(dirname "$0")/neighbours/icinga.sh"
 . "$(dirname "$0")/neighbours/postfix.sh"
 . "$(dirname "$0")/neighbours/node-exporter.sh"
+. "$(dirname "$0")/neighbours/alertmanager.sh"
 
 echo "-- real neighbours done in $(( $(date +%s) - started )) s"

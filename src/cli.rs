@@ -15,10 +15,15 @@ use crate::cycle::{self, CheckOptions, Cycle};
 use crate::domain::{Scope, Selection, Status};
 use crate::escape::clean;
 use crate::manual::{self, CompletionShell};
-use crate::present::{Detail, Format, json};
+use crate::present::{Detail, Format};
 use crate::snow::RetryPolicy;
 
 mod hint;
+mod unknown;
+mod values;
+
+use unknown::{unknown, unknown_line};
+use values::{parse_every, parse_name};
 
 #[derive(Debug, Parser)]
 #[command(name = "midwatch", version, about = "Watches the MID Server users of a ServiceNow instance")]
@@ -135,6 +140,9 @@ pub(crate) struct OverrideArgs<O: OwnArgs> {
     /// Do not write ecc_agent_issue.
     #[arg(long)]
     pub(crate) no_write: bool,
+    /// Do not post alerts to [alertmanager].
+    #[arg(long)]
+    pub(crate) no_alerts: bool,
 }
 
 impl<O: OwnArgs> OverrideArgs<O> {
@@ -146,6 +154,7 @@ impl<O: OwnArgs> OverrideArgs<O> {
             dry_run: self.own.dry_run(),
             no_write: self.no_write,
             no_email: self.no_email,
+            no_alerts: self.no_alerts,
             scope: self.own.scope(),
         }
     }
@@ -196,23 +205,6 @@ pub(crate) struct CheckOwnArgs {
     /// With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m
     #[arg(long, value_parser = parse_every, requires = "until_ok")]
     pub(crate) every: Option<Duration>,
-}
-
-/// A `--user` or `--mid-server` name: not empty, no control character (no such name can be stored).
-fn parse_name(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() {
-        Err("is empty: give the exact name".into())
-    } else if s.chars().any(char::is_control) {
-        Err("contains a control character, which no user or MID Server name can hold".into())
-    } else {
-        Ok(s.to_string())
-    }
-}
-
-/// `--every`: 10s to 1h.
-fn parse_every(s: &str) -> Result<Duration, String> {
-    let outside = |every| format!("{} is outside 10s..=1h", humantime::format_duration(every));
-    config::Bounded::new(Duration::from_secs(10)..=Duration::from_secs(3600), "30s, 2m", &outside).arg(s)
 }
 
 impl OwnArgs for CheckOwnArgs {
@@ -404,7 +396,14 @@ pub(crate) async fn check(
         watching.await.map(|(outcome, watched)| (outcome, Some(watched)))
     } else {
         let opts = CheckOptions::new(config, &overrides);
-        Cycle::new(config, &client, &opts).check(now).await.map(|outcome| (outcome, None))
+        let cycle = Cycle::new(config, &client, &opts);
+        let deadline = cycle.deadline();
+        let checked = cycle.check(now).await;
+        // The on-call team learns that the watcher is blind (MidwatchCheckFailed), as they would learn a finding.
+        if let Err(e) = &checked {
+            cycle.failed(&unknown_line(&e.to_string()), chrono::Utc::now(), deadline).await;
+        }
+        checked.map(|outcome| (outcome, None))
     };
     match checked {
         Ok((outcome, watched)) => {
@@ -413,26 +412,6 @@ pub(crate) async fn check(
         }
         Err(e) => unknown(instance, &e.to_string(), format),
     }
-}
-
-/// Prints the UNKNOWN status (plugin style first line): the check could not complete. `instance` is `None`
-/// when the config could not be read, so no instance name is known. The text's first line is the error's
-/// own, as the JSON document's `status_line`: an instance name after it would read as part of its sentence
-/// ("… the snc_basic_auth_api_access role on acme").
-fn unknown(instance: Option<&str>, error: &str, format: Format) -> Result<Status, Ended> {
-    let text = match format {
-        Format::Text => {
-            let mut text = format!("MIDWATCH UNKNOWN - {}\n", clean(json::first_line(error)));
-            for line in error.lines().skip(1) {
-                text.push_str(&clean(line));
-                text.push('\n');
-            }
-            text
-        }
-        Format::Json => format!("{}\n", json::render_error(instance, error)),
-    };
-    print(&text)?;
-    Ok(Status::Unknown)
 }
 
 async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, Ended> {
@@ -447,10 +426,10 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
     for w in &config.warnings {
         out.push_str(&format!("warning: {}\n", clean(w)));
     }
-    // The email outbox lives there: checked as a cycle will use it (another user's, not writable, …).
-    let state = config.email.as_ref().and_then(|_| {
-        crate::notify::outbox::check_state_directory(&config.state_directory).err().map(|e| e.to_string())
-    });
+    // The email outbox and the alerts' state live there: checked as a cycle will use it (another user's, …).
+    let state = (config.email.is_some() || config.alertmanager.is_some())
+        .then(|| crate::notify::outbox::check_state_directory(&config.state_directory).err().map(|e| e.to_string()))
+        .flatten();
     if offline {
         if let Some(w) = crate::probe::shared_source_warning(&config.check.issue_source, None) {
             out.push_str(&format!("warning: {w}\n"));
@@ -473,6 +452,7 @@ async fn config_check(path: &std::path::Path, offline: bool) -> Result<Status, E
         }
         probe.problems.extend(smtp);
     }
+    crate::probe::alertmanager(&config, &mut probe).await;
     let mut out = String::new();
     for n in &probe.notes {
         out.push_str(&format!("note: {}\n", clean(n)));

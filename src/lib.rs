@@ -7,13 +7,14 @@
 //!                                                                    │
 //!                   ecc_agent_issue plan ◀── reconcile (pure) ◀──────┤
 //!                   apply (create / count / resolve)                 ├──▶ notify: email ──▶ outbox ──▶ SMTP
+//!                                                                    ├──▶ alerts ──▶ every Alertmanager peer
 //!                                                                    └──▶ present: text / JSON
 //! ```
 //!
 //! The modules call downward only: `cli` and `demo` → `watch` → `cycle` → {`collect`, `evaluate`,
-//! `writeback`, `notify`}; `present` renders for `cli` and `demo` (and the email for `notify`). A layer takes
-//! what bounds it (the window, the deadline of `deadline.rs`) as arguments and returns what it did, never a field for
-//! one caller.
+//! `writeback`, `notify`, `alerts`}; `present` renders for `cli` and `demo` (and the email for `notify`). A layer
+//! takes what bounds it (the window, the deadline of `deadline.rs`) as arguments and returns what it did, never a
+//! field for one caller.
 //!
 //! Where each job lives:
 //!
@@ -31,6 +32,8 @@
 //!   and applies the plan.
 //! - [`present`] is one view of the report and its renderings: terminal text, JSON, email text and HTML.
 //! - [`notify`] decides whether to email, keeps the outbox and delivers over SMTP.
+//! - `alerts` posts the findings to every peer of an Alertmanager cluster (`[alertmanager]`), and
+//!   `MidwatchCheckFailed` for a cycle that could not complete; it remembers what it alerted, to resolve it once.
 //! - [`service`] is `midwatch run`: the same cycle on a schedule, with signals, systemd and metrics.
 //! - [`cycle`] is one cycle: its options, its reads and rules (`Cycle::observe`), its side effects
 //!   (`Cycle::conclude`) and its [`cycle::Outcome`], within the deadline it is given. Its "now" is the
@@ -49,6 +52,7 @@
 //! - `demo` (the default-on `demo` feature) is `midwatch demo`: a cycle against the simulated instance and
 //!   SMTP server of the `midwatch-sim` crate (`sim/`), which the integration tests and benchmarks use too.
 
+mod alerts;
 mod atomic_file;
 pub mod cli;
 pub mod collect;

@@ -324,9 +324,9 @@ fn exit_status(roff: &mut Roff) {
     }
     roff.control("PP", []);
     roff.text([roman(
-        "--help and --version exit 0. A failure to write ecc_agent_issue or to send email does not change the \
-         status of a completed evaluation; it is named in the status line and the report. midwatch run and \
-         midwatch config check exit 3 when the configuration is invalid.",
+        "--help and --version exit 0. A failure to write ecc_agent_issue, to send email or to post alerts does \
+         not change the status of a completed evaluation; it is named in the status line and the report. \
+         midwatch run and midwatch config check exit 3 when the configuration is invalid.",
     )]);
 }
 
@@ -372,9 +372,10 @@ fn files(roff: &mut Roff) {
         (
             "/var/lib/midwatch",
             "The state directory of midwatch.service (/var/lib/midwatch/INSTANCE for the template): the email \
-             outbox (outbox/), the findings last notified (email-state.json) and email.lock. With \
-             DynamicUser=yes it is really /var/lib/private/midwatch. Deleting it makes the next cycle email as \
-             if for the first time.",
+             outbox (outbox/), the findings last notified (email-state.json), email.lock, and the alerts this \
+             host posted to [alertmanager] (alerts-state.json). With DynamicUser=yes it is really \
+             /var/lib/private/midwatch. Deleting it makes the next cycle email as if for the first time, and \
+             forgets which alerts to resolve (they end by themselves a few cycles later).",
         ),
         (
             "/usr/lib/systemd/system/midwatch.service",

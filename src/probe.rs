@@ -4,6 +4,7 @@
 //! answers' `Date` header tells how far this host's clock is from the instance's (`cycle/clock.rs`): said
 //! above 30 seconds, and when there is none. Refused credentials are one problem and one refused login: the
 //! client proves them with one request before the others go (`snow/auth/`), and the probe stops there.
+//! With `[alertmanager]`, each peer is asked for its status (`alertmanager`).
 
 use crate::collect::{LOGIN_HISTORY, LOGIN_HISTORY_TABLE, READS};
 use crate::config::Config;
@@ -151,4 +152,13 @@ pub(crate) async fn probe(config: &Config) -> Probe {
         out.warnings.extend(shared_source_warning(&config.check.issue_source, active));
     }
     out
+}
+
+/// With `[alertmanager]`: whether each peer answers (`GET /api/v2/status`), its version and its cluster.
+pub(crate) async fn alertmanager(config: &Config, out: &mut Probe) {
+    let Some(peers) = &config.alertmanager else { return };
+    let found = crate::alerts::probe(peers).await;
+    out.notes.extend(found.notes);
+    out.warnings.extend(found.warnings);
+    out.problems.extend(found.problems);
 }

@@ -138,9 +138,11 @@ pub async fn watch(
         }
     };
     // The watch's short window judges only whether the watched users are clear: its write-back resolves their
-    // records and nothing else, and it sends no email (the email's state is of the configured window's findings).
+    // records and nothing else, and it sends no email and posts no alert (their state is of the configured
+    // window's findings).
     let mut opts = cycle.options().clone();
     opts.no_email = true;
+    opts.no_alerts = true;
     if ended == WatchEnd::Interrupted {
         opts.no_write = true;
     }

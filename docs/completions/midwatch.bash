@@ -88,7 +88,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__check)
-            opts="-v -h --config --window --timeout --detail --format --dry-run --show-email --verbose --user --mid-server --until-ok --every --no-email --no-write --help"
+            opts="-v -h --config --window --timeout --detail --format --dry-run --show-email --verbose --user --mid-server --until-ok --every --no-email --no-write --no-alerts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,7 +364,7 @@ _midwatch() {
             return 0
             ;;
         midwatch__subcmd__run)
-            opts="-h --config --window --timeout --no-email --no-write --help"
+            opts="-h --config --window --timeout --no-email --no-write --no-alerts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

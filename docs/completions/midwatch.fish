@@ -48,6 +48,7 @@ complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s v -l verbose
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l until-ok -d 'After a fix: run the check again every --every until every checked user is clear (exit 0), or until --timeout (then the last status). Each round says every watched user\'s state; Ctrl-C ends it with the last status'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-write -d 'Do not write ecc_agent_issue'
+complete -c midwatch -n "__fish_midwatch_using_subcommand check" -l no-alerts -d 'Do not post alerts to [alertmanager]'
 complete -c midwatch -n "__fish_midwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c midwatch -n "__fish_midwatch_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c midwatch -n "__fish_midwatch_using_subcommand config; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help'
@@ -73,6 +74,7 @@ complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l window -d 'The
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l timeout -d 'The deadline of every cycle (e.g. 5m). Default: [check] timeout' -r
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l no-email -d 'Do not send email'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l no-write -d 'Do not write ecc_agent_issue'
+complete -c midwatch -n "__fish_midwatch_using_subcommand run" -l no-alerts -d 'Do not post alerts to [alertmanager]'
 complete -c midwatch -n "__fish_midwatch_using_subcommand run" -s h -l help -d 'Print help'
 complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "check" -d 'Run one full cycle now, writing ecc_agent_issue and emailing the findings; print the report, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c midwatch -n "__fish_midwatch_using_subcommand help; and not __fish_seen_subcommand_from check completions config demo run help" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'

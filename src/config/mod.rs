@@ -10,6 +10,7 @@
 //! - `check.rs`: `[check]` (`CheckConfig`), the `--window` argument (`parse_window`) and the cron
 //!   schedule rule (`validate_schedule`);
 //! - `email.rs`: `[email]` ([`EmailConfig`], [`TlsMode`], [`SendPolicy`], [`SmtpCredentials`]);
+//! - `alertmanager.rs`: `[alertmanager]` (`AlertmanagerConfig`: the peers, their credentials and CA);
 //! - `state.rs`, `log.rs`, `metrics.rs`: `[state]`, `[log]` (`LogConfig`), `[metrics]` (`MetricsConfig`);
 //! - `secret.rs`: inline / `*_file` / `*_env` secrets (`SecretSource`), read one way for every section (a
 //!   byte-order mark and one line ending removed; a relative file in `$CREDENTIALS_DIRECTORY`, then next to the
@@ -20,6 +21,7 @@
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use alertmanager::RawAlertmanager;
 use check::RawCheck;
 use email::RawEmail;
 use instance::RawInstance;
@@ -28,6 +30,7 @@ use metrics::RawMetrics;
 use raw::RawFile;
 use state::RawState;
 
+mod alertmanager;
 mod check;
 mod duration;
 mod email;
@@ -38,6 +41,7 @@ mod raw;
 mod secret;
 mod state;
 
+pub(crate) use alertmanager::{AlertmanagerConfig, PeerAuth};
 pub(crate) use check::{CheckConfig, parse_timeout, parse_window, validate_schedule};
 // The defaults the demo's config is built from (a config file gets them when it leaves a key out).
 #[cfg(any(test, feature = "demo"))]
@@ -63,6 +67,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `None` when the file has no `[email]` section: no email is sent.
     pub email: Option<EmailConfig>,
+    /// `None` when the file has no `[alertmanager]` section: no alert is posted.
+    pub(crate) alertmanager: Option<AlertmanagerConfig>,
     /// What is valid but unwise (a secret file others can read); `config check` prints them, `check` and `run`
     /// log them when they load the file.
     pub(crate) warnings: Vec<String>,
@@ -176,13 +182,16 @@ impl Config {
         let check = file.section::<RawCheck>("check", p).validate(p, RawCheck::validate);
         let email = file.section::<RawEmail>("email", p);
         let email = if email.is_present() { email.validate(p, |raw, p| raw.validate(env, p, w)) } else { None };
+        let alertmanager = file.section::<RawAlertmanager>("alertmanager", p);
+        let alertmanager =
+            if alertmanager.is_present() { alertmanager.validate(p, |raw, p| raw.validate(env, p, w)) } else { None };
         let state_directory = file.section::<RawState>("state", p).validate(p, |raw, _| raw.directory(env));
         let log = file.section::<RawLog>("log", p).validate(p, RawLog::validate);
         let metrics = file.section::<RawMetrics>("metrics", p).validate(p, RawMetrics::validate);
         file.finish(p);
         match (instance, check, log) {
             (Some(instance), Some(check), Some(log)) if problems.is_empty() => {
-                Ok(Config { instance, check, state_directory, log, metrics, email, warnings })
+                Ok(Config { instance, check, state_directory, log, metrics, email, alertmanager, warnings })
             }
             _ => Err(fail(problems)),
         }
@@ -217,7 +226,7 @@ fn without_userinfo(u: &str) -> String {
     }
 }
 
-/// An extra CA (`[instance] ca_file`, `[email] ca_file`, named by `key`) must be a PEM file holding at least one
+/// An extra CA (`[instance] ca_file`, `[email] ca_file`, `[alertmanager] ca_file`, named by `key`) must be a PEM file holding at least one
 /// certificate; every certificate of a bundle is trusted. Checked here, offline: the TLS clients silently trust
 /// nothing extra when a PEM file holds no certificate. (Whether a decoded block is a
 /// well-formed X.509 certificate is left to the client, which refuses it when it is built.)

@@ -6,7 +6,7 @@
 use serde::de::{self, DeserializeOwned, Visitor};
 
 /// The sections of the file, in the order problems are reported.
-const SECTIONS: &[&str] = &["instance", "check", "email", "state", "log", "metrics"];
+const SECTIONS: &[&str] = &["instance", "check", "email", "alertmanager", "state", "log", "metrics"];
 
 /// Keys whose value is an inline secret: a wrong-type message must not echo the value.
 const SECRET_KEYS: &[&str] = &["password", "client_secret"];
@@ -156,6 +156,7 @@ fn section_keys(section: &str) -> &'static [&'static str] {
         "instance" => field_names::<super::instance::RawInstance>(),
         "check" => field_names::<super::check::RawCheck>(),
         "email" => field_names::<super::email::RawEmail>(),
+        "alertmanager" => field_names::<super::alertmanager::RawAlertmanager>(),
         "state" => field_names::<super::state::RawState>(),
         "log" => field_names::<super::log::RawLog>(),
         "metrics" => field_names::<super::metrics::RawMetrics>(),

@@ -217,8 +217,8 @@ a = 1
     for needle in [
         "test.toml: [instance] unknown field `pasword_file`: did you mean `password_file`?",
         "test.toml: [check] unknown field `windw`: did you mean `window`?",
-        "test.toml: unknown section [extra]: remove it; the sections are [instance], [check], [email], [state], \
-         [log], [metrics]",
+        "test.toml: unknown section [extra]: remove it; the sections are [instance], [check], [email], \
+         [alertmanager], [state], [log], [metrics]",
     ] {
         assert!(all.lines().any(|l| l == needle), "missing {needle:?} in:\n{all}");
     }
@@ -523,6 +523,19 @@ fn example_config_email_section_is_valid_once_uncommented() {
     assert_eq!((email.host.as_str(), email.port, email.tls), ("smtp.acme.com", 587, TlsMode::Required));
     assert_eq!(email.send, SendPolicy::OnChange);
     assert!(email.credentials.is_none(), "the alternatives of user/password stay commented");
+}
+
+#[test]
+fn example_config_alertmanager_section_ships_commented_and_is_valid_once_uncommented() {
+    let shipped = parse(include_str!("../../config/midwatch.example.toml"), &example_env()).expect("as shipped");
+    assert!(shipped.alertmanager.is_none(), "[alertmanager] ships commented out");
+    let text = example_with_email();
+    assert!(text.contains("\n[alertmanager]\n"), "the convention uncovers [alertmanager]");
+    let peers = parse(&text, &example_env()).expect("uncommented").alertmanager.expect("[alertmanager]");
+    let urls: Vec<&str> = peers.urls.iter().map(url::Url::as_str).collect();
+    assert_eq!(urls, ["https://am1.acme.com:9093/", "https://am2.acme.com:9093/"]);
+    assert!(peers.auth.is_none(), "the credentials stay commented");
+    assert_eq!(peers.timeout, Duration::from_secs(10));
 }
 
 #[test]

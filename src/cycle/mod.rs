@@ -9,7 +9,7 @@
 //! - `clock.rs`: whose clock "now" is, and what is said of the difference;
 //! - `options.rs`: the command line's overrides merged with the config, and the client it describes;
 //! - `outcome.rs`: what a cycle produced and what it cost;
-//! - `side_effects.rs`: write-back and email.
+//! - `side_effects.rs`: write-back, email and the alerts to `[alertmanager]`.
 //!
 //! A cycle knows nothing of its callers: what bounds it (the host's clock, the window's length, the
 //! `Deadline`) comes in as arguments, and what it did goes out as an [`Outcome`].
@@ -25,9 +25,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use self::clock::{HostClock, Now};
+pub(crate) use self::options::ALERT_LIFETIME_CYCLES;
 pub use self::options::{CheckOptions, Overrides, client};
 pub(crate) use self::outcome::Meter;
 pub use self::outcome::Outcome;
+use crate::alerts::AlertsOutcome;
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::domain::{Report, Snapshot, Window};
@@ -217,8 +219,8 @@ impl<'a> Cycle<'a> {
         report
     }
 
-    /// The side effects of an observed report (write-back as `writes` allows, email), within what is left of
-    /// `deadline`; they are dated as the report's window ends.
+    /// The side effects of an observed report (write-back as `writes` allows, email, alerts), within what is
+    /// left of `deadline`; they are dated as the report's window ends.
     pub(crate) async fn conclude(
         &self,
         mut report: Report,
@@ -228,14 +230,15 @@ impl<'a> Cycle<'a> {
     ) -> Outcome {
         let side_deadline = deadline.earlier_by(PRINT_RESERVE.min(self.opts.timeout / 10));
         let now = report.window.end;
-        let (write_back, email) = crate::snow::deadline::within(
+        let done = crate::snow::deadline::within(
             side_deadline.instant(),
             self.side_effects(&mut report, writes, now, side_deadline),
         )
         .await;
         // A monitoring system shows only the status line: what did not complete is named there.
-        report.unfinished = write_back.unfinished().into_iter().collect();
-        report.unfinished.extend(email.as_ref().and_then(EmailOutcome::unfinished).map(str::to_string));
-        meter.outcome(self.client, report, write_back, email)
+        report.unfinished = done.write_back.unfinished().into_iter().collect();
+        report.unfinished.extend(done.email.as_ref().and_then(EmailOutcome::unfinished).map(str::to_string));
+        report.unfinished.extend(done.alerts.as_ref().and_then(AlertsOutcome::unfinished).map(str::to_string));
+        meter.outcome(self.client, report, done)
     }
 }

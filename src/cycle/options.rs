@@ -7,6 +7,10 @@ use crate::config::Config;
 use crate::domain::Scope;
 use crate::snow::{Client, ClientError, ClientOptions, RetryPolicy};
 
+/// How many cycles an alert outlives the cycle that posted it, as Alertmanager's client guidance asks: a
+/// cycle or two may be late or fail before the alert ends by itself.
+pub(crate) const ALERT_LIFETIME_CYCLES: u32 = 3;
+
 /// What the command line overrides of the config file (`check` and `run`; `run` never has `dry_run`).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -17,6 +21,7 @@ pub struct Overrides {
     pub(crate) dry_run: bool,
     pub(crate) no_write: bool,
     pub(crate) no_email: bool,
+    pub(crate) no_alerts: bool,
     /// `--user`, `--mid-server`.
     pub(crate) scope: Scope,
 }
@@ -29,6 +34,12 @@ pub struct CheckOptions {
     /// `--no-write` or `[check] write_issues = false`.
     pub no_write: bool,
     pub no_email: bool,
+    /// `--no-alerts`: post nothing to `[alertmanager]`.
+    pub no_alerts: bool,
+    /// How long an alert this cycle posts lasts unless a later cycle posts it again (`endsAt` = now + this):
+    /// three windows by default (a `check` does not know when it runs next; its window is taken as its
+    /// interval); the service sets three intervals of its schedule.
+    pub alert_lifetime: Duration,
     /// The whole cycle's deadline (`--timeout`, `[check] timeout`).
     pub timeout: Duration,
     /// Everyone the built-in job checks, or a selection (`--user`, `--mid-server`).
@@ -43,6 +54,8 @@ impl CheckOptions {
             dry_run: overrides.dry_run,
             no_write: overrides.no_write || !config.check.write_issues,
             no_email: overrides.no_email,
+            no_alerts: overrides.no_alerts,
+            alert_lifetime: ALERT_LIFETIME_CYCLES * overrides.window.unwrap_or(config.check.window),
             timeout: overrides.timeout.unwrap_or(config.check.timeout),
             scope: overrides.scope.clone(),
         }

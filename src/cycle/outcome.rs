@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::side_effects::Done;
+use crate::alerts::AlertsOutcome;
 use crate::domain::{Report, Watched};
 use crate::notify::{EmailOutcome, EmailStatus};
 use crate::present::outcome::OutcomeView;
@@ -17,6 +19,8 @@ pub struct Outcome {
     pub write_back: WriteBack,
     /// `None` when no `[email]` is configured or `--no-email` was given.
     pub(crate) email: Option<EmailOutcome>,
+    /// `None` when no `[alertmanager]` is configured, `--no-alerts` was given or the check is selected.
+    pub(crate) alerts: Option<AlertsOutcome>,
     pub requests: u64,
     pub(crate) response_bytes: u64,
     pub(crate) duration: Duration,
@@ -28,13 +32,20 @@ impl Outcome {
         self.email.as_ref()
     }
 
+    /// What this cycle's alerts did; `None` when none were posted (no `[alertmanager]`, `--no-alerts`, a
+    /// selected check).
+    pub(crate) fn alerts(&self) -> Option<&AlertsOutcome> {
+        self.alerts.as_ref()
+    }
+
     /// The one line a cycle logs: duration, requests, findings by category (and, as they land,
-    /// records created/counted/resolved and the email sent or queued).
+    /// records created/counted/resolved, the email sent or queued and the alerts posted).
     pub(crate) fn summary_line(&self) -> String {
         let by: Vec<String> =
             self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
+        let alerts = self.alerts.as_ref().map(|a| format!("; alerts: {}", a.summary())).unwrap_or_default();
         format!(
-            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}; {}",
+            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}; {}{alerts}",
             self.report.status.label(),
             self.duration.as_millis(),
             self.requests,
@@ -66,6 +77,8 @@ impl Outcome {
             write_back: &self.write_back,
             email: self.email_section(),
             email_json: serde_json::json!(self.email),
+            alerts: self.alerts.as_ref().map(alerts_lines),
+            alerts_json: self.alerts.as_ref().map(|a| serde_json::json!(a)),
             duration: self.duration,
             watch,
             show_email: false,
@@ -87,20 +100,21 @@ impl Meter {
     }
 
     /// The outcome of a cycle whose side effects are done, with what it cost since the start.
-    pub(super) fn outcome(
-        self,
-        client: &Client,
-        report: Report,
-        write_back: WriteBack,
-        email: Option<EmailOutcome>,
-    ) -> Outcome {
+    pub(super) fn outcome(self, client: &Client, report: Report, done: Done) -> Outcome {
+        let Done { write_back, email, alerts } = done;
         Outcome {
             report,
             write_back,
             email,
+            alerts,
             requests: client.stats().requests() - self.requests,
             response_bytes: client.stats().response_bytes() - self.bytes,
             duration: self.started.elapsed(),
         }
     }
+}
+
+/// The text report's lines of the alerts: what was posted, then each problem of the state directory.
+fn alerts_lines(alerts: &AlertsOutcome) -> Vec<String> {
+    std::iter::once(alerts.summary()).chain(alerts.problems.iter().map(|p| format!("problem: {p}"))).collect()
 }

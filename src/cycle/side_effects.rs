@@ -1,33 +1,55 @@
-//! The side effects of an observed report: write-back to `ecc_agent_issue`, then email, each cut off (and
-//! saying so) when the cycle's deadline passes. The findings' history comes from the records read here.
+//! The side effects of an observed report: write-back to `ecc_agent_issue`, then email, and, beside them, the
+//! alerts to `[alertmanager]`; each cut off (and saying so) when the cycle's deadline passes. The findings'
+//! history comes from the records read here.
 
 use chrono::{DateTime, Utc};
 
 use super::{CheckOptions, Cycle, Writes};
+use crate::alerts::{self, AlertsOutcome};
 use crate::deadline::Deadline;
-use crate::domain::Report;
+use crate::domain::{Report, Scope};
 use crate::notify::{self, EmailOutcome};
 use crate::present::email::Links;
 use crate::writeback::{self, Records, RecordsUnread, WriteBack};
 
+/// How long `MidwatchCheckFailed` may take to post when the cycle's deadline has passed (or nearly): within
+/// the 10 s between the default deadline (50 s) and a monitoring plugin's limit (60 s).
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What a cycle's side effects did.
+#[derive(Debug)]
+pub(super) struct Done {
+    pub(super) write_back: WriteBack,
+    /// `None` when no `[email]` is configured, `--no-email` was given or the check is selected.
+    pub(super) email: Option<EmailOutcome>,
+    /// `None` when no `[alertmanager]` is configured, `--no-alerts` was given or the check is selected.
+    pub(super) alerts: Option<AlertsOutcome>,
+}
+
 impl Cycle<'_> {
-    /// Write-back (as `writes` allows) and email, within `deadline`, dated `now` (the report's window end).
+    /// Write-back (as `writes` allows) then email, and the alerts meanwhile (they need the findings' history, not
+    /// the records written), within `deadline`, dated `now` (the report's window end).
     pub(super) async fn side_effects(
         &self,
         report: &mut Report,
         writes: &Writes,
         now: DateTime<Utc>,
         deadline: Deadline,
-    ) -> (WriteBack, Option<EmailOutcome>) {
+    ) -> Done {
         let records = self.read_records(now, deadline).await;
         if let Ok(records) = &records {
             for f in &mut report.findings {
                 f.history = Some(writeback::history(f, records, now));
             }
         }
-        let write_back = self.write_back(report, records, writes, deadline).await;
-        let email = self.email(report, &write_back, now, deadline).await;
-        (write_back, email)
+        let report = &*report;
+        let written_and_emailed = async {
+            let write_back = self.write_back(report, records, writes, deadline).await;
+            let email = self.email(report, &write_back, now, deadline).await;
+            (write_back, email)
+        };
+        let ((write_back, email), alerts) = tokio::join!(written_and_emailed, self.alerts(report, now, deadline));
+        Done { write_back, email, alerts }
     }
 
     /// The records of our source: the open ones the plan needs and the recently resolved ones the history
@@ -115,5 +137,50 @@ impl Cycle<'_> {
         // Composing and queueing are local; delivery is bounded by the deadline.
         let notice = notify::Notice { report, links: &links, now };
         Some(notify::notify(email, &self.config.state_directory, &notice, mode, deadline).await)
+    }
+
+    /// `MidwatchCheckFailed` for this cycle, which could not complete (`status_line`: its UNKNOWN line, `now`:
+    /// this host's clock), unless no `[alertmanager]` is configured, `--no-alerts` or `--dry-run` was given, or
+    /// the check is selected. Within what is left of `deadline`, and [`FAILURE_GRACE`] at least: the failure may
+    /// be the deadline itself. Called where the failure is seen (`check`, each cycle of `run`).
+    pub(crate) async fn failed(
+        &self,
+        status_line: &str,
+        now: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Option<AlertsOutcome> {
+        let (Some(config), false, false) = (&self.config.alertmanager, self.opts.no_alerts, self.opts.dry_run) else {
+            return None;
+        };
+        if self.opts.scope != Scope::All {
+            return None;
+        }
+        let target = alerts::Target {
+            config,
+            state_dir: &self.config.state_directory,
+            instance_url: &self.config.instance.url,
+            lifetime: self.opts.alert_lifetime,
+            dry_run: false,
+        };
+        let deadline = deadline.max(Deadline::after(FAILURE_GRACE));
+        Some(alerts::post_failure(&target, status_line, now, deadline).await)
+    }
+
+    /// This cycle's alerts, unless no `[alertmanager]` is configured, `--no-alerts` was given or the check is
+    /// selected: a selected check's findings would read as everyone else's resolved.
+    async fn alerts(&self, report: &Report, now: DateTime<Utc>, deadline: Deadline) -> Option<AlertsOutcome> {
+        let (Some(config), false) = (&self.config.alertmanager, self.opts.no_alerts) else { return None };
+        if report.selected_users.is_some() {
+            tracing::info!("a selected check (--user, --mid-server) posts no alerts; the service's cycles do");
+            return None;
+        }
+        let target = alerts::Target {
+            config,
+            state_dir: &self.config.state_directory,
+            instance_url: &self.config.instance.url,
+            lifetime: self.opts.alert_lifetime,
+            dry_run: self.opts.dry_run,
+        };
+        Some(alerts::post_report(&target, report, now, deadline).await)
     }
 }

@@ -96,6 +96,7 @@ pub fn demo_config(url: &str) -> anyhow::Result<Config> {
         log: LogConfig { format: LogFormat::Text, level: "warn".into() },
         metrics: crate::config::MetricsConfig::default(),
         email: None,
+        alertmanager: None,
         warnings: Vec::new(),
     })
 }

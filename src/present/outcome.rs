@@ -1,4 +1,4 @@
-//! A cycle's outcome as `check` and `demo` print it: the report, what write-back and email did, and, after
+//! A cycle's outcome as `check` and `demo` print it: the report, what write-back, email and alerts did, and, after
 //! `check --until-ok`, what the watch did. The parts come in present's own terms ([`OutcomeView`]), so the
 //! renderings know nothing of the steps that produced them.
 
@@ -17,6 +17,10 @@ pub struct OutcomeView<'a> {
     pub(crate) email: Option<text::EmailSection>,
     /// The email's outcome as the JSON report's `email` member (`null` without email).
     pub(crate) email_json: serde_json::Value,
+    /// The alerts' lines of the text report (what was posted, then any problem); `None` when none were posted.
+    pub(crate) alerts: Option<Vec<String>>,
+    /// The JSON report's `alerts` member, present only when alerts were posted.
+    pub(crate) alerts_json: Option<serde_json::Value>,
     pub(crate) duration: Duration,
     /// `check --until-ok`: the rounds before this report.
     pub(crate) watch: Option<&'a Watched>,
@@ -37,6 +41,7 @@ impl OutcomeView<'_> {
                 let mut out = text::render(self.report, detail, Some(self.duration));
                 out.push_str(&text::write_back(self.write_back, detail));
                 out.push_str(&text::email(self.email.as_ref(), self.show_email));
+                out.push_str(&alerts_section(self.alerts.as_deref()));
                 if let Some(watch) = self.watch {
                     out.push_str(&watch_section(watch));
                 }
@@ -58,12 +63,25 @@ impl OutcomeView<'_> {
             "email": self.email_json,
             "duration_seconds": (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
         });
-        // Only `check --until-ok` has rounds to tell.
+        // Only `check --until-ok` has rounds to tell, and only a cycle that posted alerts has alerts.
         if let (Some(watch), Some(fields)) = (self.watch, extra.as_object_mut()) {
             fields.insert("watch".into(), serde_json::json!(watch));
         }
+        if let (Some(alerts), Some(fields)) = (&self.alerts_json, extra.as_object_mut()) {
+            fields.insert("alerts".into(), alerts.clone());
+        }
         extra
     }
+}
+
+/// The text report's section of the alerts posted to `[alertmanager]`.
+fn alerts_section(lines: Option<&[String]>) -> String {
+    let Some((first, rest)) = lines.and_then(<[String]>::split_first) else { return String::new() };
+    let mut out = format!("\nAlertmanager: {}\n", crate::escape::clean(first));
+    for line in rest {
+        out.push_str(&format!("  {}\n", crate::escape::clean(line)));
+    }
+    out
 }
 
 /// The text report's section of a watch.

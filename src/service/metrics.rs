@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::alerts::AlertsOutcome;
 use crate::domain::{Category, Status, Summary};
 
 const LAST_SUCCESS: &str = "midwatch_last_success_timestamp_seconds";
@@ -23,6 +24,9 @@ pub(crate) struct Metrics {
     requests: BTreeMap<u16, u64>,
     /// Emails dropped from the outbox undelivered since the start.
     emails_dropped: u64,
+    /// Alerts each Alertmanager peer took, and did not take, since the start, by URL.
+    alerts_sent: BTreeMap<String, u64>,
+    alerts_failed: BTreeMap<String, u64>,
     last_cycle: Option<LastCycle>,
     last_success: Option<Success>,
 }
@@ -55,6 +59,8 @@ impl Metrics {
             instance: instance.to_string(),
             requests: BTreeMap::new(),
             emails_dropped: 0,
+            alerts_sent: BTreeMap::new(),
+            alerts_failed: BTreeMap::new(),
             last_cycle: None,
             last_success,
         }
@@ -73,6 +79,18 @@ impl Metrics {
     /// Adds the emails one cycle dropped from the outbox.
     pub(crate) fn add_dropped_emails(&mut self, n: usize) {
         self.emails_dropped += n as u64;
+    }
+
+    /// Adds what one cycle's alerts did: the alerts each peer took or did not take (a peer appears in both
+    /// series from its first post on, so a rate is defined).
+    pub(crate) fn add_alerts(&mut self, alerts: Option<&AlertsOutcome>) {
+        let Some(alerts) = alerts.filter(|a| !a.dry_run) else { return };
+        let n = alerts.posted() as u64;
+        for peer in &alerts.peers {
+            let (took, missed) = if peer.error.is_none() { (n, 0) } else { (0, n) };
+            *self.alerts_sent.entry(peer.url.clone()).or_default() += took;
+            *self.alerts_failed.entry(peer.url.clone()).or_default() += missed;
+        }
     }
 
     pub(crate) fn cycle_succeeded(&mut self, at: DateTime<Utc>, duration: Duration, status: Status, summary: &Summary) {
@@ -162,6 +180,22 @@ impl Metrics {
                 &one(self.emails_dropped.to_string()),
             );
         }
+        let by_url = |counts: &BTreeMap<String, u64>| -> Vec<(String, String)> {
+            counts.iter().map(|(url, n)| (format!("{label},url=\"{}\"", escape(url)), n.to_string())).collect()
+        };
+        family(
+            "midwatch_alerts_sent_total",
+            "counter",
+            "Alerts an Alertmanager peer ([alertmanager] urls) took since midwatch started, by peer.",
+            &by_url(&self.alerts_sent),
+        );
+        family(
+            "midwatch_alerts_failed_total",
+            "counter",
+            "Alerts an Alertmanager peer did not take (unreachable, refused, too slow) since midwatch started, by \
+             peer; they are posted again next cycle.",
+            &by_url(&self.alerts_failed),
+        );
         out
     }
 
@@ -224,6 +258,35 @@ mod tests {
             format!("midwatch_api_requests_total{{{l},status=\"0\"}} 2"),
             "# TYPE midwatch_api_requests_total counter".to_string(),
             "# TYPE midwatch_findings gauge".to_string(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn alerts_are_counted_by_peer_as_sent_or_failed() {
+        use crate::alerts::PeerOutcome;
+        let mut m = Metrics::new("acme", None);
+        let peer = |url: &str, error: Option<&str>| PeerOutcome { url: url.into(), error: error.map(String::from) };
+        let outcome = AlertsOutcome {
+            dry_run: false,
+            firing: 3,
+            resolved: 1,
+            peer_count: 2,
+            peers: vec![peer("https://am1:9093/", None), peer("https://am2:9093/", Some("cannot connect"))],
+            problems: Vec::new(),
+        };
+        m.add_alerts(Some(&outcome));
+        m.add_alerts(Some(&outcome));
+        m.add_alerts(Some(&AlertsOutcome { dry_run: true, ..outcome.clone() }));
+        m.add_alerts(None);
+        let text = m.render();
+        for line in [
+            "midwatch_alerts_sent_total{servicenow_instance=\"acme\",url=\"https://am1:9093/\"} 8",
+            "midwatch_alerts_sent_total{servicenow_instance=\"acme\",url=\"https://am2:9093/\"} 0",
+            "midwatch_alerts_failed_total{servicenow_instance=\"acme\",url=\"https://am1:9093/\"} 0",
+            "midwatch_alerts_failed_total{servicenow_instance=\"acme\",url=\"https://am2:9093/\"} 8",
+            "# TYPE midwatch_alerts_failed_total counter",
         ] {
             assert!(text.lines().any(|x| x == line), "missing {line:?} in\n{text}");
         }

@@ -18,6 +18,7 @@
 //! cycle finish within [`STOP_GRACE`], and a second stop drops it at once. Dropping is safe: a
 //! cycle's reads have no side effect and each write it makes is logged as it is made.
 
+mod alerting;
 mod event;
 mod metrics;
 mod schedule;
@@ -36,8 +37,9 @@ use futures::{FutureExt, Stream};
 use tokio::sync::mpsc;
 use tracing::{Instrument, Span, debug, error, info, info_span, warn};
 
+use crate::alerts::AlertsOutcome;
 use crate::config::{Config, LogFormat};
-use crate::cycle::{self, CheckOptions, Cycle, CycleError, Outcome, Overrides};
+use crate::cycle::{self, Cycle, CycleError, Outcome, Overrides};
 use crate::snow::{Client, RetryPolicy};
 use event::Inbox;
 use metrics::Metrics;
@@ -187,10 +189,6 @@ impl Service {
         info!("midwatch stopped");
     }
 
-    fn check_options(&self) -> CheckOptions {
-        CheckOptions::new(&self.config, &self.overrides)
-    }
-
     /// Runs one cycle, reading the inbox meanwhile: the jitter, the cycle itself (let finish within the grace
     /// period when a stop comes), then what it did.
     async fn cycle<S: Stream<Item = Event> + Unpin>(&mut self, inbox: &mut Inbox<S>) -> Next {
@@ -314,16 +312,26 @@ impl Service {
         self.running = None;
         self.metrics.add_requests(&requests_before, &client.stats().by_status());
         if let Some(result) = result {
-            span.in_scope(|| self.record(started_at, started.elapsed(), result));
+            let alerted = self.alert_failure(&result).instrument(span.clone()).await;
+            span.in_scope(|| self.record(started_at, started.elapsed(), result, alerted));
         }
         (stop, missed)
     }
 
-    /// Logs the cycle's one line, updates the metrics and what STATUS will say.
-    fn record(&mut self, started_at: DateTime<Utc>, elapsed: Duration, result: Result<Outcome, CycleFailed>) {
+    /// Logs the cycle's one line, updates the metrics (with what the alerts of a failed cycle did) and what
+    /// STATUS will say.
+    fn record(
+        &mut self,
+        started_at: DateTime<Utc>,
+        elapsed: Duration,
+        result: Result<Outcome, CycleFailed>,
+        failure_alerted: Option<AlertsOutcome>,
+    ) {
+        self.metrics.add_alerts(failure_alerted.as_ref());
         match result {
             Ok(outcome) => {
                 info!("{}", outcome.summary_line());
+                self.metrics.add_alerts(outcome.alerts());
                 let report = &outcome.report;
                 self.metrics.cycle_succeeded(started_at, outcome.duration, report.status, &report.summary);
                 self.metrics.add_dropped_emails(outcome.email().map_or(0, |e| e.dropped.len()));

@@ -91,6 +91,27 @@ fn tick_job(expression: &str, ticks: &mpsc::Sender<()>) -> Result<Job, ScheduleE
     .map_err(|e| ScheduleError::Expression(expression.to_string(), e.to_string()))
 }
 
+/// How many of the schedule's next starts [`alert_lifetime`] looks at for its longest gap: a day's worth of
+/// an hourly schedule, and enough to see the long gap of one like `0 0 8,12 * * *`.
+const GAPS_SEEN: usize = 32;
+
+/// How long an alert posted by a cycle lasts unless a later cycle posts it again: three of the schedule's
+/// longest gaps between two starts (among its next [`GAPS_SEEN`]), plus the jitter; `None` when the
+/// expression fires fewer than twice more.
+pub(crate) fn alert_lifetime(expression: &str, jitter: Duration) -> Option<Duration> {
+    let mut job = Job::new_async(expression, |_, _| Box::pin(async {})).ok()?;
+    let cron = job.job_data().ok()?.schedule()?;
+    let mut at = cron.find_next_occurrence(&Utc::now(), false).ok()?;
+    let mut longest = chrono::TimeDelta::zero();
+    for _ in 0..GAPS_SEEN {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else { break };
+        longest = longest.max(next - at);
+        at = next;
+    }
+    let gap = longest.to_std().ok().filter(|g| !g.is_zero())?;
+    Some(gap * crate::cycle::ALERT_LIFETIME_CYCLES + jitter)
+}
+
 /// A random delay in `0..max` (zero for zero). `RandomState` is seeded randomly per process and
 /// per call, which is plenty to spread the instances of a fleet; the clock is mixed in for good
 /// measure.
@@ -117,6 +138,18 @@ mod tests {
         let draws: Vec<Duration> = (0..50).map(|_| jitter(max)).collect();
         assert!(draws.iter().all(|d| *d < max));
         assert!(draws.iter().any(|d| *d != draws[0]), "50 draws were all {:?}", draws[0]);
+    }
+
+    #[test]
+    fn an_alert_lasts_three_of_the_longest_gaps_of_the_schedule_and_the_jitter() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(alert_lifetime("0 0 */4 * * *", Duration::ZERO), Some(hours(12)));
+        assert_eq!(
+            alert_lifetime("0 0 8,12 * * *", Duration::from_secs(300)),
+            Some(hours(60) + Duration::from_secs(300))
+        );
+        assert_eq!(alert_lifetime("*/2 * * * * *", Duration::ZERO), Some(Duration::from_secs(6)));
+        assert_eq!(alert_lifetime("not cron", Duration::ZERO), None);
     }
 
     #[tokio::test]

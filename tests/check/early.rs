@@ -149,7 +149,7 @@ async fn warnings_and_observations_come_beside_the_documented_finding_which_alon
 
         // Written: the one finding's record, nothing of the warnings or observations.
         let written: Vec<String> = instance.rows("ecc_agent_issue").iter().map(|row| text(row, "message")).collect();
-        assert_eq!(written, [london.message.clone()], "{support:?}");
+        assert_eq!(written, std::slice::from_ref(&london.message), "{support:?}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests of `check` over real HTTP: wiremock serving the instance's JSON from
 //! `wiremock_fixtures/`, and the stateful simulated instance for queries that must really filter.
 
+mod alerts;
 mod answers;
 mod cli;
 mod clock;
@@ -29,5 +30,6 @@ mod status_line;
 #[path = "../support/mod.rs"]
 mod support;
 mod tls;
+mod two_hosts;
 mod until_ok;
 mod writeback;

@@ -441,3 +441,59 @@ async fn a_refused_password_costs_one_request_per_cycle_and_is_tried_again_next_
     assert!(line.text.contains("[instance] password (inline)"), "where the password came from: {line:?}");
     assert!(!service.log.dump().contains(PASSWORD), "the password was logged");
 }
+
+#[tokio::test]
+async fn a_failed_cycle_raises_midwatch_check_failed_and_the_next_completed_cycle_clears_it() {
+    let refusing = FakeInstance::start(Dataset::demo(chrono::Utc::now()), USER, "the-right-password")
+        .await
+        .expect("fake instance");
+    let answering =
+        FakeInstance::start(Dataset::demo(chrono::Utc::now()), USER, PASSWORD).await.expect("fake instance");
+    let peer = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/api/v2/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&peer)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let textfile = dir.path().join("midwatch.prom");
+    let extra =
+        format!("\n[metrics]\ntextfile = \"{}\"\n\n[alertmanager]\nurls = [\"{}\"]\n", textfile.display(), peer.uri());
+    let service = InProcess::new(&config(&refusing.url(), YEARLY, &extra));
+    let (stopped, after_failure) = tokio::join!(service.run(), async {
+        service.send(&[Event::Tick]);
+        service.log.wait_for("cycle 1 failing", |l| l.contains("cycle{n=1}") && l.contains("cycle failed")).await;
+        service.log.wait_for("the textfile after cycle 1", |_| textfile.exists()).await;
+        let after_failure = std::fs::read_to_string(&textfile).expect("the textfile after cycle 1");
+        service.rewrite_config(&config(&answering.url(), YEARLY, &extra));
+        service.send(&[Event::Reload, Event::Tick]);
+        service.log.wait_for("the summary of cycle 2", |l| is_summary(l, 2)).await;
+        service.send(&[Event::Stop("SIGTERM")]);
+        after_failure
+    });
+    stopped.expect("a clean stop");
+
+    let posts: Vec<Vec<serde_json::Value>> = peer
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("a JSON list of alerts"))
+        .collect();
+    assert_eq!(posts.len(), 2, "one post per cycle");
+    let failure = &posts[0][..];
+    assert_eq!(failure.len(), 1);
+    assert_eq!(failure[0]["labels"]["alertname"], "MidwatchCheckFailed");
+    let summary = failure[0]["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("MIDWATCH UNKNOWN - ") && summary.ends_with(" on acme"), "{summary}");
+    let ends =
+        |a: &serde_json::Value| a["endsAt"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+    let now = chrono::Utc::now();
+    assert!(ends(&failure[0]).is_some_and(|t| t > now + chrono::Duration::days(700)), "three yearly intervals ahead");
+    let cleared = posts[1].iter().find(|a| a["labels"]["alertname"] == "MidwatchCheckFailed").expect("cleared");
+    assert!(ends(cleared).is_some_and(|t| t <= now), "resolved: endsAt = now, {cleared}");
+    assert!(posts[1].len() > 1, "the findings fire beside it");
+    let sent = format!("midwatch_alerts_sent_total{{servicenow_instance=\"acme\",url=\"{}/\"}} 1", peer.uri());
+    assert!(after_failure.lines().any(|l| l == sent), "no {sent:?} in\n{after_failure}");
+    assert!(after_failure.contains("midwatch_cycle_status{servicenow_instance=\"acme\"} 3"), "{after_failure}");
+}

@@ -8,11 +8,17 @@
 //! also runs the SMTP server of `midwatch_sim::smtp` and prints `smtp://127.0.0.1:PORT` as the second line;
 //! with `--write-config PATH` it writes a midwatch configuration pointing at both (`midwatch_sim::rehearsal`).
 //! What it did is said on stderr, one line each, the messages the SMTP server receives included.
+//!
+//! SIGUSR1 changes the data while it runs, as an administrator would between two checks (the demo's second
+//! cycle does the same): `midserver2` is fixed — its account unlocked, and a successful `login` of it recorded
+//! now — so that the next check resolves its finding (`.ci/neighbours/alertmanager.sh` uses it). A signal, not
+//! an endpoint: only a process of the same user (or root) can send it, and nothing new listens.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use midwatch_sim::FakeInstance;
 use midwatch_sim::rehearsal::{self, Rehearsal};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -37,6 +43,8 @@ Options:
                        minute, the [state] directory, and with --smtp an [email] section for the SMTP server.
   --state-dir DIR      The [state] directory of the written configuration. Default: `state` beside it.
   -h, --help           Print this help.
+
+SIGUSR1 fixes midserver2 while it runs (unlocks it and records a login of it now), as an administrator would.
 
 Rehearsal (the README's \"Rehearse against the simulator\"):
   midwatch-sim --smtp --write-config /tmp/midwatch-rehearsal/midwatch.toml
@@ -89,6 +97,9 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, Strin
     Ok(Some(parsed))
 }
 
+/// The sys_id of the `login` event SIGUSR1 records (the demo's own fix uses the same one).
+const FIX_EVENT_SYS_ID: &str = "e7e7ffff000000000000000000000001";
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let args = match parse(std::env::args_os().skip(1)) {
@@ -126,6 +137,7 @@ fn save_dir(args: &Args) -> std::io::Result<Option<PathBuf>> {
 async fn serve(args: Args) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     if let Some(path) = &args.write_config {
         rehearsal::new_files(path)?;
     }
@@ -151,6 +163,10 @@ async fn serve(args: Args) -> std::io::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => told.news(&stage),
+            _ = usr1.recv() => {
+                fix_midserver2(&stage.instance);
+                eprintln!("midwatch-sim: SIGUSR1: midserver2 unlocked, a login of it recorded now");
+            }
         }
     }
     told.news(&stage);
@@ -224,6 +240,29 @@ fn subject(data: &str) -> &str {
 /// `s` with control characters shown as `?`, at most 200 characters: what a client sent is not trusted.
 fn printable(s: &str) -> String {
     s.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// Unlocks `midserver2` and records a successful `login` of it at the instance's time now, once.
+fn fix_midserver2(instance: &FakeInstance) {
+    use serde_json::Value;
+    let now = instance.now().format("%Y-%m-%d %H:%M:%S").to_string();
+    instance.edit(|tables| {
+        for user in tables.get_mut("sys_user").into_iter().flatten() {
+            if user.get("user_name").and_then(Value::as_str) == Some("midserver2") {
+                user.insert("locked_out".into(), Value::String("false".into()));
+            }
+        }
+        let Some(events) = tables.get_mut("sysevent") else { return };
+        events.retain(|e| e.get("sys_id").and_then(Value::as_str) != Some(FIX_EVENT_SYS_ID));
+        let row = serde_json::json!({
+            "sys_id": FIX_EVENT_SYS_ID, "name": "login", "parm1": "midserver2", "parm2": "10.20.30.41",
+            "instance": "", "table": "", "state": "processed", "queue": "",
+            "sys_created_on": now, "sys_created_by": "midserver2",
+        });
+        if let Value::Object(row) = row {
+            events.push(row);
+        }
+    });
 }
 
 #[cfg(test)]
