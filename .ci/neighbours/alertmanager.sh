@@ -176,7 +176,17 @@ EOF
   cat >"$dir/verdict.py" <<'EOF'
 import json, sys
 notifications = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-findings = {f["user"]: f for f in json.load(open(sys.argv[2]))["findings"]}
+report = json.load(open(sys.argv[2]))
+# What each host alerts: one alert per finding and per early warning, keyed by (alertname, user), with the
+# labels and the summary the README's "Running on two hosts" gives them.
+items = {}
+for f in report["findings"]:
+    items[("MidServerUser" + f["category"].capitalize(), f["user"])] = {
+        "category": f["category"], "severity": "warning" if f["category"] == "configuration" else "critical",
+        "summary": f["message"]}
+for w in report.get("warnings", []):
+    items[("MidServerUserWarning", w["user"])] = {"category": w["kind"], "severity": "warning", "summary": w["text"]}
+findings = {f["user"]: f for f in report["findings"]}
 silenced, fixed, stage = sys.argv[3], sys.argv[4], sys.argv[5]
 count = {}
 problems = []
@@ -193,22 +203,21 @@ for n in notifications:
             continue
         if sorted(labels) != ["alertname", "category", "servicenow_instance", "severity", "user"]:
             problems.append(f"labels {sorted(labels)} of {labels.get('user')}: expected exactly alertname, category, servicenow_instance, severity, user")
-        f = findings.get(labels.get("user"))
-        if f is None:
-            problems.append(f"an alert for {labels.get('user')}, who has no finding")
+        item = items.get((name, labels.get("user")))
+        if item is None:
+            problems.append(f"an alert {name} for {labels.get('user')}, who has no such finding or warning")
             continue
-        expected = {"alertname": "MidServerUser" + f["category"].capitalize(), "category": f["category"],
-                    "servicenow_instance": "127.0.0.1", "user": f["user"],
-                    "severity": "warning" if f["category"] == "configuration" else "critical"}
+        expected = {"alertname": name, "category": item["category"], "servicenow_instance": "127.0.0.1",
+                    "user": labels.get("user"), "severity": item["severity"]}
         if {k: labels.get(k) for k in expected} != expected:
             problems.append(f"labels {labels}, expected {expected}")
-        if alert["annotations"].get("summary") != f["message"] or not alert["annotations"].get("description"):
-            problems.append(f"annotations {alert['annotations']} of {f['user']}")
-for user in findings:
+        if alert["annotations"].get("summary") != item["summary"] or not alert["annotations"].get("description"):
+            problems.append(f"annotations {alert['annotations']} of {labels.get('user')}")
+for (name, user) in items:
     want = 0 if user == silenced else 1
-    got = count.get(("firing", "MidServerUser" + findings[user]["category"].capitalize(), user), 0)
+    got = count.get(("firing", name, user), 0)
     if got != want:
-        problems.append(f"{got} firing notification(s) for {user}, expected {want}" + (" (silenced)" if want == 0 else ""))
+        problems.append(f"{got} firing {name} notification(s) for {user}, expected {want}" + (" (silenced)" if want == 0 else ""))
 resolved = count.get(("resolved", "MidServerUser" + findings[fixed]["category"].capitalize(), fixed), 0)
 if resolved != (1 if stage in ("fixed", "failed") else 0):
     problems.append(f"{resolved} resolved notification(s) for {fixed} at stage {stage}")
@@ -247,10 +256,12 @@ EOF
   # 1. Both hosts check at once: one firing notification per finding, none for the silenced user.
   both_check first 2
   local expected
-  expected=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["findings"]) - 1)' "$dir/first.a.json")
+  # One notification per finding and per early warning (the demo data's mid.healthy is refused from an unknown
+  # address), none for the silenced user's one finding.
+  expected=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(len(r["findings"]) + len(r.get("warnings", [])) - 1)' "$dir/first.a.json")
   settled "$expected" firing
   verdict firing || fail "the first checks of both hosts did not give exactly one notification per finding"
-  echo "   ok: two hosts, $((expected + 1)) findings: $expected notifications, one each, the silenced $silenced none"
+  echo "   ok: two hosts, $((expected + 1)) findings and warnings: $expected notifications, one each, the silenced $silenced none"
 
   # 2. midserver2 fixed, both hosts check again: exactly one resolved notification.
   kill -USR1 "$sim"

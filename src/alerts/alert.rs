@@ -1,4 +1,4 @@
-//! The pure part: a report's findings as Alertmanager alerts, the alert of a cycle that could not complete, and
+//! The pure part: a report's findings and early warnings as Alertmanager alerts, the alert of a cycle that could not complete, and
 //! what one cycle posts given what this host alerted before. No I/O and no clock: "now" and the time an alert
 //! ends come in as arguments.
 //!
@@ -14,10 +14,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::domain::{Category, Finding, Report, SysId};
+use crate::domain::{Category, Finding, Report, SysId, Warning};
 
 /// The alert of a cycle that could not complete.
 pub(crate) const CHECK_FAILED: &str = "MidwatchCheckFailed";
+/// The alert of an early warning (a user of Up MID Servers being refused, or locked out).
+pub(crate) const WARNING: &str = "MidServerUserWarning";
 
 /// One alert as Alertmanager's API v2 takes it (`POST /api/v2/alerts`, a list of `postableAlert`), and as the
 /// state file remembers it.
@@ -139,9 +141,32 @@ fn finding_item(f: &Finding) -> Item<'_> {
     }
 }
 
-/// The alerts of a report: one per finding.
+/// An early warning as an item (`MidServerUserWarning`, severity warning): its kind is the `category` label,
+/// its sentence the summary.
+fn warning_item(w: &Warning) -> Item<'_> {
+    let description = match w {
+        Warning::FailingOnUpMid { .. } => {
+            "Find the client that uses this account with an old password (the summary names the address it comes              from, and its MID Server when it is one) and set the current password there, before the account locks              out and every MID Server of the user goes Down."
+        }
+        Warning::LockedOutOnUpMid { .. } => {
+            "Unlock or activate the account (sys_user), then check the password its MID Servers use: they go Down              at their next login."
+        }
+    };
+    Item {
+        alertname: WARNING,
+        user: w.user(),
+        category: w.kind(),
+        severity: Severity::Warning,
+        summary: w.text(),
+        description,
+        since: None,
+    }
+}
+
+/// The alerts of a report: one per finding and one per early warning.
 pub(crate) fn firing(report: &Report, ctx: &Context<'_>) -> Vec<Alert> {
-    report.findings.iter().map(finding_item).map(|item| alert(&item, ctx)).collect()
+    let findings = report.findings.iter().map(finding_item);
+    findings.chain(report.warnings.iter().map(warning_item)).map(|item| alert(&item, ctx)).collect()
 }
 
 /// The alert of a cycle that could not complete (`status_line`: its UNKNOWN line), firing until `ends_at`.

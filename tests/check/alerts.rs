@@ -85,11 +85,14 @@ async fn two_hosts_post_the_same_alerts_to_every_peer() {
     let (from_a, from_b) = tokio::join!(cycle(&a, &opts_a, reference_now()), cycle(&b, &opts_b, reference_now()));
     assert_eq!(from_a.report.status, Status::Critical);
     let findings = from_a.report.findings.len();
+    // And the early warning of the demo data (mid.healthy refused from an unknown address).
+    let warnings = from_a.report.warnings.len();
+    assert_eq!(warnings, 1, "{:#?}", from_a.report.warnings);
     let (to_one, to_two) = (posted(&one).await, posted(&two).await);
     assert_eq!((to_one.len(), to_two.len()), (2, 2), "each host posted once to each peer");
     let sets: Vec<BTreeSet<String>> = to_one.iter().chain(&to_two).map(|alerts| label_sets(alerts)).collect();
     assert!(sets.iter().all(|s| *s == sets[0]), "identical labels from both hosts to both peers: {sets:#?}");
-    assert_eq!(sets[0].len(), findings, "one alert per finding");
+    assert_eq!(sets[0].len(), findings + warnings, "one alert per finding and per early warning");
 
     let report = from_a.view(None).render(Format::Text, Detail::Detailed);
     for alert in &to_one[0] {
@@ -97,6 +100,14 @@ async fn two_hosts_post_the_same_alerts_to_every_peer() {
         assert_eq!(keys, ["alertname", "category", "servicenow_instance", "severity", "user"], "no other label");
         assert_eq!(text(alert, "/labels/servicenow_instance"), "127.0.0.1");
         let user = text(alert, "/labels/user");
+        if text(alert, "/labels/alertname") == "MidServerUserWarning" {
+            let warnings = serde_json::to_value(&from_a.report.warnings).expect("serializes");
+            let warning = warnings.as_array().and_then(|w| w.iter().find(|w| w["user"] == user)).expect("a warning");
+            assert_eq!(text(alert, "/annotations/summary"), warning["text"]);
+            assert_eq!(text(alert, "/labels/category"), warning["kind"]);
+            assert_eq!(text(alert, "/labels/severity"), "warning");
+            continue;
+        }
         let finding = from_a.report.findings.iter().find(|f| f.user == user).expect("a finding per alert");
         assert_eq!(text(alert, "/annotations/summary"), finding.message);
         // What to do: as the report says it under the finding's category.
@@ -109,11 +120,13 @@ async fn two_hosts_post_the_same_alerts_to_every_peer() {
         assert_eq!(text(alert, "/endsAt"), "2026-11-23T00:00:00Z", "three windows ahead of the instance's time");
     }
     let report = from_b.view(None).render(Format::Text, Detail::Summary);
-    let line =
-        format!("Alertmanager: {findings} alerts ({findings} firing, 0 resolved) posted to 2 of 2 Alertmanagers");
+    let line = format!(
+        "Alertmanager: {n} alerts ({n} firing, 0 resolved) posted to 2 of 2 Alertmanagers",
+        n = findings + warnings
+    );
     assert!(report.contains(&line), "{report}");
     let json: Value = serde_json::from_str(&from_b.view(None).render(Format::Json, Detail::Summary)).expect("json");
-    assert_eq!(json["alerts"]["firing"], findings);
+    assert_eq!(json["alerts"]["firing"], findings + warnings);
 }
 
 #[tokio::test]

@@ -132,6 +132,42 @@ fn every_category_has_its_alert_name_and_severity() {
 }
 
 #[test]
+fn an_early_warning_is_a_midserveruserwarning_alert_whose_labels_do_not_hold_its_counts() {
+    let (url, mut report) = (instance_url(), report());
+    let warning = |failures: u64| Warning::FailingOnUpMid {
+        user: "mid.paris".into(),
+        mid_servers: vec!["mid-paris-01".into()],
+        failures,
+        last_failure: now(),
+        source_ip: Some("10.9.9.9".into()),
+        source_mid: None,
+        failed_attempts: Some(failures as u32),
+        text: format!("User mid.paris of Up MID Server mid-paris-01 is being refused: {failures} login failures"),
+    };
+    report.warnings = vec![warning(2)];
+    let alerts = firing(&report, &context(&url, &report, now()));
+    assert_eq!(alerts.len(), 3, "two findings and the warning: {alerts:#?}");
+    let alert = alerts.iter().find(|a| a.labels["user"] == "mid.paris").expect("the warning's alert");
+    assert_eq!(
+        labels(alert),
+        [
+            ("alertname", "MidServerUserWarning"),
+            ("category", "failing_on_up_mid"),
+            ("servicenow_instance", "acme.service-now.com"),
+            ("severity", "warning"),
+            ("user", "mid.paris"),
+        ]
+    );
+    assert!(alert.annotations["summary"].contains("is being refused: 2 login failures"), "{alert:#?}");
+    assert!(alert.annotations["description"].contains("old password"), "{alert:#?}");
+    // Another host that counted three failures by then sends the same labels: one notification.
+    report.warnings = vec![warning(3)];
+    let later = firing(&report, &context(&url, &report, now()));
+    let again = later.iter().find(|a| a.labels["user"] == "mid.paris").expect("the warning's alert");
+    assert_eq!(again.labels, alert.labels);
+}
+
+#[test]
 fn two_hosts_with_the_same_config_send_the_same_labels_whenever_they_run() {
     let (url, report) = (instance_url(), report());
     let mut later = report.clone();
