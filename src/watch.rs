@@ -113,7 +113,9 @@ pub async fn watch(
     let mut rounds = 1;
     log.tell(rounds, &last.observed);
     let ended = loop {
-        if last.observed.report.findings.is_empty() {
+        // Clear: no finding, and no early warning either (a fix of a stale password is watched until it holds).
+        let report = &last.observed.report;
+        if report.findings.is_empty() && report.warnings.is_empty() {
             break WatchEnd::Clear;
         }
         let now = match ticks.next().await {
@@ -212,7 +214,9 @@ impl Rounds<'_> {
 
     /// The watched users `report` finds clear.
     fn clear(&self, report: &Report) -> Vec<String> {
-        self.watched.iter().filter(|u| !report.findings.iter().any(|f| same_name(&f.user, u))).cloned().collect()
+        let found = |u: &String| report.findings.iter().any(|f| same_name(&f.user, u));
+        let warned = |u: &String| report.warnings.iter().any(|w| same_name(w.user(), u));
+        self.watched.iter().filter(|u| !found(u) && !warned(u)).cloned().collect()
     }
 
     fn say(&mut self, line: String) {

@@ -6,14 +6,15 @@
 //! `midserver2: login.failed at 12:04:51 UTC from 10.0.0.9, still failing: authentication (mid-london-01 down)`;
 //! when the user's category changed since the last round: `…, still failing: authentication → network (…)`.
 //! A configuration finding (a role holder no MID Server uses) is not a failing login: `still flagged:
-//! configuration (on no MID Server)`. Several watched users: a heading line with the round's time and how many
+//! configuration (on no MID Server)`; a user of Up MID Servers with an early warning only: `still warned:
+//! failing_on_up_mid (Up: mid-paris-01)`. Several watched users: a heading line with the round's time and how many
 //! still have a finding, then one line per user, the names padded so that the rest aligns.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Category, Finding, Report, Snapshot, UserKey, same_name};
+use crate::domain::{Category, Finding, Report, Snapshot, UserKey, Warning, same_name};
 use crate::escape::clean;
 use crate::evaluate::{event_evidence, latest_events};
 
@@ -44,16 +45,23 @@ pub(crate) fn lines(
             };
             let finding = report.findings.iter().find(|f| same_name(&f.user, user));
             let was = before.iter().find(|(u, _)| same_name(u, user)).map(|(_, c)| *c);
-            (clean(user), format!("{what}, {}", verdict(finding, was)))
+            let verdict = match (finding, report.warnings.iter().find(|w| same_name(w.user(), user))) {
+                (None, Some(w)) => warned(w),
+                (finding, _) => verdict(finding, was),
+            };
+            (clean(user), format!("{what}, {verdict}"))
         })
         .collect();
     if let [(user, rest)] = users.as_slice() {
         return vec![format!("{user}: {rest}")];
     }
-    let open = watched.iter().filter(|u| report.findings.iter().any(|f| same_name(&f.user, u))).count();
+    let found = |u: &String| report.findings.iter().any(|f| same_name(&f.user, u));
+    let warned = |u: &String| report.warnings.iter().any(|w| same_name(w.user(), u));
+    let open = watched.iter().filter(|u| found(u) || warned(u)).count();
+    let what = if watched.iter().any(warned) { "a finding or warning" } else { "a finding" };
     let width = users.iter().map(|(u, _)| u.chars().count()).max().unwrap_or(0);
     let heading = format!(
-        "round {round} at {}: {open} of {} watched users {} a finding",
+        "round {round} at {}: {open} of {} watched users {} {what}",
         time(today, today),
         users.len(),
         if open == 1 { "still has" } else { "still have" }
@@ -80,6 +88,15 @@ fn verdict(finding: Option<&Finding>, was: Option<Category>) -> String {
         [] => format!("still failing: {category}"),
         down => format!("still failing: {category} ({} down)", down.join(", ")),
     }
+}
+
+/// An early warning without a finding: `still warned: failing_on_up_mid (Up MID Server mid-paris-01)`.
+fn warned(w: &Warning) -> String {
+    let mids = match w {
+        Warning::FailingOnUpMid { mid_servers, .. } | Warning::LockedOutOnUpMid { mid_servers, .. } => mid_servers,
+    };
+    let shown: Vec<String> = mids.iter().take(MIDS_SHOWN).map(|m| clean(m)).collect();
+    format!("still warned: {} (Up: {})", w.kind(), shown.join(", "))
 }
 
 /// `12:04:51 UTC`, or `2026-11-21 23:58:10 UTC` when `at` is not on the day of `today` (the instance's now).

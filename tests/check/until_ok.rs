@@ -461,3 +461,32 @@ async fn a_round_line_gives_the_date_of_a_time_before_the_instance_s_day() {
           (mid-london-01 down)"]
     );
 }
+
+/// mid.healthy's MID Server logs in 30 seconds before the round: the client with the old password was fixed.
+fn healthy_logs_in(instance: &FakeInstance, at: DateTime<Utc>) {
+    let event = midwatch::demo::SyseventRow {
+        sys_id: "e7e700000000000000000000000000fe",
+        name: "login",
+        user: "mid.healthy",
+        parm2: "10.20.40.12",
+        at: at - chrono::Duration::seconds(30),
+    };
+    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
+}
+
+#[tokio::test]
+async fn a_watch_of_a_user_with_an_early_warning_goes_on_until_the_warning_is_gone() {
+    let instance = instance().await;
+    let steps: Vec<(Step, Wake)> = vec![(healthy_logs_in, Wake::Round(at(60)))];
+    let mut script = Script { instance: &instance, steps: steps.into(), host_ahead: chrono::Duration::zero() };
+    let (outcome, said) = watch_of(&instance, users(&["mid.healthy"]), &mut script, reference_now()).await;
+    assert_eq!(said.len(), 2, "{said:#?}");
+    assert_eq!(
+        said[0],
+        "mid.healthy: login.failed at 11:56:40 UTC from 10.20.99.14, still warned: failing_on_up_mid (Up: \
+         mid-healthy-01)"
+    );
+    assert_eq!(said[1], "mid.healthy: login at 12:00:30 UTC from 10.20.40.12, clear");
+    assert_eq!(outcome.watch.as_ref().map(|w| w.ended), Some(WatchEnd::Clear));
+    assert_eq!(outcome.report.status, Status::Ok);
+}

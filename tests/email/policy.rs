@@ -151,3 +151,62 @@ async fn remind_every_sends_one_reminder_per_interval_while_findings_stay_open()
     assert!(matches!(silent.status, EmailStatus::NotNeeded { .. }), "{silent:?}");
     assert_eq!(sink.messages().len(), 3);
 }
+
+/// An early warning of `user` (a user of an Up MID Server refused from an unknown address).
+fn warning(user: &str) -> midwatch::domain::Warning {
+    midwatch::domain::Warning::FailingOnUpMid {
+        user: user.into(),
+        mid_servers: vec![format!("mid-of-{user}")],
+        failures: 2,
+        last_failure: now(),
+        source_ip: Some("192.0.2.7".into()),
+        source_mid: None,
+        failed_attempts: Some(2),
+        text: format!("User {user} of Up MID Server mid-of-{user} is being refused: 2 login failures"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_or_gone_early_warning_is_a_change_and_an_unchanged_one_is_not() {
+    let sink = SmtpSink::start(None).await.expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = email_config(sink.port());
+    let mut warned = report(Vec::new());
+    warned.warnings = vec![warning("mid.paris")];
+    warned.status = Status::Warning;
+
+    let first = cycle(&cfg, dir.path(), &warned, now()).await;
+    assert!(matches!(first.status, EmailStatus::Sent { .. }), "a warning alone is news: {first:?}");
+    assert_eq!(subject(&sink.messages()[0]), "[midwatch] WARNING acme: no MID Server user issues, 1 early warning");
+    let (text, html) = text_and_html(&sink.messages()[0]);
+    assert!(text.contains("EARLY WARNINGS (1)"), "{text}");
+    assert!(flat(&text).contains("User mid.paris of Up MID Server mid-of-mid.paris is being refused"), "{text}");
+    assert!(html.contains("Early warnings (1)"), "{html}");
+    assert!(!text.contains("No MID Server user has a problem now"), "not all clear: {text}");
+
+    let same = cycle(&cfg, dir.path(), &warned, now() + TimeDelta::hours(4)).await;
+    assert!(matches!(same.status, EmailStatus::NotNeeded { .. }), "{same:?}");
+
+    // A second warning: news, and only it is marked new.
+    let mut more = warned.clone();
+    more.warnings.push(warning("mid.oslo"));
+    let second = cycle(&cfg, dir.path(), &more, now() + TimeDelta::hours(8)).await;
+    assert!(matches!(second.status, EmailStatus::Sent { .. }), "{second:?}");
+    let (text, _) = text_and_html(&sink.messages()[1]);
+    assert!(flat(&text).contains("New: User mid.oslo"), "{text}");
+    assert!(!flat(&text).contains("New: User mid.paris"), "{text}");
+
+    // Both gone: the email says so, then nothing while it stays so.
+    let gone = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(12)).await;
+    assert!(matches!(gone.status, EmailStatus::Sent { .. }), "{gone:?}");
+    let (text, _) = text_and_html(&sink.messages()[2]);
+    assert!(
+        flat(&text).contains(
+            "No longer warned since the last email: failing_on_up_mid: mid.oslo; failing_on_up_mid: mid.paris"
+        ),
+        "{text}"
+    );
+    let quiet = cycle(&cfg, dir.path(), &report(Vec::new()), now() + TimeDelta::hours(16)).await;
+    assert!(matches!(quiet.status, EmailStatus::NotNeeded { .. }), "{quiet:?}");
+    assert_eq!(sink.messages().len(), 3);
+}

@@ -83,6 +83,11 @@ fn subject(report: &Report, delta: &Delta<'_>) -> String {
         1 => "1 MID Server user issue".to_string(),
         n => format!("{n} MID Server user issues"),
     };
+    let what = match report.warnings.len() {
+        0 => what,
+        1 => format!("{what}, 1 early warning"),
+        w => format!("{what}, {w} early warnings"),
+    };
     let mut parts = Vec::new();
     if !delta.new.is_empty() {
         parts.push(format!("{} new", delta.new.len()));
