@@ -128,9 +128,9 @@ pub(crate) struct RunArgs {
 /// their place among them on the command line.
 #[derive(Debug, clap::Args)]
 pub(crate) struct OverrideArgs<O: OwnArgs> {
-    #[arg(long, value_parser = config::parse_window, help = O::WINDOW_HELP)]
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_window, help = O::WINDOW_HELP)]
     pub(crate) window: Option<Duration>,
-    #[arg(long, value_parser = config::parse_timeout, help = O::TIMEOUT_HELP)]
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_timeout, help = O::TIMEOUT_HELP)]
     pub(crate) timeout: Option<Duration>,
     #[command(flatten)]
     pub(crate) own: O,
@@ -203,7 +203,7 @@ pub(crate) struct CheckOwnArgs {
     #[arg(long)]
     pub(crate) until_ok: bool,
     /// With --until-ok: how often to check again (e.g. 30s, 2m); 10s to 1h. Default: 1m
-    #[arg(long, value_parser = parse_every, requires = "until_ok")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, requires = "until_ok")]
     pub(crate) every: Option<Duration>,
 }
 

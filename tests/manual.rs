@@ -167,7 +167,7 @@ fn man_pages_show_value_placeholders_and_examples() {
     let check = page("midwatch-check.1");
     for option in [
         "[\\fB\\-\\-config\\fR \\fIPATH\\fR]",
-        "[\\fB\\-\\-window\\fR \\fIWINDOW\\fR]",
+        "[\\fB\\-\\-window\\fR \\fIDURATION\\fR]",
         "[\\fB\\-\\-format\\fR \\fItext|json\\fR]",
         "[\\fB\\-\\-user\\fR \\fINAME\\fR]...",
         "[\\fB\\-v\\fR|\\fB\\-\\-verbose\\fR]...",
