@@ -78,8 +78,9 @@ async fn check_with(instance: &FakeInstance, early_warnings: bool) -> Outcome {
 
 /// paris: configured on the Up mid-paris only, refused twice from mid-london's address after a success.
 /// london: configured on the Down mid-london, its password refused: the documented authentication finding.
-/// locked: on the Up mid-locked, locked out. berlin: on the Down mid-berlin, logged in fine. copy: mid-copy is
-/// logged in as paris, configured with copy.
+/// locked: on the Up mid-locked, locked out; gone: on the Up mid-gone, inactive. berlin: on the Down mid-berlin,
+/// logged in fine. copy: mid-copy is logged in as paris, configured with copy. oslo: mid-oslo is configured
+/// with OSLO.
 fn scenario() -> Dataset {
     dataset(
         &[
@@ -88,6 +89,8 @@ fn scenario() -> Dataset {
             Account("locked", true, true, "5"),
             Account("berlin", true, false, "0"),
             Account("copy", true, false, "0"),
+            Account("gone", false, false, ""),
+            Account("oslo", true, false, "0"),
         ],
         &[
             Mid("mid-paris", "Up", "10.0.0.1", "paris", "paris"),
@@ -95,6 +98,8 @@ fn scenario() -> Dataset {
             Mid("mid-locked", "Up", "10.0.0.3", "locked", "locked"),
             Mid("mid-berlin", "Down", "10.0.0.4", "berlin", "berlin"),
             Mid("mid-copy", "Up", "10.0.0.5", "paris", "copy"),
+            Mid("mid-gone", "Up", "10.0.0.6", "gone", "gone"),
+            Mid("mid-oslo", "Up", "10.0.0.7", "oslo", "OSLO"),
         ],
         &[
             ("paris", "login", "10.0.0.1", "2026-11-22 10:00:00"),
@@ -104,6 +109,7 @@ fn scenario() -> Dataset {
             ("berlin", "login", "10.0.0.4", "2026-11-22 11:50:00"),
             ("copy", "login", "10.0.0.5", "2026-11-22 11:55:00"),
             ("locked", "login", "10.0.0.3", "2026-11-22 09:00:00"),
+            ("OSLO", "login", "10.0.0.7", "2026-11-22 11:58:00"),
         ],
     )
 }
@@ -127,14 +133,15 @@ async fn warnings_and_observations_come_beside_the_documented_finding_which_alon
 
         let [
             Warning::FailingOnUpMid { user, mid_servers, failures, source_ip, source_mid, failed_attempts, .. },
-            Warning::LockedOutOnUpMid { user: locked, .. },
+            Warning::LockedOutOnUpMid { user: gone, locked_out: false, active: false, .. },
+            Warning::LockedOutOnUpMid { user: locked, locked_out: true, active: true, .. },
         ] = r.warnings.as_slice()
         else {
             panic!("{support:?}: {:#?}", r.warnings)
         };
         assert_eq!((user.as_str(), mid_servers.as_slice()), ("paris", ["mid-paris".to_string()].as_slice()));
         assert_eq!((*failures, source_ip.as_deref(), source_mid.as_deref()), (2, Some("10.0.0.2"), Some("mid-london")));
-        assert_eq!((*failed_attempts, locked.as_str()), (Some(2), "locked"));
+        assert_eq!((*failed_attempts, gone.as_str(), locked.as_str()), (Some(2), "gone", "locked"));
 
         let kinds: Vec<&str> = r
             .observations
@@ -145,7 +152,13 @@ async fn warnings_and_observations_come_beside_the_documented_finding_which_alon
                 | Observation::UserNameCase { mid_server, .. } => mid_server.as_str(),
             })
             .collect();
-        assert_eq!(kinds, ["mid-berlin", "mid-copy"], "{support:?}: {:#?}", r.observations);
+        assert_eq!(kinds, ["mid-berlin", "mid-copy", "mid-oslo"], "{support:?}: {:#?}", r.observations);
+        assert!(
+            matches!(&r.observations[2], Observation::UserNameCase { configured_user, user, .. }
+                if configured_user == "OSLO" && user == "oslo"),
+            "{:#?}",
+            r.observations
+        );
 
         // Written: the one finding's record, nothing of the warnings or observations.
         let written: Vec<String> = instance.rows("ecc_agent_issue").iter().map(|row| text(row, "message")).collect();
@@ -160,18 +173,18 @@ async fn the_text_report_and_the_status_line_show_them_and_the_summary_counts_th
     let view = outcome.view(None);
     let detailed = view.render(Format::Text, Detail::Detailed);
     let first = detailed.lines().next().unwrap_or_default();
-    assert!(first.starts_with("MIDWATCH CRITICAL - 1 finding (1 authentication), 2 warnings on acme | "), "{first}");
-    assert!(first.contains(" configuration=0 warnings=2"), "{first}");
-    assert!(detailed.contains("\nEarly warnings (2): users of Up MID Servers, before the outage\n"), "{detailed}");
+    assert!(first.starts_with("MIDWATCH CRITICAL - 1 finding (1 authentication), 3 warnings on acme | "), "{first}");
+    assert!(first.contains(" configuration=0 warnings=3"), "{first}");
+    assert!(detailed.contains("\nEarly warnings (3): users of Up MID Servers, before the outage\n"), "{detailed}");
     assert!(detailed.contains("from 10.0.0.2 (MID Server mid-london)"), "{detailed}");
-    assert!(detailed.contains("\nObservations (2): no change of status\n"), "{detailed}");
+    assert!(detailed.contains("\nObservations (3): no change of status\n"), "{detailed}");
     assert!(detailed.contains("from 10.0.0.2, MID Server mid-london (sysevent"), "{detailed}");
     let summary = view.render(Format::Text, Detail::Summary);
     let count = |label: &str| {
         summary.lines().find(|l| l.contains(label)).map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
     };
-    assert_eq!(count("Early warnings").as_deref(), Some("2"), "{summary}");
-    assert_eq!(count("Observations").as_deref(), Some("2"), "{summary}");
+    assert_eq!(count("Early warnings").as_deref(), Some("3"), "{summary}");
+    assert_eq!(count("Observations").as_deref(), Some("3"), "{summary}");
     assert!(!summary.contains("paris"), "the summary names no one:\n{summary}");
 }
 
