@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{event_evidence, user_by_name};
 use crate::domain::{
-    LoginEvent, LoginEventKind, MidServer, Observation, Population, Snapshot, UserKey, Warning, same_name, sn_time,
+    LoginEvent, LoginEventKind, MidServer, Observation, Population, Snapshot, SysId, UserKey, Warning, same_name,
+    sn_time,
 };
 
 /// What the early rules found.
@@ -35,7 +36,8 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// Which MID Server the login from `source` of the user `user` came from.
+    /// Which of `mids` a login from `source` came from; of several sharing that address, the one of `configured`
+    /// (the MID Servers of the login's user), when exactly one is.
     pub(crate) fn of(mids: &[MidServer], configured: &[&MidServer], source: &str) -> Source {
         let from: Vec<&MidServer> = mids.iter().filter(|m| m.is_source(source)).collect();
         let own: Vec<&MidServer> =
@@ -227,16 +229,18 @@ fn down_not_user(
 
 /// The MID Servers logged in as another user than the one they are configured with.
 fn user_mismatches(s: &Snapshot, covers: &dyn Fn(&UserKey) -> bool) -> Vec<Observation> {
+    let mut configured: BTreeMap<&SysId, BTreeSet<&str>> = BTreeMap::new();
+    for c in &s.mid_user_configs {
+        if let Some(mid) = &c.mid_server {
+            configured.entry(mid).or_default().insert(c.user_name.as_str());
+        }
+    }
     let mut out = Vec::new();
     for mid in &s.mid_servers {
-        let Some(logged_in) = &mid.logged_in_user else { continue };
-        let configured: BTreeSet<&str> = s
-            .mid_user_configs
-            .iter()
-            .filter(|c| c.mid_server.as_ref() == Some(&mid.sys_id))
-            .map(|c| c.user_name.as_str())
-            .collect();
-        for c in configured.into_iter().filter(|c| !same_name(c, logged_in)) {
+        let (Some(logged_in), Some(configured)) = (&mid.logged_in_user, configured.get(&mid.sys_id)) else {
+            continue;
+        };
+        for c in configured.iter().filter(|c| !same_name(c, logged_in)) {
             if !covers(&UserKey::of(c)) && !covers(&UserKey::of(logged_in)) {
                 continue;
             }
@@ -262,12 +266,18 @@ fn user_mismatches(s: &Snapshot, covers: &dyn Fn(&UserKey) -> bool) -> Vec<Obser
 fn user_name_cases(s: &Snapshot, covers: &dyn Fn(&UserKey) -> bool) -> Vec<Observation> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
+    let exact: BTreeSet<&str> = s.users.values().map(|u| u.user_name.as_str()).collect();
+    let mut by_key: BTreeMap<UserKey, &str> = BTreeMap::new();
+    for u in s.users.values() {
+        by_key.entry(UserKey::of(&u.user_name)).or_insert(u.user_name.as_str());
+    }
+    let mids: BTreeMap<&SysId, &MidServer> = s.mid_servers.iter().map(|m| (&m.sys_id, m)).collect();
     for c in s.mid_user_configs.iter().filter(|c| covers(&UserKey::of(&c.user_name))) {
-        let Some(mid) = s.mid_servers.iter().find(|m| c.mid_server.as_ref() == Some(&m.sys_id)) else { continue };
-        if s.users.values().any(|u| u.user_name == c.user_name) {
+        let Some(mid) = c.mid_server.as_ref().and_then(|id| mids.get(id)) else { continue };
+        if exact.contains(c.user_name.as_str()) {
             continue;
         }
-        let Some(record) = s.users.values().find(|u| same_name(&u.user_name, &c.user_name)) else { continue };
+        let Some(record) = by_key.get(&UserKey::of(&c.user_name)) else { continue };
         if !seen.insert((mid.sys_id.clone(), c.user_name.clone())) {
             continue;
         }
@@ -275,12 +285,12 @@ fn user_name_cases(s: &Snapshot, covers: &dyn Fn(&UserKey) -> bool) -> Vec<Obser
             "MID Server {} is configured with user {}, whose record is spelled {}: the instance matches it (names \
              compare without regard to case), but a script or integration that compares exactly does not. Spell it \
              as the record does in config.xml.",
-            mid.name, c.user_name, record.user_name
+            mid.name, c.user_name, record
         );
         out.push(Observation::UserNameCase {
             mid_server: mid.name.clone(),
             configured_user: c.user_name.to_string(),
-            user: record.user_name.to_string(),
+            user: record.to_string(),
             text,
         });
     }
