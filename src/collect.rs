@@ -5,8 +5,9 @@
 //! contains — these two are `base`, which needs no window. The cycle then takes "now" from the `Date` header
 //! of those answers (`cycle/clock.rs`) and makes the window; `in_window` lets the pure `Population` decide
 //! whom to check, and (3) reads only those users' roles, latest login event (`collect/latest/mod.rs`) and
-//! (optional) login history — with `early_warnings` set on the snapshot, also those of the users of Up MID
-//! Servers, by the same bounded plan (their number, not the event table, sets the cost). A selected check
+//! (optional) login history — with `early_warnings` set on the snapshot, also the latest login event of the
+//! users of Up MID Servers that had a login refused in the window (one count of refusals finds them, so their
+//! successful logins cost nothing), by the same bounded plan. A selected check
 //! (`--user`, `--mid-server`) replaces the first two rounds with reads of the selected users' rows only
 //! (`collect/selected.rs`); the third is the same.
 
@@ -133,9 +134,18 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     };
     let population = Population::of(&snapshot);
     // Roles and login history are evidence of findings: read for the users judged for findings only. The
-    // latest events are read for the users of Up MID Servers too when early warnings are on.
+    // latest events are read for the users of Up MID Servers too when early warnings are on, those with a
+    // refused login in the window only.
     let to_check = covered(population.to_check());
-    let to_read: Vec<String> = covered(population.to_read(snapshot.early_warnings)).into_values().collect();
+    let up_only: Vec<String> = if snapshot.early_warnings {
+        let up = covered(population.to_read(true));
+        up.into_iter().filter(|(k, _)| !to_check.contains_key(k)).map(|(_, name)| name).collect()
+    } else {
+        Vec::new()
+    };
+    let refused = latest::refused_among(client, window, &up_only).await?;
+    snapshot.up_users_uncounted = refused.uncounted;
+    let to_read: Vec<String> = to_check.values().cloned().chain(refused.users).collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()

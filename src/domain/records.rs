@@ -461,6 +461,9 @@ pub struct Snapshot {
     /// `[check] early_warnings`: the users of Up MID Servers are read and judged for warnings too (set before
     /// the window's read, which then reads their latest events).
     pub(crate) early_warnings: bool,
+    /// How many users of Up MID Servers were not asked about refused logins (the Aggregate API is not
+    /// available): the early warnings could not judge them.
+    pub(crate) up_users_uncounted: usize,
 }
 
 #[cfg(test)]

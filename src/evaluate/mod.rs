@@ -422,6 +422,14 @@ fn notes(s: &Snapshot, pop: &Population<'_>) -> Vec<String> {
     if pop.down_mid_servers.is_empty() {
         notes.push("No MID Server is down.".to_string());
     }
+    if s.early_warnings && s.up_users_uncounted > 0 {
+        notes.push(format!(
+            "{} user(s) of Up MID Servers were not judged for refused logins: the instance's Aggregate API (stats) \
+             is not available to this account, and reading every login event of theirs would cost more than the \
+             early warning is worth. Locked-out accounts and observations are still reported.",
+            s.up_users_uncounted
+        ));
+    }
     if let Some(sel) = &s.selected {
         notes.push(format!(
             "A selected check ({}): it read and judged only {}; no other user was checked, and only {} \

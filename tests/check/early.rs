@@ -130,6 +130,13 @@ async fn warnings_and_observations_come_beside_the_documented_finding_which_alon
         );
         assert_eq!(london.evidence.event.as_ref().and_then(|e| e.source_mid.as_deref()), Some("mid-london"));
         assert_eq!(r.status, Status::Critical, "{support:?}");
+        if support == AggregateSupport::Unavailable {
+            // Without the Aggregate API, whose logins were refused cannot be asked cheaply: not judged, and said.
+            assert!(r.warnings.iter().all(|w| !matches!(w, Warning::FailingOnUpMid { .. })), "{:#?}", r.warnings);
+            assert_eq!(r.warnings.len(), 2, "the locked-out and the inactive account still are: {:#?}", r.warnings);
+            assert!(r.notes.iter().any(|n| n.contains("were not judged for refused logins")), "{:#?}", r.notes);
+            continue;
+        }
 
         let [
             Warning::FailingOnUpMid { user, mid_servers, failures, source_ip, source_mid, failed_attempts, .. },

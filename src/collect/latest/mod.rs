@@ -118,6 +118,39 @@ impl<'w> EventQueries<'w> {
     }
 }
 
+/// Which of `users` (the users of Up MID Servers, for the early warnings) had a login refused in `window`:
+/// only their latest event can be a refusal, so only they need the read plan of [`latest_login_events`]. The
+/// question is one count of `login.failed` and `login.authorization.failed` per cohort, so a user's successful
+/// logins, however many, cost nothing. Names no query can hold are returned as they are (the plan reports them
+/// as not checked). `Err` only for a failed request; where the Aggregate API cannot count, the cohort's users
+/// are in `uncounted`: reading all their login events would cost what the warnings are not worth.
+pub(crate) async fn refused_among(client: &Client, window: &Window, users: &[String]) -> Result<Refused, ApiError> {
+    let lookup = ValueLookup::plan(users.iter().map(String::as_str));
+    let cohorts = cohorts(&lookup, users);
+    let refusals = names_in(&[LoginEventKind::Failed.event_name(), LoginEventKind::AuthorizationFailed.event_name()])
+        .after(SYS_CREATED_ON, window.start)
+        .at_or_before(SYS_CREATED_ON, window.end);
+    let mut found = Refused { users: lookup.refused.iter().map(|s| s.user.clone()).collect(), uncounted: 0 };
+    for (cohort, counted) in cohorts.iter().zip(count(client, &refusals, &cohorts).await?) {
+        let Some((counts, _)) = counted else {
+            found.uncounted += cohort.users.len();
+            continue;
+        };
+        let refused = |u: &&String| counts.get(&UserKey::of(u)).is_some_and(|c| c.total != Some(0));
+        found.users.extend(cohort.users.iter().filter(refused).cloned());
+    }
+    Ok(found)
+}
+
+/// What [`refused_among`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Refused {
+    /// The users with a refused login in the window (and those no query can name).
+    pub(crate) users: Vec<String>,
+    /// How many users could not be asked about: the Aggregate API is not available.
+    pub(crate) uncounted: usize,
+}
+
 /// The counts of one cohort by user, or `None` where the Aggregate API could not count it.
 type CohortCounts = Option<BTreeMap<UserKey, Count>>;
 
