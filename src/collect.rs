@@ -143,9 +143,16 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     } else {
         Vec::new()
     };
-    let refused = latest::refused_among(client, window, &up_only).await?;
-    snapshot.up_users_uncounted = refused.uncounted;
-    let to_read: Vec<String> = to_check.values().cloned().chain(refused.users).collect();
+    // A selected check (and a watch, whose later rounds read only the newer events) reads its few users whole:
+    // a successful login after a refusal must be seen. A check of everyone asks first who was refused.
+    let up_read = if snapshot.selected.is_some() {
+        up_only
+    } else {
+        let refused = latest::refused_among(client, window, &up_only).await?;
+        snapshot.up_users_uncounted = refused.uncounted;
+        refused.users
+    };
+    let to_read: Vec<String> = to_check.values().cloned().chain(up_read).collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()

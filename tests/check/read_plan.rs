@@ -43,8 +43,12 @@ async fn demo_data_gives_the_same_findings_in_every_plan() {
         let (outcome, instance) = check_with(Dataset::demo(reference_now()), support).await;
         let stats = instance.requests().iter().filter(|r| r.path.starts_with("/api/now/stats/")).count();
         match support {
-            AggregateSupport::Unavailable => assert_eq!(stats, 2, "probed with and without MAX, then read everything"),
-            _ => assert_eq!(stats, 1, "one count for the one IN list"),
+            AggregateSupport::Unavailable => assert_eq!(
+                stats, 3,
+                "the refusals of the Up MID Servers' users asked once; the checked users' counts probed with and \
+                 without MAX, then everything read"
+            ),
+            _ => assert_eq!(stats, 2, "one count of the Up MID Servers' users' refusals, one for the one IN list"),
         }
         seen.push(lines(&outcome));
     }
@@ -162,7 +166,11 @@ async fn many_users_counts_and_latest_seconds_go_through_the_batch_api_and_find_
     };
     let (batched, instance) = check_with(generated.dataset.clone(), AggregateSupport::Full).await;
     assert_eq!(batched.report.findings.len(), generated.expected_findings);
-    assert_eq!(direct(&instance, "/api/now/stats/sysevent"), 1, "one count probes; the others are batched");
+    assert_eq!(
+        direct(&instance, "/api/now/stats/sysevent"),
+        2,
+        "one count probes, the others are batched (and one asks for the Up MID Servers' users' refusals)"
+    );
     assert!(sub_requests(&instance, "/api/now/stats/sysevent") >= 2, "several parts' counts in a call");
     assert!(sub_requests(&instance, "/api/now/table/sysevent") >= 2, "the latest seconds' reads in a call");
     assert_eq!(direct(&instance, "/api/now/table/sysevent"), 0);

@@ -20,20 +20,21 @@ pub(super) struct Count {
     pub(super) latest_missing: bool,
 }
 
-/// Per cohort, the counts by user, or `None` where the Aggregate API could not answer (read everything).
-/// The first cohort probes: if the instance refuses MAX, the rest ask for counts only; if it has no
-/// Aggregate API for this account, no other cohort asks. The rest go through the Batch API, spread over
+/// Per cohort, the counts by user (with the latest time where `with_max` asks for it), or `None` where the
+/// Aggregate API could not answer (read everything). The first cohort probes: if the instance refuses MAX, the
+/// rest ask for counts only; if it has no Aggregate API for this account, no other cohort asks. The rest go through the Batch API, spread over
 /// `[instance] concurrency` calls.
 pub(super) async fn count(
     client: &Client,
     bounded: &Query,
     cohorts: &[Cohort],
+    with_max: bool,
 ) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = cohorts.first() else { return Ok(Vec::new()) };
     let query = |c: &Cohort| bounded.clone().and(&c.condition);
-    let mut max: &[&str] = &["sys_created_on"];
+    let mut max: &[&str] = if with_max { &["sys_created_on"] } else { &[] };
     let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
-        Err(e) if unavailable(&e) => {
+        Err(e) if unavailable(&e) && !max.is_empty() => {
             max = &[];
             match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
                 Err(e) if unavailable(&e) => {
@@ -42,6 +43,10 @@ pub(super) async fn count(
                 }
                 other => other?,
             }
+        }
+        Err(e) if unavailable(&e) => {
+            tracing::info!(error = %e, "the Aggregate API is not available");
+            return Ok(vec![None; cohorts.len()]);
         }
         other => other?,
     };

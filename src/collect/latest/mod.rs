@@ -131,7 +131,7 @@ pub(crate) async fn refused_among(client: &Client, window: &Window, users: &[Str
         .after(SYS_CREATED_ON, window.start)
         .at_or_before(SYS_CREATED_ON, window.end);
     let mut found = Refused { users: lookup.refused.iter().map(|s| s.user.clone()).collect(), uncounted: 0 };
-    for (cohort, counted) in cohorts.iter().zip(count(client, &refusals, &cohorts).await?) {
+    for (cohort, counted) in cohorts.iter().zip(count(client, &refusals, &cohorts, false).await?) {
         let Some((counts, _)) = counted else {
             found.uncounted += cohort.users.len();
             continue;
@@ -191,7 +191,7 @@ pub(super) async fn latest_login_events(
     }
 
     let counted =
-        count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts).await?;
+        count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts, true).await?;
     let mut activity: BTreeMap<UserKey, BTreeMap<String, EventActivity>> = BTreeMap::new();
     let counts: Vec<CohortCounts> = counted
         .into_iter()
