@@ -20,7 +20,7 @@ use futures::future::try_join_all;
 
 use crate::domain::{
     LoginHistory, LoginHistoryEntry, MidServer, MidServerRole, MidServerStatus, MidUserConfig, Population, Scope,
-    Snapshot, SysId, UserAccount, UserKey, UserName, Window,
+    SkippedUser, Snapshot, SysId, UserAccount, UserKey, UserName, Window,
 };
 use crate::snow::query::{Field, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, sys_ids_in};
 use crate::snow::{ApiError, ApiErrorKind, Client, PageRequest, Query, Row};
@@ -143,26 +143,18 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     } else {
         Vec::new()
     };
-    // A selected check (and a watch, whose later rounds read only the newer events) reads its few users whole:
-    // a successful login after a refusal must be seen. A check of everyone asks first who was refused.
-    let up_read = if snapshot.selected.is_some() {
-        up_only
-    } else {
-        let refused = latest::refused_among(client, window, &up_only).await?;
-        snapshot.up_users_uncounted = refused.uncounted;
-        refused.users
-    };
-    let to_read: Vec<String> = to_check.values().cloned().chain(up_read).collect();
     let checked_ids: BTreeSet<SysId> = snapshot
         .users
         .values()
         .filter(|u| to_check.contains_key(&UserKey::of(&u.user_name)))
         .map(|u| u.sys_id.clone())
         .collect();
-    let events_lookup = ValueLookup::plan(to_read.iter().map(String::as_str));
-    let (roles, login_events, login_history) = tokio::try_join!(
+    // A selected check (and a watch, whose later rounds read only the newer events) reads its few users of Up MID
+    // Servers whole: a successful login after a refusal must be seen.
+    let whole = snapshot.selected.is_some();
+    let (roles, events, login_history) = tokio::try_join!(
         user_roles(client, &checked_ids),
-        latest::latest_login_events(client, window, &events_lookup, &to_read),
+        events(client, window, to_check.into_values().collect(), up_only, whole),
         login_history(client, window, &checked_ids),
     )?;
     let mut roles = roles;
@@ -172,11 +164,50 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
             u.roles = Some(roles.remove(id).unwrap_or_default());
         }
     }
-    snapshot.login_events = login_events.events;
-    snapshot.event_activity = login_events.activity;
+    snapshot.login_events = events.read.events;
+    snapshot.event_activity = events.read.activity;
     snapshot.login_history = login_history;
-    snapshot.skipped_users = events_lookup.refused;
+    snapshot.skipped_users = events.skipped;
+    snapshot.up_users_uncounted = events.uncounted;
     Ok(snapshot)
+}
+
+/// The latest login events `events` read, and of whom it could not.
+struct Events {
+    read: latest::LoginActivity,
+    /// The names no query can hold.
+    skipped: Vec<SkippedUser>,
+    /// Users of Up MID Servers not asked about refusals (no Aggregate API).
+    uncounted: usize,
+}
+
+/// The latest login events of the `checked` users and, for the early warnings, of the users of Up MID Servers
+/// `up`: all of them when `whole`, else only those with a refused login in the window, found by one count beside
+/// the checked users' reads (their successful logins, however many, cost nothing).
+async fn events(
+    client: &Client,
+    window: &Window,
+    checked: Vec<String>,
+    up: Vec<String>,
+    whole: bool,
+) -> Result<Events, ApiError> {
+    let read = |users: Vec<String>| async move {
+        let lookup = ValueLookup::plan(users.iter().map(String::as_str));
+        let read = latest::latest_login_events(client, window, &lookup, &users).await?;
+        Ok::<_, ApiError>(Events { read, skipped: lookup.refused, uncounted: 0 })
+    };
+    if whole {
+        return read(checked.into_iter().chain(up).collect()).await;
+    }
+    let (mut events, refused) = tokio::try_join!(read(checked), latest::refused_among(client, window, &up))?;
+    events.uncounted = refused.uncounted;
+    if !refused.users.is_empty() {
+        let more = read(refused.users).await?;
+        events.read.events.extend(more.read.events);
+        events.read.activity.extend(more.read.activity);
+        events.skipped.extend(more.skipped);
+    }
+    Ok(events)
 }
 
 /// The first two rounds for everyone: the role, every MID Server and configuration, who holds the role.

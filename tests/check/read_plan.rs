@@ -48,7 +48,11 @@ async fn demo_data_gives_the_same_findings_in_every_plan() {
                 "the refusals of the Up MID Servers' users asked once; the checked users' counts probed with and \
                  without MAX, then everything read"
             ),
-            _ => assert_eq!(stats, 2, "one count of the Up MID Servers' users' refusals, one for the one IN list"),
+            _ => assert_eq!(
+                stats, 3,
+                "one count for the one IN list; beside it one of the Up MID Servers' users' refusals, then one of \
+                 the refused user's (mid.healthy) events"
+            ),
         }
         seen.push(lines(&outcome));
     }

@@ -250,9 +250,9 @@ async fn batch_answer_replaced_by_a_gateway_html_page_leaves_no_duplicate() {
     assert_eq!(reads_of_issues, 2, "the plan's read, and the look after the lost answer");
     assert_eq!(
         site.instance.requests().len(),
-        17,
-        "the cycle's 15 reads (one of them the SSO evidence's, one the Up MID Servers' users' refusals), 1 batch, \
-         1 look"
+        19,
+        "the cycle's 17 reads (one of them the SSO evidence's; one counts the Up MID Servers' users' refusals, two \
+         read the refused user's latest event), 1 batch, 1 look"
     );
 
     // The next cycle counts the five once; still no duplicate.
