@@ -20,7 +20,17 @@ pub(super) struct Count {
     pub(super) latest_missing: bool,
 }
 
-/// Per cohort, the counts by user (with the latest time where `with_max` asks for it), or `None` where the
+/// What a count asks for, and how it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asking {
+    /// Counts and each user's latest time, spread over `[instance] concurrency` Batch API calls: the read plan
+    /// waits for them.
+    Latest,
+    /// Counts only, in as few Batch API calls as it takes (a question asked beside the others).
+    CountsOnly,
+}
+
+/// Per cohort, the counts by user (with the latest time where `asking` says so), or `None` where the
 /// Aggregate API could not answer (read everything). The first cohort probes: if the instance refuses MAX, the
 /// rest ask for counts only; if it has no Aggregate API for this account, no other cohort asks. The rest go through the Batch API, spread over
 /// `[instance] concurrency` calls.
@@ -28,11 +38,14 @@ pub(super) async fn count(
     client: &Client,
     bounded: &Query,
     cohorts: &[Cohort],
-    with_max: bool,
+    asking: Asking,
 ) -> Result<Vec<Option<Counted>>, ApiError> {
     let Some(first) = cohorts.first() else { return Ok(Vec::new()) };
     let query = |c: &Cohort| bounded.clone().and(&c.condition);
-    let mut max: &[&str] = if with_max { &["sys_created_on"] } else { &[] };
+    let mut max: &[&str] = match asking {
+        Asking::Latest => &["sys_created_on"],
+        Asking::CountsOnly => &[],
+    };
     let probe = match client.aggregate(TABLE, &query(first), &["parm1", "name"], max).await {
         Err(e) if unavailable(&e) && !max.is_empty() => {
             max = &[];
@@ -53,7 +66,10 @@ pub(super) async fn count(
     // The other cohorts' counts through the Batch API, in as many calls as may be in flight; any it does not
     // answer are asked for directly, together.
     let queries: Vec<Query> = cohorts[1..].iter().map(query).collect();
-    let per_call = client.batch_share(queries.len(), BATCH_READS);
+    let per_call = match asking {
+        Asking::Latest => client.batch_share(queries.len(), BATCH_READS),
+        Asking::CountsOnly => (queries.len() >= 2).then_some(BATCH_READS),
+    };
     let batched = client
         .in_batches(&queries, per_call, |group| client.aggregate_many(TABLE, group, &["parm1", "name"], max))
         .await?;

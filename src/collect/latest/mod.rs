@@ -43,7 +43,7 @@ use super::Read;
 use crate::domain::{EventActivity, LoginEvent, LoginEventKind, SSO_EVENTS, UserKey, Window};
 use crate::snow::query::{Field, IN_CHUNK, QueryValue, SYS_CREATED_ON, SYS_ID, ValueLookup, safe_prefix};
 use crate::snow::{ApiError, Client, Query};
-use count::{Count, count};
+use count::{Asking, Count, count};
 use fold::Latest;
 use reads::{last_sso_events, read_exact, read_heavy, read_superset};
 
@@ -131,7 +131,7 @@ pub(crate) async fn refused_among(client: &Client, window: &Window, users: &[Str
         .after(SYS_CREATED_ON, window.start)
         .at_or_before(SYS_CREATED_ON, window.end);
     let mut found = Refused { users: lookup.refused.iter().map(|s| s.user.clone()).collect(), uncounted: 0 };
-    for (cohort, counted) in cohorts.iter().zip(count(client, &refusals, &cohorts, false).await?) {
+    for (cohort, counted) in cohorts.iter().zip(count(client, &refusals, &cohorts, Asking::CountsOnly).await?) {
         let Some((counts, _)) = counted else {
             found.uncounted += cohort.users.len();
             continue;
@@ -191,7 +191,8 @@ pub(super) async fn latest_login_events(
     }
 
     let counted =
-        count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts, true).await?;
+        count(client, &queries.counted_base.clone().at_or_before(SYS_CREATED_ON, window.end), &cohorts, Asking::Latest)
+            .await?;
     let mut activity: BTreeMap<UserKey, BTreeMap<String, EventActivity>> = BTreeMap::new();
     let counts: Vec<CohortCounts> = counted
         .into_iter()
