@@ -97,18 +97,21 @@ async fn measure(n: usize) -> (Vec<Run>, bool) {
 
     let ours = env!("CARGO_BIN_EXE_midwatch").to_string();
     let mut plans = vec![
-        ("MAX".to_string(), AggregateSupport::Full, ours.clone(), None),
-        ("no MAX".to_string(), AggregateSupport::NoDateMax, ours.clone(), None),
-        ("no Aggregate API".to_string(), AggregateSupport::Unavailable, ours.clone(), None),
-        ("MAX, --no-write".to_string(), AggregateSupport::Full, ours, Some("--no-write")),
+        ("MAX".to_string(), AggregateSupport::Full, ours.clone(), None, true),
+        ("no MAX".to_string(), AggregateSupport::NoDateMax, ours.clone(), None, true),
+        ("no Aggregate API".to_string(), AggregateSupport::Unavailable, ours.clone(), None, true),
+        ("MAX, --no-write".to_string(), AggregateSupport::Full, ours.clone(), Some("--no-write"), true),
+        // What the early warnings (the users of Up MID Servers) cost: the same check without them.
+        ("MAX, no early warn.".to_string(), AggregateSupport::Full, ours, None, false),
     ];
     if let Ok(baseline) = std::env::var("MIDWATCH_BASELINE") {
-        plans.push(("baseline binary".to_string(), AggregateSupport::Full, baseline, None));
+        plans.push(("baseline binary".to_string(), AggregateSupport::Full, baseline, None, true));
     }
     let mut runs = Vec::new();
-    for (i, (plan, support, binary, extra)) in plans.into_iter().enumerate() {
+    for (i, (plan, support, binary, extra, early_warnings)) in plans.into_iter().enumerate() {
         // A state directory of its own: every run's email is its first.
-        let config = write_config(&dir.path().join(i.to_string()), &instance.url(), smtp.port());
+        let at = dir.path().join(i.to_string());
+        let config = write_config(&at, &instance.url(), smtp.port(), early_warnings);
         let mails_before = smtp.messages().len();
         instance.set_aggregate(support);
         instance.edit(|t| {
@@ -137,12 +140,14 @@ async fn measure(n: usize) -> (Vec<Run>, bool) {
     (runs, same)
 }
 
-fn write_config(dir: &Path, url: &str, smtp_port: u16) -> std::path::PathBuf {
+/// The check's config; `early_warnings = false` when not `early_warnings` (a baseline binary may not know the key).
+fn write_config(dir: &Path, url: &str, smtp_port: u16, early_warnings: bool) -> std::path::PathBuf {
     let state = dir.join("state");
     let file = dir.join("midwatch.toml");
+    let check = if early_warnings { "" } else { "[check]\nearly_warnings = false\n\n" };
     let text = format!(
         "[instance]\nurl = \"{url}\"\nname = \"bench\"\nuser = \"{USER}\"\npassword_file = \"{}\"\ntimeout = \"60s\"\n\n\
-         [state]\ndirectory = \"{}\"\n\n\
+         {check}[state]\ndirectory = \"{}\"\n\n\
          [email]\nurl = \"smtp://127.0.0.1:{smtp_port}\"\ntls = \"none\"\nfrom = \"midwatch <midwatch@bench.example>\"\n\
          to = [\"mid-admins@bench.example\"]\n",
         dir.join("pw").display(),
