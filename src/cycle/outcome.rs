@@ -45,13 +45,14 @@ impl Outcome {
             self.report.summary.findings_by_category.iter().map(|(c, n)| format!("{}={n}", c.name())).collect();
         let alerts = self.alerts.as_ref().map(|a| format!("; alerts: {}", a.summary())).unwrap_or_default();
         format!(
-            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}]; {}; {}{alerts}",
+            "cycle {} in {} ms: {} requests, {} bytes; findings={} [{}] warnings={}; {}; {}{alerts}",
             self.report.status.label(),
             self.duration.as_millis(),
             self.requests,
             self.response_bytes,
             self.report.findings.len(),
             by.join(" "),
+            self.report.warnings.len(),
             self.write_back.summary(),
             self.email.as_ref().map_or_else(|| "email off".to_string(), EmailOutcome::summary)
         )
