@@ -110,8 +110,8 @@ pub(super) fn early(
     warnings.sort_by(|a, b| (a.kind(), a.user()).cmp(&(b.kind(), b.user())));
 
     let mut observations = down_not_user(s, latest, &judged);
-    observations.extend(user_mismatches(s, &|k| covers(k)));
-    observations.extend(user_name_cases(s, &|k| covers(k)));
+    observations.extend(user_mismatches(s, covers));
+    observations.extend(user_name_cases(s, covers));
     Early { warnings, observations }
 }
 
