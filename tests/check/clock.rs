@@ -23,10 +23,6 @@ fn skew() -> TimeDelta {
     TimeDelta::seconds(7 * 60 + 2)
 }
 
-fn reference(table: &str, id: &str) -> Value {
-    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
 fn ago(now: DateTime<Utc>, minutes: i64) -> String {
     sn_time::format(now - TimeDelta::minutes(minutes))
 }

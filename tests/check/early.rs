@@ -12,10 +12,6 @@ use crate::support::*;
 
 const ROLE: &str = "a0000000000000000000000000000001";
 
-fn reference(table: &str, id: &str) -> Value {
-    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
 /// A user record: its name, `active`, `locked_out` and `failed_attempts`.
 struct Account<'a>(&'a str, bool, bool, &'a str);
 

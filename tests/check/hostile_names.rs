@@ -8,10 +8,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn reference(table: &str, id: &str) -> Value {
-    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
 fn fixture(rows: Vec<Value>) -> String {
     json!({ "result": rows }).to_string()
 }

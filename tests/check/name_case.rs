@@ -18,10 +18,6 @@ use crate::support::*;
 
 const ROLE: &str = "a0000000000000000000000000000001";
 
-fn reference(table: &str, id: &str) -> Value {
-    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
 /// One user: its record's name, the name its down MID Server is configured with, and its events
 /// (parm1, event name, time).
 struct User<'a> {

@@ -126,11 +126,6 @@ async fn keyset_paging_reads_every_row_once_even_when_a_second_spans_pages() {
     assert!(queries.iter().any(|q| q.contains("^sys_id>")), "ties larger than a page were read by sys_id");
 }
 
-/// A reference as the Table API stores it.
-fn reference(table: &str, id: &str) -> serde_json::Value {
-    json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
-}
-
 /// 250 users of 250 Down MID Servers, none logging in; `mid_server` contains `soap_script`, which each user
 /// holds (inherited), so each is a network finding whose connectivity the instance can detect. Each user's two
 /// role rows are far apart in `sys_id` order, so a page that ends early cannot hold both.

@@ -17,6 +17,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 pub(crate) const USER: &str = "svc.midwatch";
 pub(crate) const PASSWORD: &str = "test-password";
 
+/// A reference field as the Table API answers it: `{"link": …, "value": <sys_id>}`.
+pub(crate) fn reference(table: &str, id: &str) -> serde_json::Value {
+    serde_json::json!({"link": format!("https://acme.service-now.com/api/now/table/{table}/{id}"), "value": id})
+}
+
 /// The tables of the demo data set, as the instance serves them.
 pub(crate) const TABLES: &[&str] = &[
     "sys_user_role",
