@@ -149,38 +149,33 @@ impl Cycle<'_> {
         now: DateTime<Utc>,
         deadline: Deadline,
     ) -> Option<AlertsOutcome> {
-        let (Some(config), false, false) = (&self.config.alertmanager, self.opts.no_alerts, self.opts.dry_run) else {
-            return None;
-        };
-        if self.opts.scope != Scope::All {
-            return None;
-        }
-        let target = alerts::Target {
-            config,
-            state_dir: &self.config.state_directory,
-            instance_url: &self.config.instance.url,
-            lifetime: self.opts.alert_lifetime,
-            dry_run: false,
-        };
+        let target = self.alert_target().filter(|t| !t.dry_run)?;
         let deadline = deadline.max(Deadline::after(FAILURE_GRACE));
         Some(alerts::post_failure(&target, status_line, now, deadline).await)
     }
 
     /// This cycle's alerts, unless no `[alertmanager]` is configured, `--no-alerts` was given or the check is
-    /// selected: a selected check's findings would read as everyone else's resolved.
+    /// selected (see [`Cycle::alert_target`]).
     async fn alerts(&self, report: &Report, now: DateTime<Utc>, deadline: Deadline) -> Option<AlertsOutcome> {
-        let (Some(config), false) = (&self.config.alertmanager, self.opts.no_alerts) else { return None };
-        if report.selected_users.is_some() {
+        let target = self.alert_target()?;
+        Some(alerts::post_report(&target, report, now, deadline).await)
+    }
+
+    /// Where this cycle's alerts go (a dry run's only decided), unless no `[alertmanager]` is configured,
+    /// `--no-alerts` was given or the check is selected: a selected check's findings would read as everyone
+    /// else's resolved.
+    fn alert_target(&self) -> Option<alerts::Target<'_>> {
+        let config = self.config.alertmanager.as_ref().filter(|_| !self.opts.no_alerts)?;
+        if self.opts.scope != Scope::All {
             tracing::info!("a selected check (--user, --mid-server) posts no alerts; the service's cycles do");
             return None;
         }
-        let target = alerts::Target {
+        Some(alerts::Target {
             config,
             state_dir: &self.config.state_directory,
             instance_url: &self.config.instance.url,
             lifetime: self.opts.alert_lifetime,
             dry_run: self.opts.dry_run,
-        };
-        Some(alerts::post_report(&target, report, now, deadline).await)
+        })
     }
 }
