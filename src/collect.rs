@@ -138,8 +138,7 @@ pub(crate) async fn in_window(client: &Client, mut snapshot: Snapshot, window: &
     // refused login in the window only.
     let to_check = covered(population.to_check());
     let up_only: Vec<String> = if snapshot.early_warnings {
-        let up = covered(population.to_read(true));
-        up.into_iter().filter(|(k, _)| !to_check.contains_key(k)).map(|(_, name)| name).collect()
+        covered(population.up_mid_users.iter().map(|(k, u)| (k.clone(), u.name)).collect()).into_values().collect()
     } else {
         Vec::new()
     };

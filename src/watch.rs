@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cycle::clock::HostClock;
 use crate::cycle::{Cycle, CycleError, Meter, Observed, Outcome, Read, Writes};
-use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, same_name, sn_time};
+use crate::domain::{Category, Report, Snapshot, WatchEnd, Watched, sn_time};
 
 /// `--every`'s default: a MID Server's heartbeat is every 5 minutes, but a fix shows in its next login.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(60);
@@ -214,9 +214,7 @@ impl Rounds<'_> {
 
     /// The watched users `report` finds clear.
     fn clear(&self, report: &Report) -> Vec<String> {
-        let found = |u: &String| report.findings.iter().any(|f| same_name(&f.user, u));
-        let warned = |u: &String| report.warnings.iter().any(|w| same_name(w.user(), u));
-        self.watched.iter().filter(|u| !found(u) && !warned(u)).cloned().collect()
+        self.watched.iter().filter(|u| !report.flags(u)).cloned().collect()
     }
 
     fn say(&mut self, line: String) {

@@ -358,6 +358,12 @@ impl Report {
         )
     }
 
+    /// Whether `user` (in any case) has a finding or an early warning: not clear.
+    pub(crate) fn flags(&self, user: &str) -> bool {
+        self.findings.iter().any(|f| super::same_name(&f.user, user))
+            || self.warnings.iter().any(|w| super::same_name(w.user(), user))
+    }
+
     /// The performance data (monitoring-plugins format, `label=value`, space-separated): the findings, the
     /// down MID Servers, the findings of every category and the early warnings, zero included, so that a graph
     /// has every series.

@@ -12,7 +12,7 @@ pub mod sn_time;
 mod watched;
 
 pub use finding::*;
-pub(crate) use population::Population;
+pub(crate) use population::{Population, users_on};
 pub use records::*;
 pub(crate) use selection::{KnownNames, ResolvedSelection};
 pub use selection::{Scope, Selection};

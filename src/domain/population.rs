@@ -73,17 +73,6 @@ impl<'a> Population<'a> {
         Population { role_users, down_mid_users, configured, unassociated, down_mid_servers, up_mid_users }
     }
 
-    /// U ∪ E: whose latest login events a check with early warnings reads.
-    pub(crate) fn to_read(&self, early_warnings: bool) -> BTreeMap<UserKey, &'a str> {
-        let mut users = self.to_check();
-        if early_warnings {
-            for (k, u) in &self.up_mid_users {
-                users.entry(k.clone()).or_insert(u.name);
-            }
-        }
-        users
-    }
-
     /// U = B ∪ D: the users whose login events decide a finding, each with the name its finding carries (the
     /// configured name for a user of down MID Servers, the record's for the others, as the built-in job names
     /// them). Users configured only on Up MID Servers are never examined.
@@ -95,7 +84,7 @@ impl<'a> Population<'a> {
 }
 
 /// The users configured on `mids`, each with those of `mids` it is configured on.
-fn users_on<'a>(s: &'a Snapshot, mids: &[&'a MidServer]) -> BTreeMap<UserKey, OnMids<'a>> {
+pub(crate) fn users_on<'a>(s: &'a Snapshot, mids: &[&'a MidServer]) -> BTreeMap<UserKey, OnMids<'a>> {
     let mut users: BTreeMap<UserKey, OnMids<'a>> = BTreeMap::new();
     for cfg in &s.mid_user_configs {
         if let Some(mid) = mids.iter().find(|m| cfg.mid_server.as_ref() == Some(&m.sys_id)) {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{event_evidence, user_by_name};
 use crate::domain::{
     LoginEvent, LoginEventKind, MidServer, Observation, Population, Snapshot, SysId, UserKey, Warning, same_name,
-    sn_time,
+    sn_time, users_on,
 };
 
 /// What the early rules found.
@@ -200,18 +200,14 @@ fn down_not_user(
 ) -> Vec<Observation> {
     let mut out = Vec::new();
     for mid in s.mid_servers.iter().filter(|m| m.is_down()) {
-        let mut users: BTreeMap<UserKey, &str> = BTreeMap::new();
-        for c in s.mid_user_configs.iter().filter(|c| c.mid_server.as_ref() == Some(&mid.sys_id)) {
-            let name = users.entry(UserKey::of(&c.user_name)).or_insert(c.user_name.as_str());
-            *name = (*name).min(c.user_name.as_str());
-        }
+        let users = users_on(s, &[mid]);
         let logins: Option<Vec<&LoginEvent>> = users
             .keys()
             .map(|k| latest.get(k).copied().filter(|e| judged(k) && e.kind == LoginEventKind::Succeeded))
             .collect();
         let (Some(logins), false) = (logins, users.is_empty()) else { continue };
         let Some(last) = logins.iter().map(|e| e.created_on).max() else { continue };
-        let names: Vec<String> = users.values().map(|n| n.to_string()).collect();
+        let names: Vec<String> = users.values().map(|u| u.name.to_string()).collect();
         let text = format!(
             "MID Server {} is Down, but {} {} logged in successfully in the window (the last at {} UTC): the user \
              is not the cause. Look at the MID Server's host and service: is it running, and can it reach the \

@@ -55,9 +55,8 @@ pub(crate) fn lines(
     if let [(user, rest)] = users.as_slice() {
         return vec![format!("{user}: {rest}")];
     }
-    let found = |u: &String| report.findings.iter().any(|f| same_name(&f.user, u));
+    let open = watched.iter().filter(|u| report.flags(u)).count();
     let warned = |u: &String| report.warnings.iter().any(|w| same_name(w.user(), u));
-    let open = watched.iter().filter(|u| found(u) || warned(u)).count();
     let what = if watched.iter().any(warned) { "a finding or warning" } else { "a finding" };
     let width = users.iter().map(|(u, _)| u.chars().count()).max().unwrap_or(0);
     let heading = format!(
