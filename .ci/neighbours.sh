@@ -11,16 +11,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 started=$(date +%s)
 
-fail() { echo "FAIL $1"; exit 1; }
-skip() { echo "SKIP $1"; }
-# wait_for SECONDS COMMAND...: polls COMMAND every half second until it succeeds or SECONDS pass.
-wait_for() {
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@"; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.5
-  done
-}
+. "$(dirname "$0")/neighbours/common.sh"
 
 work=$(mktemp -d /tmp/midwatch-neighbours.XXXXXX)
 chmod 755 "$work"
@@ -53,7 +44,6 @@ if ! apt_install "${packages[@]}"; then
   apt-get update -q >>"$work/apt.log" 2>&1 || true
   apt_install "${packages[@]}" || for p in "${packages[@]}"; do apt_install "$p" || true; done
 fi
-installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 for p in "${packages[@]}"; do
   if installed "$p"; then
     echo "   $p $(dpkg-query -W -f='${Version}' "$p")"

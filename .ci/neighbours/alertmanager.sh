@@ -18,16 +18,7 @@ if [ -z "${work:-}" ]; then
   trap 'ci_status=$?; [ "$BASH_SUBSHELL" -gt 0 ] || echo "FAIL ${BASH_SOURCE[0]}:$LINENO: \`$BASH_COMMAND\` exited $ci_status" >&2' ERR
   cd "$(dirname "${BASH_SOURCE[0]}")/../.."
   repo=$PWD
-  fail() { echo "FAIL $1"; exit 1; }
-  skip() { echo "SKIP $1"; }
-  wait_for() {
-    local deadline=$(( $(date +%s) + $1 )); shift
-    until "$@"; do
-      [ "$(date +%s)" -lt "$deadline" ] || return 1
-      sleep 0.5
-    done
-  }
-  installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+  . .ci/neighbours/common.sh
   work=$(mktemp -d /tmp/midwatch-alertmanager.XXXXXX)
   pids=()
   cleanup() {
