@@ -12,6 +12,7 @@
 //! midwatch configuration on request ([`rehearsal`]).
 
 mod dataset;
+pub mod edits;
 pub mod events;
 pub mod generate;
 pub mod oauth;

@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use midwatch_sim::FakeInstance;
 
-use super::{SyseventRow, fix_midserver2, note, record_login_event};
+use midwatch_sim::edits::{SyseventRow, fix_midserver2, record_login_event};
+
+use super::note;
 use crate::config::Config;
 use crate::cycle::{CheckOptions, Cycle, Outcome};
 use crate::domain::Watched;

@@ -157,7 +157,7 @@ async fn a_fixed_user_is_resolved_once_and_a_selected_or_switched_off_check_post
     let opts = CheckOptions::from_config(&config);
     cycle(&config, &opts, reference_now()).await;
     let later = reference_now() + chrono::Duration::minutes(5);
-    instance.edit(|tables| midwatch::demo::fix_midserver2(tables, later - chrono::Duration::minutes(2)));
+    instance.edit(|tables| midwatch_sim::edits::fix_midserver2(tables, later - chrono::Duration::minutes(2)));
     instance.set_clock(later);
     cycle(&config, &opts, later).await;
     let last = later + chrono::Duration::minutes(5);

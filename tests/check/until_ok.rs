@@ -48,7 +48,7 @@ fn nothing(_: &FakeInstance, _: DateTime<Utc>) {}
 
 /// midserver2 is unlocked and its MID Server logs in 30 seconds before the round (the demo's own fix).
 fn fixed(instance: &FakeInstance, at: DateTime<Utc>) {
-    instance.edit(|tables| midwatch::demo::fix_midserver2(tables, at - chrono::Duration::seconds(30)));
+    instance.edit(|tables| midwatch_sim::edits::fix_midserver2(tables, at - chrono::Duration::seconds(30)));
 }
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -60,14 +60,14 @@ async fn instance() -> FakeInstance {
     let instance = FakeInstance::start(Dataset::demo(reference_now()), USER, PASSWORD).await.expect("start");
     instance.set_clock(reference_now());
     let failed = "e7e700000000000000000000000000ff";
-    let event = midwatch::demo::SyseventRow {
+    let event = midwatch_sim::edits::SyseventRow {
         sys_id: failed,
         name: "login.failed",
         user: "midserver2",
         parm2: "10.0.0.9",
         at: at(-60),
     };
-    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
+    instance.edit(|t| midwatch_sim::edits::record_login_event(t, &event));
     instance
 }
 
@@ -445,14 +445,14 @@ async fn a_round_line_gives_the_date_of_a_time_before_the_instance_s_day() {
     let instance = FakeInstance::start(Dataset::demo(midnight), USER, PASSWORD).await.expect("start");
     let now = midnight + chrono::Duration::minutes(2);
     instance.set_clock(now);
-    let event = midwatch::demo::SyseventRow {
+    let event = midwatch_sim::edits::SyseventRow {
         sys_id: "e7e700000000000000000000000000fe",
         name: "login.failed",
         user: "midserver2",
         parm2: "10.0.0.9",
         at: midnight - chrono::Duration::seconds(30),
     };
-    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
+    instance.edit(|t| midwatch_sim::edits::record_login_event(t, &event));
     let mut script = Script { instance: &instance, steps: VecDeque::new(), host_ahead: chrono::Duration::zero() };
     let (_, said) = watch_of(&instance, midserver2(), &mut script, now).await;
     assert_eq!(
@@ -464,14 +464,14 @@ async fn a_round_line_gives_the_date_of_a_time_before_the_instance_s_day() {
 
 /// mid.healthy's MID Server logs in 30 seconds before the round: the client with the old password was fixed.
 fn healthy_logs_in(instance: &FakeInstance, at: DateTime<Utc>) {
-    let event = midwatch::demo::SyseventRow {
+    let event = midwatch_sim::edits::SyseventRow {
         sys_id: "e7e700000000000000000000000000fe",
         name: "login",
         user: "mid.healthy",
         parm2: "10.20.40.12",
         at: at - chrono::Duration::seconds(30),
     };
-    instance.edit(|t| midwatch::demo::record_login_event(t, &event));
+    instance.edit(|t| midwatch_sim::edits::record_login_event(t, &event));
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ fn minutes(m: i64) -> chrono::Duration {
 
 /// midserver2 is unlocked and its MID Server logs in at `at` (the demo's own fix).
 fn fix_midserver2(site: &Site, at: DateTime<Utc>) {
-    site.instance.edit(|tables| midwatch::demo::fix_midserver2(tables, at));
+    site.instance.edit(|tables| midwatch_sim::edits::fix_midserver2(tables, at));
 }
 
 async fn detect_persist_fix(batch: bool) {
@@ -136,7 +136,7 @@ async fn detect_persist_fix(batch: bool) {
     // Cycle 4: midserver2 fails again — a new record; the resolved one is never reopened.
     site.instance.edit(|t| {
         if let Some(events) = t.get_mut("sysevent") {
-            events.retain(|e| text(e, "sys_id") != midwatch::demo::FIX_EVENT_SYS_ID);
+            events.retain(|e| text(e, "sys_id") != midwatch_sim::edits::FIX_EVENT_SYS_ID);
         }
     });
     let fourth = site.cycle(last + minutes(5)).await;
@@ -434,7 +434,7 @@ async fn since_when_grows_over_cycles_and_a_finding_back_after_resolve_says_so()
 
     // midserver2 is fixed: its record is resolved; then it fails again and is back.
     let t2 = t1 + chrono::Duration::minutes(5);
-    site.instance.edit(|tables| midwatch::demo::fix_midserver2(tables, t2 - chrono::Duration::minutes(2)));
+    site.instance.edit(|tables| midwatch_sim::edits::fix_midserver2(tables, t2 - chrono::Duration::minutes(2)));
     let third = site.cycle(t2).await;
     assert!(third.report.findings.iter().all(|f| f.user != "midserver2"));
     let t3 = t2 + chrono::Duration::minutes(5);

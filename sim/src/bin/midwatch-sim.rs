@@ -19,6 +19,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use midwatch_sim::FakeInstance;
+use midwatch_sim::edits::{self, FIX_EVENT_SYS_ID};
 use midwatch_sim::rehearsal::{self, Rehearsal};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -96,9 +97,6 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, Strin
     }
     Ok(Some(parsed))
 }
-
-/// The sys_id of the `login` event SIGUSR1 records (the demo's own fix uses the same one).
-const FIX_EVENT_SYS_ID: &str = "e7e7ffff000000000000000000000001";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -242,26 +240,15 @@ fn printable(s: &str) -> String {
     s.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// Unlocks `midserver2` and records a successful `login` of it at the instance's time now, once.
+/// Fixes `midserver2` (`midwatch_sim::edits::fix_midserver2`) at the instance's time now, once: a second
+/// SIGUSR1 replaces the first fix's login event.
 fn fix_midserver2(instance: &FakeInstance) {
-    use serde_json::Value;
-    let now = instance.now().format("%Y-%m-%d %H:%M:%S").to_string();
+    let now = instance.now();
     instance.edit(|tables| {
-        for user in tables.get_mut("sys_user").into_iter().flatten() {
-            if user.get("user_name").and_then(Value::as_str) == Some("midserver2") {
-                user.insert("locked_out".into(), Value::String("false".into()));
-            }
+        if let Some(events) = tables.get_mut("sysevent") {
+            events.retain(|e| e.get("sys_id").and_then(serde_json::Value::as_str) != Some(FIX_EVENT_SYS_ID));
         }
-        let Some(events) = tables.get_mut("sysevent") else { return };
-        events.retain(|e| e.get("sys_id").and_then(Value::as_str) != Some(FIX_EVENT_SYS_ID));
-        let row = serde_json::json!({
-            "sys_id": FIX_EVENT_SYS_ID, "name": "login", "parm1": "midserver2", "parm2": "10.20.30.41",
-            "instance": "", "table": "", "state": "processed", "queue": "",
-            "sys_created_on": now, "sys_created_by": "midserver2",
-        });
-        if let Value::Object(row) = row {
-            events.push(row);
-        }
+        edits::fix_midserver2(tables, now);
     });
 }
 
